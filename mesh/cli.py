@@ -17,7 +17,9 @@ from mesh.errors import InputError
 
 __all__ = ["main"]
 
-#: Modules that contribute subcommands, each with ``add_parser(subparsers)``.
+#: Modules that contribute commands. Each may define ``add_parser(subparsers)``
+#: for top-level commands and ``add_cert_parser(cert_subparsers)`` for
+#: ``mesh cert ...`` subcommands.
 _COMMANDS = [
     "mesh.pki.commands",
 ]
@@ -29,8 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mutual-TLS component mesh emulator.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cert = subparsers.add_parser(
+        "cert", help="check, lint and convert certificate files"
+    )
+    cert_subparsers = cert.add_subparsers(dest="cert_command", metavar="SUBCOMMAND")
     for name in _COMMANDS:
-        importlib.import_module(name).add_parser(subparsers)
+        module = importlib.import_module(name)
+        if hasattr(module, "add_parser"):
+            module.add_parser(subparsers)
+        if hasattr(module, "add_cert_parser"):
+            module.add_cert_parser(cert_subparsers)
     return parser
 
 
