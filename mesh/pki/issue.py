@@ -29,6 +29,7 @@ __all__ = [
     "new_key",
     "slug",
     "KeySource",
+    "self_signed_leaf",
 ]
 
 #: Something that hands out RSA private keys of a given size. Tests pass a pool
@@ -227,50 +228,19 @@ class CertificateAuthority:
         key = key or new_key(key_size)
         if cdp_url is ...:
             cdp_url = self.crl_url
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject.name(common_name))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after or not_before + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
+        builder = _leaf_builder(
+            common_name,
+            key=key,
+            subject=subject,
+            issuer_name=self.cert.subject,
+            issuer_public_key=self.key.public_key(),
+            not_before=not_before,
+            not_after=not_after or not_before + dt.timedelta(days=days),
+            cdp_url=cdp_url,
+            san=san,
+            server_auth=server_auth,
+            client_auth=client_auth,
         )
-        usages = []
-        if server_auth:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        if client_auth:
-            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-        if usages:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        if san:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False
-            )
-        if cdp_url:
-            builder = builder.add_extension(_cdp(str(cdp_url)), critical=False)
         cert = builder.sign(self.key, hash_algorithm or hashes.SHA256())
         return Issued(cert=cert, key=key, chain=self.chain)
 
@@ -308,6 +278,97 @@ class CertificateAuthority:
                 .build()
             )
         return builder.sign(self.key, hashes.SHA256())
+
+
+def self_signed_leaf(
+    common_name: str,
+    *,
+    not_before: dt.datetime,
+    days: int = 365,
+    not_after: dt.datetime | None = None,
+    key: rsa.RSAPrivateKey | None = None,
+    key_size: int = 2048,
+    subject: SubjectFields = SubjectFields(),
+    cdp_url: str | None = None,
+    hash_algorithm: hashes.HashAlgorithm | None = None,
+) -> Issued:
+    """An appliance certificate signed by its own key, like the one every
+    appliance generates at first start: the same fields as a CA-signed leaf,
+    but no CA anyone trusts stands behind it."""
+    key = key or new_key(key_size)
+    builder = _leaf_builder(
+        common_name,
+        key=key,
+        subject=subject,
+        issuer_name=subject.name(common_name),
+        issuer_public_key=key.public_key(),
+        not_before=not_before,
+        not_after=not_after or not_before + dt.timedelta(days=days),
+        cdp_url=cdp_url,
+        san=True,
+        server_auth=True,
+        client_auth=True,
+    )
+    return Issued(cert=builder.sign(key, hash_algorithm or hashes.SHA256()), key=key)
+
+
+def _leaf_builder(
+    common_name: str,
+    *,
+    key: rsa.RSAPrivateKey,
+    subject: SubjectFields,
+    issuer_name: x509.Name,
+    issuer_public_key: rsa.RSAPublicKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    cdp_url: str | None,
+    san: bool,
+    server_auth: bool,
+    client_auth: bool,
+) -> x509.CertificateBuilder:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject.name(common_name))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),
+            critical=False,
+        )
+    )
+    usages = []
+    if server_auth:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client_auth:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False
+        )
+    if cdp_url:
+        builder = builder.add_extension(_cdp(str(cdp_url)), critical=False)
+    return builder
 
 
 def _crl_url(base: str | None, name: str) -> str | None:
