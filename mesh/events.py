@@ -1,0 +1,420 @@
+"""Every state change in a mesh, as a frozen attrs event.
+
+One event stream feeds everything that reports: the appliances' status, the
+scenario reports, live views and tests all read these objects (or their JSON
+lines), so a link that halted is described the same way everywhere.
+
+Rules every event keeps:
+
+* ``kind`` is a stable kebab-case name (``link-halted``), ``at`` the *emulated*
+  instant it happened (from :class:`mesh.clock.EmulatedClock`).
+* Fields are plain data: names, codes, messages, serials, URLs. No event can
+  carry a private key or a passphrase: there is no field for them, and
+  construction refuses any text that looks like PEM key material (an event
+  that could leak a key cannot exist, as an invalid h11 event cannot).
+* ``to_json()`` is one JSON object on one line; failure codes appear as their
+  stable code with the exact operator message beside them, serials as upper-case
+  hex (JSON numbers lose precision past 2**53).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, ClassVar
+
+import attrs
+from attrs import define, field
+
+from mesh.errors import FailureCode, Severity
+
+__all__ = [
+    "Event",
+    "ApplianceStarted",
+    "ApplianceStopped",
+    "LinkConnecting",
+    "LinkUp",
+    "LinkUpUnvalidated",
+    "ValidationSkipped",
+    "LinkHalted",
+    "LinkDown",
+    "CrlFetched",
+    "CrlFetchFailed",
+    "CertificateUploaded",
+    "UploadRefused",
+    "CertificateRevoked",
+    "ValidationSwitched",
+    "ClockAdvanced",
+    "CrlServerChanged",
+    "MessageDelivered",
+    "EVENT_KINDS",
+    "looks_secret",
+]
+
+_SECRET_MARKS = ("PRIVATE KEY-----", "ENCRYPTED PRIVATE KEY", "BEGIN RSA PRIVATE")
+
+
+def looks_secret(text: str) -> bool:
+    """True if ``text`` contains PEM private-key material."""
+    return any(mark in text for mark in _SECRET_MARKS)
+
+
+def _no_secrets(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    for item in values:
+        if isinstance(item, str) and looks_secret(item):
+            raise ValueError(
+                f"{type(instance).__name__}.{attribute.name} contains private key material; "
+                "events must never carry keys"
+            )
+
+
+def _aware(instance: Any, attribute: attrs.Attribute, value: dt.datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{type(instance).__name__}.at must be timezone-aware (emulated UTC)")
+
+
+def _text(default: str | None = None) -> Any:
+    return field(default=default, validator=_no_secrets)
+
+
+def _render(value: Any, name: str) -> Any:
+    if isinstance(value, FailureCode):
+        return value.code
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Severity):
+        return value.value
+    if isinstance(value, int) and not isinstance(value, bool) and name == "serial":
+        return format(value, "X")
+    if isinstance(value, tuple):
+        return [_render(item, "") for item in value]
+    return value
+
+
+@define(frozen=True, kw_only=True)
+class Event:
+    """Base of every event: the emulated instant and a stable kind."""
+
+    kind: ClassVar[str] = "event"
+    severity: ClassVar[Severity] = Severity.NOTE
+
+    at: dt.datetime = field(validator=_aware)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "severity": self.severity.value}
+        for a in attrs.fields(type(self)):
+            value = getattr(self, a.name)
+            out[a.name] = _render(value, a.name)
+            if isinstance(value, FailureCode):
+                out["message"] = value.message
+        return out
+
+    def to_json(self) -> str:
+        """One JSON object, one line, keys in a stable order."""
+        return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    def describe(self) -> str:
+        """A one-line log message for a person."""
+        return self.kind
+
+    def log_line(self) -> str:
+        """``<instant> <severity> <kind>: <description>``."""
+        return f"{_render(self.at, 'at')} {self.severity.value.upper()} {self.describe()}"
+
+
+# -- appliances --
+
+
+@define(frozen=True, kw_only=True)
+class ApplianceStarted(Event):
+    kind: ClassVar[str] = "appliance-started"
+
+    appliance: str
+    role: str
+    address: str
+    subject: str = _text("")
+    serial: int | None = None
+    self_signed: bool = False
+
+    def describe(self) -> str:
+        origin = "a locally generated self-signed certificate" if self.self_signed else self.subject
+        return f"{self.appliance} ({self.role}) listening on {self.address} with {origin}"
+
+
+@define(frozen=True, kw_only=True)
+class ApplianceStopped(Event):
+    kind: ClassVar[str] = "appliance-stopped"
+
+    appliance: str
+
+    def describe(self) -> str:
+        return f"{self.appliance} stopped"
+
+
+# -- links --
+
+
+@define(frozen=True, kw_only=True)
+class LinkConnecting(Event):
+    kind: ClassVar[str] = "link-connecting"
+
+    dialer: str
+    listener: str
+    attempt: int = 1
+
+    def describe(self) -> str:
+        return f"{self.dialer} -> {self.listener}: connecting (attempt {self.attempt})"
+
+
+@define(frozen=True, kw_only=True)
+class LinkUp(Event):
+    """Both ends ran every check and accepted."""
+
+    kind: ClassVar[str] = "link-up"
+
+    dialer: str
+    listener: str
+
+    def describe(self) -> str:
+        return f"{self.dialer} -> {self.listener}: up, both ends validated"
+
+
+@define(frozen=True, kw_only=True)
+class LinkUpUnvalidated(Event):
+    """Both ends accepted, but at least one had validation switched off."""
+
+    kind: ClassVar[str] = "link-up-unvalidated"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    dialer: str
+    listener: str
+    unvalidated_by: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        who = ", ".join(self.unvalidated_by)
+        return f"{self.dialer} -> {self.listener}: up, not validated by {who}"
+
+
+@define(frozen=True, kw_only=True)
+class ValidationSkipped(Event):
+    """Validation is off at ``appliance``: the link came up despite these findings."""
+
+    kind: ClassVar[str] = "validation-skipped"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    peer: str
+    dialer: str
+    listener: str
+    would_fail: tuple[str, ...] = field(default=(), validator=_no_secrets)
+    messages: tuple[str, ...] = field(default=(), validator=_no_secrets)
+    subject: str = _text("")
+    serial: int | None = None
+
+    def describe(self) -> str:
+        if self.would_fail:
+            checks = "; ".join(
+                f"{code}: {message}" for code, message in zip(self.would_fail, self.messages)
+            )
+            return (
+                f"{self.appliance}: validation is off, accepted {self.peer} "
+                f"although these checks would have failed: {checks}"
+            )
+        return f"{self.appliance}: validation is off, accepted {self.peer} without checking"
+
+
+@define(frozen=True, kw_only=True)
+class LinkHalted(Event):
+    """A check failed with validation on: the connection was closed before any data."""
+
+    kind: ClassVar[str] = "link-halted"
+    severity: ClassVar[Severity] = Severity.ERROR
+
+    dialer: str
+    listener: str
+    refused_by: str
+    code: FailureCode
+    subject: str = _text("")
+    serial: int | None = None
+    detail: str = _text("")
+
+    @property
+    def message(self) -> str:
+        return self.code.message
+
+    def describe(self) -> str:
+        text = f"{self.dialer} -> {self.listener}: halted by {self.refused_by}: {self.code.message}"
+        if self.subject:
+            text += f" [{self.subject}]"
+        return text
+
+
+@define(frozen=True, kw_only=True)
+class LinkDown(Event):
+    """The peer could not be reached, or a live link broke."""
+
+    kind: ClassVar[str] = "link-down"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    dialer: str
+    listener: str
+    reason: str = _text("")
+
+    def describe(self) -> str:
+        return f"{self.dialer} -> {self.listener}: down ({self.reason})"
+
+
+# -- CRLs --
+
+
+@define(frozen=True, kw_only=True)
+class CrlFetched(Event):
+    kind: ClassVar[str] = "crl-fetched"
+
+    appliance: str
+    url: str
+    number: int | None = None
+    entries: int = 0
+    next_update: dt.datetime | None = None
+
+    def describe(self) -> str:
+        return f"{self.appliance}: fetched CRL {self.url} ({self.entries} entries)"
+
+
+@define(frozen=True, kw_only=True)
+class CrlFetchFailed(Event):
+    kind: ClassVar[str] = "crl-fetch-failed"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    url: str
+    code: FailureCode
+    detail: str = _text("")
+
+    def describe(self) -> str:
+        return f"{self.appliance}: CRL {self.url}: {self.code.message}"
+
+
+# -- certificates and switches --
+
+
+@define(frozen=True, kw_only=True)
+class CertificateUploaded(Event):
+    kind: ClassVar[str] = "certificate-uploaded"
+
+    appliance: str
+    subject: str = _text("")
+    serial: int | None = None
+    validated: bool = True
+
+    def describe(self) -> str:
+        return f"{self.appliance}: certificate {self.subject} uploaded, used from the next connection"
+
+
+@define(frozen=True, kw_only=True)
+class UploadRefused(Event):
+    kind: ClassVar[str] = "upload-refused"
+    severity: ClassVar[Severity] = Severity.ERROR
+
+    appliance: str
+    code: FailureCode
+    subject: str = _text("")
+    serial: int | None = None
+    detail: str = _text("")
+
+    def describe(self) -> str:
+        return f"{self.appliance}: upload refused: {self.code.message}"
+
+
+@define(frozen=True, kw_only=True)
+class CertificateRevoked(Event):
+    kind: ClassVar[str] = "certificate-revoked"
+
+    appliance: str
+    serial: int | None = None
+    subject: str = _text("")
+
+    def describe(self) -> str:
+        return f"{self.appliance}: certificate {self.subject} revoked and its CRL republished"
+
+
+@define(frozen=True, kw_only=True)
+class ValidationSwitched(Event):
+    kind: ClassVar[str] = "validation-switched"
+
+    appliance: str
+    enabled: bool
+
+    @property
+    def severity(self) -> Severity:  # type: ignore[override]
+        return Severity.NOTE if self.enabled else Severity.WARNING
+
+    def describe(self) -> str:
+        return f"{self.appliance}: certificate validation {'on' if self.enabled else 'off'}"
+
+
+@define(frozen=True, kw_only=True)
+class ClockAdvanced(Event):
+    kind: ClassVar[str] = "clock-advanced"
+
+    delta: dt.timedelta
+    previous: dt.datetime
+
+    def describe(self) -> str:
+        return f"clock advanced by {self.delta} from {_render(self.previous, 'previous')}"
+
+
+@define(frozen=True, kw_only=True)
+class CrlServerChanged(Event):
+    kind: ClassVar[str] = "crl-server-changed"
+
+    state: str
+    address: str = ""
+
+    def describe(self) -> str:
+        return f"CRL server {self.address}: {self.state}"
+
+
+@define(frozen=True, kw_only=True)
+class MessageDelivered(Event):
+    """An application frame crossed a link (only ever after both ends accepted)."""
+
+    kind: ClassVar[str] = "message-delivered"
+
+    dialer: str
+    listener: str
+    sender: str
+    receiver: str
+    message: str
+    delivered: int
+
+    def describe(self) -> str:
+        return f"{self.sender} -> {self.receiver}: {self.message} (#{self.delivered} on this link)"
+
+
+#: kind -> class, for readers of the JSON lines.
+EVENT_KINDS: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        ApplianceStarted,
+        ApplianceStopped,
+        LinkConnecting,
+        LinkUp,
+        LinkUpUnvalidated,
+        ValidationSkipped,
+        LinkHalted,
+        LinkDown,
+        CrlFetched,
+        CrlFetchFailed,
+        CertificateUploaded,
+        UploadRefused,
+        CertificateRevoked,
+        ValidationSwitched,
+        ClockAdvanced,
+        CrlServerChanged,
+        MessageDelivered,
+    )
+}

@@ -1,0 +1,65 @@
+"""EventLog: memory, subscribers, JSON-lines sink."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from mesh.errors import FailureCode
+from mesh.eventlog import EventLog
+from mesh.events import LinkDown, LinkHalted, LinkUp
+
+
+def _halted(epoch, code=FailureCode.EXPIRED):
+    return LinkHalted(at=epoch, dialer="s", listener="c", refused_by="c", code=code)
+
+
+async def test_subscribers_get_every_later_event(epoch):
+    log = EventLog()
+    log.append(LinkUp(at=epoch, dialer="s", listener="c"))
+    channel = log.subscribe()
+    log.append(_halted(epoch))
+    log.append(LinkDown(at=epoch, dialer="s", listener="c", reason="refused"))
+    log.close()
+    got = [event.kind async for event in channel]
+    assert got == ["link-halted", "link-down"]
+    assert log.kinds() == ["link-up", "link-halted", "link-down"]
+
+
+async def test_a_closed_subscriber_is_dropped(epoch):
+    log = EventLog()
+    channel = log.subscribe()
+    channel.close()
+    log.append(_halted(epoch))
+    assert len(log) == 1
+
+
+def test_stream_sink_gets_one_json_object_per_line(epoch):
+    out = io.StringIO()
+    log = EventLog(out)
+    log.append(_halted(epoch))
+    log.append(_halted(epoch, FailureCode.REVOKED))
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["code"] for line in lines] == ["expired", "revoked"]
+    assert log.to_jsonl() == out.getvalue()
+
+
+def test_file_sink_appends(epoch, tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(_halted(epoch))
+    log.close()
+    log = EventLog(str(path))
+    log.append(_halted(epoch))
+    log.close()
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_of_filters_by_class_and_fields(epoch):
+    log = EventLog()
+    log.append(_halted(epoch))
+    log.append(_halted(epoch, FailureCode.REVOKED))
+    assert [e.code for e in log.of(LinkHalted, code=FailureCode.REVOKED)] == [
+        FailureCode.REVOKED
+    ]
+    assert log.of(LinkUp) == []
