@@ -22,6 +22,7 @@ __all__ = ["main"]
 #: ``mesh cert ...`` subcommands.
 _COMMANDS = [
     "mesh.pki.commands",
+    "mesh.scenario.commands",
 ]
 
 

@@ -1,0 +1,407 @@
+"""What a scenario file says, as frozen attrs objects.
+
+A scenario is a topology (a PKI and the appliances that use it), a timeline
+(steps played on the emulated clock) and expectations (which link is in which
+state, and when). These classes are the contract between the TOML loader, the
+runner, the reports and the pytest plugin: a topology built in Python is the
+same objects a file loads into, so both run the same way.
+
+Every object validates what it can see on its own (a role is a role, a
+duration is not negative); cross-references (an expectation naming a link no
+appliance dials) are checked by :func:`Scenario.problems`, which the loader
+turns into path-qualified lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+
+from attrs import define, field
+
+__all__ = [
+    "ROLES",
+    "ACTIONS",
+    "TARGETED_ACTIONS",
+    "LINK_STATES",
+    "UPLOAD_VERDICTS",
+    "CERTIFICATE_RECIPES",
+    "DEFAULT_START",
+    "PkiSpec",
+    "ApplianceDef",
+    "Step",
+    "Expectation",
+    "Scenario",
+    "parse_duration",
+    "format_duration",
+    "link_name",
+    "parse_link",
+]
+
+#: The appliance roles of the design brief.
+ROLES = ("sensor", "management-console", "ha-console", "forwarding-target")
+
+#: Timeline actions. ``advance`` only jumps the clock (every step's ``after``
+#: does that); the others act on the running mesh once the clock has jumped.
+ACTIONS = (
+    "advance",
+    "revoke",
+    "upload",
+    "set-validation",
+    "crl-down",
+    "crl-up",
+    "crl-slow",
+    "crl-garbage",
+    "stop",
+    "start",
+)
+
+#: Actions that need a ``target`` appliance.
+TARGETED_ACTIONS = frozenset({"revoke", "upload", "set-validation", "stop", "start"})
+
+#: Link states an expectation may name (the engine's states).
+LINK_STATES = ("up", "up-unvalidated", "halted", "down", "connecting")
+
+#: What an upload step can be expected to return.
+UPLOAD_VERDICTS = ("accepted", "refused")
+
+#: Certificate recipes an appliance may start with or upload: the healthy one,
+#: a self-signed one (what the appliance generates at first start), and every
+#: fault recipe of ``mesh.pki.faults``.
+CERTIFICATE_RECIPES = (
+    "ca-signed",
+    "self-signed",
+    "expired",
+    "not-yet-valid",
+    "revoked",
+    "untrusted",
+    "missing-intermediate",
+    "no-cdp",
+    "crl-unreachable",
+    "weak-key",
+    "sha1",
+    "missing-subject-fields",
+    "key-mismatch",
+    "wrong-passphrase",
+    "expired-intermediate",
+    "revoked-intermediate",
+)
+
+#: The emulated instant a scenario starts at when it does not say.
+DEFAULT_START = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.timezone.utc)
+
+_UNITS = {
+    "y": dt.timedelta(days=365),
+    "w": dt.timedelta(weeks=1),
+    "d": dt.timedelta(days=1),
+    "h": dt.timedelta(hours=1),
+    "m": dt.timedelta(minutes=1),
+    "s": dt.timedelta(seconds=1),
+}
+_DURATION = re.compile(r"(\d+)\s*([ywdhms])")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'90d', '12h', '30m', '1y', '45s', '2w', or sums like '1d12h'.
+
+    A year is 365 days: scenarios reason about certificate lifetimes, which
+    are issued in days. Raises ValueError for anything else.
+    """
+    cleaned = text.strip().lower()
+    if not cleaned:
+        raise ValueError("empty duration")
+    total = dt.timedelta()
+    position = 0
+    for match in _DURATION.finditer(cleaned):
+        if cleaned[position : match.start()].strip():
+            raise ValueError(f"not a duration: {text!r}")
+        total += int(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if position == 0 or cleaned[position:].strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return total
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    """The inverse of :func:`parse_duration`, largest units first ('1y30d')."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit in "ydhms":
+        size = int(_UNITS[unit].total_seconds())
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def link_name(dialer: str, listener: str) -> str:
+    """The one spelling of a link in files and reports: 'a -> b'."""
+    return f"{dialer} -> {listener}"
+
+
+def parse_link(text: str) -> tuple[str, str]:
+    """'a -> b' -> ('a', 'b'); ValueError unless it has exactly that shape."""
+    parts = [part.strip() for part in text.split("->")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"not a link: {text!r}")
+    return parts[0], parts[1]
+
+
+def _suggest(name: str, names: list[str]) -> str:
+    """The fix for an unknown appliance name: the closest names, never a flood."""
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.9)
+    if len(names) <= 6:
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{hint}use one of {', '.join(names) or '(no appliances defined)'}"
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"use the name of one of the {len(names)} [[appliance]] tables"
+
+
+def _one_of(allowed: tuple[str, ...]):
+    def check(instance, attribute, value):
+        if value not in allowed:
+            raise ValueError(
+                f"{attribute.name}: {value!r} is not one of {', '.join(allowed)}"
+            )
+
+    return check
+
+
+def _not_negative(instance, attribute, value: dt.timedelta) -> None:
+    if value < dt.timedelta():
+        raise ValueError(f"{attribute.name}: a duration cannot be negative")
+
+
+def _aware(instance, attribute, value: dt.datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{attribute.name}: the instant needs a time zone (end it with Z)")
+
+
+@define(frozen=True, kw_only=True)
+class PkiSpec:
+    """The CA hierarchy every appliance certificate of the scenario comes from."""
+
+    root: str = "Mesh Root CA"
+    intermediate: str | None = None
+    key_size: int = field(default=2048)
+    #: Validity of each published CRL; a CRL older than this is stale.
+    crl_validity: dt.timedelta = field(default=dt.timedelta(days=7), validator=_not_negative)
+    #: Certificate lifetime for appliances, in days from the scenario start.
+    days: int = 365
+
+    @key_size.validator
+    def _check_key_size(self, attribute, value: int) -> None:
+        if value not in (2048, 4096):
+            raise ValueError(f"key_size: {value!r} is not 2048 or 4096")
+
+
+@define(frozen=True, kw_only=True)
+class ApplianceDef:
+    """One appliance: who it is, what certificate it starts with, whom it dials."""
+
+    name: str
+    role: str = field(validator=_one_of(ROLES))
+    certificate: str = field(default="ca-signed", validator=_one_of(CERTIFICATE_RECIPES))
+    validation: bool = True
+    connects_to: tuple[str, ...] = field(default=(), converter=tuple)
+    forwards_to: tuple[str, ...] = field(default=(), converter=tuple)
+    #: Reach CRLs through the scenario's HTTP proxy instead of directly.
+    crl_proxy: bool = False
+    #: "hard" (an unreachable CRL halts the link) or "soft" (a warning).
+    revocation: str = field(default="hard", validator=_one_of(("hard", "soft")))
+
+    def dials(self) -> tuple[str, ...]:
+        """Every peer this appliance opens a link to, in file order."""
+        return self.connects_to + tuple(p for p in self.forwards_to if p not in self.connects_to)
+
+
+@define(frozen=True, kw_only=True)
+class Step:
+    """One timeline entry: jump the clock by ``after``, then do ``action``."""
+
+    after: dt.timedelta = field(default=dt.timedelta(), validator=_not_negative)
+    action: str = field(validator=_one_of(ACTIONS))
+    target: str | None = None
+    #: For ``upload``: the recipe of the certificate uploaded.
+    certificate: str = field(default="ca-signed", validator=_one_of(CERTIFICATE_RECIPES))
+    #: For ``set-validation``.
+    enabled: bool | None = None
+    #: A free-text note shown in the report's step list.
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for reports: '+90d revoke sensor-2'."""
+        words = [f"+{format_duration(self.after)}", self.action]
+        if self.target:
+            words.append(self.target)
+        if self.action == "upload":
+            words.append(self.certificate)
+        if self.action == "set-validation":
+            words.append("on" if self.enabled else "off")
+        return " ".join(words)
+
+
+@define(frozen=True, kw_only=True)
+class Expectation:
+    """A claim about the mesh at one moment of the timeline.
+
+    Either about a link (``link``, ``state``, optional ``code``) or about the
+    verdict of an upload step (``upload_step``, ``verdict``, optional ``code``).
+    ``after_step`` None means at the end; 0 means once the mesh has started,
+    before the first step; N means after step N (counted from 1) settles.
+    """
+
+    link: str | None = None
+    state: str | None = field(default=None)
+    code: str | None = None
+    after_step: int | None = None
+    upload_step: int | None = None
+    verdict: str | None = None
+
+    @state.validator
+    def _check_state(self, attribute, value: str | None) -> None:
+        if value is not None and value not in LINK_STATES:
+            raise ValueError(f"state: {value!r} is not one of {', '.join(LINK_STATES)}")
+
+    @property
+    def subject(self) -> str:
+        """What the expectation is about, as reports name it."""
+        if self.link is not None:
+            return self.link
+        return f"upload at step {self.upload_step}"
+
+    @property
+    def expected(self) -> str:
+        """The expected outcome as one word: 'halted/revoked', 'up', 'refused'."""
+        outcome = self.state if self.link is not None else self.verdict
+        return f"{outcome}/{self.code}" if self.code else str(outcome)
+
+    @property
+    def due(self) -> int | None:
+        """The step after which this is checked (None = at the end)."""
+        if self.upload_step is not None:
+            return self.upload_step
+        return self.after_step
+
+
+@define(frozen=True, kw_only=True)
+class Scenario:
+    """A whole scenario: PKI, appliances, timeline and expectations."""
+
+    name: str
+    description: str = ""
+    start: dt.datetime = field(default=DEFAULT_START, validator=_aware)
+    pki: PkiSpec = field(factory=PkiSpec)
+    appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple)
+    steps: tuple[Step, ...] = field(default=(), converter=tuple)
+    expectations: tuple[Expectation, ...] = field(default=(), converter=tuple)
+    #: Where it was loaded from (for messages), or "" when built in Python.
+    source: str = ""
+
+    def appliance(self, name: str) -> ApplianceDef:
+        for appliance in self.appliances:
+            if appliance.name == name:
+                return appliance
+        raise KeyError(name)
+
+    def links(self) -> list[tuple[str, str]]:
+        """Every link the topology declares, as (dialer, listener), in file order."""
+        return [(a.name, peer) for a in self.appliances for peer in a.dials()]
+
+    def duration(self) -> dt.timedelta:
+        """Emulated time the timeline spans."""
+        return sum((step.after for step in self.steps), dt.timedelta())
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        """Cross-reference problems as (key path, problem, fix); empty when sound.
+
+        Key paths count tables from 1, as a person reads the file:
+        ``appliance[2]`` is the second ``[[appliance]]`` table.
+        """
+        out: list[tuple[str, str, str]] = []
+        names = [a.name for a in self.appliances]
+
+        def use(name: str) -> str:
+            return _suggest(name, names)
+
+        seen: set[str] = set()
+        for i, appliance in enumerate(self.appliances, 1):
+            where = f"appliance[{i}]"
+            if appliance.name in seen:
+                out.append(
+                    (f"{where}.name", f"{appliance.name!r} is already used by another appliance",
+                     "give every appliance its own name")
+                )
+            seen.add(appliance.name)
+            for key in ("connects_to", "forwards_to"):
+                for j, peer in enumerate(getattr(appliance, key), 1):
+                    path = f"{where}.{key}[{j}]"
+                    if peer not in names:
+                        out.append((path, f"{peer!r} is not an appliance", use(peer)))
+                    elif peer == appliance.name:
+                        out.append((path, "an appliance cannot dial itself", "name another appliance"))
+                    elif key == "forwards_to" and self.appliance(peer).role != "forwarding-target":
+                        out.append(
+                            (path, f"{peer!r} is a {self.appliance(peer).role}, not a forwarding-target",
+                             "forward only to forwarding-target appliances, or use connects_to")
+                        )
+                    elif key == "connects_to" and self.appliance(peer).role == "forwarding-target":
+                        out.append(
+                            (path, f"{peer!r} is a forwarding-target",
+                             "list it under forwards_to instead")
+                        )
+            if appliance.role == "forwarding-target" and appliance.dials():
+                out.append(
+                    (f"{where}.connects_to", "a forwarding-target only listens",
+                     "remove connects_to and forwards_to from it")
+                )
+        for i, step in enumerate(self.steps, 1):
+            where = f"step[{i}]"
+            if step.action in TARGETED_ACTIONS:
+                if step.target is None:
+                    out.append((f"{where}.target", f"{step.action!r} needs a target",
+                            "add target = " + (f"{names[0]!r}" if names else "an appliance name")))
+                elif step.target not in names:
+                    out.append((f"{where}.target", f"{step.target!r} is not an appliance",
+                                use(step.target)))
+            elif step.target is not None:
+                out.append((f"{where}.target", f"{step.action!r} takes no target", "remove target"))
+            if step.action == "set-validation" and step.enabled is None:
+                out.append((f"{where}.enabled", "set-validation needs enabled",
+                            "add enabled = true or enabled = false"))
+        declared = set(self.links())
+        for i, expect in enumerate(self.expectations, 1):
+            where = f"expect[{i}]"
+            if expect.link is not None:
+                try:
+                    dialer, listener = parse_link(expect.link)
+                except ValueError:
+                    out.append((f"{where}.link", f"{expect.link!r} is not a link",
+                                "write it as \"DIALER -> LISTENER\""))
+                else:
+                    for end in (dialer, listener):
+                        if end not in names:
+                            out.append((f"{where}.link", f"{end!r} is not an appliance",
+                                        use(end)))
+                    if dialer in names and listener in names and (dialer, listener) not in declared:
+                        out.append(
+                            (f"{where}.link", f"no appliance dials {link_name(dialer, listener)!r}",
+                             f"add {listener!r} to connects_to or forwards_to of {dialer!r}")
+                        )
+            if expect.after_step is not None and not 0 <= expect.after_step <= len(self.steps):
+                out.append((f"{where}.after_step", f"there is no step {expect.after_step}",
+                            f"use 0 (after start) to {len(self.steps)}"))
+            if expect.upload_step is not None:
+                if not 1 <= expect.upload_step <= len(self.steps):
+                    out.append((f"{where}.upload_step", f"there is no step {expect.upload_step}",
+                                f"use 1 to {len(self.steps)}"))
+                elif self.steps[expect.upload_step - 1].action != "upload":
+                    out.append((f"{where}.upload_step",
+                                f"step {expect.upload_step} is a "
+                                f"{self.steps[expect.upload_step - 1].action!r}, not an upload",
+                                "name the number of an upload step"))
+        return out
