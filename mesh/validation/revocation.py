@@ -8,20 +8,32 @@ miss at 1M). So a :class:`CrlIndex` is built once per CRL version (parse, serial
 set, dates), its signature is checked once per issuer key and remembered, and a
 lookup is a set membership test. Building one for a large CRL takes seconds:
 callers on an event loop build it in a worker thread.
+
+The second half of this module is the per-connection revocation check over a
+path (:func:`check_revocation`): for every certificate but the trust anchor
+that names an http:// CRL Distribution Point, the already-fetched CRL must be
+signed by that certificate's issuer, current, and must not list its serial.
+The core never fetches: it asks a :data:`CrlLookup` for the CRL of a URL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import Callable, Mapping, Sequence
 
 from attrs import define, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mesh.errors import FailureCode, ValidationFailed
+from mesh.errors import FailureCode, Severity, ValidationFailed
+from mesh.validation.finding import Finding
 
-__all__ = ["CrlIndex"]
+__all__ = ["CrlIndex", "CrlLookup", "crl_lookup", "cdp_urls", "check_revocation"]
+
+#: ``url -> CrlIndex`` (already fetched), or the fetch failure carrying its
+#: code. A lookup may also raise ValidationFailed; both are treated alike.
+CrlLookup = Callable[[str], "CrlIndex | ValidationFailed"]
 
 _PEM_MARK = b"-----BEGIN X509 CRL-----"
 
@@ -99,3 +111,145 @@ class CrlIndex:
     def is_stale(self, at: dt.datetime) -> bool:
         """A CRL is current until its nextUpdate; one without it never goes stale."""
         return self.next_update is not None and at > self.next_update
+
+
+def crl_lookup(crls: Mapping[str, CrlIndex | ValidationFailed]) -> CrlLookup:
+    """A CrlLookup over a dict; a URL that is not in it is ``crl_unreachable``."""
+
+    def lookup(url: str) -> CrlIndex | ValidationFailed:
+        found = crls.get(url)
+        if found is None:
+            return ValidationFailed(FailureCode.CRL_UNREACHABLE, f"no CRL was fetched from {url}")
+        return found
+
+    return lookup
+
+
+def cdp_urls(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """The certificate's CDP URLs: (http:// ones, any other ones)."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return [], []
+    except ValueError:
+        # A malformed extension: treat as naming nothing usable.
+        return [], ["(unparseable CRL Distribution Points extension)"]
+    http, other = [], []
+    for point in points:
+        for name in point.full_name or ():
+            if isinstance(name, x509.UniformResourceIdentifier):
+                url = str(name.value)
+                (http if url.lower().startswith("http://") else other).append(url)
+    return http, other
+
+
+def check_revocation(
+    path: Sequence[x509.Certificate],
+    *,
+    anchored: bool,
+    at: dt.datetime,
+    crls: CrlLookup,
+    soft_fail: bool = False,
+    missing_cdp_fails: bool = False,
+) -> list[Finding]:
+    """Revocation findings for every certificate of ``path`` but the anchor.
+
+    ``anchored``: the last certificate is the trust anchor (not checked). A
+    self-issued certificate (a root presented as a leaf) is never checked.
+    A certificate whose issuer is not on ``path`` (an untrusted, unfinished
+    path) cannot have its CRL's signature judged and is skipped: the chain
+    finding already refuses it.
+    """
+    found: list[Finding] = []
+    last = len(path) - 1 if anchored else len(path)
+    for depth, cert in enumerate(path[:last]):
+        if cert.issuer == cert.subject:
+            continue
+        issuer = path[depth + 1] if depth + 1 < len(path) else None
+        found.extend(
+            _check_one(cert, issuer, depth, at, crls, soft_fail, missing_cdp_fails)
+        )
+    return found
+
+
+def _check_one(
+    cert: x509.Certificate,
+    issuer: x509.Certificate | None,
+    depth: int,
+    at: dt.datetime,
+    crls: CrlLookup,
+    soft_fail: bool,
+    missing_cdp_fails: bool,
+) -> list[Finding]:
+    http, other = cdp_urls(cert)
+    if not http:
+        if other:
+            return [
+                Finding.about(
+                    FailureCode.CRL_URL_UNSUPPORTED,
+                    cert,
+                    f"CRL Distribution Point {other[0]} is not an http:// URL",
+                    severity=Severity.WARNING if soft_fail else Severity.ERROR,
+                    depth=depth,
+                )
+            ]
+        return [
+            Finding.about(
+                FailureCode.NO_CDP,
+                cert,
+                "no CRL Distribution Point; revocation not checked",
+                severity=Severity.ERROR if missing_cdp_fails else Severity.NOTE,
+                depth=depth,
+            )
+        ]
+    url = http[0]
+    try:
+        got = crls(url)
+    except ValidationFailed as exc:
+        got = exc
+    if isinstance(got, ValidationFailed):
+        retrieval = got.code.is_crl_retrieval
+        return [
+            Finding.about(
+                got.code,
+                cert,
+                got.detail or f"CRL from {url} could not be used",
+                severity=Severity.WARNING if soft_fail and retrieval else Severity.ERROR,
+                depth=depth,
+            )
+        ]
+    if issuer is None:
+        return []
+    found = []
+    if not got.signed_by(issuer):
+        return [
+            Finding.about(
+                FailureCode.CRL_SIGNATURE_INVALID,
+                cert,
+                f"CRL from {url} (issuer {got.issuer.rfc4514_string()}) is not signed "
+                f"by the certificate's issuer {issuer.subject.rfc4514_string()}",
+                depth=depth,
+            )
+        ]
+    if got.is_stale(at):
+        assert got.next_update is not None
+        found.append(
+            Finding.about(
+                FailureCode.CRL_STALE,
+                cert,
+                f"CRL from {url} had nextUpdate {got.next_update.isoformat()}, "
+                f"before {at.isoformat()}",
+                depth=depth,
+            )
+        )
+    if got.is_revoked(cert.serial_number):
+        number = "" if got.number is None else f" (CRL number {got.number})"
+        found.append(
+            Finding.about(
+                FailureCode.REVOKED,
+                cert,
+                f"serial {cert.serial_number:x} is listed in the CRL from {url}{number}",
+                depth=depth,
+            )
+        )
+    return found

@@ -1,0 +1,195 @@
+"""Chain of trust: path building and signatures by OpenSSL's verifier.
+
+Which verifier, and why: OpenSSL's ``X509_verify_cert`` through pyOpenSSL's
+``X509Store``/``X509StoreContext``. It is the verifier the ``openssl verify``
+CLI runs (our independent oracle), it builds paths from an unordered bag of
+presented certificates, and it reports stable integer error codes. We map
+those integers, never the message text. ``cryptography.x509.verification``
+was the alternative; it applies web-PKI rules we must not impose here (it
+rejects SHA-1 and small keys as a path failure, where mesh reports them as
+``weak_crypto`` and a lenient appliance accepts them) and has no error codes.
+
+Two deliberate narrowings of what we ask OpenSSL:
+
+* Time: the store carries ``X509_V_FLAG_NO_CHECK_TIME``. Validity periods are
+  judged by :mod:`mesh.validation.period` (RFC 5280's inclusive notAfter, one
+  typed finding per certificate, where OpenSSL stops at the first error and
+  3.0 and newer releases disagree at exactly notAfter). A side effect that
+  matters: the store holds no per-call state (no ``set_time``), so one store
+  per trust set is built once, cached, and shared by every handshake.
+* Revocation: no CRLs in the store. OpenSSL re-checks a CRL's signature on
+  every verification (about 45 ms at 1M entries); :mod:`.revocation` checks
+  an indexed CRL once per version instead.
+
+Path building is a pure function of (presented chain, trust anchors), so its
+result is memoised too: :func:`build_path` may be called for ``crl_urls`` and
+again for the verdict at no extra cost.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+from attrs import define
+from cryptography import x509
+from OpenSSL import crypto
+
+from mesh.errors import FailureCode
+from mesh.validation.finding import Finding
+
+__all__ = ["PathResult", "build_path", "is_self_issued", "VERIFY_ERROR_NAMES"]
+
+#: ``X509_V_FLAG_NO_CHECK_TIME`` from OpenSSL's x509_vfy.h (stable since 1.1.0;
+#: pyOpenSSL does not name it).
+_NO_CHECK_TIME = 0x200000
+
+#: OpenSSL's verify error numbers we name in details (x509_vfy.h). Anything
+#: else still maps to ``chain_untrusted``, with the number.
+VERIFY_ERROR_NAMES: dict[int, str] = {
+    2: "UNABLE_TO_GET_ISSUER_CERT",
+    4: "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+    6: "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+    7: "CERT_SIGNATURE_FAILURE",
+    9: "CERT_NOT_YET_VALID",
+    10: "CERT_HAS_EXPIRED",
+    18: "DEPTH_ZERO_SELF_SIGNED_CERT",
+    19: "SELF_SIGNED_CERT_IN_CHAIN",
+    20: "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    21: "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    22: "CERT_CHAIN_TOO_LONG",
+    24: "NO_ISSUER_PUBLIC_KEY",
+    25: "PATH_LENGTH_EXCEEDED",
+    27: "CERT_UNTRUSTED",
+    28: "CERT_REJECTED",
+    32: "KEYUSAGE_NO_CERTSIGN",
+    34: "UNHANDLED_CRITICAL_EXTENSION",
+    37: "INVALID_NON_CA",
+    41: "INVALID_EXTENSION",
+    55: "PATH_LOOP",
+    66: "EE_KEY_TOO_SMALL",
+    67: "CA_KEY_TOO_SMALL",
+    68: "CA_MD_TOO_WEAK",
+    76: "UNSUPPORTED_SIGNATURE_ALGORITHM",
+    79: "INVALID_CA",
+}
+
+#: Verify errors that are not about trust. With NO_CHECK_TIME and no
+#: security level set they should not occur; if a future OpenSSL reports them
+#: anyway, they keep their own code rather than hide behind chain_untrusted.
+_NOT_TRUST: dict[int, FailureCode] = {
+    9: FailureCode.NOT_YET_VALID,
+    10: FailureCode.EXPIRED,
+    66: FailureCode.WEAK_CRYPTO,
+    67: FailureCode.WEAK_CRYPTO,
+    68: FailureCode.WEAK_CRYPTO,
+}
+
+
+@define(frozen=True, kw_only=True)
+class PathResult:
+    """The path a chain check found, leaf first.
+
+    ``trusted``: the verifier built a path to a trust anchor and every
+    signature on it holds; ``path`` then ends with that anchor. Otherwise
+    ``path`` is a best-effort walk by issuer name through the presented
+    certificates and the anchors (signatures unchecked) — good for naming
+    certificates in findings, never for trusting them — and ``error`` says
+    what the verifier found.
+    """
+
+    path: tuple[x509.Certificate, ...]
+    trusted: bool
+    error: Finding | None = None
+
+
+def is_self_issued(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject
+
+
+def build_path(
+    chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
+) -> PathResult:
+    """Build and verify the path from ``chain[0]`` to one of ``trust``."""
+    if not chain:
+        return PathResult(
+            path=(),
+            trusted=False,
+            error=Finding(
+                code=FailureCode.CHAIN_UNTRUSTED, detail="no certificate was presented"
+            ),
+        )
+    return _build_path(tuple(chain), tuple(trust))
+
+
+@functools.lru_cache(maxsize=512)
+def _build_path(
+    chain: tuple[x509.Certificate, ...], trust: tuple[x509.Certificate, ...]
+) -> PathResult:
+    leaf = chain[0]
+    if not trust:
+        return PathResult(
+            path=_walk_by_name(chain, trust),
+            trusted=False,
+            error=Finding.about(
+                FailureCode.CHAIN_UNTRUSTED,
+                leaf,
+                "no trust anchor was given to validate against",
+                depth=0,
+            ),
+        )
+    context = crypto.X509StoreContext(
+        _store(trust), _to_openssl(leaf), [_to_openssl(c) for c in chain[1:]]
+    )
+    try:
+        verified = context.get_verified_chain()
+    except crypto.X509StoreContextError as exc:
+        number, depth = int(exc.errors[0]), int(exc.errors[1])
+        text = str(exc.errors[2])
+        name = VERIFY_ERROR_NAMES.get(number, "verify error")
+        failing = exc.certificate.to_cryptography() if exc.certificate else leaf
+        path = _walk_by_name(chain, trust)
+        return PathResult(
+            path=path,
+            trusted=False,
+            error=Finding.about(
+                _NOT_TRUST.get(number, FailureCode.CHAIN_UNTRUSTED),
+                failing,
+                f"{text} (OpenSSL {name}, error {number} at depth {depth})",
+                depth=depth,
+            ),
+        )
+    return PathResult(path=tuple(c.to_cryptography() for c in verified), trusted=True)
+
+
+def _walk_by_name(
+    chain: tuple[x509.Certificate, ...], trust: tuple[x509.Certificate, ...]
+) -> tuple[x509.Certificate, ...]:
+    """Leaf, then each issuer found by subject name; stops at a self-issued one."""
+    path = [chain[0]]
+    pool = list(chain[1:]) + list(trust)
+    current = chain[0]
+    while not is_self_issued(current):
+        nxt = next(
+            (c for c in pool if c.subject == current.issuer and c not in path), None
+        )
+        if nxt is None:
+            break
+        path.append(nxt)
+        current = nxt
+    return tuple(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _store(trust: tuple[x509.Certificate, ...]) -> crypto.X509Store:
+    """One OpenSSL store per trust set, built once and never mutated after."""
+    store = crypto.X509Store()
+    for anchor in trust:
+        store.add_cert(_to_openssl(anchor))
+    store.set_flags(_NO_CHECK_TIME)
+    return store
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_openssl(cert: x509.Certificate) -> crypto.X509:
+    return crypto.X509.from_cryptography(cert)

@@ -1,0 +1,113 @@
+"""Is this the peer we meant, and may its certificate be used this way?
+
+Purpose: a leaf with an Extended Key Usage extension must list the usage the
+connection needs (``clientAuth`` for the dialling side of a mutual channel,
+``serverAuth`` for the listening side) or ``anyExtendedKeyUsage``; a leaf
+without the extension is unrestricted (RFC 5280 section 4.2.1.12).
+
+Name: a valid certificate for ``sensor-7`` must not pass as the HA console.
+RFC 6125 rules: the SAN's DNS names (or IP addresses) when the certificate
+has a SAN, the subject CN only when it has none; a wildcard is allowed only
+as the whole left-most label and matches exactly one label
+(``*.contoso.com`` matches ``sensor.contoso.com``, not ``contoso.com`` nor
+``a.b.contoso.com``). Comparison ignores case and a trailing dot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mesh.errors import FailureCode
+from mesh.validation.finding import Finding
+
+__all__ = ["check_purpose", "check_name", "names_of", "name_matches"]
+
+_USAGE = {
+    "client": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "server": ExtendedKeyUsageOID.SERVER_AUTH,
+}
+
+
+def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
+    """``wrong_purpose`` when the leaf's EKU excludes ``purpose`` (client/server)."""
+    if purpose is None:
+        return []
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    wanted = _USAGE[purpose]
+    if wanted in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+        return []
+    listed = ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku) or "nothing"
+    return [
+        Finding.about(
+            FailureCode.WRONG_PURPOSE,
+            leaf,
+            f"extended key usage lists {listed}; this connection needs {wanted._name}",
+            depth=0,
+        )
+    ]
+
+
+def names_of(leaf: x509.Certificate) -> list[str]:
+    """The names the certificate claims: SAN DNS names and IPs, else the CN(s)."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return names
+    return [
+        str(attr.value) for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    ]
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """RFC 6125 matching of one presented ``pattern`` against the wanted ``name``."""
+    pattern = pattern.strip().rstrip(".").lower()
+    name = name.strip().rstrip(".").lower()
+    if not pattern or not name:
+        return False
+    if _is_ip(name) or _is_ip(pattern):
+        return _is_ip(name) and _is_ip(pattern) and ipaddress.ip_address(
+            pattern
+        ) == ipaddress.ip_address(name)
+    if pattern.startswith("*."):
+        suffix = pattern[2:]
+        if "*" in suffix or "." not in suffix:
+            return False
+        head, _, tail = name.partition(".")
+        return bool(head) and tail == suffix
+    return "*" not in pattern and pattern == name
+
+
+def check_name(leaf: x509.Certificate, expected: str | None) -> list[Finding]:
+    """``name_mismatch`` unless one of the leaf's names matches ``expected``."""
+    if expected is None:
+        return []
+    names = names_of(leaf)
+    if any(name_matches(pattern, expected) for pattern in names):
+        return []
+    shown = ", ".join(names) or "no name"
+    return [
+        Finding.about(
+            FailureCode.NAME_MISMATCH,
+            leaf,
+            f"expected {expected!r}; the certificate names {shown}",
+            depth=0,
+        )
+    ]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
