@@ -1,0 +1,87 @@
+"""The state one benchmark run shares between its measurements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from mesh.bench.bigcrl import CrlCache
+from mesh.bench.material import Material
+from mesh.bench.record import Figure, Results
+from mesh.pki.keys import KeyPool
+
+__all__ = ["Bench", "Unavailable", "best_of", "fmt"]
+
+
+class Unavailable(Exception):
+    """A measurement cannot run here (a module not built yet, a tool missing)."""
+
+
+class Bench:
+    """Run-wide settings, shared certificates, cached large CRLs and the results."""
+
+    def __init__(self, *, quick: bool, workdir: Path, results: Results, log=print) -> None:
+        self.quick = quick
+        self.workdir = workdir
+        self.results = results
+        self.log = log
+        self._pool = KeyPool()
+        self._keys = self._pool.cursor()
+        self._material: dict[int, Material] = {}
+        self._crls: CrlCache | None = None
+
+    def pick(self, full, quick):
+        """``full`` in a normal run, ``quick`` under ``--quick``."""
+        return quick if self.quick else full
+
+    @property
+    def crl_sizes(self) -> tuple[int, ...]:
+        return self.pick((1_000, 100_000, 1_000_000), (1_000, 10_000))
+
+    @property
+    def big_crl_size(self) -> int:
+        return self.crl_sizes[-1]
+
+    def material(self, bits: int = 2048) -> Material:
+        if bits not in self._material:
+            self._material[bits] = Material.build(bits, self._keys, self.workdir / "pki")
+        return self._material[bits]
+
+    @property
+    def crls(self) -> CrlCache:
+        """Large CRLs of the 2048-bit issuing CA, none listing the bench leaves."""
+        if self._crls is None:
+            material = self.material(2048)
+            self._crls = CrlCache(
+                material.issuing,
+                self.workdir / "crl",
+                this_update=material.at - dt.timedelta(hours=1),
+                avoid=material.leaf_serials,
+            )
+        return self._crls
+
+    def record(self, measurement: str, name: str, value: float, unit: str, note: str = "") -> Figure:
+        figure = self.results.add(
+            Figure(measurement=measurement, name=name, value=value, unit=unit, note=note)
+        )
+        self.log(f"  {name}: {fmt(value)} {unit}" + (f"  ({note})" if note else ""))
+        return figure
+
+
+def fmt(value: float) -> str:
+    if value == 0 or abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3g}"
+
+
+def best_of(repeat: int, fn, *args) -> float:
+    """The fastest of ``repeat`` timed calls, in seconds (the least disturbed one)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - started)
+    return best

@@ -1,0 +1,92 @@
+"""CRLs of 1,000 / 100,000 / 1,000,000 entries: build, parse, signature, lookup.
+
+The naive baseline is what ``cryptography`` offers out of the box:
+``get_revoked_certificate_by_serial_number``, a linear scan over the entries on
+every call. mesh's :class:`~mesh.validation.revocation.CrlIndex` pays once at
+parse time for a set of serials and answers each lookup in constant time.
+"""
+
+from __future__ import annotations
+
+import timeit
+
+from cryptography import x509
+
+from mesh.bench.bigcrl import build_crl, build_crl_chained
+from mesh.bench.context import Bench, best_of
+from mesh.validation.revocation import CrlIndex
+
+__all__ = ["NAME", "run"]
+
+NAME = "crl"
+
+
+def _per_call(fn, arg, budget_calls: int) -> float:
+    """Seconds per call of ``fn(arg)``, best of three batches."""
+    timer = timeit.Timer(lambda: fn(arg))
+    return min(timer.repeat(repeat=3, number=budget_calls)) / budget_calls
+
+
+def _builders(bench: Bench) -> None:
+    """One-by-one against all-at-once CRL building, at sizes the slow way can bear."""
+    material = bench.material()
+    sizes = bench.pick((20_000, 40_000), (1_000, 2_000))
+    for count in sizes:
+        serials = bench.crls.serials(count)
+        chained = best_of(1, lambda: build_crl_chained(material.issuing, serials, this_update=material.at))
+        listed = best_of(1, lambda: build_crl(material.issuing, serials, this_update=material.at))
+        bench.record(NAME, f"build {count:,} one-by-one (add_revoked_certificate)", chained, "s")
+        bench.record(NAME, f"build {count:,} all-at-once (builder constructor)", listed, "s")
+    small, large = sizes
+    growth = bench.results.get(NAME, f"build {large:,} one-by-one (add_revoked_certificate)")
+    base = bench.results.get(NAME, f"build {small:,} one-by-one (add_revoked_certificate)")
+    if growth and base:
+        bench.record(
+            NAME,
+            "one-by-one growth when entries double",
+            growth / base,
+            "x",
+            "2 = linear, 4 = quadratic",
+        )
+
+
+def run(bench: Bench) -> None:
+    material = bench.material()
+    issuer_key = material.issuing.key.public_key()
+    _builders(bench)
+    for count in bench.crl_sizes:
+        label = f"{count:,}"
+        data = bench.crls.der(count)
+        if count in bench.crls.build_seconds:
+            bench.record(NAME, f"{label}: build + sign + DER", bench.crls.build_seconds[count], "s")
+        bench.record(NAME, f"{label}: DER size", len(data) / 2**20, "MiB")
+        repeat = 1 if count >= 1_000_000 else 3
+        load = best_of(repeat, x509.load_der_x509_crl, data)
+        bench.record(NAME, f"{label}: load_der_x509_crl", load * 1e3, "ms")
+        parse = best_of(repeat, CrlIndex.from_bytes, data)
+        bench.record(NAME, f"{label}: parse (CrlIndex.from_bytes)", parse * 1e3, "ms")
+
+        fresh = x509.load_der_x509_crl(data)
+        signature = best_of(1, fresh.is_signature_valid, issuer_key)
+        bench.record(NAME, f"{label}: signature check (first)", signature * 1e3, "ms")
+        index = CrlIndex.from_bytes(data)
+        assert index.signed_by(material.issuing.cert), "bench CRL must verify"
+        memo = _per_call(index.signed_by, material.issuing.cert, 1_000)
+        bench.record(NAME, f"{label}: signature check (remembered)", memo * 1e6, "us")
+
+        revoked = bench.crls.serials(count)
+        hit_serial = revoked[len(revoked) // 2]
+        miss_serial = material.client.serial
+        assert index.is_revoked(hit_serial) and not index.is_revoked(miss_serial)
+        hit = _per_call(index.is_revoked, hit_serial, 200_000)
+        miss = _per_call(index.is_revoked, miss_serial, 200_000)
+        bench.record(NAME, f"{label}: lookup hit (CrlIndex.is_revoked)", hit * 1e9, "ns")
+        bench.record(NAME, f"{label}: lookup miss (CrlIndex.is_revoked)", miss * 1e9, "ns")
+
+        calls = max(1, min(200, 200_000 // count))
+        naive_hit = _per_call(fresh.get_revoked_certificate_by_serial_number, hit_serial, calls)
+        naive_miss = _per_call(fresh.get_revoked_certificate_by_serial_number, miss_serial, calls)
+        bench.record(NAME, f"{label}: naive hit, middle entry (linear scan)", naive_hit * 1e6, "us")
+        bench.record(NAME, f"{label}: naive miss (linear scan)", naive_miss * 1e6, "us")
+        bench.record(NAME, f"{label}: index vs naive, miss", naive_miss / miss, "x faster")
+        del fresh, index

@@ -1,0 +1,95 @@
+"""The targets of issue 7, each a ratio or a limit judged on one run's figures.
+
+Figure keys live here so the measurement that makes a figure and the target
+that reads it cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from mesh.bench.record import Results, Target
+
+__all__ = ["Key", "judge"]
+
+
+class Key:
+    """(measurement, figure name) pairs the targets read."""
+
+    OPENSSL_RATE = ("openssl", "s_server + s_time, TLS 1.3 mutual, RSA-2048")
+    STDLIB_RATE = ("stdlib", "trio SSLStream (stdlib ssl), TLS 1.3 mutual, RSA-2048")
+    MESH_PLAIN = ("handshake", "mesh TlsStream, validation off, RSA-2048")
+    MESH_VALIDATED = ("handshake", "mesh TlsStream, validated, small CRLs, RSA-2048")
+    MESH_BIG_CRL = ("handshake", "mesh TlsStream, validated, largest CRL, RSA-2048")
+    STALL = ("stall", "max event-loop gap, CrlFetcher loads the largest CRL")
+    BRINGUP_TIME = ("engine", "5,000 sensors: time until every link is up")
+    BRINGUP_MEMORY = ("engine", "5,000 sensors: RSS per link")
+    FETCHES_PER_URL = ("engine", "1,000 sensors at once: CRL fetches per URL")
+    NODES_SCALE = ("nodes", "two mesh node processes vs one")
+
+
+def _ratio(results: Results, top: tuple[str, str], bottom: tuple[str, str]) -> float | None:
+    a, b = results.get(*top), results.get(*bottom)
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def judge(results: Results) -> list[Target]:
+    """Every target, with its value from this run or None when not measured."""
+    return [
+        Target(
+            name="validated handshakes vs openssl s_server/s_time pair",
+            threshold=0.9,
+            unit="x",
+            higher_is_better=True,
+            value=_ratio(results, Key.MESH_VALIDATED, Key.OPENSSL_RATE),
+            basis=f"{Key.MESH_VALIDATED[1]} / {Key.OPENSSL_RATE[1]}",
+        ),
+        Target(
+            name="validated handshakes with the largest cached CRL vs the pair",
+            threshold=0.85,
+            unit="x",
+            higher_is_better=True,
+            value=_ratio(results, Key.MESH_BIG_CRL, Key.OPENSSL_RATE),
+            basis=f"{Key.MESH_BIG_CRL[1]} / {Key.OPENSSL_RATE[1]}",
+        ),
+        Target(
+            name="no event-loop stall while a large CRL loads",
+            threshold=50,
+            unit="ms",
+            higher_is_better=False,
+            value=results.get(*Key.STALL),
+            basis=Key.STALL[1],
+        ),
+        Target(
+            name="5,000 sensors up in one process",
+            threshold=20,
+            unit="s",
+            higher_is_better=False,
+            value=results.get(*Key.BRINGUP_TIME),
+            basis=Key.BRINGUP_TIME[1],
+        ),
+        Target(
+            name="memory per link at 5,000 sensors",
+            threshold=100,
+            unit="kB",
+            higher_is_better=False,
+            value=results.get(*Key.BRINGUP_MEMORY),
+            basis=Key.BRINGUP_MEMORY[1],
+        ),
+        Target(
+            name="one CRL fetch per URL while 1,000 sensors connect",
+            threshold=1,
+            unit="fetches",
+            higher_is_better=False,
+            value=results.get(*Key.FETCHES_PER_URL),
+            basis=Key.FETCHES_PER_URL[1],
+        ),
+        Target(
+            name="two mesh node processes vs one",
+            threshold=1.6,
+            unit="x",
+            higher_is_better=True,
+            value=results.get(*Key.NODES_SCALE),
+            basis=Key.NODES_SCALE[1],
+        ),
+    ]

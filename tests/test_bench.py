@@ -1,0 +1,72 @@
+"""Smoke test of ``python -m mesh.bench``: it runs, and its results have the promised shape.
+
+Figures from ``--quick`` are not meaningful and nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from cryptography.hazmat.primitives import serialization
+
+from mesh.bench import MEASUREMENTS, main
+from mesh.bench.bigcrl import CrlCache
+from mesh.bench.material import Material
+from mesh.validation.revocation import CrlIndex
+
+
+def _shape(data: dict) -> None:
+    assert set(data) >= {"started", "quick", "seconds", "machine", "status", "figures", "targets"}
+    assert data["machine"]["nproc"] >= 1
+    assert "OpenSSL" in data["machine"]["openssl_stdlib_ssl"]
+    for figure in data["figures"]:
+        assert set(figure) >= {"measurement", "name", "value", "unit"}
+        assert isinstance(figure["value"], (int, float))
+        assert figure["measurement"] in MEASUREMENTS
+    for target in data["targets"]:
+        assert set(target) >= {"name", "goal", "value", "met", "basis"}
+        assert target["met"] in (True, False, None)
+        if target["value"] is None:
+            assert target["met"] is None
+
+
+def test_quick_crl_run_writes_results(tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert main(["--quick", "--only", "crl", "--out", str(out), "--workdir", str(tmp_path / "w")]) == 0
+    data = json.loads(out.read_text())
+    _shape(data)
+    assert data["quick"] is True
+    assert data["status"] == {"crl": "ok"}
+    names = {f["name"] for f in data["figures"]}
+    assert "1,000: lookup miss (CrlIndex.is_revoked)" in names
+    assert "targets" in capsys.readouterr().out
+
+
+def test_big_crl_is_a_signed_crl_openssl_accepts(tmp_path, keys):
+    material = Material.build(2048, keys, tmp_path / "pki")
+    cache = CrlCache(material.issuing, tmp_path / "crl", this_update=material.at, avoid=material.leaf_serials)
+    data = cache.der(500)
+    assert cache.der(500) == data  # read back, not rebuilt
+    index = CrlIndex.from_bytes(data)
+    assert len(index) == 500
+    assert index.signed_by(material.issuing.cert)
+    assert not any(index.is_revoked(s) for s in material.leaf_serials)
+    issuing_pem = tmp_path / "issuing.crt"
+    issuing_pem.write_bytes(material.issuing.cert.public_bytes(serialization.Encoding.PEM))
+    done = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(cache.path(500)), "-noout",
+         "-CAfile", str(issuing_pem)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "verify OK" in done.stderr + done.stdout
+
+
+def test_module_entry_point_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "mesh.bench", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "--quick" in done.stdout and "--only" in done.stdout
