@@ -1,0 +1,200 @@
+"""What a scenario run produced: the final link table, verdicts, the steps played.
+
+Plain frozen data, independent of the engine, so the reports, the pytest
+plugin and the comparison between in-process and multi-process runs all read
+the same thing. ``to_json`` is the ``--json`` report of ``mesh run``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from attrs import define, field
+
+from mesh.scenario.model import Expectation, Scenario, Step, format_duration, link_name, parse_link
+
+__all__ = ["LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge"]
+
+
+@define(frozen=True, kw_only=True)
+class LinkRow:
+    """One link as the mesh reported it at a moment."""
+
+    dialer: str
+    listener: str
+    state: str
+    code: str | None = None
+    message: str = ""
+    refused_by: str | None = None
+    delivered: int = 0
+
+    @property
+    def link(self) -> str:
+        return link_name(self.dialer, self.listener)
+
+    @property
+    def outcome(self) -> str:
+        """'halted/revoked', 'up': the form expectations are written in."""
+        return f"{self.state}/{self.code}" if self.code else self.state
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.dialer,
+            "to": self.listener,
+            "state": self.state,
+            "code": self.code,
+            "message": self.message,
+        }
+
+    def same_as(self, other: LinkRow) -> bool:
+        """Equal for comparing runs: link, state and code (not counters)."""
+        return (self.dialer, self.listener, self.state, self.code) == (
+            other.dialer, other.listener, other.state, other.code,
+        )
+
+
+@define(frozen=True, kw_only=True)
+class ExpectationVerdict:
+    """One expectation checked: what was expected, what was seen, whether it held."""
+
+    index: int
+    expectation: Expectation
+    actual: str
+    met: bool
+    #: The step it was checked after (0 = after start); None never happens
+    #: after a run, since "at the end" is resolved to the last step.
+    checked_after: int
+    at: dt.datetime
+    message: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.expectation.subject
+
+    @property
+    def expected(self) -> str:
+        return self.expectation.expected
+
+    @property
+    def when(self) -> str:
+        if self.expectation.due is None:
+            return "at the end"
+        if self.checked_after == 0:
+            return "after start"
+        return f"after step {self.checked_after}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "link": self.subject,
+            "expected": self.expected,
+            "actual": self.actual,
+            "met": self.met,
+            "when": self.when,
+            "at": self.at.isoformat(),
+            "message": self.message,
+        }
+
+
+@define(frozen=True, kw_only=True)
+class StepRecord:
+    """One step as played: when it ran and what came of it."""
+
+    index: int
+    step: Step
+    at: dt.datetime
+    outcome: str = "done"
+    code: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "after": format_duration(self.step.after),
+            "action": self.step.action,
+            "target": self.step.target,
+            "at": self.at.isoformat(),
+            "outcome": self.outcome,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@define(frozen=True, kw_only=True)
+class RunResult:
+    """Everything a run found out."""
+
+    scenario: Scenario
+    links: tuple[LinkRow, ...] = field(converter=tuple)
+    expectations: tuple[ExpectationVerdict, ...] = field(converter=tuple)
+    steps: tuple[StepRecord, ...] = field(default=(), converter=tuple)
+    started: dt.datetime
+    ended: dt.datetime
+    #: Wall-clock seconds the run took (for progress and the summary only).
+    seconds: float = 0.0
+    #: "in-process" or "processes".
+    mode: str = "in-process"
+
+    @property
+    def ok(self) -> bool:
+        return all(v.met for v in self.expectations)
+
+    @property
+    def failures(self) -> list[ExpectationVerdict]:
+        return [v for v in self.expectations if not v.met]
+
+    def link(self, name: str) -> LinkRow:
+        """The row of 'a -> b'; KeyError naming the links there are."""
+        dialer, listener = parse_link(name)
+        for row in self.links:
+            if row.dialer == dialer and row.listener == listener:
+                return row
+        known = ", ".join(row.link for row in self.links[:10])
+        raise KeyError(f"no link {name!r} in this run; links: {known}")
+
+    def counts(self) -> dict[str, int]:
+        """How many links are in each state."""
+        out: dict[str, int] = {}
+        for row in self.links:
+            out[row.state] = out.get(row.state, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name,
+            "ok": self.ok,
+            "links": [row.to_json() for row in self.links],
+            "expectations": [v.to_json() for v in self.expectations],
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+def judge(
+    index: int, expectation: Expectation, *, links: list[LinkRow] | tuple[LinkRow, ...],
+    uploads: dict[int, StepRecord], checked_after: int, at: dt.datetime,
+) -> ExpectationVerdict:
+    """Check one expectation against the link table (or an upload step's record)."""
+    if expectation.link is not None:
+        dialer, listener = parse_link(expectation.link)
+        row = next((r for r in links if r.dialer == dialer and r.listener == listener), None)
+        if row is None:
+            actual, message, met = "absent", "the mesh reported no such link", False
+        else:
+            actual, message = row.outcome, row.message
+            met = row.state == expectation.state and (
+                expectation.code is None or row.code == expectation.code
+            )
+    else:
+        record = uploads.get(expectation.upload_step or 0)
+        if record is None:
+            actual, message, met = "not played", "the upload step did not run", False
+        else:
+            actual = f"{record.outcome}/{record.code}" if record.code else record.outcome
+            message = record.message
+            met = record.outcome == expectation.verdict and (
+                expectation.code is None or record.code == expectation.code
+            )
+    return ExpectationVerdict(
+        index=index, expectation=expectation, actual=actual, met=met,
+        checked_after=checked_after, at=at, message=message,
+    )
