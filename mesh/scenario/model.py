@@ -161,6 +161,10 @@ def _suggest(name: str, names: list[str]) -> str:
     return f"use the name of one of the {len(names)} [[appliance]] tables"
 
 
+def _rank(role: str) -> int:
+    return ROLES.index(role) if role in ROLES else len(ROLES)
+
+
 def _one_of(allowed: tuple[str, ...]):
     def check(instance, attribute, value):
         if value not in allowed:
@@ -309,8 +313,27 @@ class Scenario:
         raise KeyError(name)
 
     def links(self) -> list[tuple[str, str]]:
-        """Every link the topology declares, as (dialer, listener), in file order."""
-        return [(a.name, peer) for a in self.appliances for peer in a.dials()]
+        """Every link the topology declares, as (dialer, listener), in file order.
+
+        One link per pair of appliances, as the engine keeps one connection
+        per pair: when two appliances name each other (a management console
+        and its HA console), the one earlier in :data:`ROLES` dials, equal
+        roles by name, the same rule as ``mesh.appliances.spec.link_pairs``.
+        """
+        by_name = {a.name: a for a in self.appliances}
+        out: dict[frozenset[str], tuple[str, str]] = {}
+        for appliance in self.appliances:
+            for peer in appliance.dials():
+                pair = frozenset((appliance.name, peer))
+                if pair in out or peer == appliance.name:
+                    continue
+                other = by_name.get(peer)
+                dialer, listener = appliance.name, peer
+                if other is not None and appliance.name in other.dials():
+                    if (_rank(other.role), other.name) < (_rank(appliance.role), appliance.name):
+                        dialer, listener = peer, appliance.name
+                out[pair] = (dialer, listener)
+        return list(out.values())
 
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""
@@ -387,7 +410,12 @@ class Scenario:
                         if end not in names:
                             out.append((f"{where}.link", f"{end!r} is not an appliance",
                                         use(end)))
-                    if dialer in names and listener in names and (dialer, listener) not in declared:
+                    if (listener, dialer) in declared:
+                        out.append(
+                            (f"{where}.link", f"{listener!r} is the one that dials this pair",
+                             f"write it as {link_name(listener, dialer)!r}")
+                        )
+                    elif dialer in names and listener in names and (dialer, listener) not in declared:
                         out.append(
                             (f"{where}.link", f"no appliance dials {link_name(dialer, listener)!r}",
                              f"add {listener!r} to connects_to or forwards_to of {dialer!r}")

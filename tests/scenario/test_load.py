@@ -235,8 +235,15 @@ CASES = [
     (
         "expect-link-not-declared",
         '[[expect]]\nlink = "cm.contoso.test -> sensor-1.contoso.test"\nstate = "up"\n',
-        ["bad.toml: expect[1].link: no appliance dials 'cm.contoso.test -> sensor-1.contoso.test'; "
-         "add 'sensor-1.contoso.test' to connects_to or forwards_to of 'cm.contoso.test'"],
+        ["bad.toml: expect[1].link: 'sensor-1.contoso.test' is the one that dials this pair; "
+         "write it as 'sensor-1.contoso.test -> cm.contoso.test'"],
+    ),
+    (
+        "expect-link-nobody-dials",
+        '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\n'
+        '[[expect]]\nlink = "s2.contoso.test -> cm.contoso.test"\nstate = "up"\n',
+        ["bad.toml: expect[1].link: no appliance dials 's2.contoso.test -> cm.contoso.test'; "
+         "add 'cm.contoso.test' to connects_to or forwards_to of 's2.contoso.test'"],
     ),
     (
         "expect-link-shape",
@@ -345,3 +352,29 @@ def test_unreadable_files(tmp_path, make, line):
     with pytest.raises(ScenarioInvalid) as info:
         load_scenario(path)
     assert info.value.lines()[0].endswith(line)
+
+
+def test_a_pair_that_names_each_other_is_one_link_dialled_by_the_lower_role():
+    text = """
+    [[appliance]]
+    name = "ha.test"
+    role = "ha-console"
+    connects_to = ["cm.test"]
+
+    [[appliance]]
+    name = "cm.test"
+    role = "management-console"
+    connects_to = ["ha.test"]
+
+    [[expect]]
+    link = "ha.test -> cm.test"
+    state = "up"
+    """
+    with pytest.raises(ScenarioInvalid) as info:
+        loads_scenario(textwrap.dedent(text), source="pair.toml")
+    assert info.value.lines() == [
+        "pair.toml: expect[1].link: 'cm.test' is the one that dials this pair; "
+        "write it as 'cm.test -> ha.test'"
+    ]
+    s = loads_scenario(textwrap.dedent(text).replace('"ha.test -> cm.test"', '"cm.test -> ha.test"'))
+    assert s.links() == [("cm.test", "ha.test")]
