@@ -194,14 +194,15 @@ def validate_peer(
     if path:
         findings += check_purpose(path[0], policy.purpose)
         findings += check_name(path[0], policy.expected_name)
-    findings += check_revocation(
-        path,
-        anchored=built.trusted,
-        at=at,
-        crls=crls,
-        soft_fail=policy.soft_fail,
-        missing_cdp_fails=policy.missing_cdp == "fail",
-    )
+    if built.trusted:
+        findings += check_revocation(
+            path,
+            anchored=True,
+            at=at,
+            crls=crls,
+            soft_fail=policy.soft_fail,
+            missing_cdp_fails=policy.missing_cdp == "fail",
+        )
     return Verdict.judge(_dedupe(findings), enabled=policy.enabled, path=path)
 
 
@@ -212,9 +213,13 @@ def crl_urls(
 
     One per certificate of the path that is not the trust anchor (nor
     self-issued) and names an http CDP. The I/O layer fetches these first.
+    Empty when the chain does not verify: nothing is fetched for a chain
+    that is refused anyway.
     """
     built = build_path(chain, trust)
-    path = built.path[:-1] if built.trusted else built.path
+    if not built.trusted:
+        return []
+    path = built.path[:-1]
     urls: list[str] = []
     for cert in path:
         if is_self_issued(cert):
