@@ -117,7 +117,7 @@ def render(results: Results) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    names = args.only or list(MEASUREMENTS)
+    names = [n for n in MEASUREMENTS if not args.only or n in args.only]
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         results = run(names, quick=args.quick, workdir=workdir)

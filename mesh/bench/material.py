@@ -20,10 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from mesh.pki.issue import CertificateAuthority, Issued, KeySource
 from mesh.validation.revocation import CrlIndex
 
-__all__ = ["Material", "PemFiles", "BENCH_EPOCH"]
-
-#: The emulated instant every benchmark judges certificates at.
-BENCH_EPOCH = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.timezone.utc)
+__all__ = ["Material", "PemFiles"]
 
 SERVER_NAME = "console.bench.example"
 CLIENT_NAME = "sensor.bench.example"
@@ -52,7 +49,10 @@ class Material:
 
     @classmethod
     def build(cls, bits: int, keys: KeySource, directory: Path) -> Material:
-        at = BENCH_EPOCH - dt.timedelta(days=1)
+        # The wall clock, not an emulated instant: the openssl CLI and the
+        # standard library's ssl judge validity against the real time.
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        at = now - dt.timedelta(days=1)
         root = CertificateAuthority.root(
             f"Bench Root CA {bits}", not_before=at, key=keys(bits),
             crl_base_url="http://127.0.0.1:8080/crl",
@@ -64,7 +64,7 @@ class Material:
         server = issuing.issue(SERVER_NAME, not_before=at, key=keys(bits))
         client = issuing.issue(CLIENT_NAME, not_before=at, key=keys(bits))
         material = cls(
-            bits=bits, at=BENCH_EPOCH, root=root, issuing=issuing,
+            bits=bits, at=now, root=root, issuing=issuing,
             server=server, client=client, directory=directory / f"rsa{bits}",
         )
         material._write()
@@ -101,9 +101,16 @@ class Material:
     def root_pem(self) -> Path:
         return self.directory / "root.crt"
 
+    @property
+    def trust_pem(self) -> Path:
+        """Root and issuing CA: ``s_time`` sends its leaf without the chain."""
+        return self.directory / "trust.pem"
+
     def _write(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.root_pem.write_bytes(self.root.cert.public_bytes(serialization.Encoding.PEM))
+        root = self.root.cert.public_bytes(serialization.Encoding.PEM)
+        self.root_pem.write_bytes(root)
+        self.trust_pem.write_bytes(root + self.issuing.cert.public_bytes(serialization.Encoding.PEM))
         for role, issued in (("server", self.server), ("client", self.client)):
             files = self.pem(role)
             cert = issued.cert.public_bytes(serialization.Encoding.PEM)
