@@ -1,0 +1,670 @@
+"""A whole deployment's certificate material: build it, revoke, write it, read it back.
+
+Usage::
+
+    pki = Pki.build(
+        at=dt.datetime(2027, 1, 15, tzinfo=dt.timezone.utc),
+        intermediate="Contoso Issuing CA",          # or None: leaves signed by the root
+        appliances=[ApplianceRequest(name="sensor-1"),
+                    ApplianceRequest(name="console", role="console"),
+                    ApplianceRequest(name="sensor-2", fault="revoked")],
+        crl_base_url="http://127.0.0.1:8080/crl",
+        keys=key_pool.cursor(),                      # optional; fresh keys otherwise
+    )
+    pki.trust_roots()                # [root certificate]: what healthy appliances trust
+    pki.appliances["sensor-1"]       # ApplianceMaterial: issued (cert, key, chain), files' view
+    pki.crl_documents()              # {"/crl/contoso-issuing-ca.crl": DER bytes} for a CRL server
+    pki.revoke("sensor-1")           # next crls() carries it, with a higher CRL number
+    pki.reissue("sensor-1", "expired")   # a fresh certificate (new key and serial) for an upload step
+    pki.write(folder); Pki.load(folder)
+
+Which CA signs what. Healthy appliances (and most faults) are signed by the
+issuing CA: the intermediate, or the root when there is none. Faults about a
+CA get a CA of their own, so the healthy appliances stay healthy:
+``expired-intermediate`` and ``revoked-intermediate`` each get a dedicated
+intermediate ("<issuing name> (expired)"/"(revoked)"), ``untrusted`` an
+unrelated root ("Unrelated Root CA") that is not in :meth:`Pki.trust_roots`,
+and ``missing-intermediate`` without an intermediate gets one made for it.
+Every CA publishes a CRL at ``<crl_base_url>/<slug of its name>.crl``.
+
+Names: an appliance's certificate CN (and DNS SAN) is its name when the name
+has a dot in it, else ``<name>.<domain>`` (``sensor-1.contoso.test``).
+
+The folder (``pki.write(dir)``) holds ``pki.json``, the manifest of issue 2
+(paths relative to the folder)::
+
+    {"root": "ca/contoso-root-ca.crt",
+     "intermediates": ["ca/contoso-issuing-ca.crt", ...],
+     "crls": {"http://127.0.0.1:8080/crl/contoso-root-ca.crl": "crl/contoso-root-ca.crl", ...},
+     "appliances": {"sensor-1": {"role": "sensor", "fault": "ca-signed",
+                                 "crt": "appliances/sensor-1.crt", "key": "appliances/sensor-1.key",
+                                 "chain": "appliances/sensor-1.pem" | null,
+                                 "passphrase": null | "...",
+                                 "common_name": "sensor-1.contoso.test", "issuer": "Contoso Issuing CA"}},
+     "at": "2027-01-15T09:00:00+00:00",
+     "cas": {"Contoso Root CA": {"purpose": "root", "crt": ..., "key": ..., "parent": null,
+                                 "crl_url": ..., "crl": ...}, ...}}
+
+``at``, ``cas``, ``common_name`` and ``issuer`` go beyond the issue's list:
+``cas`` names the CA keys (mode 0600) that ``mesh pki revoke`` signs new CRLs
+with. ``chain`` is null when the appliance has no issuing CA to send (a leaf
+of the root, ``missing-intermediate``, ``untrusted``, ``self-signed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from attrs import define, field
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mesh.errors import InputError
+from mesh.pki import files
+from mesh.pki.faults import (
+    CA_BACKDATE,
+    HEALTHY,
+    Recipe,
+    issue_leaf,
+    recipe,
+    wrong_passphrase_for,
+)
+from mesh.pki.issue import CertificateAuthority, Issued, KeySource, slug
+from mesh.pki.keys import fresh_keys
+
+__all__ = [
+    "ApplianceRequest",
+    "ApplianceMaterial",
+    "Pki",
+    "read_manifest",
+    "MANIFEST",
+    "DEFAULT_ROOT",
+    "DEFAULT_INTERMEDIATE",
+    "UNRELATED_ROOT",
+    "DEFAULT_DOMAIN",
+    "DEFAULT_PASSPHRASE",
+    "DEFAULT_CRL_BASE_URL",
+]
+
+MANIFEST = "pki.json"
+DEFAULT_ROOT = "Contoso Root CA"
+DEFAULT_INTERMEDIATE = "Contoso Issuing CA"
+UNRELATED_ROOT = "Unrelated Root CA"
+DEFAULT_DOMAIN = "contoso.test"
+#: Recorded for a ``wrong-passphrase`` appliance when the PKI has no passphrase.
+DEFAULT_PASSPHRASE = "contoso"
+DEFAULT_CRL_BASE_URL = "http://127.0.0.1/crl"
+
+#: CAs are valid this long after ``at`` (they start CA_BACKDATE before it).
+_ROOT_AHEAD = dt.timedelta(days=10 * 365)
+_INTERMEDIATE_AHEAD = dt.timedelta(days=5 * 365)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+# CA purposes (keys of Pki.authorities).
+_ROOT = "root"
+_ISSUING = "issuing"  # the intermediate asked for
+_INTERMEDIATE = "intermediate"  # made only for missing-intermediate when none was asked for
+_EXPIRED = "expired-intermediate"
+_REVOKED = "revoked-intermediate"
+_UNRELATED = "unrelated-root"
+
+
+@define(frozen=True, kw_only=True)
+class ApplianceRequest:
+    """One appliance a PKI should hold a certificate for."""
+
+    name: str
+    role: str = "sensor"
+    fault: str = HEALTHY
+    common_name: str | None = None
+
+
+@define(frozen=True, kw_only=True)
+class ApplianceMaterial:
+    """An appliance's certificate material, and what its files hold.
+
+    ``issued`` is the certificate with its own key and its issuer's chain.
+    The files can differ on purpose: ``key_file_key`` is what the .key file
+    holds (another key for ``key-mismatch``), ``chain`` what the .pem holds
+    (no issuing CA for ``missing-intermediate``), ``passphrase`` the one
+    recorded for the upload and ``key_passphrase`` the one the key file is
+    really encrypted with (they differ for ``wrong-passphrase``).
+    ``issuer`` is the purpose-free name of the signing CA (None: self-signed).
+    """
+
+    name: str
+    role: str
+    fault: str
+    common_name: str
+    issued: Issued
+    key_file_key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...]
+    passphrase: str | None
+    key_passphrase: str | None
+    issuer: str | None
+
+    @property
+    def recipe(self) -> Recipe:
+        return recipe(self.fault)
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self.issued.cert
+
+    @property
+    def serial(self) -> int:
+        return self.issued.cert.serial_number
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    if at.tzinfo is None:
+        return at.replace(tzinfo=dt.timezone.utc)
+    return at.astimezone(dt.timezone.utc)
+
+
+@define(kw_only=True, eq=False)
+class Pki:
+    """Root, intermediates and one certificate per appliance, in memory.
+
+    Mutable like a real CA: :meth:`revoke` and :meth:`reissue` change it.
+    ``authorities`` maps a CA's purpose (``root``, ``issuing``,
+    ``intermediate``, ``expired-intermediate``, ``revoked-intermediate``,
+    ``unrelated-root``) to the CA.
+    """
+
+    at: dt.datetime
+    authorities: dict[str, CertificateAuthority]
+    appliances: dict[str, ApplianceMaterial] = field(factory=dict)
+    crl_base_url: str = DEFAULT_CRL_BASE_URL
+    crl_validity: dt.timedelta = dt.timedelta(days=7)
+    key_size: int = 2048
+    passphrase: str | None = None
+    domain: str = DEFAULT_DOMAIN
+    intermediate_name: str = DEFAULT_INTERMEDIATE
+    keys: KeySource = fresh_keys
+    _crl_cache: dict[str, tuple[dt.datetime, int, x509.CertificateRevocationList]] = field(
+        factory=dict, alias="_crl_cache"
+    )
+
+    # -- building --
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        at: dt.datetime,
+        root: str = DEFAULT_ROOT,
+        intermediate: str | None = DEFAULT_INTERMEDIATE,
+        appliances: Iterable[ApplianceRequest] = (),
+        key_size: int = 2048,
+        crl_base_url: str = DEFAULT_CRL_BASE_URL,
+        crl_validity: dt.timedelta = dt.timedelta(days=7),
+        keys: KeySource | None = None,
+        passphrase: str | None = None,
+        domain: str = DEFAULT_DOMAIN,
+    ) -> Pki:
+        """A root CA, an optional intermediate and one certificate per appliance.
+
+        Every instant is relative to ``at`` (the moment the deployment is
+        judged at): healthy leaves are valid from ``at`` for a year, the CAs
+        from three years before to five (intermediate) or ten (root) after.
+        """
+        _check_base_url(crl_base_url)
+        if key_size not in (1024, 2048, 3072, 4096):
+            raise InputError(
+                "key size", f"{key_size} is not a supported RSA size", "use 2048 or 4096"
+            )
+        if not root.strip() or (intermediate is not None and not intermediate.strip()):
+            raise InputError("CA name", "is empty", "give the CA a name")
+        if intermediate is not None and slug(intermediate) == slug(root):
+            raise InputError(
+                "CA names", f"{root!r} and {intermediate!r} are the same name", "name them apart"
+            )
+        at = _utc(at)
+        keys = keys or fresh_keys
+        root_ca = CertificateAuthority.root(
+            root,
+            not_before=at - CA_BACKDATE,
+            days=(CA_BACKDATE + _ROOT_AHEAD).days,
+            key=keys(2048),
+            crl_base_url=crl_base_url,
+        )
+        pki = cls(
+            at=at,
+            authorities={_ROOT: root_ca},
+            crl_base_url=crl_base_url,
+            crl_validity=crl_validity,
+            key_size=key_size,
+            passphrase=passphrase or None,
+            domain=domain,
+            intermediate_name=intermediate or DEFAULT_INTERMEDIATE,
+            keys=keys,
+        )
+        if intermediate is not None:
+            pki._make_intermediate(_ISSUING, intermediate)
+        for request in appliances:
+            pki.add(request)
+        return pki
+
+    def add(self, request: ApplianceRequest) -> ApplianceMaterial:
+        """Issue a certificate for a new appliance."""
+        where = f"appliance {request.name!r}"
+        if not _NAME.match(request.name):
+            raise InputError(
+                where,
+                "is not a usable appliance name",
+                "use letters, digits, '.', '-' and '_' (starting with a letter or digit)",
+            )
+        if request.name in self.appliances:
+            raise InputError(where, "is listed twice", "give each appliance its own name")
+        if not request.role or not _NAME.match(request.role):
+            raise InputError(where, f"role {request.role!r} is not usable", "use e.g. sensor or console")
+        material = self._issue(request.name, request.role, request.fault, request.common_name, self.at)
+        self.appliances[request.name] = material
+        return material
+
+    def reissue(
+        self, name: str, fault: str = HEALTHY, *, at: dt.datetime | None = None
+    ) -> ApplianceMaterial:
+        """A fresh certificate (new key and serial) for ``name``; it replaces the old one.
+
+        For an upload step: the returned material is what the admin uploads.
+        The old certificate stays valid (revoke it first if it should not).
+        """
+        old = self._material(name)
+        material = self._issue(name, old.role, fault, old.common_name, _utc(at or self.at))
+        self.appliances[name] = material
+        return material
+
+    def revoke(self, name: str, *, at: dt.datetime | None = None) -> int:
+        """Revoke ``name``'s current certificate at its issuer; returns the serial.
+
+        The next :meth:`crls` of that issuer lists it, with a higher CRL number.
+        """
+        material = self._material(name)
+        if material.issuer is None:
+            raise InputError(
+                f"appliance {name!r}", "has a self-signed certificate: no CA can revoke it", ""
+            )
+        ca = self._by_name(material.issuer)
+        ca.revoke(material.serial, at=_utc(at or self.at))
+        return material.serial
+
+    # -- reading it --
+
+    @property
+    def root(self) -> CertificateAuthority:
+        return self.authorities[_ROOT]
+
+    @property
+    def intermediate(self) -> CertificateAuthority | None:
+        """The issuing intermediate asked for (None: leaves are signed by the root)."""
+        return self.authorities.get(_ISSUING)
+
+    @property
+    def issuing(self) -> CertificateAuthority:
+        """The CA that signs healthy appliance certificates."""
+        return self.intermediate or self.root
+
+    @property
+    def intermediates(self) -> list[CertificateAuthority]:
+        """Every intermediate CA, the issuing one first."""
+        return [ca for ca in self.authorities.values() if ca.parent is not None]
+
+    @property
+    def unrelated_root(self) -> CertificateAuthority | None:
+        return self.authorities.get(_UNRELATED)
+
+    def trust_roots(self) -> list[x509.Certificate]:
+        """What a healthy appliance trusts: the root (never the unrelated one)."""
+        return [self.root.cert]
+
+    def crls(self, *, at: dt.datetime | None = None) -> dict[str, x509.CertificateRevocationList]:
+        """{CRL URL: CRL} for every CA, issued at ``at`` (default: the PKI's instant).
+
+        A CA's CRL is re-signed (with the next CRL number) only when ``at`` or
+        its revocations changed since the last call; otherwise the same CRL
+        comes back, so calling this twice does not look like a new CRL.
+        """
+        when = _utc(at or self.at)
+        out: dict[str, x509.CertificateRevocationList] = {}
+        for ca in self.authorities.values():
+            if not ca.crl_url:
+                continue
+            cached = self._crl_cache.get(ca.name)
+            if cached and cached[0] == when.replace(microsecond=0) and cached[1] == len(ca.revoked):
+                crl = cached[2]
+            else:
+                crl = ca.crl(this_update=when, validity=self.crl_validity)
+                self._crl_cache[ca.name] = (when.replace(microsecond=0), len(ca.revoked), crl)
+            out[ca.crl_url] = crl
+        return out
+
+    def crl_documents(self, *, at: dt.datetime | None = None) -> dict[str, bytes]:
+        """{URL path: DER bytes}: what a CRL server on the base URL's host serves."""
+        from cryptography.hazmat.primitives import serialization
+
+        return {
+            urlsplit(url).path: crl.public_bytes(serialization.Encoding.DER)
+            for url, crl in self.crls(at=at).items()
+        }
+
+    # -- files --
+
+    def write(self, folder: str | Path) -> Path:
+        """Write every certificate, key (0600), chain and CRL, and ``pki.json``."""
+        base = Path(folder)
+        if base.exists() and not base.is_dir():
+            raise InputError(str(folder), "is a file, not a folder", "name a folder for the PKI")
+        try:
+            for sub in ("ca", "crl", "appliances"):
+                (base / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(str(folder), f"cannot be created ({exc.strerror})", "choose another folder") from None
+        cas: dict[str, dict[str, object]] = {}
+        crl_paths: dict[str, str] = {}
+        current = self.crls()
+        for purpose, ca in self.authorities.items():
+            name = slug(ca.name)
+            files.save_certificate(base / "ca" / f"{name}.crt", ca.cert)
+            files.save_key(base / "ca" / f"{name}.key", ca.key)
+            entry: dict[str, object] = {
+                "purpose": purpose,
+                "crt": f"ca/{name}.crt",
+                "key": f"ca/{name}.key",
+                "parent": ca.parent.name if ca.parent else None,
+                "crl_url": ca.crl_url,
+                "crl": None,
+            }
+            if ca.crl_url:
+                files.save_crl(base / "crl" / f"{name}.crl", current[ca.crl_url])
+                crl_paths[ca.crl_url] = entry["crl"] = f"crl/{name}.crl"
+            cas[ca.name] = entry
+        appliances: dict[str, dict[str, object]] = {}
+        for name, m in self.appliances.items():
+            crt = f"appliances/{name}.crt"
+            key = f"appliances/{name}.key"
+            files.save_certificate(base / crt, m.cert)
+            files.save_key(base / key, m.key_file_key, passphrase=m.key_passphrase)
+            chain = None
+            if m.chain:
+                chain = f"appliances/{name}.pem"
+                files.save_chain(base / chain, m.chain)
+            else:
+                (base / f"appliances/{name}.pem").unlink(missing_ok=True)
+            appliances[name] = {
+                "role": m.role,
+                "fault": m.fault,
+                "crt": crt,
+                "key": key,
+                "chain": chain,
+                "passphrase": m.passphrase,
+                "common_name": m.common_name,
+                "issuer": m.issuer,
+            }
+        manifest = {
+            "root": cas[self.root.name]["crt"],
+            "intermediates": [cas[ca.name]["crt"] for ca in self.intermediates],
+            "crls": crl_paths,
+            "appliances": appliances,
+            "at": self.at.isoformat(),
+            "cas": cas,
+        }
+        text = json.dumps(manifest, indent=2) + "\n"
+        # The manifest records passphrases, so it is as private as the keys.
+        files.write_file(base / MANIFEST, text.encode(), mode=files.KEY_MODE)
+        return base / MANIFEST
+
+    @classmethod
+    def load(cls, folder: str | Path, *, keys: KeySource | None = None) -> Pki:
+        """A PKI written by :meth:`write`, with its CAs' revocation state.
+
+        The key of a ``key-mismatch`` appliance is the one on disk (which
+        does not match its certificate): the true one was never written.
+        """
+        base = Path(folder)
+        manifest = read_manifest(base)
+        where = str(base / MANIFEST)
+        cas_entries = manifest.get("cas")
+        if not isinstance(cas_entries, dict) or not cas_entries:
+            raise InputError(
+                where, "has no 'cas' section (CA keys)", "re-create the folder with mesh pki init"
+            )
+        at = _parse_at(manifest.get("at"), where)
+        by_name: dict[str, CertificateAuthority] = {}
+        authorities: dict[str, CertificateAuthority] = {}
+        cache = {}
+        for ca_name, entry in cas_entries.items():
+            entry = _entry(entry, f"{where}: cas.{ca_name}")
+            parent_name = entry.get("parent")
+            if parent_name is not None and parent_name not in by_name:
+                raise InputError(where, f"cas.{ca_name}.parent {parent_name!r} is not listed before it", "")
+            ca = CertificateAuthority(
+                name=ca_name,
+                cert=files.load_certificate(base / _rel(entry, "crt", where)),
+                key=files.load_key(base / _rel(entry, "key", where)),
+                crl_url=entry.get("crl_url"),
+                parent=by_name.get(parent_name) if parent_name else None,
+            )
+            if entry.get("crl"):
+                crl = files.load_crl(base / _rel(entry, "crl", where))
+                for revoked in crl:
+                    ca.revoked[revoked.serial_number] = revoked.revocation_date_utc
+                try:
+                    ca.crl_number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+                except x509.ExtensionNotFound:
+                    ca.crl_number = 0
+                cache[ca_name] = (crl.last_update_utc, len(ca.revoked), crl)
+            by_name[ca_name] = ca
+            authorities[str(entry.get("purpose") or ca_name)] = ca
+        if _ROOT not in authorities:
+            raise InputError(where, "names no CA with purpose 'root'", "re-create the folder with mesh pki init")
+        issuing = authorities.get(_ISSUING)
+        pki = cls(
+            at=at,
+            authorities=authorities,
+            crl_base_url=_base_of(authorities[_ROOT].crl_url),
+            intermediate_name=issuing.name if issuing else DEFAULT_INTERMEDIATE,
+            keys=keys or fresh_keys,
+            _crl_cache=cache,
+        )
+        for name, entry in manifest["appliances"].items():
+            qual = f"{where}: appliances.{name}"
+            entry = _entry(entry, qual)
+            fault = recipe(str(entry.get("fault", HEALTHY)), where=f"{qual}.fault")
+            passphrase = entry.get("passphrase")
+            key_passphrase = (
+                wrong_passphrase_for(passphrase or DEFAULT_PASSPHRASE)
+                if fault.name == "wrong-passphrase"
+                else passphrase
+            )
+            cert = files.load_certificate(base / _rel(entry, "crt", qual))
+            key = files.load_key(base / _rel(entry, "key", qual), key_passphrase)
+            chain = tuple(files.load_certificates(base / entry["chain"])) if entry.get("chain") else ()
+            issuer_name = entry.get("issuer")
+            issuer = by_name.get(issuer_name) if issuer_name else None
+            pki.appliances[name] = ApplianceMaterial(
+                name=name,
+                role=str(entry.get("role", "sensor")),
+                fault=fault.name,
+                common_name=str(entry.get("common_name") or _cn_of(cert)),
+                issued=Issued(cert=cert, key=key, chain=issuer.chain if issuer else ()),
+                key_file_key=key,
+                chain=chain,
+                passphrase=passphrase,
+                key_passphrase=key_passphrase,
+                issuer=issuer_name,
+            )
+        return pki
+
+    # -- internals --
+
+    def _material(self, name: str) -> ApplianceMaterial:
+        try:
+            return self.appliances[name]
+        except KeyError:
+            raise InputError(
+                f"appliance {name!r}",
+                "is not in this PKI",
+                "use one of: " + (", ".join(self.appliances) or "(none)"),
+            ) from None
+
+    def _by_name(self, name: str) -> CertificateAuthority:
+        for ca in self.authorities.values():
+            if ca.name == name:
+                return ca
+        raise KeyError(name)
+
+    def _make_intermediate(
+        self, purpose: str, name: str, *, not_after: dt.datetime | None = None
+    ) -> CertificateAuthority:
+        if purpose in self.authorities:
+            return self.authorities[purpose]
+        ca = self.root.intermediate(
+            name,
+            not_before=self.at - CA_BACKDATE,
+            not_after=not_after or self.at + _INTERMEDIATE_AHEAD,
+            key=self.keys(2048),
+            crl_base_url=self.crl_base_url,
+        )
+        self.authorities[purpose] = ca
+        return ca
+
+    def _issuer_for(self, fault: Recipe) -> CertificateAuthority | None:
+        base = self.intermediate_name
+        if fault.issuer == "self":
+            return None
+        if fault.issuer == "intermediate":
+            return self.intermediate or self._make_intermediate(_INTERMEDIATE, base)
+        if fault.issuer == _EXPIRED:
+            return self._make_intermediate(
+                _EXPIRED, f"{base} (expired)", not_after=self.at - dt.timedelta(days=1)
+            )
+        if fault.issuer == _REVOKED:
+            fresh = _REVOKED not in self.authorities
+            ca = self._make_intermediate(_REVOKED, f"{base} (revoked)")
+            if fresh:
+                self.root.revoke(ca.cert.serial_number, at=self.at)
+            return ca
+        if fault.issuer == _UNRELATED:
+            if _UNRELATED not in self.authorities:
+                self.authorities[_UNRELATED] = CertificateAuthority.root(
+                    UNRELATED_ROOT,
+                    not_before=self.at - CA_BACKDATE,
+                    days=(CA_BACKDATE + _ROOT_AHEAD).days,
+                    key=self.keys(2048),
+                    crl_base_url=self.crl_base_url,
+                )
+            return self.authorities[_UNRELATED]
+        return self.issuing
+
+    def _issue(
+        self, name: str, role: str, fault_name: str, common_name: str | None, at: dt.datetime
+    ) -> ApplianceMaterial:
+        fault = recipe(fault_name, where=f"appliance {name!r}")
+        cn = common_name or (name if "." in name else f"{name}.{self.domain}")
+        issuer = self._issuer_for(fault)
+        issued = issue_leaf(
+            fault,
+            issuer,
+            cn,
+            at=at,
+            keys=self.keys,
+            key_size=self.key_size,
+            self_signed_cdp=self.issuing.crl_url,
+        )
+        chain = issued.chain
+        key_file_key = issued.key
+        passphrase = self.passphrase
+        key_passphrase = passphrase
+        if fault.name == "missing-intermediate":
+            chain = tuple(c for c in chain if c != issuer.cert)
+        elif fault.name == "key-mismatch":
+            key_file_key = self.keys(self.key_size)
+        elif fault.name == "wrong-passphrase":
+            passphrase = passphrase or DEFAULT_PASSPHRASE
+            key_passphrase = wrong_passphrase_for(passphrase)
+        elif fault.name == "revoked":
+            issuer.revoke(issued.serial, at=at)
+        return ApplianceMaterial(
+            name=name,
+            role=role,
+            fault=fault.name,
+            common_name=cn,
+            issued=issued,
+            key_file_key=key_file_key,
+            chain=chain,
+            passphrase=passphrase,
+            key_passphrase=key_passphrase,
+            issuer=issuer.name if issuer else None,
+        )
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """``folder/pki.json`` as a dict, checked for the keys issue 2 names."""
+    path = Path(folder) / MANIFEST
+    where = str(path)
+    if Path(folder).is_file():
+        raise InputError(str(folder), "is a file, not a PKI folder", "name the folder mesh pki init wrote")
+    data = files.read_input(path, "PKI manifest")
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(where, f"is not valid JSON ({exc})", "re-create it with mesh pki init") from None
+    if not isinstance(manifest, dict):
+        raise InputError(where, "is not a JSON object", "re-create it with mesh pki init")
+    for key, kind in (("root", str), ("intermediates", list), ("crls", dict), ("appliances", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise InputError(
+                where, f"key {key!r} is missing or not a {kind.__name__}", "re-create it with mesh pki init"
+            )
+    return manifest
+
+
+def _entry(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(where, "is not a JSON object", "re-create the folder with mesh pki init")
+    return value
+
+
+def _rel(entry: dict, key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value:
+        raise InputError(where, f"has no {key!r} path", "re-create the folder with mesh pki init")
+    return value
+
+
+def _parse_at(value: object, where: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise InputError(where, "has no 'at' instant", "re-create the folder with mesh pki init")
+    try:
+        return _utc(dt.datetime.fromisoformat(value))
+    except ValueError:
+        raise InputError(where, f"'at' is not an ISO time: {value!r}", "re-create the folder with mesh pki init") from None
+
+
+def _base_of(url: str | None) -> str:
+    if not url or "/" not in url:
+        return DEFAULT_CRL_BASE_URL
+    return url.rsplit("/", 1)[0]
+
+
+def _cn_of(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _check_base_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(
+            "CRL base URL",
+            f"{url!r} is not an http:// URL",
+            "give one like http://127.0.0.1:8080/crl",
+        )
