@@ -196,7 +196,7 @@ _PKI: _Spec = {
     "intermediate": (_optional_string('"Contoso Issuing CA"'), False, ""),
     "key_size": (_key_size, False, ""),
     "crl_validity": (_duration, False, ""),
-    "days": (_positive_int, False, ""),
+    "crl_proxy_only": (_boolean, False, ""),
 }
 _APPLIANCE: _Spec = {
     "name": (_appliance_name, True, 'name = "sensor-1.contoso.test"'),
@@ -207,6 +207,7 @@ _APPLIANCE: _Spec = {
     "forwards_to": (_names, False, ""),
     "crl_proxy": (_boolean, False, ""),
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
+    "valid_for": (_duration, False, ""),
 }
 _STEP: _Spec = {
     "after": (_duration, False, ""),

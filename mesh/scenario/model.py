@@ -194,8 +194,10 @@ class PkiSpec:
     key_size: int = field(default=2048)
     #: Validity of each published CRL; a CRL older than this is stale.
     crl_validity: dt.timedelta = field(default=dt.timedelta(days=7), validator=_not_negative)
-    #: Certificate lifetime for appliances, in days from the scenario start.
-    days: int = 365
+    #: When true, certificates name a CRL address appliances cannot reach
+    #: directly; only appliances with ``crl_proxy = true`` get their CRLs,
+    #: through the scenario's HTTP proxy.
+    crl_proxy_only: bool = False
 
     @key_size.validator
     def _check_key_size(self, attribute, value: int) -> None:
@@ -217,6 +219,9 @@ class ApplianceDef:
     crl_proxy: bool = False
     #: "hard" (an unreachable CRL halts the link) or "soft" (a warning).
     revocation: str = field(default="hard", validator=_one_of(("hard", "soft")))
+    #: Lifetime of a healthy certificate from the scenario start (None: the
+    #: PKI's default); a short one makes a certificate expire mid-run.
+    valid_for: dt.timedelta | None = None
 
     def dials(self) -> tuple[str, ...]:
         """Every peer this appliance opens a link to, in file order."""
