@@ -1,0 +1,260 @@
+"""A small HTTP/1.1 server on trio and h11, for the CRL server and the test proxy.
+
+Why h11 and not hypercorn: the CRL server exists to misbehave on cue. It must
+stop listening so that connections are *refused* and come back on the same
+port (``down``/``up``), hold a request without ever answering (``slow``), and
+count requests at the wire. Hypercorn owns its listening sockets and applies its
+own keep-alive, read and graceful-shutdown timers, which fight both the faults
+and trio's mock clock. h11 is the sans-IO HTTP/1.1 engine hypercorn itself uses;
+driving it directly leaves every socket decision here, in about 200 lines.
+
+Theory of operation: :meth:`HttpServer.bind` opens the listening socket
+*synchronously* (a stdlib socket handed to trio), so ``up`` returns only once
+the kernel accepts connections, and :meth:`HttpServer.unbind` closes it and
+cancels every open connection synchronously, so ``down`` holds the moment it
+returns. Subclasses answer requests in :meth:`HttpServer.respond`.
+"""
+
+from __future__ import annotations
+
+import http
+import socket as stdlib_socket
+import h11
+import trio
+from attrs import define
+
+from mesh.errors import InputError
+
+__all__ = ["HttpServer", "Request", "Response", "HOLD"]
+
+#: Largest request head plus body we read; CRL clients send a few hundred bytes.
+_MAX_REQUEST = 64 * 1024
+_RECEIVE_SIZE = 64 * 1024
+
+
+@define(frozen=True, kw_only=True)
+class Request:
+    """What a handler sees of one HTTP request."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target without a query string (absolute-form targets keep their URL)."""
+        return self.target.split("?", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@define(frozen=True, kw_only=True)
+class Response:
+    """A whole response; bodies here are small enough to send in one piece."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class _Hold:
+    """Sentinel: accept the request and never answer it (the ``slow`` fault)."""
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+#: Return this from :meth:`HttpServer.respond` to keep the client waiting until
+#: it gives up (the connection is held open and drained, never answered).
+HOLD = _Hold()
+
+class HttpServer:
+    """An HTTP/1.1 server on one address whose listening socket can come and go.
+
+    Run it with ``port = await nursery.start(server.serve)``. ``port=0`` picks
+    a free port; a later :meth:`bind` (after :meth:`unbind`) reuses the one
+    picked, so URLs stay valid across ``down``/``up``.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._nursery: trio.Nursery | None = None
+        self._listen_scope: trio.CancelScope | None = None
+        self._listener: trio.SocketListener | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and answer until cancelled; reports the bound port to ``nursery.start``."""
+        # The socket is opened before the nursery so that a port in use is a
+        # plain InputError for the caller, not one wrapped in an ExceptionGroup.
+        sock = self._open_socket()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                self._listen_on(sock)
+                self.serving()
+                task_status.started(self.port)
+                await trio.sleep_forever()
+            finally:
+                self.unbind()
+                self._nursery = None
+
+    def serving(self) -> None:
+        """Called once the port is known, before readiness is reported; subclasses hook in."""
+
+    # -- the listening socket --
+
+    def bind(self) -> None:
+        """Start listening (again) on ``host:port``; returns once connections are accepted."""
+        if self._nursery is None:
+            raise RuntimeError("HttpServer.bind() needs a running serve()")
+        if self._listener is not None:
+            return
+        self._listen_on(self._open_socket())
+
+    def _open_socket(self) -> stdlib_socket.socket:
+        sock = stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_STREAM)
+        try:
+            # SO_REUSEADDR so coming back ``up`` on the same port is not
+            # blocked by connections of the previous life in TIME_WAIT.
+            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise InputError(
+                f"{self.host}:{self.port}",
+                f"cannot listen ({exc.strerror or exc})",
+                "choose another port or stop what holds this one",
+            ) from None
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def _listen_on(self, sock: stdlib_socket.socket) -> None:
+        assert self._nursery is not None
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        scope = trio.CancelScope()
+        self._listener = listener
+        self._listen_scope = scope
+        self._nursery.start_soon(self._accept_loop, listener, scope)
+
+    def unbind(self) -> None:
+        """Stop listening and drop every open connection; new connections are refused."""
+        listener, scope = self._listener, self._listen_scope
+        self._listener = self._listen_scope = None
+        if scope is not None:
+            scope.cancel()
+        if listener is not None:
+            # A trio socket's close() is synchronous and wakes the task blocked
+            # in accept(), so the port is closed when this returns.
+            listener.socket.close()
+
+    async def _accept_loop(self, listener: trio.SocketListener, scope: trio.CancelScope) -> None:
+        with scope:
+            async with trio.open_nursery() as connections:
+                while True:
+                    try:
+                        stream = await listener.accept()
+                    except (trio.ClosedResourceError, OSError):
+                        return
+                    connections.start_soon(self._connection, stream)
+
+    # -- one connection --
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
+        try:
+            while True:
+                request = await self._read_request(conn, stream)
+                if request is None:
+                    return
+                answer = await self.respond(request)
+                if isinstance(answer, _Hold):
+                    await _drain(stream)
+                    return
+                await _send(conn, stream, answer, head_only=request.method == "HEAD")
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _read_request(self, conn: h11.Connection, stream: trio.SocketStream) -> Request | None:
+        head: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > _MAX_REQUEST:
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                return Request(
+                    method=head.method.decode("ascii", "replace"),
+                    target=head.target.decode("ascii", "replace"),
+                    headers=tuple(
+                        (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in head.headers
+                    ),
+                    body=bytes(body),
+                )
+            else:  # ConnectionClosed, PAUSED
+                return None
+
+    async def respond(self, request: Request) -> Response | _Hold:
+        """Answer one request; subclasses override."""
+        return Response(status=404, body=b"not found\n", content_type="text/plain")
+
+
+async def _send(
+    conn: h11.Connection, stream: trio.SocketStream, response: Response, *, head_only: bool
+) -> None:
+    headers = [
+        ("Content-Type", response.content_type),
+        ("Content-Length", str(len(response.body))),
+        *response.headers,
+    ]
+    try:
+        reason = http.HTTPStatus(response.status).phrase.encode("ascii")
+    except ValueError:
+        reason = b""
+    data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+    if not head_only and response.body:
+        data += conn.send(h11.Data(data=response.body))
+    data += conn.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+async def _drain(stream: trio.SocketStream) -> None:
+    """Read and discard until the peer closes: holds a request without answering."""
+    while True:
+        try:
+            if not await stream.receive_some(_RECEIVE_SIZE):
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
