@@ -1,0 +1,185 @@
+"""The REST API and the web page of one appliance, as a Starlette ASGI app.
+
+Routes (the API's contract; see ``mesh.web.status`` for the status shape):
+
+``GET /api/v1/status``
+    200, the status document.
+``POST /api/v1/certificate``
+    multipart form: ``crt`` and ``key`` files, optional ``chain`` file and
+    ``passphrase`` field. 200 ``{"accepted": true, "certificate": {...}}``
+    once the new certificate is in use; 422 ``{"code", "message", "detail"}``
+    with the exact operator message when the upload-time check refuses it;
+    400 ``{"code": "bad_request", "message"}`` for a malformed request or
+    files that are not certificates/keys at all.
+``PUT /api/v1/validation``
+    JSON ``{"enabled": true|false}``; 200 ``{"enabled": ...}``; 400 otherwise.
+``GET /api/v1/events?since=N``
+    200 ``{"since": N, "next": M, "events": [...]}``: events N..M-1 of the
+    stream, oldest first; poll again with ``since=M``.
+``GET /`` (the console page), ``/console.js``, ``/console.css``, and
+``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
+
+Passphrases and keys are read into memory, handed to the backend and never
+logged or echoed: an error names the field, never its content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mesh.errors import InputError, ValidationFailed
+from mesh.graph import Graph, render_svg
+from mesh.web.backend import ConsoleBackend
+from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW, certificate_summary
+from mesh.web.status import status_document
+
+__all__ = ["build_app", "MAX_FILE_BYTES"]
+
+#: Largest certificate, key or chain file the upload form accepts.
+MAX_FILE_BYTES = 256 * 1024
+
+_ASSETS = {
+    "/": ("console.html", "text/html; charset=utf-8"),
+    "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _bad_request(message: str) -> JSONResponse:
+    return JSONResponse({"code": "bad_request", "message": message}, status_code=400)
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("mesh.web").joinpath(name).read_bytes()
+
+
+async def _file_field(form: Any, name: str, *, required: bool) -> bytes | None:
+    value = form.get(name)
+    if value is None or (isinstance(value, UploadFile) and not value.filename and value.size == 0):
+        if required:
+            raise InputError(f"form field {name!r}", "is missing", f"attach the .{_EXT[name]} file as {name!r}")
+        return None
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    else:
+        data = await value.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"form field {name!r}", f"is larger than {MAX_FILE_BYTES // 1024} KiB",
+                         "upload a single certificate, key or chain file")
+    if not data.strip():
+        if required:
+            raise InputError(f"form field {name!r}", "is empty", f"attach the .{_EXT[name]} file")
+        return None
+    return data
+
+
+_EXT = {"crt": "crt", "key": "key", "chain": "pem"}
+
+
+def build_app(
+    backend: ConsoleBackend, *, expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW
+) -> Starlette:
+    """The ASGI app serving ``backend``'s API and console page."""
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(status_document(backend, window=expiry_window), headers=_NO_STORE)
+
+    async def upload(request: Request) -> Response:
+        try:
+            async with request.form(max_files=3, max_fields=8) as form:
+                crt = await _file_field(form, "crt", required=True)
+                key = await _file_field(form, "key", required=True)
+                chain = await _file_field(form, "chain", required=False)
+                passphrase = form.get("passphrase")
+                if passphrase is not None and not isinstance(passphrase, str):
+                    raise InputError("form field 'passphrase'", "is a file", "send the passphrase as text")
+        except HTTPException as exc:
+            return _bad_request(f"malformed multipart form: {exc.detail}")
+        except InputError as exc:
+            return _bad_request(exc.line())
+        try:
+            await backend.upload(crt=crt, key=key, chain=chain, passphrase=passphrase or None)
+        except ValidationFailed as exc:
+            return JSONResponse(
+                {"code": exc.code.code, "message": exc.code.message, "detail": exc.detail},
+                status_code=422,
+            )
+        except InputError as exc:
+            return _bad_request(exc.line())
+        identity = backend.identity()
+        return JSONResponse(
+            {
+                "accepted": True,
+                "certificate": certificate_summary(
+                    identity.cert, at=backend.now(), window=expiry_window, chain=tuple(identity.chain)
+                ),
+            }
+        )
+
+    async def validation(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad_request('the body is not JSON; send {"enabled": true} or {"enabled": false}')
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            return _bad_request('send {"enabled": true} or {"enabled": false}')
+        result = backend.set_validation(body["enabled"])
+        if inspect.isawaitable(result):
+            await result
+        return JSONResponse({"enabled": bool(backend.validation_enabled())})
+
+    async def events(request: Request) -> Response:
+        raw = request.query_params.get("since", "0")
+        try:
+            since = int(raw)
+            if since < 0:
+                raise ValueError
+        except ValueError:
+            return _bad_request(f"since={raw!r} is not a position in the stream; use since=0 or the 'next' of the last answer")
+        items = [_event_dict(e) for e in backend.events_since(since)]
+        return JSONResponse(
+            {"since": since, "next": since + len(items), "events": items}, headers=_NO_STORE
+        )
+
+    async def graph(request: Request) -> Response:
+        document = status_document(backend, window=expiry_window)
+        svg = render_svg(Graph.from_status(document), highlight=backend.name)
+        return Response(svg, media_type="image/svg+xml", headers=_NO_STORE)
+
+    def asset(path: str) -> Any:
+        name, media_type = _ASSETS[path]
+
+        async def serve(request: Request) -> Response:
+            return Response(_asset(name), media_type=media_type, headers=_NO_STORE)
+
+        return serve
+
+    routes = [
+        Route("/api/v1/status", status, methods=["GET"]),
+        Route("/api/v1/certificate", upload, methods=["POST"]),
+        Route("/api/v1/validation", validation, methods=["PUT"]),
+        Route("/api/v1/events", events, methods=["GET"]),
+        Route("/graph.svg", graph, methods=["GET"]),
+    ] + [Route(path, asset(path), methods=["GET"]) for path in _ASSETS]
+    return Starlette(routes=routes)
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    if hasattr(event, "as_dict"):
+        data = dict(event.as_dict())
+        if hasattr(event, "describe"):
+            data.setdefault("text", event.describe())
+        return data
+    return dict(event)

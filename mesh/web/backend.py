@@ -1,0 +1,84 @@
+"""The one interface the consoles need from an appliance.
+
+The REST API and the web page serve *one* appliance. They do not know the
+engine: anything that offers the methods of :class:`ConsoleBackend` can be
+served, an appliance of a running :class:`~mesh.appliances.Mesh` (through
+:class:`mesh.web.mesh_backend.MeshConsole`) as well as a stand-alone one.
+
+Two rules the backend keeps so the consoles stay honest:
+
+* ``identity()`` is read at every TLS handshake: after an upload (through the
+  API or any other way) the next connection presents the new certificate.
+* ``upload`` raises :class:`~mesh.errors.ValidationFailed` with the code of the
+  first failed check (the API answers 422 with its exact message) and
+  :class:`~mesh.errors.InputError` for files that are not what they claim to
+  be (the API answers 400). It returns only once the certificate is in use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from cryptography import x509
+
+from mesh.pki.issue import Issued
+
+__all__ = ["ConsoleBackend", "LinkLike"]
+
+
+class LinkLike(Protocol):
+    """A link as the engine reports it (``mesh.appliances.LinkStatus`` has this shape).
+
+    ``code`` is a :class:`~mesh.errors.FailureCode`, its stable string, or None;
+    ``message`` may be None when ``code`` carries it.
+    """
+
+    dialer: str
+    listener: str
+    state: str
+    code: Any
+    message: str | None
+
+
+@runtime_checkable
+class ConsoleBackend(Protocol):
+    """One appliance, as its web console and REST API see it."""
+
+    @property
+    def name(self) -> str:
+        """The appliance's name (its CN for CA-signed certificates)."""
+
+    @property
+    def role(self) -> str:
+        """``sensor``, ``management-console``, ``ha-console`` or ``forwarding-target``."""
+
+    def identity(self) -> Issued:
+        """The certificate, chain and key the appliance presents right now."""
+
+    def trust_roots(self) -> Sequence[x509.Certificate]:
+        """Roots a client certificate may chain to (client certificates are optional)."""
+
+    def now(self) -> dt.datetime:
+        """The emulated instant: expiry is judged by it, never by the wall clock."""
+
+    def validation_enabled(self) -> bool:
+        """The appliance's validation switch."""
+
+    def links(self) -> Sequence[LinkLike]:
+        """Every link this appliance dials or answers, with its state."""
+
+    def roles(self) -> Mapping[str, str]:
+        """Name -> role of every appliance the topology graph should show."""
+
+    def events_since(self, index: int) -> Sequence[Any]:
+        """Events from position ``index`` of the stream on (``mesh.events.Event``
+        objects or their ``as_dict()`` mappings), oldest first."""
+
+    async def upload(
+        self, *, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None
+    ) -> None:
+        """Run the upload-time check and, if it passes, present the new certificate."""
+
+    def set_validation(self, enabled: bool) -> None:
+        """Switch certificate validation on or off for new connections."""

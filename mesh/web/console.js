@@ -1,0 +1,135 @@
+// The console page: reads /api/v1/status, polls /api/v1/events for changes,
+// and redraws. No framework, no build step: the package serves this file as is.
+"use strict";
+
+const state = { since: 0, status: null, refreshing: false };
+const POLL_MS = 1000;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  }
+  return node;
+}
+
+async function getJSON(url, options) {
+  const response = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
+  const body = await response.json().catch(() => ({}));
+  return { ok: response.ok, status: response.status, body };
+}
+
+function showStatus(doc) {
+  state.status = doc;
+  document.getElementById("appliance-name").textContent = doc.appliance.name;
+  document.getElementById("appliance-role").textContent = doc.appliance.role;
+  document.title = doc.appliance.name + " · mesh console";
+  document.getElementById("now").textContent = doc.now;
+
+  const warnings = document.getElementById("warnings");
+  warnings.replaceChildren(...doc.warnings.map(w =>
+    el("div", { class: "warning", "data-kind": w.kind }, `${w.kind}: ${w.message}`)));
+
+  const body = document.querySelector("#links tbody");
+  body.replaceChildren(...doc.links.map(link => el("tr",
+      { class: "link-" + link.state, "data-link": link.name, "data-state": link.state },
+      el("td", {}, link.name),
+      el("td", {}, el("span", { class: "state state-" + link.state },
+        link.unvalidated ? "up (unvalidated)" : link.state)),
+      el("td", { class: "code" }, link.code || ""),
+      el("td", { class: "message" }, (link.message || "") +
+        (link.refused_by ? ` (refused by ${link.refused_by})` : "")))));
+
+  const c = doc.certificate;
+  const rows = [
+    ["subject", c.subject], ["issuer", c.issuer], ["serial", c.serial],
+    ["valid from", c.not_before], ["valid to", c.not_after],
+    ["days until expiry", String(c.days_until_expiry) + (c.expiring ? " (expiring)" : "")],
+    ["self-signed", c.self_signed ? "yes (locally generated)" : "no"],
+    ["chain", c.chain.length ? c.chain.join(" ← ") : "(none)"],
+    ["SHA-256", c.sha256_fingerprint],
+  ];
+  document.getElementById("certificate").replaceChildren(
+    ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
+
+  const toggle = document.getElementById("validation-switch");
+  toggle.checked = doc.validation.enabled;
+  document.getElementById("validation-label").textContent =
+    doc.validation.enabled ? "on: peers are validated" : "off: peers are not validated";
+}
+
+async function refresh() {
+  if (state.refreshing) return;
+  state.refreshing = true;
+  try {
+    const status = await getJSON("/api/v1/status");
+    if (status.ok) showStatus(status.body);
+    const graph = await fetch("/graph.svg", { cache: "no-store" });
+    if (graph.ok) document.getElementById("graph").innerHTML = await graph.text();
+  } finally {
+    state.refreshing = false;
+  }
+}
+
+function showEvents(events) {
+  const list = document.getElementById("events");
+  for (const event of events) {
+    const text = `${event.at} ${event.kind}: ${event.text || event.message || ""}`;
+    list.prepend(el("li", { class: "sev-" + event.severity, "data-kind": event.kind }, text));
+  }
+  while (list.children.length > 200) list.lastChild.remove();
+}
+
+async function poll() {
+  try {
+    const answer = await getJSON("/api/v1/events?since=" + state.since);
+    document.getElementById("poll-state").textContent = "live";
+    if (answer.ok && answer.body.events.length) {
+      state.since = answer.body.next;
+      showEvents(answer.body.events);
+      await refresh();
+    }
+  } catch (error) {
+    document.getElementById("poll-state").textContent = "disconnected, retrying";
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const form = event.target;
+  const verdict = document.getElementById("upload-verdict");
+  verdict.className = "";
+  verdict.textContent = "checking…";
+  const answer = await getJSON("/api/v1/certificate", { method: "POST", body: new FormData(form) });
+  if (answer.ok) {
+    verdict.className = "accepted";
+    verdict.textContent = "Accepted: " + answer.body.certificate.subject +
+      " (serial " + answer.body.certificate.serial + ") is in use from the next connection.";
+  } else {
+    verdict.className = "refused";
+    verdict.dataset.code = answer.body.code || "";
+    verdict.textContent = answer.body.message || ("Upload failed (HTTP " + answer.status + ")");
+  }
+  form.querySelector("#upload-passphrase").value = "";
+  await refresh();
+}
+
+async function switchValidation(event) {
+  const answer = await getJSON("/api/v1/validation", {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ enabled: event.target.checked }),
+  });
+  if (!answer.ok) event.target.checked = !event.target.checked;
+  await refresh();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("upload-form").addEventListener("submit", upload);
+  document.getElementById("validation-switch").addEventListener("change", switchValidation);
+  refresh().then(poll);
+});

@@ -1,0 +1,90 @@
+"""The status document: what ``GET /api/v1/status`` answers and the page draws.
+
+Shape (every key always present)::
+
+    {
+      "appliance": {"name": ..., "role": ...},
+      "now": "2027-01-15T09:00:00Z",            # emulated
+      "certificate": {... see certificate_summary ...},
+      "validation": {"enabled": true},
+      "links": [{"name": "a -> b", "dialer", "listener", "state", "code",
+                 "message", "refused_by", "unvalidated"}],
+      "roles": {"name": "role", ...},            # every appliance in the graph
+      "warnings": [{"kind": "certificate-expiring", ...}],
+      "expiry_window_days": 30
+    }
+
+A halted link carries its stable ``code`` and the exact operator ``message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from mesh.errors import FailureCode
+from mesh.web.backend import ConsoleBackend
+from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW, certificate_summary, expiry_warning
+
+__all__ = ["link_document", "status_document"]
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def link_document(link: Any) -> dict[str, Any]:
+    """One link (anything shaped like ``LinkStatus``) as plain JSON data."""
+    code = getattr(link, "code", None)
+    message = getattr(link, "message", None)
+    if isinstance(code, FailureCode):
+        message = message or code.message
+        code = code.code
+    elif isinstance(code, str) and not message:
+        try:
+            message = FailureCode.from_code(code).message
+        except ValueError:
+            pass
+    state = str(getattr(link, "state", "unknown"))
+    refused_by = getattr(link, "refused_by", None)
+    return {
+        "name": f"{link.dialer} -> {link.listener}",
+        "dialer": link.dialer,
+        "listener": link.listener,
+        "state": state,
+        "code": code,
+        "message": message,
+        "refused_by": refused_by,
+        "unvalidated": state == "up-unvalidated",
+    }
+
+
+def status_document(
+    backend: ConsoleBackend, *, window: dt.timedelta = DEFAULT_EXPIRY_WINDOW
+) -> dict[str, Any]:
+    """The whole status of ``backend``'s appliance at its emulated now."""
+    now = backend.now()
+    identity = backend.identity()
+    warnings = []
+    warning = expiry_warning(identity.cert, at=now, window=window)
+    if warning is not None:
+        warnings.append(warning.as_dict())
+    roles = dict(backend.roles())
+    roles.setdefault(backend.name, backend.role)
+    links = [link_document(link) for link in backend.links()]
+    for link in links:
+        roles.setdefault(link["dialer"], "")
+        roles.setdefault(link["listener"], "")
+    return {
+        "appliance": {"name": backend.name, "role": backend.role},
+        "now": _instant(now),
+        "certificate": certificate_summary(
+            identity.cert, at=now, window=window, chain=tuple(identity.chain)
+        ),
+        "validation": {"enabled": bool(backend.validation_enabled())},
+        "links": links,
+        "roles": roles,
+        "warnings": warnings,
+        "expiry_window_days": math.floor(window / dt.timedelta(days=1)),
+    }

@@ -1,0 +1,201 @@
+"""A stand-alone appliance for the console tests, and a PKI valid on the wall clock.
+
+The console's TLS is checked by curl, httpx and chromium against the *wall*
+clock, so this PKI starts a day before now; the appliance's emulated instant
+(what expiry is judged by) is a separate, settable value.
+
+``Appliance`` keeps the :class:`mesh.web.ConsoleBackend` contract with real
+certificates: its upload check parses the files, checks the passphrase, the
+key and the chain of trust (``cryptography``'s verifier), and raises the same
+typed errors the engine's check does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+import trio
+from attrs import define, field
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.events import CertificateUploaded, Event, LinkHalted, UploadRefused, ValidationSwitched
+from mesh.pki.issue import CertificateAuthority, Issued, self_signed_leaf
+from mesh.web import serve_console
+
+NAME = "sensor-1.contoso.test"
+
+
+@define(kw_only=True)
+class Link:
+    dialer: str
+    listener: str
+    state: str = "up"
+    code: FailureCode | None = None
+    message: str | None = None
+    refused_by: str | None = None
+
+
+@define(kw_only=True, eq=False)
+class Appliance:
+    """One appliance, as far as its console needs: identity, switch, links, events."""
+
+    name: str
+    role: str
+    current: Issued
+    trust: tuple[x509.Certificate, ...]
+    instant: dt.datetime
+    validation: bool = True
+    link_list: list[Link] = field(factory=list)
+    peer_roles: dict[str, str] = field(factory=dict)
+    log: list[Event] = field(factory=list)
+
+    def identity(self) -> Issued:
+        return self.current
+
+    def trust_roots(self) -> tuple[x509.Certificate, ...]:
+        return self.trust
+
+    def now(self) -> dt.datetime:
+        return self.instant
+
+    def validation_enabled(self) -> bool:
+        return self.validation
+
+    def links(self) -> list[Link]:
+        return list(self.link_list)
+
+    def roles(self) -> dict[str, str]:
+        return dict(self.peer_roles)
+
+    def events_since(self, index: int) -> list[Event]:
+        return self.log[index:]
+
+    def set_validation(self, enabled: bool) -> None:
+        self.validation = enabled
+        self.log.append(ValidationSwitched(at=self.instant, appliance=self.name, enabled=enabled))
+
+    def halt(self, peer: str, code: FailureCode) -> None:
+        """What the engine does when ``peer``'s certificate fails a check."""
+        for link in self.link_list:
+            if peer in (link.dialer, link.listener):
+                link.state, link.code, link.message, link.refused_by = (
+                    "halted", code, code.message, self.name)
+                self.log.append(LinkHalted(at=self.instant, dialer=link.dialer,
+                                           listener=link.listener, refused_by=self.name, code=code))
+
+    async def upload(self, *, crt: bytes, key: bytes, chain: bytes | None,
+                     passphrase: str | None) -> None:
+        try:
+            issued = self._check(crt, key, chain, passphrase)
+        except ValidationFailed as exc:
+            self.log.append(UploadRefused(at=self.instant, appliance=self.name, code=exc.code))
+            raise
+        await trio.lowlevel.checkpoint()
+        self.current = issued
+        self.log.append(CertificateUploaded(at=self.instant, appliance=self.name,
+                                            subject=issued.cert.subject.rfc4514_string(),
+                                            serial=issued.serial))
+
+    def _check(self, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None) -> Issued:
+        try:
+            cert = x509.load_pem_x509_certificate(crt)
+        except ValueError:
+            raise InputError("crt", "is not a PEM certificate", "upload the .crt file") from None
+        try:
+            private = serialization.load_pem_private_key(
+                key, passphrase.encode() if passphrase else None)
+        except (TypeError, ValueError):
+            if b"ENCRYPTED" in key:
+                raise ValidationFailed(FailureCode.PASSPHRASE_MISMATCH) from None
+            raise InputError("key", "is not a PEM private key", "upload the .key file") from None
+        if private.public_key().public_numbers() != cert.public_key().public_numbers():
+            raise ValidationFailed(FailureCode.KEY_MISMATCH)
+        intermediates = x509.load_pem_x509_certificates(chain) if chain else []
+        verifier = (PolicyBuilder().store(Store(list(self.trust))).time(self.instant)
+                    .build_client_verifier())
+        try:
+            verifier.verify(cert, intermediates)
+        except VerificationError as exc:
+            raise ValidationFailed(FailureCode.CHAIN_UNTRUSTED, str(exc)) from None
+        return Issued(cert=cert, key=private, chain=tuple(intermediates))
+
+
+@define(frozen=True, kw_only=True)
+class Pki:
+    root: CertificateAuthority
+    issuing: CertificateAuthority
+    leaf: Issued
+    self_signed: Issued
+    stranger: Issued  # signed by a root nobody trusts
+    now: dt.datetime
+
+
+@pytest.fixture
+def pki(keys) -> Pki:
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    start = now - dt.timedelta(days=1)
+    root = CertificateAuthority.root("Contoso Root CA", not_before=start, key=keys(2048))
+    issuing = root.intermediate("Contoso Issuing CA", not_before=start, key=keys(2048))
+    other = CertificateAuthority.root("Other Root CA", not_before=start, key=keys(2048))
+    return Pki(
+        root=root,
+        issuing=issuing,
+        leaf=issuing.issue(NAME, not_before=start, key=keys(2048)),
+        self_signed=self_signed_leaf(NAME, not_before=start, key=keys(2048)),
+        stranger=other.issue(NAME, not_before=start, key=keys(2048)),
+        now=now,
+    )
+
+
+@pytest.fixture
+def appliance(pki: Pki) -> Appliance:
+    """A sensor still on its locally generated self-signed certificate."""
+    return Appliance(
+        name=NAME,
+        role="sensor",
+        current=pki.self_signed,
+        trust=(pki.root.cert,),
+        instant=pki.now,
+        link_list=[Link(dialer=NAME, listener="console.contoso.test")],
+        peer_roles={"console.contoso.test": "management-console"},
+    )
+
+
+@pytest.fixture
+async def console(nursery, appliance):
+    """The appliance's console, serving on a free port of 127.0.0.1."""
+    return await nursery.start(serve_console, appliance)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(issued: Issued, passphrase: str | None = None) -> bytes:
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode())
+                  if passphrase else serialization.NoEncryption())
+    return issued.key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8, encryption)
+
+
+def write_files(folder: Path, issued: Issued, root: x509.Certificate | None = None,
+                passphrase: str | None = None) -> dict[str, Path]:
+    """The files an admin uploads: .crt, .key (0600), .pem chain, and the root."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"crt": folder / "appliance.crt", "key": folder / "appliance.key",
+             "chain": folder / "chain.pem"}
+    paths["crt"].write_bytes(pem(issued.cert))
+    fd = os.open(paths["key"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key_pem(issued, passphrase))
+    paths["chain"].write_bytes(b"".join(pem(c) for c in issued.chain))
+    if root is not None:
+        paths["root"] = folder / "root.crt"
+        paths["root"].write_bytes(pem(root))
+    return paths

@@ -1,0 +1,247 @@
+"""The REST API over real TLS: httpx and curl against a console on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import subprocess
+
+import httpx
+import pytest
+import trio
+from cryptography import x509
+
+from mesh.errors import FailureCode
+from web.conftest import NAME, key_pem, pem, write_files
+
+
+def _trusting(root_path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(root_path))
+
+
+def _client(console, verify) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=console.url, verify=verify, timeout=10)
+
+
+async def _presented(console) -> x509.Certificate:
+    """The certificate a fresh connection to the console is shown."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    stream = await trio.open_ssl_over_tcp_stream(console.host, console.port, ssl_context=context)
+    try:
+        await stream.do_handshake()
+        return x509.load_der_x509_certificate(stream.getpeercert(binary_form=True))
+    finally:
+        await stream.aclose()
+
+
+async def _curl(*args: str) -> subprocess.CompletedProcess:
+    return await trio.run_process(
+        ["curl", "--silent", "--show-error", "--max-time", "10", *args],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+
+
+async def test_status_of_a_self_signed_appliance(console, appliance, pki):
+    async with _client(console, verify=False) as client:
+        answer = await client.get("/api/v1/status")
+    assert answer.status_code == 200
+    doc = answer.json()
+    assert doc["appliance"] == {"name": NAME, "role": "sensor"}
+    cert = doc["certificate"]
+    assert cert["self_signed"] is True
+    assert cert["subject"] == pki.self_signed.cert.subject.rfc4514_string()
+    assert cert["serial"] == format(pki.self_signed.serial, "X")
+    assert doc["validation"] == {"enabled": True}
+    assert doc["links"][0]["name"] == f"{NAME} -> console.contoso.test"
+    assert doc["links"][0]["state"] == "up"
+    assert doc["roles"]["console.contoso.test"] == "management-console"
+
+
+async def test_curl_k_against_the_self_signed_console(console):
+    result = await _curl("-k", f"{console.url}/api/v1/status")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["certificate"]["self_signed"] is True
+    # Without -k curl refuses the self-signed certificate: it really is TLS.
+    refused = await _curl(f"{console.url}/api/v1/status")
+    assert refused.returncode == 60
+
+
+async def test_curl_cacert_root_after_a_ca_signed_certificate(console, appliance, pki, tmp_path):
+    appliance.current = pki.leaf
+    files = write_files(tmp_path, pki.leaf, root=pki.root.cert)
+    result = await _curl(
+        "--cacert", str(files["root"]),
+        "--resolve", f"{NAME}:{console.port}:127.0.0.1",
+        f"https://{NAME}:{console.port}/api/v1/status",
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["certificate"]["serial"] == format(pki.leaf.serial, "X")
+    assert doc["certificate"]["chain"] == [pki.issuing.cert.subject.rfc4514_string()]
+
+
+async def test_httpx_verifies_against_the_root(console, appliance, pki, tmp_path):
+    appliance.current = pki.leaf
+    files = write_files(tmp_path, pki.leaf, root=pki.root.cert)
+    async with _client(console, verify=_trusting(files["root"])) as client:
+        answer = await client.get("/api/v1/status", extensions={"sni_hostname": NAME})
+        assert answer.status_code == 200
+        assert answer.json()["certificate"]["self_signed"] is False
+    # A client certificate is accepted but not required.
+    bundle = tmp_path / "client.pem"
+    bundle.write_bytes(files["crt"].read_bytes() + files["chain"].read_bytes())
+    with_cert = _trusting(files["root"])
+    with_cert.load_cert_chain(bundle, files["key"])
+    async with _client(console, verify=with_cert) as client:
+        answer = await client.get("/api/v1/status", extensions={"sni_hostname": NAME})
+        assert answer.status_code == 200
+
+
+async def test_upload_switches_the_certificate_for_new_connections(console, appliance, pki):
+    assert (await _presented(console)).serial_number == pki.self_signed.serial
+    async with _client(console, verify=False) as client:
+        answer = await client.post("/api/v1/certificate", files={
+            "crt": ("appliance.crt", pem(pki.leaf.cert)),
+            "key": ("appliance.key", key_pem(pki.leaf, "s3cret")),
+            "chain": ("chain.pem", pem(pki.issuing.cert)),
+        }, data={"passphrase": "s3cret"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["accepted"] is True
+    assert body["certificate"]["serial"] == format(pki.leaf.serial, "X")
+    assert (await _presented(console)).serial_number == pki.leaf.serial
+    assert [e.kind for e in appliance.log] == ["certificate-uploaded"]
+
+
+@pytest.mark.parametrize(
+    "case, code",
+    [
+        ("untrusted", FailureCode.CHAIN_UNTRUSTED),
+        ("wrong-passphrase", FailureCode.PASSPHRASE_MISMATCH),
+        ("key-mismatch", FailureCode.KEY_MISMATCH),
+    ],
+)
+async def test_refused_upload_is_422_with_the_exact_message(console, appliance, pki, case, code):
+    issued, key, passphrase = pki.leaf, key_pem(pki.leaf), None
+    if case == "untrusted":
+        issued, key = pki.stranger, key_pem(pki.stranger)
+    elif case == "wrong-passphrase":
+        key, passphrase = key_pem(pki.leaf, "right"), "wrong"
+    elif case == "key-mismatch":
+        key = key_pem(pki.stranger)
+    form = {"passphrase": passphrase} if passphrase else {}
+    async with _client(console, verify=False) as client:
+        answer = await client.post("/api/v1/certificate", data=form, files={
+            "crt": ("a.crt", pem(issued.cert)), "key": ("a.key", key),
+            "chain": ("chain.pem", b"".join(pem(c) for c in issued.chain)),
+        })
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["code"] == code.code
+    assert body["message"] == code.message
+    assert "right" not in answer.text and "PRIVATE KEY" not in answer.text
+    assert appliance.current is pki.self_signed
+    assert (await _presented(console)).serial_number == pki.self_signed.serial
+
+
+async def test_malformed_uploads_are_400(console, pki):
+    async with _client(console, verify=False) as client:
+        missing_key = await client.post(
+            "/api/v1/certificate", files={"crt": ("a.crt", pem(pki.leaf.cert))})
+        not_a_form = await client.post("/api/v1/certificate", json={"crt": "x"})
+        not_a_cert = await client.post("/api/v1/certificate", files={
+            "crt": ("a.crt", b"hello"), "key": ("a.key", key_pem(pki.leaf))})
+        too_big = await client.post("/api/v1/certificate", files={
+            "crt": ("a.crt", b"A" * (300 * 1024)), "key": ("a.key", key_pem(pki.leaf))})
+    assert missing_key.status_code == 400
+    assert missing_key.json() == {
+        "code": "bad_request",
+        "message": "form field 'key': is missing; attach the .key file as 'key'",
+    }
+    assert not_a_form.status_code == 400
+    assert not_a_cert.status_code == 400
+    assert not_a_cert.json()["message"] == "crt: is not a PEM certificate; upload the .crt file"
+    assert too_big.status_code == 400
+    assert "larger than 256 KiB" in too_big.json()["message"]
+
+
+async def test_validation_switch(console, appliance):
+    async with _client(console, verify=False) as client:
+        off = await client.put("/api/v1/validation", json={"enabled": False})
+        assert off.status_code == 200 and off.json() == {"enabled": False}
+        assert appliance.validation is False
+        status = (await client.get("/api/v1/status")).json()
+        assert status["validation"] == {"enabled": False}
+        for bad in ({"enabled": "no"}, {}, [True]):
+            assert (await client.put("/api/v1/validation", json=bad)).status_code == 400
+        garbage = await client.put("/api/v1/validation", content=b"{not json",
+                                   headers={"content-type": "application/json"})
+        assert garbage.status_code == 400
+        on = await client.put("/api/v1/validation", json={"enabled": True})
+        assert on.json() == {"enabled": True}
+        # Only PUT changes it.
+        assert (await client.post("/api/v1/validation", json={"enabled": False})).status_code == 405
+
+
+async def test_events_since(console, appliance):
+    async with _client(console, verify=False) as client:
+        first = (await client.get("/api/v1/events", params={"since": 0})).json()
+        assert first == {"since": 0, "next": 0, "events": []}
+        appliance.set_validation(False)
+        appliance.halt("console.contoso.test", FailureCode.REVOKED)
+        second = (await client.get("/api/v1/events", params={"since": 0})).json()
+        assert second["next"] == 2
+        assert [e["kind"] for e in second["events"]] == ["validation-switched", "link-halted"]
+        halted = second["events"][1]
+        assert halted["code"] == "revoked" and halted["message"] == FailureCode.REVOKED.message
+        assert halted["text"].endswith(FailureCode.REVOKED.message)
+        third = (await client.get("/api/v1/events", params={"since": 2})).json()
+        assert third == {"since": 2, "next": 2, "events": []}
+        for bad in ("-1", "x"):
+            answer = await client.get("/api/v1/events", params={"since": bad})
+            assert answer.status_code == 400
+
+
+async def test_halted_link_in_status(console, appliance):
+    appliance.halt("console.contoso.test", FailureCode.REVOKED)
+    async with _client(console, verify=False) as client:
+        link = (await client.get("/api/v1/status")).json()["links"][0]
+    assert link["state"] == "halted"
+    assert link["code"] == "revoked"
+    assert link["message"] == FailureCode.REVOKED.message
+    assert link["refused_by"] == NAME
+
+
+async def test_expiring_certificate_is_flagged(console, appliance, pki):
+    appliance.current = pki.leaf
+    appliance.instant = pki.leaf.cert.not_valid_after_utc - dt.timedelta(days=10, hours=1)
+    async with _client(console, verify=False) as client:
+        doc = (await client.get("/api/v1/status")).json()
+    assert doc["certificate"]["days_until_expiry"] == 10
+    assert doc["certificate"]["expiring"] is True
+    assert doc["warnings"] == [{
+        "kind": "certificate-expiring",
+        "subject": pki.leaf.cert.subject.rfc4514_string(),
+        "serial": format(pki.leaf.serial, "X"),
+        "not_after": pki.leaf.cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+        "days_until_expiry": 10,
+        "window_days": 30,
+        "message": f"The certificate {pki.leaf.cert.subject.rfc4514_string()} expires in 10 days.",
+    }]
+
+
+async def test_page_and_assets_are_served(console):
+    async with _client(console, verify=False) as client:
+        page = await client.get("/")
+        script = await client.get("/console.js")
+        style = await client.get("/console.css")
+        graph = await client.get("/graph.svg")
+    assert page.status_code == 200 and 'id="upload-form"' in page.text
+    assert "http" not in page.text.replace('http-equiv', '')  # no CDN
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.status_code == 200
+    assert graph.headers["content-type"] == "image/svg+xml"
+    assert NAME in graph.text
