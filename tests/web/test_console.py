@@ -1,0 +1,51 @@
+"""The console page in Debian's headless chromium, over HTTPS."""
+
+from __future__ import annotations
+
+from mesh.errors import FailureCode
+from web.browser import dump_dom, open_webdriver
+from web.conftest import NAME, write_files
+
+PEER = "console.contoso.test"
+
+
+async def test_page_loads_over_https_and_shows_a_halted_link(console, appliance, tmp_path):
+    appliance.halt(PEER, FailureCode.REVOKED)
+    dom = await dump_dom(f"{console.url}/", profile=tmp_path / "profile",
+                         cert=appliance.current.cert)
+    assert f'<span id="appliance-name">{NAME}</span>' in dom
+    assert f'data-link="{NAME} -&gt; {PEER}" data-state="halted"' in dom
+    assert FailureCode.REVOKED.message in dom
+    assert 'class="link link-halted"' in dom  # drawn red in the graph too
+
+
+async def test_page_updates_as_events_arrive_and_refuses_an_upload(
+    nursery, console, appliance, pki, tmp_path
+):
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#appliance-name", NAME)
+    row = f'#links tr[data-link="{NAME} -> {PEER}"]'
+    assert await driver.attribute(row, "data-state") == "up"
+
+    # A revocation halts the link; the page picks it up from the event stream.
+    appliance.halt(PEER, FailureCode.REVOKED)
+    await driver.wait_for_text(f'#links tr[data-state="halted"] td.message',
+                               FailureCode.REVOKED.message)
+    await driver.wait_for_text("#graph .link-halted title", FailureCode.REVOKED.message)
+
+    # An upload through the form with a certificate from a root nobody trusts.
+    files = write_files(tmp_path / "upload", pki.stranger)
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.click("#upload-submit")
+    verdict = await driver.wait_for_text("#upload-verdict", FailureCode.CHAIN_UNTRUSTED.message)
+    assert verdict == FailureCode.CHAIN_UNTRUSTED.message
+    assert await driver.attribute("#upload-verdict", "data-code") == "chain_untrusted"
+    assert appliance.current is pki.self_signed
+
+    # The validation switch goes through the API.
+    await driver.click("#validation-switch")
+    await driver.wait_for_text("#validation-label", "off")
+    assert appliance.validation is False
