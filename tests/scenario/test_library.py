@@ -1,0 +1,29 @@
+"""The scenario library in ``scenarios/``: every file is sound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh.scenario.load import load_scenario
+
+LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+FILES = sorted(LIBRARY.glob("*.toml"))
+
+
+def test_the_library_is_there():
+    names = {p.stem for p in FILES}
+    assert "showcase" in names
+    rows = ["passphrase-mismatch", "chain-untrusted", "expired", "revoked", "crl-unreachable",
+            "validation-failed"]
+    for row in rows:
+        assert f"troubleshoot-{row}" in names
+        assert f"troubleshoot-{row}-validation-off" in names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_every_library_scenario_loads(path):
+    scenario = load_scenario(path)
+    assert scenario.name == path.stem
+    assert scenario.expectations, "a library scenario states what it expects"
