@@ -23,6 +23,7 @@ __all__ = ["main"]
 _COMMANDS = [
     "mesh.pki.commands",
     "mesh.scenario.commands",
+    "mesh.graph",
     "mesh.net.crl_commands",
 ]
 
