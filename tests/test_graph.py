@@ -1,0 +1,204 @@
+"""mesh graph: DOT, Mermaid and SVG of a scenario, coloured by a run's report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from mesh.cli import main
+from mesh.errors import FailureCode, InputError
+from mesh.graph import Graph, render_dot, render_mermaid, render_svg, states_from_report
+from mesh.scenario.load import loads_scenario
+
+SCENARIO = """
+[scenario]
+name = "graph-demo"
+
+[[appliance]]
+name = "cm.contoso.test"
+role = "management-console"
+connects_to = ["ha.contoso.test"]
+forwards_to = ["siem.contoso.test"]
+
+[[appliance]]
+name = "ha.contoso.test"
+role = "ha-console"
+connects_to = ["cm.contoso.test"]
+
+[[appliance]]
+name = "sensor-1.contoso.test"
+role = "sensor"
+connects_to = ["cm.contoso.test"]
+
+[[appliance]]
+name = "sensor-2.contoso.test"
+role = "sensor"
+connects_to = ["cm.contoso.test"]
+
+[[appliance]]
+name = "siem.contoso.test"
+role = "forwarding-target"
+"""
+
+REPORT = {
+    "scenario": "graph-demo",
+    "ok": True,
+    "links": [
+        {"from": "cm.contoso.test", "to": "ha.contoso.test", "state": "up", "code": None, "message": ""},
+        {"from": "sensor-1.contoso.test", "to": "cm.contoso.test", "state": "halted",
+         "code": "revoked", "message": FailureCode.REVOKED.message},
+        {"from": "sensor-2.contoso.test", "to": "cm.contoso.test", "state": "up-unvalidated",
+         "code": None, "message": "validation off at cm.contoso.test"},
+        {"from": "cm.contoso.test", "to": "siem.contoso.test", "state": "down", "code": None,
+         "message": "connection refused"},
+    ],
+    "expectations": [{"link": "x -> y", "expected": "up", "actual": "up", "met": True}],
+}
+
+
+@pytest.fixture
+def graph() -> Graph:
+    return Graph.from_scenario(loads_scenario(SCENARIO, source="demo.toml"))
+
+
+@pytest.fixture
+def coloured(graph: Graph) -> Graph:
+    return graph.with_states(states_from_report(REPORT))
+
+
+def test_graph_of_a_scenario_has_one_edge_per_pair(graph):
+    assert [n.name for n in graph.nodes][:2] == ["cm.contoso.test", "ha.contoso.test"]
+    pairs = {(e.dialer, e.listener): e.forward for e in graph.edges}
+    assert pairs == {
+        ("cm.contoso.test", "ha.contoso.test"): False,
+        ("cm.contoso.test", "siem.contoso.test"): True,
+        ("sensor-1.contoso.test", "cm.contoso.test"): False,
+        ("sensor-2.contoso.test", "cm.contoso.test"): False,
+    }
+
+
+def test_states_from_a_run_report(coloured):
+    halted = next(e for e in coloured.edges if e.state == "halted")
+    assert (halted.dialer, halted.code, halted.message) == (
+        "sensor-1.contoso.test", "revoked", FailureCode.REVOKED.message)
+    assert halted.label == "halted: revoked"
+    assert next(e for e in coloured.edges if e.dialer == "sensor-2.contoso.test").label == "unvalidated"
+
+
+def test_a_code_without_message_gets_the_operator_message(graph):
+    states = {("sensor-1.contoso.test", "cm.contoso.test"): {"state": "halted", "code": "expired"}}
+    edge = next(e for e in graph.with_states(states).edges if e.state)
+    assert edge.message == FailureCode.EXPIRED.message
+
+
+def test_dot(coloured):
+    text = render_dot(coloured)
+    assert text.startswith('digraph "graph-demo" {')
+    assert (
+        '"sensor-1.contoso.test" -> "cm.contoso.test" [color="#c62828", fontcolor="#c62828", '
+        'style=solid, label="halted: revoked", '
+        f'tooltip="{FailureCode.REVOKED.message}", penwidth=2];'
+    ) in text
+    assert 'label="unvalidated"' in text and "style=dashed" in text
+    assert text.rstrip().endswith("}")
+
+
+def test_mermaid(coloured):
+    lines = render_mermaid(coloured).splitlines()
+    assert lines[0] == "flowchart LR"
+    assert '  n0["cm.contoso.test<br/><small>management-console</small>"]' in lines
+    assert '  n2 -->|"halted: revoked"| n0' in lines
+    assert '  n3 -.->|"unvalidated"| n0' in lines
+    halted_index = [e.state for e in coloured.edges].index("halted")
+    assert f"  linkStyle {halted_index} stroke:#c62828,stroke-width:3px" in lines
+
+
+def test_svg_is_well_formed_and_shows_halted_links(coloured):
+    svg = render_svg(coloured, highlight="cm.contoso.test")
+    root = ET.fromstring(svg)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    halted = [g for g in root.iterfind("s:g", ns) if g.get("class") == "link link-halted"]
+    assert len(halted) == 1
+    assert halted[0].find("s:line", ns).get("stroke") == "#c62828"
+    assert FailureCode.REVOKED.message in halted[0].find("s:title", ns).text
+    notes = [t.text for t in root.iterfind("s:text", ns) if t.get("class") == "note"]
+    assert (f"sensor-1.contoso.test -> cm.contoso.test: halted (revoked): "
+            f"{FailureCode.REVOKED.message}") in notes
+    unvalidated = next(g for g in root.iterfind("s:g", ns) if g.get("class") == "link link-up-unvalidated")
+    assert unvalidated.find("s:line", ns).get("stroke-dasharray") == "8 4"
+    nodes = {g.get("data-node") for g in root.iterfind("s:g", ns) if g.get("class") == "node"}
+    assert nodes == {n.name for n in coloured.nodes}
+
+
+def test_svg_escapes_what_it_draws():
+    graph = Graph.from_status({
+        "appliance": {"name": "a<b>"},
+        "roles": {"a<b>": "sensor", 'c"&d': ""},
+        "links": [{"dialer": "a<b>", "listener": 'c"&d', "state": "halted", "code": "x",
+                   "message": "<script>alert(1)</script>"}],
+    })
+    svg = render_svg(graph)
+    ET.fromstring(svg)
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_svg_layout_puts_consoles_above_sensors(coloured):
+    root = ET.fromstring(render_svg(coloured))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    y = {g.get("data-node"): float(g.find("s:rect", ns).get("y"))
+         for g in root.iterfind("s:g", ns) if g.get("class") == "node"}
+    assert y["cm.contoso.test"] == y["ha.contoso.test"] < y["sensor-1.contoso.test"]
+    assert y["sensor-1.contoso.test"] < y["siem.contoso.test"]
+
+
+def test_report_without_links_is_an_input_error():
+    with pytest.raises(InputError) as info:
+        states_from_report({"scenario": "x"}, where="run.json")
+    assert info.value.line().startswith("run.json: has no link states")
+
+
+@pytest.mark.parametrize("fmt, marker", [("dot", "digraph"), ("mermaid", "flowchart LR"),
+                                         ("svg", "<svg ")])
+def test_cli(tmp_path, capsys, fmt, marker):
+    scenario = tmp_path / "demo.toml"
+    scenario.write_text(SCENARIO)
+    report = tmp_path / "run.json"
+    report.write_text(json.dumps(REPORT))
+    assert main(["graph", str(scenario), "--from-run", str(report), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(marker)
+    assert "halted" in out
+
+
+def test_cli_writes_a_file(tmp_path):
+    scenario = tmp_path / "demo.toml"
+    scenario.write_text(SCENARIO)
+    target = tmp_path / "demo.svg"
+    assert main(["graph", str(scenario), "--format", "svg", "-o", str(target)]) == 0
+    ET.fromstring(target.read_text())
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    scenario = tmp_path / "demo.toml"
+    scenario.write_text(SCENARIO)
+    report = tmp_path / "run.json"
+    report.write_text("{not json")
+    assert main(["graph", str(scenario), "--from-run", str(report)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"mesh: {report}: is not a JSON report")
+    assert main(["graph", str(tmp_path / "missing.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_python_m_mesh_graph(tmp_path):
+    scenario = tmp_path / "demo.toml"
+    scenario.write_text(SCENARIO)
+    result = subprocess.run([sys.executable, "-m", "mesh", "graph", str(scenario), "--format", "dot"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"sensor-2.contoso.test" -> "cm.contoso.test"' in result.stdout
