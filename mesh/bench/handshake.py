@@ -1,0 +1,158 @@
+"""mesh's own handshake: two TlsStreams, validation on, as a ratio to the openssl pair.
+
+Each connection is what a link does before its first application byte: the
+sensor dials, both ends complete a TLS 1.3 mutual handshake, and each end
+judges the other's presented chain with ``validate_peer`` (chain to the
+root, validity at the run's instant, strength, purpose, name, and revocation
+against CRLs already fetched and indexed, as the engine's CRL cache holds
+them). The server acknowledges only after its verdict, so a counted handshake
+is a link both ends accepted.
+
+Three figures in one run: no ``validate_peer`` at all (the TLS layer alone),
+validated with small CRLs, and validated with the largest CRL of the run
+(1,000,000 entries) cached for the issuing CA. Plus the cost of one
+``validate_peer`` call on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import timeit
+
+import trio
+
+from mesh.bench.context import Bench, Unavailable
+from mesh.bench.loop import ACK, Rate, handshake_rate
+from mesh.bench.material import CLIENT_NAME, SERVER_NAME, Material
+from mesh.bench.targets import Key
+
+__all__ = ["NAME", "run", "mesh_rate", "lookup_for"]
+
+NAME = "handshake"
+
+
+def _imports():
+    try:
+        from mesh.net.tls import TLS1_3, TlsStream, make_context
+        from mesh.validation.policy import ValidationPolicy
+        from mesh.validation.revocation import crl_lookup
+        from mesh.validation.verdict import validate_peer
+    except ImportError as exc:  # pragma: no cover - while modules land
+        raise Unavailable(f"needs {exc.name}") from None
+    return TLS1_3, TlsStream, make_context, ValidationPolicy, crl_lookup, validate_peer
+
+
+def lookup_for(material: Material, big=None):
+    """A CrlLookup with both CAs' CRLs; ``big`` replaces the issuing CA's."""
+    *_, crl_lookup, _validate = _imports()
+    crls = material.small_crls()
+    if big is not None:
+        assert material.issuing.crl_url is not None
+        crls[material.issuing.crl_url] = big
+    return crl_lookup(crls)
+
+
+def mesh_rate(material: Material, seconds: float, *, lookup=None, validate: bool = True) -> Rate:
+    """Handshakes/s between two mesh TlsStreams in one trio process."""
+    TLS1_3, TlsStream, make_context, ValidationPolicy, _crl_lookup, validate_peer = _imports()
+    server_ctx = make_context(
+        material.server, server=True, trust=material.trust, min_version=TLS1_3
+    )
+    client_ctx = make_context(
+        material.client, server=False, trust=material.trust, min_version=TLS1_3
+    )
+    as_server = ValidationPolicy(purpose="client")
+    as_client = ValidationPolicy(purpose="server", expected_name=SERVER_NAME)
+    trust = material.trust
+    lookup = lookup if lookup is not None else lookup_for(material)
+    # The run's instant: the certificates were issued for the wall clock.
+    at = dt.datetime.now(dt.timezone.utc)
+
+    def judge(chain, policy) -> None:
+        if not validate:
+            return
+        verdict = validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
+        if not verdict.accepted:
+            raise RuntimeError(f"bench peer refused: {verdict.primary}")
+
+    async def serve(stream: trio.SocketStream) -> None:
+        tls = TlsStream.server(stream, server_ctx)
+        await tls.do_handshake()
+        judge(tls.peer_chain(), as_server)
+        await tls.send_all(ACK)
+
+    async def connect(port: int) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        tls = TlsStream.client(stream, client_ctx, server_hostname=SERVER_NAME)
+        try:
+            await tls.do_handshake()
+            judge(tls.peer_chain(), as_client)
+            if await tls.receive_some(1) != ACK:
+                raise RuntimeError("server did not acknowledge the handshake")
+        finally:
+            await tls.aclose_forcefully()
+
+    return trio.run(handshake_rate, serve, connect, seconds)
+
+
+def _validate_cost(bench: Bench, material: Material, lookup, label: str) -> None:
+    """One ``validate_peer`` call, on the same objects and on freshly parsed ones.
+
+    Freshly parsed is what a handshake sees (``peer_chain`` makes new
+    certificate objects each time, so nothing cached on an object helps).
+    """
+    *_, ValidationPolicy, _crl_lookup, validate_peer = _imports()
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    chain = [material.client.cert, *material.client.chain]
+    ders = [c.public_bytes(Encoding.DER) for c in chain]
+    policy = ValidationPolicy(purpose="client")
+    at = dt.datetime.now(dt.timezone.utc)
+    trust = material.trust
+
+    def same() -> None:
+        validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
+
+    def fresh() -> None:
+        parsed = [x509.load_der_x509_certificate(d) for d in ders]
+        validate_peer(parsed, trust=trust, at=at, crls=lookup, policy=policy)
+
+    verdict = validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
+    if not verdict.accepted:
+        raise RuntimeError(f"bench client refused: {verdict.primary}")
+    calls = bench.pick(2_000, 100)
+    for how, fn in (("same objects", same), ("freshly parsed chain", fresh)):
+        per = min(timeit.repeat(fn, repeat=3, number=calls)) / calls
+        bench.record(NAME, f"validate_peer, one call, {label}, {how}", per * 1e6, "us")
+
+
+def run(bench: Bench) -> None:
+    _imports()
+    material = bench.material(2048)
+    seconds = bench.pick(5.0, 0.3)
+    from mesh.validation.revocation import CrlIndex
+
+    plain = mesh_rate(material, seconds, validate=False)
+    bench.record(NAME, Key.MESH_PLAIN[1], plain.per_second, "handshakes/s")
+    bench.record(NAME, "CPU per handshake, validation off (both ends)", plain.cpu_per_handshake * 1e3, "ms")
+
+    small = lookup_for(material)
+    validated = mesh_rate(material, seconds, lookup=small)
+    bench.record(NAME, Key.MESH_VALIDATED[1], validated.per_second, "handshakes/s")
+    bench.record(NAME, "CPU per handshake, validated (both ends)", validated.cpu_per_handshake * 1e3, "ms")
+    _validate_cost(bench, material, small, "small CRLs")
+
+    count = bench.big_crl_size
+    index = CrlIndex.from_bytes(bench.crls.der(count))
+    index.signed_by(material.issuing.cert)  # the fetcher checks it once, on arrival
+    big = lookup_for(material, index)
+    loaded = mesh_rate(material, seconds, lookup=big)
+    bench.record(
+        NAME, Key.MESH_BIG_CRL[1], loaded.per_second, "handshakes/s", f"{count:,}-entry CRL cached"
+    )
+    _validate_cost(bench, material, big, f"{count:,}-entry CRL")
+    for label, rate in (("validation off", plain), ("validated", validated)):
+        openssl = bench.results.get(*Key.OPENSSL_RATE)
+        if openssl:
+            bench.record(NAME, f"mesh {label} / openssl pair", rate.per_second / openssl, "x")
