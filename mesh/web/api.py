@@ -15,7 +15,8 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     JSON ``{"enabled": true|false}``; 200 ``{"enabled": ...}``; 400 otherwise.
 ``GET /api/v1/events?since=N``
     200 ``{"since": N, "next": M, "events": [...]}``: events N..M-1 of the
-    stream, oldest first; poll again with ``since=M``.
+    stream, oldest first, at most ``limit`` of them (default and maximum
+    :data:`MAX_EVENTS`); poll again with ``since=M``.
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
@@ -43,10 +44,13 @@ from mesh.web.backend import ConsoleBackend
 from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW, certificate_summary
 from mesh.web.status import status_document
 
-__all__ = ["build_app", "MAX_FILE_BYTES"]
+__all__ = ["build_app", "MAX_FILE_BYTES", "MAX_EVENTS"]
 
 #: Largest certificate, key or chain file the upload form accepts.
 MAX_FILE_BYTES = 256 * 1024
+
+#: Most events one ``GET /api/v1/events`` returns; a dashboard catches up in pages.
+MAX_EVENTS = 1000
 
 _ASSETS = {
     "/": ("console.html", "text/html; charset=utf-8"),
@@ -147,8 +151,18 @@ def build_app(
             if since < 0:
                 raise ValueError
         except ValueError:
-            return _bad_request(f"since={raw!r} is not a position in the stream; use since=0 or the 'next' of the last answer")
-        items = [_event_dict(e) for e in backend.events_since(since)]
+            return _bad_request(
+                f"since={raw!r} is not a position in the stream; "
+                "use since=0 or the 'next' of the last answer"
+            )
+        raw_limit = request.query_params.get("limit", str(MAX_EVENTS))
+        try:
+            limit = int(raw_limit)
+            if not 1 <= limit <= MAX_EVENTS:
+                raise ValueError
+        except ValueError:
+            return _bad_request(f"limit={raw_limit!r} is not a number from 1 to {MAX_EVENTS}")
+        items = [_event_dict(e) for e in list(backend.events_since(since))[:limit]]
         return JSONResponse(
             {"since": since, "next": since + len(items), "events": items}, headers=_NO_STORE
         )

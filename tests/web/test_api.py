@@ -200,8 +200,10 @@ async def test_events_since(console, appliance):
         assert halted["text"].endswith(FailureCode.REVOKED.message)
         third = (await client.get("/api/v1/events", params={"since": 2})).json()
         assert third == {"since": 2, "next": 2, "events": []}
-        for bad in ("-1", "x"):
-            answer = await client.get("/api/v1/events", params={"since": bad})
+        paged = (await client.get("/api/v1/events", params={"since": 0, "limit": 1})).json()
+        assert paged["next"] == 1 and [e["kind"] for e in paged["events"]] == ["validation-switched"]
+        for bad in ({"since": "-1"}, {"since": "x"}, {"limit": "0"}, {"limit": "100000"}):
+            answer = await client.get("/api/v1/events", params=bad)
             assert answer.status_code == 400
 
 
