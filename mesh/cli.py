@@ -25,6 +25,7 @@ _COMMANDS = [
     "mesh.scenario.commands",
     "mesh.graph",
     "mesh.net.crl_commands",
+    "mesh.upload",
 ]
 
 

@@ -145,9 +145,9 @@ class Verdict:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """``valid`` is ``accepted``; ``skipped`` says whether anything was judged."""
         return {
-            "valid": self.accepted and not self.skipped,
-            "accepted": self.accepted,
+            "valid": self.accepted,
             "skipped": self.skipped,
             "failures": [f.to_json() for f in self.failures],
             "findings": [f.to_json() for f in self.findings],

@@ -1,0 +1,375 @@
+"""The upload-time check, and ``mesh cert check`` that runs it on real files.
+
+The source document checks an uploaded certificate before an appliance will
+use it, and refuses the upload when a check fails. Its order, kept here:
+
+1. the key opens with the passphrase (``passphrase_mismatch``);
+2. the key matches the certificate (``key_mismatch``);
+3. the chain of trust holds, up to the anchors given with ``--trust``, else
+   the self-signed root found in the chain file (``chain_untrusted``);
+4. the dates (``expired``, ``not_yet_valid``);
+5. the CRL named by each CRL Distribution Point, fetched over HTTP
+   (``revoked``, ``crl_*``).
+
+Every failure is kept; the one printed is the first in that order (the
+verdict's documented order, :mod:`mesh.validation.verdict`). Steps 3-5 (and
+the strength check the design brief adds) are :func:`validate_peer`; this
+module adds the files and the key.
+
+Split in two so that an event loop can fetch in between:
+:meth:`UploadMaterial.load` reads the files (bad input is an ``InputError``,
+exit 2), :meth:`UploadMaterial.crl_urls` names what to fetch and
+:meth:`UploadMaterial.judge` is pure. :func:`check_upload` does all three,
+fetching with :class:`mesh.net.crl_fetch.CrlFetcher` unless given a lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from typing import Iterable, Sequence
+
+from attrs import define, field
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
+from mesh.pki import files
+from mesh.validation.finding import Finding
+from mesh.validation.period import as_utc
+from mesh.validation.policy import ValidationPolicy
+from mesh.validation.revocation import CrlLookup
+from mesh.validation.verdict import Verdict, crl_urls, validate_peer
+
+__all__ = [
+    "UploadMaterial",
+    "check_upload",
+    "fetch_crls",
+    "add_cert_parser",
+    "UPLOAD_POLICY",
+]
+
+Path = str | os.PathLike[str]
+
+#: What an upload is judged by: the source document's defaults. No purpose
+#: and no expected name: the certificate serves both ends of every channel.
+UPLOAD_POLICY = ValidationPolicy()
+
+
+def _spki(key: rsa.RSAPublicKey | object) -> bytes:
+    return key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _self_issued(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject
+
+
+@define(frozen=True, kw_only=True)
+class UploadMaterial:
+    """What an admin uploads: certificate, key, optional chain, and the anchors.
+
+    ``key`` is None when the passphrase did not open it (``key_findings``
+    then says so). ``anchors`` are the trust anchors the chain is judged
+    against; ``anchor_source`` says where they came from, for the detail of a
+    ``chain_untrusted`` without any.
+    """
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey | None
+    chain: tuple[x509.Certificate, ...] = ()
+    anchors: tuple[x509.Certificate, ...] = ()
+    anchor_source: str = ""
+    key_findings: tuple[Finding, ...] = field(default=())
+
+    # -- building --
+
+    @classmethod
+    def load(
+        cls,
+        crt_path: Path,
+        key_path: Path,
+        chain_path: Path | None = None,
+        trust_paths: Iterable[Path] = (),
+        passphrase: str | bytes | None = None,
+    ) -> UploadMaterial:
+        """Read the files. Unusable input raises InputError; a passphrase that
+        does not open the key is a finding (the source document's first error)."""
+        cert = files.load_certificate(crt_path)
+        chain = tuple(files.load_certificates(chain_path)) if chain_path is not None else ()
+        trust: list[x509.Certificate] = []
+        for path in trust_paths:
+            trust += files.load_certificates(path)
+        try:
+            key: rsa.RSAPrivateKey | None = files.load_key(key_path, passphrase)
+            opened: list[Finding] = []
+        except ValidationFailed as exc:
+            key = None
+            opened = [Finding.about(exc.code, cert, exc.detail)]
+        if trust:
+            source = "--trust"
+        else:
+            source = f"the chain file {chain_path}" if chain_path is not None else ""
+        return cls.of(
+            cert,
+            key,
+            chain=chain,
+            trust=trust or None,
+            anchor_source=source,
+            key_findings=opened,
+        )
+
+    @classmethod
+    def of(
+        cls,
+        cert: x509.Certificate,
+        key: rsa.RSAPrivateKey | None,
+        *,
+        chain: Sequence[x509.Certificate] = (),
+        trust: Sequence[x509.Certificate] | None = None,
+        anchor_source: str = "",
+        key_findings: Sequence[Finding] = (),
+    ) -> UploadMaterial:
+        """Material already in memory. ``trust=None``: the chain's self-signed root."""
+        findings = list(key_findings)
+        if key is not None and _spki(key.public_key()) != _spki(cert.public_key()):
+            findings.append(
+                Finding.about(
+                    FailureCode.KEY_MISMATCH,
+                    cert,
+                    "the key's public half is not the certificate's public key",
+                )
+            )
+        if trust is None:
+            anchors = tuple(c for c in chain if _self_issued(c))
+        else:
+            anchors = tuple(trust)
+        return cls(
+            cert=cert,
+            key=key,
+            chain=tuple(chain),
+            anchors=anchors,
+            anchor_source=anchor_source,
+            key_findings=tuple(findings),
+        )
+
+    # -- judging --
+
+    @property
+    def presented(self) -> list[x509.Certificate]:
+        """The chain as an appliance would send it: the certificate, then the rest."""
+        return [self.cert, *(c for c in self.chain if c != self.cert)]
+
+    def crl_urls(self) -> list[str]:
+        """The CRLs :meth:`judge` needs (none when the chain does not verify)."""
+        return crl_urls(self.presented, self.anchors)
+
+    def judge(
+        self,
+        *,
+        at: dt.datetime,
+        crls: CrlLookup,
+        validation: bool = True,
+        policy: ValidationPolicy = UPLOAD_POLICY,
+    ) -> Verdict:
+        """The upload verdict. ``validation=False``: only the key checks count,
+        and the verdict says validation was skipped."""
+        if not validation:
+            errors = any(f.severity is Severity.ERROR for f in self.key_findings)
+            return Verdict(accepted=not errors, findings=self.key_findings, skipped=True)
+        findings = list(self.key_findings)
+        verdict = validate_peer(self.presented, trust=self.anchors, at=at, crls=crls, policy=policy)
+        for finding in verdict.findings:
+            if (
+                finding.code is FailureCode.CHAIN_UNTRUSTED
+                and not self.anchors
+                and finding.depth == 0
+            ):
+                finding = Finding(
+                    code=finding.code,
+                    severity=finding.severity,
+                    subject=finding.subject,
+                    serial=finding.serial,
+                    depth=finding.depth,
+                    detail=self._no_anchor_detail(),
+                )
+            findings.append(finding)
+        return Verdict.judge(findings, path=verdict.path)
+
+    def _no_anchor_detail(self) -> str:
+        where = self.anchor_source or "no chain file was given"
+        if self.anchor_source:
+            where = f"{self.anchor_source} holds no self-signed root"
+        return f"no trust anchor: {where}; pass the root CA with --trust ROOT.crt"
+
+
+def fetch_crls(
+    urls: Sequence[str], *, at: dt.datetime, proxy: str | None = None, timeout: float = 5.0
+) -> CrlLookup:
+    """Fetch ``urls`` over HTTP (through ``proxy``) and return the lookup.
+
+    Runs its own trio loop: for command-line use, not from inside one (an
+    event loop fetches with its own :class:`~mesh.net.crl_fetch.CrlFetcher`
+    and calls :meth:`UploadMaterial.judge`).
+    """
+    import trio
+
+    from mesh.net.crl_fetch import CrlFetcher
+
+    async def run() -> CrlLookup:
+        async with CrlFetcher(now=lambda: at, proxy=proxy, timeout=timeout) as fetcher:
+            return await fetcher.prefetch(urls)
+
+    return trio.run(run)
+
+
+def check_upload(
+    crt_path: Path,
+    key_path: Path,
+    chain_path: Path | None = None,
+    trust_paths: Iterable[Path] = (),
+    passphrase: str | bytes | None = None,
+    *,
+    at: dt.datetime,
+    crls: CrlLookup | None = None,
+    validation: bool = True,
+    proxy: str | None = None,
+    policy: ValidationPolicy = UPLOAD_POLICY,
+) -> Verdict:
+    """The upload-time check on files, in the source document's order.
+
+    Args:
+        at: the instant to judge at (an emulated one; the CLI passes now).
+        crls: a lookup with the CRLs already fetched; None fetches them over
+            HTTP (through ``proxy``) with :func:`fetch_crls`.
+        validation: False runs only the key checks (``Verdict.skipped``).
+
+    Raises:
+        InputError: a file that cannot be used (missing, not a certificate,
+            not a key). A wrong passphrase is a finding, not an error.
+    """
+    material = UploadMaterial.load(crt_path, key_path, chain_path, trust_paths, passphrase)
+    at = as_utc(at)
+    if validation and crls is None:
+        crls = fetch_crls(material.crl_urls(), at=at, proxy=proxy)
+    return material.judge(
+        at=at,
+        crls=crls if crls is not None else _nothing_fetched,
+        validation=validation,
+        policy=policy,
+    )
+
+
+def _nothing_fetched(url: str) -> ValidationFailed:
+    return ValidationFailed(FailureCode.CRL_UNREACHABLE, f"no CRL was fetched from {url}")
+
+
+# -- mesh cert check ---------------------------------------------------------
+
+
+def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
+    check = cert_subparsers.add_parser(
+        "check",
+        help="run the upload-time checks on a certificate, key and chain",
+        description=(
+            "Run the upload-time checks in the source document's order: the key opens "
+            "with the passphrase, the key matches the certificate, the chain of trust "
+            "holds, the dates, the CRL. Exit 0 when valid, 1 when not, 2 on unusable input."
+        ),
+    )
+    check.add_argument("--crt", required=True, metavar="FILE", help="the certificate (.crt, PEM or DER)")
+    check.add_argument("--key", required=True, metavar="FILE", help="its private key (.key)")
+    check.add_argument("--chain", metavar="FILE", help="the chain file (.pem) of the issuing CAs")
+    check.add_argument(
+        "--trust", action="append", default=[], metavar="FILE",
+        help="trusted root CA certificate(s) (default: the self-signed root in --chain)",
+    )
+    secret = check.add_mutually_exclusive_group()
+    secret.add_argument("--passphrase", metavar="P", help="the key's passphrase")
+    secret.add_argument("--passphrase-file", metavar="FILE", help="read the key's passphrase from FILE")
+    check.add_argument(
+        "--at", metavar="ISO-TIME", help="judge at this instant (default: now), e.g. 2027-01-15T09:00:00Z"
+    )
+    check.add_argument("--proxy", metavar="URL", help="fetch CRLs through this http:// proxy")
+    check.add_argument(
+        "--no-validation", action="store_true",
+        help="run only the key checks; report validation as skipped",
+    )
+    check.add_argument("--json", action="store_true", help="print every finding as JSON")
+    check.set_defaults(func=_check_command)
+
+
+def _parse_at(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.timezone.utc)  # the command's boundary: a real upload is judged now
+    try:
+        return as_utc(dt.datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise InputError(
+            f"--at {text!r}", "is not an ISO 8601 time", "write it like 2027-01-15T09:00:00Z"
+        ) from None
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    if args.passphrase_file is not None:
+        data = files.read_input(args.passphrase_file, "passphrase file")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(args.passphrase_file, "is not UTF-8 text", "save the passphrase as text") from None
+        return text.rstrip("\r\n")
+    return args.passphrase
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    at = _parse_at(args.at)
+    verdict = check_upload(
+        args.crt,
+        args.key,
+        args.chain,
+        args.trust,
+        _passphrase(args),
+        at=at,
+        validation=not args.no_validation,
+        proxy=args.proxy,
+    )
+    if args.json:
+        print(json.dumps(_report(verdict), indent=2))
+    else:
+        _print(verdict)
+    return 0 if verdict.accepted else 1
+
+
+def _report(verdict: Verdict) -> dict:
+    def row(f: Finding) -> dict:
+        return {"code": f.code.code, "message": f.message, "subject": f.subject, "detail": f.detail}
+
+    return {
+        "valid": verdict.accepted,
+        "skipped": verdict.skipped,
+        "failures": [row(f) for f in verdict.failures],
+        "warnings": [row(f) for f in verdict.findings if f.severity is not Severity.ERROR],
+    }
+
+
+def _print(verdict: Verdict, out=None) -> None:
+    out = out or sys.stdout
+    primary = verdict.primary
+    if primary is not None:
+        print(primary.message, file=out)
+        print(f"  {primary.code.code}: {primary.subject}: {primary.detail}", file=out)
+        more = len(verdict.failures) - 1
+        if more:
+            print(f"  ({more} more failure{'s' if more > 1 else ''}; --json lists all)", file=out)
+    elif verdict.skipped:
+        print("The key opens and matches the certificate; certificate validation was skipped.", file=out)
+    else:
+        print("The certificate is valid.", file=out)
+    for finding in verdict.findings:
+        if finding.severity is not Severity.ERROR:
+            print(f"  {finding.severity.value}: {finding.code.code}: {finding.detail}", file=out)
