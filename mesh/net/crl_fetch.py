@@ -399,9 +399,32 @@ def _newer(new: CrlIndex, old: CrlIndex) -> bool:
     return new.this_update > old.this_update
 
 
-def _why(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
+def _why(exc: BaseException) -> str:
+    """One line saying what went wrong, with the OS's reason when there is one.
+
+    trio reports a failed connect as "all attempts to connect to H:P failed"
+    with the real errors (refused, unreachable) in an exception group behind it.
+    """
+    text = (str(exc) or type(exc).__name__).splitlines()[0]
+    reasons: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            if current.strerror not in reasons:
+                reasons.append(current.strerror)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+    if reasons and not any(r in text for r in reasons):
+        text += f": {'; '.join(reasons)}"
+    return text
 
 
 def _check_proxy(proxy: str) -> str:

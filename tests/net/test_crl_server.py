@@ -97,14 +97,13 @@ async def test_down_refuses_and_up_returns_on_the_same_port(server, crl):
 
 
 async def test_down_drops_open_connections(server):
-    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-    await stream.send_all(b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert b"200 OK" in await stream.receive_some(65536)  # kept alive after the answer
-    server.set_fault("down")
-    with trio.fail_after(5):
-        while await stream.receive_some(65536):
-            pass  # closed by the server: EOF
-    await stream.aclose()
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in await stream.receive_some(65536)  # kept alive after the answer
+        server.set_fault("down")
+        with trio.fail_after(5):
+            while await stream.receive_some(65536):
+                pass  # closed by the server: EOF
 
 
 async def test_started_down_knows_its_port(nursery, crl):
@@ -119,22 +118,21 @@ async def test_started_down_knows_its_port(nursery, crl):
 
 
 async def test_slow_accepts_and_never_answers(server, mock_clock):
-    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-    await stream.send_all(b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    server.set_fault("slow")  # decided per request, so switching now still applies
+    server.set_fault("slow")
     answered = []
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
 
-    async def read() -> None:
-        answered.append(await stream.receive_some(65536))
+        async def read() -> None:
+            answered.append(await stream.receive_some(65536))
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read)
-        await server.wait_requests(1, PATH)
-        mock_clock.jump(3600)  # an hour of (mock) waiting
-        await trio.testing.wait_all_tasks_blocked()
-        assert answered == []
-        nursery.cancel_scope.cancel()
-    await stream.aclose()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await server.wait_requests(1, PATH)
+            mock_clock.jump(3600)  # an hour of (mock) waiting
+            await trio.testing.wait_all_tasks_blocked()
+            assert answered == []
+            nursery.cancel_scope.cancel()
     assert server.requests(PATH) == 1
 
 
@@ -214,12 +212,11 @@ async def test_port_in_use_is_one_clear_line(server, crl):
 
 
 async def test_bad_request_bytes_do_not_hurt_the_server(server, crl):
-    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-    await stream.send_all(os.urandom(512) + b"\r\n\r\n")
-    with trio.fail_after(5):
-        while await stream.receive_some(65536):
-            pass
-    await stream.aclose()
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(os.urandom(512) + b"\r\n\r\n")
+        with trio.fail_after(5):
+            while await stream.receive_some(65536):
+                pass  # the server answers 400 or just closes
     assert (await get(server.url(PATH))).content == crl
 
 

@@ -1,0 +1,416 @@
+"""The CRL fetcher against the real CRL server (and proxy) on 127.0.0.1.
+
+Timeouts: the one test that needs a timeout to elapse uses trio's MockClock and
+jumps it by hand once the server has the request (``wait_requests``), so no
+real time passes. It does not use ``autojump_clock``: with real sockets the
+run loop can look idle while the kernel still holds a reply, and an
+autojumping clock would then fire timeouts that never happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import trio
+import trio.testing
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.net.crl_fetch import CrlFetcher, FetchRecord, check_crl_url
+from mesh.net.crl_server import CrlServer
+from mesh.net.proxy import ForwardProxy
+from mesh.pki.issue import CertificateAuthority
+from mesh.validation.revocation import CrlIndex
+
+PATH = "/crl/contoso-issuing-ca.crl"
+HIDDEN_HOST = "crl.contoso.invalid"  # resolves nowhere: only the proxy can reach it
+
+_PROXY_VARIABLES = [
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+    "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch):
+    """The fetcher honours proxy variables; tests start from none."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+class Clock:
+    """A settable emulated clock (the fetcher only ever calls it)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += dt.timedelta(**delta)
+
+
+def der(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture
+def clock(epoch):
+    return Clock(epoch + dt.timedelta(hours=1))
+
+
+@pytest.fixture
+def ca(keys, epoch):
+    return CertificateAuthority.root("Contoso Issuing CA", not_before=epoch, key=keys(2048))
+
+
+@pytest.fixture
+async def server(nursery, ca, epoch):
+    server = CrlServer({PATH: der(ca.crl(this_update=epoch))})  # CRL number 1, valid 7 days
+    await nursery.start(server.serve)
+    return server
+
+
+@pytest.fixture
+async def fetcher(clock):
+    async with CrlFetcher(now=clock, timeout=5.0) as fetcher:
+        yield fetcher
+
+
+async def expect(code: FailureCode, coro) -> ValidationFailed:
+    with pytest.raises(ValidationFailed) as info:
+        await coro
+    assert info.value.code is code, info.value
+    return info.value
+
+
+# -- fetching and caching --
+
+
+async def test_fetches_parses_and_caches_until_next_update(server, fetcher, clock, ca, epoch):
+    url = server.url(PATH)
+    index = await fetcher.get(url)
+    assert isinstance(index, CrlIndex)
+    assert index.number == 1 and index.signed_by(ca.cert)
+    assert await fetcher.get(url) is index
+    assert server.requests(PATH) == 1 and fetcher.fetches == 1
+
+    clock.at = index.next_update  # still current at exactly nextUpdate
+    assert await fetcher.get(url) is index
+    server.publish(PATH, der(ca.crl(this_update=index.next_update)))
+    clock.advance(seconds=1)  # past nextUpdate: the next get refetches
+    fresh = await fetcher.get(url)
+    assert fresh.number == 2
+    assert server.requests(PATH) == 2
+
+
+async def test_pem_bodies_too(server, fetcher, ca, epoch):
+    server.publish(PATH, ca.crl(this_update=epoch).public_bytes(serialization.Encoding.PEM))
+    assert (await fetcher.get(server.url(PATH))).number == 2  # the fixture's CRL was 1
+
+
+async def test_single_flight_200_concurrent_gets_one_request(server, fetcher):
+    url = server.url(PATH)
+    results: list[CrlIndex] = []
+
+    async def ask() -> None:
+        results.append(await fetcher.get(url))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(200):
+            nursery.start_soon(ask)
+    assert len(results) == 200
+    assert all(r is results[0] for r in results)
+    assert server.requests(PATH) == 1
+    assert fetcher.fetches == 1
+
+
+async def test_single_flight_shares_a_failure(server, fetcher):
+    server.set_fault("http-500")
+    codes: list[FailureCode] = []
+
+    async def ask() -> None:
+        try:
+            await fetcher.get(server.url(PATH))
+        except ValidationFailed as exc:
+            codes.append(exc.code)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(ask)
+    assert codes == [FailureCode.CRL_HTTP_ERROR] * 50
+    assert server.requests(PATH) == 1
+
+
+async def test_a_cancelled_fetch_is_taken_over_by_a_waiter(server, fetcher):
+    """The first asker gives up mid-fetch; the task waiting on it fetches instead."""
+    url = server.url(PATH)
+    server.set_fault("slow")
+    got: list[CrlIndex] = []
+
+    async def leader(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            await fetcher.get(url)
+
+    async def waiter() -> None:
+        got.append(await fetcher.get(url))
+
+    async with trio.open_nursery() as nursery:
+        scope = await nursery.start(leader)
+        await server.wait_requests(1, PATH)  # the leader's request is being held
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        server.set_fault("ok")
+        scope.cancel()
+    assert len(got) == 1 and got[0].number == 1
+    assert server.requests(PATH) == 2
+
+
+# -- every fetch error code --
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://127.0.0.1/crl/x.crl", "ldap://ldap.contoso.example/cn=crl", "ftp://x/y.crl",
+     "http:///no-host.crl", "not a url"],
+)
+async def test_non_http_urls_are_refused_without_a_request(fetcher, url):
+    failure = await expect(FailureCode.CRL_URL_UNSUPPORTED, fetcher.get(url))
+    assert fetcher.fetches == 0
+    if url.startswith("https"):
+        assert "http:// CRL Distribution Point" in failure.detail
+
+
+async def test_refused_is_unreachable(server, fetcher):
+    server.set_fault("down")
+    failure = await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(server.url(PATH)))
+    assert "refused" in failure.detail.lower()
+
+
+async def test_unknown_host_is_unreachable(fetcher):
+    await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(f"http://{HIDDEN_HOST}{PATH}"))
+
+
+async def test_no_answer_is_a_timeout(server, clock, mock_clock):
+    server.set_fault("slow")
+    fetcher = CrlFetcher(now=clock, timeout=5.0)
+    outcome: list[ValidationFailed] = []
+
+    async def ask() -> None:
+        try:
+            await fetcher.get(server.url(PATH))
+        except ValidationFailed as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask)
+        await server.wait_requests(1, PATH)
+        mock_clock.jump(4.9)
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcome == []  # not yet
+        mock_clock.jump(0.2)
+    assert [f.code for f in outcome] == [FailureCode.CRL_TIMEOUT]
+    assert "5 s" in outcome[0].detail
+    await fetcher.aclose()
+
+
+@pytest.mark.parametrize(("fault", "status"), [("http-404", 404), ("http-500", 500)])
+async def test_http_status_is_an_http_error(server, fetcher, fault, status):
+    server.set_fault(fault)
+    failure = await expect(FailureCode.CRL_HTTP_ERROR, fetcher.get(server.url(PATH)))
+    assert f"HTTP {status}" in failure.detail
+
+
+@pytest.mark.parametrize("fault", ["garbage", "html"])
+async def test_a_body_that_is_not_a_crl_is_invalid(server, fetcher, fault):
+    server.set_fault(fault)
+    await expect(FailureCode.CRL_INVALID, fetcher.get(server.url(PATH)))
+
+
+async def test_a_body_over_the_size_cap_is_invalid(server, clock):
+    async with CrlFetcher(now=clock, max_bytes=100) as fetcher:
+        failure = await expect(FailureCode.CRL_INVALID, fetcher.get(server.url(PATH)))
+    assert "100-byte CRL size cap" in failure.detail
+
+
+# -- what replaces a cached CRL --
+
+
+async def test_a_failed_refresh_keeps_the_current_crl(server, fetcher):
+    url = server.url(PATH)
+    good = await fetcher.get(url)
+    for fault in ("garbage", "html", "http-500", "down"):
+        server.set_fault(fault)
+        fetcher.invalidate(url)
+        assert await fetcher.get(url) is good, fault
+    # No refresh was asked for since: the good one is served from the cache.
+    assert await fetcher.get(url) is good
+    assert fetcher.fetches == 5
+
+
+async def test_invalidate_sees_a_republished_crl(server, fetcher, ca, keys, epoch):
+    url = server.url(PATH)
+    before = await fetcher.get(url)
+    leaf = ca.issue("sensor-7.contoso.example", not_before=epoch, key=keys(2048))
+    ca.revoke(leaf.serial, at=epoch)
+    server.publish(PATH, der(ca.crl(this_update=epoch + dt.timedelta(minutes=30))))
+    assert await fetcher.get(url) is before  # a real appliance waits for nextUpdate
+    fetcher.invalidate()
+    after = await fetcher.get(url)
+    assert after.number == 2 and after.is_revoked(leaf.serial)
+
+
+async def test_an_older_or_stale_crl_does_not_replace_a_current_one(server, fetcher, ca, epoch):
+    url = server.url(PATH)
+    current = await fetcher.get(url)
+    old_copy = der(ca.crl(this_update=epoch - dt.timedelta(days=30)))  # number 2, long stale
+    server.set_documents({PATH: old_copy}, variant="stale")
+    server.set_fault("stale")
+    fetcher.invalidate(url)
+    assert await fetcher.get(url) is current
+
+
+async def test_a_stale_crl_is_returned_for_the_core_but_not_cached(server, fetcher, clock, ca, epoch):
+    stale = der(ca.crl(this_update=epoch - dt.timedelta(days=30)))
+    server.set_documents({PATH: stale}, variant="stale")
+    server.set_fault("stale")
+    index = await fetcher.get(server.url(PATH))
+    assert index.is_stale(clock())  # the core reports crl_stale
+    await fetcher.get(server.url(PATH))
+    assert server.requests(PATH) == 2
+
+
+async def test_a_newer_crl_of_another_key_is_left_to_the_core(server, fetcher, ca, keys, epoch):
+    """The fetcher knows no issuer; the core rejects it as crl_signature_invalid."""
+    url = server.url(PATH)
+    await fetcher.get(url)
+    impostor = CertificateAuthority.root("Contoso Issuing CA", not_before=epoch, key=keys(2048))
+    impostor.crl_number = 41
+    server.set_documents({PATH: der(impostor.crl(this_update=epoch))}, variant="wrong-key")
+    server.set_fault("wrong-key")
+    fetcher.invalidate(url)
+    forged = await fetcher.get(url)
+    assert forged.number == 42
+    assert not forged.signed_by(ca.cert)
+
+
+async def test_past_next_update_a_failure_is_raised(server, fetcher, clock):
+    url = server.url(PATH)
+    index = await fetcher.get(url)
+    server.set_fault("down")
+    clock.at = index.next_update + dt.timedelta(seconds=1)
+    await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(url))
+    assert fetcher.cached(url) is index  # still known, no longer usable
+
+
+async def test_clear_forgets(server, fetcher):
+    url = server.url(PATH)
+    await fetcher.get(url)
+    fetcher.clear(url)
+    assert fetcher.cached(url) is None
+    await fetcher.get(url)
+    assert server.requests(PATH) == 2
+
+
+async def test_every_fetch_is_recorded(server, clock):
+    records: list[FetchRecord] = []
+    async with CrlFetcher(now=clock, on_fetch=records.append) as fetcher:
+        await fetcher.get(server.url(PATH))
+        server.set_fault("http-404")
+        fetcher.invalidate()
+        await fetcher.get(server.url(PATH))
+    ok, failed = records
+    assert (ok.code, ok.status, ok.kept_cached, ok.crl_number) == (None, 200, False, 1)
+    assert ok.size > 0 and ok.at == clock()
+    assert (failed.code, failed.status, failed.kept_cached) == (FailureCode.CRL_HTTP_ERROR, 404, True)
+
+
+# -- the core's lookup --
+
+
+async def test_prefetch_gives_the_core_a_lookup(server, fetcher):
+    good, missing = server.url(PATH), server.url("/crl/missing.crl")
+    lookup = await fetcher.prefetch([good, missing, good])
+    assert isinstance(lookup(good), CrlIndex)
+    assert lookup(missing).code is FailureCode.CRL_HTTP_ERROR
+    assert lookup("http://elsewhere/x.crl").code is FailureCode.CRL_UNREACHABLE
+    assert server.requests() == 2
+    assert fetcher.lookup_for == fetcher.prefetch
+
+
+# -- large CRLs --
+
+
+async def test_a_large_crl_is_parsed_off_the_loop(nursery, key_pool, clock, epoch):
+    ca = CertificateAuthority.root("Big CA", not_before=epoch, key=key_pool.cursor()(2048))
+    for n in range(12_000):
+        ca.revoke(10**12 + n, at=epoch)
+    data = der(ca.crl(this_update=epoch))
+    assert len(data) > 256 * 1024  # above the in-line parse threshold
+    server = CrlServer({PATH: data})
+    await nursery.start(server.serve)
+    async with CrlFetcher(now=clock) as fetcher:
+        index = await fetcher.get(server.url(PATH))
+    assert len(index) == 12_000 and index.is_revoked(10**12 + 11_999)
+
+
+# -- proxies --
+
+
+@pytest.fixture
+async def proxy(nursery, server):
+    proxy = ForwardProxy(routes={f"{HIDDEN_HOST}:80": ("127.0.0.1", server.port)})
+    await nursery.start(proxy.serve)
+    return proxy
+
+
+async def test_a_proxy_reaches_what_the_fetcher_cannot(server, proxy, clock):
+    url = f"http://{HIDDEN_HOST}{PATH}"
+    async with CrlFetcher(now=clock) as direct:
+        await expect(FailureCode.CRL_UNREACHABLE, direct.get(url))
+    async with CrlFetcher(now=clock, proxy=proxy.url) as via_proxy:
+        index = await via_proxy.get(url)
+    assert index.number == 1
+    assert proxy.forwarded(url) == 1
+    assert server.requests(PATH) == 1
+
+
+async def test_proxy_from_the_environment(server, proxy, clock, monkeypatch):
+    url = f"http://{HIDDEN_HOST}{PATH}"
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    async with CrlFetcher(now=clock) as fetcher:
+        assert (await fetcher.get(url)).number == 1
+    async with CrlFetcher(now=clock, trust_env=False) as fetcher:
+        await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(url))
+    monkeypatch.setenv("NO_PROXY", HIDDEN_HOST)
+    async with CrlFetcher(now=clock) as fetcher:
+        await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(url))
+    assert proxy.forwarded() == 1
+
+
+async def test_a_proxy_that_is_down_is_unreachable(server, proxy, clock):
+    proxy.unbind()
+    async with CrlFetcher(now=clock, proxy=proxy.url) as fetcher:
+        failure = await expect(FailureCode.CRL_UNREACHABLE, fetcher.get(server.url(PATH)))
+    assert f"via proxy {proxy.url}" in failure.detail
+
+
+async def test_a_proxy_that_cannot_reach_the_server_is_an_http_error(server, proxy, clock):
+    server.set_fault("down")
+    async with CrlFetcher(now=clock, proxy=proxy.url) as fetcher:
+        failure = await expect(FailureCode.CRL_HTTP_ERROR, fetcher.get(server.url(PATH)))
+    assert "HTTP 502" in failure.detail
+
+
+@pytest.mark.parametrize("bad", ["socks5://127.0.0.1:1080", "proxy.contoso.example:3128", "http://"])
+def test_a_bad_proxy_url_is_one_clear_line(clock, bad):
+    with pytest.raises(InputError, match="is not an http:// proxy URL; give it as http://HOST:PORT"):
+        CrlFetcher(now=clock, proxy=bad)
+
+
+def test_check_crl_url_accepts_any_host_and_port():
+    assert check_crl_url("http://crl.contoso.example:8080/crl/a.crl").port == 8080
