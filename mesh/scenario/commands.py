@@ -2,17 +2,29 @@
 
 Exit status is the contract CI systems read: 0 when every expectation holds,
 1 when one fails, 2 when a scenario cannot be used at all (a bad key, a
-missing file). Every problem of a bad file is printed, one line each.
+missing file). Every problem of a bad file is printed, one line each, and no
+scenario runs until every file given is sound.
+
+Output stays bounded whatever the mesh's size: one progress line per step on
+stderr (never one per link or per event), then the final table, which folds
+healthy links when there are many.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+import trio
+
+from mesh.errors import InputError
 from mesh.scenario.load import ScenarioInvalid, load_scenario
+from mesh.scenario.model import Scenario
+from mesh.scenario.report import print_result, summary_line, write_json, write_junit
+from mesh.scenario.result import RunResult
 
-__all__ = ["add_parser", "check_command"]
+__all__ = ["add_parser", "check_command", "run_command"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,10 +36,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("files", nargs="+", metavar="FILE", help="scenario .toml files")
     check.set_defaults(func=check_command)
 
+    run = subparsers.add_parser(
+        "run",
+        help="run scenario files and check their expectations",
+        description="Build each scenario's PKI and CRL server, start its appliances, play "
+        "its timeline on the emulated clock and check its expectations. Exit 0 when "
+        "every expectation holds, 1 when one fails, 2 when a scenario is unusable.",
+    )
+    run.add_argument("files", nargs="+", metavar="FILE", help="scenario .toml files")
+    run.add_argument("--json", metavar="FILE", help="write the JSON report here")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML here (one test case per expectation)")
+    run.add_argument("--events", metavar="FILE", help="write every event here as JSON lines")
+    run.add_argument("--live", action="store_true", help="show the links changing state as it runs")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the final table")
+    run.add_argument(
+        "--processes", action="store_true",
+        help="run every appliance as its own `mesh node` process on real ports",
+    )
+    run.set_defaults(func=run_command)
+
 
 def _print_invalid(error: ScenarioInvalid) -> None:
     for line in error.lines():
         print(f"mesh: {line}", file=sys.stderr)
+
+
+def _load_all(paths: list[str]) -> list[Scenario] | None:
+    scenarios, bad = [], False
+    for path in paths:
+        try:
+            scenarios.append(load_scenario(path))
+        except ScenarioInvalid as error:
+            _print_invalid(error)
+            bad = True
+    return None if bad else scenarios
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -45,3 +87,81 @@ def check_command(args: argparse.Namespace) -> int:
             f"{len(scenario.expectations)} expectations"
         )
     return status
+
+
+class _Progress:
+    """One line per milestone on stderr: bounded whatever the mesh's size."""
+
+    def __init__(self, label: str, *, quiet: bool) -> None:
+        self.label = label
+        self.quiet = quiet
+
+    def __call__(self, kind: str, record: Any, run: Any) -> None:
+        if self.quiet:
+            return
+        rows = run.links()
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.state] = counts.get(row.state, 0) + 1
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no links"
+        if kind == "started":
+            text = f"started {len(run.scenario.appliances)} appliances: {states}"
+        else:
+            total = len(run.scenario.steps)
+            outcome = "" if record.outcome == "done" else f" -> {record.outcome}"
+            if record.code:
+                outcome += f" ({record.code})"
+            text = f"step {record.index}/{total} {record.step.describe()}{outcome}: {states}"
+        print(f"{self.label} {text}", file=sys.stderr, flush=True)
+
+
+async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[RunResult]:
+    from mesh.eventlog import EventLog
+    from mesh.scenario.runner import run_scenario
+
+    results = []
+    sink = open(args.events, "w", encoding="utf-8") if args.events else None
+    try:
+        for n, scenario in enumerate(scenarios, 1):
+            label = f"[{scenario.name}]" if len(scenarios) == 1 else f"[{n}/{len(scenarios)} {scenario.name}]"
+            progress = _Progress(label, quiet=args.quiet or args.live)
+            events = EventLog(sink) if sink else EventLog()
+            if args.processes:
+                from mesh.scenario.processes import run_in_processes
+
+                result = await run_in_processes(scenario, events=events, progress=progress)
+            elif args.live:
+                from mesh.scenario.live import run_live
+
+                result = await run_live(scenario, events=events)
+            else:
+                result = await run_scenario(scenario, events=events, progress=progress)
+            print_result(result)
+            results.append(result)
+    finally:
+        if sink:
+            sink.close()
+    return results
+
+
+def run_command(args: argparse.Namespace) -> int:
+    scenarios = _load_all(args.files)
+    if scenarios is None:
+        return 2
+    for path in (args.json, args.junit, args.events):
+        if path:
+            try:
+                open(path, "a", encoding="utf-8").close()
+            except OSError as exc:
+                raise InputError(path, f"cannot be written ({exc.strerror})", "choose another path") from None
+    results = trio.run(_run_all, scenarios, args)
+    if args.json:
+        write_json(results, args.json)
+    if args.junit:
+        write_junit(results, args.junit)
+    if len(results) > 1:
+        passed = sum(r.ok for r in results)
+        print(f"\n{passed}/{len(results)} scenarios passed")
+        for r in results:
+            print(f"  {summary_line(r)}")
+    return 0 if all(r.ok for r in results) else 1

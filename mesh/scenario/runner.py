@@ -1,0 +1,359 @@
+"""Play a scenario: build its PKI and CRL server, run the mesh, check expectations.
+
+Theory of operation. The CRL server starts first, on port 0, because the
+port it gets goes into every certificate's CRL Distribution Point; then the
+PKI is built for the scenario's start instant, its CRLs published, and every
+appliance added to one :class:`~mesh.appliances.Mesh` that runs on real
+loopback sockets. The timeline then plays on the emulated clock: a step's
+``after`` jumps the clock (no real waiting), the CA publishes fresh CRLs for
+the new instant (as a real CA does on its schedule), the action runs, and
+``mesh.settle()`` returns once every link has made a fresh attempt — only then
+are the expectations due at that step checked.
+
+Nothing here sleeps: readiness comes from ``nursery.start`` and ``settle``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from typing import Any, AsyncIterator, Callable
+
+import trio
+from attrs import evolve
+from cryptography.hazmat.primitives import serialization
+
+from mesh.clock import EmulatedClock
+from mesh.eventlog import EventLog
+from mesh.net.crl_server import CrlServer
+from mesh.net.proxy import ForwardProxy
+from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
+from mesh.pki.issue import Issued, KeySource
+from mesh.pki.keys import fresh_keys
+from mesh.scenario.model import ApplianceDef, Scenario, Step
+from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
+
+__all__ = ["run_scenario", "start_scenario", "ScenarioRun", "link_rows", "Progress"]
+
+#: Called as the run goes: ("started", None, run) once the mesh is up, then
+#: ("step", StepRecord, run) after each step settles.
+Progress = Callable[[str, "StepRecord | None", "ScenarioRun"], None]
+
+#: The address certificates name for the CRL server when it may be reached
+#: only through the proxy: another loopback address where nothing listens, so
+#: a direct fetch is refused at once, while the proxy routes it to the server.
+HIDDEN_CRL_HOST = "127.0.0.2"
+
+
+def _engine() -> Any:
+    from mesh.appliances.mesh import Mesh
+
+    return Mesh
+
+
+def link_rows(statuses: Any) -> list[LinkRow]:
+    """The engine's LinkStatus list as report rows, in the engine's order."""
+    rows = []
+    for status in statuses:
+        state = getattr(status.state, "value", str(status.state))
+        code = status.code.code if status.code is not None else None
+        message = status.message or ""
+        if state == "halted" and status.refused_by:
+            message = message or (status.code.message if status.code else "")
+        elif state == "up-unvalidated":
+            would = tuple(getattr(status, "would_fail", ()) or ())
+            off = ", ".join(getattr(status, "unvalidated_by", ()) or ())
+            if would:
+                code = would[0].code
+                message = f"validation off on {off}; would fail: {would[0].message}"
+            else:
+                message = f"validation off on {off}"
+        elif state == "down":
+            message = message or getattr(status, "reason", "") or ""
+        rows.append(
+            LinkRow(
+                dialer=status.dialer, listener=status.listener, state=state, code=code,
+                message=message, refused_by=status.refused_by, delivered=status.delivered,
+            )
+        )
+    return rows
+
+
+class ScenarioRun:
+    """A scenario whose mesh is running: play steps, read links, judge expectations.
+
+    Made by :func:`start_scenario`; the pytest plugin hands one to tests that
+    want to act on the mesh between steps.
+    """
+
+    def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
+                 crl_server: CrlServer, proxy: ForwardProxy | None, events: EventLog) -> None:
+        self.scenario = scenario
+        self.mesh = mesh
+        self.pki = pki
+        self.clock = clock
+        self.crl_server = crl_server
+        self.proxy = proxy
+        self.events = events
+        self.records: list[StepRecord] = []
+        self._uploads: dict[int, StepRecord] = {}
+        self._verdicts: dict[int, Any] = {}
+        self._started_wall = time.monotonic()
+
+    # -- reading --
+
+    def links(self) -> list[LinkRow]:
+        return link_rows(self.mesh.links())
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    # -- acting --
+
+    def publish_crls(self) -> None:
+        """Publish the CA's CRLs as issued at the current emulated instant."""
+        self.crl_server.set_documents(self.pki.crl_documents(at=self.clock.now()))
+
+    async def settle(self) -> None:
+        await self.mesh.settle()
+
+    async def play(self, index: int, step: Step) -> StepRecord:
+        """Jump the clock by ``step.after``, act, let every link retry, record the outcome."""
+        if step.after:
+            await self.mesh.advance(step.after)
+        self.publish_crls()
+        record = await self._act(index, step)
+        await self.mesh.settle()
+        self.records.append(record)
+        if step.action == "upload":
+            self._uploads[index] = record
+        self.check(index)
+        return record
+
+    async def _act(self, index: int, step: Step) -> StepRecord:
+        at = self.clock.now()
+        done = StepRecord(index=index, step=step, at=at)
+        action, target = step.action, step.target
+        if action == "advance":
+            return done
+        if action == "revoke":
+            assert target is not None
+            await self.mesh.revoke(target)
+            self.publish_crls()
+            return done
+        if action == "upload":
+            assert target is not None
+            material = self.pki.reissue(target, step.certificate, at=at)
+            issued, key_pem, passphrase = upload_files(material)
+            verdict = await self.mesh.upload(target, issued, key_pem=key_pem, passphrase=passphrase)
+            return _upload_record(index, step, at, verdict)
+        if action == "set-validation":
+            assert target is not None and step.enabled is not None
+            await _maybe_await(self.mesh.set_validation(target, step.enabled))
+            return done
+        if action.startswith("crl-"):
+            fault = {"crl-down": "down", "crl-up": "ok", "crl-slow": "slow",
+                     "crl-garbage": "garbage"}[action]
+            self.crl_server.set_fault(fault)
+            return done
+        if action == "stop":
+            assert target is not None
+            await self.mesh.stop(target)
+            return done
+        if action == "start":
+            assert target is not None
+            await self.mesh.start(target)
+            return done
+        raise AssertionError(f"unhandled action {action!r}")  # the model rejects others
+
+    # -- judging --
+
+    def check(self, after: int) -> None:
+        """Judge the expectations due after step ``after`` (0 = after start)."""
+        last = len(self.scenario.steps)
+        rows = None
+        for i, expectation in enumerate(self.scenario.expectations, 1):
+            due = expectation.due if expectation.due is not None else last
+            if due != after or i in self._verdicts:
+                continue
+            if rows is None:
+                rows = self.links()
+            self._verdicts[i] = judge(i, expectation, links=rows, uploads=self._uploads,
+                                      checked_after=after, at=self.clock.now())
+
+    def result(self, *, started: dt.datetime, mode: str = "in-process") -> RunResult:
+        return RunResult(
+            scenario=self.scenario,
+            links=self.links(),
+            expectations=[self._verdicts[i] for i in sorted(self._verdicts)],
+            steps=self.records,
+            started=started,
+            ended=self.clock.now(),
+            seconds=time.monotonic() - self._started_wall,
+            mode=mode,
+        )
+
+
+async def _maybe_await(value: Any) -> Any:
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+def _upload_record(index: int, step: Step, at: dt.datetime, verdict: Any) -> StepRecord:
+    if verdict.accepted:
+        return StepRecord(index=index, step=step, at=at, outcome="accepted")
+    primary = verdict.primary
+    code = primary.code if primary is not None else None
+    return StepRecord(
+        index=index, step=step, at=at, outcome="refused",
+        code=code.code if code is not None else None,
+        message=code.message if code is not None else "",
+    )
+
+
+def upload_files(material: ApplianceMaterial) -> tuple[Issued, bytes, str | None]:
+    """What an admin uploads for ``material``: certificate + chain, the .key file, the passphrase.
+
+    The key travels as the PEM file would (encrypted when the PKI records a
+    passphrase), so a wrong passphrase or a mismatched key is found by the
+    appliance's upload check, exactly as with real files.
+    """
+    if material.key_passphrase:
+        encryption: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(
+            material.key_passphrase.encode()
+        )
+    else:
+        encryption = serialization.NoEncryption()
+    key_pem = material.key_file_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    issued = Issued(cert=material.cert, key=material.key_file_key, chain=material.chain)
+    return issued, key_pem, material.passphrase
+
+
+def build_pki(scenario: Scenario, *, crl_base_url: str, keys: KeySource) -> Pki:
+    """The scenario's PKI, certificates issued at its start instant."""
+    spec = scenario.pki
+    pki = Pki.build(
+        at=scenario.start,
+        root=spec.root,
+        intermediate=spec.intermediate,
+        appliances=[
+            ApplianceRequest(name=a.name, role=a.role, fault=a.certificate)
+            for a in scenario.appliances
+        ],
+        key_size=spec.key_size,
+        crl_base_url=crl_base_url,
+        crl_validity=spec.crl_validity,
+        keys=keys,
+    )
+    for appliance in scenario.appliances:
+        if appliance.valid_for is not None and appliance.certificate == "ca-signed":
+            _shorten(pki, appliance, keys)
+    return pki
+
+
+def _shorten(pki: Pki, appliance: ApplianceDef, keys: KeySource) -> None:
+    """Reissue a healthy certificate with the appliance's own lifetime."""
+    old = pki.appliances[appliance.name]
+    assert appliance.valid_for is not None
+    issued = pki.issuing.issue(
+        old.common_name, not_before=pki.at, not_after=pki.at + appliance.valid_for,
+        key=keys(pki.key_size),
+    )
+    pki.appliances[appliance.name] = evolve(old, issued=issued, key_file_key=issued.key,
+                                            chain=issued.chain)
+
+
+def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> list[Any]:
+    """One engine ApplianceSpec per appliance of the scenario."""
+    from mesh.appliances.spec import ApplianceSpec
+    from mesh.validation.policy import ValidationPolicy
+
+    specs = []
+    for a in scenario.appliances:
+        material = pki.appliances[a.name]
+        identity = None if a.certificate == "self-signed" else Issued(
+            cert=material.cert, key=material.issued.key, chain=material.chain,
+        )
+        specs.append(
+            ApplianceSpec(
+                name=a.name,
+                role=a.role,
+                identity=identity,
+                trust=tuple(pki.trust_roots()),
+                validation=a.validation,
+                connects_to=a.connects_to,
+                forwards_to=a.forwards_to,
+                crl_proxy=proxy_url if a.crl_proxy else None,
+                policy=ValidationPolicy(revocation=a.revocation),
+            )
+        )
+    return specs
+
+
+@contextlib.asynccontextmanager
+async def start_scenario(
+    scenario: Scenario,
+    *,
+    keys: KeySource | None = None,
+    events: EventLog | None = None,
+    progress: Progress | None = None,
+) -> AsyncIterator[ScenarioRun]:
+    """Start a scenario's mesh and yield it once every link has made its first attempt.
+
+    The expectations due "after start" (``after_step = 0``) are already judged
+    when this yields. Leaving the block stops everything.
+    """
+    Mesh = _engine()
+    events = events if events is not None else EventLog()
+    keys = keys or fresh_keys
+    async with trio.open_nursery() as nursery:
+        crl_server = CrlServer()
+        port = await nursery.start(crl_server.serve)
+        proxy = None
+        host = "127.0.0.1"
+        if scenario.pki.crl_proxy_only:
+            host = HIDDEN_CRL_HOST
+            proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
+            await nursery.start(proxy.serve)
+        # Key generation and signing are CPU work: keep them off the event loop.
+        pki = await trio.to_thread.run_sync(
+            lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl", keys=keys)
+        )
+        clock = EmulatedClock(scenario.start)
+        crl_server.set_documents(pki.crl_documents(at=scenario.start))
+        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server)
+        for spec in appliance_specs(scenario, pki, proxy_url=proxy.url if proxy else None):
+            mesh.add(spec)
+        await nursery.start(mesh.run)
+        run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
+                          proxy=proxy, events=events)
+        await mesh.settle()
+        run.check(0)
+        if progress:
+            progress("started", None, run)
+        try:
+            yield run
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    keys: KeySource | None = None,
+    events: EventLog | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Play a whole scenario in this process and return what it found."""
+    async with start_scenario(scenario, keys=keys, events=events, progress=progress) as run:
+        for index, step in enumerate(scenario.steps, 1):
+            record = await run.play(index, step)
+            if progress:
+                progress("step", record, run)
+        if not scenario.steps:
+            run.check(0)
+        return run.result(started=scenario.start)
