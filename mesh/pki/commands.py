@@ -1,9 +1,305 @@
-"""``mesh pki`` and ``mesh cert``: placeholders until the PKI commands land."""
+"""``mesh pki init|revoke`` and ``mesh cert lint|convert``.
+
+Thin: parse, call :mod:`mesh.pki.folder`, :mod:`mesh.pki.files` and
+:mod:`mesh.pki.lint`, print. Bad input surfaces as an
+:class:`~mesh.errors.InputError` (one line, exit 2, printed by ``mesh.cli``);
+a passphrase that does not open a key is the source document's own message,
+also exit 2.
+
+``mesh cert convert IN OUT`` covers the source document's conversion table,
+choosing the output form from OUT's extension (or ``--to``):
+
+=================================  ==============================================
+source document                    mesh
+=================================  ==============================================
+.crt (PEM) -> .pem, .pem -> .crt   ``mesh cert convert a.pem a.crt`` (PEM stays PEM)
+PEM <-> DER                        ``mesh cert convert a.crt a.der`` / ``--to pem``
+.pfx -> .pem (``-nodes``)          ``mesh cert convert a.pfx a.pem [--nocerts|--nokeys]``
+.pfx -> .key / .crt                ``mesh cert convert a.pfx a.key`` / ``a.crt``
+.crt + .key -> .pfx                ``mesh cert convert a.crt a.pfx --key a.key [--chain c.pem]``
+=================================  ==============================================
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mesh.errors import InputError, ValidationFailed
+from mesh.pki import files
+from mesh.pki.faults import HEALTHY, RECIPES
+from mesh.pki.folder import (
+    DEFAULT_CRL_BASE_URL,
+    DEFAULT_INTERMEDIATE,
+    DEFAULT_ROOT,
+    MANIFEST,
+    ApplianceRequest,
+    Pki,
+)
+from mesh.pki.lint import broken, lint
+
+__all__ = ["add_parser", "add_cert_parser", "parse_appliance", "parse_instant", "ROLES"]
+
+#: The appliance roles of the source document (as ``mesh.appliances`` names them).
+ROLES = ("sensor", "management-console", "ha-console", "forwarding-target")
+
+
+# -- argument helpers --
+
+
+def parse_instant(text: str | None, *, where: str = "--at") -> dt.datetime:
+    """An ISO time (``2027-01-15T09:00:00Z``; a date alone means midnight UTC).
+
+    None means now, on the wall clock: the CLI is the one place mesh asks it.
+    """
+    if text is None:
+        return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(where, f"{text!r} is not an ISO time", "write it like 2027-01-15T09:00:00Z") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def parse_appliance(text: str) -> ApplianceRequest:
+    """``NAME[:ROLE][:FAULT]``; ``NAME:FAULT`` works too when FAULT is a recipe name."""
+    parts = text.split(":")
+    where = f"--appliance {text}"
+    if len(parts) > 3 or not parts[0]:
+        raise InputError(where, "is not NAME[:ROLE][:FAULT]", "write it like sensor-1:sensor:revoked")
+    name = parts[0]
+    role = parts[1] if len(parts) > 1 and parts[1] else "sensor"
+    fault = parts[2] if len(parts) > 2 and parts[2] else HEALTHY
+    if len(parts) == 2 and parts[1] in RECIPES:
+        role, fault = "sensor", parts[1]
+    if role not in ROLES:
+        raise InputError(where, f"unknown role {role!r}", "use one of: " + ", ".join(ROLES))
+    if fault not in RECIPES:
+        raise InputError(where, f"unknown certificate fault {fault!r}", "use one of: " + ", ".join(RECIPES))
+    return ApplianceRequest(name=name, role=role, fault=fault)
+
+
+# -- mesh pki --
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    return None
+    pki = subparsers.add_parser("pki", help="make a CA hierarchy and appliance certificates, good or faulty")
+    sub = pki.add_subparsers(dest="pki_command", metavar="SUBCOMMAND")
+
+    init = sub.add_parser(
+        "init",
+        help="create a root CA, an optional intermediate and one certificate per appliance",
+        description="Fault recipes: " + ", ".join(RECIPES),
+    )
+    init.add_argument("dir", metavar="DIR", help="folder to write (gets pki.json)")
+    init.add_argument(
+        "--appliance",
+        "-a",
+        action="append",
+        default=[],
+        metavar="NAME[:ROLE][:FAULT]",
+        help="an appliance certificate; repeat for each (role defaults to sensor, fault to ca-signed)",
+    )
+    init.add_argument("--intermediate", action="store_true", help="issue leaves from an intermediate CA")
+    init.add_argument("--root-name", default=DEFAULT_ROOT, help=f"root CA name (default {DEFAULT_ROOT!r})")
+    init.add_argument(
+        "--intermediate-name", default=DEFAULT_INTERMEDIATE, help=f"intermediate CA name (default {DEFAULT_INTERMEDIATE!r})"
+    )
+    init.add_argument(
+        "--crl-base-url", default=DEFAULT_CRL_BASE_URL, metavar="URL", help=f"where CRLs are published (default {DEFAULT_CRL_BASE_URL})"
+    )
+    init.add_argument("--key-size", type=int, choices=(2048, 4096), default=2048, help="RSA bits for appliance keys")
+    init.add_argument("--passphrase", default=None, help="encrypt appliance keys with this passphrase")
+    init.add_argument("--at", default=None, metavar="ISO-TIME", help="the instant certificates start (default now)")
+    init.add_argument("--force", action="store_true", help="write into a folder that already holds a PKI")
+    init.set_defaults(func=_init)
+
+    revoke = sub.add_parser("revoke", help="revoke an appliance's certificate and re-issue its CA's CRL")
+    revoke.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
+    revoke.add_argument("name", metavar="NAME", help="the appliance to revoke")
+    revoke.add_argument(
+        "--at", default=None, metavar="ISO-TIME", help="revocation time and CRL thisUpdate (default: the PKI's instant)"
+    )
+    revoke.set_defaults(func=_revoke)
+
+    pki.set_defaults(func=lambda args: _help(pki))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _init(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if (folder / MANIFEST).exists() and not args.force:
+        raise InputError(str(folder), "already holds a PKI (pki.json)", "choose another folder or pass --force")
+    requests = [parse_appliance(text) for text in args.appliance]
+    pki = Pki.build(
+        at=parse_instant(args.at),
+        root=args.root_name,
+        intermediate=args.intermediate_name if args.intermediate else None,
+        appliances=requests,
+        key_size=args.key_size,
+        crl_base_url=args.crl_base_url,
+        passphrase=args.passphrase,
+    )
+    pki.write(folder)
+    print(f"wrote {folder / MANIFEST}: root {pki.root.name!r}", end="")
+    if pki.intermediate:
+        print(f", intermediate {pki.intermediate.name!r}", end="")
+    print(f", certificates valid from {pki.at.isoformat()}")
+    for m in pki.appliances.values():
+        print(f"  {m.name:<20} {m.role:<12} {m.fault:<22} CN={m.common_name}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    pki = Pki.load(args.dir)
+    at = parse_instant(args.at) if args.at else pki.at
+    material = pki.material(args.name)
+    if material.issuer is None:
+        raise InputError(f"appliance {args.name!r}", "has a self-signed certificate: no CA can revoke it", "")
+    serial = pki.revoke(args.name, at=at)
+    crls = pki.crls(at=at)
+    pki.write(args.dir)
+    issuer = pki.authority(material.issuer)
+    number = crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    print(f"revoked {args.name} (serial {serial:x}) at {issuer.name!r}; CRL number {number}")
+    return 0
+
+
+# -- mesh cert lint / convert --
+
+
+def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
+    lint_p = cert_subparsers.add_parser("lint", help="check a certificate against the certificate requirements")
+    lint_p.add_argument("file", metavar="FILE", help="a .crt (PEM or DER)")
+    lint_p.add_argument("--json", action="store_true", help="print findings as JSON")
+    lint_p.add_argument("--name", default=None, help="the appliance's domain name the CN must match")
+    lint_p.add_argument("--at", default=None, metavar="ISO-TIME", help="judge validity at this instant (default now)")
+    lint_p.set_defaults(func=_lint)
+
+    convert = cert_subparsers.add_parser(
+        "convert",
+        help="convert between PEM, DER, .key and PKCS#12 (.pfx/.p12)",
+        description=(
+            "Output form from OUT's extension (.crt/.cer/.pem = PEM, .der = DER, .key = key, "
+            ".pfx/.p12 = PKCS#12) or --to."
+        ),
+    )
+    convert.add_argument("input", metavar="IN", help="a certificate, chain, key or PKCS#12 file")
+    convert.add_argument("output", metavar="OUT", help="the file to write")
+    convert.add_argument("--to", choices=("pem", "der", "key", "pkcs12"), default=None, help="output form")
+    convert.add_argument("--key", default=None, metavar="KEY", help="the .key to bundle into a PKCS#12")
+    convert.add_argument("--chain", default=None, metavar="PEM", help="CA certificates to bundle into a PKCS#12")
+    convert.add_argument("--passphrase", default=None, help="passphrase of the input key or PKCS#12")
+    convert.add_argument("--out-passphrase", default=None, help="encrypt the written key or PKCS#12 with this")
+    convert.add_argument("--traditional", action="store_true", help="write keys as BEGIN RSA PRIVATE KEY")
+    convert.add_argument("--nocerts", action="store_true", help="PKCS#12 -> PEM: only the key")
+    convert.add_argument("--nokeys", action="store_true", help="PKCS#12 -> PEM: only the certificates")
+    convert.set_defaults(func=_convert)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    cert = files.load_certificate(args.file)
+    findings = lint(cert, at=parse_instant(args.at), expected_name=args.name)
+    failed = broken(findings)
+    if args.json:
+        print(json.dumps({"file": args.file, "ok": not failed, "findings": [f.to_json() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            print(f"{args.file}: {finding.line()}")
+        if not failed:
+            print(f"{args.file}: meets the certificate requirements")
+    return 1 if failed else 0
+
+
+_FORMS = {".crt": "pem", ".cer": "pem", ".pem": "pem", ".der": "der", ".key": "key", ".pfx": "pkcs12", ".p12": "pkcs12"}
+
+
+def _convert(args: argparse.Namespace) -> int:
+    try:
+        return _do_convert(args)
+    except ValidationFailed as exc:
+        # A passphrase that does not open the input: the upload message, one line.
+        raise InputError(args.input, exc.code.message, "give the right --passphrase") from None
+
+
+def _do_convert(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    form = args.to or _FORMS.get(out.suffix.lower())
+    if form is None:
+        raise InputError(args.output, f"extension {out.suffix or '(none)'} says nothing about the form", "pass --to pem|der|key|pkcs12")
+    data = files.read_input(args.input, "file")
+    key: rsa.RSAPrivateKey | None = None
+    certs: list[x509.Certificate] = []
+    if files._looks_pkcs12(data) or Path(args.input).suffix.lower() in (".pfx", ".p12"):
+        bundle = files.pkcs12_from_bytes(data, args.passphrase, where=args.input)
+        key = bundle.key
+        certs = ([bundle.cert] if bundle.cert else []) + list(bundle.chain)
+    elif _holds_key(data) and not _holds_cert(data):
+        key = files.key_from_bytes(data, args.passphrase, where=args.input)
+    else:
+        certs = files.load_certificates(args.input)
+        if _holds_key(data):
+            key = files.key_from_bytes(data, args.passphrase, where=args.input)
+
+    if form == "der":
+        if not certs:
+            raise InputError(args.input, "holds no certificate to write as DER", "give a certificate file")
+        files.save_certificate(out, certs[0], der=True)
+    elif form == "key":
+        if key is None:
+            raise InputError(args.input, "holds no private key", "give a .key or a .pfx with a key")
+        files.save_key(out, key, passphrase=args.out_passphrase, traditional=args.traditional)
+    elif form == "pkcs12":
+        if args.key:
+            key = files.load_key(args.key, args.passphrase)
+        if key is None or not certs:
+            raise InputError(args.input, "a PKCS#12 needs a certificate and its key", "pass the .crt as IN and --key KEY")
+        if key.public_key() != certs[0].public_key():
+            raise InputError(args.key or args.input, "the key does not belong to the certificate", "give the matching .key")
+        chain = certs[1:] + (files.load_certificates(args.chain) if args.chain else [])
+        files.save_pkcs12(out, key=key, cert=certs[0], chain=chain, passphrase=args.out_passphrase, name=_cn(certs[0]))
+    else:  # pem
+        body = b""
+        if key is not None and not args.nokeys:
+            body += files.key_bytes(key, passphrase=args.out_passphrase, traditional=args.traditional)
+        if not args.nocerts:
+            wanted = certs[:1] if out.suffix.lower() in (".crt", ".cer") else certs
+            body += files.chain_bytes(wanted)
+        if not body:
+            raise InputError(args.input, "leaves nothing to write with these options", "drop --nocerts or --nokeys")
+        files.write_file(out, body, mode=files.KEY_MODE if key is not None and not args.nokeys else 0o644)
+    print(f"wrote {out}")
+    return 0
+
+
+def _holds_key(data: bytes) -> bool:
+    return b"PRIVATE KEY-----" in data or (not files._looks_pem(data) and _der_key(data))
+
+
+def _der_key(data: bytes) -> bool:
+    try:
+        x509.load_der_x509_certificate(data)
+        return False
+    except ValueError:
+        return files._der_private_key(data)
+
+
+def _holds_cert(data: bytes) -> bool:
+    return b"CERTIFICATE-----" in data
+
+
+def _cn(cert: x509.Certificate) -> str | None:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None

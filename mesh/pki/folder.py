@@ -264,7 +264,7 @@ class Pki:
         if request.name in self.appliances:
             raise InputError(where, "is listed twice", "give each appliance its own name")
         if not request.role or not _NAME.match(request.role):
-            raise InputError(where, f"role {request.role!r} is not usable", "use e.g. sensor or console")
+            raise InputError(where, f"role {request.role!r} is not usable", "use e.g. sensor or management-console")
         material = self._issue(request.name, request.role, request.fault, request.common_name, self.at)
         self.appliances[request.name] = material
         return material
@@ -277,7 +277,7 @@ class Pki:
         For an upload step: the returned material is what the admin uploads.
         The old certificate stays valid (revoke it first if it should not).
         """
-        old = self._material(name)
+        old = self.material(name)
         material = self._issue(name, old.role, fault, old.common_name, _utc(at or self.at))
         self.appliances[name] = material
         return material
@@ -287,12 +287,12 @@ class Pki:
 
         The next :meth:`crls` of that issuer lists it, with a higher CRL number.
         """
-        material = self._material(name)
+        material = self.material(name)
         if material.issuer is None:
             raise InputError(
                 f"appliance {name!r}", "has a self-signed certificate: no CA can revoke it", ""
             )
-        ca = self._by_name(material.issuer)
+        ca = self.authority(material.issuer)
         ca.revoke(material.serial, at=_utc(at or self.at))
         return material.serial
 
@@ -505,7 +505,7 @@ class Pki:
 
     # -- internals --
 
-    def _material(self, name: str) -> ApplianceMaterial:
+    def material(self, name: str) -> ApplianceMaterial:
         try:
             return self.appliances[name]
         except KeyError:
@@ -515,7 +515,7 @@ class Pki:
                 "use one of: " + (", ".join(self.appliances) or "(none)"),
             ) from None
 
-    def _by_name(self, name: str) -> CertificateAuthority:
+    def authority(self, name: str) -> CertificateAuthority:
         for ca in self.authorities.values():
             if ca.name == name:
                 return ca

@@ -20,7 +20,7 @@ def pki(keys, epoch):
         at=epoch,
         appliances=[
             ApplianceRequest(name="sensor-1"),
-            ApplianceRequest(name="console", role="console"),
+            ApplianceRequest(name="console", role="management-console"),
             ApplianceRequest(name="sensor-2", fault="wrong-passphrase"),
         ],
         crl_base_url="http://127.0.0.1:8080/crl",
@@ -32,7 +32,7 @@ def pki(keys, epoch):
 def test_leaf_names_and_unique_keys(pki):
     m = pki.appliances["sensor-1"]
     assert m.common_name == "sensor-1.contoso.test"
-    assert m.role == "sensor" and pki.appliances["console"].role == "console"
+    assert m.role == "sensor" and pki.appliances["console"].role == "management-console"
     numbers = {a.issued.key.private_numbers().p for a in pki.appliances.values()}
     assert len(numbers) == 3
     assert len({a.serial for a in pki.appliances.values()}) == 3

@@ -1,0 +1,191 @@
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from cryptography import x509
+
+from mesh.cli import main
+from mesh.errors import InputError
+from mesh.pki import files
+from mesh.pki.commands import parse_appliance, parse_instant
+from mesh.pki.folder import Pki, read_manifest
+
+AT = "2027-01-15T09:00:00Z"
+
+
+def _crl_number(path):
+    crl = files.load_crl(path)
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def test_parse_appliance():
+    r = parse_appliance("s1")
+    assert (r.name, r.role, r.fault) == ("s1", "sensor", "ca-signed")
+    r = parse_appliance("c:management-console")
+    assert (r.role, r.fault) == ("management-console", "ca-signed")
+    r = parse_appliance("s2::revoked")
+    assert (r.role, r.fault) == ("sensor", "revoked")
+    r = parse_appliance("s3:revoked")
+    assert (r.role, r.fault) == ("sensor", "revoked")
+    for bad, word in [("s:sensor:bogus", "unknown certificate fault"), ("s:consol", "unknown role"),
+                      (":x", "NAME[:ROLE][:FAULT]"), ("a:b:c:d", "NAME[:ROLE][:FAULT]")]:
+        with pytest.raises(InputError) as info:
+            parse_appliance(bad)
+        assert word in info.value.line()
+
+
+def test_parse_instant():
+    assert parse_instant(AT).isoformat() == "2027-01-15T09:00:00+00:00"
+    assert parse_instant("2027-01-15").isoformat() == "2027-01-15T00:00:00+00:00"
+    with pytest.raises(InputError):
+        parse_instant("next tuesday")
+
+
+def test_init_revoke(tmp_path, capsys):
+    folder = tmp_path / "pki"
+    rc = main(["pki", "init", str(folder), "--intermediate", "-a", "sensor-1", "-a", "mc:management-console",
+               "-a", "s2::wrong-passphrase", "--passphrase", "pw", "--at", AT,
+               "--crl-base-url", "http://127.0.0.1:8080/crl"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "sensor-1" in out and "wrong-passphrase" in out and "pw" not in out
+    manifest = read_manifest(folder)
+    assert manifest["appliances"]["mc"]["role"] == "management-console"
+    assert manifest["appliances"]["s2"]["passphrase"] == "pw"
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("**/*.key"))
+    crl_path = folder / manifest["crls"]["http://127.0.0.1:8080/crl/contoso-issuing-ca.crl"]
+    before = _crl_number(crl_path)
+
+    assert main(["pki", "init", str(folder)]) == 2
+    assert "already holds a PKI" in capsys.readouterr().err
+
+    assert main(["pki", "revoke", str(folder), "sensor-1"]) == 0
+    assert _crl_number(crl_path) == before + 1
+    serial = files.load_certificate(folder / "appliances/sensor-1.crt").serial_number
+    assert files.load_crl(crl_path).get_revoked_certificate_by_serial_number(serial)
+    assert main(["pki", "revoke", str(folder), "mc"]) == 0
+    assert _crl_number(crl_path) == before + 2
+    crl = files.load_crl(crl_path)
+    assert crl.get_revoked_certificate_by_serial_number(serial)
+    assert Pki.load(folder).appliances["mc"].role == "management-console"
+
+    assert main(["pki", "revoke", str(folder), "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nobody" in err
+
+
+def test_init_bad_input_is_one_line(tmp_path, capsys):
+    for argv in (
+        ["pki", "init", str(tmp_path / "a"), "-a", "s:sensor:bogus"],
+        ["pki", "init", str(tmp_path / "b"), "--at", "soon"],
+        ["pki", "init", str(tmp_path / "c"), "--crl-base-url", "ftp://x"],
+        ["pki", "revoke", str(tmp_path / "none"), "x"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mesh: ") and err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory, key_pool):
+    from mesh.pki.folder import ApplianceRequest
+    from mesh.pki.faults import RECIPES
+
+    folder = tmp_path_factory.mktemp("pki")
+    pki = Pki.build(
+        at=parse_instant(AT),
+        appliances=[ApplianceRequest(name=n, fault=n) for n in RECIPES],
+        passphrase="pw",
+        keys=key_pool.cursor(),
+    )
+    pki.write(folder)
+    return folder, pki
+
+
+def test_lint_command(written, capsys):
+    folder, _ = written
+    assert main(["cert", "lint", str(folder / "appliances/ca-signed.crt"), "--at", AT]) == 0
+    assert "meets the certificate requirements" in capsys.readouterr().out
+    assert main(["cert", "lint", str(folder / "appliances/weak-key.crt"), "--at", AT, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and [f["code"] for f in doc["findings"]] == ["weak-key"]
+    assert main(["cert", "lint", str(folder / "appliances/ca-signed.crt"), "--at", AT,
+                 "--name", "other.contoso.test"]) == 1
+    assert "name-mismatch" in capsys.readouterr().out
+    for bad in ("appliances/ca-signed.key", "appliances", "missing.crt"):
+        assert main(["cert", "lint", str(folder / bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mesh: ") and err.count("\n") == 1
+
+
+def test_convert_table(written, tmp_path, capsys):
+    folder, pki = written
+    cert = pki.appliances["ca-signed"].cert
+    key = pki.appliances["ca-signed"].issued.key
+    crt = str(folder / "appliances/ca-signed.crt")
+    k = str(folder / "appliances/ca-signed.key")
+    chain = str(folder / "appliances/ca-signed.pem")
+    t = tmp_path
+
+    # PEM -> DER -> PEM
+    assert main(["cert", "convert", crt, str(t / "a.der")]) == 0
+    assert (t / "a.der").read_bytes()[:1] == b"\x30"
+    assert main(["cert", "convert", str(t / "a.der"), str(t / "a.pem")]) == 0
+    assert (t / "a.pem").read_bytes() == (folder / "appliances/ca-signed.crt").read_bytes()
+    # .pem -> .crt
+    assert main(["cert", "convert", str(t / "a.pem"), str(t / "b.crt")]) == 0
+    assert files.load_certificate(t / "b.crt") == cert
+
+    # .crt + .key (+ chain) -> .pfx, with and without a passphrase
+    for out_pw in ("export", None):
+        pfx = t / f"a-{out_pw}.pfx"
+        argv = ["cert", "convert", crt, str(pfx), "--key", k, "--chain", chain, "--passphrase", "pw"]
+        if out_pw:
+            argv += ["--out-passphrase", out_pw]
+        assert main(argv) == 0
+        assert stat.S_IMODE(pfx.stat().st_mode) == 0o600
+        bundle = files.load_pkcs12(pfx, out_pw)
+        assert bundle.cert == cert and bundle.chain == pki.appliances["ca-signed"].chain
+        # .pfx -> .key -> same key; .pfx -> .pem like `openssl pkcs12 -nodes`
+        pw_args = ["--passphrase", out_pw] if out_pw else []
+        assert main(["cert", "convert", str(pfx), str(t / "b.key"), *pw_args]) == 0
+        assert files.load_key(t / "b.key").private_numbers() == key.private_numbers()
+        assert stat.S_IMODE((t / "b.key").stat().st_mode) == 0o600
+        assert main(["cert", "convert", str(pfx), str(t / "all.pem"), *pw_args]) == 0
+        assert files.load_certificates(t / "all.pem")[0] == cert
+        assert files.load_key(t / "all.pem").private_numbers() == key.private_numbers()
+        assert main(["cert", "convert", str(pfx), str(t / "certs.pem"), "--nokeys", *pw_args]) == 0
+        assert b"PRIVATE KEY" not in (t / "certs.pem").read_bytes()
+        assert main(["cert", "convert", str(pfx), str(t / "only.pem"), "--nocerts", *pw_args]) == 0
+        assert b"CERTIFICATE" not in (t / "only.pem").read_bytes()
+        assert main(["cert", "convert", str(pfx), str(t / "c.crt"), *pw_args]) == 0
+        assert files.load_certificates(t / "c.crt") == [cert]
+    capsys.readouterr()
+
+    # errors: wrong passphrase, mismatched key, unknown extension
+    assert main(["cert", "convert", str(t / "a-export.pfx"), str(t / "x.key"), "--passphrase", "nope"]) == 2
+    assert "Passphrase does not match to the key" in capsys.readouterr().err
+    mismatch_key = str(folder / "appliances/key-mismatch.key")
+    mismatch_crt = str(folder / "appliances/key-mismatch.crt")
+    assert main(["cert", "convert", mismatch_crt, str(t / "m.pfx"), "--key", mismatch_key, "--passphrase", "pw"]) == 2
+    assert "does not belong" in capsys.readouterr().err
+    assert main(["cert", "convert", crt, str(t / "a.txt")]) == 2
+    assert "--to" in capsys.readouterr().err
+
+
+def test_mesh_runs_as_a_process(tmp_path):
+    folder = tmp_path / "pki"
+    done = subprocess.run(
+        [sys.executable, "-m", "mesh", "pki", "init", str(folder), "-a", "s1", "--at", AT],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "mesh", "cert", "lint", str(folder / "nope.crt")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("mesh: ")
