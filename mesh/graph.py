@@ -60,13 +60,15 @@ STATE_STYLES: dict[str | None, StateStyle] = {
     "down": StateStyle(colour="#9e9e9e", dash="2 4", dot_style="dotted"),
 }
 
-#: Layout rows: consoles first, sensors, then forwarding targets.
+#: Layout rows: forwarding targets on top, consoles, then sensors (so no
+#: forwarding link crosses the sensors' row).
 _ROW_OF_ROLE = {
-    "management-console": 0,
-    "ha-console": 0,
-    "sensor": 1,
-    "forwarding-target": 2,
+    "forwarding-target": 0,
+    "management-console": 1,
+    "ha-console": 1,
+    "sensor": 2,
 }
+_DEFAULT_ROW = 2
 
 
 def _style(state: str | None) -> StateStyle:
@@ -222,7 +224,8 @@ def render_mermaid(graph: Graph) -> str:
 # -- SVG --
 
 _BOX_W, _BOX_H = 180, 46
-_GAP_X, _GAP_Y = 40, 90
+_GAP_X, _GAP_Y = 110, 90
+_CHAR_W = 7.0  # rough width of one 13px Helvetica character, for the legend
 _PER_ROW = 6
 _MARGIN = 20
 
@@ -237,8 +240,8 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
                 roles[end] = ""
                 names.append(end)
     rows: list[list[str]] = []
-    for band in sorted({_ROW_OF_ROLE.get(roles[n], 1) for n in names}):
-        members = [n for n in names if _ROW_OF_ROLE.get(roles[n], 1) == band]
+    for band in sorted({_ROW_OF_ROLE.get(roles[n], _DEFAULT_ROW) for n in names}):
+        members = [n for n in names if _ROW_OF_ROLE.get(roles[n], _DEFAULT_ROW) == band]
         for start in range(0, len(members), _PER_ROW):
             rows.append(members[start : start + _PER_ROW])
     widest = max((len(row) for row in rows), default=1)
@@ -279,7 +282,8 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
     notes = [e for e in graph.edges if e.message and e.state in ("halted", "up-unvalidated", "down")]
     legend_top = height + 10
     height = legend_top + 22 * (len(notes) + 1) + 4
-    width = max(width, 640)
+    longest = max((len(_note(e)) for e in notes), default=0)
+    width = max(width, 640, _MARGIN * 2 + longest * _CHAR_W)
     pairs = {(e.dialer, e.listener) for e in graph.edges}
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="mesh-graph" width="{width:.0f}" '
@@ -290,8 +294,9 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
     for state, style in STATE_STYLES.items():
         marker = f"arrow-{state or 'none'}"
         out.append(
-            f'<marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-            f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+            f'<marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
+            f'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            f'<path d="M0,0 L10,5 L0,10 z" '
             f'fill="{style.colour}"/></marker>'
         )
     out.append("</defs>")
@@ -323,6 +328,8 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
         )
         if edge.label:
             mx, my = (sx + tx) / 2 + ox * 2, (sy + ty) / 2 + oy * 2
+            if abs(dy) < 1:  # a horizontal link: the label sits above it
+                my -= 6 + shift
             out.append(
                 f'<text x="{mx:.1f}" y="{my - 4:.1f}" text-anchor="middle" font-size="11" '
                 f'fill="{style.colour}" stroke="#fff" stroke-width="3" paint-order="stroke">'
@@ -351,13 +358,18 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
     for edge in notes:
         y += 22
         style = _style(edge.state)
-        code = f" ({edge.code})" if edge.code else ""
         out.append(
             f'<text class="note" x="{_MARGIN}" y="{y:.0f}" fill="{style.colour}">'
-            f"{_esc(edge.name)}: {_esc(edge.state or '')}{_esc(code)}: {_esc(edge.message or '')}</text>"
+            f"{_esc(_note(edge))}</text>"
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _note(edge: Edge) -> str:
+    """The legend line of a link that needs explaining."""
+    code = f" ({edge.code})" if edge.code else ""
+    return f"{edge.name}: {edge.state or ''}{code}: {edge.message or ''}"
 
 
 def _shorten(name: str, limit: int = 24) -> str:

@@ -146,13 +146,13 @@ def test_svg_escapes_what_it_draws():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
 
 
-def test_svg_layout_puts_consoles_above_sensors(coloured):
+def test_svg_layout_rows_targets_consoles_sensors(coloured):
     root = ET.fromstring(render_svg(coloured))
     ns = {"s": "http://www.w3.org/2000/svg"}
     y = {g.get("data-node"): float(g.find("s:rect", ns).get("y"))
          for g in root.iterfind("s:g", ns) if g.get("class") == "node"}
-    assert y["cm.contoso.test"] == y["ha.contoso.test"] < y["sensor-1.contoso.test"]
-    assert y["sensor-1.contoso.test"] < y["siem.contoso.test"]
+    assert y["siem.contoso.test"] < y["cm.contoso.test"] == y["ha.contoso.test"]
+    assert y["ha.contoso.test"] < y["sensor-1.contoso.test"] == y["sensor-2.contoso.test"]
 
 
 def test_report_without_links_is_an_input_error():

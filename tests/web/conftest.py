@@ -83,7 +83,7 @@ class Appliance:
     def halt(self, peer: str, code: FailureCode) -> None:
         """What the engine does when ``peer``'s certificate fails a check."""
         for link in self.link_list:
-            if peer in (link.dialer, link.listener):
+            if (link.dialer, link.listener) in ((self.name, peer), (peer, self.name)):
                 link.state, link.code, link.message, link.refused_by = (
                     "halted", code, code.message, self.name)
                 self.log.append(LinkHalted(at=self.instant, dialer=link.dialer,
