@@ -48,6 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML here (one test case per expectation)")
     run.add_argument("--events", metavar="FILE", help="write every event here as JSON lines")
     run.add_argument("--live", action="store_true", help="show the links changing state as it runs")
+    run.add_argument(
+        "--pace", type=float, default=0.6, metavar="SECONDS",
+        help="with --live: real seconds to pause after each step so it can be seen (default 0.6)",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the final table")
     run.add_argument(
         "--processes", action="store_true",
@@ -133,7 +137,7 @@ async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[
             elif args.live:
                 from mesh.scenario.live import run_live
 
-                result = await run_live(scenario, events=events)
+                result = await run_live(scenario, events=events, pace=max(args.pace, 0.0))
             else:
                 result = await run_scenario(scenario, events=events, progress=progress)
             print_result(result)
