@@ -1,0 +1,269 @@
+"""The upload-time check on real files, with CRLs served over real HTTP.
+
+Each PKI factory recipe is written to disk by ``mesh.pki.folder``, its CRLs
+are served by the real CRL server on 127.0.0.1, and ``mesh cert check`` (the
+CLI, in-process, in a worker thread because it runs its own trio loop for the
+fetch) must print the recipe's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from attrs import define
+
+from mesh import cli
+from mesh.errors import FailureCode, InputError, Severity
+from mesh.net.crl_fetch import CrlFetcher
+from mesh.net.crl_server import CrlServer
+from mesh.pki import files
+from mesh.pki.faults import RECIPES
+from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.upload import UploadMaterial, check_upload
+
+F = FailureCode
+HOUR = dt.timedelta(hours=1)
+
+#: What the upload check says for each recipe (None: the upload is accepted).
+#: Lint-only faults pass; no-cdp passes with a note.
+EXPECTED = {
+    name: (None if r.expected is F.NO_CDP else r.expected) for name, r in RECIPES.items()
+}
+
+
+@define
+class Deployment:
+    pki: Pki
+    folder: Path
+    server: CrlServer
+    manifest: dict
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.pki.at + HOUR
+
+    def argv(self, name: str, *extra: str, trust: bool = True, passphrase: bool = True) -> list[str]:
+        entry = self.manifest["appliances"][name]
+        argv = ["cert", "check", "--crt", str(self.folder / entry["crt"]),
+                "--key", str(self.folder / entry["key"]), "--at", self.at.isoformat(), "--json"]
+        if entry["chain"]:
+            argv += ["--chain", str(self.folder / entry["chain"])]
+        if trust:
+            argv += ["--trust", str(self.folder / self.manifest["root"])]
+        if passphrase and entry["passphrase"]:
+            argv += ["--passphrase", entry["passphrase"]]
+        return argv + list(extra)
+
+
+@pytest.fixture
+async def deployment(nursery, key_pool, epoch, tmp_path) -> Deployment:
+    server = CrlServer()
+    await nursery.start(server.serve)
+    pki = Pki.build(
+        at=epoch,
+        crl_base_url=f"{server.base_url}/crl",
+        appliances=[ApplianceRequest(name=name, fault=name) for name in RECIPES],
+        keys=key_pool.cursor(),
+        passphrase="correct horse",
+    )
+    server.set_documents(pki.crl_documents())
+    manifest_path = pki.write(tmp_path / "pki")
+    manifest = json.loads(manifest_path.read_text())
+    return Deployment(pki=pki, folder=manifest_path.parent, server=server, manifest=manifest)
+
+
+async def run_cli(argv, capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = await trio.to_thread.run_sync(functools.partial(cli.main, argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+async def test_every_recipe_over_http(deployment, capsys, name):
+    status, out, err = await run_cli(deployment.argv(name), capsys)
+    report = json.loads(out)
+    expected = EXPECTED[name]
+    if expected is None:
+        assert (status, report["valid"], report["failures"]) == (0, True, []), out
+    else:
+        assert status == 1, out
+        assert report["valid"] is False
+        first = report["failures"][0]
+        assert first["code"] == expected.code, out
+        assert first["message"] == expected.message
+        assert set(first) == {"code", "message", "subject", "detail"}
+    if name == "no-cdp":
+        assert [w["code"] for w in report["warnings"]] == ["no_cdp"]
+
+
+async def test_plain_output_is_the_exact_message(deployment, capsys):
+    argv = [a for a in deployment.argv("revoked") if a != "--json"]
+    status, out, _ = await run_cli(argv, capsys)
+    assert status == 1
+    assert out.splitlines()[0] == F.REVOKED.message
+    status, out, _ = await run_cli([a for a in deployment.argv("ca-signed") if a != "--json"], capsys)
+    assert (status, out.splitlines()[0]) == (0, "The certificate is valid.")
+
+
+async def test_crls_are_fetched_over_http(deployment, capsys):
+    deployment.server.reset_counts()
+    status, _, _ = await run_cli(deployment.argv("ca-signed"), capsys)
+    assert status == 0
+    # The issuing CA's CRL (for the leaf) and the root's (for the intermediate).
+    assert deployment.server.requests("/crl/contoso-issuing-ca.crl") == 1
+    assert deployment.server.requests("/crl/contoso-root-ca.crl") == 1
+
+
+@pytest.mark.parametrize(
+    "fault, code",
+    [
+        ("down", F.CRL_UNREACHABLE),
+        ("http-404", F.CRL_HTTP_ERROR),
+        ("http-500", F.CRL_HTTP_ERROR),
+        ("garbage", F.CRL_INVALID),
+        ("html", F.CRL_INVALID),
+        ("stale", F.CRL_STALE),
+    ],
+)
+async def test_crl_server_faults(deployment, capsys, fault, code):
+    if fault == "stale":
+        old = deployment.pki.crl_documents(at=deployment.pki.at - dt.timedelta(days=30))
+        deployment.server.set_documents(old, variant="stale")
+    deployment.server.set_fault(fault)
+    status, out, _ = await run_cli(deployment.argv("ca-signed"), capsys)
+    report = json.loads(out)
+    assert status == 1
+    assert report["failures"][0]["code"] == code.code, out
+
+
+async def test_root_from_the_chain_file(deployment, capsys, tmp_path):
+    entry = deployment.manifest["appliances"]["ca-signed"]
+    chain = files.load_certificates(deployment.folder / entry["chain"])
+    with_root = tmp_path / "with-root.pem"
+    with_root.write_bytes(files.chain_bytes([*chain, deployment.pki.root.cert]))
+    argv = deployment.argv("ca-signed", trust=False)
+    argv[argv.index("--chain") + 1] = str(with_root)
+    status, out, _ = await run_cli(argv, capsys)
+    assert status == 0, out
+    # Without a root anywhere: chain_untrusted, and the detail says what to do.
+    status, out, _ = await run_cli(deployment.argv("ca-signed", trust=False), capsys)
+    failure = json.loads(out)["failures"][0]
+    assert (status, failure["code"]) == (1, "chain_untrusted")
+    assert "--trust" in failure["detail"]
+
+
+async def test_no_validation_runs_only_the_key_checks(deployment, capsys):
+    status, out, _ = await run_cli(deployment.argv("expired", "--no-validation"), capsys)
+    report = json.loads(out)
+    assert (status, report["valid"], report["skipped"], report["failures"]) == (0, True, True, [])
+    status, out, _ = await run_cli(deployment.argv("key-mismatch", "--no-validation"), capsys)
+    assert (status, json.loads(out)["failures"][0]["code"]) == (1, "key_mismatch")
+    deployment.server.reset_counts()
+    await run_cli(deployment.argv("ca-signed", "--no-validation"), capsys)
+    assert deployment.server.requests() == 0
+
+
+async def test_passphrase_file_and_missing_passphrase(deployment, capsys, tmp_path):
+    secret = tmp_path / "pass.txt"
+    secret.write_text("correct horse\n")
+    argv = deployment.argv("ca-signed", "--passphrase-file", str(secret), passphrase=False)
+    status, out, _ = await run_cli(argv, capsys)
+    assert status == 0, out
+    status, out, _ = await run_cli(deployment.argv("ca-signed", passphrase=False), capsys)
+    assert (status, json.loads(out)["failures"][0]["code"]) == (1, "passphrase_mismatch")
+
+
+async def test_all_failures_with_json(deployment, capsys):
+    # A wrong passphrase on an expired, revoked certificate: every failure listed,
+    # the passphrase first (the source document's order).
+    pki = deployment.pki
+    material = pki.reissue("expired", "expired")
+    pki.revoke("expired")
+    deployment.server.set_documents(pki.crl_documents(at=pki.at + dt.timedelta(minutes=1)))
+    pki.write(deployment.folder)
+    argv = deployment.argv("expired", passphrase=False)
+    status, out, _ = await run_cli(argv, capsys)
+    codes = [f["code"] for f in json.loads(out)["failures"]]
+    assert status == 1
+    assert codes == ["passphrase_mismatch", "expired", "revoked"], out
+    assert material.serial == files.load_certificate(
+        deployment.folder / deployment.manifest["appliances"]["expired"]["crt"]
+    ).serial_number
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["missing crt", "key as crt", "garbage key", "bad --at", "missing trust"],
+)
+async def test_unusable_input_is_exit_2(deployment, capsys, tmp_path, change):
+    argv = [a for a in deployment.argv("ca-signed")]
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\x01 not a file anyone should upload")
+    if change == "missing crt":
+        argv[argv.index("--crt") + 1] = str(tmp_path / "nope.crt")
+    elif change == "key as crt":
+        argv[argv.index("--crt") + 1] = argv[argv.index("--key") + 1]
+    elif change == "garbage key":
+        argv[argv.index("--key") + 1] = str(garbage)
+    elif change == "bad --at":
+        argv[argv.index("--at") + 1] = "next tuesday"
+    elif change == "missing trust":
+        argv[argv.index("--trust") + 1] = str(tmp_path / "root.crt")
+    status, out, err = await run_cli(argv, capsys)
+    assert status == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mesh: "), err
+    assert "Traceback" not in err
+
+
+async def test_material_judged_with_a_fetcher_in_this_loop(deployment):
+    """The split API: load, fetch on the caller's event loop, judge (pure)."""
+    entry = deployment.manifest["appliances"]["revoked"]
+    material = UploadMaterial.load(
+        deployment.folder / entry["crt"],
+        deployment.folder / entry["key"],
+        deployment.folder / entry["chain"],
+        [deployment.folder / deployment.manifest["root"]],
+        "correct horse",
+    )
+    async with CrlFetcher(now=lambda: deployment.at) as fetcher:
+        lookup = await fetcher.prefetch(material.crl_urls())
+    verdict = material.judge(at=deployment.at, crls=lookup)
+    assert verdict.primary.code is F.REVOKED
+    assert verdict.primary.serial == deployment.pki.appliances["revoked"].serial
+
+
+def test_check_upload_with_a_given_lookup(tmp_path, key_pool, epoch):
+    """check_upload on files without any network: the CRLs are handed in."""
+    from mesh.validation import CrlIndex, crl_lookup
+
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="s1")], keys=key_pool.cursor())
+    manifest_path = pki.write(tmp_path / "pki")
+    folder = manifest_path.parent
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["appliances"]["s1"]
+    lookup = crl_lookup({url: CrlIndex.from_crl(crl) for url, crl in pki.crls().items()})
+    args = (folder / entry["crt"], folder / entry["key"], folder / entry["chain"], [folder / manifest["root"]])
+    verdict = check_upload(*args, at=epoch + HOUR, crls=lookup)
+    assert verdict.accepted and verdict.failures == ()
+    later = check_upload(*args, at=epoch + dt.timedelta(days=400), crls=lookup)
+    assert later.primary.code is F.EXPIRED
+    with pytest.raises(InputError):
+        check_upload(folder / "nope.crt", folder / entry["key"], at=epoch, crls=lookup)
+
+
+async def test_cli_as_a_subprocess(deployment):
+    argv = [a for a in deployment.argv("expired") if a != "--json"]
+    done = await trio.run_process(
+        [sys.executable, "-m", "mesh", *argv], capture_stdout=True, capture_stderr=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stdout.decode().splitlines()[0] == F.EXPIRED.message
