@@ -277,11 +277,13 @@ class CrlFetched(Event):
     appliance: str
     url: str
     number: int | None = None
-    entries: int = 0
-    next_update: dt.datetime | None = None
+    size: int = 0
+    kept_cached: bool = False
 
     def describe(self) -> str:
-        return f"{self.appliance}: fetched CRL {self.url} ({self.entries} entries)"
+        number = f" #{self.number}" if self.number is not None else ""
+        kept = ", kept the cached one" if self.kept_cached else ""
+        return f"{self.appliance}: fetched CRL{number} from {self.url} ({self.size} bytes{kept})"
 
 
 @define(frozen=True, kw_only=True)

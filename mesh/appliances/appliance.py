@@ -1,0 +1,609 @@
+"""One appliance as trio tasks: a TLS listener, a dialer per link, its status.
+
+Theory of operation. ``Appliance.run`` listens on its port and starts one
+dial loop per link it dials. Every connection, inbound or outbound, goes the
+same way (``_converse``):
+
+1. TLS handshake (``mesh.net.tls``): the verify callback only records; no
+   application byte can move before step 3 is done.
+2. Judge the peer's presented chain: fetch the CRLs it names with this
+   appliance's own fetcher and proxy, then ``validate_peer`` with this
+   appliance's trust, policy, validation switch and the emulated clock. A
+   dialer requires the server purpose and (``check_names``) the listener's
+   host name; a listener requires the client purpose, and the dialer's host
+   name when exactly one appliance is configured to dial it. A forwarding target does
+   not judge clients (server-auth only).
+3. Exchange verdicts (``mesh.net.links``): halted unless both ends accept;
+   a refusing end logs a ``link-halted`` event with the exact message and
+   closes the connection forcefully. Validation off: the link comes up with a
+   ``validation-skipped`` warning listing what would have failed.
+4. Only then application frames flow (``mesh.appliances.traffic``).
+
+A dialer retries with capped exponential backoff on the emulated clock and
+validates afresh on every attempt, so an upload, a toggle, a revocation or a
+clock jump changes the outcome at the next attempt. A :class:`RetryGate`
+request (``Mesh.settle``) or any clock jump cuts the backoff short.
+
+Who reports what: the dialer owns a link's lifecycle events (``link-up``,
+``link-down``); the listener reports them too when the dialer is not in this
+process (``mesh node``, ``openssl s_client``). Each end that refuses reports
+its own ``link-halted``; each end with validation off its own
+``validation-skipped``. Repeats of the same outcome on later attempts are not
+reported again until the outcome changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import attrs
+import trio
+from attrs import define
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+
+from mesh.appliances.checks import PeerChecker
+from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
+from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
+from mesh.appliances.status import ApplianceStatus
+from mesh.appliances.traffic import AlertBoard, listen, plan_for, speak
+from mesh.clock import EmulatedClock
+from mesh.errors import InputError, ValidationFailed
+from mesh.eventlog import EventLog
+from mesh.events import (
+    ApplianceStarted,
+    ApplianceStopped,
+    CertificateUploaded,
+    LinkConnecting,
+    LinkDown,
+    LinkHalted,
+    LinkUp,
+    LinkUpUnvalidated,
+    UploadRefused,
+    ValidationSkipped,
+    ValidationSwitched,
+)
+from mesh.net import tls
+from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream
+from mesh.net.links import (
+    Backoff,
+    Judgement,
+    Link,
+    LinkBook,
+    LinkState,
+    Outcome,
+    PeerSilent,
+    decide,
+    exchange_verdicts,
+)
+from mesh.pki.issue import Issued, KeySource
+from mesh.validation.verdict import Verdict
+
+__all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate"]
+
+#: How many error lines an appliance's status keeps.
+_ERROR_LINES = 20
+
+
+class Directory(Protocol):
+    """Where the engine learns about other appliances (the Mesh, or a node's config)."""
+
+    def address_of(self, name: str) -> tuple[str, int] | None: ...
+
+    def role_of(self, name: str) -> Role | None: ...
+
+    def is_local(self, name: str) -> bool: ...
+
+    def expected_dialers(self, listener: str) -> Sequence[str]: ...
+
+    def hostname_of(self, name: str) -> str: ...
+
+
+@define(frozen=True, kw_only=True)
+class EngineSettings:
+    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff)."""
+
+    handshake_timeout: float = 10.0
+    verdict_timeout: float = 10.0
+    crl_timeout: float = 5.0
+    backoff_initial: float = 1.0
+    backoff_cap: float = 60.0
+    max_frame: int = MAX_FRAME
+
+
+class RetryGate:
+    """Lets a caller cut every dialer's backoff short and know which attempts are fresh.
+
+    Each attempt records the gate's generation when it started; after
+    :meth:`request` returns generation ``g``, an attempt with generation
+    ``>= g`` started after the request.
+    """
+
+    def __init__(self, clock: EmulatedClock) -> None:
+        self.clock = clock
+        self.generation = 0
+
+    def request(self) -> int:
+        self.generation += 1
+        self.clock.kick()
+        return self.generation
+
+    async def pause(self, seconds: float, since: int) -> None:
+        """Back off ``seconds`` (emulated) unless a request came since ``since``."""
+        if self.generation != since:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.clock.sleep(seconds)
+
+
+def _label_of(chain: Sequence[x509.Certificate]) -> str:
+    if not chain:
+        return "unknown client"
+    names = chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else chain[0].subject.rfc4514_string() or "unknown client"
+
+
+class Appliance:
+    """A running (or stopped) appliance. Built and driven by ``Mesh`` or ``mesh node``."""
+
+    def __init__(
+        self,
+        spec: ApplianceSpec,
+        *,
+        clock: EmulatedClock,
+        events: EventLog,
+        book: LinkBook,
+        directory: Directory,
+        gate: RetryGate,
+        dials: Sequence[LinkPair] = (),
+        settings: EngineSettings = EngineSettings(),
+        keys: KeySource | None = None,
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.events = events
+        self.book = book
+        self.directory = directory
+        self.gate = gate
+        self.dials = list(dials)
+        self.settings = settings
+        self._keys = keys
+        self.identity: Issued | None = spec.identity
+        self.self_signed = False
+        self.validation = spec.validation
+        self.port: int | None = spec.port or None
+        self.running = False
+        self.checker = PeerChecker(
+            spec.name,
+            clock=clock,
+            events=events,
+            proxy=spec.crl_proxy,
+            crl_timeout=settings.crl_timeout,
+        )
+        self.alerts = AlertBoard()
+        self.inbox: list[tuple[str, Frame]] = []
+        self.errors: list[str] = []
+        self._contexts: dict[bool, SSL.Context] = {}
+        self._seen: dict[tuple[Any, ...], Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def role(self) -> Role:
+        return self.spec.role
+
+    @property
+    def address(self) -> str | None:
+        return f"{self.spec.host}:{self.port}" if self.port else None
+
+    # -- lifecycle --
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and dial until cancelled; ``task_status.started(port)`` once listening."""
+        if self.identity is None:
+            self.identity = first_start_identity(
+                self.directory.hostname_of(self.name), at=self.clock.now(), keys=self._keys
+            )
+            self.self_signed = True
+        try:
+            listeners = await trio.open_tcp_listeners(self.port or 0, host=self.spec.host)
+        except OSError as exc:
+            raise InputError(
+                f"appliance {self.name!r} address {self.spec.host}:{self.port or 0}",
+                f"cannot listen ({exc.strerror or exc})",
+                "pick a free port or stop whatever holds it",
+            ) from None
+        self.port = int(listeners[0].socket.getsockname()[1])
+        self.running = True
+        self.events.append(
+            ApplianceStarted(
+                at=self.clock.now(),
+                appliance=self.name,
+                role=self.role.value,
+                address=self.address or "",
+                subject=self.identity.cert.subject.rfc4514_string(),
+                serial=self.identity.cert.serial_number,
+                self_signed=self.self_signed,
+            )
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
+                for pair in self.dials:
+                    nursery.start_soon(self._dial_loop, pair)
+                task_status.started(self.port)
+        finally:
+            self.running = False
+            for link in self.book:
+                if link.dialer == self.name or (
+                    link.listener == self.name and not self.directory.is_local(link.dialer)
+                ):
+                    self._down(link, f"{self.name} stopped", report=False)
+            with trio.CancelScope(shield=True):
+                await self.checker.aclose()
+            self.events.append(ApplianceStopped(at=self.clock.now(), appliance=self.name))
+            self.book.touch()
+
+    # -- runtime actions --
+
+    def set_validation(self, enabled: bool) -> None:
+        self.validation = bool(enabled)
+        self.events.append(
+            ValidationSwitched(at=self.clock.now(), appliance=self.name, enabled=self.validation)
+        )
+
+    async def upload(
+        self, issued: Issued, *, passphrase: str | None = None, key_pem: bytes | None = None
+    ) -> Verdict:
+        """The upload-time check, then (if accepted) the new identity for new connections."""
+        try:
+            issued = open_key(issued, key_pem, passphrase)
+        except ValidationFailed as exc:
+            return self._refuse_upload(refusal_of(exc), issued.cert)
+        findings = upload_findings(issued)
+        if findings:
+            return self._refuse_upload(Verdict.judge(findings, enabled=True), issued.cert)
+        policy = attrs.evolve(
+            self.spec.policy, enabled=self.validation, purpose=None, expected_name=None
+        )
+        verdict = await self.checker.check(
+            [issued.cert, *issued.chain], trust=self.spec.trust, policy=policy
+        )
+        if not verdict.accepted:
+            return self._refuse_upload(verdict, issued.cert)
+        self.identity = issued
+        self.self_signed = False
+        self._contexts.clear()
+        self.events.append(
+            CertificateUploaded(
+                at=self.clock.now(),
+                appliance=self.name,
+                subject=issued.cert.subject.rfc4514_string(),
+                serial=issued.cert.serial_number,
+                validated=self.validation,
+            )
+        )
+        return verdict
+
+    def _refuse_upload(self, verdict: Verdict, cert: x509.Certificate) -> Verdict:
+        primary = verdict.primary
+        assert primary is not None
+        event = UploadRefused(
+            at=self.clock.now(),
+            appliance=self.name,
+            code=primary.code,
+            subject=primary.subject or cert.subject.rfc4514_string(),
+            serial=primary.serial if primary.serial is not None else cert.serial_number,
+            detail=primary.detail,
+        )
+        self.events.append(event)
+        self._error(event.log_line())
+        return verdict
+
+    def status(self) -> ApplianceStatus:
+        identity = self.identity
+        return ApplianceStatus(
+            name=self.name,
+            role=self.role.value,
+            running=self.running,
+            address=self.address,
+            validation=self.validation,
+            subject=identity.cert.subject.rfc4514_string() if identity else "",
+            serial=identity.cert.serial_number if identity else None,
+            self_signed=self.self_signed,
+            links=tuple(
+                link.status()
+                for link in self.book
+                if self.name in (link.dialer, link.listener)
+            ),
+            errors=tuple(self.errors),
+        )
+
+    # -- TLS contexts --
+
+    def _context(self, *, server: bool) -> SSL.Context:
+        ctx = self._contexts.get(server)
+        if ctx is None:
+            ctx = tls.make_context(
+                self.identity,
+                server=server,
+                trust=self.spec.trust,
+                require_peer_cert=self.role.validates_clients if server else True,
+            )
+            self._contexts[server] = ctx
+        return ctx
+
+    # -- dialing --
+
+    async def _dial_loop(self, pair: LinkPair) -> None:
+        link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
+        backoff = Backoff(initial=self.settings.backoff_initial, cap=self.settings.backoff_cap)
+        while True:
+            generation = self.gate.generation
+            link.attempts += 1
+            if link.attempts == 1:
+                self.events.append(
+                    LinkConnecting(
+                        at=self.clock.now(), dialer=pair.dialer, listener=pair.listener, attempt=1
+                    )
+                )
+            was_up = await self._attempt(pair, link, generation)
+            if was_up:
+                backoff.reset()
+            await self.gate.pause(backoff.next_delay(), generation)
+
+    async def _attempt(self, pair: LinkPair, link: Link, generation: int) -> bool:
+        address = self.directory.address_of(pair.listener)
+        if address is None:
+            self._down(link, f"{pair.listener} has no known address", generation=generation)
+            return False
+        host, port = address
+        try:
+            stream = await tls.connect(
+                host,
+                port,
+                self._context(server=False),
+                handshake_timeout=self.settings.handshake_timeout,
+            )
+        except tls.HandshakeTimeout as exc:
+            self._down(link, str(exc), generation=generation)
+            return False
+        except trio.BrokenResourceError as exc:
+            why = exc.__cause__ or exc
+            self._down(link, f"TLS handshake with {pair.listener} failed: {why}", generation=generation)
+            return False
+        except OSError as exc:
+            self._down(
+                link,
+                f"{pair.listener} at {host}:{port} is not reachable ({exc.strerror or exc})",
+                generation=generation,
+            )
+            return False
+        return await self._converse(stream, pair=pair, generation=generation)
+
+    # -- accepting --
+
+    async def _inbound(self, transport: trio.SocketStream) -> None:
+        stream = tls.TlsStream.server(transport, self._context(server=True))
+        try:
+            with trio.move_on_after(self.settings.handshake_timeout) as scope:
+                await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            self._error(f"{self.name}: TLS handshake with a client failed: {exc.__cause__ or exc}")
+            await stream.aclose_forcefully()
+            return
+        if scope.cancelled_caught:
+            await stream.aclose_forcefully()
+            return
+        await self._converse(stream, pair=None, generation=None)
+
+    # -- one connection, either side --
+
+    async def _judge(
+        self, chain: Sequence[x509.Certificate], *, purpose: str, expected: str | None
+    ) -> Judgement:
+        policy = attrs.evolve(
+            self.spec.policy,
+            enabled=self.validation,
+            purpose=purpose,
+            expected_name=expected if self.spec.check_names else None,
+        )
+        verdict = await self.checker.check(chain, trust=self.spec.trust, policy=policy)
+        return Judgement.from_verdict(self.name, verdict, enforced=self.validation)
+
+    async def _converse(
+        self, stream: tls.TlsStream, *, pair: LinkPair | None, generation: int | None
+    ) -> bool:
+        """Judge, exchange verdicts, then carry traffic; True if the link came up."""
+        as_dialer = pair is not None
+        try:
+            chain = stream.peer_chain()
+            if pair is not None:
+                peer = pair.listener
+                mine = await self._judge(
+                    chain, purpose="server", expected=self.directory.hostname_of(peer)
+                )
+            elif not self.role.validates_clients:
+                peer = _label_of(chain)
+                mine = Judgement.not_checked(self.name)
+            else:
+                peer = _label_of(chain)
+                expected = list(self.directory.expected_dialers(self.name))
+                mine = await self._judge(
+                    chain,
+                    purpose="client",
+                    expected=self.directory.hostname_of(expected[0]) if len(expected) == 1 else None,
+                )
+            framed = FramedStream(stream, max_frame=self.settings.max_frame)
+            theirs: Judgement | None
+            try:
+                theirs = await exchange_verdicts(
+                    framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
+                )
+                silence = ""
+            except (PeerSilent, FrameError) as exc:
+                theirs, silence = None, str(exc)
+            if pair is not None:
+                link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
+            else:
+                dialer = theirs.by if theirs is not None else peer
+                link = self.book.get(dialer, self.name, mutual=self.role.validates_clients)
+                if not self.directory.is_local(dialer):
+                    link.attempts += 1
+            if theirs is None:
+                if mine.accepted:
+                    self._down(link, silence, generation=generation)
+                    return False
+                outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
+            elif as_dialer:
+                outcome = decide(mine, theirs)
+            else:
+                outcome = decide(theirs, mine)
+            self._record(link, outcome, mine, theirs, generation=generation)
+            if outcome.state is LinkState.HALTED:
+                return False
+            await self._carry(link, framed, peer=peer, as_dialer=as_dialer)
+            return True
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose_forcefully()
+
+    def _owns(self, link: Link) -> bool:
+        return link.dialer == self.name or not self.directory.is_local(link.dialer)
+
+    def _record(
+        self,
+        link: Link,
+        outcome: Outcome,
+        mine: Judgement,
+        theirs: Judgement | None,
+        *,
+        generation: int | None,
+    ) -> None:
+        now = self.clock.now()
+        if link.state is not outcome.state:
+            link.since = now
+        link.state = outcome.state
+        link.outcome = outcome
+        link.reason = ""
+        self._complete(link, generation)
+        owner = self._owns(link)
+        peer = link.listener if link.dialer == self.name else link.dialer
+
+        refusals = [mine] if not mine.accepted else []
+        if owner and theirs is not None and not theirs.accepted and not self.directory.is_local(theirs.by):
+            refusals.append(theirs)  # the remote end cannot report into this process
+        for judgement in refusals:
+            assert judgement.code is not None
+            signature = ("halted", judgement.code, judgement.serial)
+            key = (link.key, "refusal", judgement.by)
+            if self._seen.get(key) != signature:
+                self._seen[key] = signature
+                event = LinkHalted(
+                    at=now,
+                    dialer=link.dialer,
+                    listener=link.listener,
+                    refused_by=judgement.by,
+                    code=judgement.code,
+                    subject=judgement.subject,
+                    serial=judgement.serial,
+                    detail=judgement.detail,
+                )
+                self.events.append(event)
+                if judgement is mine:
+                    self._error(event.log_line())
+        if mine.accepted:
+            self._seen.pop((link.key, "refusal", self.name), None)
+
+        if mine.accepted and not mine.enforced:
+            signature = ("skipped", mine.would_fail, mine.serial)
+            key = (link.key, "skipped")
+            if self._seen.get(key) != signature:
+                self._seen[key] = signature
+                failing = mine.would_fail
+                self.events.append(
+                    ValidationSkipped(
+                        at=now,
+                        appliance=self.name,
+                        peer=peer,
+                        dialer=link.dialer,
+                        listener=link.listener,
+                        would_fail=tuple(c.code for c in failing),
+                        messages=tuple(c.message for c in failing),
+                        subject=mine.subject,
+                        serial=mine.serial,
+                    )
+                )
+        else:
+            self._seen.pop((link.key, "skipped"), None)
+
+        reported = self._seen.get((link.key, "state"))
+        self._seen[(link.key, "state")] = (outcome.state, outcome.unvalidated_by)
+        if owner and outcome.state.is_up and reported != (outcome.state, outcome.unvalidated_by):
+            if outcome.state is LinkState.UP:
+                self.events.append(LinkUp(at=now, dialer=link.dialer, listener=link.listener))
+            else:
+                self.events.append(
+                    LinkUpUnvalidated(
+                        at=now,
+                        dialer=link.dialer,
+                        listener=link.listener,
+                        unvalidated_by=outcome.unvalidated_by,
+                    )
+                )
+        self.book.touch()
+
+    def _complete(self, link: Link, generation: int | None) -> None:
+        if generation is not None:
+            link.completed += 1
+            link.done_generation = max(link.done_generation, generation)
+        elif not self.directory.is_local(link.dialer):
+            link.completed += 1
+            link.done_generation = self.gate.generation
+
+    def _down(
+        self, link: Link, reason: str, *, generation: int | None = None, report: bool = True
+    ) -> None:
+        if link.state is not LinkState.DOWN:
+            link.since = self.clock.now()
+        link.state = LinkState.DOWN
+        link.reason = reason
+        self._complete(link, generation)
+        reported = self._seen.get((link.key, "state"))
+        for key in [k for k in self._seen if k[0] == link.key]:
+            del self._seen[key]
+        self._seen[(link.key, "state")] = (LinkState.DOWN, ())
+        if report and self._owns(link) and reported != (LinkState.DOWN, ()):
+            self.events.append(
+                LinkDown(at=self.clock.now(), dialer=link.dialer, listener=link.listener, reason=reason)
+            )
+        self.book.touch()
+
+    async def _carry(self, link: Link, framed: FramedStream, *, peer: str, as_dialer: bool) -> None:
+        plan = plan_for(
+            self.role, self.directory.role_of(peer), as_dialer=as_dialer, mutual=link.mutual
+        )
+
+        async def speak_quietly() -> None:
+            try:
+                await speak(self, link, framed, plan)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, FrameError):
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(speak_quietly)
+            try:
+                reason = await listen(self, link, framed, peer)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                reason = f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
+            except FrameError as exc:
+                reason = f"{peer} broke the protocol: {exc}"
+            nursery.cancel_scope.cancel()
+        self._down(link, reason)
+
+    def _error(self, line: str) -> None:
+        self.errors.append(line)
+        del self.errors[:-_ERROR_LINES]

@@ -1,0 +1,97 @@
+"""How one appliance judges a certificate: fetch the CRLs it names, then validate.
+
+The I/O half of validation for one appliance: its own :class:`CrlFetcher`
+(with its own proxy and cache, as each real appliance has), the events that
+fetching produces, and the call into the pure core, ``validate_peer``, at the
+emulated clock's instant. The same path serves a peer at connection start and
+a certificate at upload.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from cryptography import x509
+
+from mesh.clock import EmulatedClock
+from mesh.errors import FailureCode
+from mesh.eventlog import EventLog
+from mesh.events import CrlFetched, CrlFetchFailed
+from mesh.net.crl_fetch import CrlFetcher, FetchRecord
+from mesh.validation.finding import Finding
+from mesh.validation.policy import ValidationPolicy
+from mesh.validation.verdict import Verdict, crl_urls, validate_peer
+
+__all__ = ["PeerChecker"]
+
+
+class PeerChecker:
+    """Validates chains for one appliance, at the emulated time, with its CRL cache."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: EmulatedClock,
+        events: EventLog,
+        proxy: str | None = None,
+        crl_timeout: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.events = events
+        self.fetcher = CrlFetcher(
+            now=clock.now,
+            proxy=proxy,
+            timeout=crl_timeout,
+            trust_env=False,
+            on_fetch=self._on_fetch,
+        )
+
+    def _on_fetch(self, record: FetchRecord) -> None:
+        at = self.clock.now()
+        if record.code is None:
+            self.events.append(
+                CrlFetched(
+                    at=at,
+                    appliance=self.name,
+                    url=record.url,
+                    number=record.crl_number,
+                    size=record.size,
+                    kept_cached=record.kept_cached,
+                )
+            )
+        else:
+            self.events.append(
+                CrlFetchFailed(
+                    at=at, appliance=self.name, url=record.url, code=record.code, detail=record.detail
+                )
+            )
+
+    async def check(
+        self,
+        chain: Sequence[x509.Certificate],
+        *,
+        trust: Sequence[x509.Certificate],
+        policy: ValidationPolicy,
+    ) -> Verdict:
+        """Fetch what the chain's CDPs name, then judge it at the emulated instant.
+
+        With validation off (``policy.enabled`` False) the checks still run so
+        the verdict lists what would have failed; the CRLs are fetched too.
+        """
+        if not chain:
+            finding = Finding(
+                code=FailureCode.CHAIN_UNTRUSTED, detail="the peer presented no certificate"
+            )
+            return Verdict.judge([finding], enabled=policy.enabled)
+        lookup = await self.fetcher.prefetch(crl_urls(chain, trust))
+        return validate_peer(chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy)
+
+    def invalidate(self, url: str | None = None) -> None:
+        """Refresh cached CRLs at the next check (a CRL was republished)."""
+        self.fetcher.invalidate(url)
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+

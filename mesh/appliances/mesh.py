@@ -1,0 +1,369 @@
+"""``Mesh``: the one runtime API over a set of appliances in one trio run.
+
+Everything a scenario, a test or a live demo does to a running mesh goes
+through this class. Its signatures are stable::
+
+    mesh = Mesh(start=datetime(2027, 1, 15, tzinfo=timezone.utc),
+                pki=pki, crl_server=server)         # both optional
+    mesh.add(ApplianceSpec(name=..., role=..., identity=..., trust=...))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mesh.run)               # returns once all listen
+        await mesh.settle()                         # every link tried afresh
+        mesh.links()       # [LinkStatus(dialer, listener, state, code, message,
+                           #             refused_by, delivered, ...)]
+        mesh.status(name)  # ApplianceStatus (links, certificate, errors)
+        mesh.events        # the EventLog (list, subscribe(), JSON lines)
+
+        await mesh.upload(name, issued, passphrase=None, key_pem=None) -> Verdict
+        mesh.set_validation(name, False)
+        await mesh.revoke(name)                     # Pki.revoke + republish CRLs
+        await mesh.crl_fault("down" | "ok" | "slow" | ...)
+        await mesh.advance(timedelta(days=365))     # validation, CRLs, backoff
+        await mesh.stop(name); await mesh.start(name)
+        mesh.raise_alert(sensor, "text")            # traffic for forwarding rules
+        await mesh.settle()
+        nursery.cancel_scope.cancel()
+
+or ``async with Mesh(...) as mesh:`` (starts on entry, stops on exit).
+
+``settle()`` is what a scenario runner calls after each step instead of
+sleeping: it cuts every dialer's backoff short, returns once every link whose
+dialer runs has reached an outcome on an attempt that started after the call
+(links that are up stay up: validation happens at connection start), and then
+waits until every task is idle, so the first messages of new links have been
+delivered.
+
+Revocation and CRL freshness: a CA that revokes republishes its CRL, and
+appliances keep CRLs cached until their nextUpdate. ``revoke`` republishes on
+the CRL server and asks every appliance to refresh that CRL at its next check
+(the emulated stand-in for an operator who wants the revocation seen now).
+``advance`` republishes every CRL at the new instant as a CA's scheduled
+publication would, unless the server is in a fault that serves fixed variants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Sequence
+
+import trio
+import trio.testing
+
+from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
+from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
+from mesh.appliances.status import ApplianceStatus
+from mesh.clock import EmulatedClock
+from mesh.eventlog import EventLog
+from mesh.events import CertificateRevoked, ClockAdvanced, CrlServerChanged
+from mesh.net.links import LinkBook, LinkState, LinkStatus
+from mesh.pki.issue import Issued, KeySource
+from mesh.validation.verdict import Verdict
+
+__all__ = ["Mesh"]
+
+
+class Mesh:
+    """Appliances, their links, one emulated clock and one event stream.
+
+    Args:
+        start: the scenario's first instant (or give ``clock``).
+        clock: an existing :class:`EmulatedClock` to share.
+        events: an existing :class:`EventLog` (e.g. with a JSON-lines sink).
+        pki: a ``mesh.pki.folder.Pki`` for :meth:`revoke` and CRL republishing.
+        crl_server: a running ``mesh.net.crl_server.CrlServer`` serving the PKI's CRLs.
+        settings: timeouts and backoff.
+        keys: where first-start self-signed keys come from (tests pass a pool).
+    """
+
+    def __init__(
+        self,
+        *,
+        start: dt.datetime | None = None,
+        clock: EmulatedClock | None = None,
+        events: EventLog | None = None,
+        pki: Any = None,
+        crl_server: Any = None,
+        settings: EngineSettings = EngineSettings(),
+        keys: KeySource | None = None,
+    ) -> None:
+        if clock is None:
+            if start is None:
+                raise TypeError("Mesh needs a start instant or a clock")
+            clock = EmulatedClock(start)
+        self.clock = clock
+        self.events = events if events is not None else EventLog()
+        self.pki = pki
+        self.crl_server = crl_server
+        self.settings = settings
+        self.book = LinkBook()
+        self.gate = RetryGate(clock)
+        self._keys = keys
+        self._specs: dict[str, ApplianceSpec] = {}
+        self._appliances: dict[str, Appliance] = {}
+        self._pairs: list[LinkPair] = []
+        self._nursery: trio.Nursery | None = None
+        self._scopes: dict[str, trio.CancelScope] = {}
+        self._done: dict[str, trio.Event] = {}
+        self._outer: trio.CancelScope | None = None
+
+    # -- building --
+
+    def add(self, spec: ApplianceSpec) -> Appliance:
+        """Add an appliance (before :meth:`run`; afterwards, follow with :meth:`start`)."""
+        if spec.name in self._specs:
+            raise ValueError(f"appliance {spec.name!r} is already in this mesh")
+        self._specs[spec.name] = spec
+        self._pairs = link_pairs(self._specs.values())
+        appliance = Appliance(
+            spec,
+            clock=self.clock,
+            events=self.events,
+            book=self.book,
+            directory=self,
+            gate=self.gate,
+            settings=self.settings,
+            keys=self._keys,
+        )
+        self._appliances[spec.name] = appliance
+        for other in self._appliances.values():
+            other.dials = [p for p in self._pairs if p.dialer == other.name]
+        return appliance
+
+    def appliance(self, name: str) -> Appliance:
+        try:
+            return self._appliances[name]
+        except KeyError:
+            known = ", ".join(sorted(self._appliances)) or "none"
+            raise KeyError(f"no appliance named {name!r} in this mesh (known: {known})") from None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._appliances)
+
+    @property
+    def pairs(self) -> list[LinkPair]:
+        return list(self._pairs)
+
+    # -- Directory (what appliances ask the mesh) --
+
+    def address_of(self, name: str) -> tuple[str, int] | None:
+        appliance = self._appliances.get(name)
+        if appliance is None or appliance.port is None:
+            return None
+        return (appliance.spec.host, appliance.port)
+
+    def role_of(self, name: str) -> Role | None:
+        spec = self._specs.get(name)
+        return spec.role if spec is not None else None
+
+    def is_local(self, name: str) -> bool:
+        return name in self._appliances
+
+    def expected_dialers(self, listener: str) -> Sequence[str]:
+        return [p.dialer for p in self._pairs if p.listener == listener]
+
+    def hostname_of(self, name: str) -> str:
+        """The domain name ``name``'s certificate must carry: the spec's
+        ``hostname``, else the common name the PKI issued for it, else ``name``."""
+        spec = self._specs.get(name)
+        if spec is not None and spec.hostname:
+            return spec.hostname
+        material = getattr(self.pki, "appliances", {}).get(name) if self.pki is not None else None
+        common_name = getattr(material, "common_name", None)
+        return str(common_name) if common_name else name
+
+    # -- running --
+
+    async def run(self, *, task_status: trio.TaskStatus[Mesh] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start every appliance, report readiness, run until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for name in list(self._appliances):
+                    await self._launch(name)
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    async def __aenter__(self) -> Mesh:
+        self._outer_nursery_cm = trio.open_nursery()
+        nursery = await self._outer_nursery_cm.__aenter__()
+        self._outer = nursery.cancel_scope
+        await nursery.start(self.run)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._outer is not None
+        self._outer.cancel()
+        return await self._outer_nursery_cm.__aexit__(*exc_info)
+
+    async def _launch(self, name: str) -> None:
+        assert self._nursery is not None
+        appliance = self.appliance(name)
+        scope = trio.CancelScope()
+        done = trio.Event()
+        self._scopes[name] = scope
+        self._done[name] = done
+
+        async def one(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                with scope:
+                    await appliance.run(task_status=task_status)
+            finally:
+                done.set()
+
+        await self._nursery.start(one)
+
+    async def start(self, name: str) -> None:
+        """Start a stopped (or newly added) appliance on its old port."""
+        if self._nursery is None:
+            raise RuntimeError("the mesh is not running; use run() first")
+        if self.appliance(name).running:
+            return
+        await self._launch(name)
+
+    async def stop(self, name: str) -> None:
+        """Stop an appliance: its listener and links close; peers see them go down."""
+        appliance = self.appliance(name)
+        scope, done = self._scopes.get(name), self._done.get(name)
+        if scope is None or done is None or not appliance.running:
+            return
+        scope.cancel()
+        await done.wait()
+
+    # -- runtime actions --
+
+    async def upload(
+        self,
+        name: str,
+        issued: Issued,
+        passphrase: str | None = None,
+        *,
+        key_pem: bytes | None = None,
+    ) -> Verdict:
+        """Upload a certificate to ``name`` (upload-time check unless validation is off).
+
+        A refused upload changes nothing; an accepted one is used from the next
+        connection on. ``key_pem`` (the .key file, maybe encrypted) with
+        ``passphrase`` replaces ``issued.key`` — a wrong passphrase refuses the
+        upload with ``passphrase_mismatch``.
+        """
+        return await self.appliance(name).upload(issued, passphrase=passphrase, key_pem=key_pem)
+
+    def set_validation(self, name: str, enabled: bool) -> None:
+        self.appliance(name).set_validation(enabled)
+
+    async def revoke(self, name: str) -> int:
+        """Revoke ``name``'s certificate in the PKI and republish its CRL now."""
+        if self.pki is None:
+            raise RuntimeError("revoke needs the mesh's pki")
+        now = self.clock.now()
+        serial = self.pki.revoke(name, at=now)
+        subject = ""
+        material = getattr(self.pki, "appliances", {}).get(name)
+        if material is not None:
+            subject = material.cert.subject.rfc4514_string()
+        self.republish(at=now)
+        for appliance in self._appliances.values():
+            appliance.checker.invalidate()
+        self.events.append(
+            CertificateRevoked(at=now, appliance=name, serial=serial, subject=subject)
+        )
+        await trio.lowlevel.checkpoint()
+        return serial
+
+    def republish(self, *, at: dt.datetime | None = None) -> None:
+        """Publish the PKI's CRLs, signed at ``at`` (default now), on the CRL server."""
+        if self.pki is None or self.crl_server is None:
+            return
+        self.crl_server.set_documents(self.pki.crl_documents(at=at or self.clock.now()))
+
+    async def crl_fault(self, fault: str, *, path: str | None = None) -> None:
+        """Make the CRL server misbehave (``down``, ``slow``, ``garbage``, ...) or ``ok``."""
+        if self.crl_server is None:
+            raise RuntimeError("the mesh has no CRL server")
+        self.crl_server.set_fault(fault, path=path)
+        for appliance in self._appliances.values():
+            appliance.checker.invalidate()
+        self.events.append(
+            CrlServerChanged(
+                at=self.clock.now(),
+                state=str(fault),
+                address=str(getattr(self.crl_server, "base_url", "")),
+            )
+        )
+        await trio.lowlevel.checkpoint()
+
+    async def advance(self, delta: dt.timedelta) -> dt.datetime:
+        """Jump the clock: validation time, CRL freshness and backoff move together."""
+        previous = self.clock.now()
+        self.clock.jump(delta)
+        self.events.append(ClockAdvanced(at=self.clock.now(), delta=delta, previous=previous))
+        if self.crl_server is not None and self.pki is not None:
+            fault = getattr(self.crl_server, "fault", None)
+            current = fault() if callable(fault) else None
+            if current is None or getattr(current, "value", current) not in ("stale", "wrong-key"):
+                self.republish()
+        await trio.lowlevel.checkpoint()
+        return self.clock.now()
+
+    def raise_alert(self, name: str, text: str, **fields: Any) -> None:
+        """An alert on ``name``: sent to its console and by its forwarding rules."""
+        appliance = self.appliance(name)
+        appliance.alerts.post(
+            {"origin": name, "text": text, "at": self.clock.now().isoformat(), **fields}
+        )
+
+    async def settle(self, *, timeout: float = 60.0, quiet: float = 0.002) -> None:
+        """Return once every link has made a fresh attempt and the mesh is idle.
+
+        Raises ``trio.TooSlowError`` if that takes more than ``timeout`` trio seconds.
+        """
+        generation = self.gate.request()
+        with trio.fail_after(timeout):
+            while True:
+                if all(self._settled(pair, generation) for pair in self._pairs):
+                    break
+                await self.book.wait_changed()
+            await trio.testing.wait_all_tasks_blocked(cushion=quiet)
+
+    def _settled(self, pair: LinkPair, generation: int) -> bool:
+        dialer = self._appliances.get(pair.dialer)
+        if dialer is None or not dialer.running:
+            return True
+        link = self.book.find(pair.dialer, pair.listener)
+        if link is None:
+            return False
+        if link.state.is_up and link.done_generation >= 0:
+            return True
+        return link.done_generation >= generation
+
+    # -- reading --
+
+    def links(self) -> list[LinkStatus]:
+        """Every configured link, in topology order (plus any inbound from outside)."""
+        out = []
+        for pair in self._pairs:
+            link = self.book.find(pair.dialer, pair.listener)
+            if link is None:
+                out.append(
+                    LinkStatus(dialer=pair.dialer, listener=pair.listener, state=LinkState.CONNECTING)
+                )
+            else:
+                out.append(link.status())
+        known = {p.key for p in self._pairs}
+        out += [link.status() for link in self.book if link.key not in known]
+        return out
+
+    def link(self, dialer: str, listener: str) -> LinkStatus:
+        """One link's status; either order of the two names works."""
+        for status in self.links():
+            if {status.dialer, status.listener} == {dialer, listener}:
+                return status
+        raise KeyError(f"no link between {dialer!r} and {listener!r}")
+
+    def status(self, name: str) -> ApplianceStatus:
+        return self.appliance(name).status()
+

@@ -1,0 +1,53 @@
+"""The Mesh runtime API over real loopback links."""
+
+from __future__ import annotations
+
+from mesh.appliances import LinkState
+from mesh.errors import FailureCode
+from mesh.events import LinkHalted, LinkUp
+
+
+async def test_healthy_sensor_links_up_and_heartbeats_flow(deployment, nursery):
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console"),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    [link] = mesh.links()
+    assert (link.dialer, link.listener, link.state) == ("sensor-1", "console", LinkState.UP)
+    assert link.code is None
+    assert link.delivered >= 1
+    assert mesh.events.of(LinkUp, dialer="sensor-1")
+    assert mesh.status("console").link_to("sensor-1").state is LinkState.UP
+
+
+async def test_expired_sensor_is_halted_then_unvalidated_when_switched_off(deployment, nursery):
+    deployment.build(("sensor-1", "sensor", "expired"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console"),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert link.state is LinkState.HALTED
+    assert link.code is FailureCode.EXPIRED
+    assert link.refused_by == "console"
+    assert link.message == FailureCode.EXPIRED.message
+    assert link.delivered == 0
+    [halted] = mesh.events.of(LinkHalted)
+    assert halted.code is FailureCode.EXPIRED
+    assert FailureCode.EXPIRED.message in mesh.status("console").errors[-1]
+
+    mesh.set_validation("console", False)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert link.state is LinkState.UP_UNVALIDATED
+    assert link.would_fail == (FailureCode.EXPIRED,)
+    assert link.delivered >= 1
