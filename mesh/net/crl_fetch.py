@@ -24,10 +24,19 @@ same few URLs at once. So:
   comparing CRL numbers) because that costs an HTTP round trip per connection
   start and defeats "one fetch per URL" when 1,000 sensors connect. Invalidate
   marks the entry for one refresh at the next ``get``; the rules above still
-  decide whether the refreshed CRL replaces it. :meth:`CrlFetcher.clear` drops
+  decide whether the refreshed CRL replaces it, and if the refresh fails the
+  current CRL stays in use until its nextUpdate (or the next invalidate). :meth:`CrlFetcher.clear` drops
   entries outright (an appliance restart).
 - **Big CRLs parse in a worker thread** (``trio.to_thread``), so a 37 MiB,
   1,000,000-entry CRL never stalls the event loop; small ones parse inline.
+  Given the issuer (``get(url, issuer=)``, :meth:`CrlFetcher.crls_for`), the
+  fetcher also checks the CRL's signature there, once per CRL version and
+  issuer key; the core's ``CrlIndex.signed_by`` then answers from memory. With
+  the issuer known, a newer CRL that the issuer did not sign does not replace
+  a current good one either.
+- **Only trusted paths cause fetches.** :meth:`CrlFetcher.crls_for` asks for
+  the CRLs of a chain only when it leads to a trust anchor, so a stranger's
+  certificate cannot make an appliance fetch URLs of its choosing.
 
 The HTTP side is httpx on trio (through anyio): plain ``http://`` only (the
 source document's certificate requirements name an http:// CDP, so ``https://``
@@ -42,14 +51,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ssl
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import httpx
 import trio
 from attrs import define
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
-from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
+from mesh.validation.chain import build_path, is_self_issued
+from mesh.validation.revocation import CrlIndex, CrlLookup, cdp_urls, crl_lookup
 
 __all__ = [
     "CrlFetcher",
@@ -64,6 +76,9 @@ DEFAULT_TIMEOUT = 5.0
 #: Bodies above this parse in a worker thread. A 1,000-entry CRL is about
 #: 40 kB and parses in about a millisecond; a thread hop would cost more.
 _THREAD_PARSE_BYTES = 256 * 1024
+#: CRLs with more entries than this have their signature checked in a worker
+#: thread (hashing a 37 MiB CRL takes tens of milliseconds).
+_THREAD_SIGNATURE_ENTRIES = 20_000
 _ACCEPT = "application/pkix-crl, application/x-pkcs7-crl;q=0.9, */*;q=0.1"
 
 
@@ -111,11 +126,13 @@ def check_crl_url(url: str) -> httpx.URL:
 
 
 class _Entry:
-    __slots__ = ("index", "refresh")
+    __slots__ = ("index", "refresh", "checked")
 
     def __init__(self, index: CrlIndex) -> None:
         self.index = index
         self.refresh = False
+        #: Issuer keys (SPKI DER) this CRL's signature has been checked against.
+        self.checked: set[bytes] = set()
 
 
 class _Flight:
@@ -181,8 +198,14 @@ class CrlFetcher:
 
     # -- the API --
 
-    async def get(self, url: str) -> CrlIndex:
+    async def get(self, url: str, *, issuer: x509.Certificate | None = None) -> CrlIndex:
         """The CRL at ``url``: cached if current, else fetched (once, however many ask).
+
+        Args:
+            url: the CRL Distribution Point URL.
+            issuer: the certificate that should have signed the CRL, when the
+                caller knows it: the signature is then checked off the event
+                loop for big CRLs, and guards the cache (see the module notes).
 
         Raises:
             ValidationFailed: ``crl_url_unsupported``, ``crl_unreachable``,
@@ -193,30 +216,42 @@ class CrlFetcher:
         while True:
             entry = self._cache.get(url)
             if entry is not None and not entry.refresh and self._current(entry.index):
-                return entry.index
+                index = entry.index
+                break
             flight = self._flights.get(url)
             if flight is None:
-                return await self._lead(url)
+                index = await self._lead(url, issuer)
+                break
             await flight.done.wait()
             result = flight.result
             if result is None:
                 continue  # the fetching task was cancelled: fetch it ourselves
             if isinstance(result, ValidationFailed):
                 raise ValidationFailed(result.code, result.detail)
-            return result
+            index = result
+            break
+        if issuer is not None:
+            await self._check_signature(url, index, issuer)
+        return index
 
-    async def prefetch(self, urls: Iterable[str]) -> CrlLookup:
+    async def prefetch(
+        self,
+        urls: Iterable[str],
+        *,
+        issuers: Mapping[str, x509.Certificate] | None = None,
+    ) -> CrlLookup:
         """Fetch every URL concurrently; the outcomes as a lookup for the sans-IO core.
 
         The lookup (``mesh.validation.revocation.crl_lookup``) answers a URL
         that was not prefetched with ``crl_unreachable``: it fails closed.
-        Typical use: ``await fetcher.prefetch(crl_urls(chain, trust))``.
+        ``issuers`` maps a URL to the certificate that should sign its CRL.
         """
+        issuers = issuers or {}
         results: dict[str, CrlIndex | ValidationFailed] = {}
 
         async def one(url: str) -> None:
             try:
-                results[url] = await self.get(url)
+                results[url] = await self.get(url, issuer=issuers.get(url))
             except ValidationFailed as exc:
                 results[url] = exc
 
@@ -224,6 +259,29 @@ class CrlFetcher:
             for url in dict.fromkeys(urls):
                 nursery.start_soon(one, url)
         return crl_lookup(results)
+
+    async def crls_for(
+        self, chain: Sequence[x509.Certificate], *, trust: Sequence[x509.Certificate]
+    ) -> CrlLookup:
+        """Everything ``validate_peer(chain, trust=trust, crls=...)`` will look up.
+
+        The path is built by the core's verifier (memoised, so validating
+        right after costs nothing more). Nothing is fetched for a chain that
+        does not lead to ``trust``: the core does not check revocation on an
+        untrusted path, and a stranger must not choose what we fetch.
+        """
+        built = build_path(chain, trust)
+        if not built.trusted:
+            return crl_lookup({})
+        path = built.path
+        issuers: dict[str, x509.Certificate] = {}
+        for depth, cert in enumerate(path[:-1]):
+            if is_self_issued(cert):
+                continue
+            http, _ = cdp_urls(cert)
+            if http:
+                issuers.setdefault(http[0], path[depth + 1])
+        return await self.prefetch(issuers, issuers=issuers)
 
     #: The name the engine uses when it gathers a peer's CDPs before validating.
     lookup_for = prefetch
@@ -265,17 +323,20 @@ class CrlFetcher:
     def _current(self, index: CrlIndex, now: dt.datetime | None = None) -> bool:
         return not index.is_stale(self.now() if now is None else now)
 
-    async def _lead(self, url: str) -> CrlIndex:
+    async def _lead(self, url: str, issuer: x509.Certificate | None) -> CrlIndex:
         flight = _Flight()
         self._flights[url] = flight
         try:
             progress = _Progress()
             try:
                 fetched = await self._fetch(url, progress)
+                signed = None
+                if issuer is not None:
+                    signed = await _signed_by(fetched, issuer)
             except ValidationFailed as exc:
                 result: CrlIndex | ValidationFailed = self._failed(url, exc, progress)
             else:
-                result = self._fetched(url, fetched, progress)
+                result = self._fetched(url, fetched, progress, signed=signed)
             flight.result = result
         finally:
             del self._flights[url]
@@ -297,13 +358,16 @@ class CrlFetcher:
             return entry.index
         return exc
 
-    def _fetched(self, url: str, index: CrlIndex, progress: _Progress) -> CrlIndex:
+    def _fetched(
+        self, url: str, index: CrlIndex, progress: _Progress, *, signed: bool | None
+    ) -> CrlIndex:
+        """Decide what a fetched CRL replaces. ``signed``: by the issuer (None: unknown)."""
         now = self.now()
         entry = self._cache.get(url)
         keep = (
             entry is not None
             and self._current(entry.index, now)
-            and (index.is_stale(now) or not _newer(index, entry.index))
+            and (index.is_stale(now) or not _newer(index, entry.index) or signed is False)
         )
         self._record(url, code=None, detail="", status=progress.status, size=progress.size,
                      kept_cached=keep,
@@ -319,6 +383,19 @@ class CrlFetcher:
             # but do not cache it, so the next get asks again.
             self._cache.pop(url, None)
         return index
+
+    async def _check_signature(
+        self, url: str, index: CrlIndex, issuer: x509.Certificate
+    ) -> None:
+        """Make sure ``index.signed_by(issuer)`` is answered from memory from now on."""
+        entry = self._cache.get(url)
+        if entry is None or entry.index is not index:
+            await _signed_by(index, issuer)  # not cached (stale on arrival): no memo to keep
+            return
+        key = _key_id(issuer)
+        if key not in entry.checked:
+            await _signed_by(index, issuer)
+            entry.checked.add(key)
 
     def _record(self, url: str, **fields: object) -> None:
         if self.on_fetch is not None:
@@ -390,6 +467,19 @@ class CrlFetcher:
             FailureCode.CRL_INVALID,
             f"{url}: body of {size} bytes or more exceeds the {self.max_bytes}-byte CRL size cap",
         )
+
+
+async def _signed_by(index: CrlIndex, issuer: x509.Certificate) -> bool:
+    """``index.signed_by(issuer)`` (memoised by the index), big CRLs in a worker thread."""
+    if len(index) > _THREAD_SIGNATURE_ENTRIES:
+        return await trio.to_thread.run_sync(index.signed_by, issuer)
+    return index.signed_by(issuer)
+
+
+def _key_id(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _newer(new: CrlIndex, old: CrlIndex) -> bool:

@@ -23,6 +23,7 @@ from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
 from mesh.pki.issue import CertificateAuthority
 from mesh.validation.revocation import CrlIndex
+from mesh.validation.verdict import validate_peer
 
 PATH = "/crl/contoso-issuing-ca.crl"
 HIDDEN_HOST = "crl.contoso.invalid"  # resolves nowhere: only the proxy can reach it
@@ -414,3 +415,92 @@ def test_a_bad_proxy_url_is_one_clear_line(clock, bad):
 
 def test_check_crl_url_accepts_any_host_and_port():
     assert check_crl_url("http://crl.contoso.example:8080/crl/a.crl").port == 8080
+
+
+# -- with the core: chains, issuers, validate_peer --
+
+
+@pytest.fixture
+async def hierarchy(nursery, keys, epoch):
+    """Root -> issuing CA -> leaves, the CRLs served by a real CRL server."""
+    server = CrlServer()
+    await nursery.start(server.serve)
+    base = f"{server.base_url}/crl"
+    root = CertificateAuthority.root(
+        "Contoso Root CA", not_before=epoch, key=keys(2048), crl_base_url=base
+    )
+    issuing = root.intermediate(
+        "Contoso Issuing CA", not_before=epoch, key=keys(2048), crl_base_url=base
+    )
+    return server, root, issuing
+
+
+def publish_crls(server, epoch, *cas):
+    for ca in cas:
+        server.publish(url_path(ca.crl_url), der(ca.crl(this_update=epoch)))
+
+
+def url_path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+async def test_200_concurrent_checks_with_one_cdp_make_one_request(hierarchy, keys, clock, epoch):
+    """The issue's single-flight test: 200 handshakes' worth of checks, one fetch per URL."""
+    server, root, issuing = hierarchy
+    key = keys(2048)  # one key for all leaves keeps the test fast; serials differ
+    leaves = [
+        issuing.issue(f"sensor-{n}.contoso.example", not_before=epoch, key=key)
+        for n in range(200)
+    ]
+    issuing.revoke(leaves[7].serial, at=epoch)
+    publish_crls(server, epoch, root, issuing)
+    verdicts = {}
+
+    async with CrlFetcher(now=clock) as fetcher:
+
+        async def check(n: int) -> None:
+            chain = [leaves[n].cert, *leaves[n].chain]
+            crls = await fetcher.crls_for(chain, trust=[root.cert])
+            verdicts[n] = validate_peer(chain, trust=[root.cert], at=clock(), crls=crls)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(200):
+                nursery.start_soon(check, n)
+
+    assert server.requests(url_path(issuing.crl_url)) == 1
+    assert server.requests(url_path(root.crl_url)) == 1
+    assert fetcher.fetches == 2
+    assert verdicts[7].primary.code is FailureCode.REVOKED
+    assert all(v.accepted for n, v in verdicts.items() if n != 7)
+
+
+async def test_an_untrusted_chain_fetches_nothing(hierarchy, keys, clock, epoch):
+    server, root, issuing = hierarchy
+    leaf = issuing.issue("stranger.example", not_before=epoch, key=keys(2048))
+    other_root = CertificateAuthority.root("Other Root", not_before=epoch, key=keys(2048))
+    async with CrlFetcher(now=clock) as fetcher:
+        crls = await fetcher.crls_for([leaf.cert, *leaf.chain], trust=[other_root.cert])
+    assert server.requests() == 0
+    assert crls(issuing.crl_url).code is FailureCode.CRL_UNREACHABLE
+
+
+async def test_with_the_issuer_known_a_forged_crl_does_not_replace_a_good_one(
+    hierarchy, keys, clock, epoch
+):
+    server, root, issuing = hierarchy
+    publish_crls(server, epoch, root, issuing)
+    url, path = issuing.crl_url, url_path(issuing.crl_url)
+    async with CrlFetcher(now=clock) as fetcher:
+        good = await fetcher.get(url, issuer=issuing.cert)
+        impostor = CertificateAuthority.root(
+            "Contoso Issuing CA", not_before=epoch, key=keys(2048)
+        )
+        impostor.crl_number = 41
+        server.publish(path, der(impostor.crl(this_update=epoch)))
+        fetcher.invalidate(url)
+        assert await fetcher.get(url, issuer=issuing.cert) is good
+        assert server.requests(path) == 2
+        # Without anything cached, the forged CRL goes to the core, which refuses it.
+        fetcher.clear()
+        forged = await fetcher.get(url, issuer=issuing.cert)
+    assert forged.number == 42 and not forged.signed_by(issuing.cert)
