@@ -22,6 +22,8 @@ temporary file in the same folder and an atomic rename.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "load_pkcs12",
     "load_crl",
     "key_from_bytes",
+    "certificates_from_bytes",
     "pkcs12_from_bytes",
     "certificate_bytes",
     "key_bytes",
@@ -135,15 +138,15 @@ def _kind_of(label: bytes) -> str:
 
 def _parse_cert_block(block: bytes, where: str) -> x509.Certificate:
     if block.startswith(b"-----BEGIN TRUSTED CERTIFICATE-----"):
-        # openssl -trustout output: the DER certificate followed by trust settings.
-        body = block.split(b"-----", 4)[4].rsplit(b"-----END", 1)[0]
-        import base64
-
-        der = base64.b64decode(b"".join(body.split()))
+        # ``openssl x509 -trustout`` output: the DER certificate, then trust settings.
+        body = b"".join(block.splitlines()[1:-1])
         try:
+            der = base64.b64decode(body, validate=False)
             return x509.load_der_x509_certificate(_first_der_element(der))
-        except ValueError:
-            pass
+        except (ValueError, binascii.Error):
+            raise InputError(
+                where, "holds a damaged trusted certificate", "export the certificate again"
+            ) from None
     try:
         return x509.load_pem_x509_certificate(block)
     except ValueError as exc:
@@ -186,13 +189,20 @@ def _certs_from(data: bytes, where: str) -> list[x509.Certificate]:
         raise InputError(
             where,
             "is a PKCS#12 (.pfx/.p12) file, not a certificate",
-            "convert it first: mesh cert convert FILE.pfx --to pem",
+            "convert it first: mesh cert convert FILE.pfx FILE.crt",
         )
     raise InputError(
         where,
         "is not a certificate (neither PEM nor DER)",
         "give a .crt in PEM or DER form",
     )
+
+
+def certificates_from_bytes(data: bytes, *, where: str = "certificate") -> list[x509.Certificate]:
+    """Every certificate in ``data`` (PEM blocks, bag attributes ignored, or one DER)."""
+    if not data.strip():
+        raise InputError(where, "is empty", "give a certificate file with content")
+    return _certs_from(data, where)
 
 
 def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:

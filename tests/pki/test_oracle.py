@@ -146,3 +146,12 @@ def test_pkcs12_both_ways(deployment, tmp_path):
     rsa_pem = tmp_path / "trad.key"
     openssl("rsa", "-in", key, "-passin", "pass:pw", "-traditional", "-out", rsa_pem, check=True)
     assert files.load_key(rsa_pem).private_numbers() == m.issued.key.private_numbers()
+
+
+def test_trusted_certificate_form_reads(deployment, tmp_path):
+    folder, pki, _ = deployment
+    out = tmp_path / "trusted.pem"
+    openssl("x509", "-in", folder / "appliances/ca-signed.crt", "-trustout", "-addtrust", "serverAuth",
+            "-out", out, check=True)
+    assert b"BEGIN TRUSTED CERTIFICATE" in out.read_bytes()
+    assert files.load_certificate(out) == pki.appliances["ca-signed"].cert
