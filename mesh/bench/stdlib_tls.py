@@ -13,11 +13,11 @@ import ssl
 import trio
 
 from mesh.bench.context import Bench
-from mesh.bench.loop import ACK, handshake_rate
+from mesh.bench.loop import ACK, Rate, handshake_rate
 from mesh.bench.material import SERVER_NAME, Material
 from mesh.bench.targets import Key
 
-__all__ = ["NAME", "run", "contexts"]
+__all__ = ["NAME", "run", "contexts", "stdlib_rate"]
 
 NAME = "stdlib"
 
@@ -58,9 +58,14 @@ async def _rate(material: Material, seconds: float):
     return await handshake_rate(serve, connect, seconds)
 
 
+def stdlib_rate(material: Material, seconds: float) -> Rate:
+    """Handshakes/s of trio.SSLStream at both ends, in this process."""
+    return trio.run(_rate, material, seconds)
+
+
 def run(bench: Bench) -> None:
     material = bench.material(2048)
     seconds = bench.pick(5.0, 0.3)
-    rate = trio.run(_rate, material, seconds)
+    rate = stdlib_rate(material, seconds)
     bench.record(NAME, Key.STDLIB_RATE[1], rate.per_second, "handshakes/s", f"{rate.handshakes} in {rate.seconds:.1f} s")
     bench.record(NAME, "trio SSLStream CPU per handshake (both ends)", rate.cpu_per_handshake * 1e3, "ms")

@@ -19,18 +19,13 @@ class Key:
     MESH_PLAIN = ("handshake", "mesh TlsStream, validation off, RSA-2048")
     MESH_VALIDATED = ("handshake", "mesh TlsStream, validated, small CRLs, RSA-2048")
     MESH_BIG_CRL = ("handshake", "mesh TlsStream, validated, largest CRL, RSA-2048")
+    VALIDATED_RATIO = ("handshake", "mesh validated / openssl pair")
+    BIG_CRL_RATIO = ("handshake", "mesh validated with the largest CRL / openssl pair")
     STALL = ("stall", "max event-loop gap, CrlFetcher loads the largest CRL")
     BRINGUP_TIME = ("engine", "5,000 sensors: time until every link is up")
     BRINGUP_MEMORY = ("engine", "5,000 sensors: RSS per link")
     FETCHES_PER_URL = ("engine", "1,000 sensors at once: CRL fetches per URL")
     NODES_SCALE = ("nodes", "two mesh node processes vs one")
-
-
-def _ratio(results: Results, top: tuple[str, str], bottom: tuple[str, str]) -> float | None:
-    a, b = results.get(*top), results.get(*bottom)
-    if a is None or not b:
-        return None
-    return a / b
 
 
 def judge(results: Results) -> list[Target]:
@@ -41,16 +36,16 @@ def judge(results: Results) -> list[Target]:
             threshold=0.9,
             unit="x",
             higher_is_better=True,
-            value=_ratio(results, Key.MESH_VALIDATED, Key.OPENSSL_RATE),
-            basis=f"{Key.MESH_VALIDATED[1]} / {Key.OPENSSL_RATE[1]}",
+            value=results.get(*Key.VALIDATED_RATIO),
+            basis=f"{Key.MESH_VALIDATED[1]} / {Key.OPENSSL_RATE[1]}, interleaved rounds",
         ),
         Target(
             name="validated handshakes with the largest cached CRL vs the pair",
             threshold=0.85,
             unit="x",
             higher_is_better=True,
-            value=_ratio(results, Key.MESH_BIG_CRL, Key.OPENSSL_RATE),
-            basis=f"{Key.MESH_BIG_CRL[1]} / {Key.OPENSSL_RATE[1]}",
+            value=results.get(*Key.BIG_CRL_RATIO),
+            basis=f"{Key.MESH_BIG_CRL[1]} / {Key.OPENSSL_RATE[1]}, interleaved rounds",
         ),
         Target(
             name="no event-loop stall while a large CRL loads",
