@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import logging
 import socket
 import ssl
 
@@ -98,7 +99,9 @@ async def serve_console(
     contexts.context()  # fail here, not at the first handshake, if the identity is unusable
     config = _ConsoleConfig(contexts)
     config.accesslog = None
-    config.errorlog = None
+    # Failures inside a request reach the "mesh.web" logger (never bodies:
+    # uploads carry keys and passphrases, and nothing here logs a request).
+    config.errorlog = logging.getLogger("mesh.web")
     config.graceful_timeout = 1.0
     sock = _bind(host, port, where)
     bound = sock.getsockname()

@@ -1,0 +1,149 @@
+"""A console serving an appliance of a running mesh: the engine's links, uploads and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+import trio
+
+from mesh.errors import FailureCode
+from mesh.web import serve_console
+from web.browser import dump_dom
+from web.conftest import key_pem, pem
+
+pytest.importorskip("mesh.appliances.mesh", reason="the engine's Mesh is not in this tree yet")
+
+from mesh.scenario.load import loads_scenario  # noqa: E402
+from mesh.scenario.runner import start_scenario  # noqa: E402
+from mesh.web.mesh_backend import MeshConsole  # noqa: E402
+
+CM = "cm.contoso.test"
+S1 = "sensor-1.contoso.test"
+S2 = "sensor-2.contoso.test"
+
+
+def _scenario(start: dt.datetime):
+    # The scenario starts at the wall clock's now so that the console's TLS
+    # certificate is valid for the browser, curl and httpx, which judge by it.
+    return loads_scenario(f"""
+[scenario]
+name = "console-demo"
+start = {start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+[pki]
+root = "Contoso Root CA"
+intermediate = "Contoso Issuing CA"
+
+[[appliance]]
+name = "{CM}"
+role = "management-console"
+
+[[appliance]]
+name = "{S1}"
+role = "sensor"
+connects_to = ["{CM}"]
+
+[[appliance]]
+name = "{S2}"
+role = "sensor"
+connects_to = ["{CM}"]
+""", source="console-demo.toml")
+
+
+@pytest.fixture
+async def running(keys):
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    async with start_scenario(_scenario(start), keys=keys) as run:
+        yield run
+
+
+@pytest.fixture
+async def cm_console(nursery, running):
+    return await nursery.start(serve_console, MeshConsole(running.mesh, CM))
+
+
+def _client(console) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=console.url, verify=False, timeout=20)
+
+
+def _link(doc, dialer):
+    return next(link for link in doc["links"] if link["dialer"] == dialer)
+
+
+async def test_status_follows_a_revocation(running, cm_console):
+    async with _client(cm_console) as client:
+        doc = (await client.get("/api/v1/status")).json()
+        assert doc["appliance"] == {"name": CM, "role": "management-console"}
+        assert doc["certificate"]["serial"] == format(running.pki.material(CM).serial, "X")
+        assert {_link(doc, S1)["state"], _link(doc, S2)["state"]} == {"up"}
+        assert doc["roles"] == {CM: "management-console", S1: "sensor", S2: "sensor"}
+        before = (await client.get("/api/v1/events")).json()["next"]
+
+        await running.mesh.revoke(S1)
+        await running.settle()
+
+        doc = (await client.get("/api/v1/status")).json()
+        halted = _link(doc, S1)
+        assert (halted["state"], halted["code"], halted["message"]) == (
+            "halted", "revoked", FailureCode.REVOKED.message)
+        assert halted["refused_by"] == CM
+        assert _link(doc, S2)["state"] == "up"
+        kinds = [e["kind"] for e in (await client.get(
+            "/api/v1/events", params={"since": before})).json()["events"]]
+        assert "certificate-revoked" in kinds and "link-halted" in kinds
+
+
+async def test_uploads_go_through_the_engine(running, cm_console, keys):
+    pki = running.pki
+    fresh = pki.issuing.issue(CM, not_before=running.now() - dt.timedelta(minutes=1), key=keys(2048))
+    async with _client(cm_console) as client:
+        refused = await client.post("/api/v1/certificate", data={"passphrase": "nope"}, files={
+            "crt": ("cm.crt", pem(fresh.cert)),
+            "key": ("cm.key", key_pem(fresh, "right")),
+            "chain": ("chain.pem", b"".join(pem(c) for c in fresh.chain)),
+        })
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "passphrase_mismatch"
+        assert refused.json()["message"] == FailureCode.PASSPHRASE_MISMATCH.message
+
+        accepted = await client.post("/api/v1/certificate", data={"passphrase": "right"}, files={
+            "crt": ("cm.crt", pem(fresh.cert)),
+            "key": ("cm.key", key_pem(fresh, "right")),
+            "chain": ("chain.pem", b"".join(pem(c) for c in fresh.chain)),
+        })
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["certificate"]["serial"] == format(fresh.serial, "X")
+        events = (await client.get("/api/v1/events")).json()["events"]
+        kinds = [e["kind"] for e in events]
+        assert kinds.index("upload-refused") < kinds.index("certificate-uploaded")
+        assert "right" not in str(events) and "nope" not in str(events)
+
+    # The API itself now presents the new certificate.
+    stream = await trio.open_ssl_over_tcp_stream(
+        cm_console.host, cm_console.port, ssl_context=_no_verify())
+    await stream.do_handshake()
+    from cryptography import x509
+
+    assert x509.load_der_x509_certificate(stream.getpeercert(binary_form=True)).serial_number == fresh.serial
+    await stream.aclose()
+
+
+def _no_verify():
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def test_page_shows_the_halted_link_after_a_revocation(running, cm_console, tmp_path):
+    await running.mesh.revoke(S1)
+    await running.settle()
+    cert = running.mesh.appliance(CM).identity.cert
+    dom = await dump_dom(f"{cm_console.url}/", profile=tmp_path / "profile", cert=cert)
+    assert f'data-link="{S1} -&gt; {CM}" data-state="halted"' in dom
+    assert FailureCode.REVOKED.message in dom
+    assert f'data-link="{S2} -&gt; {CM}" data-state="up"' in dom
