@@ -28,7 +28,7 @@ __all__ = ["MeshConsole", "certificates_from_upload"]
 
 def certificates_from_upload(data: bytes, where: str) -> list[x509.Certificate]:
     """The certificates of an uploaded .crt or .pem (PEM or DER), or InputError naming ``where``."""
-    return files._certs_from(data, where)  # the one reader every certificate file goes through
+    return files.certificates_from_bytes(data, where=where)
 
 
 class MeshConsole:
