@@ -10,6 +10,7 @@ import pytest
 from mesh.appliances import ApplianceSpec, EngineSettings, Mesh
 from mesh.net.crl_server import CrlServer
 from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.issue import Issued
 
 #: Short I/O timeouts: every peer is in this process, on loopback.
 FAST = EngineSettings(handshake_timeout=5.0, verdict_timeout=5.0, crl_timeout=2.0)
@@ -42,7 +43,11 @@ class Deployment:
     def spec(self, name: str, role: str, **changes) -> ApplianceSpec:
         assert self.pki is not None
         material = self.pki.appliances.get(name)
-        changes.setdefault("identity", material.issued if material is not None else None)
+        if material is not None and "identity" not in changes:
+            # What an admin uploads: the certificate, its key and the .pem chain.
+            changes["identity"] = Issued(
+                cert=material.cert, key=material.issued.key, chain=material.chain
+            )
         changes.setdefault("trust", tuple(self.pki.trust_roots()))
         return ApplianceSpec(name=name, role=role, **changes)
 

@@ -1,0 +1,88 @@
+"""Each design-brief code from a real link: validation on halts, off warns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from OpenSSL import SSL
+
+from mesh.appliances import LinkState
+from mesh.errors import FailureCode
+from mesh.events import LinkHalted, LinkUpUnvalidated, MessageDelivered, ValidationSkipped
+from mesh.net import tls
+
+#: Recipes a connection sees (upload-only ones are tested with uploads).
+LINK_FAULTS = {
+    "expired": FailureCode.EXPIRED,
+    "not-yet-valid": FailureCode.NOT_YET_VALID,
+    "revoked": FailureCode.REVOKED,
+    "untrusted": FailureCode.CHAIN_UNTRUSTED,
+    "self-signed": FailureCode.CHAIN_UNTRUSTED,
+    "missing-intermediate": FailureCode.CHAIN_UNTRUSTED,
+    "crl-unreachable": FailureCode.CRL_UNREACHABLE,
+    "weak-key": FailureCode.WEAK_CRYPTO,
+    "sha1": FailureCode.WEAK_CRYPTO,
+    "expired-intermediate": FailureCode.EXPIRED,
+    "revoked-intermediate": FailureCode.REVOKED,
+}
+
+
+def _presentable(deployment, fault):
+    """OpenSSL at security level 2 will not even load an RSA-1024 certificate."""
+    identity = deployment.spec("sensor-1", "sensor").identity
+    try:
+        tls.make_context(identity, server=False)
+    except SSL.Error as exc:
+        pytest.skip(f"tls.make_context cannot present a {fault} certificate: {exc}")
+
+
+def _mesh(deployment, fault, *, validation=True):
+    deployment.build(("sensor-1", "sensor", fault), ("console", "management-console"))
+    _presentable(deployment, fault)
+    return deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console", validation=validation),
+        ]
+    )
+
+
+@pytest.mark.parametrize("fault", sorted(LINK_FAULTS))
+async def test_validation_on_halts_with_the_exact_message(deployment, nursery, fault):
+    code = LINK_FAULTS[fault]
+    mesh = _mesh(deployment, fault)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code, link.refused_by) == (LinkState.HALTED, code, "console"), link
+    assert link.message == code.message
+    assert link.delivered == 0
+    assert not mesh.events.of(MessageDelivered)
+    [halted] = mesh.events.of(LinkHalted, refused_by="console")
+    assert halted.code is code
+    assert json.loads(halted.to_json())["message"] == code.message
+    assert halted.serial == deployment.pki.appliances["sensor-1"].serial or fault.endswith(
+        "intermediate"
+    )
+    status = mesh.status("console")
+    assert status.link_to("sensor-1").code is code
+    assert code.message in status.errors[-1]
+    assert code.message in status.render()
+
+
+@pytest.mark.parametrize("fault", sorted(LINK_FAULTS))
+async def test_validation_off_comes_up_with_the_warning(deployment, nursery, fault):
+    code = LINK_FAULTS[fault]
+    mesh = _mesh(deployment, fault, validation=False)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert link.state is LinkState.UP_UNVALIDATED, link
+    assert code in link.would_fail
+    assert link.delivered >= 1
+    [skipped] = mesh.events.of(ValidationSkipped, appliance="console")
+    assert code.code in skipped.would_fail
+    assert skipped.severity.value == "warning"
+    assert mesh.events.of(LinkUpUnvalidated, unvalidated_by=("console",))
+    assert not mesh.events.of(LinkHalted)
