@@ -10,8 +10,9 @@ import trio
 
 from mesh.errors import FailureCode
 from mesh.web import serve_console
-from web.browser import dump_dom
-from web.conftest import key_pem, pem
+from mesh.pki.issue import CertificateAuthority
+from web.browser import dump_dom, open_webdriver
+from web.conftest import key_pem, pem, write_files
 
 pytest.importorskip("mesh.appliances.mesh", reason="the engine's Mesh is not in this tree yet")
 
@@ -99,6 +100,10 @@ async def test_uploads_go_through_the_engine(running, cm_console, keys):
     pki = running.pki
     fresh = pki.issuing.issue(CM, not_before=running.now() - dt.timedelta(minutes=1), key=keys(2048))
     async with _client(cm_console) as client:
+        garbage = await client.post("/api/v1/certificate", files={
+            "crt": ("cm.crt", b"not a certificate"), "key": ("cm.key", key_pem(fresh))})
+        assert garbage.status_code == 400
+        assert garbage.json()["message"].startswith("crt: is not a certificate")
         refused = await client.post("/api/v1/certificate", data={"passphrase": "nope"}, files={
             "crt": ("cm.crt", pem(fresh.cert)),
             "key": ("cm.key", key_pem(fresh, "right")),
@@ -147,3 +152,21 @@ async def test_page_shows_the_halted_link_after_a_revocation(running, cm_console
     assert f'data-link="{S1} -&gt; {CM}" data-state="halted"' in dom
     assert FailureCode.REVOKED.message in dom
     assert f'data-link="{S2} -&gt; {CM}" data-state="up"' in dom
+
+
+async def test_form_upload_refused_by_the_engine(nursery, running, cm_console, keys, tmp_path):
+    start = running.now() - dt.timedelta(minutes=1)
+    stranger = CertificateAuthority.root("Unknown Root CA", not_before=start, key=keys(2048)).issue(
+        CM, not_before=start, key=keys(2048))
+    files = write_files(tmp_path / "upload", stranger)
+    cert = running.mesh.appliance(CM).identity.cert
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile", cert=cert)
+    await driver.get(f"{cm_console.url}/")
+    await driver.wait_for_text("#appliance-name", CM)
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.click("#upload-submit")
+    verdict = await driver.wait_for_text("#upload-verdict", FailureCode.CHAIN_UNTRUSTED.message)
+    assert verdict == FailureCode.CHAIN_UNTRUSTED.message
+    await driver.wait_for_text("#events", "upload-refused")
+    assert running.mesh.appliance(CM).identity.cert == cert
