@@ -1,0 +1,230 @@
+"""Runtime actions change the outcome at the next attempt: revoke, upload, toggle, time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography.hazmat.primitives import serialization
+
+from mesh.appliances import LinkState
+from mesh.errors import FailureCode
+from mesh.events import (
+    CertificateRevoked,
+    CertificateUploaded,
+    LinkDown,
+    LinkHalted,
+    UploadRefused,
+)
+from mesh.pki.issue import Issued
+
+
+def _pair(deployment, **console):
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    return deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console", **console),
+        ]
+    )
+
+
+def _issued(material) -> Issued:
+    return Issued(cert=material.cert, key=material.issued.key, chain=material.chain)
+
+
+async def test_revocation_published_while_disconnected_halts_the_next_attempt(
+    deployment, nursery
+):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+    await mesh.stop("sensor-1")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.DOWN
+    serial = await mesh.revoke("sensor-1")
+    assert mesh.events.of(CertificateRevoked, serial=serial)
+    delivered = mesh.link("sensor-1", "console").delivered
+
+    await mesh.start("sensor-1")
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code, link.refused_by) == (
+        LinkState.HALTED,
+        FailureCode.REVOKED,
+        "console",
+    )
+    assert link.serial == serial
+    assert link.delivered == delivered  # nothing crossed after the halt
+
+
+async def test_stopping_the_listener_marks_the_link_down_and_starting_restores_it(
+    deployment, nursery
+):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    port = mesh.appliance("console").port
+    await mesh.stop("console")
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert link.state is LinkState.DOWN
+    assert mesh.events.of(LinkDown, dialer="sensor-1")
+    assert not mesh.status("console").running
+    await mesh.start("console")
+    await mesh.settle()
+    assert mesh.appliance("console").port == port
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+
+async def test_first_start_is_self_signed_then_uploads_bring_the_link_up(deployment, nursery):
+    pki = deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", identity=None, connects_to=["console"]),
+            deployment.spec("console", "management-console", identity=None),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    status = mesh.status("sensor-1")
+    assert status.self_signed and status.subject.startswith("CN=sensor-1.contoso.test,")
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.CHAIN_UNTRUSTED)
+    assert {name for name, _ in link.refusals} == {"sensor-1", "console"}
+
+    verdict = await mesh.upload("console", _issued(pki.appliances["console"]))
+    assert verdict.accepted
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.refused_by) == (LinkState.HALTED, "console")
+
+    verdict = await mesh.upload("sensor-1", _issued(pki.appliances["sensor-1"]))
+    assert verdict.accepted
+    assert not mesh.status("sensor-1").self_signed
+    assert len(mesh.events.of(CertificateUploaded)) == 2
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+
+async def test_a_refused_upload_changes_nothing(deployment, nursery):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    before = mesh.status("sensor-1").serial
+    pki = deployment.pki
+    expired = pki.reissue("sensor-1", "expired", at=deployment.epoch)
+    verdict = await mesh.upload("sensor-1", _issued(expired))
+    assert not verdict.accepted
+    assert verdict.primary.code is FailureCode.EXPIRED
+    [refused] = mesh.events.of(UploadRefused)
+    assert refused.code is FailureCode.EXPIRED
+    assert mesh.status("sensor-1").serial == before
+    assert FailureCode.EXPIRED.message in mesh.status("sensor-1").errors[-1]
+
+    # A fresh connection still presents the old certificate.
+    await mesh.stop("console")
+    await mesh.start("console")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+
+async def test_wrong_passphrase_and_key_mismatch_refuse_the_upload(deployment, nursery):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    material = deployment.pki.reissue("sensor-1", at=deployment.epoch)
+    key_pem = material.issued.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"the-real-one"),
+    )
+    verdict = await mesh.upload("sensor-1", _issued(material), "not-it", key_pem=key_pem)
+    assert verdict.primary.code is FailureCode.PASSPHRASE_MISMATCH
+    verdict = await mesh.upload("sensor-1", _issued(material), "the-real-one", key_pem=key_pem)
+    assert verdict.accepted
+
+    other = deployment.pki.appliances["console"].issued.key
+    mismatched = Issued(cert=material.cert, key=other, chain=material.chain)
+    mesh.set_validation("sensor-1", False)
+    verdict = await mesh.upload("sensor-1", mismatched)
+    assert verdict.primary.code is FailureCode.KEY_MISMATCH
+    assert [e.code for e in mesh.events.of(UploadRefused)] == [
+        FailureCode.PASSPHRASE_MISMATCH,
+        FailureCode.KEY_MISMATCH,
+    ]
+
+
+async def test_upload_with_validation_off_is_used_at_the_next_connection(deployment, nursery):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    mesh.set_validation("sensor-1", False)
+    expired = deployment.pki.reissue("sensor-1", "expired", at=deployment.epoch)
+    verdict = await mesh.upload("sensor-1", _issued(expired))
+    assert verdict.accepted and verdict.skipped
+    assert mesh.link("sensor-1", "console").state is LinkState.UP  # live link unchanged
+    await mesh.stop("console")
+    await mesh.start("console")
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code, link.refused_by) == (
+        LinkState.HALTED,
+        FailureCode.EXPIRED,
+        "console",
+    )
+
+
+async def test_a_year_later_certificates_have_expired_at_the_next_connection(
+    deployment, nursery
+):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.advance(dt.timedelta(days=400))
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP  # validated at start only
+    await mesh.stop("sensor-1")
+    await mesh.start("sensor-1")
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.EXPIRED)
+    assert {name for name, _ in link.refusals} == {"sensor-1", "console"}
+
+
+async def test_crl_server_down_then_back(deployment, nursery):
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.stop("sensor-1")
+    await mesh.crl_fault("down")
+    # The cached CRLs last until their nextUpdate (7 days); past it, nothing to check with.
+    await mesh.advance(dt.timedelta(days=8))
+    await mesh.start("sensor-1")
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.CRL_UNREACHABLE)
+    halted = mesh.events.of(LinkHalted, code=FailureCode.CRL_UNREACHABLE)
+    assert halted and halted[-1].message == FailureCode.CRL_UNREACHABLE.message
+
+    await mesh.crl_fault("ok")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+
+async def test_soft_fail_revocation_comes_up_when_the_crl_is_unreachable(deployment, nursery):
+    from mesh.validation.policy import ValidationPolicy
+
+    deployment.build(("sensor-1", "sensor", "crl-unreachable"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec(
+                "console", "management-console", policy=ValidationPolicy(revocation="soft")
+            ),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
