@@ -31,7 +31,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
-from mesh.scenario.model import ApplianceDef, Scenario, Step
+from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 
 __all__ = ["run_scenario", "start_scenario", "ScenarioRun", "link_rows", "Progress"]
@@ -47,7 +47,7 @@ HIDDEN_CRL_HOST = "127.0.0.2"
 
 
 def _engine() -> Any:
-    from mesh.appliances.mesh import Mesh
+    from mesh.appliances import Mesh
 
     return Mesh
 
@@ -111,20 +111,35 @@ class ScenarioRun:
 
     # -- acting --
 
-    def publish_crls(self) -> None:
-        """Publish the CA's CRLs as issued at the current emulated instant."""
-        self.crl_server.set_documents(self.pki.crl_documents(at=self.clock.now()))
-
     async def settle(self) -> None:
+        """Let every link make a fresh attempt, then wait until the mesh is idle.
+
+        The engine validates at connection start and keeps an up link up, so a
+        revocation, an expiry or a CRL outage shows only on a new connection.
+        A scenario wants to know what the *next* connection would do, so every
+        running appliance that dials is restarted (listeners first, on their
+        old ports; uploads and switches are kept), and then ``mesh.settle()``
+        returns once each link has an outcome from an attempt made after that.
+        """
+        running = [name for name in self.mesh.names if self.mesh.appliance(name).running]
+        dialers = [name for name in running if self.mesh.appliance(name).dials]
+        for name in dialers:
+            await self.mesh.stop(name)
+        order = {role: rank for rank, role in enumerate(reversed(ROLES))}
+        for name in sorted(dialers, key=lambda n: order.get(self.scenario.appliance(n).role, 0)):
+            await self.mesh.start(name)
         await self.mesh.settle()
 
     async def play(self, index: int, step: Step) -> StepRecord:
-        """Jump the clock by ``step.after``, act, let every link retry, record the outcome."""
+        """Jump the clock by ``step.after``, act, let every link retry, record the outcome.
+
+        ``mesh.advance`` republishes the CA's CRLs at the new instant, as a CA's
+        scheduled publication would.
+        """
         if step.after:
             await self.mesh.advance(step.after)
-        self.publish_crls()
         record = await self._act(index, step)
-        await self.mesh.settle()
+        await self.settle()
         self.records.append(record)
         if step.action == "upload":
             self._uploads[index] = record
@@ -140,7 +155,6 @@ class ScenarioRun:
         if action == "revoke":
             assert target is not None
             await self.mesh.revoke(target)
-            self.publish_crls()
             return done
         if action == "upload":
             assert target is not None
@@ -150,12 +164,12 @@ class ScenarioRun:
             return _upload_record(index, step, at, verdict)
         if action == "set-validation":
             assert target is not None and step.enabled is not None
-            await _maybe_await(self.mesh.set_validation(target, step.enabled))
+            self.mesh.set_validation(target, step.enabled)
             return done
         if action.startswith("crl-"):
             fault = {"crl-down": "down", "crl-up": "ok", "crl-slow": "slow",
                      "crl-garbage": "garbage"}[action]
-            self.crl_server.set_fault(fault)
+            await self.mesh.crl_fault(fault)
             return done
         if action == "stop":
             assert target is not None
@@ -193,12 +207,6 @@ class ScenarioRun:
             seconds=time.monotonic() - self._started_wall,
             mode=mode,
         )
-
-
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "__await__"):
-        return await value
-    return value
 
 
 def _upload_record(index: int, step: Step, at: dt.datetime, verdict: Any) -> StepRecord:
@@ -325,7 +333,7 @@ async def start_scenario(
         )
         clock = EmulatedClock(scenario.start)
         crl_server.set_documents(pki.crl_documents(at=scenario.start))
-        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server)
+        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server, keys=keys)
         for spec in appliance_specs(scenario, pki, proxy_url=proxy.url if proxy else None):
             mesh.add(spec)
         await nursery.start(mesh.run)

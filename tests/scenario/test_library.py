@@ -27,3 +27,15 @@ def test_every_library_scenario_loads(path):
     scenario = load_scenario(path)
     assert scenario.name == path.stem
     assert scenario.expectations, "a library scenario states what it expects"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_every_library_scenario_passes(path, keys):
+    from mesh.scenario.runner import run_scenario
+
+    result = await run_scenario(load_scenario(path), keys=keys)
+    failures = [
+        f"expect[{v.index}] {v.subject}: expected {v.expected} {v.when}, got {v.actual}"
+        for v in result.failures
+    ]
+    assert result.ok, failures
