@@ -449,9 +449,9 @@ class Appliance:
             if pair is not None:
                 link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
             else:
-                dialer = theirs.by if theirs is not None else peer
-                link = self.book.get(dialer, self.name, mutual=self.role.validates_clients)
-                if not self.directory.is_local(dialer):
+                peer = theirs.by if theirs is not None else peer  # the dialer's own name
+                link = self.book.get(peer, self.name, mutual=self.role.validates_clients)
+                if not self.directory.is_local(peer):
                     link.attempts += 1
             if theirs is None:
                 if mine.accepted:
