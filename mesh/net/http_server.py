@@ -243,11 +243,14 @@ async def _send(
         reason = http.HTTPStatus(response.status).phrase.encode("ascii")
     except ValueError:
         reason = b""
-    data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+    head = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
     if not head_only and response.body:
-        data += conn.send(h11.Data(data=response.body))
-    data += conn.send(h11.EndOfMessage())
-    await stream.send_all(data)
+        # Sent apart from the head: joining them would copy a 37 MiB CRL on
+        # the event loop (about 70 ms of page faults and memcpy here).
+        await stream.send_all(head)
+        head = b""
+        await stream.send_all(conn.send(h11.Data(data=response.body)))
+    await stream.send_all(head + conn.send(h11.EndOfMessage()))
 
 
 async def _drain(stream: trio.SocketStream) -> None:
