@@ -135,7 +135,7 @@ class ApplianceMaterial:
     (no issuing CA for ``missing-intermediate``), ``passphrase`` the one
     recorded for the upload and ``key_passphrase`` the one the key file is
     really encrypted with (they differ for ``wrong-passphrase``).
-    ``issuer`` is the purpose-free name of the signing CA (None: self-signed).
+    ``issuer`` is the name of the CA that signed it (None: self-signed).
     """
 
     name: str
@@ -333,17 +333,34 @@ class Pki:
         comes back, so calling this twice does not look like a new CRL.
         """
         when = _utc(at or self.at)
+        return {ca.crl_url: self._crl_for(ca, when) for ca in self.authorities.values() if ca.crl_url}
+
+    def _crl_for(self, ca: CertificateAuthority, when: dt.datetime) -> x509.CertificateRevocationList:
+        stamp = when.replace(microsecond=0)
+        cached = self._crl_cache.get(ca.name)
+        if cached and cached[0] == stamp and cached[1] == len(ca.revoked):
+            return cached[2]
+        crl = ca.crl(this_update=when, validity=self.crl_validity)
+        self._crl_cache[ca.name] = (stamp, len(ca.revoked), crl)
+        return crl
+
+    def published_crls(self) -> dict[str, x509.CertificateRevocationList]:
+        """{CRL URL: CRL}: the last CRL each CA issued, if it is still current.
+
+        A CA whose revocations changed since (or that never issued one)
+        issues one now, at the PKI's instant or its latest revocation,
+        whichever is later.
+        """
         out: dict[str, x509.CertificateRevocationList] = {}
         for ca in self.authorities.values():
             if not ca.crl_url:
                 continue
             cached = self._crl_cache.get(ca.name)
-            if cached and cached[0] == when.replace(microsecond=0) and cached[1] == len(ca.revoked):
-                crl = cached[2]
-            else:
-                crl = ca.crl(this_update=when, validity=self.crl_validity)
-                self._crl_cache[ca.name] = (when.replace(microsecond=0), len(ca.revoked), crl)
-            out[ca.crl_url] = crl
+            if cached and cached[1] == len(ca.revoked):
+                out[ca.crl_url] = cached[2]
+                continue
+            when = max([self.at, *(_utc(t) for t in ca.revoked.values())])
+            out[ca.crl_url] = self._crl_for(ca, when)
         return out
 
     def crl_documents(self, *, at: dt.datetime | None = None) -> dict[str, bytes]:
@@ -369,7 +386,7 @@ class Pki:
             raise InputError(str(folder), f"cannot be created ({exc.strerror})", "choose another folder") from None
         cas: dict[str, dict[str, object]] = {}
         crl_paths: dict[str, str] = {}
-        current = self.crls()
+        current = self.published_crls()
         for purpose, ca in self.authorities.items():
             name = slug(ca.name)
             files.save_certificate(base / "ca" / f"{name}.crt", ca.cert)

@@ -154,3 +154,16 @@ def test_read_manifest_errors(tmp_path):
     with pytest.raises(InputError) as info:
         read_manifest(tmp_path)
     assert "intermediates" in info.value.problem
+
+
+def test_write_keeps_the_last_crl_and_never_backdates_a_revocation(pki, epoch, tmp_path):
+    later = epoch + dt.timedelta(days=3)
+    url = pki.issuing.crl_url
+    served = pki.crls(at=later)[url]
+    assert pki.published_crls()[url] is served
+    pki.revoke("sensor-1", at=later + dt.timedelta(hours=1))
+    pki.write(tmp_path)
+    written = files.load_crl(tmp_path / "crl/contoso-issuing-ca.crl")
+    assert written.last_update_utc == later + dt.timedelta(hours=1)
+    assert _number(written) == _number(served) + 1
+    assert written.get_revoked_certificate_by_serial_number(pki.appliances["sensor-1"].serial)
