@@ -414,13 +414,26 @@ def _link_lists(document: Any) -> Iterable[list[Any]]:
             yield from _link_lists(value)
 
 
-def states_from_report(document: Any, *, where: str = "report") -> dict[tuple[str, str], dict[str, Any]]:
+def states_from_report(
+    document: Any, *, where: str = "report", scenario: str | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Link states at the end of a run, from its JSON report.
 
     Reads the outermost ``links`` list whose items name a link (``from`` and
     ``to`` as ``mesh run --json`` writes them, ``dialer`` and ``listener``, or
-    ``link: "a -> b"``) and carry a ``state``.
+    ``link: "a -> b"``) and carry a ``state``. A report of several runs (a
+    list) is searched for the one whose ``scenario`` is ``scenario``.
     """
+    if isinstance(document, list) and scenario is not None:
+        runs = [r for r in document if isinstance(r, Mapping) and r.get("scenario") == scenario]
+        if not runs:
+            names = ", ".join(str(r.get("scenario")) for r in document if isinstance(r, Mapping))
+            raise InputError(
+                where,
+                f"has no run of scenario {scenario!r} (it has: {names or 'none'})",
+                "pass the report of a run of this scenario",
+            )
+        document = runs[-1]
     for links in _link_lists(document):
         found = {}
         for item in links:
@@ -473,7 +486,9 @@ def _run(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(args.from_run, f"is not a JSON report ({exc})",
                              "pass the file written by mesh run --json") from None
-        graph = graph.with_states(states_from_report(document, where=args.from_run))
+        graph = graph.with_states(
+            states_from_report(document, where=args.from_run, scenario=graph.title)
+        )
     text = render(graph, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

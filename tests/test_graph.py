@@ -155,6 +155,18 @@ def test_svg_layout_rows_targets_consoles_sensors(coloured):
     assert y["ha.contoso.test"] < y["sensor-1.contoso.test"] == y["sensor-2.contoso.test"]
 
 
+def test_report_of_several_runs_picks_the_scenario(graph):
+    other = {"scenario": "other", "links": [
+        {"from": "sensor-1.contoso.test", "to": "cm.contoso.test", "state": "up"}]}
+    states = states_from_report([other, REPORT], scenario="graph-demo")
+    assert states[("sensor-1.contoso.test", "cm.contoso.test")]["state"] == "halted"
+    with pytest.raises(InputError) as info:
+        states_from_report([other], where="runs.json", scenario="graph-demo")
+    assert info.value.line() == (
+        "runs.json: has no run of scenario 'graph-demo' (it has: other); "
+        "pass the report of a run of this scenario")
+
+
 def test_report_without_links_is_an_input_error():
     with pytest.raises(InputError) as info:
         states_from_report({"scenario": "x"}, where="run.json")
@@ -202,3 +214,31 @@ def test_python_m_mesh_graph(tmp_path):
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert '"sensor-2.contoso.test" -> "cm.contoso.test"' in result.stdout
+
+
+def test_graph_of_a_real_run(tmp_path, capsys):
+    pytest.importorskip("mesh.appliances.mesh", reason="the engine's Mesh is not in this tree yet")
+    scenario = tmp_path / "revoked.toml"
+    scenario.write_text("""
+[scenario]
+name = "revoked"
+
+[[appliance]]
+name = "cm.contoso.test"
+role = "management-console"
+
+[[appliance]]
+name = "sensor-1.contoso.test"
+role = "sensor"
+certificate = "revoked"
+connects_to = ["cm.contoso.test"]
+""")
+    report = tmp_path / "run.json"
+    assert main(["run", "--quiet", str(scenario), "--json", str(report)]) == 0
+    capsys.readouterr()
+    assert main(["graph", str(scenario), "--from-run", str(report), "--format", "svg"]) == 0
+    root = ET.fromstring(capsys.readouterr().out)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    halted = [g for g in root.iterfind("s:g", ns) if g.get("class") == "link link-halted"]
+    assert [g.get("data-link") for g in halted] == ["sensor-1.contoso.test -> cm.contoso.test"]
+    assert FailureCode.REVOKED.message in halted[0].find("s:title", ns).text
