@@ -17,6 +17,7 @@ ever committed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import time
 from pathlib import Path
@@ -115,7 +116,16 @@ class CrlCache:
         self.build_seconds: dict[int, float] = {}
 
     def path(self, count: int) -> Path:
-        return self.directory / f"revoked-{count}.crl"
+        # Named after the signing key too: a --workdir kept between runs holds
+        # CRLs of earlier runs' CAs, which must not be taken for this one's.
+        return self.directory / f"revoked-{count}-{self._key_tag}.crl"
+
+    @property
+    def _key_tag(self) -> str:
+        spki = self.ca.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(spki).hexdigest()[:12]
 
     def serials(self, count: int) -> list[int]:
         return revoked_serials(count, avoid=self.avoid)

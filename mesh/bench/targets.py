@@ -21,7 +21,7 @@ class Key:
     MESH_BIG_CRL = ("handshake", "mesh TlsStream, validated, largest CRL, RSA-2048")
     VALIDATED_RATIO = ("handshake", "mesh validated / openssl pair")
     BIG_CRL_RATIO = ("handshake", "mesh validated with the largest CRL / openssl pair")
-    STALL = ("stall", "max event-loop gap, CrlFetcher loads the largest CRL")
+    STALL = ("stall", "max event-loop stall (10 ms ticker), CrlFetcher loads the largest CRL")
     BRINGUP_TIME = ("engine", "5,000 sensors: time until every link is up")
     BRINGUP_MEMORY = ("engine", "5,000 sensors: RSS per link")
     FETCHES_PER_URL = ("engine", "1,000 sensors at once: CRL fetches per URL")
