@@ -8,5 +8,6 @@ from mesh.net.crl_fetch import CrlFetcher as CrlFetcher
 from mesh.net.crl_fetch import FetchRecord as FetchRecord
 from mesh.net.crl_server import CrlServer as CrlServer
 from mesh.net.crl_server import Fault as Fault
+from mesh.net.proxy import ForwardProxy as ForwardProxy
 
-__all__ = ["CrlFetcher", "FetchRecord", "CrlServer", "Fault"]
+__all__ = ["CrlFetcher", "FetchRecord", "CrlServer", "Fault", "ForwardProxy"]

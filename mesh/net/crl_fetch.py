@@ -60,6 +60,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.validation.chain import build_path, is_self_issued
 from mesh.validation.revocation import CrlIndex, CrlLookup, cdp_urls, crl_lookup
 
@@ -98,6 +99,18 @@ class FetchRecord:
     size: int
     kept_cached: bool
     crl_number: int | None = None
+
+    def event(self, appliance: str) -> CrlFetched | CrlFetchFailed:
+        """The event an appliance logs for this fetch."""
+        if self.code is None:
+            return CrlFetched(
+                at=self.at, appliance=appliance, url=self.url, number=self.crl_number,
+                size=self.size, kept_cached=self.kept_cached,
+            )
+        detail = self.detail + ("; kept the cached CRL, still current" if self.kept_cached else "")
+        return CrlFetchFailed(
+            at=self.at, appliance=appliance, url=self.url, code=self.code, detail=detail
+        )
 
 
 def check_crl_url(url: str) -> httpx.URL:
@@ -212,7 +225,9 @@ class CrlFetcher:
                 ``crl_timeout``, ``crl_http_error`` or ``crl_invalid``, when no
                 current cached CRL can stand in.
         """
-        check_crl_url(url)
+        entry = self._cache.get(url)
+        if entry is None or entry.refresh or not self._current(entry.index):
+            check_crl_url(url)  # only URLs that passed it are ever cached
         while True:
             entry = self._cache.get(url)
             if entry is not None and not entry.refresh and self._current(entry.index):

@@ -17,6 +17,7 @@ returns. Subclasses answer requests in :meth:`HttpServer.respond`.
 
 from __future__ import annotations
 
+import contextlib
 import http
 import socket as stdlib_socket
 import h11
@@ -192,7 +193,15 @@ class HttpServer:
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except h11.RemoteProtocolError as exc:
+            # Not HTTP: say so when h11 still lets us (it knows the status).
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                with contextlib.suppress(h11.ProtocolError, trio.BrokenResourceError,
+                                         trio.ClosedResourceError):
+                    bad = Response(status=exc.error_status_hint, body=b"bad request\n",
+                                   content_type="text/plain")
+                    await _send(conn, stream, bad, head_only=False)
+        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
         finally:
             with trio.CancelScope(shield=True):

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord, check_crl_url
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
@@ -328,6 +329,10 @@ async def test_every_fetch_is_recorded(server, clock):
     assert (ok.code, ok.status, ok.kept_cached, ok.crl_number) == (None, 200, False, 1)
     assert ok.size > 0 and ok.at == clock()
     assert (failed.code, failed.status, failed.kept_cached) == (FailureCode.CRL_HTTP_ERROR, 404, True)
+    fetched, warning = ok.event("sensor-1"), failed.event("sensor-1")
+    assert isinstance(fetched, CrlFetched) and fetched.number == 1 and fetched.size == ok.size
+    assert isinstance(warning, CrlFetchFailed) and warning.code is FailureCode.CRL_HTTP_ERROR
+    assert "kept the cached CRL" in warning.detail
 
 
 # -- the core's lookup --

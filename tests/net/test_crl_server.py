@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -211,12 +212,20 @@ async def test_port_in_use_is_one_clear_line(server, crl):
     assert info.value.where == f"127.0.0.1:{server.port}"
 
 
-async def test_bad_request_bytes_do_not_hurt_the_server(server, crl):
+async def read_all(stream: trio.abc.Stream) -> bytes:
+    received = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("garbage", [b"NOT HTTP AT ALL\r\n\r\n", random.Random(3).randbytes(512) + b"\r\n\r\n"])
+async def test_bad_request_bytes_get_400_and_do_not_hurt_the_server(server, crl, garbage):
     async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
-        await stream.send_all(os.urandom(512) + b"\r\n\r\n")
-        with trio.fail_after(5):
-            while await stream.receive_some(65536):
-                pass  # the server answers 400 or just closes
+        await stream.send_all(garbage)
+        received = await read_all(stream)
+    assert received.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert (await get(server.url(PATH))).content == crl
 
 
