@@ -118,9 +118,9 @@ class IdentityContexts:
     ) -> None:
         try:
             current = self.context()
-        except (ValueError, OSError, ssl.SSLError):
-            # A certificate OpenSSL cannot load (the upload check should have
-            # refused it): keep presenting the one this connection started with.
+        except (ValueError, OSError, RuntimeError, ssl.SSLError):
+            # No identity to read, or one OpenSSL cannot load (the upload check
+            # should have refused it): keep presenting the last good one.
             return
         if ssl_object.context is not current:
             ssl_object.context = current

@@ -154,6 +154,11 @@ async def test_malformed_uploads_are_400(console, pki):
         not_a_form = await client.post("/api/v1/certificate", json={"crt": "x"})
         not_a_cert = await client.post("/api/v1/certificate", files={
             "crt": ("a.crt", b"hello"), "key": ("a.key", key_pem(pki.leaf))})
+        broken = await client.post(
+            "/api/v1/certificate",
+            content=b"--xyz\r\nContent-Disposition: form-data; name=\"crt\"\r\n\r\nabc",
+            headers={"content-type": "multipart/form-data; boundary=xyz"},
+        )
         too_big = await client.post("/api/v1/certificate", files={
             "crt": ("a.crt", b"A" * (300 * 1024)), "key": ("a.key", key_pem(pki.leaf))})
     assert missing_key.status_code == 400
@@ -162,6 +167,7 @@ async def test_malformed_uploads_are_400(console, pki):
         "message": "form field 'key': is missing; attach the .key file as 'key'",
     }
     assert not_a_form.status_code == 400
+    assert broken.status_code == 400
     assert not_a_cert.status_code == 400
     assert not_a_cert.json()["message"] == "crt: is not a PEM certificate; upload the .crt file"
     assert too_big.status_code == 400
