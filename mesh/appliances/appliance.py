@@ -49,7 +49,7 @@ from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus
 from mesh.appliances.traffic import AlertBoard, listen, plan_for, speak
 from mesh.clock import EmulatedClock
-from mesh.errors import InputError, ValidationFailed
+from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.eventlog import EventLog
 from mesh.events import (
     ApplianceStarted,
@@ -73,9 +73,11 @@ from mesh.net.links import (
     LinkBook,
     LinkState,
     Outcome,
+    PeerRefusedTls,
     PeerSilent,
     decide,
     exchange_verdicts,
+    tls_refusal,
 )
 from mesh.pki.issue import Issued, KeySource
 from mesh.validation.verdict import Verdict
@@ -142,6 +144,15 @@ def _label_of(chain: Sequence[x509.Certificate]) -> str:
         return "unknown client"
     names = chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else chain[0].subject.rfc4514_string() or "unknown client"
+
+
+def _tls_judgement(peer: str, reason: str) -> Judgement:
+    return Judgement(
+        by=peer,
+        accepted=False,
+        code=FailureCode.VALIDATION_FAILED,
+        detail=f"{peer} refused the TLS handshake ({reason})",
+    )
 
 
 class Appliance:
@@ -372,6 +383,10 @@ class Appliance:
             self._down(link, str(exc), generation=generation)
             return False
         except trio.BrokenResourceError as exc:
+            refusal = tls_refusal(exc)
+            if refusal is not None:
+                self._refused_by_tls(link, pair.listener, refusal, generation)
+                return False
             why = exc.__cause__ or exc
             self._down(link, f"TLS handshake with {pair.listener} failed: {why}", generation=generation)
             return False
@@ -444,6 +459,8 @@ class Appliance:
                     framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
                 )
                 silence = ""
+            except PeerRefusedTls as exc:
+                theirs, silence = _tls_judgement(peer, str(exc)), ""
             except (PeerSilent, FrameError) as exc:
                 theirs, silence = None, str(exc)
             if pair is not None:
@@ -470,6 +487,13 @@ class Appliance:
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose_forcefully()
+
+    def _refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
+        """The listener's TLS stack refused us during the handshake (TLS 1.2)."""
+        theirs = _tls_judgement(peer, reason)
+        outcome = Outcome(state=LinkState.HALTED, primary=theirs, refusals=(theirs,))
+        mine = Judgement(by=self.name, accepted=True, enforced=self.validation)
+        self._record(link, outcome, mine, theirs, generation=generation)
 
     def _owns(self, link: Link) -> bool:
         return link.dialer == self.name or not self.directory.is_local(link.dialer)

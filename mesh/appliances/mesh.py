@@ -102,6 +102,7 @@ class Mesh:
         self._specs: dict[str, ApplianceSpec] = {}
         self._appliances: dict[str, Appliance] = {}
         self._pairs: list[LinkPair] = []
+        self._external: dict[str, tuple[str, int, str]] = {}
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
         self._done: dict[str, trio.Event] = {}
@@ -147,7 +148,15 @@ class Mesh:
 
     # -- Directory (what appliances ask the mesh) --
 
+    def add_external(self, name: str, host: str, port: int, *, hostname: str | None = None) -> None:
+        """A peer outside this mesh (another ``mesh node``, an ``openssl s_server``)
+        that appliances may name in ``connects_to``/``forwards_to``."""
+        self._external[name] = (host, int(port), hostname or name)
+
     def address_of(self, name: str) -> tuple[str, int] | None:
+        external = self._external.get(name)
+        if external is not None:
+            return external[0], external[1]
         appliance = self._appliances.get(name)
         if appliance is None or appliance.port is None:
             return None
@@ -169,6 +178,8 @@ class Mesh:
         spec = self._specs.get(name)
         if spec is not None and spec.hostname:
             return spec.hostname
+        if name in self._external:
+            return self._external[name][2]
         material = getattr(self.pki, "appliances", {}).get(name) if self.pki is not None else None
         common_name = getattr(material, "common_name", None)
         return str(common_name) if common_name else name

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 import trio
 from attrs import define, field
+from OpenSSL import SSL
 
 from mesh.errors import FailureCode
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType
@@ -48,6 +49,8 @@ __all__ = [
     "Link",
     "LinkBook",
     "PeerSilent",
+    "PeerRefusedTls",
+    "tls_refusal",
 ]
 
 
@@ -115,6 +118,30 @@ class LinkStatus:
 
 class PeerSilent(Exception):
     """The peer closed (or went quiet) before sending its verdict."""
+
+
+class PeerRefusedTls(PeerSilent):
+    """The peer ended the connection with a TLS alert: its TLS stack refused us.
+
+    That is how a peer outside the emulator (``openssl s_server -Verify 1``,
+    a real server) refuses a certificate; the engine reports it as the peer's
+    ``validation_failed``.
+    """
+
+
+def tls_refusal(exc: BaseException) -> str | None:
+    """The OpenSSL reason if ``exc`` (a broken TlsStream) was a TLS alert from the peer.
+
+    A reset or an abrupt close is not a refusal; an ``SSL.Error`` that is not
+    a system-call error or a clean close is.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, SSL.Error) and not isinstance(
+        cause, (SSL.SysCallError, SSL.ZeroReturnError, SSL.WantReadError)
+    ):
+        reasons = [str(part[2]) for part in (cause.args[0] if cause.args else []) if len(part) > 2]
+        return "; ".join(r for r in reasons if r) or str(cause)
+    return None
 
 
 @define(frozen=True, kw_only=True)
@@ -239,6 +266,9 @@ async def exchange_verdicts(
         try:
             frame = await framed.receive()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            refusal = tls_refusal(exc)
+            if refusal is not None:
+                raise PeerRefusedTls(refusal) from exc
             raise PeerSilent(f"{peer_name} closed the connection before sending its verdict") from exc
         if frame is None:
             raise PeerSilent(f"{peer_name} closed the connection before sending its verdict")
