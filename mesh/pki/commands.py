@@ -63,7 +63,9 @@ def parse_instant(text: str | None, *, where: str = "--at") -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(where, f"{text!r} is not an ISO time", "write it like 2027-01-15T09:00:00Z") from None
+        raise InputError(
+            where, f"{text!r} is not an ISO time", "write it like 2027-01-15T09:00:00Z"
+        ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc)
@@ -74,7 +76,9 @@ def parse_appliance(text: str) -> ApplianceRequest:
     parts = text.split(":")
     where = f"--appliance {text}"
     if len(parts) > 3 or not parts[0]:
-        raise InputError(where, "is not NAME[:ROLE][:FAULT]", "write it like sensor-1:sensor:revoked")
+        raise InputError(
+            where, "is not NAME[:ROLE][:FAULT]", "write it like sensor-1:sensor:revoked"
+        )
     name = parts[0]
     role = parts[1] if len(parts) > 1 and parts[1] else "sensor"
     fault = parts[2] if len(parts) > 2 and parts[2] else HEALTHY
@@ -83,7 +87,9 @@ def parse_appliance(text: str) -> ApplianceRequest:
     if role not in ROLES:
         raise InputError(where, f"unknown role {role!r}", "use one of: " + ", ".join(ROLES))
     if fault not in RECIPES:
-        raise InputError(where, f"unknown certificate fault {fault!r}", "use one of: " + ", ".join(RECIPES))
+        raise InputError(
+            where, f"unknown certificate fault {fault!r}", "use one of: " + ", ".join(RECIPES)
+        )
     return ApplianceRequest(name=name, role=role, fault=fault)
 
 
@@ -91,7 +97,9 @@ def parse_appliance(text: str) -> ApplianceRequest:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    pki = subparsers.add_parser("pki", help="make a CA hierarchy and appliance certificates, good or faulty")
+    pki = subparsers.add_parser(
+        "pki", help="make a CA hierarchy and appliance certificates, good or faulty"
+    )
     sub = pki.add_subparsers(dest="pki_command", metavar="SUBCOMMAND")
 
     init = sub.add_parser(
@@ -108,25 +116,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME[:ROLE][:FAULT]",
         help="an appliance certificate; repeat for each (role defaults to sensor, fault to ca-signed)",
     )
-    init.add_argument("--intermediate", action="store_true", help="issue leaves from an intermediate CA")
-    init.add_argument("--root-name", default=DEFAULT_ROOT, help=f"root CA name (default {DEFAULT_ROOT!r})")
     init.add_argument(
-        "--intermediate-name", default=DEFAULT_INTERMEDIATE, help=f"intermediate CA name (default {DEFAULT_INTERMEDIATE!r})"
+        "--intermediate", action="store_true", help="issue leaves from an intermediate CA"
     )
     init.add_argument(
-        "--crl-base-url", default=DEFAULT_CRL_BASE_URL, metavar="URL", help=f"where CRLs are published (default {DEFAULT_CRL_BASE_URL})"
+        "--root-name", default=DEFAULT_ROOT, help=f"root CA name (default {DEFAULT_ROOT!r})"
     )
-    init.add_argument("--key-size", type=int, choices=(2048, 4096), default=2048, help="RSA bits for appliance keys")
-    init.add_argument("--passphrase", default=None, help="encrypt appliance keys with this passphrase")
-    init.add_argument("--at", default=None, metavar="ISO-TIME", help="the instant certificates start (default now)")
-    init.add_argument("--force", action="store_true", help="write into a folder that already holds a PKI")
+    init.add_argument(
+        "--intermediate-name",
+        default=DEFAULT_INTERMEDIATE,
+        help=f"intermediate CA name (default {DEFAULT_INTERMEDIATE!r})",
+    )
+    init.add_argument(
+        "--crl-base-url",
+        default=DEFAULT_CRL_BASE_URL,
+        metavar="URL",
+        help=f"where CRLs are published (default {DEFAULT_CRL_BASE_URL})",
+    )
+    init.add_argument(
+        "--key-size",
+        type=int,
+        choices=(2048, 4096),
+        default=2048,
+        help="RSA bits for appliance keys",
+    )
+    init.add_argument(
+        "--passphrase", default=None, help="encrypt appliance keys with this passphrase"
+    )
+    init.add_argument(
+        "--at",
+        default=None,
+        metavar="ISO-TIME",
+        help="the instant certificates start (default now)",
+    )
+    init.add_argument(
+        "--force", action="store_true", help="write into a folder that already holds a PKI"
+    )
     init.set_defaults(func=_init)
 
-    revoke = sub.add_parser("revoke", help="revoke an appliance's certificate and re-issue its CA's CRL")
+    revoke = sub.add_parser(
+        "revoke", help="revoke an appliance's certificate and re-issue its CA's CRL"
+    )
     revoke.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
     revoke.add_argument("name", metavar="NAME", help="the appliance to revoke")
     revoke.add_argument(
-        "--at", default=None, metavar="ISO-TIME", help="revocation time and CRL thisUpdate (default: the PKI's instant)"
+        "--at",
+        default=None,
+        metavar="ISO-TIME",
+        help="revocation time and CRL thisUpdate (default: the PKI's instant)",
     )
     revoke.set_defaults(func=_revoke)
 
@@ -141,7 +178,9 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if (folder / MANIFEST).exists() and not args.force:
-        raise InputError(str(folder), "already holds a PKI (pki.json)", "choose another folder or pass --force")
+        raise InputError(
+            str(folder), "already holds a PKI (pki.json)", "choose another folder or pass --force"
+        )
     requests = [parse_appliance(text) for text in args.appliance]
     pki = Pki.build(
         at=parse_instant(args.at),
@@ -167,12 +206,16 @@ def _revoke(args: argparse.Namespace) -> int:
     at = parse_instant(args.at) if args.at else pki.at
     material = pki.material(args.name)
     if material.issuer is None:
-        raise InputError(f"appliance {args.name!r}", "has a self-signed certificate: no CA can revoke it", "")
+        raise InputError(
+            f"appliance {args.name!r}", "has a self-signed certificate: no CA can revoke it", ""
+        )
     serial = pki.revoke(args.name, at=at)
     crls = pki.crls(at=at)
     pki.write(args.dir)
     issuer = pki.authority(material.issuer)
-    number = crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    number = (
+        crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    )
     print(f"revoked {args.name} (serial {serial:x}) at {issuer.name!r}; CRL number {number}")
     return 0
 
@@ -181,11 +224,20 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
-    lint_p = cert_subparsers.add_parser("lint", help="check a certificate against the certificate requirements")
+    lint_p = cert_subparsers.add_parser(
+        "lint", help="check a certificate against the certificate requirements"
+    )
     lint_p.add_argument("file", metavar="FILE", help="a .crt (PEM or DER)")
     lint_p.add_argument("--json", action="store_true", help="print findings as JSON")
-    lint_p.add_argument("--name", default=None, help="the appliance's domain name the CN must match")
-    lint_p.add_argument("--at", default=None, metavar="ISO-TIME", help="judge validity at this instant (default now)")
+    lint_p.add_argument(
+        "--name", default=None, help="the appliance's domain name the CN must match"
+    )
+    lint_p.add_argument(
+        "--at",
+        default=None,
+        metavar="ISO-TIME",
+        help="judge validity at this instant (default now)",
+    )
     lint_p.set_defaults(func=_lint)
 
     convert = cert_subparsers.add_parser(
@@ -198,14 +250,28 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
     )
     convert.add_argument("input", metavar="IN", help="a certificate, chain, key or PKCS#12 file")
     convert.add_argument("output", metavar="OUT", help="the file to write")
-    convert.add_argument("--to", choices=("pem", "der", "key", "pkcs12"), default=None, help="output form")
-    convert.add_argument("--key", default=None, metavar="KEY", help="the .key to bundle into a PKCS#12")
-    convert.add_argument("--chain", default=None, metavar="PEM", help="CA certificates to bundle into a PKCS#12")
-    convert.add_argument("--passphrase", default=None, help="passphrase of the input key or PKCS#12")
-    convert.add_argument("--out-passphrase", default=None, help="encrypt the written key or PKCS#12 with this")
-    convert.add_argument("--traditional", action="store_true", help="write keys as BEGIN RSA PRIVATE KEY")
+    convert.add_argument(
+        "--to", choices=("pem", "der", "key", "pkcs12"), default=None, help="output form"
+    )
+    convert.add_argument(
+        "--key", default=None, metavar="KEY", help="the .key to bundle into a PKCS#12"
+    )
+    convert.add_argument(
+        "--chain", default=None, metavar="PEM", help="CA certificates to bundle into a PKCS#12"
+    )
+    convert.add_argument(
+        "--passphrase", default=None, help="passphrase of the input key or PKCS#12"
+    )
+    convert.add_argument(
+        "--out-passphrase", default=None, help="encrypt the written key or PKCS#12 with this"
+    )
+    convert.add_argument(
+        "--traditional", action="store_true", help="write keys as BEGIN RSA PRIVATE KEY"
+    )
     convert.add_argument("--nocerts", action="store_true", help="PKCS#12 -> PEM: only the key")
-    convert.add_argument("--nokeys", action="store_true", help="PKCS#12 -> PEM: only the certificates")
+    convert.add_argument(
+        "--nokeys", action="store_true", help="PKCS#12 -> PEM: only the certificates"
+    )
     convert.set_defaults(func=_convert)
 
 
@@ -214,7 +280,12 @@ def _lint(args: argparse.Namespace) -> int:
     findings = lint(cert, at=parse_instant(args.at), expected_name=args.name)
     failed = broken(findings)
     if args.json:
-        print(json.dumps({"file": args.file, "ok": not failed, "findings": [f.to_json() for f in findings]}, indent=2))
+        print(
+            json.dumps(
+                {"file": args.file, "ok": not failed, "findings": [f.to_json() for f in findings]},
+                indent=2,
+            )
+        )
     else:
         for finding in findings:
             print(f"{args.file}: {finding.line()}")
@@ -223,7 +294,15 @@ def _lint(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_FORMS = {".crt": "pem", ".cer": "pem", ".pem": "pem", ".der": "der", ".key": "key", ".pfx": "pkcs12", ".p12": "pkcs12"}
+_FORMS = {
+    ".crt": "pem",
+    ".cer": "pem",
+    ".pem": "pem",
+    ".der": "der",
+    ".key": "key",
+    ".pfx": "pkcs12",
+    ".p12": "pkcs12",
+}
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -238,7 +317,11 @@ def _do_convert(args: argparse.Namespace) -> int:
     out = Path(args.output)
     form = args.to or _FORMS.get(out.suffix.lower())
     if form is None:
-        raise InputError(args.output, f"extension {out.suffix or '(none)'} says nothing about the form", "pass --to pem|der|key|pkcs12")
+        raise InputError(
+            args.output,
+            f"extension {out.suffix or '(none)'} says nothing about the form",
+            "pass --to pem|der|key|pkcs12",
+        )
     data = files.read_input(args.input, "file")
     key: rsa.RSAPrivateKey | None = None
     certs: list[x509.Certificate] = []
@@ -255,7 +338,9 @@ def _do_convert(args: argparse.Namespace) -> int:
 
     if form == "der":
         if not certs:
-            raise InputError(args.input, "holds no certificate to write as DER", "give a certificate file")
+            raise InputError(
+                args.input, "holds no certificate to write as DER", "give a certificate file"
+            )
         files.save_certificate(out, certs[0], der=True)
     elif form == "key":
         if key is None:
@@ -265,21 +350,44 @@ def _do_convert(args: argparse.Namespace) -> int:
         if args.key:
             key = files.load_key(args.key, args.passphrase)
         if key is None or not certs:
-            raise InputError(args.input, "a PKCS#12 needs a certificate and its key", "pass the .crt as IN and --key KEY")
+            raise InputError(
+                args.input,
+                "a PKCS#12 needs a certificate and its key",
+                "pass the .crt as IN and --key KEY",
+            )
         if key.public_key() != certs[0].public_key():
-            raise InputError(args.key or args.input, "the key does not belong to the certificate", "give the matching .key")
+            raise InputError(
+                args.key or args.input,
+                "the key does not belong to the certificate",
+                "give the matching .key",
+            )
         chain = certs[1:] + (files.load_certificates(args.chain) if args.chain else [])
-        files.save_pkcs12(out, key=key, cert=certs[0], chain=chain, passphrase=args.out_passphrase, name=_cn(certs[0]))
+        files.save_pkcs12(
+            out,
+            key=key,
+            cert=certs[0],
+            chain=chain,
+            passphrase=args.out_passphrase,
+            name=_cn(certs[0]),
+        )
     else:  # pem
         body = b""
         if key is not None and not args.nokeys:
-            body += files.key_bytes(key, passphrase=args.out_passphrase, traditional=args.traditional)
+            body += files.key_bytes(
+                key, passphrase=args.out_passphrase, traditional=args.traditional
+            )
         if not args.nocerts:
             wanted = certs[:1] if out.suffix.lower() in (".crt", ".cer") else certs
             body += files.chain_bytes(wanted)
         if not body:
-            raise InputError(args.input, "leaves nothing to write with these options", "drop --nocerts or --nokeys")
-        files.write_file(out, body, mode=files.KEY_MODE if key is not None and not args.nokeys else 0o644)
+            raise InputError(
+                args.input,
+                "leaves nothing to write with these options",
+                "drop --nocerts or --nokeys",
+            )
+        files.write_file(
+            out, body, mode=files.KEY_MODE if key is not None and not args.nokeys else 0o644
+        )
     print(f"wrote {out}")
     return 0
 

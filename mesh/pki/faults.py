@@ -343,7 +343,9 @@ def issue_leaf(
         cdp_url=cdp,
     )
     if sha1:
-        issued = Issued(cert=resign_sha1(issued.cert, issuer.key), key=issued.key, chain=issued.chain)
+        issued = Issued(
+            cert=resign_sha1(issued.cert, issuer.key), key=issued.key, chain=issued.chain
+        )
     return issued
 
 

@@ -66,9 +66,7 @@ _PUBLIC_MODE = 0o644
 
 Passphrase = str | bytes | None
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL
-)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
@@ -170,7 +168,9 @@ def _first_der_element(der: bytes) -> bytes:
 def _certs_from(data: bytes, where: str) -> list[x509.Certificate]:
     if _looks_pem(data):
         blocks = _blocks(data, where)
-        certs = [_parse_cert_block(block, where) for label, block in blocks if label in _CERT_LABELS]
+        certs = [
+            _parse_cert_block(block, where) for label, block in blocks if label in _CERT_LABELS
+        ]
         if certs:
             return certs
         kinds = sorted({_kind_of(label) for label, _ in blocks})
@@ -246,9 +246,7 @@ def _rsa_only(key: object, where: str) -> rsa.RSAPrivateKey:
     return key
 
 
-def load_key(
-    path: str | os.PathLike[str], passphrase: Passphrase = None
-) -> rsa.RSAPrivateKey:
+def load_key(path: str | os.PathLike[str], passphrase: Passphrase = None) -> rsa.RSAPrivateKey:
     """The RSA private key of a .key file, opened with ``passphrase`` if encrypted.
 
     A passphrase that does not open the key, or an encrypted key without one,
@@ -328,11 +326,15 @@ def _open_key(load, *, encrypted: bool, password: bytes | None, where: str) -> r
                 FailureCode.PASSPHRASE_MISMATCH,
                 f"{where}: the passphrase does not open the key",
             ) from None
-        raise InputError(where, f"holds a damaged private key ({exc})", "export the key again") from None
+        raise InputError(
+            where, f"holds a damaged private key ({exc})", "export the key again"
+        ) from None
     except TypeError as exc:  # pragma: no cover - guarded by `encrypted` above
         raise ValidationFailed(FailureCode.PASSPHRASE_MISMATCH, f"{where}: {exc}") from None
     except Exception as exc:  # unsupported algorithms surface as UnsupportedAlgorithm
-        raise InputError(where, f"holds a key that cannot be read ({exc})", "export the key again") from None
+        raise InputError(
+            where, f"holds a key that cannot be read ({exc})", "export the key again"
+        ) from None
     return _rsa_only(key, where)
 
 
@@ -401,7 +403,9 @@ def key_bytes(
     """PEM: PKCS#8 by default, "BEGIN RSA PRIVATE KEY" when ``traditional``."""
     password = _as_bytes(passphrase)
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
     fmt = (
         serialization.PrivateFormat.TraditionalOpenSSL
@@ -430,7 +434,9 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = _PUBLIC
         os.unlink(tmp)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except PermissionError:
-        raise InputError(where, "cannot be written (permission denied)", "choose another folder") from None
+        raise InputError(
+            where, "cannot be written (permission denied)", "choose another folder"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -441,7 +447,9 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = _PUBLIC
     return p
 
 
-def save_certificate(path: str | os.PathLike[str], cert: x509.Certificate, *, der: bool = False) -> Path:
+def save_certificate(
+    path: str | os.PathLike[str], cert: x509.Certificate, *, der: bool = False
+) -> Path:
     return write_file(path, certificate_bytes(cert, der=der))
 
 
@@ -457,7 +465,9 @@ def save_key(
     traditional: bool = False,
 ) -> Path:
     """A .key file, mode 0600, encrypted when a passphrase is given."""
-    return write_file(path, key_bytes(key, passphrase=passphrase, traditional=traditional), mode=KEY_MODE)
+    return write_file(
+        path, key_bytes(key, passphrase=passphrase, traditional=traditional), mode=KEY_MODE
+    )
 
 
 def save_pkcs12(
@@ -472,7 +482,9 @@ def save_pkcs12(
     """A .pfx/.p12 file, mode 0600 (it may hold a key)."""
     password = _as_bytes(passphrase)
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
     data = pkcs12.serialize_key_and_certificates(
         name.encode() if name else None, key, cert, list(chain) or None, encryption

@@ -264,8 +264,14 @@ class Pki:
         if request.name in self.appliances:
             raise InputError(where, "is listed twice", "give each appliance its own name")
         if not request.role or not _NAME.match(request.role):
-            raise InputError(where, f"role {request.role!r} is not usable", "use e.g. sensor or management-console")
-        material = self._issue(request.name, request.role, request.fault, request.common_name, self.at)
+            raise InputError(
+                where,
+                f"role {request.role!r} is not usable",
+                "use e.g. sensor or management-console",
+            )
+        material = self._issue(
+            request.name, request.role, request.fault, request.common_name, self.at
+        )
         self.appliances[request.name] = material
         return material
 
@@ -333,9 +339,13 @@ class Pki:
         comes back, so calling this twice does not look like a new CRL.
         """
         when = _utc(at or self.at)
-        return {ca.crl_url: self._crl_for(ca, when) for ca in self.authorities.values() if ca.crl_url}
+        return {
+            ca.crl_url: self._crl_for(ca, when) for ca in self.authorities.values() if ca.crl_url
+        }
 
-    def _crl_for(self, ca: CertificateAuthority, when: dt.datetime) -> x509.CertificateRevocationList:
+    def _crl_for(
+        self, ca: CertificateAuthority, when: dt.datetime
+    ) -> x509.CertificateRevocationList:
         stamp = when.replace(microsecond=0)
         cached = self._crl_cache.get(ca.name)
         if cached and cached[0] == stamp and cached[1] == len(ca.revoked):
@@ -383,7 +393,9 @@ class Pki:
             for sub in ("ca", "crl", "appliances"):
                 (base / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(str(folder), f"cannot be created ({exc.strerror})", "choose another folder") from None
+            raise InputError(
+                str(folder), f"cannot be created ({exc.strerror})", "choose another folder"
+            ) from None
         cas: dict[str, dict[str, object]] = {}
         crl_paths: dict[str, str] = {}
         current = self.published_crls()
@@ -461,7 +473,9 @@ class Pki:
             entry = _entry(entry, f"{where}: cas.{ca_name}")
             parent_name = entry.get("parent")
             if parent_name is not None and parent_name not in by_name:
-                raise InputError(where, f"cas.{ca_name}.parent {parent_name!r} is not listed before it", "")
+                raise InputError(
+                    where, f"cas.{ca_name}.parent {parent_name!r} is not listed before it", ""
+                )
             ca = CertificateAuthority(
                 name=ca_name,
                 cert=files.load_certificate(base / _rel(entry, "crt", where)),
@@ -474,14 +488,18 @@ class Pki:
                 for revoked in crl:
                     ca.revoked[revoked.serial_number] = revoked.revocation_date_utc
                 try:
-                    ca.crl_number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+                    ca.crl_number = crl.extensions.get_extension_for_class(
+                        x509.CRLNumber
+                    ).value.crl_number
                 except x509.ExtensionNotFound:
                     ca.crl_number = 0
                 cache[ca_name] = (crl.last_update_utc, len(ca.revoked), crl)
             by_name[ca_name] = ca
             authorities[str(entry.get("purpose") or ca_name)] = ca
         if _ROOT not in authorities:
-            raise InputError(where, "names no CA with purpose 'root'", "re-create the folder with mesh pki init")
+            raise InputError(
+                where, "names no CA with purpose 'root'", "re-create the folder with mesh pki init"
+            )
         issuing = authorities.get(_ISSUING)
         pki = cls(
             at=at,
@@ -503,7 +521,9 @@ class Pki:
             )
             cert = files.load_certificate(base / _rel(entry, "crt", qual))
             key = files.load_key(base / _rel(entry, "key", qual), key_passphrase)
-            chain = tuple(files.load_certificates(base / entry["chain"])) if entry.get("chain") else ()
+            chain = (
+                tuple(files.load_certificates(base / entry["chain"])) if entry.get("chain") else ()
+            )
             issuer_name = entry.get("issuer")
             issuer = by_name.get(issuer_name) if issuer_name else None
             pki.appliances[name] = ApplianceMaterial(
@@ -628,18 +648,24 @@ def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / MANIFEST
     where = str(path)
     if Path(folder).is_file():
-        raise InputError(str(folder), "is a file, not a PKI folder", "name the folder mesh pki init wrote")
+        raise InputError(
+            str(folder), "is a file, not a PKI folder", "name the folder mesh pki init wrote"
+        )
     data = files.read_input(path, "PKI manifest")
     try:
         manifest = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(where, f"is not valid JSON ({exc})", "re-create it with mesh pki init") from None
+        raise InputError(
+            where, f"is not valid JSON ({exc})", "re-create it with mesh pki init"
+        ) from None
     if not isinstance(manifest, dict):
         raise InputError(where, "is not a JSON object", "re-create it with mesh pki init")
     for key, kind in (("root", str), ("intermediates", list), ("crls", dict), ("appliances", dict)):
         if not isinstance(manifest.get(key), kind):
             raise InputError(
-                where, f"key {key!r} is missing or not a {kind.__name__}", "re-create it with mesh pki init"
+                where,
+                f"key {key!r} is missing or not a {kind.__name__}",
+                "re-create it with mesh pki init",
             )
     return manifest
 
@@ -663,7 +689,9 @@ def _parse_at(value: object, where: str) -> dt.datetime:
     try:
         return _utc(dt.datetime.fromisoformat(value))
     except ValueError:
-        raise InputError(where, f"'at' is not an ISO time: {value!r}", "re-create the folder with mesh pki init") from None
+        raise InputError(
+            where, f"'at' is not an ISO time: {value!r}", "re-create the folder with mesh pki init"
+        ) from None
 
 
 def _base_of(url: str | None) -> str:

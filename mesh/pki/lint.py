@@ -149,7 +149,13 @@ def _key(cert: x509.Certificate) -> list[LintFinding]:
         ]
     bits = key.key_size
     if bits < 2048:
-        return [_finding("weak-key", f"RSA {bits} bits is too weak", "Reissue it with an RSA 2048 or 4096 key")]
+        return [
+            _finding(
+                "weak-key",
+                f"RSA {bits} bits is too weak",
+                "Reissue it with an RSA 2048 or 4096 key",
+            )
+        ]
     if bits == 4096:
         return [
             _finding(
@@ -159,7 +165,13 @@ def _key(cert: x509.Certificate) -> list[LintFinding]:
             )
         ]
     if bits != 2048:
-        return [_finding("key-size", f"RSA {bits} bits is neither 2048 nor 4096", "Reissue it with an RSA 2048 or 4096 key")]
+        return [
+            _finding(
+                "key-size",
+                f"RSA {bits} bits is neither 2048 nor 4096",
+                "Reissue it with an RSA 2048 or 4096 key",
+            )
+        ]
     return []
 
 
@@ -221,7 +233,11 @@ def _subject(cert: x509.Certificate, expected_name: str | None) -> list[LintFind
     cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns:
         found.append(
-            _finding("no-common-name", "the subject has no CN", "Reissue it with CN = the appliance's domain name")
+            _finding(
+                "no-common-name",
+                "the subject has no CN",
+                "Reissue it with CN = the appliance's domain name",
+            )
         )
     else:
         cn = str(cns[0].value)
@@ -248,7 +264,11 @@ def _subject(cert: x509.Certificate, expected_name: str | None) -> list[LintFind
     ):
         if not subject.get_attributes_for_oid(oid):
             found.append(
-                _finding(code, f"the subject has no {label}", f"Reissue it with {label} defined, e.g. {example}")
+                _finding(
+                    code,
+                    f"the subject has no {label}",
+                    f"Reissue it with {label} defined, e.g. {example}",
+                )
             )
     return found
 

@@ -30,8 +30,12 @@ def test_parse_appliance():
     assert (r.role, r.fault) == ("sensor", "revoked")
     r = parse_appliance("s3:revoked")
     assert (r.role, r.fault) == ("sensor", "revoked")
-    for bad, word in [("s:sensor:bogus", "unknown certificate fault"), ("s:consol", "unknown role"),
-                      (":x", "NAME[:ROLE][:FAULT]"), ("a:b:c:d", "NAME[:ROLE][:FAULT]")]:
+    for bad, word in [
+        ("s:sensor:bogus", "unknown certificate fault"),
+        ("s:consol", "unknown role"),
+        (":x", "NAME[:ROLE][:FAULT]"),
+        ("a:b:c:d", "NAME[:ROLE][:FAULT]"),
+    ]:
         with pytest.raises(InputError) as info:
             parse_appliance(bad)
         assert word in info.value.line()
@@ -46,9 +50,26 @@ def test_parse_instant():
 
 def test_init_revoke(tmp_path, capsys):
     folder = tmp_path / "pki"
-    rc = main(["pki", "init", str(folder), "--intermediate", "-a", "sensor-1", "-a", "mc:management-console",
-               "-a", "s2::wrong-passphrase", "--passphrase", "pw", "--at", AT,
-               "--crl-base-url", "http://127.0.0.1:8080/crl"])
+    rc = main(
+        [
+            "pki",
+            "init",
+            str(folder),
+            "--intermediate",
+            "-a",
+            "sensor-1",
+            "-a",
+            "mc:management-console",
+            "-a",
+            "s2::wrong-passphrase",
+            "--passphrase",
+            "pw",
+            "--at",
+            AT,
+            "--crl-base-url",
+            "http://127.0.0.1:8080/crl",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "sensor-1" in out and "wrong-passphrase" in out and "pw" not in out
@@ -109,11 +130,25 @@ def test_lint_command(written, capsys):
     folder, _ = written
     assert main(["cert", "lint", str(folder / "appliances/ca-signed.crt"), "--at", AT]) == 0
     assert "meets the certificate requirements" in capsys.readouterr().out
-    assert main(["cert", "lint", str(folder / "appliances/weak-key.crt"), "--at", AT, "--json"]) == 1
+    assert (
+        main(["cert", "lint", str(folder / "appliances/weak-key.crt"), "--at", AT, "--json"]) == 1
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and [f["code"] for f in doc["findings"]] == ["weak-key"]
-    assert main(["cert", "lint", str(folder / "appliances/ca-signed.crt"), "--at", AT,
-                 "--name", "other.contoso.test"]) == 1
+    assert (
+        main(
+            [
+                "cert",
+                "lint",
+                str(folder / "appliances/ca-signed.crt"),
+                "--at",
+                AT,
+                "--name",
+                "other.contoso.test",
+            ]
+        )
+        == 1
+    )
     assert "name-mismatch" in capsys.readouterr().out
     for bad in ("appliances/ca-signed.key", "appliances", "missing.crt"):
         assert main(["cert", "lint", str(folder / bad)]) == 2
@@ -142,7 +177,18 @@ def test_convert_table(written, tmp_path, capsys):
     # .crt + .key (+ chain) -> .pfx, with and without a passphrase
     for out_pw in ("export", None):
         pfx = t / f"a-{out_pw}.pfx"
-        argv = ["cert", "convert", crt, str(pfx), "--key", k, "--chain", chain, "--passphrase", "pw"]
+        argv = [
+            "cert",
+            "convert",
+            crt,
+            str(pfx),
+            "--key",
+            k,
+            "--chain",
+            chain,
+            "--passphrase",
+            "pw",
+        ]
         if out_pw:
             argv += ["--out-passphrase", out_pw]
         assert main(argv) == 0
@@ -166,11 +212,28 @@ def test_convert_table(written, tmp_path, capsys):
     capsys.readouterr()
 
     # errors: wrong passphrase, mismatched key, unknown extension
-    assert main(["cert", "convert", str(t / "a-export.pfx"), str(t / "x.key"), "--passphrase", "nope"]) == 2
+    assert (
+        main(["cert", "convert", str(t / "a-export.pfx"), str(t / "x.key"), "--passphrase", "nope"])
+        == 2
+    )
     assert "Passphrase does not match to the key" in capsys.readouterr().err
     mismatch_key = str(folder / "appliances/key-mismatch.key")
     mismatch_crt = str(folder / "appliances/key-mismatch.crt")
-    assert main(["cert", "convert", mismatch_crt, str(t / "m.pfx"), "--key", mismatch_key, "--passphrase", "pw"]) == 2
+    assert (
+        main(
+            [
+                "cert",
+                "convert",
+                mismatch_crt,
+                str(t / "m.pfx"),
+                "--key",
+                mismatch_key,
+                "--passphrase",
+                "pw",
+            ]
+        )
+        == 2
+    )
     assert "does not belong" in capsys.readouterr().err
     assert main(["cert", "convert", crt, str(t / "a.txt")]) == 2
     assert "--to" in capsys.readouterr().err
@@ -180,12 +243,16 @@ def test_mesh_runs_as_a_process(tmp_path):
     folder = tmp_path / "pki"
     done = subprocess.run(
         [sys.executable, "-m", "mesh", "pki", "init", str(folder), "-a", "s1", "--at", AT],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     done = subprocess.run(
         [sys.executable, "-m", "mesh", "cert", "lint", str(folder / "nope.crt")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("mesh: ")

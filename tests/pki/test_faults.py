@@ -12,10 +12,22 @@ from mesh.pki.folder import ApplianceRequest, Pki
 
 def test_every_issue_fault_has_a_recipe():
     names = {
-        "ca-signed", "expired", "not-yet-valid", "revoked", "untrusted", "self-signed",
-        "missing-intermediate", "no-cdp", "crl-unreachable", "weak-key", "sha1",
-        "missing-subject-fields", "key-mismatch", "wrong-passphrase",
-        "expired-intermediate", "revoked-intermediate",
+        "ca-signed",
+        "expired",
+        "not-yet-valid",
+        "revoked",
+        "untrusted",
+        "self-signed",
+        "missing-intermediate",
+        "no-cdp",
+        "crl-unreachable",
+        "weak-key",
+        "sha1",
+        "missing-subject-fields",
+        "key-mismatch",
+        "wrong-passphrase",
+        "expired-intermediate",
+        "revoked-intermediate",
     }
     assert set(RECIPES) == names
 
@@ -117,7 +129,9 @@ def test_revocation_faults(pki):
     revoked_ca = pki.authorities["revoked-intermediate"]
     root_crl = crls[pki.root.crl_url]
     assert root_crl.get_revoked_certificate_by_serial_number(revoked_ca.cert.serial_number)
-    assert not root_crl.get_revoked_certificate_by_serial_number(pki.intermediate.cert.serial_number)
+    assert not root_crl.get_revoked_certificate_by_serial_number(
+        pki.intermediate.cert.serial_number
+    )
 
 
 def test_resign_sha1_keeps_everything_else(keys, epoch):

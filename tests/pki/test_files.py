@@ -38,7 +38,9 @@ def test_certificate_pem_der_pem(material, tmp_path):
 @pytest.mark.parametrize("traditional", [False, True])
 def test_key_round_trip_and_mode(material, tmp_path, passphrase, traditional):
     _, _, leaf = material
-    path = files.save_key(tmp_path / "a.key", leaf.key, passphrase=passphrase, traditional=traditional)
+    path = files.save_key(
+        tmp_path / "a.key", leaf.key, passphrase=passphrase, traditional=traditional
+    )
     assert _mode(path) == 0o600
     text = path.read_bytes()
     assert (b"RSA PRIVATE KEY" in text) is traditional
@@ -57,7 +59,9 @@ def test_key_mode_when_overwriting_a_loose_file(material, tmp_path):
 def test_wrong_or_missing_passphrase(material, tmp_path):
     _, _, leaf = material
     for traditional in (False, True):
-        path = files.save_key(tmp_path / "a.key", leaf.key, passphrase="right", traditional=traditional)
+        path = files.save_key(
+            tmp_path / "a.key", leaf.key, passphrase="right", traditional=traditional
+        )
         with pytest.raises(ValidationFailed) as info:
             files.load_key(path, "wrong")
         assert info.value.code is FailureCode.PASSPHRASE_MISMATCH
@@ -83,7 +87,12 @@ def test_der_key_accepted(material, tmp_path):
 def test_pkcs12_round_trip(material, tmp_path, passphrase):
     root, issuing, leaf = material
     path = files.save_pkcs12(
-        tmp_path / "a.pfx", key=leaf.key, cert=leaf.cert, chain=[issuing.cert], passphrase=passphrase, name="sensor"
+        tmp_path / "a.pfx",
+        key=leaf.key,
+        cert=leaf.cert,
+        chain=[issuing.cert],
+        passphrase=passphrase,
+        name="sensor",
     )
     assert _mode(path) == 0o600
     got = files.load_pkcs12(path, passphrase)
@@ -106,9 +115,11 @@ def test_chain_with_bag_attributes(material, tmp_path):
         "Bag Attributes\n    localKeyID: 01 02 03\n    friendlyName: issuing\n"
         "subject=C = US, O = Contoso Inc., CN = Issuing CA\n"
         "issuer=C = US, O = Contoso Inc., CN = Root CA\n"
-        + first + "-----END CERTIFICATE-----\r\n"
+        + first
+        + "-----END CERTIFICATE-----\r\n"
         + "Bag Attributes: <No Attributes>\nsubject=CN = Root CA\n\n"
-        + second + "-----END CERTIFICATE-----\n"
+        + second
+        + "-----END CERTIFICATE-----\n"
     )
     (tmp_path / "chain.pem").write_text(text)
     assert files.load_certificates(tmp_path / "chain.pem") == [issuing.cert, root.cert]
@@ -175,7 +186,9 @@ def test_folder_and_non_rsa(tmp_path):
         files.load_key(tmp_path)
     assert "is a folder" in info.value.problem
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
     with pytest.raises(InputError) as info:
         files.load_key(_bad(tmp_path, "ec.key", ec_pem))

@@ -135,7 +135,9 @@ def test_bad_requests(keys, epoch, request_, word):
 
 def test_duplicate_names_and_bad_url(keys, epoch):
     with pytest.raises(InputError) as info:
-        Pki.build(at=epoch, appliances=[ApplianceRequest(name="s"), ApplianceRequest(name="s")], keys=keys)
+        Pki.build(
+            at=epoch, appliances=[ApplianceRequest(name="s"), ApplianceRequest(name="s")], keys=keys
+        )
     assert "twice" in info.value.problem
     with pytest.raises(InputError) as info:
         Pki.build(at=epoch, crl_base_url="ftp://x/crl", keys=keys)

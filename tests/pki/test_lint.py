@@ -67,15 +67,23 @@ def test_name_mismatch_and_wildcards(faulty):
 
 
 def test_other_shapes(keys, epoch):
-    root = CertificateAuthority.root("Root", not_before=epoch, key=keys(2048), crl_base_url="https://x/crl")
+    root = CertificateAuthority.root(
+        "Root", not_before=epoch, key=keys(2048), crl_base_url="https://x/crl"
+    )
     big = root.issue("big.contoso.test", not_before=epoch, key=keys(4096))
     findings = lint(big.cert, at=epoch)
     assert [(f.code, f.severity) for f in findings] == [
         ("cdp-not-http", Severity.ERROR),
         ("large-key", Severity.NOTE),
     ]
-    odd = root.issue("not a domain", not_before=epoch, key=keys(2048), cdp_url=None, san=False,
-                     hash_algorithm=hashes.SHA384())
+    odd = root.issue(
+        "not a domain",
+        not_before=epoch,
+        key=keys(2048),
+        cdp_url=None,
+        san=False,
+        hash_algorithm=hashes.SHA384(),
+    )
     codes = {f.code for f in lint(odd.cert, at=epoch)}
     assert codes == {"signature-algorithm", "no-cdp", "cn-not-domain"}
 

@@ -45,7 +45,15 @@ def deployment(request, tmp_path_factory, key_pool):
 
 def _verify(folder, pki, name, attime, *extra):
     m = pki.appliances[name]
-    args = ["verify", "-CAfile", folder / "ca/contoso-root-ca.crt", "-crl_check_all", "-attime", attime, *extra]
+    args = [
+        "verify",
+        "-CAfile",
+        folder / "ca/contoso-root-ca.crt",
+        "-crl_check_all",
+        "-attime",
+        attime,
+        *extra,
+    ]
     if m.chain:
         args += ["-untrusted", folder / f"appliances/{name}.pem"]
     for path in sorted((folder / "crl").glob("*.crl")):
@@ -76,14 +84,27 @@ def test_keys_pass_rsa_check_and_file_faults_show(deployment):
         assert "RSA key ok" in done.stdout, (name, done.stderr)
         recorded = openssl("rsa", "-in", key, "-check", "-noout", "-passin", f"pass:{m.passphrase}")
         assert (recorded.returncode == 0) is (name != "wrong-passphrase"), name
-        cert_mod = openssl("x509", "-in", folder / f"appliances/{name}.crt", "-noout", "-modulus", check=True).stdout
-        key_mod = openssl("rsa", "-in", key, "-noout", "-modulus", "-passin", f"pass:{m.key_passphrase}", check=True).stdout
+        cert_mod = openssl(
+            "x509", "-in", folder / f"appliances/{name}.crt", "-noout", "-modulus", check=True
+        ).stdout
+        key_mod = openssl(
+            "rsa",
+            "-in",
+            key,
+            "-noout",
+            "-modulus",
+            "-passin",
+            f"pass:{m.key_passphrase}",
+            check=True,
+        ).stdout
         assert (cert_mod == key_mod) is (name != "key-mismatch"), name
 
 
 def test_x509_text_shows_required_fields(deployment):
     folder, pki, _ = deployment
-    text = openssl("x509", "-in", folder / "appliances/ca-signed.crt", "-text", "-noout", check=True).stdout
+    text = openssl(
+        "x509", "-in", folder / "appliances/ca-signed.crt", "-text", "-noout", check=True
+    ).stdout
     for needle in (
         "Signature Algorithm: sha256WithRSAEncryption",
         "Public-Key: (2048 bit)",
@@ -94,7 +115,9 @@ def test_x509_text_shows_required_fields(deployment):
         "DNS:ca-signed.contoso.test",
     ):
         assert needle in text, needle
-    weak = openssl("x509", "-in", folder / "appliances/sha1.crt", "-text", "-noout", check=True).stdout
+    weak = openssl(
+        "x509", "-in", folder / "appliances/sha1.crt", "-text", "-noout", check=True
+    ).stdout
     assert "Signature Algorithm: sha1WithRSAEncryption" in weak
 
 
@@ -113,7 +136,23 @@ def test_openssl_reads_every_crl(deployment):
 
 def test_revoke_command_is_seen_by_openssl(tmp_path, capsys):
     folder = tmp_path / "pki"
-    assert main(["pki", "init", str(folder), "--intermediate", "-a", "s1", "-a", "s2", "--at", "2027-01-15T09:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "pki",
+                "init",
+                str(folder),
+                "--intermediate",
+                "-a",
+                "s1",
+                "-a",
+                "s2",
+                "--at",
+                "2027-01-15T09:00:00Z",
+            ]
+        )
+        == 0
+    )
     pki = Pki.load(folder)
     attime = int(pki.at.timestamp())
     assert _verify(folder, pki, "s1", attime) is None
@@ -125,23 +164,49 @@ def test_revoke_command_is_seen_by_openssl(tmp_path, capsys):
 def test_pkcs12_both_ways(deployment, tmp_path):
     folder, pki, _ = deployment
     m = pki.appliances["ca-signed"]
-    ours = files.save_pkcs12(tmp_path / "ours.pfx", key=m.issued.key, cert=m.cert, chain=m.chain, passphrase="x")
+    ours = files.save_pkcs12(
+        tmp_path / "ours.pfx", key=m.issued.key, cert=m.cert, chain=m.chain, passphrase="x"
+    )
     out = openssl("pkcs12", "-in", ours, "-nodes", "-passin", "pass:x", check=True).stdout
     (tmp_path / "openssl.pem").write_text(out)
     assert "Bag Attributes" in out
     # What `openssl pkcs12 -nodes` writes reads back: certificates (bag attributes and all) and the key.
     assert files.load_certificates(tmp_path / "openssl.pem")[0] == m.cert
-    assert files.load_key(tmp_path / "openssl.pem").private_numbers() == m.issued.key.private_numbers()
+    assert (
+        files.load_key(tmp_path / "openssl.pem").private_numbers() == m.issued.key.private_numbers()
+    )
     # And a PKCS#12 openssl made reads here.
     key = folder / "appliances/ca-signed.key"
     theirs = tmp_path / "theirs.pfx"
-    openssl("pkcs12", "-export", "-in", folder / "appliances/ca-signed.crt", "-inkey", key, "-passin", "pass:pw",
-            "-out", theirs, "-passout", "pass:y", check=True)
+    openssl(
+        "pkcs12",
+        "-export",
+        "-in",
+        folder / "appliances/ca-signed.crt",
+        "-inkey",
+        key,
+        "-passin",
+        "pass:pw",
+        "-out",
+        theirs,
+        "-passout",
+        "pass:y",
+        check=True,
+    )
     bundle = files.load_pkcs12(theirs, "y")
     assert bundle.cert == m.cert
     assert bundle.key.private_numbers() == m.issued.key.private_numbers()
     der = tmp_path / "a.der"
-    openssl("x509", "-in", folder / "appliances/ca-signed.crt", "-outform", "DER", "-out", der, check=True)
+    openssl(
+        "x509",
+        "-in",
+        folder / "appliances/ca-signed.crt",
+        "-outform",
+        "DER",
+        "-out",
+        der,
+        check=True,
+    )
     assert files.load_certificate(der) == m.cert
     rsa_pem = tmp_path / "trad.key"
     openssl("rsa", "-in", key, "-passin", "pass:pw", "-traditional", "-out", rsa_pem, check=True)
@@ -151,7 +216,16 @@ def test_pkcs12_both_ways(deployment, tmp_path):
 def test_trusted_certificate_form_reads(deployment, tmp_path):
     folder, pki, _ = deployment
     out = tmp_path / "trusted.pem"
-    openssl("x509", "-in", folder / "appliances/ca-signed.crt", "-trustout", "-addtrust", "serverAuth",
-            "-out", out, check=True)
+    openssl(
+        "x509",
+        "-in",
+        folder / "appliances/ca-signed.crt",
+        "-trustout",
+        "-addtrust",
+        "serverAuth",
+        "-out",
+        out,
+        check=True,
+    )
     assert b"BEGIN TRUSTED CERTIFICATE" in out.read_bytes()
     assert files.load_certificate(out) == pki.appliances["ca-signed"].cert
