@@ -95,11 +95,13 @@ def read_input(path: str | os.PathLike[str], what: str = "file") -> bytes:
     try:
         data = p.read_bytes()
     except PermissionError:
-        raise InputError(where, "cannot be read (permission denied)", "check its permissions")
+        raise InputError(
+            where, "cannot be read (permission denied)", "check its permissions"
+        ) from None
     except OSError as exc:
         raise InputError(where, f"cannot be read ({exc.strerror})", "check the path") from None
     if not data.strip():
-        raise InputError(where, f"is empty", f"give a {what} with content")
+        raise InputError(where, "is empty", f"give a {what} with content")
     return data
 
 
@@ -148,8 +150,9 @@ def _parse_cert_block(block: bytes, where: str) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(block)
     except ValueError as exc:
+        reason = " ".join(str(exc).split())
         raise InputError(
-            where, f"holds a damaged certificate ({exc})", "export the certificate again"
+            where, f"holds a damaged certificate ({reason})", "export the certificate again"
         ) from None
 
 

@@ -229,3 +229,15 @@ def test_trusted_certificate_form_reads(deployment, tmp_path):
     )
     assert b"BEGIN TRUSTED CERTIFICATE" in out.read_bytes()
     assert files.load_certificate(out) == pki.appliances["ca-signed"].cert
+
+
+def test_rsa_4096_on_request(tmp_path, key_pool, epoch):
+    pki = Pki.build(
+        at=epoch, appliances=[ApplianceRequest(name="big")], key_size=4096, keys=key_pool.cursor()
+    )
+    pki.write(tmp_path)
+    text = openssl("x509", "-in", tmp_path / "appliances/big.crt", "-text", "-noout", check=True)
+    assert "Public-Key: (4096 bit)" in text.stdout
+    done = openssl("rsa", "-in", tmp_path / "appliances/big.key", "-check", "-noout", check=True)
+    assert "RSA key ok" in done.stdout
+    assert _verify(tmp_path, pki, "big", int(epoch.timestamp())) is None
