@@ -31,7 +31,7 @@ from typing import Mapping
 
 import trio
 
-from mesh.net.http_server import HOLD, HttpServer, Request, Response
+from mesh.net.http_server import HOLD, Answer, HttpServer, Request, Response
 
 __all__ = ["CrlServer", "Fault"]
 
@@ -172,7 +172,7 @@ class CrlServer(HttpServer):
 
     # -- answering --
 
-    async def respond(self, request: Request) -> Response | object:
+    async def respond(self, request: Request) -> Answer:
         path = _norm(request.path)
         self._counts[path] += 1
         self._changed.set()

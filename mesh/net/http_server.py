@@ -26,7 +26,7 @@ from attrs import define
 
 from mesh.errors import InputError
 
-__all__ = ["HttpServer", "Request", "Response", "HOLD"]
+__all__ = ["HttpServer", "Request", "Response", "HOLD", "Answer"]
 
 #: Largest request head plus body we read; CRL clients send a few hundred bytes.
 _MAX_REQUEST = 64 * 1024
@@ -75,6 +75,9 @@ class _Hold:
 #: Return this from :meth:`HttpServer.respond` to keep the client waiting until
 #: it gives up (the connection is held open and drained, never answered).
 HOLD = _Hold()
+
+#: What :meth:`HttpServer.respond` returns.
+Answer = Response | _Hold
 
 class HttpServer:
     """An HTTP/1.1 server on one address whose listening socket can come and go.
@@ -235,7 +238,7 @@ class HttpServer:
             else:  # ConnectionClosed, PAUSED
                 return None
 
-    async def respond(self, request: Request) -> Response | _Hold:
+    async def respond(self, request: Request) -> Answer:
         """Answer one request; subclasses override."""
         return Response(status=404, body=b"not found\n", content_type="text/plain")
 
