@@ -26,6 +26,7 @@ _COMMANDS = [
     "mesh.graph",
     "mesh.net.crl_commands",
     "mesh.upload",
+    "mesh.node",
 ]
 
 

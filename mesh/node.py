@@ -1,0 +1,323 @@
+"""``mesh node --config FILE.toml``: one appliance as its own OS process, on real ports.
+
+Two or more such processes on one machine form a mesh, the first step to
+spreading appliances across hosts. The process prints every event as one JSON
+object per line on stdout (``appliance-started`` carries the address it
+listens on, useful with port 0) and runs until it is killed or interrupted.
+
+A config file::
+
+    name = "sensor-1"                      # how events call it
+    hostname = "sensor-1.contoso.test"     # its domain name (default: name)
+    role = "sensor"                        # sensor, management-console, ha-console,
+                                           # forwarding-target
+    listen = "127.0.0.1:0"                 # host:port, 0 picks a port
+    certificate = "sensor-1.crt"           # omit certificate and key: self-signed
+    key = "sensor-1.key"                   #   at first start, like a fresh appliance
+    chain = "sensor-1.pem"                 # optional intermediates
+    passphrase = "..."                     # optional, for an encrypted key
+    trust = ["root.crt"]                   # the roots it trusts
+    validation = true
+    revocation = "hard"                    # or "soft"
+    crl_proxy = "http://127.0.0.1:3128"    # optional
+    start = "2027-01-15T09:00:00Z"         # emulated start (default: now)
+    accept_from = ["console"]              # optional: the one dialer whose name
+                                           #   a listener requires
+    backoff_cap = 60                       # seconds between redials, at most
+
+    [connects_to]                          # peers this node dials
+    console = "127.0.0.1:8443"             # name = "host:port", or a table:
+    # console = { address = "127.0.0.1:8443", hostname = "console.contoso.test",
+    #             role = "management-console" }
+
+    [forwards_to]                          # forwarding targets (server-auth)
+    siem = "127.0.0.1:6514"
+
+Which end dials is the config's choice: with processes there is no shared
+topology to choose one dialer per pair, so list each link in one config only.
+Relative paths are relative to the config file. Every config error is one
+line naming the file and key, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+import trio
+from attrs import define, field
+
+from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
+from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
+from mesh.clock import EmulatedClock
+from mesh.errors import InputError, ValidationFailed
+from mesh.eventlog import EventLog
+from mesh.net.links import LinkBook
+from mesh.pki.files import load_certificate, load_certificates, load_key
+from mesh.pki.issue import Issued
+from mesh.validation.policy import ValidationPolicy
+
+__all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node", "add_parser"]
+
+_KEYS = {
+    "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
+    "trust", "validation", "revocation", "crl_proxy", "start", "accept_from",
+    "backoff_cap", "connects_to", "forwards_to",
+}  # fmt: skip
+
+
+@define(frozen=True, kw_only=True)
+class PeerAddress:
+    name: str
+    host: str
+    port: int
+    hostname: str
+    role: Role | None = None
+
+
+@define(frozen=True, kw_only=True)
+class NodeConfig:
+    spec: ApplianceSpec
+    start: dt.datetime
+    connects_to: tuple[PeerAddress, ...] = ()
+    forwards_to: tuple[PeerAddress, ...] = ()
+    accept_from: tuple[str, ...] = ()
+    settings: EngineSettings = field(factory=EngineSettings)
+
+
+class NodeDirectory:
+    """What a lone appliance knows about others: its config's peers."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self._peers = {p.name: p for p in (*config.connects_to, *config.forwards_to)}
+        self._name = config.spec.name
+        self._hostname = config.spec.hostname or config.spec.name
+        self._accept_from = config.accept_from
+
+    def address_of(self, name: str) -> tuple[str, int] | None:
+        peer = self._peers.get(name)
+        return (peer.host, peer.port) if peer else None
+
+    def role_of(self, name: str) -> Role | None:
+        peer = self._peers.get(name)
+        return peer.role if peer else None
+
+    def is_local(self, name: str) -> bool:
+        return name == self._name
+
+    def expected_dialers(self, listener: str) -> Sequence[str]:
+        return self._accept_from
+
+    def hostname_of(self, name: str) -> str:
+        if name == self._name:
+            return self._hostname
+        peer = self._peers.get(name)
+        return peer.hostname if peer else name
+
+
+# -- loading --
+
+
+def _address(text: object, where: str) -> tuple[str, int]:
+    if not isinstance(text, str) or ":" not in text:
+        raise InputError(where, f"{text!r} is not an address", 'write "host:port", e.g. "127.0.0.1:8443"')
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not host or not 0 <= number <= 65535:
+        raise InputError(where, f"{text!r} is not an address", 'write "host:port", e.g. "127.0.0.1:8443"')
+    return host, number
+
+
+def _str(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = data.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{where}: {key}", f"must be a string, not {value!r}", "quote it")
+    return value
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...]:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: {key}", "must be a table of name = \"host:port\"", f"write [{key}]")
+    out = []
+    for name, value in table.items():
+        here = f"{where}: {key}.{name}"
+        role = None
+        hostname = name
+        if isinstance(value, dict):
+            unknown = set(value) - {"address", "hostname", "role"}
+            if unknown:
+                raise InputError(here, f"unknown key {sorted(unknown)[0]!r}", "use address, hostname, role")
+            if "role" in value:
+                try:
+                    role = Role.parse(value["role"])
+                except ValueError as exc:
+                    raise InputError(f"{here}.role", str(exc), "") from None
+            hostname = str(value.get("hostname") or name)
+            value = value.get("address")
+        host, port = _address(value, here)
+        if port == 0:
+            raise InputError(here, "port 0 cannot be dialed", "give the port the peer listens on")
+        out.append(PeerAddress(name=name, host=host, port=port, hostname=hostname, role=role))
+    return tuple(out)
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and check a node config; every problem is one InputError line."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(where, f"cannot be read ({exc.strerror or exc})", "check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(where, f"is not valid TOML ({exc})", "fix the syntax") from None
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise InputError(f"{where}: {unknown[0]}", "is not a node setting", "known: " + ", ".join(sorted(_KEYS)))
+    base = path.parent
+    name = _str(data, "name", where)
+    if not name:
+        raise InputError(f"{where}: name", "is missing", 'add name = "sensor-1"')
+    try:
+        role = Role.parse(_str(data, "role", where) or "")
+    except ValueError as exc:
+        raise InputError(f"{where}: role", str(exc), "") from None
+    host, port = _address(_str(data, "listen", where, "127.0.0.1:0"), f"{where}: listen")
+
+    certificate, key_file = _str(data, "certificate", where), _str(data, "key", where)
+    identity = None
+    if (certificate is None) != (key_file is None):
+        raise InputError(
+            f"{where}: {'key' if certificate else 'certificate'}",
+            "is missing",
+            "give certificate and key together (or neither, for a self-signed first start)",
+        )
+    if certificate and key_file:
+        cert = load_certificate(_path(base, certificate))
+        try:
+            key = load_key(_path(base, key_file), _str(data, "passphrase", where))
+        except ValidationFailed as exc:
+            raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
+        chain_file = _str(data, "chain", where)
+        chain = tuple(load_certificates(_path(base, chain_file))) if chain_file else ()
+        identity = Issued(cert=cert, key=key, chain=chain)
+
+    trust_value = data.get("trust", [])
+    if isinstance(trust_value, str):
+        trust_value = [trust_value]
+    if not isinstance(trust_value, list) or not all(isinstance(t, str) for t in trust_value):
+        raise InputError(f"{where}: trust", "must be a file name or a list of them", 'write trust = ["root.crt"]')
+    trust = tuple(cert for t in trust_value for cert in load_certificates(_path(base, t)))
+
+    validation = data.get("validation", True)
+    if not isinstance(validation, bool):
+        raise InputError(f"{where}: validation", f"must be true or false, not {validation!r}", "")
+    revocation = _str(data, "revocation", where, "hard")
+    if revocation not in ("hard", "soft"):
+        raise InputError(f"{where}: revocation", f"{revocation!r} is not hard or soft", "")
+    start_text = data.get("start")
+    if start_text is None:
+        start = dt.datetime.now(dt.timezone.utc)
+    elif isinstance(start_text, dt.datetime):
+        start = start_text if start_text.tzinfo else start_text.replace(tzinfo=dt.timezone.utc)
+    else:
+        try:
+            start = dt.datetime.fromisoformat(str(start_text).replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"{where}: start", f"{start_text!r} is not an instant", 'write "2027-01-15T09:00:00Z"') from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.timezone.utc)
+    accept_from = data.get("accept_from", [])
+    if isinstance(accept_from, str):
+        accept_from = [accept_from]
+    cap = data.get("backoff_cap", 60)
+    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
+        raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
+
+    connects_to = _peers(data, "connects_to", where)
+    forwards_to = _peers(data, "forwards_to", where)
+    spec = ApplianceSpec(
+        name=name,
+        hostname=_str(data, "hostname", where),
+        role=role,
+        identity=identity,
+        trust=trust,
+        validation=validation,
+        connects_to=[p.name for p in connects_to],
+        forwards_to=[p.name for p in forwards_to],
+        crl_proxy=_str(data, "crl_proxy", where),
+        policy=ValidationPolicy(revocation=revocation),  # type: ignore[arg-type]
+        host=host,
+        port=port,
+    )
+    return NodeConfig(
+        spec=spec,
+        start=start,
+        connects_to=connects_to,
+        forwards_to=forwards_to,
+        accept_from=tuple(str(a) for a in accept_from),
+        settings=EngineSettings(backoff_initial=min(1.0, float(cap)), backoff_cap=float(cap)),
+    )
+
+
+# -- running --
+
+
+async def run_node(
+    config: NodeConfig,
+    *,
+    out: TextIO | None = None,
+    task_status: trio.TaskStatus[Appliance] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one appliance until cancelled, events as JSON lines on ``out``."""
+    clock = EmulatedClock(config.start)
+    events = EventLog(out if out is not None else sys.stdout)
+    dials = [LinkPair(dialer=config.spec.name, listener=p.name) for p in config.connects_to]
+    dials += [
+        LinkPair(dialer=config.spec.name, listener=p.name, mutual=False) for p in config.forwards_to
+    ]
+    appliance = Appliance(
+        config.spec,
+        clock=clock,
+        events=events,
+        book=LinkBook(),
+        directory=NodeDirectory(config),
+        gate=RetryGate(clock),
+        dials=dials,
+        settings=config.settings,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(appliance.run)
+        task_status.started(appliance)
+
+
+def _command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    trio.run(run_node, config)
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "node",
+        help="run one appliance as its own process, on real ports",
+        description="Run one appliance as its own OS process; events go to stdout as JSON lines.",
+    )
+    parser.add_argument("--config", required=True, metavar="FILE.toml", help="the node's config file")
+    parser.set_defaults(func=_command)
