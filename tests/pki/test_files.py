@@ -2,6 +2,8 @@ import os
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -206,3 +208,38 @@ def test_write_errors(material, tmp_path):
     with pytest.raises(InputError) as info:
         files.save_key(tmp_path / "nope" / "a.key", leaf.key)
     assert "does not exist" in info.value.problem
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"\x30\x82" + b),
+        st.text(max_size=200).map(
+            lambda t: f"-----BEGIN CERTIFICATE-----\n{t}\n-----END CERTIFICATE-----\n".encode()
+        ),
+        st.text(max_size=200).map(
+            lambda t: f"-----BEGIN RSA PRIVATE KEY-----\n{t}\n-----END RSA PRIVATE KEY-----\n".encode()
+        ),
+        st.text(max_size=200).map(
+            lambda t: f"Bag Attributes\n-----BEGIN ENCRYPTED PRIVATE KEY-----\n{t}\n".encode()
+        ),
+    ),
+    passphrase=st.sampled_from([None, "pw"]),
+)
+def test_any_bytes_give_a_clear_error_never_a_traceback(tmp_path_factory, data, passphrase):
+    path = tmp_path_factory.mktemp("fuzz") / "in.bin"
+    path.write_bytes(data)
+    for reader in (
+        files.load_certificate,
+        files.load_certificates,
+        lambda p: files.load_key(p, passphrase),
+        lambda p: files.load_pkcs12(p, passphrase),
+        files.load_crl,
+    ):
+        try:
+            reader(path)
+        except InputError as exc:
+            assert "\n" not in exc.line()
+        except ValidationFailed as exc:
+            assert exc.code is FailureCode.PASSPHRASE_MISMATCH
