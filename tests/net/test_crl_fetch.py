@@ -24,6 +24,7 @@ from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
 from mesh.pki.issue import CertificateAuthority
 from mesh.validation.revocation import CrlIndex
+from mesh.validation.policy import ValidationPolicy
 from mesh.validation.verdict import validate_peer
 
 PATH = "/crl/contoso-issuing-ca.crl"
@@ -509,3 +510,45 @@ async def test_with_the_issuer_known_a_forged_crl_does_not_replace_a_good_one(
         fetcher.clear()
         forged = await fetcher.get(url, issuer=issuing.cert)
     assert forged.number == 42 and not forged.signed_by(issuing.cert)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ("down", FailureCode.CRL_UNREACHABLE),
+        ("http-404", FailureCode.CRL_HTTP_ERROR),
+        ("http-500", FailureCode.CRL_HTTP_ERROR),
+        ("garbage", FailureCode.CRL_INVALID),
+        ("html", FailureCode.CRL_INVALID),
+        ("stale", FailureCode.CRL_STALE),
+        ("wrong-key", FailureCode.CRL_SIGNATURE_INVALID),
+    ],
+)
+@pytest.mark.parametrize("revocation", ["hard", "soft"])
+async def test_each_server_fault_is_its_own_code_at_validation(
+    hierarchy, keys, clock, epoch, fault, code, revocation
+):
+    """Fetched over real HTTP and judged by the core, hard- and soft-fail."""
+    server, root, issuing = hierarchy
+    leaf = issuing.issue("sensor-1.contoso.example", not_before=epoch, key=keys(2048))
+    publish_crls(server, epoch, root, issuing)
+    path = url_path(issuing.crl_url)
+    stale = der(issuing.crl(this_update=epoch - dt.timedelta(days=30)))
+    impostor = CertificateAuthority.root("Contoso Issuing CA", not_before=epoch, key=keys(2048))
+    server.set_documents({path: stale}, variant="stale")
+    server.set_documents({path: der(impostor.crl(this_update=epoch))}, variant="wrong-key")
+    if fault == "down":
+        server.set_fault("down")
+    else:
+        server.set_fault(fault, path=path)  # the root's CRL stays good
+    chain, trust = [leaf.cert, *leaf.chain], [root.cert]
+    policy = ValidationPolicy(revocation=revocation)
+    async with CrlFetcher(now=clock) as fetcher:
+        crls = await fetcher.crls_for(chain, trust=trust)
+    verdict = validate_peer(chain, trust=trust, at=clock(), crls=crls, policy=policy)
+    if revocation == "soft" and code.is_crl_retrieval:
+        assert verdict.accepted
+        assert code in {w.code for w in verdict.warnings}
+    else:
+        assert not verdict.accepted
+        assert verdict.primary.code is code, verdict.primary
