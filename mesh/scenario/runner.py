@@ -122,11 +122,15 @@ class ScenarioRun:
         returns once each link has an outcome from an attempt made after that.
         """
         running = [name for name in self.mesh.names if self.mesh.appliance(name).running]
-        dialers = [name for name in running if self.mesh.appliance(name).dials]
+        dialers = sorted(
+            (name for name in running if self.mesh.appliance(name).dials),
+            key=lambda n: ROLES.index(self.scenario.appliance(n).role),
+        )
+        # Sensors first: a sensor's heartbeats never meet a console that
+        # vanished under them. Then start in reverse, listeners before dialers.
         for name in dialers:
             await self.mesh.stop(name)
-        order = {role: rank for rank, role in enumerate(reversed(ROLES))}
-        for name in sorted(dialers, key=lambda n: order.get(self.scenario.appliance(n).role, 0)):
+        for name in reversed(dialers):
             await self.mesh.start(name)
         await self.mesh.settle()
 
