@@ -24,6 +24,7 @@ _COMMANDS = [
     "mesh.pki.commands",
     "mesh.scenario.commands",
     "mesh.graph",
+    "mesh.web.commands",
     "mesh.net.crl_commands",
     "mesh.upload",
     "mesh.node",

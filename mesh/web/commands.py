@@ -1,0 +1,140 @@
+"""``mesh console SCENARIO.toml``: a scenario's mesh with every appliance's console live.
+
+For demos and for poking at the REST API by hand: the scenario's PKI, CRL
+server and appliances start as ``mesh run`` starts them, each appliance (or
+those named with ``--appliance``) serves its REST API and web page over HTTPS,
+one line per console is printed (``NAME ROLE URL``), the timeline plays at a
+pace a person can follow, and the consoles stay up until Ctrl-C (or, with
+``--once``, until the timeline ends).
+
+Certificates are dated on the scenario's clock, and browsers and curl judge
+them by the wall clock: ``--wall-clock`` starts the scenario now so that a
+browser sees valid dates (it still has to be told to trust the scenario's
+root, or use ``curl -k``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+
+from mesh.errors import InputError
+
+__all__ = ["add_parser", "console_command"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "console",
+        help="run a scenario with each appliance's REST API and web console on HTTPS",
+        description="Start a scenario's mesh, serve the REST API and web console of each "
+        "appliance over HTTPS (one line per console: name, role, URL), play the timeline "
+        "at a pace a person can follow, and keep serving until Ctrl-C.",
+    )
+    parser.add_argument("scenario", metavar="FILE.toml", help="scenario file")
+    parser.add_argument(
+        "--appliance", action="append", metavar="NAME",
+        help="serve only this appliance's console (repeatable; default: all)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=0, metavar="PORT",
+        help="port of the first console, the next ones follow (default 0: free ports)",
+    )
+    parser.add_argument(
+        "--pace", type=float, default=5.0, metavar="SECONDS",
+        help="real seconds before each timeline step (default 5)",
+    )
+    parser.add_argument(
+        "--wall-clock", action="store_true",
+        help="start the scenario at the current time, so browsers accept the certificate dates",
+    )
+    parser.add_argument(
+        "--expiry-window", type=int, default=30, metavar="DAYS",
+        help="flag certificates this many days before their end (default 30)",
+    )
+    parser.add_argument("--once", action="store_true", help="stop when the timeline ends")
+    parser.set_defaults(func=console_command)
+
+
+def _input_error(group: BaseExceptionGroup) -> InputError | None:
+    for error in group.exceptions:
+        if isinstance(error, InputError):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _input_error(error)
+            if found is not None:
+                return found
+    return None
+
+
+def console_command(args: argparse.Namespace) -> int:
+    from mesh.scenario.load import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    names = [a.name for a in scenario.appliances]
+    for name in args.appliance or ():
+        if name not in names:
+            raise InputError(f"--appliance {name}", f"is not an appliance of {args.scenario}",
+                             f"use one of {', '.join(names)}")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}", "is not a port number", "use 1-65535, or 0 for free ports")
+    if args.pace < 0:
+        raise InputError(f"--pace {args.pace}", "cannot be negative", "use 0 or more seconds")
+    if args.expiry_window < 0:
+        raise InputError(f"--expiry-window {args.expiry_window}", "cannot be negative", "use 0 or more days")
+    if args.wall_clock:
+        scenario = attrs.evolve(scenario, start=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    try:
+        trio.run(partial(_serve, scenario, args, args.appliance or names))
+    except BaseExceptionGroup as group:
+        error = _input_error(group)
+        if error is not None:
+            raise error from None
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        raise
+    return 0
+
+
+def _counts(run: Any) -> str:
+    counts = Counter(row.state for row in run.links())
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no links"
+
+
+async def _serve(scenario: Any, args: argparse.Namespace, names: list[str]) -> None:
+    from mesh.scenario.runner import start_scenario
+    from mesh.web.mesh_backend import MeshConsole
+    from mesh.web.server import serve_console
+
+    window = dt.timedelta(days=args.expiry_window)
+    async with start_scenario(scenario) as run:
+        async with trio.open_nursery() as nursery:
+            for index, name in enumerate(names):
+                backend = MeshConsole(run.mesh, name)
+                address = await nursery.start(partial(
+                    serve_console, backend, host=args.host,
+                    port=args.port + index if args.port else 0,
+                    expiry_window=window, where=f"console of {name}",
+                ))
+                print(f"{name}  {backend.role}  {address.url}/", flush=True)
+            print(f"[{scenario.name}] started: {_counts(run)}", file=sys.stderr, flush=True)
+            total = len(scenario.steps)
+            for index, step in enumerate(scenario.steps, 1):
+                await trio.sleep(args.pace)
+                record = await run.play(index, step)
+                outcome = f" -> {record.outcome}" if record.outcome != "done" else ""
+                print(f"[{scenario.name}] step {index}/{total} {step.describe()}{outcome}: "
+                      f"{_counts(run)}", file=sys.stderr, flush=True)
+            if args.once:
+                nursery.cancel_scope.cancel()
+            else:
+                print(f"[{scenario.name}] timeline done; consoles stay up until Ctrl-C",
+                      file=sys.stderr, flush=True)

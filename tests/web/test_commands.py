@@ -1,0 +1,103 @@
+"""mesh console: a scenario's appliances with their consoles live, from the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from mesh.cli import main
+
+pytest.importorskip("mesh.appliances.mesh", reason="the engine's Mesh is not in this tree yet")
+
+SCENARIO = """
+[scenario]
+name = "first-start"
+
+[[appliance]]
+name = "cm.contoso.test"
+role = "management-console"
+certificate = "self-signed"
+
+[[appliance]]
+name = "sensor-1.contoso.test"
+role = "sensor"
+connects_to = ["cm.contoso.test"]
+
+[[step]]
+after = "1h"
+action = "set-validation"
+target = "sensor-1.contoso.test"
+enabled = false
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    path = tmp_path / "first-start.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_once_prints_one_line_per_console(scenario, capsys):
+    assert main(["console", str(scenario), "--once", "--pace", "0"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["cm.contoso.test", "management-console"], ["sensor-1.contoso.test", "sensor"]]
+    assert all(line.split()[2].startswith("https://127.0.0.1:") for line in lines)
+    assert "[first-start] started: 1 halted" in err
+    assert "[first-start] step 1/1 +1h set-validation sensor-1.contoso.test off: 1 up-unvalidated" in err
+
+
+async def test_consoles_answer_curl_k_until_interrupted(scenario):
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "mesh", "console", str(scenario), "--appliance", "cm.contoso.test",
+         "--pace", "0", "--wall-clock"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        seen = b""
+        with trio.fail_after(60):
+            while b"\n" not in seen:
+                chunk = await process.stdout.receive_some()
+                assert chunk, "mesh console exited before printing its console"
+                seen += chunk
+        name, role, url = seen.decode().splitlines()[0].split()
+        assert (name, role) == ("cm.contoso.test", "management-console")
+        result = await trio.run_process(
+            ["curl", "-k", "--silent", "--show-error", "--max-time", "10", f"{url}api/v1/status"],
+            capture_stdout=True, capture_stderr=True, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        status = json.loads(result.stdout)
+        assert status["certificate"]["self_signed"] is True
+        assert status["links"][0]["dialer"] == "sensor-1.contoso.test"
+    finally:
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            await process.wait()
+    assert process.returncode == 130
+
+
+def test_unknown_appliance_is_one_line(scenario, capsys):
+    assert main(["console", str(scenario), "--appliance", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"mesh: --appliance nope: is not an appliance of {scenario}; "
+                   "use one of cm.contoso.test, sensor-1.contoso.test")
+
+
+def test_port_in_use_is_one_line(scenario, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["console", str(scenario), "--port", str(port), "--once", "--pace", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"mesh: console of cm.contoso.test: port {port} on 127.0.0.1 is already "
+                       "in use; choose another port, or 0 to pick a free one")
