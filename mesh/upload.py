@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
 from mesh.pki import files
+from mesh.validation.chain import malformation
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
 from mesh.validation.policy import ValidationPolicy
@@ -68,6 +69,16 @@ def _spki(key: rsa.RSAPublicKey | object) -> bytes:
 
 def _self_issued(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject
+
+
+def _well_formed(cert: x509.Certificate, path: Path) -> x509.Certificate:
+    """``cert`` if every field a check reads parses; else an InputError naming the file."""
+    problem = malformation(cert)
+    if problem is not None:
+        raise InputError(
+            str(path), f"holds a malformed certificate ({problem})", "export the certificate again"
+        )
+    return cert
 
 
 @define(frozen=True, kw_only=True)
@@ -100,11 +111,13 @@ class UploadMaterial:
     ) -> UploadMaterial:
         """Read the files. Unusable input raises InputError; a passphrase that
         does not open the key is a finding (the source document's first error)."""
-        cert = files.load_certificate(crt_path)
-        chain = tuple(files.load_certificates(chain_path)) if chain_path is not None else ()
+        cert = _well_formed(files.load_certificate(crt_path), crt_path)
+        chain: tuple[x509.Certificate, ...] = ()
+        if chain_path is not None:
+            chain = tuple(_well_formed(c, chain_path) for c in files.load_certificates(chain_path))
         trust: list[x509.Certificate] = []
         for path in trust_paths:
-            trust += files.load_certificates(path)
+            trust += [_well_formed(c, path) for c in files.load_certificates(path)]
         try:
             key: rsa.RSAPrivateKey | None = files.load_key(key_path, passphrase)
             opened: list[Finding] = []
@@ -146,7 +159,7 @@ class UploadMaterial:
                 )
             )
         if trust is None:
-            anchors = tuple(c for c in chain if _self_issued(c))
+            anchors = tuple(c for c in chain if malformation(c) is None and _self_issued(c))
         else:
             anchors = tuple(trust)
         return cls(

@@ -267,3 +267,82 @@ async def test_cli_as_a_subprocess(deployment):
     )
     assert done.returncode == 1
     assert done.stdout.decode().splitlines()[0] == F.EXPIRED.message
+
+
+# -- property tests: whatever the files hold, only our own errors -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_files() -> dict[str, bytes]:
+    from cryptography.hazmat.primitives import serialization
+
+    from mesh.pki.keys import KeyPool
+
+    pki = Pki.build(
+        at=dt.datetime(2027, 1, 15, 9, tzinfo=dt.timezone.utc),
+        appliances=[ApplianceRequest(name="s1")],
+        keys=KeyPool().cursor(),
+    )
+    material = pki.appliances["s1"]
+    pem = serialization.Encoding.PEM
+    return {
+        "crt": material.cert.public_bytes(pem),
+        "crt-der": material.cert.public_bytes(serialization.Encoding.DER),
+        "key": files.key_bytes(material.issued.key),
+        "key-encrypted": files.key_bytes(material.issued.key, passphrase="pw"),
+        "chain": files.chain_bytes([*material.chain, pki.root.cert]),
+    }
+
+
+def _mangle(data: bytes) -> st.SearchStrategy[bytes]:
+    index = st.integers(0, len(data) - 1)
+    return st.one_of(
+        index.map(lambda i: data[:i]),
+        st.tuples(index, st.integers(0, 7)).map(
+            lambda t: data[: t[0]] + bytes([data[t[0]] ^ (1 << t[1])]) + data[t[0] + 1 :]
+        ),
+        st.tuples(index, st.binary(min_size=1, max_size=32)).map(
+            lambda t: data[: t[0]] + t[1] + data[t[0] :]
+        ),
+    )
+
+
+@st.composite
+def _upload_files(draw) -> dict[str, bytes]:
+    good = _sample_files()
+    out = {"crt": good["crt"], "key": good["key"], "chain": good["chain"]}
+    target = draw(st.sampled_from(["crt", "crt-der", "key", "key-encrypted", "chain"]))
+    source = good[target]
+    bad = draw(st.one_of(st.binary(max_size=1024), _mangle(source)))
+    out[target.split("-")[0]] = bad
+    return out
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contents=_upload_files(), passphrase=st.sampled_from([None, "pw", "wrong"]))
+def test_mangled_files_give_only_our_errors(contents, passphrase):
+    import tempfile
+
+    from mesh.validation import crl_lookup
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for name, data in contents.items():
+            paths[name] = Path(folder) / name
+            paths[name].write_bytes(data)
+        try:
+            material = UploadMaterial.load(
+                paths["crt"], paths["key"], paths["chain"], (), passphrase
+            )
+        except InputError as exc:
+            line = exc.line()
+            assert line and "\n" not in line
+            assert str(folder) in line or "key" in line or "certificate" in line
+            return
+    verdict = material.judge(at=dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc), crls=crl_lookup({}))
+    for finding in verdict.failures:
+        assert finding.code in FailureCode
+        assert finding.message

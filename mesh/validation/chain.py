@@ -33,12 +33,19 @@ from typing import Sequence
 
 from attrs import define
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from OpenSSL import crypto
 
 from mesh.errors import FailureCode
 from mesh.validation.finding import Finding
 
-__all__ = ["PathResult", "build_path", "is_self_issued", "VERIFY_ERROR_NAMES"]
+__all__ = [
+    "PathResult",
+    "build_path",
+    "is_self_issued",
+    "malformation",
+    "VERIFY_ERROR_NAMES",
+]
 
 #: ``X509_V_FLAG_NO_CHECK_TIME`` from OpenSSL's x509_vfy.h (stable since 1.1.0;
 #: pyOpenSSL does not name it).
@@ -119,7 +126,47 @@ def build_path(
                 code=FailureCode.CHAIN_UNTRUSTED, detail="no certificate was presented"
             ),
         )
-    return _build_path(tuple(chain), tuple(trust))
+    for depth, cert in enumerate(chain):
+        problem = malformation(cert)
+        if problem is not None:
+            return PathResult(
+                path=(),
+                trusted=False,
+                error=Finding.about(
+                    FailureCode.CHAIN_UNTRUSTED,
+                    cert,
+                    f"the certificate at position {depth} of the chain is malformed: {problem}",
+                    depth=depth,
+                ),
+            )
+    anchors = tuple(c for c in trust if malformation(c) is None)
+    return _build_path(tuple(chain), anchors)
+
+
+@functools.lru_cache(maxsize=4096)
+def malformation(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` cannot be judged, or None.
+
+    ``cryptography`` parses a certificate's fields lazily, so a certificate
+    that loaded can still raise when a check reads its subject or an
+    extension. Every field a check reads is read here once, up front, so no
+    check meets a parse error half way through a verdict. A malformed trust
+    anchor is left out of the store; a malformed presented certificate is
+    ``chain_untrusted``.
+    """
+    try:
+        cert.subject
+        cert.issuer
+        cert.serial_number
+        cert.not_valid_before_utc
+        cert.not_valid_after_utc
+        cert.public_key()
+        for extension in cert.extensions:
+            extension.value
+        _to_openssl(cert)
+    except (ValueError, TypeError, UnsupportedAlgorithm, crypto.Error) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
 
 @functools.lru_cache(maxsize=512)

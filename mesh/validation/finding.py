@@ -77,4 +77,12 @@ def describe(cert: x509.Certificate | None) -> tuple[str, int | None]:
     """The (RFC 4514 subject, serial) pair a finding names a certificate by."""
     if cert is None:
         return "", None
-    return cert.subject.rfc4514_string(), cert.serial_number
+    try:
+        subject = cert.subject.rfc4514_string()
+    except (ValueError, TypeError):
+        subject = "(unparseable subject)"
+    try:
+        serial: int | None = cert.serial_number
+    except ValueError:
+        serial = None
+    return subject, serial

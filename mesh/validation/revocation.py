@@ -24,6 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 from attrs import define, field
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, Severity, ValidationFailed
@@ -59,26 +60,33 @@ class CrlIndex:
                 crl = x509.load_pem_x509_crl(data.strip())
             else:
                 crl = x509.load_der_x509_crl(data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise ValidationFailed(
                 FailureCode.CRL_INVALID, f"{source} is not a DER or PEM CRL ({exc})"
             ) from None
-        return cls.from_crl(crl)
+        return cls.from_crl(crl, source=source)
 
     @classmethod
-    def from_crl(cls, crl: x509.CertificateRevocationList) -> CrlIndex:
+    def from_crl(cls, crl: x509.CertificateRevocationList, *, source: str = "CRL") -> CrlIndex:
+        """Index a parsed CRL. ``cryptography`` parses fields lazily, so a CRL
+        whose outer structure loads can still fail here: that is ``crl_invalid``."""
         try:
-            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        except x509.ExtensionNotFound:
-            number = None
-        return cls(
-            crl=crl,
-            issuer=crl.issuer,
-            this_update=crl.last_update_utc,
-            next_update=crl.next_update_utc,
-            number=number,
-            serials=frozenset(entry.serial_number for entry in crl),
-        )
+            try:
+                number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            except x509.ExtensionNotFound:
+                number = None
+            return cls(
+                crl=crl,
+                issuer=crl.issuer,
+                this_update=crl.last_update_utc,
+                next_update=crl.next_update_utc,
+                number=number,
+                serials=frozenset(entry.serial_number for entry in crl),
+            )
+        except (ValueError, TypeError) as exc:
+            raise ValidationFailed(
+                FailureCode.CRL_INVALID, f"{source} is not a well-formed CRL ({exc})"
+            ) from None
 
     def __len__(self) -> int:
         return len(self.serials)
@@ -102,7 +110,7 @@ class CrlIndex:
         if known is None:
             try:
                 known = self.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-            except TypeError:
+            except (TypeError, ValueError, UnsupportedAlgorithm):
                 known = False
             with self._lock:
                 self._verified[key_id] = known
