@@ -18,7 +18,8 @@ answering nonsense?", so every fault switches at runtime with
   path is a programming error (``ValueError``), not a silent 404.
 
 A fault applies to every path, or to one path with ``set_fault(fault, path=)``
-(``down`` is always whole-server). Requests are counted per path at the wire,
+(``down`` is always whole-server; a whole-server fault, ``ok`` included,
+clears the per-path ones). Requests are counted per path at the wire,
 whatever the fault, which is what the single-flight test and the benchmarks read.
 """
 
@@ -137,8 +138,8 @@ class CrlServer(HttpServer):
         if path is not None:
             self._faults[_norm(path)] = fault
         else:
-            self._faults = {None: fault}
-        if fault is Fault.DOWN:
+            self._faults = {None: fault}  # a whole-server fault replaces per-path ones
+        if self._faults[None] is Fault.DOWN:
             self.unbind()
         elif not self.listening and self._nursery is not None:
             self.bind()

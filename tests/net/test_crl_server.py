@@ -190,6 +190,12 @@ async def test_fault_for_one_path(server, crl):
     assert server.fault(PATH) is Fault.OK
     with pytest.raises(ValueError, match="whole server"):
         server.set_fault("down", path=other)
+    server.set_fault("down")
+    server.set_fault("ok", path=other)  # a path's fault does not bring the server up
+    assert not server.listening
+    assert server.fault(other) is Fault.OK and server.fault(PATH) is Fault.DOWN
+    server.set_fault("ok")
+    assert server.listening and server.fault(other) is Fault.OK
 
 
 def test_unknown_fault_names_the_known_ones():
