@@ -127,10 +127,14 @@ class ScenarioRun:
             key=lambda n: ROLES.index(self.scenario.appliance(n).role),
         )
         # Sensors first: a sensor's heartbeats never meet a console that
-        # vanished under them. Then start in reverse, listeners before dialers.
+        # vanished under them. Then start in reverse, listeners before dialers,
+        # each on a fresh port: its old one may meanwhile be the local end of
+        # another appliance's outgoing connection. Dialers look addresses up
+        # at every attempt, so they find the new port.
         for name in dialers:
             await self.mesh.stop(name)
         for name in reversed(dialers):
+            self.mesh.appliance(name).port = None
             await self.mesh.start(name)
         await self.mesh.settle()
 
