@@ -170,3 +170,16 @@ async def test_form_upload_refused_by_the_engine(nursery, running, cm_console, k
     assert verdict == FailureCode.CHAIN_UNTRUSTED.message
     await driver.wait_for_text("#events", "upload-refused")
     assert running.mesh.appliance(CM).identity.cert == cert
+
+
+async def test_appliance_console_serves_one_appliance(nursery, running):
+    from mesh.web import ApplianceConsole
+
+    backend = ApplianceConsole(running.mesh.appliance(S1))
+    assert backend.roles() == {S1: "sensor", CM: "management-console"}
+    console = await nursery.start(serve_console, backend)
+    async with _client(console) as client:
+        doc = (await client.get("/api/v1/status")).json()
+    assert doc["appliance"] == {"name": S1, "role": "sensor"}
+    assert [link["name"] for link in doc["links"]] == [f"{S1} -> {CM}"]
+    assert doc["certificate"]["serial"] == format(running.pki.material(S1).serial, "X")
