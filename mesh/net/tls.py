@@ -73,6 +73,7 @@ __all__ = [
     "HandshakeTimeout",
     "VerifyError",
     "make_context",
+    "handshake",
     "connect",
     "serve",
     "TLS1_2",
@@ -229,8 +230,8 @@ def make_context(
 
     if cert is not None and key is not None:
         ctx.use_certificate(cert)
-        ctx.use_privatekey(key)
         try:
+            ctx.use_privatekey(key)  # OpenSSL refuses a mismatched key right here
             ctx.check_privatekey()
         except SSL.Error as exc:
             raise ValidationFailed(
@@ -637,8 +638,16 @@ class TlsListener(trio.abc.Listener[TlsStream]):
         await self.transport_listener.aclose()
 
 
-async def _handshake_within(stream: TlsStream, timeout: float, what: str) -> None:
-    """Handshake or close the stream and raise (HandshakeTimeout on timeout)."""
+async def handshake(stream: TlsStream, *, timeout: float, peer: str = "the peer") -> None:
+    """``stream.do_handshake()`` within ``timeout`` seconds of trio time.
+
+    On any failure the stream is closed forcefully before the error is
+    raised, so the caller has nothing to clean up.
+
+    Raises:
+      HandshakeTimeout: the handshake did not finish in time.
+      trio.BrokenResourceError: it failed; ``__cause__`` is the ``SSL.Error``.
+    """
     try:
         with trio.move_on_after(timeout) as scope:
             await stream.do_handshake()
@@ -647,7 +656,7 @@ async def _handshake_within(stream: TlsStream, timeout: float, what: str) -> Non
         raise
     if scope.cancelled_caught:
         await stream.aclose_forcefully()
-        raise HandshakeTimeout(f"TLS handshake with {what} did not finish within {timeout:g} s")
+        raise HandshakeTimeout(f"TLS handshake with {peer} did not finish within {timeout:g} s")
 
 
 async def connect(
@@ -675,7 +684,7 @@ async def connect(
     if scope.cancelled_caught:
         raise HandshakeTimeout(f"TCP connect to {where} did not finish within {handshake_timeout:g} s")
     stream = TlsStream.client(transport, context, server_hostname=server_hostname)
-    await _handshake_within(stream, max(0.0, deadline - trio.current_time()), where)
+    await handshake(stream, timeout=max(0.0, deadline - trio.current_time()), peer=where)
     return stream
 
 
@@ -710,7 +719,7 @@ async def serve(
 
     async def run_one(stream: TlsStream) -> None:
         try:
-            await _handshake_within(stream, handshake_timeout, "client")
+            await handshake(stream, timeout=handshake_timeout, peer="a client")
         except trio.BrokenResourceError as exc:
             if on_handshake_error is not None:
                 on_handshake_error(exc)
