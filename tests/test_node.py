@@ -1,0 +1,232 @@
+"""mesh node: config errors are one line; two processes link up, go down, come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from mesh.cli import main
+from mesh.net.crl_server import CrlServer
+from mesh.node import load_config
+from mesh.pki.files import save_certificate, save_chain, save_key
+from mesh.pki.folder import ApplianceRequest, Pki
+
+# -- config errors --
+
+
+def _write(tmp_path, text, name="node.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ('name = "a"\nrole = "sensor"\ncolour = "red"\n', "colour", "is not a node setting"),
+        ('name = "a"\nrole = "toaster"\n', "role", "unknown role 'toaster'"),
+        ('role = "sensor"\n', "name", "is missing"),
+        ('name = "a"\nrole = "sensor"\nlisten = "nowhere"\n', "listen", "is not an address"),
+        ('name = "a"\nrole = "sensor"\ncertificate = "a.crt"\n', "key", "is missing"),
+        ('name = "a"\nrole = "sensor"\n[connects_to]\nb = "127.0.0.1:0"\n', "connects_to.b", "port 0"),
+        ('name = "a"\nrole = "sensor"\nvalidation = "yes"\n', "validation", "true or false"),
+        ('name = "a"\nrole = "sensor"\nstart = "soon"\n', "start", "is not an instant"),
+        ('name = "a"\nrole = = "sensor"\n', "node.toml", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, text, where, problem):
+    path = _write(tmp_path, text)
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mesh: ")
+    assert where in err and problem in err
+    assert "Traceback" not in err
+
+
+def test_missing_files_name_the_file(tmp_path, capsys):
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\ncertificate = "a.crt"\nkey = "a.key"\n')
+    assert main(["node", "--config", str(path)]) == 2
+    assert "a.crt" in capsys.readouterr().err
+    assert main(["node", "--config", str(tmp_path / "absent.toml")]) == 2
+    assert "absent.toml" in capsys.readouterr().err
+
+
+def test_wrong_passphrase_is_one_line(tmp_path, capsys, keys, epoch):
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="a")], keys=keys)
+    material = pki.appliances["a"]
+    save_certificate(tmp_path / "a.crt", material.cert)
+    save_key(tmp_path / "a.key", material.issued.key, passphrase="Kq7-right")
+    path = _write(
+        tmp_path,
+        'name = "a"\nrole = "sensor"\ncertificate = "a.crt"\nkey = "a.key"\npassphrase = "Zx9-guess"\n',
+    )
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "passphrase" in err and "Passphrase does not match to the key" in err
+    assert "Kq7-right" not in err and "Zx9-guess" not in err
+
+
+def test_full_config_loads(tmp_path, keys, epoch):
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="a")], keys=keys)
+    material = pki.appliances["a"]
+    save_certificate(tmp_path / "a.crt", material.cert)
+    save_key(tmp_path / "a.key", material.issued.key)
+    save_chain(tmp_path / "a.pem", material.chain)
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    path = _write(
+        tmp_path,
+        """
+name = "a"
+hostname = "a.contoso.test"
+role = "management-console"
+listen = "127.0.0.1:0"
+certificate = "a.crt"
+key = "a.key"
+chain = "a.pem"
+trust = "root.crt"
+validation = false
+revocation = "soft"
+start = "2027-01-15T09:00:00Z"
+accept_from = ["s"]
+[connects_to]
+ha = { address = "127.0.0.1:9000", role = "ha-console", hostname = "ha.contoso.test" }
+[forwards_to]
+siem = "127.0.0.1:9001"
+""",
+    )
+    config = load_config(path)
+    assert config.spec.identity.cert == material.cert
+    assert config.spec.trust == (pki.root.cert,)
+    assert config.spec.validation is False and config.spec.policy.revocation == "soft"
+    assert config.start == epoch
+    assert [(p.name, p.port, p.role.value) for p in config.connects_to] == [
+        ("ha", 9000, "ha-console")
+    ]
+    assert config.forwards_to[0].hostname == "siem"
+
+
+# -- two processes --
+
+
+class Node:
+    """A ``mesh node`` process whose stdout we read as events."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._buffer = b""
+        self.events: list[dict] = []
+
+    async def next_event(self) -> dict:
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some(65536)
+            if not chunk:
+                raise AssertionError(f"node exited; events so far: {self.events}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        event = json.loads(line)
+        self.events.append(event)
+        return event
+
+    async def wait_for(self, kind: str, **fields) -> dict:
+        while True:
+            event = await self.next_event()
+            if event["kind"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                return event
+
+    async def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+
+async def _node(config_path) -> Node:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "mesh", "node", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return Node(process)
+
+
+@pytest.fixture
+async def files(tmp_path, keys, epoch, nursery):
+    crl_server = CrlServer()
+    await nursery.start(crl_server.serve)
+    pki = Pki.build(
+        at=epoch,
+        appliances=[
+            ApplianceRequest(name="sensor-1", role="sensor"),
+            ApplianceRequest(name="console", role="management-console"),
+        ],
+        crl_base_url=f"{crl_server.base_url}/crl",
+        keys=keys,
+    )
+    crl_server.set_documents(pki.crl_documents(at=epoch))
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    for name, material in pki.appliances.items():
+        save_certificate(tmp_path / f"{name}.crt", material.cert)
+        save_key(tmp_path / f"{name}.key", material.issued.key)
+        save_chain(tmp_path / f"{name}.pem", material.chain)
+    return tmp_path
+
+
+def _config(folder, name, role, listen, extra=""):
+    return _write(
+        folder,
+        f"""
+name = "{name}"
+hostname = "{name}.contoso.test"
+role = "{role}"
+listen = "{listen}"
+certificate = "{name}.crt"
+key = "{name}.key"
+chain = "{name}.pem"
+trust = ["root.crt"]
+start = "2027-01-15T09:00:00Z"
+backoff_cap = 0.5
+{extra}
+""",
+        name=f"{name}.toml",
+    )
+
+
+@pytest.mark.slow
+async def test_two_node_processes_link_up_go_down_and_come_back(files):
+    console_config = _config(files, "console", "management-console", "127.0.0.1:0")
+    with trio.fail_after(60):
+        console = await _node(console_config)
+        try:
+            started = await console.wait_for("appliance-started")
+            address = started["address"]
+            sensor = await _node(
+                _config(
+                    files, "sensor-1", "sensor", "127.0.0.1:0",
+                    "[connects_to]\n"
+                    f'console = {{ address = "{address}", hostname = "console.contoso.test" }}\n',
+                )
+            )
+            try:
+                up = await sensor.wait_for("link-up")
+                assert (up["dialer"], up["listener"]) == ("sensor-1", "console")
+                await console.wait_for("link-up", dialer="sensor-1")
+                await console.wait_for("message-delivered", sender="sensor-1")
+
+                await console.kill()
+                down = await sensor.wait_for("link-down")
+                assert down["listener"] == "console"
+
+                port = address.rpartition(":")[2]
+                console = await _node(
+                    _config(files, "console", "management-console", f"127.0.0.1:{port}")
+                )
+                await console.wait_for("appliance-started", address=address)
+                await sensor.wait_for("link-up")
+            finally:
+                await sensor.kill()
+        finally:
+            await console.kill()
