@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import trio
 from attrs import define
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from mesh import cli
 from mesh.errors import FailureCode, InputError, Severity
@@ -83,6 +85,19 @@ async def run_cli(argv, capsys) -> tuple[int, str, str]:
     status = await trio.to_thread.run_sync(functools.partial(cli.main, argv))
     out, err = capsys.readouterr()
     return status, out, err
+
+
+_PROXY_VARIABLES = (
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+    "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch):
+    """The CRL fetch honours proxy variables; these tests start from none."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -239,6 +254,85 @@ async def test_material_judged_with_a_fetcher_in_this_loop(deployment):
     verdict = material.judge(at=deployment.at, crls=lookup)
     assert verdict.primary.code is F.REVOKED
     assert verdict.primary.serial == deployment.pki.appliances["revoked"].serial
+
+
+def _load(deployment: Deployment, name: str) -> UploadMaterial:
+    entry = deployment.manifest["appliances"][name]
+    return UploadMaterial.load(
+        deployment.folder / entry["crt"],
+        deployment.folder / entry["key"],
+        deployment.folder / entry["chain"] if entry["chain"] else None,
+        [deployment.folder / deployment.manifest["root"]],
+        entry["passphrase"],
+    )
+
+
+async def test_crl_that_never_comes_is_a_timeout(deployment, mock_clock):
+    """The server accepts and never answers; the fetch's deadline is jumped to."""
+    deployment.server.set_fault("slow")
+    material = _load(deployment, "ca-signed")
+    async with CrlFetcher(now=lambda: deployment.at, timeout=5.0) as fetcher:
+        async with trio.open_nursery() as nursery:
+            got = []
+
+            async def fetch() -> None:
+                got.append(await fetcher.prefetch(material.crl_urls()))
+
+            nursery.start_soon(fetch)
+            await deployment.server.wait_requests(2)
+            mock_clock.jump(5.1)
+    verdict = material.judge(at=deployment.at, crls=got[0])
+    assert [f.code for f in verdict.failures] == [F.CRL_TIMEOUT, F.CRL_TIMEOUT]
+
+
+async def test_crl_signed_by_another_key(deployment, key_pool, capsys):
+    from cryptography.hazmat.primitives import serialization
+
+    from mesh.pki.issue import CertificateAuthority
+
+    pki = deployment.pki
+    forged = {}
+    for url, crl in pki.crls().items():
+        forger = CertificateAuthority.root("forger", not_before=pki.at, key=key_pool.cursor()(2048))
+        builder = x509.CertificateRevocationListBuilder().issuer_name(crl.issuer)
+        builder = builder.last_update(crl.last_update_utc).next_update(crl.next_update_utc)
+        der = builder.sign(forger.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        forged["/" + url.split("/", 3)[3]] = der
+    deployment.server.set_documents(forged, variant="wrong-key")
+    deployment.server.set_fault("wrong-key")
+    status, out, _ = await run_cli(deployment.argv("ca-signed"), capsys)
+    assert status == 1
+    assert json.loads(out)["failures"][0]["code"] == "crl_signature_invalid", out
+
+
+async def test_crls_through_a_proxy(nursery, key_pool, epoch, tmp_path, capsys):
+    """CDPs name a host only the proxy can reach, as the source document allows."""
+    from mesh.net.proxy import ForwardProxy
+
+    server = CrlServer()
+    await nursery.start(server.serve)
+    hidden = "crl.contoso.invalid"
+    proxy = ForwardProxy(routes={f"{hidden}:80": ("127.0.0.1", server.port)})
+    await nursery.start(proxy.serve)
+    pki = Pki.build(
+        at=epoch,
+        crl_base_url=f"http://{hidden}/crl",
+        appliances=[ApplianceRequest(name="s1")],
+        keys=key_pool.cursor(),
+    )
+    server.set_documents(pki.crl_documents())
+    manifest_path = pki.write(tmp_path / "pki")
+    deployment = Deployment(
+        pki=pki, folder=manifest_path.parent, server=server,
+        manifest=json.loads(manifest_path.read_text()),
+    )
+    status, out, _ = await run_cli(deployment.argv("s1"), capsys)
+    assert (status, json.loads(out)["failures"][0]["code"]) == (1, "crl_unreachable")
+    status, out, _ = await run_cli(deployment.argv("s1", "--proxy", proxy.url), capsys)
+    assert status == 0, out
+    assert proxy.forwarded() == 2
+    status, _, err = await run_cli(deployment.argv("s1", "--proxy", "not a proxy"), capsys)
+    assert status == 2 and err.startswith("mesh: ")
 
 
 def test_check_upload_with_a_given_lookup(tmp_path, key_pool, epoch):
