@@ -22,6 +22,12 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
 
 Passphrases and keys are read into memory, handed to the backend and never
 logged or echoed: an error names the field, never its content.
+
+Requests that change something (upload, switch) from a browser must come from
+the console's own page: a cross-site page could otherwise make a browser post
+a multipart form here. A request whose ``Origin`` header names another origin
+is refused with 403 ``{"code": "forbidden_origin"}``; clients that send no
+``Origin`` (curl, scripts) are not affected.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import datetime as dt
 import inspect
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -63,6 +70,28 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"code": "bad_request", "message": message}, status_code=400)
+
+
+async def _foreign_origin(request: Request) -> JSONResponse | None:
+    """403 when a browser sends this request from a page of another origin."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    parts = urlsplit(origin)
+    if (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc):
+        return None
+    # Drain (a bounded amount of) the body unread, so the client reads the
+    # answer instead of a connection reset mid-upload.
+    drained = 0
+    async for chunk in request.stream():
+        drained += len(chunk)
+        if drained > 4 * MAX_FILE_BYTES:
+            break
+    return JSONResponse(
+        {"code": "forbidden_origin",
+         "message": f"requests from {origin} may not change this appliance; use its own console page"},
+        status_code=403,
+    )
 
 
 def _asset(name: str) -> bytes:
@@ -101,6 +130,8 @@ def build_app(
         return JSONResponse(status_document(backend, window=expiry_window), headers=_NO_STORE)
 
     async def upload(request: Request) -> Response:
+        if (refused := await _foreign_origin(request)) is not None:
+            return refused
         try:
             async with request.form(max_files=3, max_fields=8) as form:
                 crt = await _file_field(form, "crt", required=True)
@@ -133,6 +164,8 @@ def build_app(
         )
 
     async def validation(request: Request) -> Response:
+        if (refused := await _foreign_origin(request)) is not None:
+            return refused
         try:
             body = await request.json()
         except ValueError:

@@ -253,3 +253,18 @@ async def test_page_and_assets_are_served(console):
     assert style.status_code == 200
     assert graph.headers["content-type"] == "image/svg+xml"
     assert NAME in graph.text
+
+
+async def test_changes_from_another_origin_are_refused(console, appliance, pki):
+    async with _client(console, verify=False) as client:
+        upload = await client.post("/api/v1/certificate", headers={"origin": "https://evil.example"},
+                                   files={"crt": ("a.crt", pem(pki.leaf.cert)),
+                                          "key": ("a.key", key_pem(pki.leaf))})
+        switch = await client.put("/api/v1/validation", json={"enabled": False},
+                                  headers={"origin": "https://evil.example"})
+        same = await client.put("/api/v1/validation", json={"enabled": False},
+                                headers={"origin": console.url})
+    assert (upload.status_code, upload.json()["code"]) == (403, "forbidden_origin")
+    assert switch.status_code == 403
+    assert same.status_code == 200
+    assert appliance.current is pki.self_signed and appliance.validation is False
