@@ -146,6 +146,23 @@ def _label_of(chain: Sequence[x509.Certificate]) -> str:
     return str(names[0].value) if names else chain[0].subject.rfc4514_string() or "unknown client"
 
 
+#: What one connection may fail with without taking the appliance down.
+_CONNECTION_ERRORS = (
+    SSL.Error,
+    ValidationFailed,
+    FrameError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    OSError,
+)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ValidationFailed):
+        return f"{exc.code.message} ({exc.detail})" if exc.detail else exc.code.message
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _tls_judgement(peer: str, reason: str) -> Judgement:
     return Judgement(
         by=peer,
@@ -361,7 +378,14 @@ class Appliance:
                         at=self.clock.now(), dialer=pair.dialer, listener=pair.listener, attempt=1
                     )
                 )
-            was_up = await self._attempt(pair, link, generation)
+            try:
+                was_up = await self._attempt(pair, link, generation)
+            except _CONNECTION_ERRORS as exc:
+                # Our own side cannot take part (no usable certificate for TLS,
+                # a peer that broke the protocol): the link is down, the mesh lives on.
+                self._error(f"{self.name} -> {pair.listener}: {_why(exc)}")
+                self._down(link, _why(exc), generation=generation)
+                was_up = False
             if was_up:
                 backoff.reset()
             await self.gate.pause(backoff.next_delay(), generation)
@@ -402,6 +426,13 @@ class Appliance:
     # -- accepting --
 
     async def _inbound(self, transport: trio.SocketStream) -> None:
+        try:
+            await self._serve_one(transport)
+        except _CONNECTION_ERRORS as exc:
+            self._error(f"{self.name}: an inbound connection failed: {_why(exc)}")
+            await transport.aclose()
+
+    async def _serve_one(self, transport: trio.SocketStream) -> None:
         stream = tls.TlsStream.server(transport, self._context(server=True))
         try:
             with trio.move_on_after(self.settings.handshake_timeout) as scope:

@@ -51,3 +51,31 @@ async def test_expired_sensor_is_halted_then_unvalidated_when_switched_off(deplo
     assert link.state is LinkState.UP_UNVALIDATED
     assert link.would_fail == (FailureCode.EXPIRED,)
     assert link.delivered >= 1
+
+
+async def test_a_certificate_tls_cannot_load_never_takes_the_mesh_down(deployment, nursery):
+    deployment.build(
+        ("sensor-1", "sensor", "weak-key"),
+        ("sensor-2", "sensor"),
+        ("console", "management-console"),
+    )
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("sensor-2", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console"),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    weak = mesh.link("sensor-1", "console")
+    # Either OpenSSL refuses to load an RSA-1024 certificate (security level 2),
+    # or the console's validator refuses it: never an exception out of the mesh.
+    assert (weak.state, weak.code) in {
+        (LinkState.DOWN, None),
+        (LinkState.HALTED, FailureCode.WEAK_CRYPTO),
+    }
+    assert weak.delivered == 0
+    assert mesh.link("sensor-2", "console").state is LinkState.UP
+    await mesh.settle()
+    assert mesh.status("sensor-1").running
