@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 run: $(STAMP)
-	$(VENV)/bin/mesh demo
+	$(VENV)/bin/mesh run scenarios/showcase.toml
 
 bench: $(STAMP)
 	$(PY) -m mesh.bench
