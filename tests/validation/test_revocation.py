@@ -41,3 +41,60 @@ def test_not_a_crl(data):
     with pytest.raises(ValidationFailed) as info:
         CrlIndex.from_bytes(data, source="http://x/crl")
     assert info.value.code is FailureCode.CRL_INVALID
+
+
+# -- the path check's building blocks ----------------------------------------
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+
+from mesh.validation.revocation import cdp_urls, crl_lookup  # noqa: E402
+
+
+def _with_cdp(ca, keys, epoch, names):
+    key = keys(2048)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "cdp.test")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(epoch)
+        .not_valid_after(epoch + dt.timedelta(days=30))
+    )
+    if names is not None:
+        points = [
+            x509.DistributionPoint(full_name=[n], relative_name=None, reasons=None, crl_issuer=None)
+            for n in names
+        ]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def test_cdp_urls_splits_http_from_the_rest(ca, keys, epoch):
+    uri = x509.UniformResourceIdentifier
+    cert = _with_cdp(
+        ca, keys, epoch,
+        [uri("ldap://dir/cn=crl"), uri("https://x/a.crl"), uri("HTTP://x:8080/b.crl"),
+         x509.DNSName("not-a-url")],
+    )
+    assert cdp_urls(cert) == (["HTTP://x:8080/b.crl"], ["ldap://dir/cn=crl", "https://x/a.crl"])
+    assert cdp_urls(_with_cdp(ca, keys, epoch, None)) == ([], [])
+
+
+def test_crl_lookup_fails_closed(ca, epoch):
+    index = CrlIndex.from_crl(ca.crl(this_update=epoch))
+    lookup = crl_lookup({"http://a/x.crl": index})
+    assert lookup("http://a/x.crl") is index
+    missing = lookup("http://a/y.crl")
+    assert isinstance(missing, ValidationFailed)
+    assert missing.code is FailureCode.CRL_UNREACHABLE
+    assert "http://a/y.crl" in missing.detail
+
+
+def test_signature_answer_is_memoised(ca, epoch):
+    index = CrlIndex.from_crl(ca.crl(this_update=epoch))
+    assert index.signed_by(ca.cert)
+    assert len(index._verified) == 1
+    assert index.signed_by(ca.cert)
+    assert len(index._verified) == 1
