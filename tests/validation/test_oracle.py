@@ -70,6 +70,24 @@ NEEDS_INTERMEDIATE = {"missing-intermediate", "expired-intermediate", "revoked-i
 WEAK = {"weak-key", "sha1"}
 LEAF_REVOCATION = {"revoked", "crl-unreachable", "crl-stale", "crl-bad-signature"}
 CONFLICTS = [{"expired", "not-yet-valid"}, {"untrusted", "self-signed"}]
+#: mesh's primary code for each fault alone (None: accepted).
+PRIMARY = {
+    "ca-signed": None,
+    "expired": FailureCode.EXPIRED,
+    "not-yet-valid": FailureCode.NOT_YET_VALID,
+    "revoked": FailureCode.REVOKED,
+    "untrusted": FailureCode.CHAIN_UNTRUSTED,
+    "self-signed": FailureCode.CHAIN_UNTRUSTED,
+    "missing-intermediate": FailureCode.CHAIN_UNTRUSTED,
+    "no-cdp": None,
+    "crl-unreachable": FailureCode.CRL_UNREACHABLE,
+    "weak-key": FailureCode.WEAK_CRYPTO,
+    "sha1": FailureCode.WEAK_CRYPTO,
+    "expired-intermediate": FailureCode.EXPIRED,
+    "revoked-intermediate": FailureCode.REVOKED,
+    "crl-stale": FailureCode.CRL_STALE,
+    "crl-bad-signature": FailureCode.CRL_SIGNATURE_INVALID,
+}
 BASE = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.timezone.utc)
 TIMES = (BASE + DAY, BASE + 90 * DAY, BASE + 300 * DAY)
 
@@ -231,6 +249,12 @@ def test_mesh_agrees_with_openssl(key_pool, tmp_path):
         ours, why = mesh_verify(case, chain, trust, crls)
         theirs, text = openssl_verify(case, tmp_path / f"case-{number}")
         tally[ours] += 1
+        if len(case.faults) == 1 and not case.lenient:
+            expected = PRIMARY[case.faults[0]]
+            primary = why.split(", ")[0]
+            if primary != (expected.code if expected else "ok"):
+                disagreements.append(f"case {number}: {case}\n    mesh primary {primary}, "
+                                     f"expected {expected}")
         if ours != theirs:
             disagreements.append(
                 f"case {number}: {case}\n"
