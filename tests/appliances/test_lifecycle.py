@@ -154,6 +154,13 @@ async def test_wrong_passphrase_and_key_mismatch_refuse_the_upload(deployment, n
         FailureCode.PASSPHRASE_MISMATCH,
         FailureCode.KEY_MISMATCH,
     ]
+    # Nothing a person could steal ever reaches the event stream or the status.
+    await mesh.settle()
+    everything = mesh.events.to_jsonl() + "".join(
+        mesh.status(name).render() for name in mesh.names
+    )
+    for secret in ("PRIVATE KEY", "the-real-one", "not-it", key_pem.decode().splitlines()[1]):
+        assert secret not in everything
 
 
 async def test_upload_with_validation_off_is_used_at_the_next_connection(deployment, nursery):
