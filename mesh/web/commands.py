@@ -9,8 +9,9 @@ pace a person can follow, and the consoles stay up until Ctrl-C (or, with
 
 Certificates are dated on the scenario's clock, and browsers and curl judge
 them by the wall clock: ``--wall-clock`` starts the scenario now so that a
-browser sees valid dates (it still has to be told to trust the scenario's
-root, or use ``curl -k``).
+browser sees valid dates, and ``--root FILE`` writes the scenario's root CA
+for ``curl --cacert FILE`` (the certificates name the appliance's domain name,
+so point that name at 127.0.0.1 with ``curl --resolve NAME:PORT:127.0.0.1``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--expiry-window", type=int, default=30, metavar="DAYS",
         help="flag certificates this many days before their end (default 30)",
+    )
+    parser.add_argument(
+        "--root", metavar="FILE",
+        help="write the scenario's root CA certificate here (for curl --cacert FILE)",
     )
     parser.add_argument("--once", action="store_true", help="stop when the timeline ends")
     parser.set_defaults(func=console_command)
@@ -116,6 +121,16 @@ async def _serve(scenario: Any, args: argparse.Namespace, names: list[str]) -> N
 
     window = dt.timedelta(days=args.expiry_window)
     async with start_scenario(scenario) as run:
+        if args.root:
+            from mesh.pki.files import save_certificate
+
+            try:
+                save_certificate(args.root, run.pki.root.cert)
+            except OSError as exc:
+                raise InputError(f"--root {args.root}", f"cannot be written ({exc.strerror})",
+                                 "name a file in a folder you can write to") from None
+            print(f"[{scenario.name}] root CA certificate written to {args.root}",
+                  file=sys.stderr, flush=True)
         async with trio.open_nursery() as nursery:
             for index, name in enumerate(names):
                 backend = MeshConsole(run.mesh, name)

@@ -85,6 +85,37 @@ async def test_consoles_answer_curl_k_until_interrupted(scenario):
     assert process.returncode == 130
 
 
+async def test_curl_cacert_root_against_a_ca_signed_console(scenario, tmp_path):
+    root = tmp_path / "root.crt"
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "mesh", "console", str(scenario), "--appliance",
+         "sensor-1.contoso.test", "--pace", "0", "--wall-clock", "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        seen = b""
+        with trio.fail_after(60):
+            while b"\n" not in seen:
+                chunk = await process.stdout.receive_some()
+                assert chunk, "mesh console exited before printing its console"
+                seen += chunk
+        name, _, url = seen.decode().splitlines()[0].split()
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        result = await trio.run_process(
+            ["curl", "--silent", "--show-error", "--max-time", "10", "--cacert", str(root),
+             "--resolve", f"{name}:{port}:127.0.0.1", f"https://{name}:{port}/api/v1/status"],
+            capture_stdout=True, capture_stderr=True, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        status = json.loads(result.stdout)
+        assert status["appliance"]["name"] == "sensor-1.contoso.test"
+        assert status["certificate"]["self_signed"] is False
+    finally:
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            await process.wait()
+
+
 def test_unknown_appliance_is_one_line(scenario, capsys):
     assert main(["console", str(scenario), "--appliance", "nope"]) == 2
     err = capsys.readouterr().err.strip()
