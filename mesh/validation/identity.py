@@ -29,6 +29,19 @@ _USAGE = {
     "client": ExtendedKeyUsageOID.CLIENT_AUTH,
     "server": ExtendedKeyUsageOID.SERVER_AUTH,
 }
+#: RFC 5280 names of the usages a detail may mention; others print dotted.
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+}
+
+
+def _usage_name(oid: x509.ObjectIdentifier) -> str:
+    return _USAGE_NAMES.get(oid, oid.dotted_string)
 
 
 def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
@@ -42,12 +55,12 @@ def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
     wanted = _USAGE[purpose]
     if wanted in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
         return []
-    listed = ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku) or "nothing"
+    listed = ", ".join(_usage_name(oid) for oid in eku) or "nothing"
     return [
         Finding.about(
             FailureCode.WRONG_PURPOSE,
             leaf,
-            f"extended key usage lists {listed}; this connection needs {wanted._name}",
+            f"extended key usage lists {listed}; this connection needs {_usage_name(wanted)}",
             depth=0,
         )
     ]
