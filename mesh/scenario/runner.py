@@ -111,32 +111,43 @@ class ScenarioRun:
 
     # -- acting --
 
-    async def settle(self) -> None:
-        """Let every link make a fresh attempt, then wait until the mesh is idle.
+    async def disconnect(self) -> list[str]:
+        """Stop every running appliance that dials; returns their names, sensors first.
 
         The engine validates at connection start and keeps an up link up, so a
         revocation, an expiry or a CRL outage shows only on a new connection.
-        A scenario wants to know what the *next* connection would do, so every
-        running appliance that dials is restarted (listeners first, on their
-        old ports; uploads and switches are kept), and then ``mesh.settle()``
-        returns once each link has an outcome from an attempt made after that.
+        A scenario asks what the *next* connection does, so around each step
+        the dialers go away and come back (uploads and switches are kept).
+        Sensors stop first, so no heartbeat is sent into a console that is
+        gone, and the clock jumps while they are away.
         """
-        running = [name for name in self.mesh.names if self.mesh.appliance(name).running]
         dialers = sorted(
-            (name for name in running if self.mesh.appliance(name).dials),
+            (n for n in self.mesh.names
+             if self.mesh.appliance(n).running and self.mesh.appliance(n).dials),
             key=lambda n: ROLES.index(self.scenario.appliance(n).role),
         )
-        # Sensors first: a sensor's heartbeats never meet a console that
-        # vanished under them. Then start in reverse, listeners before dialers,
-        # each on a fresh port: its old one may meanwhile be the local end of
-        # another appliance's outgoing connection. Dialers look addresses up
-        # at every attempt, so they find the new port.
         for name in dialers:
             await self.mesh.stop(name)
-        for name in reversed(dialers):
-            self.mesh.appliance(name).port = None
-            await self.mesh.start(name)
+        return dialers
+
+    async def reconnect(self, names: list[str]) -> None:
+        """Start ``names`` again (listeners first), then settle.
+
+        Each comes back on a fresh port: its old one may meanwhile be the local
+        end of another appliance's outgoing connection. Dialers look addresses
+        up at every attempt, so they find the new port. ``mesh.settle()``
+        returns once every link has an outcome from an attempt made after that.
+        """
+        for name in reversed(names):
+            appliance = self.mesh.appliance(name)
+            if not appliance.running:
+                appliance.port = None
+                await self.mesh.start(name)
         await self.mesh.settle()
+
+    async def settle(self) -> None:
+        """Make every link connect afresh, then wait until the mesh is idle."""
+        await self.reconnect(await self.disconnect())
 
     async def play(self, index: int, step: Step) -> StepRecord:
         """Jump the clock by ``step.after``, act, let every link retry, record the outcome.
@@ -144,10 +155,13 @@ class ScenarioRun:
         ``mesh.advance`` republishes the CA's CRLs at the new instant, as a CA's
         scheduled publication would.
         """
+        away = await self.disconnect()
         if step.after:
             await self.mesh.advance(step.after)
         record = await self._act(index, step)
-        await self.settle()
+        if step.action == "stop":
+            away = [name for name in away if name != step.target]
+        await self.reconnect(away)
         self.records.append(record)
         if step.action == "upload":
             self._uploads[index] = record

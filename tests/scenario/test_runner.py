@@ -1,0 +1,124 @@
+"""The runner on the real engine: real sockets, a real CRL server, the emulated clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mesh.errors import FailureCode
+from mesh.eventlog import EventLog
+from mesh.scenario.model import ApplianceDef, Expectation, PkiSpec, Scenario, Step
+from mesh.scenario.report import render_plain
+from mesh.scenario.runner import run_scenario
+
+CM = "cm.contoso.test"
+S1 = "sensor-1.contoso.test"
+S2 = "sensor-2.contoso.test"
+
+
+def small(*, steps=(), expectations=(), **sensor1) -> Scenario:
+    return Scenario(
+        name="small",
+        pki=PkiSpec(root="Contoso Root CA", intermediate="Contoso Issuing CA"),
+        appliances=[
+            ApplianceDef(name=CM, role="management-console"),
+            ApplianceDef(name=S1, role="sensor", connects_to=[CM], **sensor1),
+            ApplianceDef(name=S2, role="sensor", connects_to=[CM]),
+        ],
+        steps=steps,
+        expectations=expectations,
+    )
+
+
+async def test_a_revocation_mid_run_halts_the_link_at_its_next_connection(keys):
+    scenario = small(
+        steps=[Step(after=dt.timedelta(days=30), action="revoke", target=S1)],
+        expectations=[
+            Expectation(link=f"{S1} -> {CM}", state="up", after_step=0),
+            Expectation(link=f"{S1} -> {CM}", state="halted", code="revoked"),
+            Expectation(link=f"{S2} -> {CM}", state="up"),
+        ],
+    )
+    events = EventLog()
+    result = await run_scenario(scenario, keys=keys, events=events)
+    assert result.ok, [v.to_json() for v in result.failures]
+    row = result.link(f"{S1} -> {CM}")
+    assert (row.state, row.code, row.refused_by) == ("halted", "revoked", CM)
+    assert row.message == FailureCode.REVOKED.message
+    assert result.ended - result.started >= dt.timedelta(days=30)
+    # Emulated time also runs with the (few real) seconds the run takes.
+    step_at = result.steps[0].at - scenario.start
+    assert dt.timedelta(days=30) <= step_at < dt.timedelta(days=30, minutes=1)
+    kinds = events.kinds()
+    assert "certificate-revoked" in kinds and "link-halted" in kinds
+    assert [v.when for v in result.expectations] == ["after start", "at the end", "at the end"]
+
+
+async def test_upload_verdicts_are_recorded_and_judged(keys):
+    scenario = small(
+        certificate="self-signed",
+        steps=[
+            Step(action="upload", target=S1, certificate="wrong-passphrase"),
+            Step(action="upload", target=S1, certificate="key-mismatch"),
+            Step(action="upload", target=S1),
+        ],
+        expectations=[
+            Expectation(upload_step=1, verdict="refused", code="passphrase_mismatch"),
+            Expectation(upload_step=2, verdict="refused", code="key_mismatch"),
+            Expectation(upload_step=3, verdict="accepted"),
+            Expectation(link=f"{S1} -> {CM}", state="halted", code="chain_untrusted", after_step=2),
+            Expectation(link=f"{S1} -> {CM}", state="up"),
+        ],
+    )
+    result = await run_scenario(scenario, keys=keys)
+    assert result.ok, [v.to_json() for v in result.failures]
+    assert [(r.outcome, r.code) for r in result.steps] == [
+        ("refused", "passphrase_mismatch"), ("refused", "key_mismatch"), ("accepted", None),
+    ]
+    assert result.steps[0].message == FailureCode.PASSPHRASE_MISMATCH.message
+
+
+async def test_a_failed_expectation_says_what_was_seen(keys):
+    scenario = small(
+        certificate="expired",
+        expectations=[Expectation(link=f"{S1} -> {CM}", state="up")],
+    )
+    result = await run_scenario(scenario, keys=keys)
+    assert not result.ok
+    (verdict,) = result.failures
+    assert verdict.actual == "halted/expired"
+    assert verdict.message == FailureCode.EXPIRED.message
+    assert "FAIL  expect[1]" in render_plain(result)
+
+
+async def test_validation_off_shows_what_would_have_failed(keys):
+    scenario = Scenario(
+        name="off",
+        appliances=[
+            ApplianceDef(name=CM, role="management-console", validation=False),
+            ApplianceDef(name=S1, role="sensor", connects_to=[CM], certificate="untrusted"),
+        ],
+    )
+    result = await run_scenario(scenario, keys=keys)
+    row = result.link(f"{S1} -> {CM}")
+    assert (row.state, row.code) == ("up-unvalidated", "chain_untrusted")
+    assert row.message.startswith(f"validation off on {CM}; would fail: Cannot validate chain")
+
+
+async def test_progress_is_one_call_per_milestone_and_a_big_mesh_folds(keys):
+    n = 45
+    scenario = Scenario(
+        name="fleet",
+        appliances=[ApplianceDef(name=CM, role="management-console")]
+        + [ApplianceDef(name=f"s{i}.contoso.test", role="sensor", connects_to=[CM])
+           for i in range(n)],
+        steps=[Step(after=dt.timedelta(days=1), action="revoke", target="s7.contoso.test"),
+               Step(after=dt.timedelta(days=1), action="advance")],
+    )
+    calls = []
+    result = await run_scenario(scenario, keys=keys,
+                                progress=lambda kind, record, run: calls.append(kind))
+    assert calls == ["started", "step", "step"]
+    assert result.counts() == {"up": n - 1, "halted": 1}
+    text = render_plain(result)
+    assert f"... and {n - 1} more links up" in text
+    assert len(text.splitlines()) < 12
