@@ -49,3 +49,72 @@ def test_check_prints_every_problem_of_every_file_and_exits_2(tmp_path, capsys):
 def test_check_missing_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.toml")]) == 2
     assert capsys.readouterr().err == f"mesh: {tmp_path / 'nope.toml'}: no such file; check the path\n"
+
+
+FAILING = GOOD.replace('state = "up"', 'state = "halted"\ncode = "revoked"')
+
+
+def test_run_writes_json_junit_and_events_and_exits_1_on_a_failed_expectation(tmp_path, capsys):
+    import json
+    import xml.etree.ElementTree as ET
+
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    bad = tmp_path / "failing.toml"
+    bad.write_text(FAILING)
+    report, junit, events = tmp_path / "r.json", tmp_path / "j.xml", tmp_path / "e.jsonl"
+    status = main(["run", str(good), str(bad), "--json", str(report), "--junit", str(junit),
+                   "--events", str(events)])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert "PASS good: 1/1 expectations hold" in captured.out
+    assert "FAIL failing: 0/1 expectations hold" in captured.out
+    assert "1/2 scenarios passed" in captured.out
+    assert "[1/2 good] started 2 appliances: 1 up" in captured.err
+    reports = json.loads(report.read_text())
+    assert [r["ok"] for r in reports] == [True, False]
+    assert reports[1]["expectations"][0] == {
+        "link": "sensor-1.contoso.test -> cm.contoso.test", "expected": "halted/revoked",
+        "actual": "up", "met": False, "when": "at the end",
+        "at": reports[1]["expectations"][0]["at"], "message": "",
+    }
+    suites = ET.parse(junit).getroot()
+    assert suites.get("tests") == "2" and suites.get("failures") == "1"
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {"appliance-started", "link-up"} <= {line["kind"] for line in lines}
+    assert not any("PRIVATE KEY" in line for line in events.read_text().splitlines())
+
+
+def test_run_exits_0_when_everything_holds(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["run", "--quiet", str(good)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines()[-1].startswith("PASS good: 1/1")
+
+
+def test_run_refuses_every_file_when_one_is_unusable(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD + "\n[[step]]\naction = \"explode\"\n")
+    assert main(["run", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert captured.err.startswith(f"mesh: {bad}: step[1].action: 'explode' is not an action")
+
+
+def test_mesh_run_as_a_process(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    library = Path(__file__).resolve().parents[2] / "scenarios"
+    done = subprocess.run(
+        [sys.executable, "-m", "mesh", "run", str(library / "troubleshoot-revoked.toml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PASS troubleshoot-revoked: 4/4 expectations hold" in done.stdout
+    assert "Traceback" not in done.stderr
