@@ -8,13 +8,16 @@ Shape (every key always present)::
       "certificate": {... see certificate_summary ...},
       "validation": {"enabled": true},
       "links": [{"name": "a -> b", "dialer", "listener", "state", "code",
-                 "message", "refused_by", "unvalidated"}],
+                 "message", "refused_by", "unvalidated", "unvalidated_by",
+                 "would_fail"}],
       "roles": {"name": "role", ...},            # every appliance in the graph
       "warnings": [{"kind": "certificate-expiring", ...}],
       "expiry_window_days": 30
     }
 
 A halted link carries its stable ``code`` and the exact operator ``message``.
+An unvalidated link names who skipped validation and the codes its checks
+would have failed (``would_fail``); a down link says why, when the engine knows.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ def _instant(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _code_of(value: Any) -> str:
+    return value.code if isinstance(value, FailureCode) else str(value)
+
+
 def link_document(link: Any) -> dict[str, Any]:
     """One link (anything shaped like ``LinkStatus``) as plain JSON data."""
     code = getattr(link, "code", None)
@@ -48,6 +55,16 @@ def link_document(link: Any) -> dict[str, Any]:
             pass
     state = str(getattr(link, "state", "unknown"))
     refused_by = getattr(link, "refused_by", None)
+    unvalidated_by = [str(name) for name in getattr(link, "unvalidated_by", ()) or ()]
+    would_fail = [_code_of(c) for c in getattr(link, "would_fail", ()) or ()]
+    if not message and state == "up-unvalidated":
+        message = "validation is off"
+        if unvalidated_by:
+            message += " at " + ", ".join(unvalidated_by)
+        if would_fail:
+            message += "; with it on, this would fail: " + ", ".join(would_fail)
+    elif not message and state == "down" and getattr(link, "reason", ""):
+        message = str(link.reason)
     return {
         "name": f"{link.dialer} -> {link.listener}",
         "dialer": link.dialer,
@@ -57,6 +74,8 @@ def link_document(link: Any) -> dict[str, Any]:
         "message": message,
         "refused_by": refused_by,
         "unvalidated": state == "up-unvalidated",
+        "unvalidated_by": unvalidated_by,
+        "would_fail": would_fail,
     }
 
 

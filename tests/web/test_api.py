@@ -268,3 +268,29 @@ async def test_changes_from_another_origin_are_refused(console, appliance, pki):
     assert switch.status_code == 403
     assert same.status_code == 200
     assert appliance.current is pki.self_signed and appliance.validation is False
+
+
+def test_link_document_explains_unvalidated_and_down_links():
+    from attrs import define
+
+    from mesh.web.status import link_document
+
+    @define
+    class Seen:
+        dialer: str
+        listener: str
+        state: str
+        code: object = None
+        message: str | None = None
+        unvalidated_by: tuple = ()
+        would_fail: tuple = ()
+        reason: str = ""
+
+    unvalidated = link_document(Seen("s", "cm", "up-unvalidated", unvalidated_by=("s",),
+                                     would_fail=(FailureCode.CHAIN_UNTRUSTED,)))
+    assert unvalidated["message"] == "validation is off at s; with it on, this would fail: chain_untrusted"
+    assert (unvalidated["unvalidated"], unvalidated["would_fail"]) == (True, ["chain_untrusted"])
+    assert link_document(Seen("s", "cm", "down", reason="connection refused"))["message"] == (
+        "connection refused")
+    halted = link_document(Seen("s", "cm", "halted", code="expired"))
+    assert halted["message"] == FailureCode.EXPIRED.message

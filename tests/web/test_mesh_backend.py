@@ -183,3 +183,16 @@ async def test_appliance_console_serves_one_appliance(nursery, running):
     assert doc["appliance"] == {"name": S1, "role": "sensor"}
     assert [link["name"] for link in doc["links"]] == [f"{S1} -> {CM}"]
     assert doc["certificate"]["serial"] == format(running.pki.material(S1).serial, "X")
+
+
+async def test_validation_switch_through_the_api(running, cm_console):
+    async with _client(cm_console) as client:
+        answer = await client.put("/api/v1/validation", json={"enabled": False})
+        assert answer.json() == {"enabled": False}
+        await running.settle()
+        doc = (await client.get("/api/v1/status")).json()
+    assert running.mesh.appliance(CM).validation is False
+    assert doc["validation"] == {"enabled": False}
+    link = _link(doc, S1)
+    assert (link["state"], link["unvalidated"], link["unvalidated_by"]) == ("up-unvalidated", True, [CM])
+    assert link["message"].startswith(f"validation is off at {CM}")
