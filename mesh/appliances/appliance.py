@@ -19,6 +19,10 @@ same way (``_converse``):
    ``validation-skipped`` warning listing what would have failed.
 4. Only then application frames flow (``mesh.appliances.traffic``).
 
+Live links are not judged again (the source validates at connection start)
+unless the spec asks for it (``revalidate_every``): then each end re-judges
+the chain its peer presented, and a refusal halts the live link.
+
 A dialer retries with capped exponential backoff on the emulated clock and
 validates afresh on every attempt, so an upload, a toggle, a revocation or a
 clock jump changes the outcome at the next attempt. A :class:`RetryGate`
@@ -467,22 +471,24 @@ class Appliance:
         as_dialer = pair is not None
         try:
             chain = stream.peer_chain()
+            check: tuple[str, str | None] | None
             if pair is not None:
                 peer = pair.listener
-                mine = await self._judge(
-                    chain, purpose="server", expected=self.directory.hostname_of(peer)
-                )
+                check = ("server", self.directory.hostname_of(peer))
             elif not self.role.validates_clients:
                 peer = _label_of(chain)
-                mine = Judgement.not_checked(self.name)
+                check = None
             else:
                 peer = _label_of(chain)
                 expected = list(self.directory.expected_dialers(self.name))
-                mine = await self._judge(
-                    chain,
-                    purpose="client",
-                    expected=self.directory.hostname_of(expected[0]) if len(expected) == 1 else None,
+                check = (
+                    "client",
+                    self.directory.hostname_of(expected[0]) if len(expected) == 1 else None,
                 )
+            if check is None:
+                mine = Judgement.not_checked(self.name)
+            else:
+                mine = await self._judge(chain, purpose=check[0], expected=check[1])
             framed = FramedStream(stream, max_frame=self.settings.max_frame)
             theirs: Judgement | None
             try:
@@ -513,7 +519,8 @@ class Appliance:
             self._record(link, outcome, mine, theirs, generation=generation)
             if outcome.state is LinkState.HALTED:
                 return False
-            await self._carry(link, framed, peer=peer, as_dialer=as_dialer)
+            recheck = None if check is None else (chain, *check)
+            await self._carry(link, framed, peer=peer, as_dialer=as_dialer, recheck=recheck)
             return True
         finally:
             with trio.CancelScope(shield=True):
@@ -637,10 +644,36 @@ class Appliance:
             )
         self.book.touch()
 
-    async def _carry(self, link: Link, framed: FramedStream, *, peer: str, as_dialer: bool) -> None:
+    async def _carry(
+        self,
+        link: Link,
+        framed: FramedStream,
+        *,
+        peer: str,
+        as_dialer: bool,
+        recheck: tuple[Sequence[x509.Certificate], str, str | None] | None = None,
+    ) -> None:
         plan = plan_for(
             self.role, self.directory.role_of(peer), as_dialer=as_dialer, mutual=link.mutual
         )
+        halted_live = False
+
+        async def revalidate(scope: trio.CancelScope) -> None:
+            """Optional: judge the live peer's chain again every ``revalidate_every``."""
+            nonlocal halted_live
+            interval = self.spec.revalidate_every
+            if interval is None or recheck is None:
+                return
+            chain, purpose, expected = recheck
+            while True:
+                await self.clock.sleep(interval, kickable=False)
+                mine = await self._judge(chain, purpose=purpose, expected=expected)
+                if not mine.accepted:
+                    outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
+                    self._record(link, outcome, mine, None, generation=None)
+                    halted_live = True
+                    scope.cancel()
+                    return
 
         async def speak_quietly() -> None:
             try:
@@ -648,8 +681,10 @@ class Appliance:
             except (trio.BrokenResourceError, trio.ClosedResourceError, FrameError):
                 pass
 
+        reason = "the link was halted"
         async with trio.open_nursery() as nursery:
             nursery.start_soon(speak_quietly)
+            nursery.start_soon(revalidate, nursery.cancel_scope)
             try:
                 reason = await listen(self, link, framed, peer)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -657,7 +692,8 @@ class Appliance:
             except FrameError as exc:
                 reason = f"{peer} broke the protocol: {exc}"
             nursery.cancel_scope.cancel()
-        self._down(link, reason)
+        if not halted_live:
+            self._down(link, reason)
 
     def _error(self, line: str) -> None:
         self.errors.append(line)

@@ -90,6 +90,9 @@ class ApplianceSpec:
         host, port: where it listens (port 0 = pick one at first start and
             keep it across restarts).
         heartbeat_interval: emulated seconds between a sensor's heartbeats.
+        revalidate_every: emulated seconds between re-validations of a live
+            link's peer (None, the default: validate at connection start only,
+            as the source does). A failed re-validation halts the live link.
     """
 
     name: str = field(validator=validators.min_len(1))
@@ -106,6 +109,7 @@ class ApplianceSpec:
     host: str = "127.0.0.1"
     port: int = 0
     heartbeat_interval: float = 30.0
+    revalidate_every: float | None = None
 
 
 @define(frozen=True, kw_only=True)
