@@ -76,3 +76,13 @@ def test_the_plugin_fixtures_and_helpers(pytester: pytest.Pytester):
         "*AssertionError: link sensor-1.contoso.test -> cm.contoso.test: "
         "state 'halted', expected 'up' (This certificate has been revoked by the CRL*",
     ])
+
+
+def test_the_readme_example_passes(pytester: pytest.Pytester):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Regression suites with the pytest plugin", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(test_readme=example)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
