@@ -4,6 +4,8 @@
 
 const state = { since: 0, status: null, refreshing: false };
 const POLL_MS = 1000;
+// Traffic, not state changes: not listed, and no reason to redraw.
+const QUIET = new Set(["message-delivered", "link-connecting"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -76,7 +78,7 @@ async function refresh() {
 
 function showEvents(events) {
   const list = document.getElementById("events");
-  for (const event of events) {
+  for (const event of events.filter(e => !QUIET.has(e.kind))) {
     const text = `${event.at} ${event.kind}: ${event.text || event.message || ""}`;
     list.prepend(el("li", { class: "sev-" + event.severity, "data-kind": event.kind }, text));
   }
@@ -90,7 +92,7 @@ async function poll() {
     if (answer.ok && answer.body.events.length) {
       state.since = answer.body.next;
       showEvents(answer.body.events);
-      await refresh();
+      if (answer.body.events.some(e => !QUIET.has(e.kind))) await refresh();
     }
   } catch (error) {
     document.getElementById("poll-state").textContent = "disconnected, retrying";
