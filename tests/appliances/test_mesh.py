@@ -79,3 +79,21 @@ async def test_a_certificate_tls_cannot_load_never_takes_the_mesh_down(deploymen
     assert mesh.link("sensor-2", "console").state is LinkState.UP
     await mesh.settle()
     assert mesh.status("sensor-1").running
+
+
+async def test_mesh_as_an_async_context_manager_and_status_text(deployment):
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    specs = [
+        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+        deployment.spec("console", "management-console"),
+    ]
+    async with deployment.mesh(specs) as mesh:
+        await mesh.settle()
+        text = mesh.status("console").render()
+        assert "console (management-console) running on 127.0.0.1:" in text
+        assert "sensor-1 -> console: up" in text
+        mesh.raise_alert("sensor-1", "x")
+        await mesh.settle()
+        assert [a["text"] for a in mesh.appliance("console").alerts.alerts] == ["x"]
+    assert not mesh.status("console").running
+    assert mesh.events.kinds().count("appliance-stopped") == 2
