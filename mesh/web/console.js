@@ -4,6 +4,7 @@
 
 const state = { since: 0, status: null, refreshing: false };
 const POLL_MS = 1000;
+const PAGE = 1000;  // the API's largest page of events
 // Traffic, not state changes: not listed, and no reason to redraw.
 const QUIET = new Set(["message-delivered", "link-connecting"]);
 
@@ -86,18 +87,20 @@ function showEvents(events) {
 }
 
 async function poll() {
+  let behind = false;
   try {
     const answer = await getJSON("/api/v1/events?since=" + state.since);
     document.getElementById("poll-state").textContent = "live";
     if (answer.ok && answer.body.events.length) {
       state.since = answer.body.next;
-      showEvents(answer.body.events);
+      behind = answer.body.events.length >= PAGE;  // a backlog: fetch the next page now
+      showEvents(answer.body.events.slice(-200));
       if (answer.body.events.some(e => !QUIET.has(e.kind))) await refresh();
     }
   } catch (error) {
     document.getElementById("poll-state").textContent = "disconnected, retrying";
   }
-  setTimeout(poll, POLL_MS);
+  setTimeout(poll, behind ? 0 : POLL_MS);
 }
 
 async function upload(event) {
