@@ -546,13 +546,17 @@ class Appliance:
         generation: int | None,
     ) -> None:
         now = self.clock.now()
-        if link.state is not outcome.state:
-            link.since = now
-        link.state = outcome.state
-        link.outcome = outcome
-        link.reason = ""
-        self._complete(link, generation)
         owner = self._owns(link)
+        if owner:
+            # In one process the dialer is the authority on the shared record (it
+            # holds both verdicts); a listener's late news about an older
+            # connection must not overwrite a newer outcome.
+            if link.state is not outcome.state:
+                link.since = now
+            link.state = outcome.state
+            link.outcome = outcome
+            link.reason = ""
+            self._complete(link, generation)
         peer = link.listener if link.dialer == self.name else link.dialer
 
         refusals = [mine] if not mine.accepted else []
@@ -629,16 +633,18 @@ class Appliance:
     def _down(
         self, link: Link, reason: str, *, generation: int | None = None, report: bool = True
     ) -> None:
-        if link.state is not LinkState.DOWN:
-            link.since = self.clock.now()
-        link.state = LinkState.DOWN
-        link.reason = reason
-        self._complete(link, generation)
+        owner = self._owns(link)
+        if owner:
+            if link.state is not LinkState.DOWN:
+                link.since = self.clock.now()
+            link.state = LinkState.DOWN
+            link.reason = reason
+            self._complete(link, generation)
         reported = self._seen.get((link.key, "state"))
         for key in [k for k in self._seen if k[0] == link.key]:
             del self._seen[key]
         self._seen[(link.key, "state")] = (LinkState.DOWN, ())
-        if report and self._owns(link) and reported != (LinkState.DOWN, ()):
+        if report and owner and reported != (LinkState.DOWN, ()):
             self.events.append(
                 LinkDown(at=self.clock.now(), dialer=link.dialer, listener=link.listener, reason=reason)
             )
