@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run bench clean
+.PHONY: install browser test run bench clean
 
 install: $(STAMP)
 
@@ -14,7 +14,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The web console's browser tests drive Debian's headless chromium. Install it when
+# this user can (root with apt-get); otherwise those tests skip and say why.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null) || echo "chromium could not be installed; browser tests will skip"; \
+	  else echo "chromium is not installed; browser tests will skip"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 run: $(STAMP)
