@@ -302,7 +302,8 @@ class TlsStream(trio.abc.Stream):
             conn.set_connect_state()
         self._state = _State.OK
         self._handshake_started = False
-        self._handshake_done = trio.Event()
+        self._handshake_ok = False
+        self._handshake_finished = trio.Event()  # set on success and on failure
         # TLS 1.3 servers write session tickets as the handshake ends; see _retry.
         self._delayed_outgoing: bytes | None = None
 
@@ -335,10 +336,10 @@ class TlsStream(trio.abc.Stream):
 
     @property
     def handshake_done(self) -> bool:
-        return self._handshake_done.is_set()
+        return self._handshake_ok
 
     def _require_handshake(self, what: str) -> None:
-        if not self._handshake_done.is_set():
+        if not self._handshake_ok:
             raise trio.NeedHandshakeError(f"call do_handshake() before {what}")
 
     def peer_chain(self) -> list[x509.Certificate]:
@@ -403,6 +404,9 @@ class TlsStream(trio.abc.Stream):
         alert = self._drain_outgoing()
         if not alert or self._inner_send_lock.locked():
             return
+        if self._delayed_outgoing is not None:
+            alert = self._delayed_outgoing + alert
+            self._delayed_outgoing = None
         try:
             async with self._inner_send_lock:
                 await self.transport_stream.send_all(alert)
@@ -478,11 +482,9 @@ class TlsStream(trio.abc.Stream):
                 async with self._inner_recv_lock:
                     yielded = True
                     if recv_count == self._inner_recv_count:
-                        try:
-                            data = await self.transport_stream.receive_some()
-                        except:
-                            self._state = _State.BROKEN
-                            raise
+                        # A cancelled receive consumed nothing: the stream stays
+                        # usable (a read under move_on_after is fine).
+                        data = await self.transport_stream.receive_some()
                         if data:
                             self._conn.bio_write(data)
                         else:
@@ -502,16 +504,20 @@ class TlsStream(trio.abc.Stream):
         """
         self._check_status()
         if self._handshake_started:
-            await self._handshake_done.wait()
+            await self._handshake_finished.wait()
             self._check_status()
             return
         self._handshake_started = True
         try:
             await self._retry(self._conn.do_handshake, is_handshake=True)
         except:
-            self._state = _State.BROKEN
+            if self._state is _State.OK:
+                self._state = _State.BROKEN
             raise
-        self._handshake_done.set()
+        else:
+            self._handshake_ok = True
+        finally:
+            self._handshake_finished.set()
 
     def _read(self, max_bytes: int) -> bytes:
         try:
@@ -567,18 +573,17 @@ class TlsStream(trio.abc.Stream):
         if self._state is _State.CLOSED:
             await trio.lowlevel.checkpoint()
             return
-        if self._state is _State.BROKEN or not self._handshake_started:
+        if self._state is _State.BROKEN or not self._handshake_ok:
+            # No session to close (never started, failed, or still running in
+            # another task, which then fails with ClosedResourceError).
             self._state = _State.CLOSED
             await self.transport_stream.aclose()
             return
         try:
-            if not self._handshake_done.is_set():
-                await self._handshake_done.wait()
-            if self._state is _State.OK:
-                try:
-                    await self._retry(self._conn.shutdown, ignore_want_read=True)
-                except (trio.BrokenResourceError, trio.BusyResourceError):
-                    pass
+            try:
+                await self._retry(self._conn.shutdown, ignore_want_read=True)
+            except (trio.BrokenResourceError, trio.BusyResourceError):
+                pass
         except:
             await trio.aclose_forcefully(self.transport_stream)
             raise

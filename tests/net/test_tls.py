@@ -391,7 +391,57 @@ async def test_two_senders_at_once_is_a_usage_error(
         assert await server.receive_some() == b"first"
 
 
+async def test_a_cancelled_read_leaves_the_stream_usable(
+    autojump_clock: trio.testing.MockClock, client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    client, server = await handshake_pair(client_ctx, server_ctx)
+    with trio.move_on_after(30) as scope:  # nothing to read yet: cancelled
+        await server.receive_some()
+    assert scope.cancelled_caught
+    await client.send_all(b"heartbeat")
+    assert await server.receive_some() == b"heartbeat"
+
+
+async def test_every_task_waiting_on_a_failed_handshake_hears_of_it(
+    server_ctx: SSL.Context,
+) -> None:
+    a, b = trio.testing.memory_stream_pair()
+    server = TlsStream.server(b, server_ctx)
+    outcomes: list[type[BaseException]] = []
+
+    async def handshake() -> None:
+        try:
+            await server.do_handshake()
+        except trio.BrokenResourceError as exc:
+            outcomes.append(type(exc))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(handshake)
+        nursery.start_soon(handshake)
+        await trio.testing.wait_all_tasks_blocked()
+        await a.send_all(b"\x00" * 64)
+    assert outcomes == [trio.BrokenResourceError, trio.BrokenResourceError]
+
+
 # -- closing --
+
+
+async def test_aclose_during_a_handshake_does_not_wait_for_it(server_ctx: SSL.Context) -> None:
+    _silent, b = trio.testing.memory_stream_pair()
+    server = TlsStream.server(b, server_ctx)
+    failures: list[BaseException] = []
+
+    async def handshake() -> None:
+        try:
+            await server.do_handshake()
+        except trio.ClosedResourceError as exc:
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(handshake)
+        await trio.testing.wait_all_tasks_blocked()
+        await server.aclose()
+    assert len(failures) == 1
 
 
 async def test_clean_close_is_end_of_stream(
