@@ -11,6 +11,7 @@ from mesh.errors import FailureCode
 from mesh.events import (
     CertificateRevoked,
     CertificateUploaded,
+    CrlFetchFailed,
     LinkDown,
     LinkHalted,
     UploadRefused,
@@ -214,6 +215,7 @@ async def test_crl_server_down_then_back(deployment, nursery):
     assert (link.state, link.code) == (LinkState.HALTED, FailureCode.CRL_UNREACHABLE)
     halted = mesh.events.of(LinkHalted, code=FailureCode.CRL_UNREACHABLE)
     assert halted and halted[-1].message == FailureCode.CRL_UNREACHABLE.message
+    assert mesh.events.of(CrlFetchFailed, appliance="console", code=FailureCode.CRL_UNREACHABLE)
 
     await mesh.crl_fault("ok")
     await mesh.settle()

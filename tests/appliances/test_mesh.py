@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mesh.appliances import LinkState
 from mesh.errors import FailureCode
-from mesh.events import LinkHalted, LinkUp
+from mesh.events import CrlFetched, LinkHalted, LinkUp
 
 
 async def test_healthy_sensor_links_up_and_heartbeats_flow(deployment, nursery):
@@ -23,6 +23,8 @@ async def test_healthy_sensor_links_up_and_heartbeats_flow(deployment, nursery):
     assert link.delivered >= 1
     assert mesh.events.of(LinkUp, dialer="sensor-1")
     assert mesh.status("console").link_to("sensor-1").state is LinkState.UP
+    fetched = {e.url for e in mesh.events.of(CrlFetched, appliance="console")}
+    assert fetched == set(deployment.pki.crls())  # every CRL the sensor's path names
 
 
 async def test_expired_sensor_is_halted_then_unvalidated_when_switched_off(deployment, nursery):
