@@ -13,6 +13,7 @@ is a deliberate fault, asked for by keyword (see ``mesh.pki.faults``).
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from typing import Callable
 
@@ -363,12 +364,21 @@ def _leaf_builder(
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if san:
+        # The DNS name the source document asks for, plus the loopback address
+        # every emulated appliance listens on, so that a person can point curl
+        # or a browser at https://127.0.0.1:PORT and have the name check pass.
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False
+            x509.SubjectAlternativeName(
+                [x509.DNSName(common_name), x509.IPAddress(_LOOPBACK)]
+            ),
+            critical=False,
         )
     if cdp_url:
         builder = builder.add_extension(_cdp(str(cdp_url)), critical=False)
     return builder
+
+
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 
 def _crl_url(base: str | None, name: str) -> str | None:

@@ -39,3 +39,12 @@ def test_revocation_raises_crl_number(keys, epoch):
 
 def test_slug():
     assert slug("Contoso Root CA") == "contoso-root-ca"
+
+
+def test_leaf_names_loopback_so_curl_can_reach_it(keys, epoch):
+    import ipaddress
+
+    root = CertificateAuthority.root("Root", not_before=epoch, key=keys(2048))
+    leaf = root.issue("cm.contoso.test", not_before=epoch, key=keys(2048))
+    san = leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.IPv4Address("127.0.0.1")]
