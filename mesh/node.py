@@ -32,6 +32,8 @@ A config file::
 
     [forwards_to]                          # forwarding targets (server-auth)
     siem = "127.0.0.1:6514"
+    # syslog = { address = "10.0.0.9:6514", raw = true }   # a third-party server:
+    #   no verdict exchange, alerts as JSON lines
 
 Which end dials is the config's choice: with processes there is no shared
 topology to choose one dialer per pair, so list each link in one config only.
@@ -77,6 +79,7 @@ class PeerAddress:
     port: int
     hostname: str
     role: Role | None = None
+    speaks_mesh: bool = True
 
 
 @define(frozen=True, kw_only=True)
@@ -111,6 +114,10 @@ class NodeDirectory:
 
     def expected_dialers(self, listener: str) -> Sequence[str]:
         return self._accept_from
+
+    def speaks_mesh(self, name: str) -> bool:
+        peer = self._peers.get(name)
+        return peer.speaks_mesh if peer else True
 
     def hostname_of(self, name: str) -> str:
         if name == self._name:
@@ -157,10 +164,17 @@ def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...
         here = f"{where}: {key}.{name}"
         role = None
         hostname = name
+        speaks_mesh = True
         if isinstance(value, dict):
-            unknown = set(value) - {"address", "hostname", "role"}
+            unknown = set(value) - {"address", "hostname", "role", "raw"}
             if unknown:
-                raise InputError(here, f"unknown key {sorted(unknown)[0]!r}", "use address, hostname, role")
+                raise InputError(
+                    here, f"unknown key {sorted(unknown)[0]!r}", "use address, hostname, role, raw"
+                )
+            raw = value.get("raw", False)
+            if not isinstance(raw, bool):
+                raise InputError(f"{here}.raw", f"must be true or false, not {raw!r}", "")
+            speaks_mesh = not raw
             if "role" in value:
                 try:
                     role = Role.parse(value["role"])
@@ -171,7 +185,12 @@ def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...
         host, port = _address(value, here)
         if port == 0:
             raise InputError(here, "port 0 cannot be dialed", "give the port the peer listens on")
-        out.append(PeerAddress(name=name, host=host, port=port, hostname=hostname, role=role))
+        out.append(
+            PeerAddress(
+                name=name, host=host, port=port, hostname=hostname, role=role,
+                speaks_mesh=speaks_mesh,
+            )
+        )
     return tuple(out)
 
 

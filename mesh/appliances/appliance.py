@@ -69,7 +69,7 @@ from mesh.events import (
     ValidationSwitched,
 )
 from mesh.net import tls
-from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream
+from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream, LineStream
 from mesh.net.links import (
     Backoff,
     Judgement,
@@ -104,6 +104,8 @@ class Directory(Protocol):
     def expected_dialers(self, listener: str) -> Sequence[str]: ...
 
     def hostname_of(self, name: str) -> str: ...
+
+    def speaks_mesh(self, name: str) -> bool: ...
 
 
 @define(frozen=True, kw_only=True)
@@ -489,17 +491,24 @@ class Appliance:
                 mine = Judgement.not_checked(self.name)
             else:
                 mine = await self._judge(chain, purpose=check[0], expected=check[1])
-            framed = FramedStream(stream, max_frame=self.settings.max_frame)
+            framed: FramedStream | LineStream
             theirs: Judgement | None
-            try:
-                theirs = await exchange_verdicts(
-                    framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
-                )
-                silence = ""
-            except PeerRefusedTls as exc:
-                theirs, silence = _tls_judgement(peer, str(exc)), ""
-            except (PeerSilent, FrameError) as exc:
-                theirs, silence = None, str(exc)
+            silence = ""
+            if pair is not None and not self.directory.speaks_mesh(peer):
+                # A third-party server: its TLS stack already let us in, it sends
+                # no verdict, and it gets application data as JSON lines.
+                framed = LineStream(stream, max_frame=self.settings.max_frame)
+                theirs = Judgement.not_checked(peer) if mine.accepted else None
+            else:
+                framed = FramedStream(stream, max_frame=self.settings.max_frame)
+                try:
+                    theirs = await exchange_verdicts(
+                        framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
+                    )
+                except PeerRefusedTls as exc:
+                    theirs = _tls_judgement(peer, str(exc))
+                except (PeerSilent, FrameError) as exc:
+                    theirs, silence = None, str(exc)
             if pair is not None:
                 link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
             else:
@@ -653,7 +662,7 @@ class Appliance:
     async def _carry(
         self,
         link: Link,
-        framed: FramedStream,
+        framed: FramedStream | LineStream,
         *,
         peer: str,
         as_dialer: bool,

@@ -102,7 +102,7 @@ class Mesh:
         self._specs: dict[str, ApplianceSpec] = {}
         self._appliances: dict[str, Appliance] = {}
         self._pairs: list[LinkPair] = []
-        self._external: dict[str, tuple[str, int, str]] = {}
+        self._external: dict[str, tuple[str, int, str, bool]] = {}
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
         self._done: dict[str, trio.Event] = {}
@@ -148,10 +148,26 @@ class Mesh:
 
     # -- Directory (what appliances ask the mesh) --
 
-    def add_external(self, name: str, host: str, port: int, *, hostname: str | None = None) -> None:
-        """A peer outside this mesh (another ``mesh node``, an ``openssl s_server``)
-        that appliances may name in ``connects_to``/``forwards_to``."""
-        self._external[name] = (host, int(port), hostname or name)
+    def add_external(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        *,
+        hostname: str | None = None,
+        speaks_mesh: bool = True,
+    ) -> None:
+        """A peer outside this mesh that appliances may name in ``connects_to``/``forwards_to``.
+
+        ``speaks_mesh``: another ``mesh node`` exchanges verdicts; a third-party
+        server (``openssl s_server``, a SIEM) does not: the link is up once this
+        side accepts the server, and alerts go to it as JSON lines.
+        """
+        self._external[name] = (host, int(port), hostname or name, speaks_mesh)
+
+    def speaks_mesh(self, name: str) -> bool:
+        external = self._external.get(name)
+        return external[3] if external is not None else True
 
     def address_of(self, name: str) -> tuple[str, int] | None:
         external = self._external.get(name)

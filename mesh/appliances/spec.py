@@ -136,7 +136,7 @@ def link_pairs(specs: Iterable[ApplianceSpec]) -> list[LinkPair]:
     for spec in by_name.values():
         wanted = [(peer, True) for peer in spec.connects_to]
         wanted += [(peer, False) for peer in spec.forwards_to]
-        for peer, _ in wanted:
+        for peer, connects in wanted:
             if peer == spec.name:
                 raise ValueError(f"appliance {spec.name!r} cannot connect to itself")
             key = frozenset((spec.name, peer))
@@ -148,6 +148,9 @@ def link_pairs(specs: Iterable[ApplianceSpec]) -> list[LinkPair]:
             if key in pairs:
                 continue
             listener_spec = by_name.get(listener)
-            mutual = listener_spec is None or listener_spec.role.validates_clients
+            if listener_spec is not None:
+                mutual = listener_spec.role.validates_clients
+            else:  # outside the mesh: a forwarding rule names a server-auth target
+                mutual = connects if listener == peer else True
             pairs[key] = LinkPair(dialer=dialer, listener=listener, mutual=mutual)
     return list(pairs.values())

@@ -25,7 +25,7 @@ import trio
 
 from mesh.appliances.spec import Role
 from mesh.events import MessageDelivered
-from mesh.net.framing import Frame, FrameError, FramedStream, FrameType
+from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, LineStream
 from mesh.net.links import Link
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def plan_for(me: Role, peer: Role | None, *, as_dialer: bool, mutual: bool) -> P
     return Plan.NOTHING
 
 
-async def speak(me: Appliance, link: Link, framed: FramedStream, plan: Plan) -> None:
+async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan) -> None:
     """Send what ``plan`` says until cancelled (the link broke or the appliance stopped)."""
     if plan is Plan.NOTHING:
         await trio.sleep_forever()
@@ -90,7 +90,7 @@ async def speak(me: Appliance, link: Link, framed: FramedStream, plan: Plan) -> 
         await _stream_alerts(me, link, framed, FrameType.FORWARD, cursor_key)
 
 
-async def _heartbeats(me: Appliance, framed: FramedStream) -> None:
+async def _heartbeats(me: Appliance, framed: FramedStream | LineStream) -> None:
     seq = 0
     while True:
         seq += 1
@@ -104,7 +104,7 @@ async def _heartbeats(me: Appliance, framed: FramedStream) -> None:
 
 
 async def _stream_alerts(
-    me: Appliance, link: Link, framed: FramedStream, kind: FrameType, cursor_key: str
+    me: Appliance, link: Link, framed: FramedStream | LineStream, kind: FrameType, cursor_key: str
 ) -> None:
     while True:
         index = link.cursors.get(cursor_key, 0)
@@ -114,7 +114,7 @@ async def _stream_alerts(
         link.cursors[cursor_key] = index + 1
 
 
-async def listen(me: Appliance, link: Link, framed: FramedStream, peer: str) -> str:
+async def listen(me: Appliance, link: Link, framed: FramedStream | LineStream, peer: str) -> str:
     """Receive and count application frames until the peer closes; returns why it ended."""
     while True:
         frame = await framed.receive()

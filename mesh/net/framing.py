@@ -16,6 +16,11 @@ accept). The rest is application traffic and may only flow after both
 verdicts were ``ACCEPT``: ``HEARTBEAT`` and ``ALERT`` from sensors,
 ``REPLICATE`` from the management console to the HA console and ``FORWARD``
 to forwarding targets.
+
+:class:`LineStream` is the same interface for a peer that does not speak this
+protocol (a third-party server of a forwarding rule, ``openssl s_server``):
+frames go out as one JSON object per line, and whatever the peer sends is
+read and dropped until it closes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "Frame",
     "FrameError",
     "FramedStream",
+    "LineStream",
     "MAX_FRAME",
     "encode",
 ]
@@ -135,6 +141,32 @@ class FramedStream:
         payload = bytes(self._buffer[_HEADER.size : _HEADER.size + length])
         del self._buffer[: _HEADER.size + length]
         return _decode(payload)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class LineStream:
+    """Frames as JSON lines to a peer outside the mesh; its input is drained, not parsed."""
+
+    def __init__(self, stream: trio.abc.Stream, *, max_frame: int = MAX_FRAME) -> None:
+        self.stream = stream
+        self.max_frame = max_frame
+        self._send_lock = trio.Lock()
+
+    async def send(self, frame: Frame) -> None:
+        line = json.dumps({"type": frame.type.label, **frame.body}, separators=(",", ":"))
+        data = line.encode() + b"\n"
+        if len(data) > self.max_frame:
+            raise FrameError(f"{frame.type.label} line of {len(data)} bytes exceeds {self.max_frame}")
+        async with self._send_lock:
+            await self.stream.send_all(data)
+
+    async def receive(self) -> Frame | None:
+        """Drain the peer's bytes until it closes; always None (nothing to count)."""
+        while await self.stream.receive_some(65536):
+            pass
+        return None
 
     async def aclose(self) -> None:
         await self.stream.aclose()

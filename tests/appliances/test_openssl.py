@@ -6,6 +6,7 @@ mesh.clock) and wait for events, never for time.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -145,6 +146,44 @@ async def test_an_s_server_that_refuses_the_appliance_halts_with_validation_fail
             0,
         )
         assert link.message == "Certificate validation failed"
+    finally:
+        server.kill()
+        await server.wait()
+
+
+async def test_an_appliance_forwards_alerts_to_an_s_server_that_accepts_it(
+    deployment, nursery, tmp_path
+):
+    """A third-party forwarding target: server-auth for us, -Verify 1 for it."""
+    deployment.build(("sensor-1", "sensor"), ("siem", "forwarding-target"))
+    cert, key, chain = _files(tmp_path, deployment.pki.appliances["siem"], "siem")
+    root = save_certificate(tmp_path / "root.crt", deployment.pki.root.cert)
+    port = _free_port()
+    server = await trio.lowlevel.open_process(
+        [
+            "openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", cert, "-key", key,
+            "-cert_chain", chain, "-CAfile", str(root), "-Verify", "1",
+            "-verify_return_error", "-quiet", "-naccept", "1", "-attime",
+            str(int(deployment.epoch.timestamp())),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", forwards_to=["siem"])])
+        mesh.add_external("siem", "127.0.0.1", port, hostname="siem.contoso.test", speaks_mesh=False)
+        await nursery.start(mesh.run)
+        with trio.fail_after(20):
+            up = await _wait_for(mesh, LinkUp, listener="siem")
+            assert up.dialer == "sensor-1"
+            mesh.raise_alert("sensor-1", "unauthorised PLC write")
+            received = b""
+            while b"unauthorised PLC write" not in received:
+                received += await server.stdout.receive_some(65536)
+        line = received.splitlines()[-1]
+        assert json.loads(line)["type"] == "forward"
+        assert mesh.link("sensor-1", "siem").state is LinkState.UP
     finally:
         server.kill()
         await server.wait()

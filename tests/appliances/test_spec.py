@@ -59,3 +59,11 @@ def test_plans_by_role():
     assert plan_for(console, sensor, as_dialer=False, mutual=True) is Plan.NOTHING
     assert plan_for(console, None, as_dialer=True, mutual=False) is Plan.FORWARD
     assert plan_for(Role.FORWARDING_TARGET, None, as_dialer=False, mutual=False) is Plan.NOTHING
+
+
+def test_names_outside_the_mesh():
+    pairs = link_pairs([spec("s1", "sensor", connects_to=["far"], forwards_to=["syslog"])])
+    assert pairs == [
+        LinkPair(dialer="s1", listener="far", mutual=True),
+        LinkPair(dialer="s1", listener="syslog", mutual=False),
+    ]
