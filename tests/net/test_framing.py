@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, encode
+from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, LineStream, encode
 
 
 async def test_round_trip_over_a_socket_pair():
@@ -79,3 +79,15 @@ async def test_eof_mid_frame():
 
 def test_only_verdicts_are_not_application_traffic():
     assert {t for t in FrameType if not t.is_application} == {FrameType.ACCEPT, FrameType.REFUSE}
+
+
+async def test_line_stream_writes_json_lines_and_drains_input():
+    left, right = trio.testing.memory_stream_pair()
+    lines = LineStream(left)
+    await lines.send(Frame(type=FrameType.FORWARD, body={"text": "scan"}))
+    assert await right.receive_some(1024) == b'{"type":"forward","text":"scan"}\n'
+    await right.send_all(b"anything at all")
+    await right.aclose()
+    assert await lines.receive() is None
+    with pytest.raises(FrameError, match="exceeds"):
+        await LineStream(left, max_frame=8).send(Frame(type=FrameType.ALERT, body={"t": "xx"}))
