@@ -50,6 +50,15 @@ client (no certificate, or a bad one at the TLS layer) therefore shows up on
 the client as a ``trio.BrokenResourceError`` from the first
 :meth:`receive_some` (or a later :meth:`send_all`), not from
 :meth:`do_handshake`. Under TLS 1.2 it shows up in :meth:`do_handshake`.
+When OpenSSL fails it usually writes an alert; the stream sends it (best
+effort) before breaking, so the peer reads why ("certificate required",
+"protocol version") instead of a bare disconnect.
+
+Cost, measured on the 2-core development machine (RSA-2048, TLS 1.3, P-256,
+both ends in one trio process over 127.0.0.1): about 1 ms of OpenSSL CPU and
+2 ms of CPU in all per mutual handshake, i.e. ~450-490 handshakes per
+CPU-second; an idle link (both ends) holds ~100 kB, almost all of it
+OpenSSL's per-connection state (a bare TCP link is ~3 kB).
 """
 
 from __future__ import annotations
