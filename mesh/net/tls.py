@@ -375,6 +375,12 @@ class TlsStream(trio.abc.Stream):
         return tuple(self._verify_log)
 
     @property
+    def server_name(self) -> str | None:
+        """The SNI name: what the client asked for (server side) or sent (client side)."""
+        name = self._conn.get_servername()
+        return name.decode("idna") if name else None
+
+    @property
     def version(self) -> str:
         """The negotiated protocol, e.g. ``"TLSv1.3"``."""
         self._require_handshake("version")

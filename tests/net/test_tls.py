@@ -330,8 +330,14 @@ async def test_connect_times_out_on_a_server_that_never_answers(
 async def test_echo_over_loopback(
     pki: Material, client_ctx: SSL.Context, server_ctx: SSL.Context
 ) -> None:
+    names: list[str | None] = []
+
+    async def named_echo(stream: TlsStream) -> None:
+        names.append(stream.server_name)
+        await echo(stream)
+
     async with trio.open_nursery() as nursery:
-        server = await Server().start(nursery, server_ctx, echo)
+        server = await Server().start(nursery, server_ctx, named_echo)
         client = await tls.connect(
             "127.0.0.1",
             server.port,
@@ -346,6 +352,29 @@ async def test_echo_over_loopback(
         await client.aclose()
         nursery.cancel_scope.cancel()
     assert server.failures == []
+    assert names == ["console.contoso.test"]
+
+
+async def test_serve_on_listeners_the_caller_opened(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    transport_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(tls.serve, echo, server_ctx, transport_listeners)
+        assert listener.transport_listener is transport_listeners[0]
+        client = await tls.connect("127.0.0.1", listener.port, client_ctx, handshake_timeout=5)
+        await client.send_all(b"ping")
+        assert await client.receive_some() == b"ping"
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def test_a_foreign_context_needs_the_side_spelled_out(pki: Material) -> None:
+    foreign = SSL.Context(SSL.TLS_METHOD)
+    a, _b = trio.testing.memory_stream_pair()
+    with pytest.raises(TypeError):
+        TlsStream(a, SSL.Connection(foreign, None))
+    assert TlsStream(a, SSL.Connection(foreign, None), server_side=True).server_side
 
 
 async def test_one_mebibyte_both_ways_at_once(
