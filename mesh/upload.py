@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
 from mesh.pki import files
-from mesh.validation.chain import malformation
+from mesh.validation.chain import PARSE_ERRORS, malformation
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
 from mesh.validation.policy import ValidationPolicy
@@ -71,14 +71,26 @@ def _self_issued(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject
 
 
-def _well_formed(cert: x509.Certificate, path: Path) -> x509.Certificate:
-    """``cert`` if every field a check reads parses; else an InputError naming the file."""
-    problem = malformation(cert)
-    if problem is not None:
+def _certificates(path: Path) -> list[x509.Certificate]:
+    """Every certificate in a file, each with every field a check reads parsed.
+
+    ``mesh.pki.files`` reads the file; the parse errors it does not turn
+    into an InputError (cryptography raises some outside ValueError) and
+    fields that only fail when read are turned into one here.
+    """
+    try:
+        certs = files.load_certificates(path)
+    except PARSE_ERRORS as exc:
         raise InputError(
-            str(path), f"holds a malformed certificate ({problem})", "export the certificate again"
-        )
-    return cert
+            str(path), f"holds a damaged certificate ({exc})", "export the certificate again"
+        ) from None
+    for cert in certs:
+        problem = malformation(cert)
+        if problem is not None:
+            raise InputError(
+                str(path), f"holds a malformed certificate ({problem})", "export the certificate again"
+            )
+    return certs
 
 
 @define(frozen=True, kw_only=True)
@@ -111,13 +123,13 @@ class UploadMaterial:
     ) -> UploadMaterial:
         """Read the files. Unusable input raises InputError; a passphrase that
         does not open the key is a finding (the source document's first error)."""
-        cert = _well_formed(files.load_certificate(crt_path), crt_path)
+        cert = _certificates(crt_path)[0]
         chain: tuple[x509.Certificate, ...] = ()
         if chain_path is not None:
-            chain = tuple(_well_formed(c, chain_path) for c in files.load_certificates(chain_path))
+            chain = tuple(_certificates(chain_path))
         trust: list[x509.Certificate] = []
         for path in trust_paths:
-            trust += [_well_formed(c, path) for c in files.load_certificates(path)]
+            trust += _certificates(path)
         try:
             key: rsa.RSAPrivateKey | None = files.load_key(key_path, passphrase)
             opened: list[Finding] = []

@@ -44,6 +44,7 @@ __all__ = [
     "build_path",
     "is_self_issued",
     "malformation",
+    "PARSE_ERRORS",
     "VERIFY_ERROR_NAMES",
 ]
 
@@ -143,6 +144,19 @@ def build_path(
     return _build_path(tuple(chain), anchors)
 
 
+#: What reading a damaged certificate's or CRL's fields can raise: cryptography's
+#: parse errors are ValueError and TypeError plus a few of its own Exception classes.
+PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+    crypto.Error,
+)
+
+
 @functools.lru_cache(maxsize=4096)
 def malformation(cert: x509.Certificate) -> str | None:
     """Why ``cert`` cannot be judged, or None.
@@ -164,7 +178,7 @@ def malformation(cert: x509.Certificate) -> str | None:
         for extension in cert.extensions:
             extension.value
         _to_openssl(cert)
-    except (ValueError, TypeError, UnsupportedAlgorithm, crypto.Error) as exc:
+    except PARSE_ERRORS as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
 

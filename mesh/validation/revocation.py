@@ -28,6 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, Severity, ValidationFailed
+from mesh.validation.chain import PARSE_ERRORS
 from mesh.validation.finding import Finding
 
 __all__ = ["CrlIndex", "CrlLookup", "crl_lookup", "cdp_urls", "check_revocation"]
@@ -83,7 +84,7 @@ class CrlIndex:
                 number=number,
                 serials=frozenset(entry.serial_number for entry in crl),
             )
-        except (ValueError, TypeError) as exc:
+        except PARSE_ERRORS as exc:
             raise ValidationFailed(
                 FailureCode.CRL_INVALID, f"{source} is not a well-formed CRL ({exc})"
             ) from None
