@@ -133,7 +133,7 @@ async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[
             if args.processes:
                 from mesh.scenario.processes import run_in_processes
 
-                result = await run_in_processes(scenario, events=events, progress=progress)
+                result = await run_in_processes(scenario, sink=sink, progress=progress)
             elif args.live:
                 from mesh.scenario.live import run_live
 

@@ -1,0 +1,418 @@
+"""``mesh run --processes``: every appliance its own ``mesh node`` OS process.
+
+Theory of operation. The runner keeps what the in-process engine keeps in
+memory — each appliance's certificate files, its validation switch, whether a
+step stopped it, and the emulated instant — and the CRL server (and proxy) run
+here, on real ports. ``mesh node`` has no control channel, so each step is
+played the way the in-process runner plays it for dialers, but for every
+appliance: all nodes stop, the clock moves, the action is applied to the
+state (an upload is judged by the same upload check as ``mesh cert check``,
+on the files an admin would upload), and every node starts again with the new
+state and ``start`` = the emulated instant. Nodes start listeners first (by
+role: forwarding targets, HA console, console, sensors), each on port 0; the
+address it prints in its ``appliance-started`` event goes into the configs of
+the nodes that dial it. The link table is read from the events the nodes print
+as JSON lines: the dialer's final link event, with ``validation-skipped``
+events naming what an unvalidated link would have failed.
+
+One difference is inherent: a node starts with an empty CRL cache, so a CRL
+server that is down halts links at once, where a long-running in-process
+appliance keeps using its cached CRL until its nextUpdate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from mesh.errors import FailureCode, InputError
+from mesh.net.crl_server import CrlServer
+from mesh.net.proxy import ForwardProxy
+from mesh.pki import files
+from mesh.pki.folder import ApplianceMaterial, Pki
+from mesh.pki.issue import KeySource
+from mesh.pki.keys import fresh_keys
+from mesh.scenario.model import ROLES, Scenario, Step
+from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
+from mesh.scenario.runner import HIDDEN_CRL_HOST, Progress, build_pki
+
+__all__ = ["run_in_processes", "NODE_TIMEOUT"]
+
+#: Real seconds a node may take to start listening, or a step to settle.
+NODE_TIMEOUT = 60.0
+
+_OUTCOMES = ("link-up", "link-up-unvalidated", "link-halted", "link-down")
+_STATE = {"link-up": "up", "link-up-unvalidated": "up-unvalidated", "link-halted": "halted",
+          "link-down": "down"}
+
+
+class _Node:
+    """One running ``mesh node`` process and the events it printed."""
+
+    def __init__(self, name: str, process: trio.Process) -> None:
+        self.name = name
+        self.process = process
+        self.events: list[dict[str, Any]] = []
+        self.address: str | None = None
+        self.changed = trio.Event()
+        self.stderr = b""
+
+    def poke(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+class _Fleet:
+    """The scenario's state between node generations, and the running nodes."""
+
+    def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
+                 sink: TextIO | None, nursery: trio.Nursery) -> None:
+        self.scenario = scenario
+        self.pki = pki
+        self.folder = folder
+        self.proxy_url = proxy_url
+        self.sink = sink
+        self.nursery = nursery
+        self.now = scenario.start
+        self.validation = {a.name: a.validation for a in scenario.appliances}
+        self.running = {a.name: True for a in scenario.appliances}
+        self.identity: dict[str, ApplianceMaterial | None] = {
+            a.name: (None if a.certificate == "self-signed" else pki.appliances[a.name])
+            for a in scenario.appliances
+        }
+        self.nodes: dict[str, _Node] = {}
+        self.generation = 0
+        files.save_certificate(folder / "root.crt", pki.root.cert)
+
+    # -- files --
+
+    def _write_identity(self, name: str, material: ApplianceMaterial, tag: str) -> dict[str, str]:
+        base = self.folder / f"{name}.{tag}"
+        files.save_certificate(f"{base}.crt", material.cert)
+        files.save_key(f"{base}.key", material.key_file_key, passphrase=material.key_passphrase)
+        out = {"certificate": f"{base}.crt", "key": f"{base}.key"}
+        if material.chain:
+            files.save_chain(f"{base}.pem", material.chain)
+            out["chain"] = f"{base}.pem"
+        return out
+
+    def _config(self, name: str) -> Path:
+        a = self.scenario.appliance(name)
+        lines = [
+            f"name = {json.dumps(name)}",
+            f"role = {json.dumps(a.role)}",
+            'listen = "127.0.0.1:0"',
+            f"trust = {json.dumps(str(self.folder / 'root.crt'))}",
+            f"validation = {'true' if self.validation[name] else 'false'}",
+            f"revocation = {json.dumps(a.revocation)}",
+            f"start = {json.dumps(self.now.isoformat())}",
+            "backoff_cap = 1",
+        ]
+        material = self.identity[name]
+        if material is not None:
+            for key, path in self._write_identity(name, material, "current").items():
+                lines.append(f"{key} = {json.dumps(path)}")
+            if material.passphrase:
+                lines.append(f"passphrase = {json.dumps(material.passphrase)}")
+        if a.crl_proxy and self.proxy_url:
+            lines.append(f"crl_proxy = {json.dumps(self.proxy_url)}")
+        for table, peers in (("connects_to", a.connects_to), ("forwards_to", a.forwards_to)):
+            dialed = [p for p in peers if (name, p) in self._links]
+            if not dialed:
+                continue
+            lines.append(f"\n[{table}]")
+            for peer in dialed:
+                node = self.nodes.get(peer)
+                address = node.address if node and node.address else "127.0.0.1:1"
+                role = self.scenario.appliance(peer).role
+                lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
+                             f"role = {json.dumps(role)} }}")
+        path = self.folder / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    @property
+    def _links(self) -> set[tuple[str, str]]:
+        return set(self.scenario.links())
+
+    # -- processes --
+
+    async def _spawn(self, name: str) -> None:
+        config = self._config(name)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "mesh", "node", "--config", str(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        node = _Node(name, process)
+        self.nodes[name] = node
+        self.nursery.start_soon(self._read, node)
+        self.nursery.start_soon(self._read_stderr, node)
+        with trio.fail_after(NODE_TIMEOUT):
+            while node.address is None:
+                if process.returncode is not None:
+                    await trio.sleep(0)
+                    detail = node.stderr.decode(errors="replace").strip().splitlines()
+                    raise InputError(f"mesh node {name}", "exited before listening",
+                                     detail[-1] if detail else f"exit status {process.returncode}")
+                with trio.move_on_after(0.5):
+                    await node.changed.wait()
+
+    async def _read(self, node: _Node) -> None:
+        buffer = b""
+        assert node.process.stdout is not None
+        async for chunk in node.process.stdout:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                event["generation"] = self.generation
+                node.events.append(event)
+                if event.get("kind") == "appliance-started":
+                    node.address = event.get("address")
+                if self.sink is not None:
+                    self.sink.write(line.decode("utf-8", errors="replace") + "\n")
+            node.poke()
+        node.poke()
+
+    async def _read_stderr(self, node: _Node) -> None:
+        assert node.process.stderr is not None
+        async for chunk in node.process.stderr:
+            node.stderr += chunk
+        node.poke()
+
+    async def start_all(self) -> None:
+        """Start every appliance the scenario has not stopped, listeners first."""
+        self.generation += 1
+        self.nodes = {}
+        names = [a.name for a in self.scenario.appliances if self.running[a.name]]
+        for role in reversed(ROLES):
+            level = [n for n in names if self.scenario.appliance(n).role == role]
+            async with trio.open_nursery() as nursery:
+                for name in level:
+                    nursery.start_soon(self._spawn, name)
+
+    async def stop_all(self) -> None:
+        for node in self.nodes.values():
+            if node.process.returncode is None:
+                node.process.terminate()
+        for node in self.nodes.values():
+            await node.process.wait()
+
+    # -- reading the link table --
+
+    def _final(self, name: str, link: tuple[str, str]) -> dict[str, Any] | None:
+        node = self.nodes.get(name)
+        if node is None:
+            return None
+        found = None
+        for event in node.events:
+            if event.get("kind") in _OUTCOMES and (event.get("dialer"), event.get("listener")) == link:
+                found = event
+        return found
+
+    def _settled(self) -> bool:
+        for dialer, listener in self.scenario.links():
+            if dialer not in self.nodes:
+                continue
+            if self._final(dialer, (dialer, listener)) is None:
+                return False
+            if listener in self.nodes and self._final(listener, (dialer, listener)) is None:
+                mine = self._final(dialer, (dialer, listener))
+                if mine is not None and mine.get("kind") != "link-down":
+                    return False
+        return True
+
+    async def settle(self) -> None:
+        with trio.fail_after(NODE_TIMEOUT):
+            while not self._settled():
+                waiters = list(self.nodes.values())
+                with trio.move_on_after(0.2):
+                    async with trio.open_nursery() as nursery:
+                        for node in waiters:
+                            nursery.start_soon(_wait_and_cancel, node, nursery.cancel_scope)
+
+    def links(self) -> list[LinkRow]:
+        """The link table (what progress lines count)."""
+        return self.rows()
+
+    def rows(self) -> list[LinkRow]:
+        out = []
+        for dialer, listener in self.scenario.links():
+            key = (dialer, listener)
+            event = self._final(dialer, key) or self._final(listener, key)
+            if event is None:
+                state = "down" if dialer not in self.nodes else "connecting"
+                out.append(LinkRow(dialer=dialer, listener=listener, state=state,
+                                   message=f"{dialer} is stopped" if dialer not in self.nodes else ""))
+                continue
+            state = _STATE[event["kind"]]
+            code = event.get("code") if state == "halted" else None
+            message = event.get("message") or "" if state == "halted" else ""
+            if state == "up-unvalidated":
+                skipped = [e for name in key for e in (self.nodes[name].events if name in self.nodes else [])
+                           if e.get("kind") == "validation-skipped"
+                           and (e.get("dialer"), e.get("listener")) == key]
+                off = ", ".join(event.get("unvalidated_by") or ())
+                would = [c for e in skipped for c in e.get("would_fail") or ()]
+                if would:
+                    code = would[0]
+                    message = (f"validation off on {off}; would fail: "
+                               f"{FailureCode.from_code(code).message}")
+                else:
+                    message = f"validation off on {off}"
+            elif state == "down":
+                message = event.get("reason", "")
+            out.append(LinkRow(dialer=dialer, listener=listener, state=state, code=code,
+                               message=message, refused_by=event.get("refused_by")))
+        return out
+
+    # -- steps --
+
+    def publish(self, crl_server: CrlServer) -> None:
+        crl_server.set_documents(self.pki.crl_documents(at=self.now))
+
+    async def act(self, index: int, step: Step, crl_server: CrlServer) -> StepRecord:
+        done = StepRecord(index=index, step=step, at=self.now)
+        target = step.target
+        if step.action == "revoke":
+            assert target is not None
+            self.pki.revoke(target, at=self.now)
+            self.publish(crl_server)
+        elif step.action == "upload":
+            assert target is not None
+            return await self._upload(index, step, target)
+        elif step.action == "set-validation":
+            assert target is not None
+            self.validation[target] = bool(step.enabled)
+        elif step.action.startswith("crl-"):
+            crl_server.set_fault({"crl-down": "down", "crl-up": "ok", "crl-slow": "slow",
+                                  "crl-garbage": "garbage"}[step.action])
+        elif step.action == "stop":
+            assert target is not None
+            self.running[target] = False
+        elif step.action == "start":
+            assert target is not None
+            self.running[target] = True
+        return done
+
+    async def _upload(self, index: int, step: Step, target: str) -> StepRecord:
+        from mesh.upload import check_upload
+
+        material = self.pki.reissue(target, step.certificate, at=self.now)
+        paths = self._write_identity(target, material, f"upload{index}")
+        appliance = self.scenario.appliance(target)
+        proxy = self.proxy_url if appliance.crl_proxy else None
+        verdict = await trio.to_thread.run_sync(
+            lambda: check_upload(
+                Path(paths["certificate"]), Path(paths["key"]),
+                Path(paths["chain"]) if "chain" in paths else None,
+                [self.folder / "root.crt"], material.passphrase,
+                at=self.now, validation=self.validation[target], proxy=proxy,
+            )
+        )
+        if verdict.accepted:
+            self.identity[target] = material
+            return StepRecord(index=index, step=step, at=self.now, outcome="accepted")
+        code = verdict.primary.code if verdict.primary is not None else None
+        return StepRecord(index=index, step=step, at=self.now, outcome="refused",
+                          code=code.code if code else None, message=code.message if code else "")
+
+
+async def _wait_and_cancel(node: _Node, scope: trio.CancelScope) -> None:
+    await node.changed.wait()
+    scope.cancel()
+
+
+async def run_in_processes(
+    scenario: Scenario,
+    *,
+    keys: KeySource | None = None,
+    sink: TextIO | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Play ``scenario`` with every appliance as a ``mesh node`` process.
+
+    ``sink`` receives every node's events, as the JSON lines the nodes print.
+    """
+    wall = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
+        folder = Path(tmp)
+        async with trio.open_nursery() as nursery:
+            crl_server = CrlServer()
+            port = await nursery.start(crl_server.serve)
+            proxy = None
+            host = "127.0.0.1"
+            if scenario.pki.crl_proxy_only:
+                host = HIDDEN_CRL_HOST
+                proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
+                await nursery.start(proxy.serve)
+            pki = await trio.to_thread.run_sync(
+                lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl",
+                                  keys=keys or fresh_keys)
+            )
+            fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
+                           sink=sink, nursery=nursery)
+            fleet.publish(crl_server)
+            verdicts: dict[int, Any] = {}
+            uploads: dict[int, StepRecord] = {}
+            records: list[StepRecord] = []
+            last = len(scenario.steps)
+
+            def check(after: int, rows: list[LinkRow]) -> None:
+                for i, expectation in enumerate(scenario.expectations, 1):
+                    due = expectation.due if expectation.due is not None else last
+                    if due == after and i not in verdicts:
+                        verdicts[i] = judge(i, expectation, links=rows, uploads=uploads,
+                                            checked_after=after, at=fleet.now)
+
+            try:
+                await fleet.start_all()
+                await fleet.settle()
+                rows = fleet.rows()
+                check(0, rows)
+                if progress:
+                    progress("started", None, fleet)  # type: ignore[arg-type]
+                for index, step in enumerate(scenario.steps, 1):
+                    await fleet.stop_all()
+                    fleet.now = fleet.now + step.after
+                    if step.after:
+                        fleet.publish(crl_server)
+                    record = await fleet.act(index, step, crl_server)
+                    records.append(record)
+                    if step.action == "upload":
+                        uploads[index] = record
+                    await fleet.start_all()
+                    await fleet.settle()
+                    rows = fleet.rows()
+                    check(index, rows)
+                    if progress:
+                        progress("step", record, fleet)  # type: ignore[arg-type]
+            finally:
+                with trio.CancelScope(shield=True):
+                    await fleet.stop_all()
+                nursery.cancel_scope.cancel()
+    return RunResult(
+        scenario=scenario,
+        links=rows,
+        expectations=[verdicts[i] for i in sorted(verdicts)],
+        steps=records,
+        started=scenario.start,
+        ended=fleet.now,
+        seconds=time.monotonic() - wall,
+        mode="processes",
+    )
