@@ -15,6 +15,7 @@ from typing import IO
 import trio
 
 from mesh.eventlog import EventLog
+from mesh.pki.issue import KeySource
 from mesh.scenario.model import Scenario
 from mesh.scenario.report import MAX_ROWS
 from mesh.scenario.result import LinkRow, RunResult
@@ -55,6 +56,7 @@ async def run_live(
     events: EventLog | None = None,
     pace: float = 0.6,
     file: IO[str] | None = None,
+    keys: KeySource | None = None,
 ) -> RunResult:
     """Run ``scenario`` while a live table on ``file`` (stdout) follows its links."""
     from rich.console import Console
@@ -63,7 +65,7 @@ async def run_live(
     console = Console(file=file or sys.stdout)
     events = events if events is not None else EventLog()
     caption = "starting"
-    async with start_scenario(scenario, events=events) as run:
+    async with start_scenario(scenario, events=events, keys=keys) as run:
         with Live(live_table(run, "started"), console=console, refresh_per_second=8,
                   transient=True) as live:
             changes = events.subscribe()
