@@ -17,6 +17,10 @@ comparison, each with its reason:
   rules it is not revocation-checked (a note), while ``-crl_check_all``
   demands a CRL for every certificate regardless. So no-cdp paired with a
   revocation fault of the same certificate is not compared.
+* A CRL whose thisUpdate is after the judgement time: OpenSSL refuses it
+  ("CRL is not yet valid"); mesh does not judge thisUpdate (an emulated clock
+  only moves forward, so a fetched CRL is never from the future). Every CRL
+  in the corpus is issued an hour before ``at``, so this never arises.
 
 Weak crypto: mesh's default refuses RSA < 2048 and SHA-1/MD5; OpenSSL's
 ``-auth_level 2`` (112-bit security) draws the same line, so strict cases
