@@ -125,15 +125,15 @@ def _print_rich(result: RunResult, file: IO[str], max_rows: int) -> None:
         table.add_row(Text(f"... and {folded} more links up", style="dim"), "", "", "")
     console.print(table)
     if result.expectations:
-        checks = Table(show_edge=False, pad_edge=False, show_header=False)
-        for _ in range(4):
-            checks.add_column(no_wrap=True)
-        checks.add_column()
-        for v in result.expectations:
-            c = _expectation_cells(v)
-            mark = Text("PASS", style="green") if v.met else Text("FAIL", style="bold red")
-            checks.add_row(mark, *c)
-        console.print(checks)
+        cells = [_expectation_cells(v) for v in result.expectations]
+        widths = [max(len(c[i]) for c in cells) for i in range(3)]
+        for v, c in zip(result.expectations, cells):
+            line = Text()
+            line.append("PASS" if v.met else "FAIL", style="green" if v.met else "bold red")
+            line.append(f"  {c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}")
+            if c[3]:
+                line.append(f"  {c[3]}", style="red")
+            console.print(line, overflow="fold")
     console.print(summary_line(result), style="bold green" if result.ok else "bold red")
 
 
