@@ -103,6 +103,9 @@ class _Progress:
     def __call__(self, kind: str, record: Any, run: Any) -> None:
         if self.quiet:
             return
+        if run is None:
+            print(f"{self.label} building the PKI and the CRL server", file=sys.stderr, flush=True)
+            return
         rows = run.links()
         counts: dict[str, int] = {}
         for row in rows:

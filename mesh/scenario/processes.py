@@ -361,6 +361,8 @@ async def run_in_processes(
                 host = HIDDEN_CRL_HOST
                 proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
                 await nursery.start(proxy.serve)
+            if progress:
+                progress("building", None, None)
             pki = await trio.to_thread.run_sync(
                 lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl",
                                   keys=keys or fresh_keys)

@@ -36,9 +36,10 @@ from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 
 __all__ = ["run_scenario", "start_scenario", "ScenarioRun", "link_rows", "Progress"]
 
-#: Called as the run goes: ("started", None, run) once the mesh is up, then
-#: ("step", StepRecord, run) after each step settles.
-Progress = Callable[[str, "StepRecord | None", "ScenarioRun"], None]
+#: Called as the run goes: ("building", None, None) before the PKI is made,
+#: ("started", None, run) once the mesh is up, then ("step", StepRecord, run)
+#: after each step settles.
+Progress = Callable[[str, "StepRecord | None", "ScenarioRun | None"], None]
 
 #: The address certificates name for the CRL server when it may be reached
 #: only through the proxy: another loopback address where nothing listens, so
@@ -349,6 +350,8 @@ async def start_scenario(
             host = HIDDEN_CRL_HOST
             proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
             await nursery.start(proxy.serve)
+        if progress:
+            progress("building", None, None)
         # Key generation and signing are CPU work: keep them off the event loop.
         pki = await trio.to_thread.run_sync(
             lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl", keys=keys)

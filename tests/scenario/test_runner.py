@@ -117,7 +117,7 @@ async def test_progress_is_one_call_per_milestone_and_a_big_mesh_folds(keys):
     calls = []
     result = await run_scenario(scenario, keys=keys,
                                 progress=lambda kind, record, run: calls.append(kind))
-    assert calls == ["started", "step", "step"]
+    assert calls == ["building", "started", "step", "step"]
     assert result.counts() == {"up": n - 1, "halted": 1}
     text = render_plain(result)
     assert f"... and {n - 1} more links up" in text
