@@ -161,7 +161,17 @@ def run_command(args: argparse.Namespace) -> int:
                 open(path, "a", encoding="utf-8").close()
             except OSError as exc:
                 raise InputError(path, f"cannot be written ({exc.strerror})", "choose another path") from None
-    results = trio.run(_run_all, scenarios, args)
+    try:
+        results = trio.run(_run_all, scenarios, args)
+    except BaseExceptionGroup as group:
+        # Trio nurseries wrap what a task raised; an InputError (a port in
+        # use, a node that would not start) is still one line for a person.
+        wrong, _ = group.split(InputError)
+        while isinstance(wrong, BaseExceptionGroup):
+            wrong = wrong.exceptions[0]
+        if wrong is None:
+            raise
+        raise wrong from None
     if args.json:
         write_json(results, args.json)
     if args.junit:

@@ -121,3 +121,21 @@ def test_mesh_run_as_a_process(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "PASS troubleshoot-revoked: 4/4 expectations hold" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_an_input_error_inside_the_run_is_one_line(tmp_path, capsys, monkeypatch):
+    from mesh.errors import InputError
+    from mesh.scenario import runner
+
+    def refuse(*args, **kwargs):
+        raise InputError("appliance 'cm.contoso.test' address 127.0.0.1:8443",
+                         "cannot listen (Address already in use)", "pick a free port")
+
+    monkeypatch.setattr(runner, "build_pki", refuse)
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["run", "-q", str(good)]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: appliance 'cm.contoso.test' address 127.0.0.1:8443: "
+        "cannot listen (Address already in use); pick a free port\n"
+    )
