@@ -36,14 +36,13 @@ import trio
 
 from mesh.errors import FailureCode, InputError
 from mesh.net.crl_server import CrlServer
-from mesh.net.proxy import ForwardProxy
 from mesh.pki import files
 from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.model import ROLES, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
-from mesh.scenario.runner import HIDDEN_CRL_HOST, Progress, build_pki
+from mesh.scenario.runner import Progress, build_pki, start_crl_service
 
 __all__ = ["run_in_processes", "NODE_TIMEOUT"]
 
@@ -353,19 +352,11 @@ async def run_in_processes(
     with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
         folder = Path(tmp)
         async with trio.open_nursery() as nursery:
-            crl_server = CrlServer()
-            port = await nursery.start(crl_server.serve)
-            proxy = None
-            host = "127.0.0.1"
-            if scenario.pki.crl_proxy_only:
-                host = HIDDEN_CRL_HOST
-                proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
-                await nursery.start(proxy.serve)
+            crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
             if progress:
                 progress("building", None, None)
             pki = await trio.to_thread.run_sync(
-                lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl",
-                                  keys=keys or fresh_keys)
+                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys or fresh_keys)
             )
             fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
                            sink=sink, nursery=nursery)

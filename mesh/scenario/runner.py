@@ -325,6 +325,26 @@ def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> l
     return specs
 
 
+async def start_crl_service(
+    scenario: Scenario, nursery: trio.Nursery
+) -> tuple[CrlServer, ForwardProxy | None, str]:
+    """Start the CRL server on port 0 (and the proxy if anyone uses one).
+
+    Returns the server, the proxy and the CRL base URL certificates name.
+    The port is known only once the server listens, which is why this comes
+    before the PKI. With ``crl_proxy_only`` the base URL names an address
+    nothing listens on, which only the proxy routes to the server.
+    """
+    crl_server = CrlServer()
+    port = await nursery.start(crl_server.serve)
+    host = HIDDEN_CRL_HOST if scenario.pki.crl_proxy_only else "127.0.0.1"
+    proxy = None
+    if scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances):
+        proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
+        await nursery.start(proxy.serve)
+    return crl_server, proxy, f"http://{host}:{port}/crl"
+
+
 @contextlib.asynccontextmanager
 async def start_scenario(
     scenario: Scenario,
@@ -342,19 +362,12 @@ async def start_scenario(
     events = events if events is not None else EventLog()
     keys = keys or fresh_keys
     async with trio.open_nursery() as nursery:
-        crl_server = CrlServer()
-        port = await nursery.start(crl_server.serve)
-        proxy = None
-        host = "127.0.0.1"
-        if scenario.pki.crl_proxy_only:
-            host = HIDDEN_CRL_HOST
-            proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
-            await nursery.start(proxy.serve)
+        crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
         if progress:
             progress("building", None, None)
         # Key generation and signing are CPU work: keep them off the event loop.
         pki = await trio.to_thread.run_sync(
-            lambda: build_pki(scenario, crl_base_url=f"http://{host}:{port}/crl", keys=keys)
+            lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
         )
         clock = EmulatedClock(scenario.start)
         crl_server.set_documents(pki.crl_documents(at=scenario.start))
