@@ -22,7 +22,6 @@ appliance keeps using its cached CRL until its nextUpdate.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
