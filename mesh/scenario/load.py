@@ -175,7 +175,7 @@ _NAME = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Z
 
 def _appliance_name(value: Any) -> str:
     name = _string('"sensor-1.contoso.test"')(value)
-    if not _NAME.match(name):
+    if not _NAME.match(name.replace("{n}", "1")):
         raise _Bad(f"{name!r} is not a domain name",
                    'use letters, digits, dashes and dots, like "sensor-1.contoso.test"')
     return name
@@ -208,6 +208,7 @@ _APPLIANCE: _Spec = {
     "crl_proxy": (_boolean, False, ""),
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
     "valid_for": (_duration, False, ""),
+    "count": (_positive_int, False, ""),
 }
 _STEP: _Spec = {
     "after": (_duration, False, ""),
@@ -296,7 +297,19 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
             continue
         fields.setdefault("name", f"appliance-{i}.invalid")
         fields.setdefault("role", "sensor")
-        appliances.append(ApplianceDef(**fields))
+        count = fields.pop("count", None)
+        name = fields.pop("name")
+        if count is None and "{n}" in name:
+            c.add(f"appliance[{i}].name", "has {n} but no count",
+                  "add count = N for N appliances, or write the name out")
+        if count is not None and "{n}" not in name:
+            c.add(f"appliance[{i}].count", "needs {n} in the name to number the appliances",
+                  'write name = "sensor-{n}.contoso.test"')
+            count = None
+        for k in range(1, (count or 1) + 1):
+            appliances.append(
+                ApplianceDef(name=name.replace("{n}", str(k)), origin=f"appliance[{i}]", **fields)
+            )
     if "appliance" in data and not appliances and not c.problems:
         c.add("appliance", "no appliances", "add at least one [[appliance]] table")
     if "appliance" not in data:
@@ -357,7 +370,10 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
             continue
         c.add(path, problem, fix)
     if c.problems:
-        raise ScenarioInvalid(source, sorted(c.problems, key=_file_order(source)))
+        # Appliances expanded from one table with ``count`` share their
+        # problems: report each once.
+        unique = list({problem.line(): problem for problem in c.problems}.values())
+        raise ScenarioInvalid(source, sorted(unique, key=_file_order(source)))
     return scenario
 
 

@@ -158,7 +158,7 @@ def _suggest(name: str, names: list[str]) -> str:
         return f"{hint}use one of {', '.join(names) or '(no appliances defined)'}"
     if close:
         return f"did you mean {close[0]!r}?"
-    return f"use the name of one of the {len(names)} [[appliance]] tables"
+    return f"use the name of one of the {len(names)} appliances"
 
 
 def _rank(role: str) -> int:
@@ -222,6 +222,9 @@ class ApplianceDef:
     #: Lifetime of a healthy certificate from the scenario start (None: the
     #: PKI's default); a short one makes a certificate expire mid-run.
     valid_for: dt.timedelta | None = None
+    #: Where it came from in a file ("appliance[3]"), for messages; tables with
+    #: ``count`` expand into several appliances sharing one origin.
+    origin: str = field(default="", eq=False)
 
     def dials(self) -> tuple[str, ...]:
         """Every peer this appliance opens a link to, in file order."""
@@ -358,7 +361,7 @@ class Scenario:
 
         seen: set[str] = set()
         for i, appliance in enumerate(self.appliances, 1):
-            where = f"appliance[{i}]"
+            where = appliance.origin or f"appliance[{i}]"
             if appliance.name in seen:
                 out.append(
                     (f"{where}.name", f"{appliance.name!r} is already used by another appliance",

@@ -150,7 +150,7 @@ CASES = [
         '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\nconnect_to = ["cm.contoso.test"]\n',
         ["bad.toml: appliance[3].connect_to: unknown key; did you mean 'connects_to'? use one of "
          "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, "
-         "valid_for"],
+         "valid_for, count"],
     ),
     (
         "unknown-top-level",
@@ -335,7 +335,7 @@ def test_a_large_topology_never_lists_every_name():
         loads_scenario(text, source="big.toml")
     assert info.value.lines() == [
         "big.toml: step[1].target: 'nobody.example' is not an appliance; "
-        "use the name of one of the 201 [[appliance]] tables"
+        "use the name of one of the 201 appliances"
     ]
 
 
@@ -379,3 +379,45 @@ def test_a_pair_that_names_each_other_is_one_link_dialled_by_the_lower_role():
     ]
     s = loads_scenario(textwrap.dedent(text).replace('"ha.test -> cm.test"', '"cm.test -> ha.test"'))
     assert s.links() == [("cm.test", "ha.test")]
+
+
+def test_count_expands_one_table_into_numbered_appliances():
+    text = """
+    [[appliance]]
+    name = "cm.test"
+    role = "management-console"
+
+    [[appliance]]
+    name = "sensor-{n}.test"
+    role = "sensor"
+    count = 200
+    connects_to = ["cm.test"]
+
+    [[expect]]
+    link = "sensor-200.test -> cm.test"
+    state = "up"
+    """
+    s = loads_scenario(textwrap.dedent(text))
+    assert len(s.appliances) == 201
+    assert s.appliances[1].name == "sensor-1.test" and s.appliances[-1].name == "sensor-200.test"
+    assert len(s.links()) == 200
+
+
+@pytest.mark.parametrize(
+    "table, line",
+    [
+        ('name = "sensor.test"\nrole = "sensor"\ncount = 3\n',
+         "c.toml: appliance[1].count: needs {n} in the name to number the appliances; "
+         'write name = "sensor-{n}.contoso.test"'),
+        ('name = "sensor-{n}.test"\nrole = "sensor"\n',
+         "c.toml: appliance[1].name: has {n} but no count; add count = N for N appliances, "
+         "or write the name out"),
+        ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 50\nconnects_to = ["cm.tset"]\n',
+         "c.toml: appliance[1].connects_to[1]: 'cm.tset' is not an appliance; "
+         "use the name of one of the 50 appliances"),
+    ],
+)
+def test_count_problems_are_reported_once(table, line):
+    with pytest.raises(ScenarioInvalid) as info:
+        loads_scenario("[[appliance]]\n" + table, source="c.toml")
+    assert info.value.lines() == [line]
