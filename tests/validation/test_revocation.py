@@ -98,3 +98,33 @@ def test_signature_answer_is_memoised(ca, epoch):
     assert len(index._verified) == 1
     assert index.signed_by(ca.cert)
     assert len(index._verified) == 1
+
+
+def test_signed_part_is_sliced_from_the_der_not_re_encoded(ca, keys, epoch):
+    from mesh.validation.revocation import _tbs_slice
+
+    ca.revoke(12345, at=epoch)
+    crl = ca.crl(this_update=epoch)
+    der = crl.public_bytes(serialization.Encoding.DER)
+    assert _tbs_slice(der) == crl.tbs_certlist_bytes
+    assert _tbs_slice(b"\x30\x85garbage") is None
+    assert _tbs_slice(b"") is None
+
+
+def test_a_flipped_signature_byte_is_caught_on_the_fast_path(ca, keys, epoch):
+    der = bytearray(ca.crl(this_update=epoch).public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01
+    index = CrlIndex.from_bytes(bytes(der))
+    assert index.der is not None
+    assert not index.signed_by(ca.cert)
+
+
+def test_a_changed_signed_byte_is_caught_on_the_fast_path(ca, keys, epoch):
+    ca.revoke(0x1234, at=epoch)
+    crl = ca.crl(this_update=epoch)
+    der = crl.public_bytes(serialization.Encoding.DER)
+    tampered = der.replace((0x1234).to_bytes(2, "big"), (0x1235).to_bytes(2, "big"), 1)
+    assert tampered != der
+    index = CrlIndex.from_bytes(tampered)
+    assert index.is_revoked(0x1235)
+    assert not index.signed_by(ca.cert)
