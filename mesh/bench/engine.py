@@ -1,0 +1,164 @@
+"""Engine figures: sensors brought up to one management console in one process.
+
+For 100, 1,000 and 5,000 sensors: a PKI (``mesh.pki.folder.Pki``) whose CRLs
+a real ``CrlServer`` publishes, one ``Mesh`` with every sensor dialing one
+console, all started at once. Measured: the time from ``Mesh.run`` starting
+until every link is up (validated at both ends), and the growth of the
+process's resident memory per link. At 1,000 sensors, the CRL fetches: how
+many HTTP requests reached the CRL server per URL, and how many times any one
+appliance fetched the same URL (its own single flight: one is the goal, as
+each appliance keeps its own CRL cache).
+
+Keys: every certificate is unique, but the sensors' RSA keys come from a
+small pool (generating 5,000 RSA keys would take minutes and measure nothing
+the engine does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import itertools
+import resource
+import time
+from collections import Counter
+
+import trio
+
+from mesh.bench.context import Bench, Unavailable
+from mesh.bench.procstat import rss_bytes
+from mesh.bench.targets import Key
+
+__all__ = ["NAME", "run", "bring_up"]
+
+NAME = "engine"
+
+_KEY_POOL = 16
+
+
+def _imports():
+    try:
+        from mesh.appliances import ApplianceSpec, Mesh
+        from mesh.events import CrlFetched
+        from mesh.net.crl_server import CrlServer
+        from mesh.net.links import LinkState
+        from mesh.pki.folder import ApplianceRequest, Pki
+    except ImportError as exc:  # pragma: no cover - while modules land
+        raise Unavailable(f"needs {exc.name}") from None
+    return ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki
+
+
+def _raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+
+
+class TooSlow(Exception):
+    """Setting up the mesh took longer than the run can spend on it."""
+
+
+async def bring_up(
+    bench: Bench, sensors: int, *, deadline: float = 90.0, add_budget: float = 60.0
+) -> dict:
+    """Run one console and ``sensors`` sensors until every link is up; return the facts.
+
+    Raises TooSlow when adding the appliances to the ``Mesh`` alone exceeds
+    ``add_budget`` seconds (the figure is then "not measured", with why).
+    """
+    ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki = _imports()
+    pool = [bench._keys(2048) for _ in range(_KEY_POOL)]
+    cycle = itertools.cycle(pool)
+    at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    server = CrlServer()
+    facts: dict = {"sensors": sensors}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        names = [f"sensor-{i:05d}" for i in range(sensors)]
+        started = time.perf_counter()
+        pki = Pki.build(
+            at=at,
+            appliances=[ApplianceRequest(name="console", role="management-console")]
+            + [ApplianceRequest(name=n, role="sensor") for n in names],
+            crl_base_url=f"{server.base_url}/crl",
+            keys=lambda bits: next(cycle),
+        )
+        server.set_documents(pki.crl_documents(at=at))
+        facts["pki_seconds"] = time.perf_counter() - started
+        trust = tuple(pki.trust_roots())
+
+        def spec(name: str, role: str, **extra):
+            material = pki.appliances[name]
+            from mesh.pki.issue import Issued
+
+            identity = Issued(cert=material.cert, key=material.issued.key, chain=material.chain)
+            return ApplianceSpec(name=name, role=role, identity=identity, trust=trust, **extra)
+
+        mesh = Mesh(start=at, pki=pki, crl_server=server)
+        started = time.perf_counter()
+        mesh.add(spec("console", "management-console"))
+        for done, name in enumerate(names, 1):
+            mesh.add(spec(name, "sensor", connects_to=["console"]))
+            if time.perf_counter() - started > add_budget:
+                nursery.cancel_scope.cancel()
+                raise TooSlow(
+                    f"Mesh.add of {done:,} of {sensors:,} sensors took over {add_budget:g} s"
+                )
+        facts["add_seconds"] = time.perf_counter() - started
+        gc.collect()
+        rss0 = rss_bytes()
+        started = time.perf_counter()
+        await nursery.start(mesh.run)
+        facts["listening_seconds"] = time.perf_counter() - started
+        up = 0
+        while time.perf_counter() - started < deadline:
+            states = Counter(link.state for link in mesh.links())
+            up = states[LinkState.UP]
+            if up == sensors:
+                break
+            await trio.sleep(0.05)
+        facts["up_seconds"] = time.perf_counter() - started
+        facts["up"] = up
+        facts["states"] = {s.value: n for s, n in Counter(l.state for l in mesh.links()).items()}
+        gc.collect()
+        facts["rss_per_link"] = (rss_bytes() - rss0) / max(1, sensors)
+        fetched = mesh.events.of(CrlFetched)
+        per_appliance = Counter((e.appliance, e.url) for e in fetched)
+        facts["max_fetches_one_appliance_one_url"] = max(per_appliance.values(), default=0)
+        facts["console_fetches"] = sum(n for (a, _u), n in per_appliance.items() if a == "console")
+        facts["server_requests"] = {p: server.requests(p) for p in server.paths}
+        nursery.cancel_scope.cancel()
+    return facts
+
+
+def run(bench: Bench) -> None:
+    _imports()
+    sizes = bench.pick((100, 1_000, 5_000), (20,))
+    _raise_fd_limit(4 * max(sizes) + 256)
+    for sensors in sizes:
+        label = f"{sensors:,} sensors"
+        try:
+            facts = trio.run(bring_up, bench, sensors)
+        except TooSlow as exc:
+            bench.log(f"  {label}: not measured: {exc}")
+            bench.results.status[f"{NAME} {label}"] = f"not measured: {exc}"
+            continue
+        if facts["up"] != sensors:
+            bench.log(f"  only {facts['up']} of {sensors} links up: {facts['states']}")
+        time_name = Key.BRINGUP_TIME[1] if sensors == 5_000 else f"{label}: time until every link is up"
+        mem_name = Key.BRINGUP_MEMORY[1] if sensors == 5_000 else f"{label}: RSS per link"
+        bench.record(NAME, f"{label}: PKI build (not in bring-up)", facts["pki_seconds"], "s")
+        bench.record(NAME, f"{label}: Mesh.add of every appliance (not in bring-up)", facts["add_seconds"], "s")
+        bench.record(NAME, f"{label}: links up", facts["up"], "links", str(facts["states"]))
+        bench.record(
+            NAME, time_name, facts["up_seconds"], "s",
+            "" if facts["up"] == sensors else f"not all up within the deadline: {facts['states']}",
+        )
+        bench.record(NAME, mem_name, facts["rss_per_link"] / 1000, "kB")
+        if sensors == 1_000 or bench.quick:
+            worst = facts["max_fetches_one_appliance_one_url"]
+            name = Key.FETCHES_PER_URL[1] if sensors == 1_000 else f"{label} at once: CRL fetches per URL"
+            bench.record(NAME, name, worst, "fetches", "most fetches of one URL by any one appliance")
+            bench.record(NAME, f"{label}: console's CRL fetches", facts["console_fetches"], "fetches")
+            for path, count in sorted(facts["server_requests"].items()):
+                bench.record(NAME, f"{label}: requests at the CRL server for {path}", count, "requests")
