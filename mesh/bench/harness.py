@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mesh.bench.context import Bench, Unavailable, fmt
-from mesh.bench.record import Results
+from mesh.bench.record import Results, loadavg
 from mesh.bench.targets import judge
 
 __all__ = ["MEASUREMENTS", "main", "run"]
@@ -86,6 +86,7 @@ def run(names: Sequence[str], *, quick: bool, workdir: Path, log=_progress) -> R
             results.status[name] = "ok"
         log(f"  -> {results.status[name]} ({time.perf_counter() - started:.1f} s)")
     results.seconds = time.perf_counter() - began
+    results.load_after = loadavg()
     results.targets = judge(results)
     return results
 
@@ -111,7 +112,10 @@ def render(results: Results) -> str:
             f"  {target.name:<{twidth}}  {value:>10} {target.unit:<7} goal {target.goal:<12} "
             f"{target.verdict}"
         )
-    lines.append(f"\n{results.seconds:.0f} s in all")
+    lines.append(
+        f"\n{results.seconds:.0f} s in all; load average before {results.load_before}, "
+        f"after {results.load_after} (other work on the machine skews rates)"
+    )
     return "\n".join(lines)
 
 

@@ -48,19 +48,32 @@ class Material:
     directory: Path
 
     @classmethod
-    def build(cls, bits: int, keys: KeySource, directory: Path) -> Material:
+    def build(
+        cls,
+        bits: int,
+        keys: KeySource,
+        directory: Path,
+        *,
+        crl_base_url: str = "http://127.0.0.1:8080/crl",
+        intermediate: bool = True,
+    ) -> Material:
+        """The deployment; ``intermediate=False`` issues the appliances from the root.
+
+        (``openssl s_time`` cannot send a chain with its certificate, so a
+        client it plays must be issued by a root the server trusts.)
+        """
         # The wall clock, not an emulated instant: the openssl CLI and the
         # standard library's ssl judge validity against the real time.
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         at = now - dt.timedelta(days=1)
         root = CertificateAuthority.root(
-            f"Bench Root CA {bits}", not_before=at, key=keys(bits),
-            crl_base_url="http://127.0.0.1:8080/crl",
+            f"Bench Root CA {bits}", not_before=at, key=keys(bits), crl_base_url=crl_base_url
         )
-        issuing = root.intermediate(
-            f"Bench Issuing CA {bits}", not_before=at, key=keys(bits),
-            crl_base_url="http://127.0.0.1:8080/crl",
-        )
+        issuing = root
+        if intermediate:
+            issuing = root.intermediate(
+                f"Bench Issuing CA {bits}", not_before=at, key=keys(bits), crl_base_url=crl_base_url
+            )
         server = issuing.issue(SERVER_NAME, not_before=at, key=keys(bits))
         client = issuing.issue(CLIENT_NAME, not_before=at, key=keys(bits))
         material = cls(
@@ -84,6 +97,17 @@ class Material:
         for ca in (self.root, self.issuing):
             assert ca.crl_url is not None
             out[ca.crl_url] = CrlIndex.from_crl(ca.crl(this_update=self.at - dt.timedelta(hours=1)))
+        return out
+
+    def crl_documents(self) -> dict[str, bytes]:
+        """{URL path: DER} of both CAs' current CRLs, for a ``CrlServer``."""
+        from urllib.parse import urlsplit
+
+        out: dict[str, bytes] = {}
+        for ca in dict.fromkeys((self.root, self.issuing)):
+            assert ca.crl_url is not None
+            crl = ca.crl(this_update=self.at - dt.timedelta(hours=1))
+            out[urlsplit(ca.crl_url).path] = crl.public_bytes(serialization.Encoding.DER)
         return out
 
     # -- files for the openssl CLI --

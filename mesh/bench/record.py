@@ -23,7 +23,7 @@ from typing import Any
 
 from attrs import define, field
 
-__all__ = ["Figure", "Target", "Results", "machine"]
+__all__ = ["Figure", "Target", "Results", "machine", "loadavg"]
 
 
 @define(frozen=True, kw_only=True)
@@ -103,6 +103,8 @@ class Results:
     status: dict[str, str] = field(factory=dict)
     targets: list[Target] = field(factory=list)
     seconds: float = 0.0
+    load_before: str = field(factory=lambda: loadavg())
+    load_after: str = ""
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -121,6 +123,8 @@ class Results:
             "quick": self.quick,
             "seconds": round(self.seconds, 3),
             "machine": machine(),
+            "loadavg_before": self.load_before,
+            "loadavg_after": self.load_after,
             "status": dict(self.status),
             "figures": [f.to_json() for f in self.figures],
             "targets": [t.to_json() for t in self.targets],
@@ -147,6 +151,14 @@ def _openssl_cli() -> str:
         return "not installed"
     done = subprocess.run([exe, "version"], capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews every figure."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def machine() -> dict[str, Any]:
