@@ -122,3 +122,39 @@ async def test_progress_is_one_call_per_milestone_and_a_big_mesh_folds(keys):
     text = render_plain(result)
     assert f"... and {n - 1} more links up" in text
     assert len(text.splitlines()) < 12
+
+
+async def test_stop_start_and_a_crl_server_answering_garbage(keys):
+    day = dt.timedelta(days=1)
+    scenario = small(
+        steps=[
+            Step(action="stop", target=CM),
+            Step(action="start", target=CM),
+            Step(action="crl-garbage"),
+            Step(after=8 * day, action="advance"),
+            Step(action="crl-up"),
+        ],
+        expectations=[
+            Expectation(link=f"{S1} -> {CM}", state="down", after_step=1),
+            Expectation(link=f"{S1} -> {CM}", state="up", after_step=2),
+            # Cached CRLs still serve until their next update (7 days)...
+            Expectation(link=f"{S1} -> {CM}", state="up", after_step=3),
+            # ...then nothing usable can be fetched.
+            Expectation(link=f"{S1} -> {CM}", state="halted", code="crl_invalid", after_step=4),
+            Expectation(link=f"{S1} -> {CM}", state="up"),
+        ],
+    )
+    result = await run_scenario(scenario, keys=keys)
+    assert result.ok, [v.to_json() for v in result.failures]
+
+
+async def test_a_sensor_stopped_by_a_step_stays_stopped(keys):
+    scenario = small(
+        steps=[Step(action="stop", target=S1), Step(after=dt.timedelta(hours=1), action="advance")],
+        expectations=[
+            Expectation(link=f"{S1} -> {CM}", state="down", after_step=2),
+            Expectation(link=f"{S2} -> {CM}", state="up", after_step=2),
+        ],
+    )
+    result = await run_scenario(scenario, keys=keys)
+    assert result.ok, [v.to_json() for v in result.failures]
