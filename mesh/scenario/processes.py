@@ -39,6 +39,7 @@ from mesh.pki import files
 from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
 from mesh.pki.keys import fresh_keys
+from mesh.scenario.keygen import keys_for
 from mesh.scenario.model import ROLES, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 from mesh.scenario.runner import Progress, build_pki, start_crl_service
@@ -354,8 +355,9 @@ async def run_in_processes(
             crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
             if progress:
                 progress("building", None, None)
+            keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
             pki = await trio.to_thread.run_sync(
-                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys or fresh_keys)
+                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
             )
             fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
                            sink=sink, nursery=nursery)

@@ -31,6 +31,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
+from mesh.scenario.keygen import keys_for
 from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 
@@ -360,12 +361,12 @@ async def start_scenario(
     """
     Mesh = _engine()
     events = events if events is not None else EventLog()
-    keys = keys or fresh_keys
     async with trio.open_nursery() as nursery:
         crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
         if progress:
             progress("building", None, None)
         # Key generation and signing are CPU work: keep them off the event loop.
+        keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
         pki = await trio.to_thread.run_sync(
             lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
         )
