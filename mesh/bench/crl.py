@@ -8,6 +8,7 @@ parse time for a set of serials and answers each lookup in constant time.
 
 from __future__ import annotations
 
+import time
 import timeit
 
 from cryptography import x509
@@ -67,10 +68,13 @@ def run(bench: Bench) -> None:
         bench.record(NAME, f"{label}: parse (CrlIndex.from_bytes)", parse * 1e3, "ms")
 
         fresh = x509.load_der_x509_crl(data)
-        signature = best_of(1, fresh.is_signature_valid, issuer_key)
-        bench.record(NAME, f"{label}: signature check (first)", signature * 1e3, "ms")
         index = CrlIndex.from_bytes(data)
+        started = time.perf_counter()
         assert index.signed_by(material.issuing.cert), "bench CRL must verify"
+        signature = time.perf_counter() - started
+        bench.record(NAME, f"{label}: signature check, first (CrlIndex.signed_by)", signature * 1e3, "ms")
+        library = best_of(1, fresh.is_signature_valid, issuer_key)
+        bench.record(NAME, f"{label}: signature check, crl.is_signature_valid", library * 1e3, "ms")
         memo = _per_call(index.signed_by, material.issuing.cert, 1_000)
         bench.record(NAME, f"{label}: signature check (remembered)", memo * 1e6, "us")
 

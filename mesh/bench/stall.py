@@ -7,6 +7,8 @@ signature against the issuing CA, as an appliance does when a peer's
 certificate names that CRL. A stall is the time the loop could not run the
 ticker beyond its 10 ms period; the target is that none exceeds 50 ms.
 
+The process's first fetch (of a small CRL) comes before, and its stall is
+reported apart: it is a one-time cost of the HTTP client, not of the CRL.
 For contrast the same parse done inline on the loop is timed: that is the
 stall the fetcher's worker thread avoids.
 """
@@ -51,7 +53,13 @@ class Ticker:
         return max((l for l, w in zip(self.late, self.when) if start <= w <= end), default=0.0)
 
 
-async def _fetch_under_ticker(bench: Bench, data: bytes) -> tuple[Ticker, float, float, int]:
+async def _fetch_under_ticker(bench: Bench, data: bytes, small: bytes) -> dict[str, float]:
+    """Fetch ``small`` then ``data`` under the ticker; worst lateness in each phase.
+
+    The first fetch in a
+    process pays one-time costs (httpx's lazy imports and first client), which
+    are reported apart from the large CRL's load.
+    """
     try:
         from mesh.net.crl_fetch import CrlFetcher
         from mesh.net.crl_server import CrlServer
@@ -59,7 +67,7 @@ async def _fetch_under_ticker(bench: Bench, data: bytes) -> tuple[Ticker, float,
         raise Unavailable(f"needs {exc.name}") from None
     material = bench.material(2048)
     at = dt.datetime.now(dt.timezone.utc)
-    server = CrlServer({"/crl/issuing.crl": data})
+    server = CrlServer({"/crl/issuing.crl": data, "/crl/small.crl": small})
     ticker = Ticker()
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
@@ -67,6 +75,10 @@ async def _fetch_under_ticker(bench: Bench, data: bytes) -> tuple[Ticker, float,
         async with CrlFetcher(now=lambda: at, trust_env=False) as fetcher:
             await nursery.start(ticker.run)
             await trio.sleep(0.5)  # quiet ticks first: the machine's own noise
+            first = time.perf_counter()
+            await fetcher.get(server.url("/crl/small.crl"))
+            await trio.sleep(0.05)
+            first_worst = ticker.worst(start=first)
             started = time.perf_counter()
             index = await fetcher.get(url, issuer=material.issuing.cert)
             finished = time.perf_counter()
@@ -74,36 +86,13 @@ async def _fetch_under_ticker(bench: Bench, data: bytes) -> tuple[Ticker, float,
             if not index.signed_by(material.issuing.cert):
                 raise RuntimeError("the fetched CRL did not verify")
             nursery.cancel_scope.cancel()
-    return ticker, started, finished, server.requests("/crl/issuing.crl")
-
-
-def _tbs_bytes(der: bytes) -> memoryview:
-    """The TBSCertList exactly as signed, sliced out of the CRL's DER (no re-encoding)."""
-
-    def header(at: int) -> tuple[int, int]:
-        first = der[at + 1]
-        if first < 0x80:
-            return 2, first
-        n = first & 0x7F
-        return 2 + n, int.from_bytes(der[at + 2 : at + 2 + n], "big")
-
-    outer, _ = header(0)
-    head, length = header(outer)
-    return memoryview(der)[outer : outer + head + length]
-
-
-def _chunked_signature_check(der: bytes, crl, issuer_key) -> None:
-    """Hash the raw TBS in 1 MiB steps, verify the prehashed digest (a proposed fix)."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, utils
-
-    tbs = _tbs_bytes(der)
-    digest = hashes.Hash(hashes.SHA256())
-    for offset in range(0, len(tbs), 1 << 20):
-        digest.update(tbs[offset : offset + (1 << 20)])
-    issuer_key.verify(
-        crl.signature, digest.finalize(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
-    )
+    return {
+        "idle": ticker.worst(end=first),
+        "first": first_worst,
+        "big": ticker.worst(start=started),
+        "big_seconds": finished - started,
+        "requests": server.requests("/crl/issuing.crl"),
+    }
 
 
 async def _phases(data: bytes, issuer) -> dict[str, tuple[float, float]]:
@@ -119,11 +108,12 @@ async def _phases(data: bytes, issuer) -> dict[str, tuple[float, float]]:
 
     crl = x509.load_der_x509_crl(data)
     key = issuer.public_key()
+    fresh = CrlIndex.from_bytes(data)
     steps = {
         "load_der_x509_crl": lambda: x509.load_der_x509_crl(data),
-        "serial set (CrlIndex.from_crl)": lambda: CrlIndex.from_crl(x509.load_der_x509_crl(data)),
-        "crl.is_signature_valid": lambda: crl.is_signature_valid(key),
-        "chunked hash of raw TBS + prehashed verify": lambda: _chunked_signature_check(data, crl, key),
+        "parse and index (CrlIndex.from_bytes)": lambda: CrlIndex.from_bytes(data),
+        "first signature check (CrlIndex.signed_by)": lambda: fresh.signed_by(issuer),
+        "cryptography's crl.is_signature_valid, for contrast": lambda: crl.is_signature_valid(key),
     }
     out: dict[str, tuple[float, float]] = {}
     ticker = Ticker()
@@ -145,18 +135,26 @@ def run(bench: Bench) -> None:
 
     count = bench.big_crl_size
     data = bench.crls.der(count)
-    ticker, started, finished, requests = trio.run(_fetch_under_ticker, bench, data)
+    small = bench.crls.der(bench.crl_sizes[0])
+    seen = trio.run(_fetch_under_ticker, bench, data, small)
     label = f"{count:,}-entry CRL ({len(data) / 2**20:.0f} MiB)"
-    bench.record(NAME, f"fetch + parse + signature check, {label}", (finished - started) * 1e3, "ms")
-    bench.record(NAME, Key.STALL[1], ticker.worst(started, finished) * 1e3, "ms", label)
+    bench.record(NAME, f"fetch + parse + signature check, {label}", seen["big_seconds"] * 1e3, "ms")
+    bench.record(NAME, Key.STALL[1], seen["big"] * 1e3, "ms", label)
     bench.record(
         NAME,
-        "max tick lateness before the fetch (machine noise)",
-        ticker.worst(end=started) * 1e3,
+        "max stall during the process's first CRL fetch (small CRL)",
+        seen["first"] * 1e3,
+        "ms",
+        "one-time: httpx imports lazily and builds its first client on the loop",
+    )
+    bench.record(
+        NAME,
+        "max tick lateness before any fetch (machine noise)",
+        seen["idle"] * 1e3,
         "ms",
         "0.5 s of idle ticks",
     )
-    bench.record(NAME, "HTTP requests at the CRL server", requests, "requests")
+    bench.record(NAME, "HTTP requests at the CRL server", seen["requests"], "requests")
     for step, (took, worst) in trio.run(_phases, data, bench.material(2048).issuing.cert).items():
         bench.record(NAME, f"in a worker thread: {step}", worst * 1e3, "ms stall", f"step took {took * 1e3:.0f} ms")
     started = time.perf_counter()
