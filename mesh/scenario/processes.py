@@ -8,10 +8,10 @@ played the way the in-process runner plays it for dialers, but for every
 appliance: all nodes stop, the clock moves, the action is applied to the
 state (an upload is judged by the same upload check as ``mesh cert check``,
 on the files an admin would upload), and every node starts again with the new
-state and ``start`` = the emulated instant. Nodes start listeners first (by
-role: forwarding targets, HA console, console, sensors), each on port 0; the
-address it prints in its ``appliance-started`` event goes into the configs of
-the nodes that dial it. The link table is read from the events the nodes print
+state and ``start`` = the emulated instant. Each node keeps one listening
+port for the whole run, chosen below the ephemeral port range so that no
+other node's outgoing connection can be holding it, and all nodes start at
+once (a dialer that is early retries a second later). The link table is read from the events the nodes print
 as JSON lines: the dialer's final link event, with ``validation-skipped``
 events naming what an unvalidated link would have failed.
 
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +42,7 @@ from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.keygen import keys_for
-from mesh.scenario.model import ROLES, Scenario, Step
+from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 from mesh.scenario.runner import Progress, build_pki, start_crl_service
 
@@ -90,6 +92,8 @@ class _Fleet:
         }
         self.nodes: dict[str, _Node] = {}
         self.generation = 0
+        self.ports = _listen_ports(len(scenario.appliances))
+        self.port_of = {a.name: port for a, port in zip(scenario.appliances, self.ports)}
         files.save_certificate(folder / "root.crt", pki.root.cert)
 
     # -- files --
@@ -109,7 +113,7 @@ class _Fleet:
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
-            'listen = "127.0.0.1:0"',
+            f'listen = "127.0.0.1:{self.port_of[name]}"',
             f"trust = {json.dumps(str(self.folder / 'root.crt'))}",
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
@@ -130,8 +134,7 @@ class _Fleet:
                 continue
             lines.append(f"\n[{table}]")
             for peer in dialed:
-                node = self.nodes.get(peer)
-                address = node.address if node and node.address else "127.0.0.1:1"
+                address = f"127.0.0.1:{self.port_of[peer]}"
                 role = self.scenario.appliance(peer).role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
@@ -199,11 +202,9 @@ class _Fleet:
         self.generation += 1
         self.nodes = {}
         names = [a.name for a in self.scenario.appliances if self.running[a.name]]
-        for role in reversed(ROLES):
-            level = [n for n in names if self.scenario.appliance(n).role == role]
-            async with trio.open_nursery() as nursery:
-                for name in level:
-                    nursery.start_soon(self._spawn, name)
+        async with trio.open_nursery() as nursery:
+            for name in names:
+                nursery.start_soon(self._spawn, name)
 
     async def stop_all(self) -> None:
         for node in self.nodes.values():
@@ -228,13 +229,25 @@ class _Fleet:
         for dialer, listener in self.scenario.links():
             if dialer not in self.nodes:
                 continue
-            if self._final(dialer, (dialer, listener)) is None:
+            mine = self._final(dialer, (dialer, listener))
+            if mine is None:
                 return False
-            if listener in self.nodes and self._final(listener, (dialer, listener)) is None:
-                mine = self._final(dialer, (dialer, listener))
-                if mine is not None and mine.get("kind") != "link-down":
+            if listener not in self.nodes:
+                continue
+            if mine.get("kind") == "link-down":
+                # Nodes start together, so a first attempt may find the
+                # listener not yet listening; it is down for real only when
+                # the retry (a second later) fails too.
+                if self._downs(dialer, (dialer, listener)) < 2:
                     return False
+            elif self._final(listener, (dialer, listener)) is None:
+                return False
         return True
+
+    def _downs(self, name: str, link: tuple[str, str]) -> int:
+        node = self.nodes[name]
+        return sum(1 for e in node.events
+                   if e.get("kind") == "link-down" and (e.get("dialer"), e.get("listener")) == link)
 
     async def settle(self) -> None:
         with trio.fail_after(NODE_TIMEOUT):
@@ -330,6 +343,30 @@ class _Fleet:
         code = verdict.primary.code if verdict.primary is not None else None
         return StepRecord(index=index, step=step, at=self.now, outcome="refused",
                           code=code.code if code else None, message=code.message if code else "")
+
+
+#: Nodes listen on fixed ports below the usual ephemeral ranges (Linux
+#: 32768-60999, BSD/macOS 49152-65535), so no outgoing connection of another
+#: node can hold a node's port when it restarts.
+_PORTS = range(20000, 32000)
+
+
+def _listen_ports(count: int) -> list[int]:
+    """``count`` distinct ports that are free on 127.0.0.1 right now."""
+    chosen: list[int] = []
+    candidates = list(_PORTS)
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise InputError("127.0.0.1", f"has no {count} free ports in {_PORTS.start}-{_PORTS.stop - 1}",
+                     "stop what holds them, or run fewer appliances")
 
 
 async def _wait_and_cancel(node: _Node, scope: trio.CancelScope) -> None:
