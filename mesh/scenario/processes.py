@@ -46,10 +46,14 @@ from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 from mesh.scenario.runner import Progress, build_pki, start_crl_service
 
-__all__ = ["run_in_processes", "NODE_TIMEOUT"]
+__all__ = ["run_in_processes", "NODE_TIMEOUT", "MAX_NODES"]
 
 #: Real seconds a node may take to start listening, or a step to settle.
 NODE_TIMEOUT = 60.0
+
+#: One Python process per appliance costs tens of megabytes each; past this
+#: the in-process run is the tool.
+MAX_NODES = 64
 
 _OUTCOMES = ("link-up", "link-up-unvalidated", "link-halted", "link-down")
 _STATE = {"link-up": "up", "link-up-unvalidated": "up-unvalidated", "link-halted": "halted",
@@ -202,9 +206,15 @@ class _Fleet:
         self.generation += 1
         self.nodes = {}
         names = [a.name for a in self.scenario.appliances if self.running[a.name]]
+        limiter = trio.CapacityLimiter(2 * (os.cpu_count() or 1))
+
+        async def spawn(name: str) -> None:
+            async with limiter:
+                await self._spawn(name)
+
         async with trio.open_nursery() as nursery:
             for name in names:
-                nursery.start_soon(self._spawn, name)
+                nursery.start_soon(spawn, name)
 
     async def stop_all(self) -> None:
         for node in self.nodes.values():
@@ -385,6 +395,13 @@ async def run_in_processes(
 
     ``sink`` receives every node's events, as the JSON lines the nodes print.
     """
+    if len(scenario.appliances) > MAX_NODES:
+        raise InputError(
+            scenario.source or scenario.name,
+            f"has {len(scenario.appliances)} appliances, too many for --processes "
+            f"(one Python process each; at most {MAX_NODES})",
+            "run it without --processes",
+        )
     wall = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
         folder = Path(tmp)

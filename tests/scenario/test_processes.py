@@ -37,3 +37,20 @@ async def test_processes_give_the_same_link_table_as_in_process(name, keys, key_
     assert table(apart) == table(inside)
     if name != "crl-server-down":
         assert apart.ok, [v.to_json() for v in apart.failures]
+
+
+async def test_a_fleet_too_big_for_processes_is_one_clear_line():
+    from mesh.errors import InputError
+    from mesh.scenario.load import loads_scenario
+    from mesh.scenario.processes import MAX_NODES
+
+    scenario = loads_scenario(
+        f'[[appliance]]\nname = "s{{n}}.test"\nrole = "sensor"\ncount = {MAX_NODES + 1}\n',
+        source="fleet.toml",
+    )
+    with pytest.raises(InputError) as info:
+        await run_in_processes(scenario)
+    assert info.value.line() == (
+        f"fleet.toml: has {MAX_NODES + 1} appliances, too many for --processes "
+        f"(one Python process each; at most {MAX_NODES}); run it without --processes"
+    )
