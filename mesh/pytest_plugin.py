@@ -11,7 +11,7 @@ and pytest-trio gets these fixtures without a conftest:
 ``mesh_start``
     ``async with mesh_start(source) as run:`` starts the mesh and hands over a
     :class:`~mesh.scenario.runner.ScenarioRun` to act on between steps
-    (``await run.play(1, Step(...))``, ``run.links()``, ``run.mesh``).
+    (``await run.step(Step(...))``, ``run.links()``, ``run.mesh``).
 ``mesh_key_pool``
     The session's RSA keys: each is generated once, so a suite of fifty
     scenarios pays for key generation once.

@@ -177,6 +177,10 @@ class ScenarioRun:
         self.check(index)
         return record
 
+    async def step(self, step: Step) -> StepRecord:
+        """Play one more step (numbered after those already played); for tests and tools."""
+        return await self.play(len(self.records) + 1, step)
+
     async def _act(self, index: int, step: Step) -> StepRecord:
         at = self.clock.now()
         done = StepRecord(index=index, step=step, at=at)

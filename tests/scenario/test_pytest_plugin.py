@@ -50,7 +50,7 @@ async def test_toml_text_and_acting_between_steps(mesh_start):
     """
     async with mesh_start(text) as run:
         assert_link(run, f"{{S1}} -> {{CM}}", state="up")
-        await run.play(1, Step(action="revoke", target=S1))
+        await run.step(Step(action="revoke", target=S1))
         assert_link(run, f"{{S1}} -> {{CM}}", state="halted", code="revoked")
 
 
