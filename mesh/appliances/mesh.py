@@ -22,8 +22,19 @@ through this class. Its signatures are stable::
         await mesh.advance(timedelta(days=365))     # validation, CRLs, backoff
         await mesh.stop(name); await mesh.start(name)
         mesh.raise_alert(sensor, "text")            # traffic for forwarding rules
+        mesh.add_external(name, host, port, hostname=None, speaks_mesh=True)
+        mesh.link(a, b)                             # one LinkStatus, either order
+        mesh.appliance(name)                        # the live Appliance
         await mesh.settle()
         nursery.cancel_scope.cancel()
+
+Dialer choice: one connection per pair of appliances; when two specs name
+each other the lower role rank dials (sensor, management console, HA console,
+forwarding target), then the smaller name (``mesh.appliances.spec``).
+Expected peer names: a dialer requires the listener's certificate to name the
+listener's host name (``ApplianceSpec.hostname``, else the common name the
+PKI issued for it, else its name); a listener requires the dialer's when
+exactly one appliance dials it.
 
 or ``async with Mesh(...) as mesh:`` (starts on entry, stops on exit).
 
@@ -32,7 +43,8 @@ sleeping: it cuts every dialer's backoff short, returns once every link whose
 dialer runs has reached an outcome on an attempt that started after the call
 (links that are up stay up: validation happens at connection start), and then
 waits until every task is idle, so the first messages of new links have been
-delivered.
+delivered. (Idle means trio's ``wait_all_tasks_blocked``: work in a worker
+thread, such as parsing a very large CRL, does not count as busy.)
 
 Revocation and CRL freshness: a CA that revokes republishes its CRL, and
 appliances keep CRLs cached until their nextUpdate. ``revoke`` republishes on
