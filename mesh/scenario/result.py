@@ -85,14 +85,12 @@ class ExpectationVerdict:
         return f"after step {self.checked_after}"
 
     def to_json(self) -> dict[str, Any]:
+        """The report's entry: exactly the keys of the documented JSON contract."""
         return {
             "link": self.subject,
             "expected": self.expected,
             "actual": self.actual,
             "met": self.met,
-            "when": self.when,
-            "at": self.at.isoformat(),
-            "message": self.message,
         }
 
 
