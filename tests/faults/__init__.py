@@ -1,0 +1,1 @@
+"""Faults survived, nothing lost, nothing let in (issue 7)."""
