@@ -152,6 +152,9 @@ async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.live and args.processes:
+        raise InputError("--live", "cannot be combined with --processes",
+                         "drop one of them (the live view follows the in-process run)")
     scenarios = _load_all(args.files)
     if scenarios is None:
         return 2

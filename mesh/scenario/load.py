@@ -39,6 +39,11 @@ from mesh.scenario.model import (
 __all__ = ["ScenarioInvalid", "load_scenario", "loads_scenario", "scenario_from_dict"]
 
 
+#: The most appliances one ``count`` may stand for (each is a listening
+#: socket, a key and a certificate).
+MAX_COUNT = 2000
+
+
 class ScenarioInvalid(InputError):
     """A scenario file with one or more problems; ``problems`` holds one InputError each."""
 
@@ -302,6 +307,10 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
         if count is None and "{n}" in name:
             c.add(f"appliance[{i}].name", "has {n} but no count",
                   "add count = N for N appliances, or write the name out")
+        if count is not None and count > MAX_COUNT:
+            c.add(f"appliance[{i}].count", f"{count} is more appliances than one run can hold",
+                  f"use at most {MAX_COUNT}")
+            count = None
         if count is not None and "{n}" not in name:
             c.add(f"appliance[{i}].count", "needs {n} in the name to number the appliances",
                   'write name = "sensor-{n}.contoso.test"')

@@ -138,3 +138,13 @@ def test_an_input_error_inside_the_run_is_one_line(tmp_path, capsys, monkeypatch
         "mesh: appliance 'cm.contoso.test' address 127.0.0.1:8443: "
         "cannot listen (Address already in use); pick a free port\n"
     )
+
+
+def test_live_and_processes_do_not_mix(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["run", "--live", "--processes", str(good)]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: --live: cannot be combined with --processes; "
+        "drop one of them (the live view follows the in-process run)\n"
+    )
