@@ -55,10 +55,23 @@ Progress = Callable[[str, "StepRecord | None", "ScenarioRun | None"], None]
 HIDDEN_CRL_HOST = "127.0.0.2"
 
 
+#: Real seconds a CRL fetch may take. The scenario's CRL server is on
+#: loopback and answers in milliseconds unless a ``crl-slow`` step made it
+#: never answer; the engine's default (5 s, for real networks) would only
+#: make such a step wait longer for the same verdict.
+CRL_TIMEOUT = 1.0
+
+
 def _engine() -> Any:
     from mesh.appliances import Mesh
 
     return Mesh
+
+
+def _settings() -> Any:
+    from mesh.appliances import EngineSettings
+
+    return EngineSettings(crl_timeout=CRL_TIMEOUT)
 
 
 def link_rows(statuses: Any) -> list[LinkRow]:
@@ -383,7 +396,8 @@ async def start_scenario(
         )
         clock = EmulatedClock(scenario.start)
         crl_server.set_documents(pki.crl_documents(at=scenario.start))
-        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server, keys=keys)
+        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server, keys=keys,
+                    settings=_settings())
         for spec in appliance_specs(scenario, pki, proxy_url=proxy.url if proxy else None):
             mesh.add(spec)
         await nursery.start(mesh.run)
