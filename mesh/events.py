@@ -38,6 +38,7 @@ __all__ = [
     "ValidationSkipped",
     "LinkHalted",
     "LinkDown",
+    "ConnectionDropped",
     "CrlFetched",
     "CrlFetchFailed",
     "CertificateUploaded",
@@ -267,6 +268,26 @@ class LinkDown(Event):
         return f"{self.dialer} -> {self.listener}: down ({self.reason})"
 
 
+@define(frozen=True, kw_only=True)
+class ConnectionDropped(Event):
+    """An inbound connection never became a link: its TLS handshake failed or stalled.
+
+    What an appliance logs for random bytes on its port, a client that stops
+    mid-handshake or trickles bytes, a client without a certificate. The
+    connection is closed; the appliance's links are not affected.
+    """
+
+    kind: ClassVar[str] = "connection-dropped"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    peer: str
+    reason: str = _text("")
+
+    def describe(self) -> str:
+        return f"{self.appliance}: dropped a connection from {self.peer} ({self.reason})"
+
+
 # -- CRLs --
 
 
@@ -409,6 +430,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         ValidationSkipped,
         LinkHalted,
         LinkDown,
+        ConnectionDropped,
         CrlFetched,
         CrlFetchFailed,
         CertificateUploaded,

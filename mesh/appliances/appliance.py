@@ -59,6 +59,7 @@ from mesh.events import (
     ApplianceStarted,
     ApplianceStopped,
     CertificateUploaded,
+    ConnectionDropped,
     LinkConnecting,
     LinkDown,
     LinkHalted,
@@ -167,6 +168,14 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, ValidationFailed):
         return f"{exc.code.message} ({exc.detail})" if exc.detail else exc.code.message
     return f"{type(exc).__name__}: {exc}"
+
+
+def _peer_address(transport: trio.SocketStream) -> str:
+    try:
+        host, port = transport.socket.getpeername()[:2]
+    except OSError:
+        return "a client"
+    return f"{host}:{port}"
 
 
 def _tls_judgement(peer: str, reason: str) -> Judgement:
@@ -439,18 +448,30 @@ class Appliance:
             await transport.aclose()
 
     async def _serve_one(self, transport: trio.SocketStream) -> None:
+        client = _peer_address(transport)  # now: a client that reset cannot be asked later
         stream = tls.TlsStream.server(transport, self._context(server=True))
         try:
             with trio.move_on_after(self.settings.handshake_timeout) as scope:
                 await stream.do_handshake()
         except trio.BrokenResourceError as exc:
             self._error(f"{self.name}: TLS handshake with a client failed: {exc.__cause__ or exc}")
+            self._dropped(client, f"TLS handshake failed: {exc.__cause__ or exc}")
             await stream.aclose_forcefully()
             return
         if scope.cancelled_caught:
+            self._dropped(
+                client,
+                f"TLS handshake did not finish within {self.settings.handshake_timeout:g} s",
+            )
             await stream.aclose_forcefully()
             return
         await self._converse(stream, pair=None, generation=None)
+
+    def _dropped(self, client: str, reason: str) -> None:
+        """An inbound connection that never became a link: one event, then it is closed."""
+        self.events.append(
+            ConnectionDropped(at=self.clock.now(), appliance=self.name, peer=client, reason=reason)
+        )
 
     # -- one connection, either side --
 
