@@ -35,6 +35,9 @@ __all__ = [
 #: Beyond this many links the table folds healthy links into one line.
 MAX_ROWS = 40
 
+#: The timeline under the header lists at most this many steps.
+MAX_STEPS = 12
+
 _STYLE = {
     "up": "green",
     "up-unvalidated": "yellow",
@@ -71,7 +74,16 @@ def _header(result: RunResult) -> str:
     text = f"scenario {result.scenario.name}"
     if result.scenario.description:
         text += f": {result.scenario.description}"
-    return f"{text}\n  emulated {span}, {len(result.steps)} steps, {result.seconds:.1f} s"
+    lines = [text, f"  emulated {span}, {len(result.steps)} steps, {result.seconds:.1f} s"]
+    for record in result.steps[:MAX_STEPS]:
+        outcome = "" if record.outcome == "done" else f" -> {record.outcome}"
+        if record.code:
+            outcome += f" ({record.code})"
+        lines.append(f"  step {record.index}  {record.at:%Y-%m-%d %H:%M}Z  "
+                     f"{record.step.describe()}{outcome}")
+    if len(result.steps) > MAX_STEPS:
+        lines.append(f"  ... and {len(result.steps) - MAX_STEPS} more steps")
+    return "\n".join(lines)
 
 
 def _expectation_cells(v: ExpectationVerdict) -> tuple[str, str, str, str]:

@@ -68,9 +68,12 @@ def test_plain_table_reads_at_a_glance():
     lines = text.splitlines()
     assert lines[0] == "scenario revoked-sensor: A revoked sensor <halts> & stays down."
     assert lines[1] == "  emulated 2027-01-15 09:00Z -> 2027-04-15 09:00Z, 2 steps, 0.2 s"
-    assert lines[3].split() == ["LINK", "STATE", "CODE", "MESSAGE"]
-    assert lines[4].startswith("s1.test -> cm.test  halted  revoked  This certificate has been revoked")
-    assert lines[5].split() == ["s2.test", "->", "cm.test", "up", "-"]
+    assert lines[2] == "  step 1  2027-04-15 09:00Z  +90d revoke s1.test"
+    assert lines[3] == ("  step 2  2027-04-15 09:00Z  +0s upload s2.test wrong-passphrase"
+                        " -> refused (passphrase_mismatch)")
+    assert lines[5].split() == ["LINK", "STATE", "CODE", "MESSAGE"]
+    assert lines[6].startswith("s1.test -> cm.test  halted  revoked  This certificate has been revoked")
+    assert lines[7].split() == ["s2.test", "->", "cm.test", "up", "-"]
     assert any(line.startswith("FAIL  expect[2] s2.test -> cm.test") and line.endswith("got up")
                for line in lines)
     assert lines[-1] == "FAIL revoked-sensor: 2/3 expectations hold (2 links: 1 halted, 1 up)"
