@@ -31,6 +31,11 @@ class Bench:
         self._material: dict[int, Material] = {}
         self._crls: CrlCache | None = None
 
+    @property
+    def keys(self):
+        """The run's KeySource: each key made once, unique within a call sequence."""
+        return self._keys
+
     def pick(self, full, quick):
         """``full`` in a normal run, ``quick`` under ``--quick``."""
         return quick if self.quick else full

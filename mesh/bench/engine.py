@@ -67,7 +67,7 @@ async def bring_up(
     ``add_budget`` seconds (the figure is then "not measured", with why).
     """
     ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki = _imports()
-    pool = [bench._keys(2048) for _ in range(_KEY_POOL)]
+    pool = [bench.keys(2048) for _ in range(_KEY_POOL)]
     cycle = itertools.cycle(pool)
     at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     server = CrlServer()

@@ -149,7 +149,7 @@ async def _both(bench: Bench, seconds: int, openssl: str):
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         material = Material.build(
-            2048, bench._keys, bench.workdir / "nodes-pki",
+            2048, bench.keys, bench.workdir / "nodes-pki",
             crl_base_url=f"{server.base_url}/crl", intermediate=False,
         )
         server.set_documents(material.crl_documents())
