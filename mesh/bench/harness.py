@@ -3,7 +3,8 @@
 ``python -m mesh.bench`` (``make bench``) runs everything in a few minutes on
 two cores; ``--quick`` shrinks every size and duration so the smoke test
 finishes in seconds (its figures mean nothing); ``--only NAME`` runs one
-measurement. A measurement whose module or tool is missing is reported as
+measurement; ``--profile DIR`` runs each under cProfile and prints where the
+time goes. A measurement whose module or tool is missing is reported as
 skipped, never as a made-up number.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mesh.bench.context import Bench, Unavailable, fmt
+from mesh.bench.profiling import profiled
 from mesh.bench.record import Results, loadavg
 from mesh.bench.targets import judge
 
@@ -56,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the JSON results (default: bench/results.json)",
     )
     parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR",
+        help="run each measurement under cProfile; write DIR/NAME.pstats and print where time goes",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=None,
         help="keep certificates and CRLs here instead of a temporary directory",
     )
@@ -66,7 +72,14 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run(names: Sequence[str], *, quick: bool, workdir: Path, log=_progress) -> Results:
+def run(
+    names: Sequence[str],
+    *,
+    quick: bool,
+    workdir: Path,
+    log=_progress,
+    profile: Path | None = None,
+) -> Results:
     """Run the named measurements in order; return what they recorded."""
     results = Results(quick=quick, started=dt.datetime.now(dt.timezone.utc))
     bench = Bench(quick=quick, workdir=workdir, results=results, log=log)
@@ -76,7 +89,10 @@ def run(names: Sequence[str], *, quick: bool, workdir: Path, log=_progress) -> R
         started = time.perf_counter()
         try:
             module = importlib.import_module(MEASUREMENTS[name])
-            module.run(bench)
+            if profile is None:
+                module.run(bench)
+            else:
+                profiled(lambda: module.run(bench), profile / f"{name}.pstats", log)
         except Unavailable as exc:
             results.status[name] = f"skipped: {exc}"
         except Exception as exc:  # a broken measurement must not hide the others
@@ -124,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [n for n in MEASUREMENTS if not args.only or n in args.only]
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
-        results = run(names, quick=args.quick, workdir=workdir)
+        results = run(names, quick=args.quick, workdir=workdir, profile=args.profile)
     print(render(results))
     results.write(args.out)
     print(f"results written to {args.out}")
