@@ -44,6 +44,14 @@ def test_quick_crl_run_writes_results(tmp_path, capsys):
     assert "targets" in capsys.readouterr().out
 
 
+def test_profile_writes_stats(tmp_path, capsys):
+    out = tmp_path / "results.json"
+    args = ["--quick", "--only", "crl", "--out", str(out), "--profile", str(tmp_path / "prof")]
+    assert main(args) == 0
+    assert (tmp_path / "prof" / "crl.pstats").stat().st_size > 0
+    assert "own time by package" in capsys.readouterr().err
+
+
 def test_quick_run_of_every_measurement(tmp_path, capsys):
     """Every measurement runs end to end in --quick mode and reports, none fails."""
     out = tmp_path / "results.json"
