@@ -370,12 +370,25 @@ class Appliance:
     def _context(self, *, server: bool) -> SSL.Context:
         ctx = self._contexts.get(server)
         if ctx is None:
-            ctx = tls.make_context(
-                self.identity,
+            options = dict(
                 server=server,
                 trust=self.spec.trust,
                 require_peer_cert=self.role.validates_clients if server else True,
             )
+            try:
+                ctx = tls.make_context(self.identity, **options)  # type: ignore[arg-type]
+            except SSL.Error:
+                # OpenSSL's security level refuses to even load a weak certificate
+                # (RSA-1024, SHA-1). The appliance presents what it was given and
+                # the peer's validator judges it (weak_crypto), so load it at level 0.
+                assert self.identity is not None
+                ctx = tls.make_context(None, **options)  # type: ignore[arg-type]
+                ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+                ctx.use_certificate(self.identity.cert)  # type: ignore[arg-type]
+                ctx.use_privatekey(self.identity.key)  # type: ignore[arg-type]
+                ctx.check_privatekey()
+                for extra in self.identity.chain:
+                    ctx.add_extra_chain_cert(extra)  # type: ignore[arg-type]
             self._contexts[server] = ctx
         return ctx
 

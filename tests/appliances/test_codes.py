@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from OpenSSL import SSL
 
 from mesh.appliances import LinkState
 from mesh.errors import FailureCode
 from mesh.events import LinkHalted, LinkUpUnvalidated, MessageDelivered, ValidationSkipped
-from mesh.net import tls
 
 #: Recipes a connection sees (upload-only ones are tested with uploads).
 LINK_FAULTS = {
@@ -28,18 +26,8 @@ LINK_FAULTS = {
 }
 
 
-def _presentable(deployment, fault):
-    """OpenSSL at security level 2 will not even load an RSA-1024 certificate."""
-    identity = deployment.spec("sensor-1", "sensor").identity
-    try:
-        tls.make_context(identity, server=False)
-    except SSL.Error as exc:
-        pytest.skip(f"tls.make_context cannot present a {fault} certificate: {exc}")
-
-
 def _mesh(deployment, fault, *, validation=True):
     deployment.build(("sensor-1", "sensor", fault), ("console", "management-console"))
-    _presentable(deployment, fault)
     return deployment.mesh(
         [
             deployment.spec("sensor-1", "sensor", connects_to=["console"]),
