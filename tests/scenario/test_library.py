@@ -16,8 +16,7 @@ def test_the_library_is_there():
     names = {p.stem for p in FILES}
     assert "showcase" in names
     rows = ["passphrase-mismatch", "chain-untrusted", "expired", "not-yet-valid", "revoked",
-            "crl-unreachable",
-            "validation-failed"]
+            "crl-unreachable", "validation-failed"]
     for row in rows:
         assert f"troubleshoot-{row}" in names
         assert f"troubleshoot-{row}-validation-off" in names
