@@ -55,15 +55,19 @@ __all__ = [
 
 
 def as_scenario(source: Any) -> Scenario:
-    """A Scenario from a Scenario, a path to a .toml file, or TOML text."""
+    """A Scenario from a Scenario, a path to a scenario file, or TOML text.
+
+    A string is TOML text when it spans lines or holds ``=`` or ``[``;
+    otherwise it is a path.
+    """
     if isinstance(source, Scenario):
         return source
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and "\n" not in source and source.endswith(".toml")
-    ):
+    if isinstance(source, os.PathLike):
         return load_scenario(Path(source))
     if isinstance(source, str):
-        return loads_scenario(source, source="<inline scenario>", default_name="inline")
+        if "\n" in source or "=" in source or "[" in source:
+            return loads_scenario(source, source="<inline scenario>", default_name="inline")
+        return load_scenario(Path(source))
     raise TypeError(f"expected a Scenario, a .toml path or TOML text, got {type(source).__name__}")
 
 

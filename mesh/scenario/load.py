@@ -36,7 +36,13 @@ from mesh.scenario.model import (
     parse_duration,
 )
 
-__all__ = ["ScenarioInvalid", "load_scenario", "loads_scenario", "scenario_from_dict"]
+__all__ = [
+    "ScenarioInvalid",
+    "check_scenario",
+    "load_scenario",
+    "loads_scenario",
+    "scenario_from_dict",
+]
 
 
 #: The most appliances one ``count`` may stand for (each is a listening
@@ -401,6 +407,17 @@ def _file_order(source: str) -> Callable[[InputError], tuple[int, int]]:
         return (_SECTION_ORDER.get(match.group(1), 0), int(match.group(2) or 0))
 
     return key
+
+
+def check_scenario(scenario: Scenario) -> Scenario:
+    """Raise ScenarioInvalid if a Scenario (e.g. one built in Python) is unsound."""
+    problems = scenario.problems()
+    if problems:
+        where = scenario.source or scenario.name
+        raise ScenarioInvalid(
+            where, [InputError(f"{where}: {path}", problem, fix) for path, problem, fix in problems]
+        )
+    return scenario
 
 
 _AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

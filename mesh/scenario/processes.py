@@ -42,6 +42,7 @@ from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.keygen import keys_for
+from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 from mesh.scenario.runner import Progress, build_pki, start_crl_service
@@ -395,6 +396,7 @@ async def run_in_processes(
 
     ``sink`` receives every node's events, as the JSON lines the nodes print.
     """
+    check_scenario(scenario)
     if len(scenario.appliances) > MAX_NODES:
         raise InputError(
             scenario.source or scenario.name,

@@ -39,6 +39,7 @@ from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.keygen import keys_for
+from mesh.scenario.load import check_scenario
 from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 
@@ -383,6 +384,7 @@ async def start_scenario(
     The expectations due "after start" (``after_step = 0``) are already judged
     when this yields. Leaving the block stops everything.
     """
+    check_scenario(scenario)
     Mesh = _engine()
     events = events if events is not None else EventLog()
     async with trio.open_nursery() as nursery:

@@ -171,3 +171,20 @@ async def test_a_crl_server_that_never_answers_halts_with_crl_timeout(keys):
     )
     result = await run_scenario(scenario, keys=keys)
     assert result.ok, [v.to_json() for v in result.failures]
+
+
+async def test_a_topology_built_in_python_is_checked_like_a_file(keys):
+    import pytest
+
+    from mesh.scenario.load import ScenarioInvalid
+
+    scenario = Scenario(
+        name="typo",
+        appliances=[ApplianceDef(name=S1, role="sensor", connects_to=["cm.contoso.tset"])],
+    )
+    with pytest.raises(ScenarioInvalid) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.lines() == [
+        "typo: appliance[1].connects_to[1]: 'cm.contoso.tset' is not an appliance; "
+        "use one of sensor-1.contoso.test"
+    ]
