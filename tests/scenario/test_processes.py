@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
@@ -32,8 +34,14 @@ def table(result):
 async def test_processes_give_the_same_link_table_as_in_process(name, keys, key_pool):
     scenario = load_scenario(LIBRARY / f"{name}.toml")
     inside = await run_scenario(scenario, keys=keys)
-    apart = await run_in_processes(scenario, keys=key_pool.cursor())
+    sink = io.StringIO()
+    calls = []
+    apart = await run_in_processes(scenario, keys=key_pool.cursor(), sink=sink,
+                                   progress=lambda kind, record, run: calls.append(kind))
     assert apart.mode == "processes"
+    assert calls == ["building", "started"] + ["step"] * len(scenario.steps)
+    kinds = {json.loads(line)["kind"] for line in sink.getvalue().splitlines()}
+    assert {"appliance-started", "link-connecting"} <= kinds
     assert table(apart) == table(inside)
     if name != "crl-server-down":
         assert apart.ok, [v.to_json() for v in apart.failures]
