@@ -1,0 +1,246 @@
+"""Bad input, fuzzed through the command line: one clear line, never a traceback.
+
+Certificates, keys, chains, CRLs and scenario files go through ``mesh.cli.main``
+in-process, as a person would hand them over: random bytes, real files with
+bytes flipped or cut short, PEM armour around nonsense, text. Whatever comes
+in, the command either gives its documented verdict (``cert check``: exit 1
+with the verdict on stdout; ``cert lint``: its findings) or exits 2 with
+exactly one ``mesh: <file>: <problem>; <fix>`` line on stderr (``mesh check``:
+one such line per problem). An exception escaping ``main`` fails the test
+with its traceback, which is the point.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mesh.cli import main
+from mesh.errors import FailureCode
+from mesh.pki.faults import UNREACHABLE_PORT
+from mesh.pki.folder import ApplianceRequest, Pki
+
+EPOCH = "2027-01-15T09:00:00+00:00"
+FUZZ = settings(
+    max_examples=int(os.environ.get("MESH_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+_MESSAGES = {code.message for code in FailureCode}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, key_pool) -> Path:
+    """A PKI folder on disk: the good files every fuzzed one starts from."""
+    import datetime as dt
+
+    pki = Pki.build(
+        at=dt.datetime.fromisoformat(EPOCH),
+        appliances=[ApplianceRequest(name="sensor-1"), ApplianceRequest(name="console", role="console")],
+        crl_base_url=f"http://127.0.0.1:{UNREACHABLE_PORT}/crl",  # refused at once
+        keys=key_pool.cursor(),
+    )
+    base = tmp_path_factory.mktemp("pki")
+    pki.write(base)
+    return base
+
+
+# -- strategies: what a person might hand over by mistake --
+
+
+def _flip(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for index, value in edits:
+        out[index % len(out)] = value
+    return bytes(out)
+
+
+def _pem(label: str, body: bytes) -> bytes:
+    text = base64.encodebytes(body).decode()
+    return f"-----BEGIN {label}-----\n{text}-----END {label}-----\n".encode()
+
+
+def damaged(original: bytes) -> st.SearchStrategy[bytes]:
+    """Bytes near ``original`` (flipped, cut, re-armoured) or nowhere near it."""
+    edits = st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8)
+    der = _der_of(original)
+    return st.one_of(
+        st.binary(max_size=2048),
+        st.text(max_size=400).map(lambda t: t.encode("utf-8")),
+        edits.map(lambda e: _flip(original, e)),
+        st.integers(0, len(original)).map(lambda n: original[:n]),
+        edits.map(lambda e: _flip(der, e)) if der else st.nothing(),
+        st.integers(0, len(der)).map(lambda n: der[:n]) if der else st.nothing(),
+        st.tuples(
+            st.sampled_from(
+                ["CERTIFICATE", "PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY",
+                 "X509 CRL", "PKCS7"]
+            ),
+            st.binary(max_size=1200),
+        ).map(lambda lb: _pem(*lb)),
+        st.binary(max_size=600).map(lambda junk: original + junk),
+    )
+
+
+def _der_of(pem: bytes) -> bytes:
+    """The DER inside the first PEM block (empty if there is none)."""
+    lines = pem.decode("ascii", "replace").splitlines()
+    body = [ln for ln in lines if ln and not ln.startswith("-----")]
+    try:
+        return base64.b64decode("".join(body[:200]), validate=False)
+    except ValueError:
+        return b""
+
+
+# -- running the CLI --
+
+
+def _cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, out, err
+
+
+def _one_line(err: str, name: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1 and err.endswith("\n"), err
+    assert lines[0].startswith("mesh: ") and name in lines[0], err
+
+
+def _good(folder: Path, relative: str) -> bytes:
+    return (folder / relative).read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_cert_lint(folder, tmp_path, capsys, data):
+    bad = tmp_path / "fuzzed.crt"
+    bad.write_bytes(data.draw(damaged(_good(folder, "appliances/sensor-1.crt"))))
+    rc, out, err = _cli(capsys, ["cert", "lint", "--at", EPOCH, str(bad)])
+    if rc == 2:
+        _one_line(err, "fuzzed.crt")
+    else:
+        assert rc in (0, 1) and err == "", (rc, err)
+
+
+@FUZZ
+@given(data=st.data(), which=st.sampled_from(["crt", "key", "chain", "trust"]))
+def test_cert_check(folder, tmp_path, capsys, data, which):
+    files = {
+        "crt": folder / "appliances/sensor-1.crt",
+        "key": folder / "appliances/sensor-1.key",
+        "chain": folder / "appliances/sensor-1.pem",
+        "trust": folder / "ca/contoso-root-ca.crt",
+    }
+    fuzzed = tmp_path / f"fuzzed.{which}"
+    fuzzed.write_bytes(data.draw(damaged(files[which].read_bytes())))
+    files[which] = fuzzed
+    argv = ["cert", "check", "--at", EPOCH]
+    for option, path in files.items():
+        argv += [f"--{option}", str(path)]
+    rc, out, err = _cli(capsys, argv)
+    if rc == 2:
+        _one_line(err, fuzzed.name)
+    else:
+        # The documented verdict: exit 1 (or 0), the operator message first, on stdout.
+        assert rc in (0, 1) and err == "", (rc, err)
+        if rc == 1:
+            assert out.splitlines()[0] in _MESSAGES, out
+
+
+@FUZZ
+@given(data=st.data(), source=st.sampled_from(["appliances/sensor-1.crt", "appliances/sensor-1.key",
+                                                "appliances/sensor-1.pem"]))
+def test_cert_convert(folder, tmp_path, capsys, data, source):
+    suffix = Path(source).suffix
+    fuzzed = tmp_path / f"fuzzed{suffix}"
+    fuzzed.write_bytes(data.draw(damaged(_good(folder, source))))
+    out_file = tmp_path / ("out.der" if suffix != ".key" else "out.key")
+    rc, out, err = _cli(capsys, ["cert", "convert", str(fuzzed), str(out_file)])
+    if rc == 2:
+        _one_line(err, "fuzzed")
+    else:
+        assert rc == 0 and err == "", (rc, err)
+
+
+@FUZZ
+@given(data=st.data(), which=st.sampled_from(["contoso-root-ca.crl", "contoso-issuing-ca.crl"]))
+def test_crl_file_in_a_pki_folder(folder, tmp_path, capsys, data, which):
+    """``mesh pki revoke`` reads every CA's CRL back before it signs a new one."""
+    copy = tmp_path / "pki"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(folder, copy)
+    crl = copy / "crl" / which
+    good_pem = _crl_pem(crl.read_bytes())
+    crl.write_bytes(data.draw(damaged(good_pem)))
+    rc, out, err = _cli(capsys, ["pki", "revoke", str(copy), "sensor-1"])
+    if rc == 2:
+        _one_line(err, which)
+    else:
+        assert rc == 0 and err == "", (rc, err)
+
+
+def _crl_pem(data: bytes) -> bytes:
+    if data.startswith(b"-----"):
+        return data
+    from cryptography import x509
+
+    return x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.PEM)
+
+
+def _scenario_texts() -> list[str]:
+    return [p.read_text() for p in sorted(SCENARIOS.glob("*.toml"))]
+
+
+def _mutate_text(text: str, edits: list[tuple[int, str]]) -> str:
+    out = text
+    for index, snippet in edits:
+        at = index % (len(out) + 1)
+        out = out[:at] + snippet + out[at + len(snippet) :]
+    return out
+
+
+_SNIPPETS = st.sampled_from(
+    ['"', "=", "[", "]]", "\n", "#", "0", "-1", "true", "{", "}", "'x'", "[[step]]\n",
+     "\nrole = 7\n", "\nfault = \"nope\"\n", "at = \"later\"", "\x00", "é", "1e999"]
+) | st.text(max_size=12)
+
+
+@FUZZ
+@given(
+    text=st.sampled_from(_scenario_texts() or ["[scenario]\n"]),
+    edits=st.lists(st.tuples(st.integers(0, 1 << 16), _SNIPPETS), min_size=1, max_size=6),
+)
+def test_scenario_files(tmp_path, capsys, text, edits):
+    path = tmp_path / "fuzzed.toml"
+    path.write_bytes(_mutate_text(text, edits).encode("utf-8", "surrogatepass"))
+    rc, out, err = _cli(capsys, ["check", str(path)])
+    if rc == 2:
+        lines = err.splitlines()
+        assert lines, "exit 2 with nothing said"
+        for line in lines:  # one line per problem, each naming the file
+            assert line.startswith(f"mesh: {path}"), err
+    else:
+        assert rc == 0 and err == "", (rc, err)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=600))
+def test_scenario_bytes(tmp_path, capsys, raw):
+    path = tmp_path / "fuzzed.toml"
+    path.write_bytes(raw)
+    rc, out, err = _cli(capsys, ["check", str(path)])
+    assert rc in (0, 2)
+    if rc == 2:
+        assert all(line.startswith(f"mesh: {path}") for line in err.splitlines()), err
