@@ -144,7 +144,8 @@ class _Fleet:
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
         path = self.folder / f"{name}.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # It may name the key's passphrase: as private as the key itself.
+        files.write_file(path, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
         return path
 
     @property
