@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh.scenario.load import load_scenario
+from mesh.scenario.load import load_scenario, loads_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(LIBRARY.glob("*.toml"))
@@ -39,3 +39,11 @@ async def test_every_library_scenario_passes(path, keys):
         for v in result.failures
     ]
     assert result.ok, failures
+
+
+def test_the_readme_scenario_example_is_sound():
+    readme = (LIBRARY.parent / "README.md").read_text()
+    example = readme.split("## Scenarios", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    scenario = loads_scenario(example, source="README.md")
+    assert scenario.name == "revoked-sensor"
+    assert scenario.expectations[0].expected == "halted/revoked"
