@@ -41,9 +41,12 @@ async def test_every_library_scenario_passes(path, keys):
     assert result.ok, failures
 
 
-def test_the_readme_scenario_example_is_sound():
+async def test_the_readme_scenario_example_holds(keys):
+    from mesh.scenario.runner import run_scenario
+
     readme = (LIBRARY.parent / "README.md").read_text()
     example = readme.split("## Scenarios", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     scenario = loads_scenario(example, source="README.md")
     assert scenario.name == "revoked-sensor"
-    assert scenario.expectations[0].expected == "halted/revoked"
+    result = await run_scenario(scenario, keys=keys)
+    assert result.ok and result.expectations[0].expected == "halted/revoked"
