@@ -328,8 +328,26 @@ async def run_node(
 
 def _command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    trio.run(run_node, config)
+    try:
+        trio.run(run_node, config)
+    except BaseExceptionGroup as group:
+        # A port in use surfaces from inside the appliance's nursery: still one line.
+        error = _first(group, InputError)
+        if error is None:
+            raise
+        raise error from None
     return 0
+
+
+def _first(group: BaseExceptionGroup, cls: type[InputError]) -> InputError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, cls):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first(exc, cls)
+            if found is not None:
+                return found
+    return None
 
 
 def add_parser(subparsers: Any) -> None:

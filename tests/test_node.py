@@ -230,3 +230,16 @@ async def test_two_node_processes_link_up_go_down_and_come_back(files):
                 await sensor.kill()
         finally:
             await console.kill()
+
+
+def test_a_port_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = _write(tmp_path, f'name = "a"\nrole = "sensor"\nlisten = "127.0.0.1:{port}"\n')
+        assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot listen" in err and str(port) in err
