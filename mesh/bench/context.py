@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mesh.bench.bigcrl import CrlCache
 from mesh.bench.material import Material
+from mesh.bench.procstat import free_port
 from mesh.bench.record import Figure, Results
 from mesh.pki.keys import KeyPool
 
@@ -29,6 +30,9 @@ class Bench:
         self._pool = KeyPool()
         self._keys = self._pool.cursor()
         self._material: dict[int, Material] = {}
+        #: Where the certificates' CRL Distribution Points point: a port picked
+        #: now, on which measurements that fetch run a CrlServer.
+        self.crl_port = free_port()
         self._crls: CrlCache | None = None
 
     @property
@@ -50,7 +54,12 @@ class Bench:
 
     def material(self, bits: int = 2048) -> Material:
         if bits not in self._material:
-            self._material[bits] = Material.build(bits, self._keys, self.workdir / "pki")
+            self._material[bits] = Material.build(
+                bits,
+                self._keys,
+                self.workdir / "pki",
+                crl_base_url=f"http://127.0.0.1:{self.crl_port}/crl",
+            )
         return self._material[bits]
 
     @property

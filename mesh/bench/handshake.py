@@ -56,8 +56,20 @@ def lookup_for(material: Material, big=None):
     return crl_lookup(crls)
 
 
-def mesh_rate(material: Material, seconds: float, *, lookup=None, validate: bool = True) -> Rate:
-    """Handshakes/s between two mesh TlsStreams in one trio process."""
+def mesh_rate(
+    material: Material,
+    seconds: float,
+    *,
+    lookup=None,
+    validate: bool = True,
+    engine_path: int | None = None,
+) -> Rate:
+    """Handshakes/s between two mesh TlsStreams in one trio process.
+
+    ``engine_path``: judge each chain the way an appliance does, through
+    ``mesh.appliances.checks.PeerChecker`` (its CrlFetcher's cache, then
+    ``validate_peer``), with a ``CrlServer`` on that port serving the CRLs.
+    """
     TLS1_3, TlsStream, make_context, ValidationPolicy, _crl_lookup, validate_peer = _imports()
     server_ctx = make_context(
         material.server, server=True, trust=material.trust, min_version=TLS1_3
@@ -72,17 +84,23 @@ def mesh_rate(material: Material, seconds: float, *, lookup=None, validate: bool
     # The run's instant: the certificates were issued for the wall clock.
     at = dt.datetime.now(dt.timezone.utc)
 
-    def judge(chain, policy) -> None:
+    checkers: dict[str, object] = {}
+
+    async def judge(chain, policy) -> None:
         if not validate:
             return
-        verdict = validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
+        if engine_path is not None:
+            checker = checkers[policy.purpose]
+            verdict = await checker.check(chain, trust=trust, policy=policy)  # type: ignore[attr-defined]
+        else:
+            verdict = validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
         if not verdict.accepted:
             raise RuntimeError(f"bench peer refused: {verdict.primary}")
 
     async def serve(stream: trio.SocketStream) -> None:
         tls = TlsStream.server(stream, server_ctx)
         await tls.do_handshake()
-        judge(tls.peer_chain(), as_server)
+        await judge(tls.peer_chain(), as_server)
         await tls.send_all(ACK)
 
     async def connect(port: int) -> None:
@@ -90,13 +108,35 @@ def mesh_rate(material: Material, seconds: float, *, lookup=None, validate: bool
         tls = TlsStream.client(stream, client_ctx, server_hostname=SERVER_NAME)
         try:
             await tls.do_handshake()
-            judge(tls.peer_chain(), as_client)
+            await judge(tls.peer_chain(), as_client)
             if await tls.receive_some(1) != ACK:
                 raise RuntimeError("server did not acknowledge the handshake")
         finally:
             await tls.aclose_forcefully()
 
-    return trio.run(handshake_rate, serve, connect, seconds)
+    if engine_path is None:
+        return trio.run(handshake_rate, serve, connect, seconds)
+
+    async def with_checkers() -> Rate:
+        from mesh.appliances.checks import PeerChecker
+        from mesh.clock import EmulatedClock
+        from mesh.eventlog import EventLog
+        from mesh.net.crl_server import CrlServer
+
+        server = CrlServer(material.crl_documents(), port=engine_path)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            clock = EmulatedClock(at)
+            for purpose, name in (("client", "console"), ("server", "sensor")):
+                checkers[purpose] = PeerChecker(name, clock=clock, events=EventLog())
+            try:
+                return await handshake_rate(serve, connect, seconds)
+            finally:
+                for checker in checkers.values():
+                    await checker.aclose()  # type: ignore[attr-defined]
+                nursery.cancel_scope.cancel()
+
+    return trio.run(with_checkers)
 
 
 def _validate_cost(bench: Bench, material: Material, lookup, label: str) -> None:
@@ -155,6 +195,7 @@ def run(bench: Bench) -> None:
         Key.MESH_PLAIN: lambda: mesh_rate(material, seconds, validate=False),
         Key.MESH_VALIDATED: lambda: mesh_rate(material, seconds, lookup=small),
         Key.MESH_BIG_CRL: lambda: mesh_rate(material, seconds, lookup=big),
+        Key.MESH_ENGINE_PATH: lambda: mesh_rate(material, seconds, engine_path=bench.crl_port),
     }
     best: dict[tuple[str, str], Rate] = {}
     for _ in range(rounds):
@@ -174,6 +215,7 @@ def run(bench: Bench) -> None:
         (Key.MESH_PLAIN, None),
         (Key.MESH_VALIDATED, Key.VALIDATED_RATIO),
         (Key.MESH_BIG_CRL, Key.BIG_CRL_RATIO),
+        (Key.MESH_ENGINE_PATH, None),
     ):
         name = ratio_key[1] if ratio_key else f"{key[1]} / openssl pair"
         bench.record(NAME, name, best[key].per_second / pair, "x")

@@ -19,6 +19,7 @@ class Key:
     MESH_PLAIN = ("handshake", "mesh TlsStream, validation off, RSA-2048")
     MESH_VALIDATED = ("handshake", "mesh TlsStream, validated, small CRLs, RSA-2048")
     MESH_BIG_CRL = ("handshake", "mesh TlsStream, validated, largest CRL, RSA-2048")
+    MESH_ENGINE_PATH = ("handshake", "mesh TlsStream, validated through PeerChecker (the engine's path)")
     VALIDATED_RATIO = ("handshake", "mesh validated / openssl pair")
     BIG_CRL_RATIO = ("handshake", "mesh validated with the largest CRL / openssl pair")
     STALL = ("stall", "max event-loop stall (10 ms ticker), CrlFetcher loads the largest CRL")
