@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import trio
 
 from mesh.cli import main
 from mesh.net.crl_server import CrlServer
-from mesh.node import load_config
+from mesh.node import load_config, run_node
 from mesh.pki.files import save_certificate, save_chain, save_key
 from mesh.pki.folder import ApplianceRequest, Pki
 
@@ -243,3 +244,71 @@ def test_a_port_in_use_is_one_line(tmp_path, capsys):
         assert main(["node", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot listen" in err and str(port) in err
+
+
+class Capture(io.StringIO):
+    """A text sink that wakes waiters on every line (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = trio.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self._changed.set()
+        self._changed = trio.Event()
+        return written
+
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self.getvalue().splitlines()]
+
+    async def wait_for(self, kind: str) -> list[dict]:
+        while not any(e["kind"] == kind for e in self.events()):
+            await self._changed.wait()
+        return [e for e in self.events() if e["kind"] == kind]
+
+
+async def test_in_process_nodes_report_a_remote_refusal(tmp_path, keys, epoch, nursery):
+    """Each node reports what it saw: the dialer logs the console's refusal too."""
+    pki = Pki.build(
+        at=epoch,
+        appliances=[
+            ApplianceRequest(name="sensor-1", role="sensor", fault="expired"),
+            ApplianceRequest(name="console", role="management-console"),
+        ],
+        keys=keys,
+    )
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    for name, material in pki.appliances.items():
+        save_certificate(tmp_path / f"{name}.crt", material.cert)
+        save_key(tmp_path / f"{name}.key", material.issued.key)
+        save_chain(tmp_path / f"{name}.pem", material.chain)
+    # Nobody serves these CRLs: soft-fail revocation, so the dates decide.
+    soft = 'revocation = "soft"\n'
+    console_out, sensor_out = Capture(), Capture()
+    console = await nursery.start(
+        lambda task_status: run_node(
+            load_config(_config(tmp_path, "console", "management-console", "127.0.0.1:0", soft)),
+            out=console_out,
+            task_status=task_status,
+        )
+    )
+    peer = f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    await nursery.start(
+        lambda task_status: run_node(
+            load_config(
+                _config(
+                    tmp_path, "sensor-1", "sensor", "127.0.0.1:0", soft + "[connects_to]\n" + peer
+                )
+            ),
+            out=sensor_out,
+            task_status=task_status,
+        )
+    )
+    with trio.fail_after(20):
+        halted = await sensor_out.wait_for("link-halted")
+        on_console = await console_out.wait_for("link-halted")
+    assert {(e["refused_by"], e["code"]) for e in halted} == {("console", "expired")}
+    assert {(e["dialer"], e["refused_by"], e["code"]) for e in on_console} == {
+        ("sensor-1", "console", "expired")
+    }
