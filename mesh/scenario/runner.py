@@ -38,6 +38,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
+from mesh.scenario.events import ExpectationsChecked, StepPlayed
 from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
@@ -182,6 +183,11 @@ class ScenarioRun:
         if step.after:
             await self.mesh.advance(step.after)
         record = await self._act(index, step)
+        self.events.append(
+            StepPlayed(at=self.clock.now(), scenario=self.scenario.name, index=index,
+                       action=step.action, target=step.target, outcome=record.outcome,
+                       code=record.code)
+        )
         if step.action == "stop":
             away = [name for name in away if name != step.target]
         await self.reconnect(away)
@@ -236,6 +242,7 @@ class ScenarioRun:
         """Judge the expectations due after step ``after`` (0 = after start)."""
         last = len(self.scenario.steps)
         rows = None
+        judged = []
         for i, expectation in enumerate(self.scenario.expectations, 1):
             due = expectation.due if expectation.due is not None else last
             if due != after or i in self._verdicts:
@@ -244,6 +251,16 @@ class ScenarioRun:
                 rows = self.links()
             self._verdicts[i] = judge(i, expectation, links=rows, uploads=self._uploads,
                                       checked_after=after, at=self.clock.now())
+            judged.append(self._verdicts[i])
+        if judged:
+            self.events.append(
+                ExpectationsChecked(
+                    at=self.clock.now(), scenario=self.scenario.name, after_step=after,
+                    met=sum(v.met for v in judged),
+                    failed=tuple(f"expect[{v.index}] {v.subject}: expected {v.expected}, "
+                                 f"got {v.actual}" for v in judged if not v.met),
+                )
+            )
 
     def result(self, *, started: dt.datetime, mode: str = "in-process") -> RunResult:
         return RunResult(

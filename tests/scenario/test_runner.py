@@ -188,3 +188,22 @@ async def test_a_topology_built_in_python_is_checked_like_a_file(keys):
         "typo: appliance[1].connects_to[1]: 'cm.contoso.tset' is not an appliance; "
         "use one of sensor-1.contoso.test"
     ]
+
+
+async def test_the_event_stream_marks_steps_and_checks(keys):
+    scenario = small(
+        steps=[Step(action="revoke", target=S1)],
+        expectations=[Expectation(link=f"{S1} -> {CM}", state="up")],
+    )
+    events = EventLog()
+    result = await run_scenario(scenario, keys=keys, events=events)
+    assert not result.ok
+    kinds = events.kinds()
+    assert kinds.index("scenario-step") < kinds.index("scenario-checked")
+    step = [e for e in events if e.kind == "scenario-step"][0]
+    assert (step.index, step.action, step.target) == (1, "revoke", S1)
+    checked = [e for e in events if e.kind == "scenario-checked"][0]
+    assert checked.met == 0 and checked.failed == (
+        f"expect[1] {S1} -> {CM}: expected up, got halted/revoked",
+    )
+    assert '"kind":"scenario-step"' in step.to_json()
