@@ -43,6 +43,7 @@ from mesh.pki.folder import (
     Pki,
 )
 from mesh.pki.lint import broken, lint
+from mesh.validation.chain import malformation
 
 __all__ = ["add_parser", "add_cert_parser", "parse_appliance", "parse_instant", "ROLES"]
 
@@ -277,6 +278,11 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
 
 def _lint(args: argparse.Namespace) -> int:
     cert = files.load_certificate(args.file)
+    problem = malformation(cert)  # fields parse lazily: a damaged one is one line, here
+    if problem is not None:
+        raise InputError(
+            args.file, f"holds a damaged certificate ({problem})", "export the certificate again"
+        )
     findings = lint(cert, at=parse_instant(args.at), expected_name=args.name)
     failed = broken(findings)
     if args.json:

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.validation.chain import PARSE_ERRORS
 
 __all__ = [
     "Pkcs12Contents",
@@ -383,10 +384,27 @@ def load_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
     data = read_input(path, "CRL file")
     try:
         if _looks_pem(data):
-            return x509.load_pem_x509_crl(data.strip())
-        return x509.load_der_x509_crl(data)
+            crl = x509.load_pem_x509_crl(data.strip())
+        else:
+            crl = x509.load_der_x509_crl(data)
     except ValueError:
         raise InputError(where, "is not a CRL (neither DER nor PEM)", "give a .crl file") from None
+    # cryptography parses a CRL's fields lazily: read every one a caller uses
+    # now, so a damaged field is this one line and not a traceback later.
+    try:
+        crl.issuer, crl.last_update_utc, crl.next_update_utc
+        for extension in crl.extensions:
+            extension.value
+        for entry in crl:
+            entry.serial_number, entry.revocation_date_utc
+            for extension in entry.extensions:
+                extension.value
+    except PARSE_ERRORS as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(
+            where, f"holds a damaged CRL ({reason})", "publish the CRL again"
+        ) from None
+    return crl
 
 
 # -- encoding --

@@ -244,3 +244,51 @@ def test_scenario_bytes(tmp_path, capsys, raw):
     assert rc in (0, 2)
     if rc == 2:
         assert all(line.startswith(f"mesh: {path}") for line in err.splitlines()), err
+
+
+# -- what the fuzzing found: fields cryptography parses only when read --
+
+
+def _der_file(path: Path) -> bytes:
+    data = path.read_bytes()
+    return _der_of(data) if data.startswith(b"-----") else data
+
+
+def _retag(der: bytes, marker: bytes, offset: int) -> bytes:
+    """Replace the byte ``offset`` after ``marker`` with a tag no parser expects."""
+    at = der.index(marker) + len(marker) + offset
+    return der[:at] + b"\x00" + der[at + 1 :]
+
+
+_CDP_OID = bytes.fromhex("0603551d1f")  # id-ce-cRLDistributionPoints
+_AKI_OID = bytes.fromhex("0603551d23")  # id-ce-authorityKeyIdentifier
+
+
+@pytest.mark.parametrize(
+    "field, offset",
+    [("cdp-extension", 2), ("subject", 11)],  # the tag of the CDP value; of C = "US"
+)
+def test_lint_of_a_certificate_damaged_where_parsing_is_lazy(folder, tmp_path, capsys, field, offset):
+    der = _der_file(folder / "appliances/sensor-1.crt")
+    if field == "subject":
+        start = der.index(b"0\x1e\x17\r")  # the validity period; the subject follows it
+        marker = der[start : start + 32]
+    else:
+        marker = _CDP_OID
+    bad = tmp_path / "damaged.crt"
+    bad.write_bytes(_retag(der, marker, offset))
+    rc, out, err = _cli(capsys, ["cert", "lint", str(bad)])
+    assert rc == 2
+    _one_line(err, "damaged.crt")
+    assert "damaged certificate" in err
+
+
+def test_pki_folder_with_a_crl_damaged_where_parsing_is_lazy(folder, tmp_path, capsys):
+    copy = tmp_path / "pki"
+    shutil.copytree(folder, copy)
+    crl = copy / "crl" / "contoso-root-ca.crl"
+    crl.write_bytes(_retag(_der_file(crl), _AKI_OID, 2))
+    rc, out, err = _cli(capsys, ["pki", "revoke", str(copy), "sensor-1"])
+    assert rc == 2
+    _one_line(err, "contoso-root-ca.crl")
+    assert "damaged CRL" in err
