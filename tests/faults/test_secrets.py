@@ -305,3 +305,40 @@ def test_the_search_would_find_a_leak(key_pool):
     for where, text in forms.items():
         with pytest.raises(AssertionError):
             assert_no_secrets({where: text}, [key], [SECRET])
+
+
+async def test_node_files_of_a_process_run_are_private(tmp_path, keys, nursery):
+    """``mesh run --processes`` hands each ``mesh node`` its key and config (which may
+    name the key's passphrase) in files only the user can read.
+
+    Drives the fleet's file writer directly (``_Fleet._config``, what runs
+    before each node is spawned), so no process needs to start.
+    """
+    from mesh.scenario.processes import _Fleet
+    from mesh.scenario.runner import build_pki
+
+    scenario = load_scenario(PASSPHRASE_SCENARIO)
+    scenario = attrs_evolve_appliance(scenario, "sensor-1.contoso.test", certificate="wrong-passphrase")
+    pki = build_pki(scenario, crl_base_url="http://127.0.0.1:1/crl", keys=keys)
+    fleet = _Fleet(scenario, pki, tmp_path, proxy_url=None, sink=None, nursery=nursery)
+    old = os.umask(0)
+    try:
+        configs = [fleet._config(a.name) for a in scenario.appliances]
+    finally:
+        os.umask(old)
+    assert any("passphrase" in c.read_text() for c in configs)
+    for config in configs:
+        assert _mode(config) == 0o600, config
+    keys_written = sorted(tmp_path.glob("*.key"))
+    assert len(keys_written) == 2
+    for key in keys_written:
+        assert _mode(key) == 0o600, key
+
+
+def attrs_evolve_appliance(scenario, name: str, **changes):
+    import attrs
+
+    appliances = tuple(
+        attrs.evolve(a, **changes) if a.name == name else a for a in scenario.appliances
+    )
+    return attrs.evolve(scenario, appliances=appliances)
