@@ -3,7 +3,8 @@
 Two or more such processes on one machine form a mesh, the first step to
 spreading appliances across hosts. The process prints every event as one JSON
 object per line on stdout (``appliance-started`` carries the address it
-listens on, useful with port 0) and runs until it is killed or interrupted.
+listens on, useful with port 0) and runs until it is killed; SIGTERM or
+SIGINT stops it cleanly (``appliance-stopped``, exit status 0).
 
 A config file::
 
@@ -25,7 +26,7 @@ A config file::
                                            #   a listener requires
     backoff_cap = 60                       # seconds between redials, at most
 
-    [connects_to]                          # peers this node dials
+    [connects_to]                          # peers this node dials ([peers] works too)
     console = "127.0.0.1:8443"             # name = "host:port", or a table:
     # console = { address = "127.0.0.1:8443", hostname = "console.contoso.test",
     #             role = "management-console" }
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -68,7 +70,7 @@ __all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node", "add_parser"]
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
     "trust", "validation", "revocation", "crl_proxy", "start", "accept_from",
-    "backoff_cap", "connects_to", "forwards_to",
+    "backoff_cap", "connects_to", "peers", "forwards_to",
 }  # fmt: skip
 
 
@@ -269,7 +271,9 @@ def load_config(path: str | Path) -> NodeConfig:
     if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
         raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
 
-    connects_to = _peers(data, "connects_to", where)
+    if "peers" in data and "connects_to" in data:
+        raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
+    connects_to = _peers(data, "peers" if "peers" in data else "connects_to", where)
     forwards_to = _peers(data, "forwards_to", where)
     spec = ApplianceSpec(
         name=name,
@@ -323,7 +327,16 @@ async def run_node(
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(appliance.run)
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(appliance)
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    """SIGTERM or SIGINT: stop cleanly, so the last line is ``appliance-stopped``."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 def _command(args: argparse.Namespace) -> int:

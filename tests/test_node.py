@@ -39,6 +39,11 @@ def _write(tmp_path, text, name="node.toml"):
         ('name = "a"\nrole = "sensor"\nvalidation = "yes"\n', "validation", "true or false"),
         ('name = "a"\nrole = "sensor"\nstart = "soon"\n', "start", "is not an instant"),
         ('name = "a"\nrole = = "sensor"\n', "node.toml", "is not valid TOML"),
+        (
+            'name = "a"\nrole = "sensor"\n[peers]\nb = "127.0.0.1:1"\n[connects_to]\nc = "127.0.0.1:2"\n',
+            "peers",
+            "both list peers",
+        ),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, text, where, problem):
@@ -141,7 +146,8 @@ class Node:
                 return event
 
     async def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
 
@@ -207,7 +213,7 @@ async def test_two_node_processes_link_up_go_down_and_come_back(files):
             sensor = await _node(
                 _config(
                     files, "sensor-1", "sensor", "127.0.0.1:0",
-                    "[connects_to]\n"
+                    "[peers]\n"
                     f'console = {{ address = "{address}", hostname = "console.contoso.test" }}\n',
                 )
             )
@@ -227,6 +233,10 @@ async def test_two_node_processes_link_up_go_down_and_come_back(files):
                 )
                 await console.wait_for("appliance-started", address=address)
                 await sensor.wait_for("link-up")
+
+                sensor.process.send_signal(signal.SIGTERM)  # a clean stop
+                await sensor.wait_for("appliance-stopped")
+                assert await sensor.process.wait() == 0
             finally:
                 await sensor.kill()
         finally:
