@@ -16,6 +16,8 @@ from mesh.events import (
     LinkHalted,
     UploadRefused,
 )
+from mesh.net.proxy import ForwardProxy
+from mesh.pki.folder import ApplianceRequest, Pki
 from mesh.pki.issue import Issued
 
 
@@ -255,3 +257,39 @@ async def test_periodic_revalidation_halts_a_live_link_when_asked_for(deployment
     link = mesh.link("sensor-1", "console")
     assert (link.state, link.code) == (LinkState.HALTED, FailureCode.EXPIRED)
     assert mesh.events.of(LinkHalted, refused_by="console", code=FailureCode.EXPIRED)
+
+
+async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, nursery):
+    """CDPs name a host only the proxy can reach: only the proxied appliance gets CRLs."""
+    crl_server = deployment.crl_server
+    hidden = f"127.0.0.2:{crl_server.port}"
+    proxy = ForwardProxy(routes={hidden: ("127.0.0.1", crl_server.port)})
+    await nursery.start(proxy.serve)
+    deployment.pki = Pki.build(
+        at=epoch,
+        appliances=[
+            ApplianceRequest(name="sensor-1", role="sensor"),
+            ApplianceRequest(name="console", role="management-console"),
+        ],
+        crl_base_url=f"http://{hidden}/crl",
+        keys=keys,
+    )
+    crl_server.set_documents(deployment.pki.crl_documents(at=epoch))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console", crl_proxy=proxy.url),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    # The console validated the sensor through its proxy; the sensor, without one,
+    # cannot reach the console's CRLs.
+    assert (link.state, link.code, link.refused_by) == (
+        LinkState.HALTED,
+        FailureCode.CRL_UNREACHABLE,
+        "sensor-1",
+    )
+    assert link.refusals == (("sensor-1", FailureCode.CRL_UNREACHABLE),)
+    assert proxy.forwarded() >= 2
