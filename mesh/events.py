@@ -224,7 +224,7 @@ class ValidationSkipped(Event):
                 f"{self.appliance}: validation is off, accepted {self.peer} "
                 f"although these checks would have failed: {checks}"
             )
-        return f"{self.appliance}: validation is off, accepted {self.peer} without checking"
+        return f"{self.appliance}: validation is off; {self.peer} would have passed every check"
 
 
 @define(frozen=True, kw_only=True)
