@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 
 from attrs import define
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -296,6 +297,8 @@ def key_from_bytes(
             encrypted = False
         except TypeError:
             encrypted = True
+        except UnsupportedAlgorithm:
+            encrypted = False  # a key, of a kind _open_key reports as unreadable
         except ValueError:
             encrypted = None
         if encrypted is not None:
@@ -387,7 +390,7 @@ def load_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
             crl = x509.load_pem_x509_crl(data.strip())
         else:
             crl = x509.load_der_x509_crl(data)
-    except ValueError:
+    except PARSE_ERRORS:  # ValueError, and InvalidVersion for a damaged version field
         raise InputError(where, "is not a CRL (neither DER nor PEM)", "give a .crl file") from None
     # cryptography parses a CRL's fields lazily: read every one a caller uses
     # now, so a damaged field is this one line and not a traceback later.

@@ -292,3 +292,34 @@ def test_pki_folder_with_a_crl_damaged_where_parsing_is_lazy(folder, tmp_path, c
     assert rc == 2
     _one_line(err, "contoso-root-ca.crl")
     assert "damaged CRL" in err
+
+
+def test_der_key_of_an_unknown_algorithm_is_one_line(folder, tmp_path, capsys):
+    """A PKCS#8 DER key whose algorithm OID is damaged (found by the fuzz tests)."""
+    from mesh.pki.files import load_key
+
+    key = load_key(folder / "appliances/sensor-1.key")
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    rsa_oid = bytes.fromhex("2a864886f70d010101")
+    bad = tmp_path / "damaged.key"
+    bad.write_bytes(der.replace(rsa_oid, b"\x00" + rsa_oid[1:], 1))
+    argv = ["cert", "check", "--at", EPOCH, "--crt", str(folder / "appliances/sensor-1.crt"),
+            "--key", str(bad), "--chain", str(folder / "appliances/sensor-1.pem")]
+    rc, out, err = _cli(capsys, argv)
+    assert rc == 2
+    _one_line(err, "damaged.key")
+
+
+def test_crl_with_a_damaged_version_is_one_line(folder, tmp_path, capsys):
+    """``version INTEGER`` set to 0x07 (no such CRL version): found by the fuzz tests."""
+    copy = tmp_path / "pki"
+    shutil.copytree(folder, copy)
+    crl = copy / "crl" / "contoso-root-ca.crl"
+    der = _der_file(crl)
+    at = der.index(b"\x02\x01\x01")  # the first INTEGER of tbsCertList: v2
+    crl.write_bytes(der[:at] + b"\x02\x01\x07" + der[at + 3 :])
+    rc, out, err = _cli(capsys, ["pki", "revoke", str(copy), "sensor-1"])
+    assert rc == 2
+    _one_line(err, "contoso-root-ca.crl")
