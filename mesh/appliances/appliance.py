@@ -596,6 +596,7 @@ class Appliance:
             # connection must not overwrite a newer outcome.
             if link.state is not outcome.state:
                 link.since = now
+                link.episode += 1
             link.state = outcome.state
             link.outcome = outcome
             link.reason = ""
@@ -607,7 +608,7 @@ class Appliance:
             refusals.append(theirs)  # the remote end cannot report into this process
         for judgement in refusals:
             assert judgement.code is not None
-            signature = ("halted", judgement.code, judgement.serial)
+            signature = ("halted", judgement.code, judgement.serial, link.episode)
             key = (link.key, "refusal", judgement.by)
             if self._seen.get(key) != signature:
                 self._seen[key] = signature
@@ -680,6 +681,7 @@ class Appliance:
         if owner:
             if link.state is not LinkState.DOWN:
                 link.since = self.clock.now()
+                link.episode += 1
             link.state = LinkState.DOWN
             link.reason = reason
             self._complete(link, generation)

@@ -293,3 +293,22 @@ async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, n
     )
     assert link.refusals == (("sensor-1", FailureCode.CRL_UNREACHABLE),)
     assert proxy.forwarded() >= 2
+
+
+async def test_a_repeated_refusal_is_reported_once_per_episode(deployment, nursery):
+    deployment.build(("sensor-1", "sensor", "expired"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console"),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.settle()  # a retry with the same outcome: no new event
+    assert len(mesh.events.of(LinkHalted, refused_by="console")) == 1
+    await mesh.stop("sensor-1")
+    await mesh.start("sensor-1")
+    await mesh.settle()  # down in between: the refusal is news again
+    assert len(mesh.events.of(LinkHalted, refused_by="console")) == 2
+    assert mesh.link("sensor-1", "console").attempts >= 3
