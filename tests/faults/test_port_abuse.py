@@ -99,9 +99,12 @@ async def test_junk_is_dropped_with_an_event(running, payload):
     mesh = running
     stream = await trio.open_tcp_stream("127.0.0.1", _port(mesh))
     local = "%s:%d" % stream.socket.getsockname()[:2]
-    await stream.send_all(payload)
-    if payload.startswith(b"\x16\x03\x01\xff\xff"):
-        await stream.send_eof()  # the promised record never comes
+    try:
+        await stream.send_all(payload)
+        if payload.startswith(b"\x16\x03\x01\xff\xff"):
+            await stream.send_eof()  # the promised record never comes
+    except trio.BrokenResourceError:
+        pass  # the appliance hung up before it had all of it: fine
     with trio.fail_after(10):
         await _drain(stream)
     await stream.aclose()
