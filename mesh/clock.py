@@ -27,7 +27,8 @@ next poll). Anything that waits on another OS process or a worker thread
 then fires handshake and fetch timeouts early: do not combine the two there.
 
 The clock anchors itself to trio time the first time it is read inside a trio
-run; read outside one (before ``trio.run``), it returns ``start + jumps``.
+run; read outside one, it returns ``start + jumps`` plus whatever trio time it
+had seen pass (one clock is meant for one trio run).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class EmulatedClock:
         self._start = start.astimezone(dt.timezone.utc)
         self._jumped = dt.timedelta(0)
         self._anchor: float | None = None
+        self._last_elapsed = dt.timedelta(0)
         self._wakeup = trio.Event()
 
     @property
@@ -77,11 +79,12 @@ class EmulatedClock:
 
     def _elapsed(self) -> dt.timedelta:
         now = _trio_now()
-        if now is None:
-            return dt.timedelta(0)
+        if now is None:  # outside a run: time stands where the last run left it
+            return self._last_elapsed
         if self._anchor is None:
-            self._anchor = now
-        return dt.timedelta(seconds=now - self._anchor)
+            self._anchor = now - self._last_elapsed.total_seconds()
+        self._last_elapsed = dt.timedelta(seconds=now - self._anchor)
+        return self._last_elapsed
 
     def now(self) -> dt.datetime:
         """The emulated instant (UTC, aware). Use this, never ``datetime.now()``."""
