@@ -111,7 +111,12 @@ class Directory(Protocol):
 
 @define(frozen=True, kw_only=True)
 class EngineSettings:
-    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff)."""
+    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff).
+
+    ``verdict_timeout`` is how long an end waits for the peer's verdict after
+    sending its own; the peer may first have to fetch CRLs, so keep it above
+    ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
+    """
 
     handshake_timeout: float = 10.0
     verdict_timeout: float = 10.0
