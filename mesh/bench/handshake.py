@@ -19,6 +19,7 @@ interleaved rounds, the openssl pair and trio over the standard library's
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import timeit
 
 import trio
@@ -183,12 +184,13 @@ def run(bench: Bench) -> None:
     _validate_cost(bench, material, small, "small CRLs")
     _validate_cost(bench, material, big, f"{count:,}-entry CRL")
 
-    # Interleaved rounds, best of each: the machine is shared and its load
-    # drifts, so every contender gets a trial in every round and a ratio is
-    # taken between figures measured minutes apart at most.
+    # Interleaved rounds: the machine may be shared and its load drifts, so
+    # every contender gets a trial in every round. Rates shown are the best of
+    # the rounds; ratios are the median over rounds of (contender / pair in
+    # the same round), which cancels drift better than best-over-best.
     seconds = bench.pick(2.0, 0.2)
     pair_seconds = bench.pick(2, 1)  # s_time counts whole seconds
-    rounds = bench.pick(4, 1)
+    rounds = bench.pick(5, 1)
     contenders = {
         Key.OPENSSL_RATE: lambda: _openssl_trial(bench, material, pair_seconds),
         Key.STDLIB_RATE: lambda: stdlib_rate(material, seconds),
@@ -198,9 +200,11 @@ def run(bench: Bench) -> None:
         Key.MESH_ENGINE_PATH: lambda: mesh_rate(material, seconds, engine_path=bench.crl_port),
     }
     best: dict[tuple[str, str], Rate] = {}
+    trials: dict[tuple[str, str], list[Rate]] = {key: [] for key in contenders}
     for _ in range(rounds):
         for key, trial in contenders.items():
             rate = trial()
+            trials[key].append(rate)
             if key not in best or rate.per_second > best[key].per_second:
                 best[key] = rate
     note = f"best of {rounds} x {seconds} s, interleaved"
@@ -209,7 +213,7 @@ def run(bench: Bench) -> None:
         extra = f", {count:,}-entry CRL cached" if key == Key.MESH_BIG_CRL else ""
         bench.record(NAME, name, rate.per_second, "handshakes/s", note + extra)
         bench.record(NAME, f"  CPU per handshake (both ends), {key[1]}", rate.cpu_per_handshake * 1e3, "ms")
-    pair = best[Key.OPENSSL_RATE].per_second
+    pairs = [r.per_second for r in trials[Key.OPENSSL_RATE]]
     for key, ratio_key in (
         (Key.STDLIB_RATE, None),
         (Key.MESH_PLAIN, None),
@@ -218,7 +222,11 @@ def run(bench: Bench) -> None:
         (Key.MESH_ENGINE_PATH, None),
     ):
         name = ratio_key[1] if ratio_key else f"{key[1]} / openssl pair"
-        bench.record(NAME, name, best[key].per_second / pair, "x")
+        per_round = [r.per_second / p for r, p in zip(trials[key], pairs)]
+        spread = ", ".join(f"{x:.2f}" for x in per_round)
+        bench.record(
+            NAME, name, statistics.median(per_round), "x", f"median of rounds [{spread}]"
+        )
     # CPU per handshake is steadier than a rate on a shared machine (another
     # process's load stretches wall time, not our CPU time): shown beside.
     pair_cpu = best[Key.OPENSSL_RATE].cpu_per_handshake
