@@ -10,6 +10,7 @@ from mesh.bench.bigcrl import CrlCache
 from mesh.bench.material import Material
 from mesh.bench.procstat import free_port
 from mesh.bench.record import Figure, Results
+from mesh.pki.issue import KeySource
 from mesh.pki.keys import KeyPool
 
 __all__ = ["Bench", "Unavailable", "best_of", "fmt"]
@@ -22,13 +23,20 @@ class Unavailable(Exception):
 class Bench:
     """Run-wide settings, shared certificates, cached large CRLs and the results."""
 
-    def __init__(self, *, quick: bool, workdir: Path, results: Results, log=print) -> None:
+    def __init__(
+        self,
+        *,
+        quick: bool,
+        workdir: Path,
+        results: Results,
+        log=print,
+        keys: KeySource | None = None,
+    ) -> None:
         self.quick = quick
         self.workdir = workdir
         self.results = results
         self.log = log
-        self._pool = KeyPool()
-        self._keys = self._pool.cursor()
+        self._keys = keys if keys is not None else KeyPool().cursor()
         self._material: dict[int, Material] = {}
         #: Where the certificates' CRL Distribution Points point: a port picked
         #: now, on which measurements that fetch run a CrlServer.
@@ -36,7 +44,7 @@ class Bench:
         self._crls: CrlCache | None = None
 
     @property
-    def keys(self):
+    def keys(self) -> KeySource:
         """The run's KeySource: each key made once, unique within a call sequence."""
         return self._keys
 

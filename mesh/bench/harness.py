@@ -23,9 +23,10 @@ from typing import Sequence
 from mesh.bench.context import Bench, Unavailable, fmt
 from mesh.bench.profiling import profiled
 from mesh.bench.record import Results, loadavg
+from mesh.pki.issue import KeySource
 from mesh.bench.targets import judge
 
-__all__ = ["MEASUREMENTS", "main", "run"]
+__all__ = ["MEASUREMENTS", "main", "run", "render"]
 
 #: name -> module, in the order they run (cheap and independent first).
 MEASUREMENTS: dict[str, str] = {
@@ -79,10 +80,14 @@ def run(
     workdir: Path,
     log=_progress,
     profile: Path | None = None,
+    keys: KeySource | None = None,
 ) -> Results:
-    """Run the named measurements in order; return what they recorded."""
+    """Run the named measurements in order; return what they recorded.
+
+    ``keys`` lets a test session share its pre-made keys with the run.
+    """
     results = Results(quick=quick, started=dt.datetime.now(dt.timezone.utc))
-    bench = Bench(quick=quick, workdir=workdir, results=results, log=log)
+    bench = Bench(quick=quick, workdir=workdir, results=results, log=log, keys=keys)
     began = time.perf_counter()
     for name in names:
         log(f"[{name}]")
