@@ -406,7 +406,7 @@ def _der_key(data: bytes) -> bool:
     try:
         x509.load_der_x509_certificate(data)
         return False
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return files._der_private_key(data)
 
 

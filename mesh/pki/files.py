@@ -151,7 +151,7 @@ def _parse_cert_block(block: bytes, where: str) -> x509.Certificate:
             ) from None
     try:
         return x509.load_pem_x509_certificate(block)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         reason = " ".join(str(exc).split())
         raise InputError(
             where, f"holds a damaged certificate ({reason})", "export the certificate again"
@@ -186,7 +186,7 @@ def _certs_from(data: bytes, where: str) -> list[x509.Certificate]:
         )
     try:
         return [x509.load_der_x509_certificate(data)]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         pass
     if _der_private_key(data):
         raise InputError(where, "holds a private key, not a certificate", "give the .crt file")
@@ -310,7 +310,7 @@ def key_from_bytes(
             )
         try:
             x509.load_der_x509_certificate(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             pass
         else:
             raise InputError(where, "holds a certificate, not a private key", "give the .key file")

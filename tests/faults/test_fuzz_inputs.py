@@ -323,3 +323,20 @@ def test_crl_with_a_damaged_version_is_one_line(folder, tmp_path, capsys):
     rc, out, err = _cli(capsys, ["pki", "revoke", str(copy), "sensor-1"])
     assert rc == 2
     _one_line(err, "contoso-root-ca.crl")
+
+
+@pytest.mark.parametrize("form", ["der", "pem"])
+@pytest.mark.parametrize("command", ["lint", "convert"])
+def test_certificate_with_a_damaged_version_is_one_line(folder, tmp_path, capsys, form, command):
+    """``version [0] INTEGER`` set to 1 (no such X.509 version): found by the fuzz tests."""
+    der = _der_file(folder / "appliances/sensor-1.crt")
+    der = der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x01", 1)
+    bad = tmp_path / f"damaged.{form}"
+    bad.write_bytes(der if form == "der" else _pem("CERTIFICATE", der))
+    if command == "lint":
+        argv = ["cert", "lint", str(bad)]
+    else:
+        argv = ["cert", "convert", str(bad), str(tmp_path / "out.crt")]
+    rc, out, err = _cli(capsys, argv)
+    assert rc == 2
+    _one_line(err, bad.name)
