@@ -22,8 +22,9 @@ import trio.testing
 from OpenSSL import SSL
 
 from mesh.appliances import LinkState
-from mesh.events import ConnectionDropped
+from mesh.events import ConnectionDropped, LinkDown
 from mesh.net import tls
+from mesh.net.framing import FrameType
 
 from .conftest import FAST, rss_bytes, task_count, wait_delivered
 
@@ -231,3 +232,63 @@ async def test_flood_of_500_connections(running):
     assert growth < 16 * 1024 * 1024, f"RSS grew {growth / 1e6:.1f} MB over 500 connections"
     assert len(mesh.status("console").errors) <= 20  # the status keeps a bounded tail
     await _still_flowing(mesh)
+
+
+# -- clients that pass the handshake and then misbehave --
+
+
+async def _valid_client(deployment, mesh) -> tls.TlsStream:
+    """A client with a good certificate (a copy of the sensor's) that then plays no rules."""
+    context = tls.make_context(deployment.identity("sensor-1"), server=False)
+    return await tls.connect("127.0.0.1", _port(mesh), context)
+
+
+async def test_valid_client_announcing_a_huge_frame_is_dropped(deployment, running):
+    mesh = running
+    stream = await _valid_client(deployment, mesh)
+    with mesh.events.subscribe() as events:
+        await stream.send_all(b"\x7f\xff\xff\xff" + b"\x01" * 16)  # "2 GiB follow"
+        with trio.fail_after(10):
+            frames = await _drain_tls(stream)
+            while not [e for e in mesh.events.of(LinkDown) if "frame" in e.reason]:
+                await events.receive()
+    await stream.aclose_forcefully()
+    assert _frame_types(b"".join(frames)) == [FrameType.ACCEPT]  # its verdict, nothing more
+    [down] = [e for e in mesh.events.of(LinkDown) if "frame" in e.reason]
+    assert "limit" in down.reason
+    await _still_flowing(mesh)
+
+
+async def test_valid_client_that_never_sends_its_verdict_is_dropped(deployment, running, mock_clock):
+    mesh = running
+    stream = await _valid_client(deployment, mesh)
+    await trio.testing.wait_all_tasks_blocked()
+    mock_clock.jump(FAST.verdict_timeout + 0.1)
+    with mesh.events.subscribe() as events:
+        with trio.fail_after(10):
+            while not [e for e in mesh.events.of(LinkDown) if "no verdict" in e.reason]:
+                await events.receive()
+    await _drain_tls(stream)
+    await stream.aclose_forcefully()
+    await _still_flowing(mesh)
+
+
+def _frame_types(data: bytes) -> list[FrameType]:
+    types = []
+    while data:
+        length = int.from_bytes(data[:4], "big")
+        types.append(FrameType(data[4]))
+        data = data[4 + length :]
+    return types
+
+
+async def _drain_tls(stream: tls.TlsStream) -> list[bytes]:
+    chunks = []
+    while True:
+        try:
+            chunk = await stream.receive_some()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return chunks
+        if not chunk:
+            return chunks
+        chunks.append(chunk)
