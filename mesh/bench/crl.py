@@ -1,4 +1,4 @@
-"""CRLs of 1,000 / 100,000 / 1,000,000 entries: build, parse, signature, lookup.
+"""CRLs of 1,000 / 100,000 / 1,000,000 entries: build, parse, signature, lookup, handshakes.
 
 The naive baseline is what ``cryptography`` offers out of the box:
 ``get_revoked_certificate_by_serial_number``, a linear scan over the entries on
@@ -93,4 +93,26 @@ def run(bench: Bench) -> None:
         bench.record(NAME, f"{label}: naive hit, middle entry (linear scan)", naive_hit * 1e6, "us")
         bench.record(NAME, f"{label}: naive miss (linear scan)", naive_miss * 1e6, "us")
         bench.record(NAME, f"{label}: index vs naive, miss", naive_miss / miss, "x faster")
+        _handshakes_with(bench, index, label)
         del fresh, index
+
+
+def _handshakes_with(bench: Bench, index: CrlIndex, label: str) -> None:
+    """The validated mesh handshake rate while this CRL is the issuing CA's cached CRL."""
+    from mesh.bench.context import Unavailable
+    from mesh.bench.handshake import lookup_for, mesh_rate
+
+    material = bench.material()
+    seconds = bench.pick(2.0, 0.2)
+    try:
+        rate = mesh_rate(material, seconds, lookup=lookup_for(material, index))
+    except Unavailable as exc:
+        bench.log(f"  handshakes with the {label}-entry CRL skipped: {exc}")
+        return
+    bench.record(
+        NAME,
+        f"{label}: validated mesh handshakes/s with this CRL cached",
+        rate.per_second,
+        "handshakes/s",
+        f"CPU {rate.cpu_per_handshake * 1e3:.2f} ms per handshake; one {seconds:g} s trial",
+    )
