@@ -100,3 +100,14 @@ def test_module_entry_point_help():
     )
     assert done.returncode == 0
     assert "--quick" in done.stdout and "--only" in done.stdout
+
+
+def test_unwritable_paths_are_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["--quick", "--only", "crl", "--workdir", str(blocker / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mesh.bench: --workdir ") and "Traceback" not in "".join(err)
+    out = blocker / "results.json"
+    assert main(["--quick", "--only", "crl", "--out", str(out), "--workdir", str(tmp_path / "w")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("mesh.bench: --out ")

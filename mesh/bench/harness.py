@@ -145,9 +145,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [n for n in MEASUREMENTS if not args.only or n in args.only]
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"mesh.bench: --workdir {workdir}: {exc.strerror}; pick a writable directory",
+                  file=sys.stderr)
+            return 2
         results = run(names, quick=args.quick, workdir=workdir, profile=args.profile)
     print(render(results))
-    results.write(args.out)
+    try:
+        results.write(args.out)
+    except OSError as exc:
+        print(f"mesh.bench: --out {args.out}: {exc.strerror}; pick a writable path", file=sys.stderr)
+        return 2
     print(f"results written to {args.out}")
     failed = [n for n, s in results.status.items() if s.startswith("failed")]
     return 1 if failed else 0
