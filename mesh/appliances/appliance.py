@@ -601,7 +601,8 @@ class Appliance:
             # connection must not overwrite a newer outcome.
             if link.state is not outcome.state:
                 link.since = now
-                link.episode += 1
+                if link.state is LinkState.HALTED:
+                    link.episode += 1
             link.state = outcome.state
             link.outcome = outcome
             link.reason = ""
@@ -686,7 +687,8 @@ class Appliance:
         if owner:
             if link.state is not LinkState.DOWN:
                 link.since = self.clock.now()
-                link.episode += 1
+                if link.state is LinkState.HALTED:
+                    link.episode += 1
             link.state = LinkState.DOWN
             link.reason = reason
             self._complete(link, generation)

@@ -308,8 +308,9 @@ class Link:
     completed: int = 0
     #: The RetryGate generation of the newest attempt that reached an outcome.
     done_generation: int = -1
-    #: Bumped each time the state changes, so a repeated refusal is reported
-    #: again after the link was down or up in between (and not on every retry).
+    #: Bumped each time the link leaves ``halted``, so a repeated refusal is
+    #: reported again after the link was down or up in between, not on every
+    #: retry (whichever end records an attempt first).
     episode: int = 0
     received: Counter[str] = field(factory=Counter)
     cursors: dict[str, int] = field(factory=dict)
