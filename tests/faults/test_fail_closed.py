@@ -7,7 +7,9 @@ whose certificate fails a check:
   console), each appliance with a recipe drawn from ``mesh.pki.faults.RECIPES``;
   every link with a failing end is halted, by the end that judged the bad
   certificate, with the recipe's code, and its delivered counter (both
-  directions) stays 0, with no ``message-delivered`` event for it;
+  directions) stays 0, with no ``message-delivered`` event for it. Validation
+  may be switched off at one appliance: an end with it off accepts (the link
+  is ``up-unvalidated``) unless the other end, with it on, refuses;
 * at the byte level: a rogue peer holding a failing certificate sends its
   ACCEPT and application frames right after the handshake, without waiting
   for a verdict. The appliance must deliver none of them and must send the
@@ -78,10 +80,15 @@ async def _deployment(nursery: trio.Nursery, keys) -> Deployment:
     console=recipes,
     ha=recipes,
     revocation=st.sampled_from(["hard", "soft"]),
+    switched_off=st.sets(st.sampled_from(["sensor-1", "console", "ha"]), max_size=1),
 )
-def test_no_message_crosses_a_link_with_a_failing_end(key_pool, sensor, console, ha, revocation):
+def test_no_message_crosses_a_link_with_a_failing_end(
+    key_pool, sensor, console, ha, revocation, switched_off
+):
+    """Validation may be off at one appliance: only ends with it on are bound to refuse."""
     faults = {"sensor-1": sensor, "console": console, "ha": ha}
     policy = ValidationPolicy(revocation=revocation)
+    on = {name: name not in switched_off for name in faults}
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -93,17 +100,21 @@ def test_no_message_crosses_a_link_with_a_failing_end(key_pool, sensor, console,
             )
             mesh = deployment.mesh(
                 [
-                    deployment.spec("ha", "ha-console", policy=policy),
+                    deployment.spec("ha", "ha-console", policy=policy, validation=on["ha"]),
                     deployment.spec(
-                        "console", "management-console", connects_to=["ha"], policy=policy
+                        "console", "management-console", connects_to=["ha"], policy=policy,
+                        validation=on["console"],
                     ),
-                    deployment.spec("sensor-1", "sensor", connects_to=["console"], policy=policy),
+                    deployment.spec(
+                        "sensor-1", "sensor", connects_to=["console"], policy=policy,
+                        validation=on["sensor-1"],
+                    ),
                 ],
                 settings=SETTINGS,
             )
             await nursery.start(mesh.run)
             await mesh.settle()
-            _check_links(mesh, faults, revocation)
+            _check_links(mesh, faults, revocation, on)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -123,13 +134,16 @@ def presentable(mesh: Mesh, name: str) -> bool:
     return True
 
 
-def _check_links(mesh: Mesh, faults: dict[str, str], revocation: str) -> None:
+def _check_links(
+    mesh: Mesh, faults: dict[str, str], revocation: str, on: dict[str, bool]
+) -> None:
     delivered_on = {(e.dialer, e.listener) for e in mesh.events.of(MessageDelivered)}
     for link in mesh.links():
         bad = {
             judge: code
             for judge, judged in ((link.dialer, link.listener), (link.listener, link.dialer))
-            if (code := fails_at_connection(RECIPES[faults[judged]], revocation)) is not None
+            if on[judge]
+            and (code := fails_at_connection(RECIPES[faults[judged]], revocation)) is not None
         }
         where = f"{link.dialer} -> {link.listener} with {faults}"
         mute = not (presentable(mesh, link.dialer) and presentable(mesh, link.listener))
@@ -142,7 +156,9 @@ def _check_links(mesh: Mesh, faults: dict[str, str], revocation: str) -> None:
                 assert link.state is LinkState.HALTED, where
                 assert dict(link.refusals) == bad, where
         else:
-            assert link.state is LinkState.UP, f"{where}: {link.line()}"
+            unvalidated = not (on[link.dialer] and on[link.listener])
+            state = LinkState.UP_UNVALIDATED if unvalidated else LinkState.UP
+            assert link.state is state, f"{where}: {link.line()}"
             assert link.delivered >= 1, where
 
 
