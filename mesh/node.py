@@ -267,6 +267,10 @@ def load_config(path: str | Path) -> NodeConfig:
     accept_from = data.get("accept_from", [])
     if isinstance(accept_from, str):
         accept_from = [accept_from]
+    if not isinstance(accept_from, list) or not all(isinstance(a, str) for a in accept_from):
+        raise InputError(
+            f"{where}: accept_from", "must be a name or a list of names", 'write accept_from = ["console"]'
+        )
     cap = data.get("backoff_cap", 60)
     if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
         raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")

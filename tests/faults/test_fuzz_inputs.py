@@ -13,6 +13,7 @@ with its traceback, which is the point.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -340,3 +341,72 @@ def test_certificate_with_a_damaged_version_is_one_line(folder, tmp_path, capsys
     rc, out, err = _cli(capsys, argv)
     assert rc == 2
     _one_line(err, bad.name)
+
+
+# -- mesh node configs: any TOML value in any setting --
+
+_NODE_KEYS = [
+    "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase", "trust",
+    "validation", "revocation", "crl_proxy", "start", "accept_from", "backoff_cap",
+]
+_scalars = st.one_of(
+    st.text(max_size=20), st.integers(-(2**40), 2**40), st.booleans(),
+    st.sampled_from(["sensor", "127.0.0.1:0", "127.0.0.1:1", "hard", "soft",
+                     "2027-01-15T09:00:00Z", "http://127.0.0.1:3128", "sensor-1.crt"]),
+)
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=3))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # a TOML basic string is a JSON string (for these texts)
+
+
+@FUZZ
+@given(
+    settings_=st.dictionaries(st.sampled_from(_NODE_KEYS), _values, max_size=8),
+    peers=st.dictionaries(
+        st.sampled_from(["console", "ha", "siem"]),
+        st.one_of(_scalars, st.dictionaries(st.sampled_from(["address", "hostname", "role", "x"]),
+                                            _scalars, max_size=3)),
+        max_size=2,
+    ),
+    table=st.sampled_from(["connects_to", "forwards_to"]),
+)
+def test_node_config(tmp_path, settings_, peers, table):
+    """``mesh node`` reads its config before anything runs: every problem is one InputError."""
+    from mesh.errors import InputError
+    from mesh.node import load_config
+
+    settings_.setdefault("name", "sensor-1")
+    settings_.setdefault("role", "sensor")
+    lines = [f"{key} = {_toml_value(value)}" for key, value in settings_.items()]
+    if peers:
+        lines.append(f"[{table}]")
+        for name, value in peers.items():
+            if isinstance(value, dict):
+                inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
+                lines.append(f"{name} = {{ {inner} }}")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
+    path = tmp_path / "node.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    try:
+        load_config(path)
+    except InputError as exc:
+        # One line naming the config (or the file one of its settings names).
+        assert "\n" not in exc.line() and str(tmp_path) in exc.line()
+
+
+def test_node_config_accept_from_not_a_list_is_one_line(tmp_path, capsys):
+    """``accept_from = 0`` used to escape as a TypeError (found by the fuzz tests)."""
+    path = tmp_path / "node.toml"
+    path.write_text('name = "sensor-1"\nrole = "sensor"\naccept_from = 0\n')
+    rc, out, err = _cli(capsys, ["node", "--config", str(path)])
+    assert rc == 2
+    _one_line(err, "accept_from")
