@@ -410,3 +410,60 @@ def test_node_config_accept_from_not_a_list_is_one_line(tmp_path, capsys):
     rc, out, err = _cli(capsys, ["node", "--config", str(path)])
     assert rc == 2
     _one_line(err, "accept_from")
+
+
+# -- scenario files with every key present, and any value in it --
+
+_NAMES = ["s1.contoso.test", "cm.contoso.test", "ha.contoso.test", "siem.contoso.test"]
+
+
+def _scenario_values():
+    from mesh.scenario.model import ACTIONS, CERTIFICATE_RECIPES, LINK_STATES, ROLES
+
+    words = st.sampled_from(
+        [*ROLES, *ACTIONS, *CERTIFICATE_RECIPES, *LINK_STATES, *_NAMES, "accepted", "refused",
+         "hard", "soft", "10m", "1d", "-5m", "0s", "365d", "2027-01-15T09:00:00Z", "revoked",
+         "crl_unreachable", "s1.contoso.test -> cm.contoso.test", "cm.contoso.test -> nowhere",
+         "->", ""]
+    )
+    scalars = st.one_of(words, st.integers(-3, 5000), st.booleans(), st.text(max_size=8),
+                        st.floats(allow_nan=False, allow_infinity=False, width=32))
+    return st.one_of(scalars, st.lists(scalars, max_size=3))
+
+
+def _table(keys: list[str]):
+    return st.dictionaries(st.sampled_from(keys), _scenario_values(), max_size=len(keys))
+
+
+def _toml_any(value) -> str:
+    if isinstance(value, float):
+        return repr(value) if "e" not in repr(value) and "." in repr(value) else f"{value:.3f}"
+    return _toml_value(value)
+
+
+@FUZZ
+@given(
+    scenario=_table(["name", "description", "start"]),
+    pki=_table(["root", "intermediate", "key_size", "crl_validity", "crl_proxy_only"]),
+    appliances=st.lists(
+        _table(["name", "role", "certificate", "validation", "connects_to", "forwards_to",
+                "crl_proxy", "revocation", "valid_for", "count"]),
+        max_size=4,
+    ),
+    steps=st.lists(_table(["after", "action", "target", "certificate", "enabled", "note"]), max_size=3),
+    expects=st.lists(
+        _table(["link", "state", "code", "after_step", "upload_step", "verdict"]), max_size=3
+    ),
+)
+def test_structured_scenarios(tmp_path, capsys, scenario, pki, appliances, steps, expects):
+    lines = ["[scenario]", *(f"{k} = {_toml_any(v)}" for k, v in scenario.items())]
+    lines += ["[pki]", *(f"{k} = {_toml_any(v)}" for k, v in pki.items())]
+    for name, rows in (("appliance", appliances), ("step", steps), ("expect", expects)):
+        for row in rows:
+            lines += [f"[[{name}]]", *(f"{k} = {_toml_any(v)}" for k, v in row.items())]
+    path = tmp_path / "fuzzed.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    rc, out, err = _cli(capsys, ["check", str(path)])
+    assert rc in (0, 2), (rc, err)
+    if rc == 2:
+        assert err and all(line.startswith(f"mesh: {path}") for line in err.splitlines()), err
