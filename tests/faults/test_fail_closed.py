@@ -121,14 +121,15 @@ def test_no_message_crosses_a_link_with_a_failing_end(
 
 
 def presentable(mesh: Mesh, name: str) -> bool:
-    """Can OpenSSL present this appliance's certificate at all?
+    """Can this appliance present its certificate over TLS at all?
 
-    At security level 2 it will not load an RSA-1024 one (``weak-key``): such an
-    appliance can hold no TLS connection, so its links stay down, and no
-    verdict is ever reached. That is closed too.
+    Asked of the appliance's own context builder (what its connections use):
+    an engine that cannot load a certificate (say OpenSSL refuses an RSA-1024
+    key) holds no TLS connection, so its links stay down and no verdict is
+    ever reached. That is closed too.
     """
     try:
-        tls.make_context(mesh.appliance(name).identity, server=False)
+        mesh.appliance(name)._context(server=False)
     except SSL.Error:
         return False
     return True
