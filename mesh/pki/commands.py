@@ -198,7 +198,7 @@ def _init(args: argparse.Namespace) -> int:
         print(f", intermediate {pki.intermediate.name!r}", end="")
     print(f", certificates valid from {pki.at.isoformat()}")
     for m in pki.appliances.values():
-        print(f"  {m.name:<20} {m.role:<12} {m.fault:<22} CN={m.common_name}")
+        print(f"  {m.name:<20} {m.role:<18} {m.fault:<22} CN={m.common_name}")
     return 0
 
 
