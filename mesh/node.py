@@ -25,6 +25,10 @@ A config file::
     accept_from = ["console"]              # optional: the one dialer whose name
                                            #   a listener requires
     backoff_cap = 60                       # seconds between redials, at most
+    api = true                             # REST API and web console over HTTPS
+                                           #   (default: on for sensors and consoles,
+                                           #   forwarding targets have none)
+    api_port = 0                           # its port on the listen host; 0 picks one
 
     [connects_to]                          # peers this node dials ([peers] works too)
     console = "127.0.0.1:8443"             # name = "host:port", or a table:
@@ -35,6 +39,11 @@ A config file::
     siem = "127.0.0.1:6514"
     # syslog = { address = "10.0.0.9:6514", raw = true }   # a third-party server:
     #   no verdict exchange, alerts as JSON lines
+
+With ``api`` on, an ``api-listening`` event follows ``appliance-started`` and
+carries the console's URL (``https://127.0.0.1:PORT``); ``curl --cacert ROOT
+URL/api/v1/status`` answers once the certificate is dated on the wall clock
+(``start`` near now), ``curl -k`` always.
 
 Which end dials is the config's choice: with processes there is no shared
 topology to choose one dialer per pair, so list each link in one config only.
@@ -58,6 +67,7 @@ from attrs import define, field
 from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.clock import EmulatedClock
+from mesh.consoles import has_console, open_console
 from mesh.errors import InputError, ValidationFailed
 from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
@@ -70,7 +80,7 @@ __all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node", "add_parser"]
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
     "trust", "validation", "revocation", "crl_proxy", "start", "accept_from",
-    "backoff_cap", "connects_to", "peers", "forwards_to",
+    "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
 }  # fmt: skip
 
 
@@ -92,6 +102,11 @@ class NodeConfig:
     forwards_to: tuple[PeerAddress, ...] = ()
     accept_from: tuple[str, ...] = ()
     settings: EngineSettings = field(factory=EngineSettings)
+    #: The REST API's port on the listen host (0 picks one); None: no API.
+    #: A config file turns it on by default for sensors and consoles.
+    api_port: int | None = None
+    #: The config file it was read from, for messages ("" when built in Python).
+    source: str = ""
 
 
 class NodeDirectory:
@@ -275,6 +290,8 @@ def load_config(path: str | Path) -> NodeConfig:
     if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
         raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
 
+    api_port = _api_port(data, role, where)
+
     if "peers" in data and "connects_to" in data:
         raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
     connects_to = _peers(data, "peers" if "peers" in data else "connects_to", where)
@@ -300,7 +317,30 @@ def load_config(path: str | Path) -> NodeConfig:
         forwards_to=forwards_to,
         accept_from=tuple(str(a) for a in accept_from),
         settings=EngineSettings(backoff_initial=min(1.0, float(cap)), backoff_cap=float(cap)),
+        api_port=api_port,
+        source=where,
     )
+
+
+def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:
+    """``api`` and ``api_port`` -> the API's port, or None when it is off."""
+    api = data.get("api", has_console(role))
+    if not isinstance(api, bool):
+        raise InputError(f"{where}: api", f"must be true or false, not {api!r}", "")
+    port = data.get("api_port", 0)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(
+            f"{where}: api_port", f"{port!r} is not a port number", "use 1-65535, or 0 to pick a free one"
+        )
+    if not has_console(role) and (data.get("api") is True or "api_port" in data):
+        raise InputError(
+            f"{where}: {'api' if data.get('api') is True else 'api_port'}",
+            "a forwarding-target has no REST API",
+            "remove it (sensors and consoles serve one)",
+        )
+    if api is False and "api_port" in data:
+        raise InputError(f"{where}: api_port", "is set but api = false", "remove api_port, or set api = true")
+    return port if api else None
 
 
 # -- running --
@@ -312,7 +352,11 @@ async def run_node(
     out: TextIO | None = None,
     task_status: trio.TaskStatus[Appliance] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one appliance until cancelled, events as JSON lines on ``out``."""
+    """Run one appliance until cancelled, events as JSON lines on ``out``.
+
+    With ``config.api_port`` set, its REST API and web console serve from the
+    moment it has started; the ``api-listening`` event carries their URL.
+    """
     clock = EmulatedClock(config.start)
     events = EventLog(out if out is not None else sys.stdout)
     dials = [LinkPair(dialer=config.spec.name, listener=p.name) for p in config.connects_to]
@@ -331,6 +375,16 @@ async def run_node(
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(appliance.run)
+        if config.api_port is not None:
+            from mesh.web.mesh_backend import ApplianceConsole
+
+            # After the appliance's start: a first start makes the
+            # self-signed certificate the console presents.
+            await open_console(
+                nursery, ApplianceConsole(appliance), events=events, now=clock.now,
+                host=config.spec.host, port=config.api_port,
+                where=f"{config.source or 'node config'}: api_port",
+            )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(appliance)
 

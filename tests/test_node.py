@@ -322,3 +322,142 @@ async def test_in_process_nodes_report_a_remote_refusal(tmp_path, keys, epoch, n
     assert {(e["dialer"], e["refused_by"], e["code"]) for e in on_console} == {
         ("sensor-1", "console", "expired")
     }
+
+
+# -- the REST API and web console --
+
+
+async def _curl(*args: str) -> subprocess.CompletedProcess:
+    return await trio.run_process(
+        ["curl", "--silent", "--show-error", "--max-time", "10", *args],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+
+
+@pytest.mark.slow
+async def test_node_process_serves_its_api_to_curl_with_the_root(tmp_path, keys):
+    """A node prints api-listening with its URL; curl --cacert ROOT trusts what it serves."""
+    import datetime as dt
+
+    # curl judges dates by the wall clock: a PKI (and an emulated start) near now.
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    pki = Pki.build(
+        at=now - dt.timedelta(hours=1),
+        appliances=[ApplianceRequest(name="sensor-1", role="sensor")],
+        keys=keys,
+    )
+    material = pki.appliances["sensor-1"]
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    save_certificate(tmp_path / "sensor-1.crt", material.cert)
+    save_key(tmp_path / "sensor-1.key", material.issued.key)
+    save_chain(tmp_path / "sensor-1.pem", material.chain)
+    path = _write(
+        tmp_path,
+        'name = "sensor-1"\nrole = "sensor"\ncertificate = "sensor-1.crt"\nkey = "sensor-1.key"\n'
+        'chain = "sensor-1.pem"\ntrust = "root.crt"\nrevocation = "soft"\n',
+    )
+    with trio.fail_after(60):
+        node = await _node(path)
+        try:
+            started = await node.next_event()
+            assert started["kind"] == "appliance-started"
+            listening = await node.next_event()
+            assert listening["kind"] == "api-listening"
+            assert listening["appliance"] == "sensor-1" and listening["role"] == "sensor"
+            url = listening["url"]
+            assert url.startswith("https://127.0.0.1:")
+            assert url.rpartition(":")[2] != started["address"].rpartition(":")[2]
+
+            answer = await _curl("--cacert", str(tmp_path / "root.crt"), f"{url}/api/v1/status")
+            assert answer.returncode == 0, answer.stderr
+            status = json.loads(answer.stdout)
+            assert status["appliance"] == {"name": "sensor-1", "role": "sensor"}
+            assert status["certificate"]["serial"] == format(material.cert.serial_number, "X")
+
+            node.process.send_signal(signal.SIGTERM)
+            await node.wait_for("appliance-stopped")
+            assert await node.process.wait() == 0
+        finally:
+            await node.kill()
+
+
+async def _started_node(nursery, path, out):
+    return await nursery.start(
+        lambda task_status: run_node(load_config(path), out=out, task_status=task_status)
+    )
+
+
+async def test_a_self_signed_node_serves_its_api_by_default(tmp_path, nursery):
+    out = Capture()
+    await _started_node(nursery, _write(tmp_path, 'name = "a"\nrole = "management-console"\n'), out)
+    (listening,) = [e for e in out.events() if e["kind"] == "api-listening"]
+    assert listening["role"] == "management-console"
+    answer = await _curl("-k", f"{listening['url']}/api/v1/status")
+    assert answer.returncode == 0, answer.stderr
+    status = json.loads(answer.stdout)
+    assert status["appliance"]["name"] == "a"
+    assert status["certificate"]["self_signed"] is True
+    # Without -k curl refuses the self-signed certificate: it is the appliance's TLS.
+    assert (await _curl(f"{listening['url']}/api/v1/status")).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name = "a"\nrole = "sensor"\napi = false\n',
+        'name = "siem"\nrole = "forwarding-target"\n',
+    ],
+    ids=["api-off", "forwarding-target"],
+)
+async def test_no_api_when_off_or_for_a_forwarding_target(tmp_path, nursery, text):
+    out = Capture()
+    path = _write(tmp_path, text)
+    assert load_config(path).api_port is None
+    await _started_node(nursery, path, out)
+    assert [e["kind"] for e in out.events()] == ["appliance-started"]
+
+
+def test_api_settings_load(tmp_path):
+    assert load_config(_write(tmp_path, 'name = "a"\nrole = "sensor"\n')).api_port == 0
+    path = _write(tmp_path, 'name = "a"\nrole = "ha-console"\napi_port = 9443\n')
+    assert load_config(path).api_port == 9443
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\napi = true\napi_port = 0\n')
+    assert load_config(path).api_port == 0
+
+
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ('api = "yes"\n', "api", "true or false"),
+        ("api_port = -1\n", "api_port", "is not a port number"),
+        ("api_port = 70000\n", "api_port", "is not a port number"),
+        ('api_port = "9443"\n', "api_port", "is not a port number"),
+        ("api = false\napi_port = 9443\n", "api_port", "api = false"),
+    ],
+)
+def test_bad_api_settings_are_one_line(tmp_path, capsys, text, where, problem):
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\n' + text)
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {where}" in err and problem in err
+
+
+@pytest.mark.parametrize("text, where", [("api = true\n", "api"), ("api_port = 9443\n", "api_port")])
+def test_a_forwarding_target_has_no_api(tmp_path, capsys, text, where):
+    path = _write(tmp_path, 'name = "siem"\nrole = "forwarding-target"\n' + text)
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {where}" in err and "has no REST API" in err
+
+
+def test_an_api_port_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = _write(tmp_path, f'name = "a"\nrole = "sensor"\napi_port = {port}\n')
+        assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: api_port" in err and "already in use" in err
