@@ -51,7 +51,7 @@ from mesh.appliances.checks import PeerChecker
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus
-from mesh.appliances.traffic import AlertBoard, listen, plan_for, speak
+from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, speak
 from mesh.clock import EmulatedClock
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.eventlog import EventLog
@@ -734,9 +734,12 @@ class Appliance:
                     return
 
         async def speak_quietly() -> None:
+            # A send into a link that went away ends the speaking, never the
+            # appliance: listen() reports why the link ended. except* also
+            # catches the error when a nursery inside speak() wrapped it.
             try:
                 await speak(self, link, framed, plan)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, FrameError):
+            except* LINK_ERRORS:
                 pass
 
         reason = "the link was halted"

@@ -31,7 +31,7 @@ from mesh.net.links import Link
 if TYPE_CHECKING:
     from mesh.appliances.appliance import Appliance
 
-__all__ = ["AlertBoard", "Plan", "plan_for", "speak", "listen"]
+__all__ = ["AlertBoard", "Plan", "plan_for", "speak", "listen", "LINK_ERRORS"]
 
 
 class AlertBoard:
@@ -73,14 +73,27 @@ def plan_for(me: Role, peer: Role | None, *, as_dialer: bool, mutual: bool) -> P
 
 
 async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan) -> None:
-    """Send what ``plan`` says until cancelled (the link broke or the appliance stopped)."""
+    """Send what ``plan`` says until cancelled (the link broke or the appliance stopped).
+
+    Raises:
+        trio.BrokenResourceError, trio.ClosedResourceError, FrameError: the
+            link went away under a send (never an ExceptionGroup of them).
+    """
     if plan is Plan.NOTHING:
         await trio.sleep_forever()
     cursor_key = me.name
     if plan is Plan.HEARTBEATS_AND_ALERTS:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_heartbeats, me, framed)
-            await _stream_alerts(me, link, framed, FrameType.ALERT, cursor_key)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_heartbeats, me, framed)
+                await _stream_alerts(me, link, framed, FrameType.ALERT, cursor_key)
+        except BaseExceptionGroup as group:
+            # The nursery wraps what a send raised; callers handle a broken
+            # link as the plain error every other plan raises.
+            error = _link_error(group)
+            if error is None:
+                raise
+            raise error from None
     elif plan is Plan.REPLICATE:
         await framed.send(
             Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": len(me.alerts.alerts)})
@@ -88,6 +101,20 @@ async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, pl
         await _stream_alerts(me, link, framed, FrameType.REPLICATE, cursor_key)
     elif plan is Plan.FORWARD:
         await _stream_alerts(me, link, framed, FrameType.FORWARD, cursor_key)
+
+
+#: What a send on a link that went away raises.
+LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, FrameError)
+
+
+def _link_error(group: BaseExceptionGroup) -> BaseException | None:
+    """The first link error in ``group`` if that is all it holds, else None."""
+    matched, rest = group.split(LINK_ERRORS)
+    if matched is None or rest is not None:
+        return None
+    while isinstance(matched, BaseExceptionGroup):
+        matched = matched.exceptions[0]
+    return matched
 
 
 async def _heartbeats(me: Appliance, framed: FramedStream | LineStream) -> None:
