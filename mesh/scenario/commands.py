@@ -101,6 +101,12 @@ class _Progress:
         self.quiet = quiet
 
     def __call__(self, kind: str, record: Any, run: Any) -> None:
+        if kind == "started":
+            # Where the consoles answer is not progress: printed even when quiet.
+            from mesh.scenario.consoles import console_lines
+
+            for line in console_lines(run):
+                print(f"{self.label} {line}", file=sys.stderr, flush=True)
         if self.quiet:
             return
         if run is None:

@@ -16,6 +16,7 @@ import trio
 
 from mesh.eventlog import EventLog
 from mesh.pki.issue import KeySource
+from mesh.scenario.consoles import console_lines
 from mesh.scenario.model import Scenario
 from mesh.scenario.report import MAX_ROWS
 from mesh.scenario.result import LinkRow, RunResult
@@ -66,6 +67,8 @@ async def run_live(
     events = events if events is not None else EventLog()
     caption = "starting"
     async with start_scenario(scenario, events=events, keys=keys) as run:
+        for line in console_lines(run):
+            console.print(line, highlight=False, soft_wrap=True)
         with Live(live_table(run, "started"), console=console, refresh_per_second=8,
                   transient=True) as live:
             changes = events.subscribe()

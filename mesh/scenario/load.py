@@ -201,6 +201,7 @@ _SCENARIO: _Spec = {
     "name": (_string('"revoked-sensor"'), False, ""),
     "description": (_string('"A revoked sensor halts."'), False, ""),
     "start": (_instant, False, ""),
+    "api": (_boolean, False, ""),
 }
 _PKI: _Spec = {
     "root": (_string('"Contoso Root CA"'), False, ""),
@@ -220,6 +221,7 @@ _APPLIANCE: _Spec = {
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
     "valid_for": (_duration, False, ""),
     "count": (_positive_int, False, ""),
+    "api": (_boolean, False, ""),
 }
 _STEP: _Spec = {
     "after": (_duration, False, ""),
@@ -377,6 +379,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
         steps=steps,
         expectations=expectations,
         source=source,
+        api=head.get("api", False),
     )
     for path, problem, fix in scenario.problems():
         # A table already reported broken would only echo its own problem.

@@ -222,6 +222,9 @@ class ApplianceDef:
     #: Lifetime of a healthy certificate from the scenario start (None: the
     #: PKI's default); a short one makes a certificate expire mid-run.
     valid_for: dt.timedelta | None = None
+    #: Serve its REST API and web console over HTTPS during the run (None:
+    #: as the scenario's ``api`` says; forwarding targets have none).
+    api: bool | None = None
     #: Where it came from in a file ("appliance[3]"), for messages; tables with
     #: ``count`` expand into several appliances sharing one origin.
     origin: str = field(default="", eq=False)
@@ -313,6 +316,9 @@ class Scenario:
     expectations: tuple[Expectation, ...] = field(default=(), converter=tuple)
     #: Where it was loaded from (for messages), or "" when built in Python.
     source: str = ""
+    #: Serve the REST API and web console of every sensor and console during
+    #: the run (an appliance's own ``api`` overrides it).
+    api: bool = False
 
     def appliance(self, name: str) -> ApplianceDef:
         for appliance in self.appliances:
@@ -342,6 +348,14 @@ class Scenario:
                         dialer, listener = peer, appliance.name
                 out[pair] = (dialer, listener)
         return list(out.values())
+
+    def consoles(self) -> list[str]:
+        """Appliances that serve their REST API and web console in a run, in file order."""
+        return [
+            a.name
+            for a in self.appliances
+            if a.role != "forwarding-target" and (a.api if a.api is not None else self.api)
+        ]
 
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""
@@ -385,6 +399,11 @@ class Scenario:
                             (path, f"{peer!r} is a forwarding-target",
                              "list it under forwards_to instead")
                         )
+            if appliance.role == "forwarding-target" and appliance.api:
+                out.append(
+                    (f"{where}.api", "a forwarding-target has no REST API",
+                     "remove api (sensors and consoles serve one)")
+                )
             if appliance.role == "forwarding-target" and appliance.dials():
                 out.append(
                     (f"{where}.connects_to", "a forwarding-target only listens",

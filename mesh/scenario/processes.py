@@ -97,8 +97,12 @@ class _Fleet:
         }
         self.nodes: dict[str, _Node] = {}
         self.generation = 0
-        self.ports = _listen_ports(len(scenario.appliances))
+        consoles = scenario.consoles()
+        self.ports = _listen_ports(len(scenario.appliances) + len(consoles))
         self.port_of = {a.name: port for a, port in zip(scenario.appliances, self.ports)}
+        # A console keeps its port across node generations, as the listener does.
+        self.api_port_of = dict(zip(consoles, self.ports[len(scenario.appliances):]))
+        self.consoles = {n: f"https://127.0.0.1:{p}" for n, p in self.api_port_of.items()}
         files.save_certificate(folder / "root.crt", pki.root.cert)
 
     # -- files --
@@ -124,6 +128,7 @@ class _Fleet:
             f"revocation = {json.dumps(a.revocation)}",
             f"start = {json.dumps(self.now.isoformat())}",
             "backoff_cap = 1",
+            f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
         material = self.identity[name]
         if material is not None:

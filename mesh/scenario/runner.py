@@ -38,6 +38,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
+from mesh.scenario.consoles import open_scenario_consoles
 from mesh.scenario.events import ExpectationsChecked, StepPlayed
 from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
@@ -121,6 +122,9 @@ class ScenarioRun:
         self.proxy = proxy
         self.events = events
         self.records: list[StepRecord] = []
+        #: Appliance name -> URL of the REST API and web console it serves
+        #: during the run (those the scenario's ``api`` keys ask for).
+        self.consoles: dict[str, str] = {}
         self._uploads: dict[int, StepRecord] = {}
         self._verdicts: dict[int, Any] = {}
         self._started_wall = time.monotonic()
@@ -422,6 +426,7 @@ async def start_scenario(
         await nursery.start(mesh.run)
         run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
                           proxy=proxy, events=events)
+        run.consoles = await open_scenario_consoles(run, nursery)
         await mesh.settle()
         run.check(0)
         if progress:

@@ -347,7 +347,8 @@ def test_certificate_with_a_damaged_version_is_one_line(folder, tmp_path, capsys
 
 _NODE_KEYS = [
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase", "trust",
-    "validation", "revocation", "crl_proxy", "start", "accept_from", "backoff_cap",
+    "validation", "revocation", "crl_proxy", "start", "accept_from", "backoff_cap", "api",
+    "api_port",
 ]
 _scalars = st.one_of(
     st.text(max_size=20), st.integers(-(2**40), 2**40), st.booleans(),
@@ -443,11 +444,11 @@ def _toml_any(value) -> str:
 
 @FUZZ
 @given(
-    scenario=_table(["name", "description", "start"]),
+    scenario=_table(["name", "description", "start", "api"]),
     pki=_table(["root", "intermediate", "key_size", "crl_validity", "crl_proxy_only"]),
     appliances=st.lists(
         _table(["name", "role", "certificate", "validation", "connects_to", "forwards_to",
-                "crl_proxy", "revocation", "valid_for", "count"]),
+                "crl_proxy", "revocation", "valid_for", "count", "api"]),
         max_size=4,
     ),
     steps=st.lists(_table(["after", "action", "target", "certificate", "enabled", "note"]), max_size=3),

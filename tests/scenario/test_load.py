@@ -150,7 +150,7 @@ CASES = [
         '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\nconnect_to = ["cm.contoso.test"]\n',
         ["bad.toml: appliance[3].connect_to: unknown key; did you mean 'connects_to'? use one of "
          "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, "
-         "valid_for, count"],
+         "valid_for, count, api"],
     ),
     (
         "unknown-top-level",

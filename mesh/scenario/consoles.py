@@ -1,0 +1,58 @@
+"""Consoles during a scenario run: the REST API and web page of the appliances that ask.
+
+A scenario turns them on with ``[scenario] api = true`` (every sensor and
+console) or ``api = true`` on one ``[[appliance]]`` (which also turns one off
+with ``api = false``); :meth:`Scenario.consoles` says which. Each serves on a
+free port of 127.0.0.1 for as long as the run lasts, presenting the
+appliance's current certificate, and an ``api-listening`` event records its
+URL in the run's event stream. ``mesh run`` prints the URLs at start.
+
+The certificates are dated on the scenario's emulated clock, which browsers
+and curl do not share: ``curl -k`` always works; ``curl --cacert ROOT`` only
+when the scenario starts near the wall-clock time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from mesh.consoles import open_console
+
+__all__ = ["console_lines", "open_scenario_consoles"]
+
+
+async def open_scenario_consoles(run: Any, nursery: trio.Nursery) -> dict[str, str]:
+    """Serve the consoles ``run.scenario`` asks for in ``nursery``; name -> URL.
+
+    ``run`` is a started :class:`~mesh.scenario.runner.ScenarioRun` (every
+    appliance has started, so each has the certificate its console presents).
+    """
+    names = run.scenario.consoles()
+    if not names:
+        return {}
+    from mesh.web.mesh_backend import MeshConsole
+
+    urls = {}
+    for name in names:
+        event = await open_console(
+            nursery, MeshConsole(run.mesh, name), events=run.events, now=run.clock.now,
+            where=f"console of {name}",
+        )
+        urls[name] = event.url
+    return urls
+
+
+def console_lines(run: Any) -> list[str]:
+    """One line per console a run serves: 'console of NAME (ROLE): URL/'.
+
+    ``run`` is anything with ``scenario`` and ``consoles`` (name -> URL): the
+    in-process :class:`~mesh.scenario.runner.ScenarioRun` or the fleet of
+    ``mesh run --processes``.
+    """
+    consoles = getattr(run, "consoles", None) or {}
+    return [
+        f"console of {name} ({run.scenario.appliance(name).role}): {url}/"
+        for name, url in consoles.items()
+    ]
