@@ -38,6 +38,7 @@ __all__ = [
     "ValidationSkipped",
     "LinkHalted",
     "LinkDown",
+    "LinkRecheck",
     "ConnectionDropped",
     "CrlFetched",
     "CrlFetchFailed",
@@ -269,6 +270,25 @@ class LinkDown(Event):
 
 
 @define(frozen=True, kw_only=True)
+class LinkRecheck(Event):
+    """The dialer closed a live link on purpose to validate it afresh (not a fault).
+
+    ``Mesh.refresh`` asks for it: the connection is closed cleanly and the
+    dialer redials at once. The outcome of the new attempt is reported only
+    if it differs from ``state``, the state the link had until now.
+    """
+
+    kind: ClassVar[str] = "link-recheck"
+
+    dialer: str
+    listener: str
+    state: str
+
+    def describe(self) -> str:
+        return f"{self.dialer} -> {self.listener}: {self.state} link closed to validate afresh"
+
+
+@define(frozen=True, kw_only=True)
 class ConnectionDropped(Event):
     """An inbound connection never became a link: its TLS handshake failed or stalled.
 
@@ -430,6 +450,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         ValidationSkipped,
         LinkHalted,
         LinkDown,
+        LinkRecheck,
         ConnectionDropped,
         CrlFetched,
         CrlFetchFailed,

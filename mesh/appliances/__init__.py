@@ -8,7 +8,7 @@ status snapshots :class:`LinkStatus`, :class:`LinkState`, :class:`ApplianceStatu
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus, LinkState, LinkStatus
 from mesh.appliances.appliance import Appliance, EngineSettings
-from mesh.appliances.mesh import Mesh
+from mesh.appliances.mesh import Mesh, MeshNotSettled
 
 __all__ = [
     "Appliance",
@@ -19,6 +19,7 @@ __all__ = [
     "LinkState",
     "LinkStatus",
     "Mesh",
+    "MeshNotSettled",
     "Role",
     "link_pairs",
 ]

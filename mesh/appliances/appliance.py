@@ -63,6 +63,7 @@ from mesh.events import (
     LinkConnecting,
     LinkDown,
     LinkHalted,
+    LinkRecheck,
     LinkUp,
     LinkUpUnvalidated,
     UploadRefused,
@@ -131,17 +132,35 @@ class RetryGate:
 
     Each attempt records the gate's generation when it started; after
     :meth:`request` returns generation ``g``, an attempt with generation
-    ``>= g`` started after the request.
+    ``>= g`` started after the request. :meth:`recheck` goes further: every
+    live link whose attempt started before it is closed by its dialer, which
+    redials at once (``Mesh.refresh``).
     """
 
     def __init__(self, clock: EmulatedClock) -> None:
         self.clock = clock
         self.generation = 0
+        #: The generation of the latest :meth:`recheck` (0: none yet).
+        self.recheck_generation = 0
+        self._rechecked = trio.Event()
 
     def request(self) -> int:
         self.generation += 1
         self.clock.kick()
         return self.generation
+
+    def recheck(self) -> int:
+        """:meth:`request`, and ask every live link dialed before it to redial."""
+        generation = self.request()
+        self.recheck_generation = generation
+        rechecked, self._rechecked = self._rechecked, trio.Event()
+        rechecked.set()
+        return generation
+
+    async def wait_recheck(self, since: int) -> None:
+        """Return once a :meth:`recheck` came after an attempt of generation ``since``."""
+        while self.recheck_generation <= since:
+            await self._rechecked.wait()
 
     async def pause(self, seconds: float, since: int) -> None:
         """Back off ``seconds`` (emulated) unless a request came since ``since``."""
@@ -510,6 +529,7 @@ class Appliance:
     ) -> bool:
         """Judge, exchange verdicts, then carry traffic; True if the link came up."""
         as_dialer = pair is not None
+        clean = False
         try:
             chain = stream.peer_chain()
             check: tuple[str, str | None] | None
@@ -568,10 +588,15 @@ class Appliance:
             if outcome.state is LinkState.HALTED:
                 return False
             recheck = None if check is None else (chain, *check)
-            await self._carry(link, framed, peer=peer, as_dialer=as_dialer, recheck=recheck)
+            clean = await self._carry(
+                link, framed, peer=peer, recheck=recheck, generation=generation
+            )
             return True
         finally:
             with trio.CancelScope(shield=True):
+                if clean:  # a deliberate re-check: close_notify, not a reset
+                    with trio.move_on_after(self.settings.handshake_timeout):
+                        await stream.aclose()
                 await stream.aclose_forcefully()
 
     def _refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
@@ -708,13 +733,41 @@ class Appliance:
         framed: FramedStream | LineStream,
         *,
         peer: str,
-        as_dialer: bool,
         recheck: tuple[Sequence[x509.Certificate], str, str | None] | None = None,
-    ) -> None:
+        generation: int | None = None,
+    ) -> bool:
+        """Carry a live link's traffic until it ends; True if closed for a re-check.
+
+        ``generation`` is the dialer's attempt (None on the listener's end):
+        a :meth:`RetryGate.recheck` after it closes the link on purpose, with a
+        ``link-recheck`` event instead of ``link-down``, and the dial loop
+        redials at once. The listener's end of such a link, in the same process,
+        sees ``link.rechecks`` move and records nothing: the new attempt tells.
+        """
+        as_dialer = generation is not None
         plan = plan_for(
             self.role, self.directory.role_of(peer), as_dialer=as_dialer, mutual=link.mutual
         )
         halted_live = False
+        rechecked = False
+        rechecks = link.rechecks
+
+        async def recheck_when_asked(scope: trio.CancelScope) -> None:
+            nonlocal rechecked
+            if generation is None:
+                return
+            await self.gate.wait_recheck(generation)
+            rechecked = True
+            link.rechecks += 1
+            self.events.append(
+                LinkRecheck(
+                    at=self.clock.now(),
+                    dialer=link.dialer,
+                    listener=link.listener,
+                    state=link.state.value,
+                )
+            )
+            scope.cancel()
 
         async def revalidate(scope: trio.CancelScope) -> None:
             """Optional: judge the live peer's chain again every ``revalidate_every``."""
@@ -746,6 +799,7 @@ class Appliance:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(speak_quietly)
             nursery.start_soon(revalidate, nursery.cancel_scope)
+            nursery.start_soon(recheck_when_asked, nursery.cancel_scope)
             try:
                 reason = await listen(self, link, framed, peer)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -753,8 +807,13 @@ class Appliance:
             except FrameError as exc:
                 reason = f"{peer} broke the protocol: {exc}"
             nursery.cancel_scope.cancel()
+        if rechecked:
+            return True
+        if link.rechecks != rechecks and not self._owns(link):
+            return False  # our dialer closed it to validate afresh
         if not halted_live:
             self._down(link, reason)
+        return False
 
     def _error(self, line: str) -> None:
         self.errors.append(line)

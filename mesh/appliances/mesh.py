@@ -72,7 +72,24 @@ from mesh.net.links import LinkBook, LinkState, LinkStatus
 from mesh.pki.issue import Issued, KeySource
 from mesh.validation.verdict import Verdict
 
-__all__ = ["Mesh"]
+__all__ = ["Mesh", "MeshNotSettled"]
+
+
+class MeshNotSettled(trio.TooSlowError):
+    """Some links had no outcome within the settle timeout.
+
+    A ``trio.TooSlowError``, so callers that caught that keep working; the
+    message names the links still waiting, for a one-line report.
+    """
+
+    def __init__(self, timeout: float, pending: tuple[str, ...]) -> None:
+        self.timeout = timeout
+        self.pending = pending
+        shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+        super().__init__(
+            f"the mesh did not settle within {timeout:g} s: "
+            + (f"no outcome yet for {shown}" if pending else "it never went idle")
+        )
 
 
 class Mesh:
@@ -119,6 +136,9 @@ class Mesh:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._done: dict[str, trio.Event] = {}
         self._outer: trio.CancelScope | None = None
+        #: The RetryGate generation of the latest refresh: a live link must
+        #: have an outcome from at least this generation to count as settled.
+        self._fresh = 0
 
     # -- building --
 
@@ -355,18 +375,48 @@ class Mesh:
             {"origin": name, "text": text, "at": self.clock.now().isoformat(), **fields}
         )
 
-    async def settle(self, *, timeout: float = 60.0, quiet: float = 0.002) -> None:
+    async def settle(
+        self, *, timeout: float = 60.0, quiet: float = 0.002, fresh: bool = False
+    ) -> None:
         """Return once every link has made a fresh attempt and the mesh is idle.
 
-        Raises ``trio.TooSlowError`` if that takes more than ``timeout`` trio seconds.
+        A link that is up stays up (validation happens at connection start)
+        unless ``fresh`` (or an earlier :meth:`refresh` whose outcome is still
+        due): then every live link is closed and judged afresh too.
+
+        Raises:
+            MeshNotSettled: (a ``trio.TooSlowError``) some link had no outcome
+                after ``timeout`` trio seconds; its message names them.
         """
-        generation = self.gate.request()
-        with trio.fail_after(timeout):
+        if fresh:
+            generation = self.gate.recheck()
+            self._fresh = generation
+        else:
+            generation = self.gate.request()
+        with trio.move_on_after(timeout) as waiting:
             while True:
                 if all(self._settled(pair, generation) for pair in self._pairs):
                     break
                 await self.book.wait_changed()
             await trio.testing.wait_all_tasks_blocked(cushion=quiet)
+        if waiting.cancelled_caught:
+            pending = [
+                f"{p.dialer} -> {p.listener}" for p in self._pairs if not self._settled(p, generation)
+            ]
+            raise MeshNotSettled(timeout, tuple(pending))
+
+    async def refresh(self, *, timeout: float = 60.0, quiet: float = 0.002) -> None:
+        """Judge every link afresh now, as if each had just been dialed.
+
+        Every live link is closed cleanly by its dialer (a ``link-recheck``
+        event, not ``link-down``), every dialer redials at once and validates
+        afresh, and this returns once every link has its new outcome and the
+        mesh is idle (:meth:`settle` with ``fresh=True``). What a scenario
+        runner calls after each step: a revocation, an expiry, an upload or a
+        CRL outage shows on the next connection, and this makes the next
+        connection now. Outcomes that did not change are not reported again.
+        """
+        await self.settle(timeout=timeout, quiet=quiet, fresh=True)
 
     def _settled(self, pair: LinkPair, generation: int) -> bool:
         dialer = self._appliances.get(pair.dialer)
@@ -375,7 +425,7 @@ class Mesh:
         link = self.book.find(pair.dialer, pair.listener)
         if link is None:
             return False
-        if link.state.is_up and link.done_generation >= 0:
+        if link.state.is_up and link.done_generation >= self._fresh:
             return True
         return link.done_generation >= generation
 

@@ -312,6 +312,10 @@ class Link:
     #: reported again after the link was down or up in between, not on every
     #: retry (whichever end records an attempt first).
     episode: int = 0
+    #: Bumped each time the dialer closes the live link for a deliberate
+    #: re-check (``Mesh.refresh``), so the listener's end, in the same
+    #: process, knows that close was not a fault.
+    rechecks: int = 0
     received: Counter[str] = field(factory=Counter)
     cursors: dict[str, int] = field(factory=dict)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from mesh.appliances import LinkState
+import pytest
+import trio
+
+from mesh.appliances import LinkState, MeshNotSettled
 from mesh.errors import FailureCode
-from mesh.events import CrlFetched, LinkHalted, LinkUp
+from mesh.events import CrlFetched, LinkHalted, LinkRecheck, LinkUp
 
 
 async def test_healthy_sensor_links_up_and_heartbeats_flow(deployment, nursery):
@@ -97,3 +100,94 @@ async def test_mesh_as_an_async_context_manager_and_status_text(deployment):
         assert [a["text"] for a in mesh.appliance("console").alerts.alerts] == ["x"]
     assert not mesh.status("console").running
     assert mesh.events.kinds().count("appliance-stopped") == 2
+
+
+def _trio(deployment, *, sensor_fault: str = "ca-signed", **console):
+    """sensor-1 -> console -> ha (the console dials the HA console), ha validation off."""
+    deployment.build(
+        ("sensor-1", "sensor", sensor_fault), ("console", "management-console"), ("ha", "ha-console")
+    )
+    return deployment.mesh(
+        [
+            deployment.spec("console", "management-console", connects_to=["ha"], **console),
+            deployment.spec("ha", "ha-console", validation=False),
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+        ]
+    )
+
+
+async def test_refresh_judges_every_live_link_afresh_without_stopping_anything(
+    deployment, nursery
+):
+    mesh = _trio(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    before = {(s.dialer, s.listener): s for s in mesh.links()}
+    assert {s.state for s in before.values()} == {LinkState.UP, LinkState.UP_UNVALIDATED}
+    ports = {name: mesh.appliance(name).port for name in mesh.names}
+    mark = len(mesh.events)
+
+    await mesh.refresh()
+
+    after = {(s.dialer, s.listener): s for s in mesh.links()}
+    for key, status in after.items():
+        assert status.state is before[key].state
+        assert status.since == before[key].since  # the same outcome: not a new episode
+        assert status.attempts == before[key].attempts + 1
+    assert {name: mesh.appliance(name).port for name in mesh.names} == ports
+    kinds = [e.kind for e in mesh.events.since(mark)]
+    rechecks = [e for e in mesh.events.since(mark) if isinstance(e, LinkRecheck)]
+    assert sorted((e.dialer, e.listener, e.state) for e in rechecks) == [
+        ("console", "ha", "up-unvalidated"),
+        ("sensor-1", "console", "up"),
+    ]
+    # Unchanged outcomes are not reported again; nothing stopped, nothing broke.
+    for quiet in ("appliance-stopped", "appliance-started", "link-down", "link-up",
+                  "link-up-unvalidated", "validation-skipped", "link-halted"):
+        assert quiet not in kinds, quiet
+    # Traffic flows on the new connections.
+    delivered = mesh.link("sensor-1", "console").delivered
+    mesh.raise_alert("sensor-1", "after the re-check")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").delivered > delivered
+
+
+async def test_refresh_halts_a_live_link_whose_peer_was_revoked_meanwhile(deployment, nursery):
+    mesh = _trio(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.revoke("sensor-1")
+    await mesh.settle()
+    # Validation happens at connection start: the live link stays up ...
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+    await mesh.refresh()
+    # ... until the next connection, which refresh makes now.
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code, link.refused_by) == (LinkState.HALTED, FailureCode.REVOKED, "console")
+    [halted] = mesh.events.of(LinkHalted)
+    assert halted.code is FailureCode.REVOKED
+    assert mesh.link("console", "ha").state is LinkState.UP_UNVALIDATED
+
+    delivered = link.delivered
+    mark = len(mesh.events)
+    mesh.raise_alert("sensor-1", "must not cross")
+    await mesh.refresh()
+    assert mesh.link("sensor-1", "console").delivered == delivered
+    # The halted link was not live (no re-check) and its refusal is not news.
+    assert [e.kind for e in mesh.events.since(mark) if e.kind.startswith("link-")] == [
+        "link-recheck"
+    ]
+
+
+async def test_a_mesh_that_does_not_settle_names_the_links_still_waiting(deployment, nursery):
+    mesh = _trio(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.crl_fault("slow")  # the CRL server never answers: checks wait crl_timeout
+    with pytest.raises(MeshNotSettled) as info:
+        await mesh.refresh(timeout=0.2)
+    assert isinstance(info.value, trio.TooSlowError)
+    assert info.value.pending == ("console -> ha", "sensor-1 -> console")
+    assert str(info.value) == (
+        "the mesh did not settle within 0.2 s: no outcome yet for console -> ha, sensor-1 -> console"
+    )
