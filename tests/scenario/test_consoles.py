@@ -193,3 +193,14 @@ async def test_processes_serve_the_consoles_on_ports_kept_across_steps(key_pool)
     urls = {json.loads(line)["url"] for line in sink.getvalue().splitlines()
             if json.loads(line)["kind"] == "api-listening"}
     assert len(urls) == 1  # one console, the same port in every node generation
+
+
+async def test_the_live_view_prints_the_urls_first(keys):
+    from mesh.scenario.live import run_live
+
+    out = io.StringIO()
+    result = await run_live(loads_scenario(_with(TOPOLOGY, **{CM: True})), pace=0, file=out,
+                            keys=keys)
+    assert result.ok
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith(f"console of {CM} (management-console): https://127.0.0.1:")
