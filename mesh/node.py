@@ -167,7 +167,11 @@ def _str(data: dict[str, Any], key: str, where: str, default: str | None = None)
     return value
 
 
-def _path(base: Path, value: str) -> Path:
+def _path(base: Path, value: str, where: str) -> Path:
+    # A file name with a line break would break the one-line error that
+    # names it (and no file a person means is called that).
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InputError(where, f"{value!r} is not a file name", "write the file's path on one line")
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -245,13 +249,13 @@ def load_config(path: str | Path) -> NodeConfig:
             "give certificate and key together (or neither, for a self-signed first start)",
         )
     if certificate and key_file:
-        cert = load_certificate(_path(base, certificate))
+        cert = load_certificate(_path(base, certificate, f"{where}: certificate"))
         try:
-            key = load_key(_path(base, key_file), _str(data, "passphrase", where))
+            key = load_key(_path(base, key_file, f"{where}: key"), _str(data, "passphrase", where))
         except ValidationFailed as exc:
             raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
         chain_file = _str(data, "chain", where)
-        chain = tuple(load_certificates(_path(base, chain_file))) if chain_file else ()
+        chain = tuple(load_certificates(_path(base, chain_file, f"{where}: chain"))) if chain_file else ()
         identity = Issued(cert=cert, key=key, chain=chain)
 
     trust_value = data.get("trust", [])
@@ -259,7 +263,7 @@ def load_config(path: str | Path) -> NodeConfig:
         trust_value = [trust_value]
     if not isinstance(trust_value, list) or not all(isinstance(t, str) for t in trust_value):
         raise InputError(f"{where}: trust", "must be a file name or a list of them", 'write trust = ["root.crt"]')
-    trust = tuple(cert for t in trust_value for cert in load_certificates(_path(base, t)))
+    trust = tuple(cert for t in trust_value for cert in load_certificates(_path(base, t, f"{where}: trust")))
 
     validation = data.get("validation", True)
     if not isinstance(validation, bool):

@@ -461,3 +461,11 @@ def test_an_api_port_in_use_is_one_line(tmp_path, capsys):
         assert main(["node", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: api_port" in err and "already in use" in err
+
+
+def test_a_file_name_with_a_line_break_is_one_line(tmp_path, capsys):
+    """``trust = "\\n"`` made a two-line error (found by the node-config fuzz test)."""
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\ntrust = "\\n"\n')
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: trust" in err and "is not a file name" in err
