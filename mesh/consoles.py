@@ -80,7 +80,9 @@ async def open_console(
     """
     from mesh.web.server import serve_console
 
-    address = await nursery.start(partial(serve_console, backend, host=host, port=port, where=where))
+    address = await nursery.start(
+        partial(serve_console, backend, host=host, port=port, where=where)
+    )
     event = ApiListening(at=now(), appliance=backend.name, role=backend.role, url=address.url)
     events.append(event)
     return event

@@ -171,7 +171,9 @@ def _path(base: Path, value: str, where: str) -> Path:
     # A file name with a line break would break the one-line error that
     # names it (and no file a person means is called that).
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InputError(where, f"{value!r} is not a file name", "write the file's path on one line")
+        raise InputError(
+            where, f"{value!r} is not a file name", "write the file's path on one line"
+        )
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -334,7 +336,9 @@ def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:
     port = data.get("api_port", 0)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InputError(
-            f"{where}: api_port", f"{port!r} is not a port number", "use 1-65535, or 0 to pick a free one"
+            f"{where}: api_port",
+            f"{port!r} is not a port number",
+            "use 1-65535, or 0 to pick a free one",
         )
     if not has_console(role) and (data.get("api") is True or "api_port" in data):
         raise InputError(
@@ -343,7 +347,9 @@ def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:
             "remove it (sensors and consoles serve one)",
         )
     if api is False and "api_port" in data:
-        raise InputError(f"{where}: api_port", "is set but api = false", "remove api_port, or set api = true")
+        raise InputError(
+            f"{where}: api_port", "is set but api = false", "remove api_port, or set api = true"
+        )
     return port if api else None
 
 

@@ -442,7 +442,9 @@ def test_bad_api_settings_are_one_line(tmp_path, capsys, text, where, problem):
     assert err.count("\n") == 1 and f"{path}: {where}" in err and problem in err
 
 
-@pytest.mark.parametrize("text, where", [("api = true\n", "api"), ("api_port = 9443\n", "api_port")])
+@pytest.mark.parametrize(
+    "text, where", [("api = true\n", "api"), ("api_port = 9443\n", "api_port")]
+)
 def test_a_forwarding_target_has_no_api(tmp_path, capsys, text, where):
     path = _write(tmp_path, 'name = "siem"\nrole = "forwarding-target"\n' + text)
     assert main(["node", "--config", str(path)]) == 2

@@ -7,6 +7,11 @@ free port of 127.0.0.1 for as long as the run lasts, presenting the
 appliance's current certificate, and an ``api-listening`` event records its
 URL in the run's event stream. ``mesh run`` prints the URLs at start.
 
+With ``mesh run --processes`` each ``mesh node`` serves its own console on a
+port the run fixes for all its node generations (see
+:mod:`mesh.scenario.processes`): the URL stays the same, though the console
+is briefly away while its node restarts between steps.
+
 The certificates are dated on the scenario's emulated clock, which browsers
 and curl do not share: ``curl -k`` always works; ``curl --cacert ROOT`` only
 when the scenario starts near the wall-clock time.
