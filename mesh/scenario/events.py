@@ -2,10 +2,10 @@
 
 A reader of ``--events`` sees, between the engine's own events, where each
 step of the timeline happened and what the expectations due there found.
-Around every step the dialing appliances step away and reconnect (see
-:mod:`mesh.scenario.runner`), so the ``appliance-stopped``/``appliance-started``
-pairs that follow a ``scenario-step`` are the runner making every link
-validate afresh, not appliances failing.
+After every step the runner makes every link validate afresh (``Mesh.refresh``,
+see :mod:`mesh.scenario.runner`), so the ``link-recheck`` events that follow a
+``scenario-step`` are live links closed on purpose and redialed, not faults;
+only outcomes that changed are reported after them.
 """
 
 from __future__ import annotations

@@ -8,14 +8,21 @@ loopback sockets.
 
 The engine validates at connection start and keeps a live link up, as the
 source's appliances do, but a scenario asks what the *next* connection does
-after each step. So each step is played as: every appliance that dials steps
-away (sensors first), the clock jumps by ``after`` (``mesh.advance``
-republishes the CA's CRLs for the new instant, as a CA's schedule would), the
-action runs, the dialers come back (listeners first, on fresh ports), and
-``mesh.settle()`` returns once every link has an outcome from an attempt made
-after that. Only then are the expectations due at that step judged. CRL caches
-live in the appliances, which are stopped and started, not rebuilt, so a
-cached CRL outlives a CRL server outage until its nextUpdate, as it would.
+after each step. So each step is played as: the clock jumps by ``after``
+(``mesh.advance`` republishes the CA's CRLs for the new instant, as a CA's
+schedule would), the action runs, and ``mesh.refresh()`` makes every dialer
+close its live link cleanly (a ``link-recheck`` event), redial at once and
+judge afresh; it returns once every link has the outcome of that new attempt.
+Only then are the expectations due at that step judged. Appliances keep
+running through the steps, on the same ports and with their CRL caches, so a
+cached CRL outlives a CRL server outage until its nextUpdate, as it would, and
+``--events`` shows a step's consequences, not a stop/start of every dialer.
+
+A mesh that does not settle (some link with no outcome after
+``settle_timeout`` real seconds) ends the run with :class:`ScenarioNotSettled`:
+one line naming the scenario, the step and the links still waiting, which
+``mesh run`` prints with exit status 2 (the expectations could not be judged,
+which is not the same as judged and failed).
 
 Nothing here sleeps: readiness comes from ``nursery.start`` and ``settle``.
 """
@@ -32,6 +39,7 @@ from attrs import evolve
 from cryptography.hazmat.primitives import serialization
 
 from mesh.clock import EmulatedClock
+from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
@@ -45,7 +53,15 @@ from mesh.scenario.load import check_scenario
 from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 
-__all__ = ["run_scenario", "start_scenario", "ScenarioRun", "link_rows", "Progress"]
+__all__ = [
+    "run_scenario",
+    "start_scenario",
+    "ScenarioRun",
+    "ScenarioNotSettled",
+    "link_rows",
+    "Progress",
+    "SETTLE_TIMEOUT",
+]
 
 #: Called as the run goes: ("building", None, None) before the PKI is made,
 #: ("started", None, run) once the mesh is up, then ("step", StepRecord, run)
@@ -63,6 +79,27 @@ HIDDEN_CRL_HOST = "127.0.0.2"
 #: never answer; the engine's default (5 s, for real networks) would only
 #: make such a step wait longer for the same verdict.
 CRL_TIMEOUT = 1.0
+
+#: Real seconds the mesh may take to reach an outcome on every link after the
+#: start or a step. The engine's own timeouts (handshake, verdict, CRL fetch)
+#: end every attempt well within it, so reaching it means the run is stuck.
+SETTLE_TIMEOUT = 60.0
+
+
+class ScenarioNotSettled(InputError):
+    """The mesh did not settle after a step: the run cannot judge its expectations.
+
+    An :class:`InputError`, so ``mesh run`` prints it as one line and exits 2.
+    """
+
+    def __init__(self, scenario: str, where: str, problem: str) -> None:
+        self.scenario = scenario
+        super().__init__(
+            f"scenario {scenario!r} {where}",
+            problem,
+            "a peer or CRL server that never answers keeps a link waiting; "
+            "check what that step changed",
+        )
 
 
 def _engine() -> Any:
@@ -113,8 +150,11 @@ class ScenarioRun:
     """
 
     def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
-                 crl_server: CrlServer, proxy: ForwardProxy | None, events: EventLog) -> None:
+                 crl_server: CrlServer, proxy: ForwardProxy | None, events: EventLog,
+                 settle_timeout: float | None = None) -> None:
         self.scenario = scenario
+        #: Real seconds each settle may take (None: :data:`SETTLE_TIMEOUT`).
+        self.settle_timeout = SETTLE_TIMEOUT if settle_timeout is None else settle_timeout
         self.mesh = mesh
         self.pki = pki
         self.clock = clock
@@ -142,12 +182,9 @@ class ScenarioRun:
     async def disconnect(self) -> list[str]:
         """Stop every running appliance that dials; returns their names, sensors first.
 
-        The engine validates at connection start and keeps an up link up, so a
-        revocation, an expiry or a CRL outage shows only on a new connection.
-        A scenario asks what the *next* connection does, so around each step
-        the dialers go away and come back (uploads and switches are kept).
-        Sensors stop first, so no heartbeat is sent into a console that is
-        gone, and the clock jumps while they are away.
+        Not part of playing a step any more (:meth:`settle` uses
+        ``mesh.refresh()``); kept for tools that want the dialers away, e.g.
+        to act while nothing is connected. Uploads and switches are kept.
         """
         dialers = sorted(
             (n for n in self.mesh.names
@@ -163,27 +200,39 @@ class ScenarioRun:
 
         Each comes back on a fresh port: its old one may meanwhile be the local
         end of another appliance's outgoing connection. Dialers look addresses
-        up at every attempt, so they find the new port. ``mesh.settle()``
-        returns once every link has an outcome from an attempt made after that.
+        up at every attempt, so they find the new port.
         """
         for name in reversed(names):
             appliance = self.mesh.appliance(name)
             if not appliance.running:
                 appliance.port = None
                 await self.mesh.start(name)
-        await self.mesh.settle()
+        await self._settle("after reconnecting", fresh=False)
 
-    async def settle(self) -> None:
-        """Make every link connect afresh, then wait until the mesh is idle."""
-        await self.reconnect(await self.disconnect())
+    async def settle(self, *, where: str = "after a settle") -> None:
+        """Make every link connect afresh (``mesh.refresh()``), then wait until the mesh is idle.
+
+        Raises:
+            ScenarioNotSettled: some link had no outcome in ``settle_timeout``.
+        """
+        await self._settle(where, fresh=True)
+
+    async def _settle(self, where: str, *, fresh: bool) -> None:
+        try:
+            await self.mesh.settle(timeout=self.settle_timeout, fresh=fresh)
+        except trio.TooSlowError as exc:
+            raise ScenarioNotSettled(self.scenario.name, where, str(exc)) from None
 
     async def play(self, index: int, step: Step) -> StepRecord:
-        """Jump the clock by ``step.after``, act, let every link retry, record the outcome.
+        """Jump the clock by ``step.after``, act, judge every link afresh, record the outcome.
 
         ``mesh.advance`` republishes the CA's CRLs at the new instant, as a CA's
-        scheduled publication would.
+        scheduled publication would; ``mesh.refresh()`` then makes the next
+        connection of every link now.
+
+        Raises:
+            ScenarioNotSettled: some link had no outcome after the step.
         """
-        away = await self.disconnect()
         if step.after:
             await self.mesh.advance(step.after)
         record = await self._act(index, step)
@@ -192,9 +241,7 @@ class ScenarioRun:
                        action=step.action, target=step.target, outcome=record.outcome,
                        code=record.code)
         )
-        if step.action == "stop":
-            away = [name for name in away if name != step.target]
-        await self.reconnect(away)
+        await self.settle(where=f"step {index} ({step.describe()})")
         self.records.append(record)
         if step.action == "upload":
             self._uploads[index] = record
@@ -236,7 +283,13 @@ class ScenarioRun:
             return done
         if action == "start":
             assert target is not None
-            await self.mesh.start(target)
+            try:
+                await self.mesh.start(target)
+            except InputError:
+                # Its old port is now the local end of another appliance's
+                # outgoing connection; dialers look addresses up at each attempt.
+                self.mesh.appliance(target).port = None
+                await self.mesh.start(target)
             return done
         raise AssertionError(f"unhandled action {action!r}")  # the model rejects others
 
@@ -399,42 +452,55 @@ async def start_scenario(
     keys: KeySource | None = None,
     events: EventLog | None = None,
     progress: Progress | None = None,
+    settle_timeout: float | None = None,
 ) -> AsyncIterator[ScenarioRun]:
     """Start a scenario's mesh and yield it once every link has made its first attempt.
 
     The expectations due "after start" (``after_step = 0``) are already judged
     when this yields. Leaving the block stops everything.
+
+    Raises:
+        ScenarioNotSettled: the mesh did not settle at start or after a step.
     """
     check_scenario(scenario)
     Mesh = _engine()
     events = events if events is not None else EventLog()
-    async with trio.open_nursery() as nursery:
-        crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
-        if progress:
-            progress("building", None, None)
-        # Key generation and signing are CPU work: keep them off the event loop.
-        keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
-        pki = await trio.to_thread.run_sync(
-            lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
-        )
-        clock = EmulatedClock(scenario.start)
-        crl_server.set_documents(pki.crl_documents(at=scenario.start))
-        mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server, keys=keys,
-                    settings=_settings())
-        for spec in appliance_specs(scenario, pki, proxy_url=proxy.url if proxy else None):
-            mesh.add(spec)
-        await nursery.start(mesh.run)
-        run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
-                          proxy=proxy, events=events)
-        run.consoles = await open_scenario_consoles(run, nursery)
-        await mesh.settle()
-        run.check(0)
-        if progress:
-            progress("started", None, run)
-        try:
-            yield run
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
+            if progress:
+                progress("building", None, None)
+            # Key generation and signing are CPU work: keep them off the event loop.
+            keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
+            pki = await trio.to_thread.run_sync(
+                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+            )
+            clock = EmulatedClock(scenario.start)
+            crl_server.set_documents(pki.crl_documents(at=scenario.start))
+            mesh = Mesh(clock=clock, events=events, pki=pki, crl_server=crl_server, keys=keys,
+                        settings=_settings())
+            for spec in appliance_specs(scenario, pki, proxy_url=proxy.url if proxy else None):
+                mesh.add(spec)
+            await nursery.start(mesh.run)
+            run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
+                              proxy=proxy, events=events, settle_timeout=settle_timeout)
+            run.consoles = await open_scenario_consoles(run, nursery)
+            await run._settle("at start", fresh=False)
+            run.check(0)
+            if progress:
+                progress("started", None, run)
+            try:
+                yield run
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the run raised; a stuck mesh is one line.
+        stuck, rest = group.split(ScenarioNotSettled)
+        if stuck is None or rest is not None:
+            raise
+        while isinstance(stuck, BaseExceptionGroup):
+            stuck = stuck.exceptions[0]
+        raise stuck from None
 
 
 async def run_scenario(
@@ -443,9 +509,15 @@ async def run_scenario(
     keys: KeySource | None = None,
     events: EventLog | None = None,
     progress: Progress | None = None,
+    settle_timeout: float | None = None,
 ) -> RunResult:
-    """Play a whole scenario in this process and return what it found."""
-    async with start_scenario(scenario, keys=keys, events=events, progress=progress) as run:
+    """Play a whole scenario in this process and return what it found.
+
+    Raises:
+        ScenarioNotSettled: the mesh did not settle at start or after a step.
+    """
+    async with start_scenario(scenario, keys=keys, events=events, progress=progress,
+                              settle_timeout=settle_timeout) as run:
         for index, step in enumerate(scenario.steps, 1):
             record = await run.play(index, step)
             if progress:

@@ -148,3 +148,20 @@ def test_live_and_processes_do_not_mix(tmp_path, capsys):
         "mesh: --live: cannot be combined with --processes; "
         "drop one of them (the live view follows the in-process run)\n"
     )
+
+
+def test_a_mesh_that_does_not_settle_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    # 2, not 1: the expectations could not be judged at all, which CI must not
+    # read as "judged and failed".
+    from mesh.scenario import runner
+
+    monkeypatch.setattr(runner, "SETTLE_TIMEOUT", 0.2)
+    stuck = tmp_path / "stuck.toml"
+    stuck.write_text(GOOD + '\n[[step]]\naction = "crl-slow"\n')
+    assert main(["run", "-q", str(stuck)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "mesh: scenario 'stuck' step 1 (+0s crl-slow): the mesh did not settle within 0.2 s: "
+        "no outcome yet for sensor-1.contoso.test -> cm.contoso.test; a peer or CRL server "
+        "that never answers keeps a link waiting; check what that step changed\n"
+    )

@@ -207,3 +207,48 @@ async def test_the_event_stream_marks_steps_and_checks(keys):
         f"expect[1] {S1} -> {CM}: expected up, got halted/revoked",
     )
     assert '"kind":"scenario-step"' in step.to_json()
+
+
+async def test_steps_judge_every_link_afresh_without_stopping_or_moving_appliances(keys):
+    from mesh.scenario.runner import start_scenario
+
+    scenario = small(
+        steps=[Step(after=dt.timedelta(days=1), action="advance"), Step(action="revoke", target=S1)],
+        expectations=[Expectation(link=f"{S1} -> {CM}", state="halted", code="revoked")],
+    )
+    events = EventLog()
+    async with start_scenario(scenario, keys=keys, events=events) as run:
+        ports = {name: run.mesh.appliance(name).port for name in run.mesh.names}
+        mark = len(events)
+        await run.play(1, scenario.steps[0])
+        # Nothing changed: each live link was re-checked, and nothing else was said.
+        assert sorted(e.kind for e in events.since(mark) if e.kind.startswith(("link-", "appliance-"))) == [
+            "link-recheck", "link-recheck"
+        ]
+        await run.play(2, scenario.steps[1])
+        assert {name: run.mesh.appliance(name).port for name in run.mesh.names} == ports
+        result = run.result(started=scenario.start)
+        steps = events.kinds()[events.kinds().index("scenario-step"):]
+    assert result.ok, [v.to_json() for v in result.failures]
+    assert "appliance-stopped" not in steps and "appliance-started" not in steps
+    assert "link-down" not in steps
+    assert steps.count("link-halted") == 1
+
+
+async def test_a_mesh_that_does_not_settle_is_one_line_naming_the_scenario_and_step(keys):
+    import pytest
+
+    from mesh.errors import InputError
+    from mesh.scenario.runner import ScenarioNotSettled
+
+    # The CRL server never answers: each check waits runner.CRL_TIMEOUT (1 s),
+    # longer than this run lets the mesh take to settle.
+    scenario = small(steps=[Step(action="crl-slow")])
+    with pytest.raises(ScenarioNotSettled) as info:
+        await run_scenario(scenario, keys=keys, settle_timeout=0.2)
+    assert isinstance(info.value, InputError)
+    assert info.value.line() == (
+        "scenario 'small' step 1 (+0s crl-slow): the mesh did not settle within 0.2 s: "
+        f"no outcome yet for {S1} -> {CM}, {S2} -> {CM}; a peer or CRL server that never "
+        "answers keeps a link waiting; check what that step changed"
+    )
