@@ -8,10 +8,10 @@ engine appliance on its own (``mesh node``).
 
 from mesh.web.api import build_app as build_app
 from mesh.web.backend import ConsoleBackend as ConsoleBackend
-from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW as DEFAULT_EXPIRY_WINDOW
-from mesh.web.certificate import ExpiryWarning as ExpiryWarning
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW as DEFAULT_EXPIRY_WINDOW
+from mesh.validation.expiry import ExpiryWarning as ExpiryWarning
+from mesh.validation.expiry import expiry_warning as expiry_warning
 from mesh.web.certificate import certificate_summary as certificate_summary
-from mesh.web.certificate import expiry_warning as expiry_warning
 from mesh.web.mesh_backend import ApplianceConsole as ApplianceConsole
 from mesh.web.mesh_backend import MeshConsole as MeshConsole
 from mesh.web.server import ConsoleAddress as ConsoleAddress

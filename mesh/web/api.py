@@ -47,8 +47,9 @@ from starlette.routing import Route
 
 from mesh.errors import InputError, ValidationFailed
 from mesh.graph import Graph, render_svg
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.backend import ConsoleBackend
-from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW, certificate_summary
+from mesh.web.certificate import certificate_summary
 from mesh.web.status import status_document
 
 __all__ = ["build_app", "MAX_FILE_BYTES", "MAX_EVENTS"]

@@ -21,9 +21,9 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 
 from mesh.errors import InputError
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
 from mesh.web.backend import ConsoleBackend
-from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW
 from mesh.web.tls import IdentityContexts
 
 __all__ = ["ConsoleAddress", "serve_console"]

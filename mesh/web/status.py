@@ -28,7 +28,8 @@ from typing import Any
 
 from mesh.errors import FailureCode
 from mesh.web.backend import ConsoleBackend
-from mesh.web.certificate import DEFAULT_EXPIRY_WINDOW, certificate_summary, expiry_warning
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
+from mesh.web.certificate import certificate_summary
 
 __all__ = ["link_document", "status_document"]
 

@@ -10,6 +10,7 @@ def test_validation_does_not_import_trio():
         "import mesh.validation, mesh.validation.verdict, mesh.validation.chain\n"
         "import mesh.validation.revocation, mesh.validation.identity\n"
         "import mesh.validation.strength, mesh.validation.period, mesh.validation.policy\n"
+        "import mesh.validation.expiry\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('trio', 'httpx'))\n"
         "print(','.join(bad))\n"
     )

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from mesh.pki.issue import CertificateAuthority
-from mesh.web.certificate import certificate_summary, days_until_expiry, expiry_warning
+from mesh.validation.expiry import days_until_expiry, expiry_warning
+from mesh.web.certificate import certificate_summary
 
 SECOND = dt.timedelta(seconds=1)
 DAY = dt.timedelta(days=1)
