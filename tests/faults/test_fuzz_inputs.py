@@ -133,20 +133,22 @@ def _good(folder: Path, relative: str) -> bytes:
 
 
 @FUZZ
-@given(data=st.data())
-def test_cert_lint(folder, tmp_path, capsys, data):
+@given(data=st.data(), as_json=st.booleans())
+def test_cert_lint(folder, tmp_path, capsys, data, as_json):
     bad = tmp_path / "fuzzed.crt"
     bad.write_bytes(data.draw(damaged(_good(folder, "appliances/sensor-1.crt"))))
-    rc, out, err = _cli(capsys, ["cert", "lint", "--at", EPOCH, str(bad)])
+    rc, out, err = _cli(capsys, ["cert", "lint", "--at", EPOCH, *(["--json"] * as_json), str(bad)])
     if rc == 2:
         _one_line(err, "fuzzed.crt")
     else:
         assert rc in (0, 1) and err == "", (rc, err)
+        if as_json:
+            json.loads(out)
 
 
 @FUZZ
-@given(data=st.data(), which=st.sampled_from(["crt", "key", "chain", "trust"]))
-def test_cert_check(folder, tmp_path, capsys, data, which):
+@given(data=st.data(), which=st.sampled_from(["crt", "key", "chain", "trust"]), as_json=st.booleans())
+def test_cert_check(folder, tmp_path, capsys, data, which, as_json):
     files = {
         "crt": folder / "appliances/sensor-1.crt",
         "key": folder / "appliances/sensor-1.key",
@@ -156,7 +158,7 @@ def test_cert_check(folder, tmp_path, capsys, data, which):
     fuzzed = tmp_path / f"fuzzed.{which}"
     fuzzed.write_bytes(data.draw(damaged(files[which].read_bytes())))
     files[which] = fuzzed
-    argv = ["cert", "check", "--at", EPOCH]
+    argv = ["cert", "check", "--at", EPOCH, *(["--json"] * as_json)]
     for option, path in files.items():
         argv += [f"--{option}", str(path)]
     rc, out, err = _cli(capsys, argv)
@@ -165,7 +167,9 @@ def test_cert_check(folder, tmp_path, capsys, data, which):
     else:
         # The documented verdict: exit 1 (or 0), the operator message first, on stdout.
         assert rc in (0, 1) and err == "", (rc, err)
-        if rc == 1:
+        if as_json:
+            assert json.loads(out)["valid"] is (rc == 0)
+        elif rc == 1:
             assert out.splitlines()[0] in _MESSAGES, out
 
 
