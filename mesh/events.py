@@ -27,6 +27,7 @@ import attrs
 from attrs import define, field
 
 from mesh.errors import FailureCode, Severity
+from mesh.validation.expiry import expiry_message
 
 __all__ = [
     "Event",
@@ -43,6 +44,7 @@ __all__ = [
     "CrlFetched",
     "CrlFetchFailed",
     "CertificateUploaded",
+    "CertificateExpiring",
     "UploadRefused",
     "CertificateRevoked",
     "ValidationSwitched",
@@ -358,6 +360,37 @@ class CertificateUploaded(Event):
 
 
 @define(frozen=True, kw_only=True)
+class CertificateExpiring(Event):
+    """``appliance``'s own certificate came within the warning window of its end.
+
+    Once per certificate each time it crosses into the window: at start, after
+    an upload, or when time (a jump or plain elapsed time) carries it there.
+    """
+
+    kind: ClassVar[str] = "certificate-expiring"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    subject: str = _text("")
+    serial: int | None = None
+    not_after: dt.datetime
+    days_until_expiry: int
+    window_days: int
+
+    @property
+    def message(self) -> str:
+        return expiry_message(self.subject, self.days_until_expiry)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        out["message"] = self.message
+        return out
+
+    def describe(self) -> str:
+        return f"{self.appliance}: {self.message}"
+
+
+@define(frozen=True, kw_only=True)
 class UploadRefused(Event):
     kind: ClassVar[str] = "upload-refused"
     severity: ClassVar[Severity] = Severity.ERROR
@@ -455,6 +488,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         CrlFetched,
         CrlFetchFailed,
         CertificateUploaded,
+        CertificateExpiring,
         UploadRefused,
         CertificateRevoked,
         ValidationSwitched,

@@ -38,6 +38,7 @@ reported again until the outcome changes.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Protocol, Sequence
 
 import attrs
@@ -58,6 +59,7 @@ from mesh.eventlog import EventLog
 from mesh.events import (
     ApplianceStarted,
     ApplianceStopped,
+    CertificateExpiring,
     CertificateUploaded,
     ConnectionDropped,
     LinkConnecting,
@@ -86,6 +88,7 @@ from mesh.net.links import (
     tls_refusal,
 )
 from mesh.pki.issue import Issued, KeySource
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
 from mesh.validation.verdict import Verdict
 
 __all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate"]
@@ -117,6 +120,9 @@ class EngineSettings:
     ``verdict_timeout`` is how long an end waits for the peer's verdict after
     sending its own; the peer may first have to fetch CRLs, so keep it above
     ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
+
+    ``expiry_window``: an appliance whose own certificate comes this close to
+    its notAfter says so with a ``certificate-expiring`` event (None: never).
     """
 
     handshake_timeout: float = 10.0
@@ -125,6 +131,7 @@ class EngineSettings:
     backoff_initial: float = 1.0
     backoff_cap: float = 60.0
     max_frame: int = MAX_FRAME
+    expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW
 
 
 class RetryGate:
@@ -253,6 +260,9 @@ class Appliance:
         self.errors: list[str] = []
         self._contexts: dict[bool, SSL.Context] = {}
         self._seen: dict[tuple[Any, ...], Any] = {}
+        #: The identity a certificate-expiring event was last emitted for.
+        self._expiry_warned: Issued | None = None
+        self._expiry_sleep: trio.CancelScope | None = None
 
     @property
     def name(self) -> str:
@@ -296,9 +306,11 @@ class Appliance:
                 self_signed=self.self_signed,
             )
         )
+        self.check_expiry()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
+                nursery.start_soon(self._watch_expiry)
                 for pair in self.dials:
                     nursery.start_soon(self._dial_loop, pair)
                 task_status.started(self.port)
@@ -353,7 +365,63 @@ class Appliance:
                 validated=self.validation,
             )
         )
+        self.check_expiry()
+        if self._expiry_sleep is not None:
+            self._expiry_sleep.cancel()  # the watcher looks at the new certificate
         return verdict
+
+    # -- expiry warnings --
+
+    def check_expiry(self) -> None:
+        """Emit ``certificate-expiring`` if this appliance's own certificate just
+        came within ``settings.expiry_window`` of its end.
+
+        Once per certificate per crossing: an identity already warned about is
+        not warned about again; an uploaded certificate is a new one. Called at
+        start, after an upload and after a clock jump (``Mesh.advance``); a
+        watcher task also catches plain elapsed time.
+        """
+        window = self.settings.expiry_window
+        identity = self.identity
+        if window is None or identity is None or self._expiry_warned is identity:
+            return
+        warning = expiry_warning(identity.cert, at=self.clock.now(), window=window)
+        if warning is None:
+            return
+        self._expiry_warned = identity
+        self.events.append(
+            CertificateExpiring(
+                at=self.clock.now(),
+                appliance=self.name,
+                subject=warning.subject,
+                serial=identity.cert.serial_number,
+                not_after=warning.not_after,
+                days_until_expiry=warning.days_until_expiry,
+                window_days=warning.window_days,
+            )
+        )
+
+    async def _watch_expiry(self) -> None:
+        """Check again whenever the clock could have carried the certificate into the window.
+
+        Sleeps on the emulated clock until the window opens; a jump or a kick
+        wakes it early to look again, and an upload restarts it for the new
+        certificate.
+        """
+        window = self.settings.expiry_window
+        if window is None:
+            return
+        while True:
+            self.check_expiry()
+            identity = self.identity
+            assert identity is not None
+            opens = identity.cert.not_valid_after_utc - window
+            remaining = (opens - self.clock.now()).total_seconds()
+            with trio.CancelScope() as self._expiry_sleep:
+                if self._expiry_warned is identity:
+                    await trio.sleep_forever()  # until an upload brings a new one
+                else:
+                    await self.clock.sleep(max(remaining, 0.001))
 
     def _refuse_upload(self, verdict: Verdict, cert: x509.Certificate) -> Verdict:
         primary = verdict.primary

@@ -356,10 +356,17 @@ class Mesh:
         await trio.lowlevel.checkpoint()
 
     async def advance(self, delta: dt.timedelta) -> dt.datetime:
-        """Jump the clock: validation time, CRL freshness and backoff move together."""
+        """Jump the clock: validation time, CRL freshness and backoff move together.
+
+        Running appliances whose certificate the jump carried into the expiry
+        window say so (``certificate-expiring``) before this returns.
+        """
         previous = self.clock.now()
         self.clock.jump(delta)
         self.events.append(ClockAdvanced(at=self.clock.now(), delta=delta, previous=previous))
+        for appliance in self._appliances.values():
+            if appliance.running:
+                appliance.check_expiry()
         if self.crl_server is not None and self.pki is not None:
             fault = getattr(self.crl_server, "fault", None)
             current = fault() if callable(fault) else None
