@@ -20,6 +20,7 @@ through this class. Its signatures are stable::
         await mesh.revoke(name)                     # Pki.revoke + republish CRLs
         await mesh.crl_fault("down" | "ok" | "slow" | ...)
         await mesh.advance(timedelta(days=365))     # validation, CRLs, backoff
+        await mesh.refresh()                        # every link judged afresh now
         await mesh.stop(name); await mesh.start(name)
         mesh.raise_alert(sensor, "text")            # traffic for forwarding rules
         mesh.add_external(name, host, port, hostname=None, speaks_mesh=True)
@@ -38,13 +39,26 @@ exactly one appliance dials it.
 
 or ``async with Mesh(...) as mesh:`` (starts on entry, stops on exit).
 
-``settle()`` is what a scenario runner calls after each step instead of
-sleeping: it cuts every dialer's backoff short, returns once every link whose
-dialer runs has reached an outcome on an attempt that started after the call
-(links that are up stay up: validation happens at connection start), and then
-waits until every task is idle, so the first messages of new links have been
-delivered. (Idle means trio's ``wait_all_tasks_blocked``: work in a worker
-thread, such as parsing a very large CRL, does not count as busy.)
+``settle()`` is what a caller awaits instead of sleeping: it cuts every
+dialer's backoff short, returns once every link whose dialer runs has reached
+an outcome on an attempt that started after the call (links that are up stay
+up: validation happens at connection start), and then waits until every task
+is idle, so the first messages of new links have been delivered. (Idle means
+trio's ``wait_all_tasks_blocked``: work in a worker thread, such as parsing a
+very large CRL, does not count as busy.) If that takes longer than its
+timeout it raises :class:`MeshNotSettled` naming the links still waiting.
+
+``refresh()`` (``settle(fresh=True)``) is what a scenario runner calls after
+each step: a scenario asks what the *next* connection does, so every dialer
+closes its live link cleanly (a ``link-recheck`` event, not a fault; the
+listener records nothing), redials at once and validates afresh, and
+``refresh`` returns once every link has that new outcome. No appliance stops
+and no port moves; outcomes that did not change are not reported again.
+
+Expiry warnings: an appliance whose own certificate comes within
+``EngineSettings.expiry_window`` (30 days) of its notAfter emits one
+``certificate-expiring`` event per certificate per crossing: at start, after
+an upload, after :meth:`Mesh.advance`, or when plain elapsed time gets there.
 
 Revocation and CRL freshness: a CA that revokes republishes its CRL, and
 appliances keep CRLs cached until their nextUpdate. ``revoke`` republishes on
