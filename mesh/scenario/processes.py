@@ -3,9 +3,9 @@
 Theory of operation. The runner keeps what the in-process engine keeps in
 memory — each appliance's certificate files, its validation switch, whether a
 step stopped it, and the emulated instant — and the CRL server (and proxy) run
-here, on real ports. ``mesh node`` has no control channel, so each step is
-played the way the in-process runner plays it for dialers, but for every
-appliance: all nodes stop, the clock moves, the action is applied to the
+here, on real ports. ``mesh node`` has no control channel, so where the
+in-process runner has every link redial in place (``Mesh.refresh``), each
+step here restarts every node: all nodes stop, the clock moves, the action is applied to the
 state (an upload is judged by the same upload check as ``mesh cert check``,
 on the files an admin would upload), and every node starts again with the new
 state and ``start`` = the emulated instant. Each node keeps one listening
