@@ -106,11 +106,6 @@ class FailureCode(enum.Enum):
         "crl_invalid",
         "The CRL (Certificate Revocation List) location did not return a valid CRL.",
     )
-    CRL_TIMEOUT = (
-        "crl_timeout",
-        "The CRL (Certificate Revocation List) location did not answer in time. "
-        "Verify the URL can be accessed from this appliance",
-    )
     CRL_HTTP_ERROR = (
         "crl_http_error",
         "The CRL (Certificate Revocation List) location answered with an HTTP error. "
@@ -154,7 +149,6 @@ class FailureCode(enum.Enum):
 _CRL_RETRIEVAL = frozenset(
     {
         FailureCode.CRL_UNREACHABLE,
-        FailureCode.CRL_TIMEOUT,
         FailureCode.CRL_HTTP_ERROR,
         FailureCode.CRL_INVALID,
         FailureCode.CRL_URL_UNSUPPORTED,

@@ -226,8 +226,8 @@ class CrlFetcher:
                 loop for big CRLs, and guards the cache (see the module notes).
 
         Raises:
-            ValidationFailed: ``crl_url_unsupported``, ``crl_unreachable``,
-                ``crl_timeout``, ``crl_http_error`` or ``crl_invalid``, when no
+            ValidationFailed: ``crl_url_unsupported``, ``crl_unreachable``
+                (also when it timed out), ``crl_http_error`` or ``crl_invalid``, when no
                 current cached CRL can stand in.
         """
         entry = self._cache.get(url)
@@ -470,9 +470,12 @@ class CrlFetcher:
                             raise self._too_big(url, progress.size)
                         chunks.append(chunk)
         except httpx.TimeoutException as exc:
+            # A server that never answers is, to the operator, a CRL location
+            # that is not reachable: the source document's message; the detail
+            # says it timed out.
             raise ValidationFailed(
-                FailureCode.CRL_TIMEOUT,
-                f"{url}{via}: no answer within {self.timeout:g} s ({_why(exc)})",
+                FailureCode.CRL_UNREACHABLE,
+                f"{url}{via}: timed out, no answer within {self.timeout:g} s ({_why(exc)})",
             ) from None
         except httpx.TransportError as exc:
             raise ValidationFailed(
@@ -480,8 +483,8 @@ class CrlFetcher:
             ) from None
         if deadline.cancelled_caught:
             raise ValidationFailed(
-                FailureCode.CRL_TIMEOUT,
-                f"{url}{via}: no complete answer within {self.timeout:g} s",
+                FailureCode.CRL_UNREACHABLE,
+                f"{url}{via}: timed out, no complete answer within {self.timeout:g} s",
             )
         parse = functools.partial(_parse, chunks, url)
         if progress.size > _THREAD_PARSE_BYTES:

@@ -22,7 +22,7 @@ upload check prints — is the first error in this order, most basic first:
 5. ``wrong_purpose``, ``name_mismatch`` — a good certificate, the wrong use
 6. ``revoked``
 7. ``crl_signature_invalid``, ``crl_stale`` — a CRL we got but cannot use
-8. ``crl_unreachable``, ``crl_timeout``, ``crl_http_error``, ``crl_invalid``,
+8. ``crl_unreachable``, ``crl_http_error``, ``crl_invalid``,
    ``crl_url_unsupported`` — a CRL we could not get
 9. ``no_cdp``, then anything else (``validation_failed``)
 
@@ -73,7 +73,6 @@ PRIMARY_ORDER: tuple[FailureCode, ...] = (
     FailureCode.CRL_SIGNATURE_INVALID,
     FailureCode.CRL_STALE,
     FailureCode.CRL_UNREACHABLE,
-    FailureCode.CRL_TIMEOUT,
     FailureCode.CRL_HTTP_ERROR,
     FailureCode.CRL_INVALID,
     FailureCode.CRL_URL_UNSUPPORTED,

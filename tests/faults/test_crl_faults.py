@@ -56,12 +56,12 @@ async def test_never_answering_server_halts_within_the_timeout_hard_fail(
     mock_clock.jump(0.1)
     link = await wait_link(mesh, "sensor-1", "console", LinkState.HALTED)
     assert trio.current_time() - started <= CRL_TIMEOUT + 0.1
-    assert link.code is FailureCode.CRL_TIMEOUT
+    assert link.code is FailureCode.CRL_UNREACHABLE
     assert link.refused_by == "console"
     assert {by for by, _ in link.refusals} == {"sensor-1", "console"}
     assert link.delivered == 0
     failed = mesh.events.of(CrlFetchFailed)
-    assert failed and {e.code for e in failed} == {FailureCode.CRL_TIMEOUT}
+    assert failed and {e.code for e in failed} == {FailureCode.CRL_UNREACHABLE}
     assert f"{CRL_TIMEOUT:g} s" in failed[0].detail
     assert {e.refused_by for e in mesh.events.of(LinkHalted)} == {"sensor-1", "console"}
 
@@ -81,7 +81,7 @@ async def test_never_answering_server_soft_fail_is_up_with_a_warning(
     assert trio.current_time() - started <= CRL_TIMEOUT + 0.1
     warnings = mesh.events.of(CrlFetchFailed)
     assert warnings and all(e.severity is Severity.WARNING for e in warnings)
-    assert {e.code for e in warnings} == {FailureCode.CRL_TIMEOUT}
+    assert {e.code for e in warnings} == {FailureCode.CRL_UNREACHABLE}
     assert await wait_delivered(mesh, "sensor-1", "console", 0) >= 1
     assert not mesh.events.of(LinkHalted)
 

@@ -216,7 +216,8 @@ async def test_no_answer_is_a_timeout(server, clock, mock_clock):
         await trio.testing.wait_all_tasks_blocked()
         assert outcome == []  # not yet
         mock_clock.jump(0.2)
-    assert [f.code for f in outcome] == [FailureCode.CRL_TIMEOUT]
+    assert [f.code for f in outcome] == [FailureCode.CRL_UNREACHABLE]
+    assert "timed out" in outcome[0].detail
     assert "5 s" in outcome[0].detail
     await fetcher.aclose()
 

@@ -160,13 +160,13 @@ async def test_a_sensor_stopped_by_a_step_stays_stopped(keys):
     assert result.ok, [v.to_json() for v in result.failures]
 
 
-async def test_a_crl_server_that_never_answers_halts_with_crl_timeout(keys):
+async def test_a_crl_server_that_never_answers_halts_with_crl_unreachable(keys):
     # Real time: the CRL fetch times out after runner.CRL_TIMEOUT (1 s) per attempt.
     scenario = small(
         steps=[Step(action="crl-slow"), Step(after=dt.timedelta(days=8), action="advance")],
         expectations=[
             Expectation(link=f"{S1} -> {CM}", state="up", after_step=1),
-            Expectation(link=f"{S1} -> {CM}", state="halted", code="crl_timeout"),
+            Expectation(link=f"{S1} -> {CM}", state="halted", code="crl_unreachable"),
         ],
     )
     result = await run_scenario(scenario, keys=keys)
