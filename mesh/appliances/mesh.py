@@ -253,12 +253,30 @@ class Mesh:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for name in list(self._appliances):
+                for name in self._listeners_first():
                     await self._launch(name)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
             self._nursery = None
+
+    def _listeners_first(self) -> list[str]:
+        """Every appliance, each after the appliances it dials (add order otherwise).
+
+        So a dialer's first attempt finds its listener listening instead of
+        reporting it down; a cycle (not made by ``link_pairs``) keeps add order.
+        """
+        order: list[str] = []
+        waiting = list(self._appliances)
+        while waiting:
+            ready = [
+                name for name in waiting
+                if all(p.listener in order or p.listener not in self._appliances
+                       for p in self._pairs if p.dialer == name)
+            ] or waiting[:1]
+            order += ready
+            waiting = [name for name in waiting if name not in ready]
+        return order
 
     async def __aenter__(self) -> Mesh:
         self._outer_nursery_cm = trio.open_nursery()

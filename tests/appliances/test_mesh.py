@@ -191,3 +191,15 @@ async def test_a_mesh_that_does_not_settle_names_the_links_still_waiting(deploym
     assert str(info.value) == (
         "the mesh did not settle within 0.2 s: no outcome yet for console -> ha, sensor-1 -> console"
     )
+
+
+async def test_listeners_start_before_their_dialers_whatever_the_add_order(deployment, nursery):
+    # The console is added first and dials the HA console, added last: it must
+    # not report the HA console down before it had a chance to listen.
+    mesh = _trio(deployment)
+    assert mesh.names[0] == "console"
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    started = [e.appliance for e in mesh.events if e.kind == "appliance-started"]
+    assert started.index("ha") < started.index("console") < started.index("sensor-1")
+    assert "link-down" not in mesh.events.kinds()
