@@ -45,7 +45,13 @@ from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
-from mesh.scenario.runner import Progress, build_pki, start_crl_service
+from mesh.scenario.runner import (
+    Progress,
+    ScenarioNotSettled,
+    build_pki,
+    not_settled_in,
+    start_crl_service,
+)
 
 __all__ = ["run_in_processes", "NODE_TIMEOUT", "MAX_NODES"]
 
@@ -266,14 +272,28 @@ class _Fleet:
         return sum(1 for e in node.events
                    if e.get("kind") == "link-down" and (e.get("dialer"), e.get("listener")) == link)
 
-    async def settle(self) -> None:
-        with trio.fail_after(NODE_TIMEOUT):
+    async def settle(self, where: str, *, timeout: float | None = None) -> None:
+        """Wait until every running dialer's link has an outcome.
+
+        Raises:
+            ScenarioNotSettled: not within ``timeout`` (default NODE_TIMEOUT) seconds.
+        """
+        limit = NODE_TIMEOUT if timeout is None else timeout
+        with trio.move_on_after(limit) as waiting:
             while not self._settled():
                 waiters = list(self.nodes.values())
                 with trio.move_on_after(0.2):
                     async with trio.open_nursery() as nursery:
                         for node in waiters:
                             nursery.start_soon(_wait_and_cancel, node, nursery.cancel_scope)
+        if waiting.cancelled_caught:
+            pending = [f"{d} -> {l}" for d, l in self.scenario.links()
+                       if d in self.nodes and self._final(d, (d, l)) is None]
+            problem = f"the mesh nodes did not settle within {limit:g} s"
+            if pending:
+                problem += ": no outcome yet for " + ", ".join(pending[:5])
+                problem += f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+            raise ScenarioNotSettled(self.scenario.name, where, problem)
 
     def links(self) -> list[LinkRow]:
         """The link table (what progress lines count)."""
@@ -397,10 +417,15 @@ async def run_in_processes(
     keys: KeySource | None = None,
     sink: TextIO | None = None,
     progress: Progress | None = None,
+    settle_timeout: float | None = None,
 ) -> RunResult:
     """Play ``scenario`` with every appliance as a ``mesh node`` process.
 
     ``sink`` receives every node's events, as the JSON lines the nodes print.
+
+    Raises:
+        ScenarioNotSettled: the nodes did not settle (``settle_timeout``
+            seconds, default NODE_TIMEOUT) at start or after a step.
     """
     check_scenario(scenario)
     if len(scenario.appliances) > MAX_NODES:
@@ -411,57 +436,64 @@ async def run_in_processes(
             "run it without --processes",
         )
     wall = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
-        folder = Path(tmp)
-        async with trio.open_nursery() as nursery:
-            crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
-            if progress:
-                progress("building", None, None)
-            keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
-            pki = await trio.to_thread.run_sync(
-                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
-            )
-            fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
-                           sink=sink, nursery=nursery)
-            fleet.publish(crl_server)
-            verdicts: dict[int, Any] = {}
-            uploads: dict[int, StepRecord] = {}
-            records: list[StepRecord] = []
-            last = len(scenario.steps)
-
-            def check(after: int, rows: list[LinkRow]) -> None:
-                for i, expectation in enumerate(scenario.expectations, 1):
-                    due = expectation.due if expectation.due is not None else last
-                    if due == after and i not in verdicts:
-                        verdicts[i] = judge(i, expectation, links=rows, uploads=uploads,
-                                            checked_after=after, at=fleet.now)
-
-            try:
-                await fleet.start_all()
-                await fleet.settle()
-                rows = fleet.rows()
-                check(0, rows)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
+            folder = Path(tmp)
+            async with trio.open_nursery() as nursery:
+                crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
                 if progress:
-                    progress("started", None, fleet)  # type: ignore[arg-type]
-                for index, step in enumerate(scenario.steps, 1):
-                    await fleet.stop_all()
-                    fleet.now = fleet.now + step.after
-                    if step.after:
-                        fleet.publish(crl_server)
-                    record = await fleet.act(index, step, crl_server)
-                    records.append(record)
-                    if step.action == "upload":
-                        uploads[index] = record
+                    progress("building", None, None)
+                keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
+                pki = await trio.to_thread.run_sync(
+                    lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+                )
+                fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
+                               sink=sink, nursery=nursery)
+                fleet.publish(crl_server)
+                verdicts: dict[int, Any] = {}
+                uploads: dict[int, StepRecord] = {}
+                records: list[StepRecord] = []
+                last = len(scenario.steps)
+
+                def check(after: int, rows: list[LinkRow]) -> None:
+                    for i, expectation in enumerate(scenario.expectations, 1):
+                        due = expectation.due if expectation.due is not None else last
+                        if due == after and i not in verdicts:
+                            verdicts[i] = judge(i, expectation, links=rows, uploads=uploads,
+                                                checked_after=after, at=fleet.now)
+
+                try:
                     await fleet.start_all()
-                    await fleet.settle()
+                    await fleet.settle("at start", timeout=settle_timeout)
                     rows = fleet.rows()
-                    check(index, rows)
+                    check(0, rows)
                     if progress:
-                        progress("step", record, fleet)  # type: ignore[arg-type]
-            finally:
-                with trio.CancelScope(shield=True):
-                    await fleet.stop_all()
-                nursery.cancel_scope.cancel()
+                        progress("started", None, fleet)  # type: ignore[arg-type]
+                    for index, step in enumerate(scenario.steps, 1):
+                        await fleet.stop_all()
+                        fleet.now = fleet.now + step.after
+                        if step.after:
+                            fleet.publish(crl_server)
+                        record = await fleet.act(index, step, crl_server)
+                        records.append(record)
+                        if step.action == "upload":
+                            uploads[index] = record
+                        await fleet.start_all()
+                        await fleet.settle(f"step {index} ({step.describe()})", timeout=settle_timeout)
+                        rows = fleet.rows()
+                        check(index, rows)
+                        if progress:
+                            progress("step", record, fleet)  # type: ignore[arg-type]
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await fleet.stop_all()
+                    nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the run raised; stuck nodes are one line.
+        stuck = not_settled_in(group)
+        if stuck is None:
+            raise
+        raise stuck from None
     return RunResult(
         scenario=scenario,
         links=rows,

@@ -86,6 +86,16 @@ CRL_TIMEOUT = 1.0
 SETTLE_TIMEOUT = 60.0
 
 
+def not_settled_in(group: BaseExceptionGroup) -> ScenarioNotSettled | None:
+    """The :class:`ScenarioNotSettled` a nursery wrapped, if that is all ``group`` holds."""
+    stuck, rest = group.split(ScenarioNotSettled)
+    if stuck is None or rest is not None:
+        return None
+    while isinstance(stuck, BaseExceptionGroup):
+        stuck = stuck.exceptions[0]
+    return stuck  # type: ignore[return-value]
+
+
 class ScenarioNotSettled(InputError):
     """The mesh did not settle after a step: the run cannot judge its expectations.
 
@@ -495,11 +505,9 @@ async def start_scenario(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps what the run raised; a stuck mesh is one line.
-        stuck, rest = group.split(ScenarioNotSettled)
-        if stuck is None or rest is not None:
+        stuck = not_settled_in(group)
+        if stuck is None:
             raise
-        while isinstance(stuck, BaseExceptionGroup):
-            stuck = stuck.exceptions[0]
         raise stuck from None
 
 

@@ -62,3 +62,26 @@ async def test_a_fleet_too_big_for_processes_is_one_clear_line():
         f"fleet.toml: has {MAX_NODES + 1} appliances, too many for --processes "
         f"(one Python process each; at most {MAX_NODES}); run it without --processes"
     )
+
+
+@pytest.mark.slow
+async def test_nodes_that_do_not_settle_are_one_line_naming_the_step(key_pool):
+    from mesh.scenario.model import ApplianceDef, Scenario, Step
+    from mesh.scenario.runner import ScenarioNotSettled
+
+    # Every node restarts with an empty CRL cache into a CRL server that never
+    # answers: each check waits the node's CRL timeout (5 s), longer than 3 s.
+    cm, s1 = "cm.contoso.test", "sensor-1.contoso.test"
+    scenario = Scenario(
+        name="stuck",
+        appliances=[ApplianceDef(name=cm, role="management-console"),
+                    ApplianceDef(name=s1, role="sensor", connects_to=[cm])],
+        steps=[Step(action="crl-slow")],
+    )
+    with pytest.raises(ScenarioNotSettled) as info:
+        await run_in_processes(scenario, keys=key_pool.cursor(), settle_timeout=3.0)
+    assert info.value.line() == (
+        "scenario 'stuck' step 1 (+0s crl-slow): the mesh nodes did not settle within 3 s: "
+        f"no outcome yet for {s1} -> {cm}; a peer or CRL server that never answers keeps "
+        "a link waiting; check what that step changed"
+    )
