@@ -58,6 +58,7 @@ __all__ = [
     "start_scenario",
     "ScenarioRun",
     "ScenarioNotSettled",
+    "not_settled_in",
     "link_rows",
     "Progress",
     "SETTLE_TIMEOUT",
