@@ -26,7 +26,15 @@ the chain its peer presented, and a refusal halts the live link.
 A dialer retries with capped exponential backoff on the emulated clock and
 validates afresh on every attempt, so an upload, a toggle, a revocation or a
 clock jump changes the outcome at the next attempt. A :class:`RetryGate`
-request (``Mesh.settle``) or any clock jump cuts the backoff short.
+request (``Mesh.settle``) or any clock jump cuts the backoff short. A
+:meth:`RetryGate.recheck` (``Mesh.refresh``) also makes every dialer close its
+live link cleanly (a ``link-recheck`` event, not ``link-down``) and redial at
+once, so a live link too is judged afresh; the listener's end in the same
+process takes that close as no news.
+
+Each appliance also watches its own certificate: ``certificate-expiring``
+once per certificate when it comes within ``EngineSettings.expiry_window`` of
+its end (at start, after an upload, on a clock jump or as time passes).
 
 Who reports what: the dialer owns a link's lifecycle events (``link-up``,
 ``link-down``); the listener reports them too when the dialer is not in this
