@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import trio
 from cryptography import x509
 
 from mesh.clock import EmulatedClock
-from mesh.errors import FailureCode
+from mesh.errors import FailureCode, ValidationFailed
 from mesh.eventlog import EventLog
 from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord
 from mesh.validation.finding import Finding
 from mesh.validation.policy import ValidationPolicy
+from mesh.validation.revocation import CrlIndex
 from mesh.validation.verdict import Verdict, crl_urls, validate_peer
 
 __all__ = ["PeerChecker"]
@@ -85,6 +87,27 @@ class PeerChecker:
                 code=FailureCode.CHAIN_UNTRUSTED, detail="the peer presented no certificate"
             )
             return Verdict.judge([finding], enabled=policy.enabled)
+        # First from memory: validate_peer asks for exactly the CRLs of the
+        # trusted path, so if the cache answers every one of them the verdict
+        # is the one a prefetch would have led to. Only on a miss (nothing
+        # cached, stale, or marked for refresh) are the URLs gathered and
+        # fetched, and the chain judged again with the fresh lookup. This
+        # saves a second path build and a task per URL on every connection.
+        missing: list[str] = []
+        ready = self.fetcher.ready
+
+        def from_memory(url: str) -> CrlIndex | ValidationFailed:
+            index = ready(url)
+            if index is None:
+                missing.append(url)
+                return ValidationFailed(FailureCode.CRL_UNREACHABLE, f"{url} is not cached")
+            return index
+
+        at = self.clock.now()
+        verdict = validate_peer(chain, trust=trust, at=at, crls=from_memory, policy=policy)
+        if not missing:
+            await trio.lowlevel.checkpoint()
+            return verdict
         lookup = await self.fetcher.prefetch(crl_urls(chain, trust))
         return validate_peer(chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy)
 

@@ -298,6 +298,18 @@ class CrlFetcher:
                 nursery.start_soon(one, url)
         return crl_lookup(results)
 
+    def ready(self, url: str) -> CrlIndex | None:
+        """The CRL :meth:`get` would answer for ``url`` without fetching, else None.
+
+        Cached, current by the emulated clock and not marked for refresh: a
+        caller can judge from memory and fall back to :meth:`prefetch` only
+        when this is None (the engine's connection path, see ``PeerChecker``).
+        """
+        entry = self._cache.get(url)
+        if entry is None or entry.refresh or not self._current(entry.index):
+            return None
+        return entry.index
+
     async def crls_for(
         self, chain: Sequence[x509.Certificate], *, trust: Sequence[x509.Certificate]
     ) -> CrlLookup:
