@@ -617,11 +617,14 @@ class Appliance:
                 check = None
             else:
                 peer = _label_of(chain)
-                expected = list(self.directory.expected_dialers(self.name))
+                # Not copied nor kept: a console's list names every sensor,
+                # and this frame lives as long as the link.
+                dialers = self.directory.expected_dialers(self.name)
                 check = (
                     "client",
-                    self.directory.hostname_of(expected[0]) if len(expected) == 1 else None,
+                    self.directory.hostname_of(dialers[0]) if len(dialers) == 1 else None,
                 )
+                del dialers
             if check is None:
                 mine = Judgement.not_checked(self.name)
             else:
@@ -663,7 +666,13 @@ class Appliance:
             self._record(link, outcome, mine, theirs, generation=generation)
             if outcome.state is LinkState.HALTED:
                 return False
-            recheck = None if check is None else (chain, *check)
+            # The peer's parsed chain is kept for the link's life only when
+            # it will be judged again (revalidate_every): parsed certificates
+            # and their names are kilobytes per link.
+            recheck = None
+            if check is not None and self.spec.revalidate_every is not None:
+                recheck = (chain, *check)
+            del chain
             clean = await self._carry(
                 link, framed, peer=peer, recheck=recheck, generation=generation
             )

@@ -147,7 +147,7 @@ class Mesh:
         self._stale = False
         self._pair_list: list[LinkPair] = []
         self._dials: dict[str, list[LinkPair]] = {}
-        self._dialers: dict[str, list[str]] = {}
+        self._dialers: dict[str, tuple[str, ...]] = {}
         self._external: dict[str, tuple[str, int, str, bool]] = {}
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
@@ -198,7 +198,8 @@ class Mesh:
                 dialers.setdefault(pair.listener, []).append(pair.dialer)
             for name, appliance in self._appliances.items():
                 appliance.dials = dials.get(name, [])
-            self._pair_list, self._dials, self._dialers = pairs, dials, dialers
+            self._pair_list, self._dials = pairs, dials
+            self._dialers = {name: tuple(names) for name, names in dialers.items()}
             self._stale = False
         return self._pair_list
 
@@ -259,7 +260,7 @@ class Mesh:
 
     def expected_dialers(self, listener: str) -> Sequence[str]:
         self._topology()
-        return list(self._dialers.get(listener, ()))
+        return self._dialers.get(listener, ())
 
     def hostname_of(self, name: str) -> str:
         """The domain name ``name``'s certificate must carry: the spec's
