@@ -55,7 +55,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import ssl
+import weakref
 from typing import Callable, Iterable, Mapping, Sequence
 
 import httpx
@@ -528,11 +530,24 @@ class CrlFetcher:
         )
 
 
+#: Parsed CRLs by (URL, SHA-256 of the body), shared by every fetcher in the
+#: process while any of them holds one: a thousand sensors fetching the same
+#: CRL keep one parsed copy, not a thousand. Each fetcher still fetches and
+#: decides for itself; a CrlIndex is immutable (its signature memo is keyed
+#: by the issuer), so sharing it changes no verdict.
+_PARSED: weakref.WeakValueDictionary[tuple[str, bytes], CrlIndex] = weakref.WeakValueDictionary()
+
+
 def _parse(chunks: list[bytes], url: str) -> CrlIndex:
     # The join happens here, in the worker thread for big bodies: CPython
     # drops the GIL while joining large bytes, so a 37 MiB copy (about 70 ms
     # of page faults) does not stall the event loop.
-    return CrlIndex.from_bytes(b"".join(chunks), source=url)
+    body = b"".join(chunks)
+    key = (url, hashlib.sha256(body).digest())
+    index = _PARSED.get(key)
+    if index is None:
+        index = _PARSED[key] = CrlIndex.from_bytes(body, source=url)
+    return index
 
 
 async def _signed_by(index: CrlIndex, issuer: x509.Certificate) -> bool:
