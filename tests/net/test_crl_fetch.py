@@ -350,6 +350,35 @@ async def test_prefetch_gives_the_core_a_lookup(server, fetcher):
     assert fetcher.lookup_for == fetcher.prefetch
 
 
+async def test_ready_answers_only_what_get_would_answer_without_fetching(server, fetcher, clock):
+    url = server.url(PATH)
+    assert fetcher.ready(url) is None  # nothing cached
+    index = await fetcher.get(url)
+    assert fetcher.ready(url) is index
+    fetcher.invalidate(url)
+    assert fetcher.ready(url) is None  # marked for refresh
+    index = await fetcher.get(url)
+    assert fetcher.ready(url) is index
+    clock.at = index.next_update + dt.timedelta(seconds=1)
+    assert fetcher.ready(url) is None  # stale by the emulated clock
+    assert server.requests(PATH) == 2
+
+
+async def test_prefetch_of_cached_urls_makes_no_request(server, fetcher):
+    url = server.url(PATH)
+    first = (await fetcher.prefetch([url]))(url)
+    again = (await fetcher.prefetch([url, url]))(url)
+    assert again is first and server.requests(PATH) == 1
+
+
+async def test_fetchers_in_one_process_share_one_parse_of_the_same_crl(server, clock):
+    url = server.url(PATH)
+    async with CrlFetcher(now=clock) as one, CrlFetcher(now=clock) as two:
+        a, b = await one.get(url), await two.get(url)
+        assert a is b  # one parsed copy for both
+        assert one.fetches == two.fetches == 1 and server.requests(PATH) == 2
+
+
 # -- large CRLs --
 
 
