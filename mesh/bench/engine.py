@@ -59,7 +59,7 @@ class TooSlow(Exception):
 
 
 async def bring_up(
-    bench: Bench, sensors: int, *, deadline: float = 90.0, add_budget: float = 30.0
+    bench: Bench, sensors: int, *, deadline: float = 150.0, add_budget: float = 30.0
 ) -> dict:
     """Run one console and ``sensors`` sensors until every link is up; return the facts.
 
