@@ -21,6 +21,7 @@ import meshlab
 from meshlab import FAST, crl_server  # noqa: F401  (crl_server is a fixture)
 from mesh.appliances import EngineSettings, LinkState, Mesh
 
+
 class Deployment(meshlab.Deployment):
     """The shared deployment, plus ways to break it."""
 
