@@ -77,6 +77,7 @@ import trio
 import trio.testing
 
 from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
+from mesh.appliances.collector import collector_tuned
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus
 from mesh.clock import EmulatedClock
@@ -279,12 +280,13 @@ class Mesh:
     async def run(self, *, task_status: trio.TaskStatus[Mesh] = trio.TASK_STATUS_IGNORED) -> None:
         """Start every appliance, report readiness, run until cancelled."""
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for name in self._listeners_first():
-                    await self._launch(name)
-                task_status.started(self)
-                await trio.sleep_forever()
+            with collector_tuned():
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for name in self._listeners_first():
+                        await self._launch(name)
+                    task_status.started(self)
+                    await trio.sleep_forever()
         finally:
             self._nursery = None
 
