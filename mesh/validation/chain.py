@@ -157,7 +157,17 @@ PARSE_ERRORS = (
 )
 
 
-@functools.lru_cache(maxsize=4096)
+#: Certificates remembered by :func:`malformation` and :func:`_to_openssl`.
+#: A check looks each certificate up two or three times in quick succession
+#: (``crl_urls``, then ``validate_peer``), and the anchors and intermediates
+#: are the same for every check, so a few hundred entries answer nearly every
+#: lookup. A larger memo mostly kept peers' leaf certificates alive (with
+#: their parsed names and an OpenSSL copy, ~20 kB each) long after their
+#: handshake: 4,096 of them at 5,000 sensors.
+_CERT_MEMO = 256
+
+
+@functools.lru_cache(maxsize=_CERT_MEMO)
 def malformation(cert: x509.Certificate) -> str | None:
     """Why ``cert`` cannot be judged, or None.
 
@@ -251,6 +261,6 @@ def _store(trust: tuple[x509.Certificate, ...]) -> crypto.X509Store:
     return store
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_CERT_MEMO)
 def _to_openssl(cert: x509.Certificate) -> crypto.X509:
     return crypto.X509.from_cryptography(cert)
