@@ -249,23 +249,29 @@ class _Fleet:
         return found
 
     def _settled(self) -> bool:
+        return not self._unsettled()
+
+    def _unsettled(self) -> list[tuple[str, str]]:
+        """The links of running dialers that have no final outcome yet."""
+        waiting = []
         for dialer, listener in self.scenario.links():
             if dialer not in self.nodes:
                 continue
-            mine = self._final(dialer, (dialer, listener))
+            link = (dialer, listener)
+            mine = self._final(dialer, link)
             if mine is None:
-                return False
-            if listener not in self.nodes:
+                waiting.append(link)
+            elif listener not in self.nodes:
                 continue
-            if mine.get("kind") == "link-down":
+            elif mine.get("kind") == "link-down":
                 # Nodes start together, so a first attempt may find the
                 # listener not yet listening; it is down for real only when
                 # the retry (a second later) fails too.
-                if self._downs(dialer, (dialer, listener)) < 2:
-                    return False
-            elif self._final(listener, (dialer, listener)) is None:
-                return False
-        return True
+                if self._downs(dialer, link) < 2:
+                    waiting.append(link)
+            elif self._final(listener, link) is None:
+                waiting.append(link)
+        return waiting
 
     def _downs(self, name: str, link: tuple[str, str]) -> int:
         node = self.nodes[name]
@@ -287,8 +293,7 @@ class _Fleet:
                         for node in waiters:
                             nursery.start_soon(_wait_and_cancel, node, nursery.cancel_scope)
         if waiting.cancelled_caught:
-            pending = [f"{d} -> {l}" for d, l in self.scenario.links()
-                       if d in self.nodes and self._final(d, (d, l)) is None]
+            pending = [f"{d} -> {l}" for d, l in self._unsettled()]
             problem = f"the mesh nodes did not settle within {limit:g} s"
             if pending:
                 problem += ": no outcome yet for " + ", ".join(pending[:5])
