@@ -20,6 +20,8 @@ import re
 
 from attrs import define, field
 
+from mesh.pki.faults import RECIPES
+
 __all__ = [
     "ROLES",
     "ACTIONS",
@@ -69,23 +71,8 @@ UPLOAD_VERDICTS = ("accepted", "refused")
 #: Certificate recipes an appliance may start with or upload: the healthy one,
 #: a self-signed one (what the appliance generates at first start), and every
 #: fault recipe of ``mesh.pki.faults``.
-CERTIFICATE_RECIPES = (
-    "ca-signed",
-    "self-signed",
-    "expired",
-    "not-yet-valid",
-    "revoked",
-    "untrusted",
-    "missing-intermediate",
-    "no-cdp",
-    "crl-unreachable",
-    "weak-key",
-    "sha1",
-    "missing-subject-fields",
-    "key-mismatch",
-    "wrong-passphrase",
-    "expired-intermediate",
-    "revoked-intermediate",
+CERTIFICATE_RECIPES = ("ca-signed", "self-signed") + tuple(
+    name for name in RECIPES if name not in ("ca-signed", "self-signed")
 )
 
 #: The emulated instant a scenario starts at when it does not say.
