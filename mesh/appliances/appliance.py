@@ -266,7 +266,7 @@ class Appliance:
         self.alerts = AlertBoard()
         self.inbox: list[tuple[str, Frame]] = []
         self.errors: list[str] = []
-        self._contexts: dict[bool, SSL.Context] = {}
+        self._contexts: dict[bool, tuple[SSL.Context, tls.Credentials]] = {}
         self._seen: dict[tuple[Any, ...], Any] = {}
         #: The identity a certificate-expiring event was last emitted for.
         self._expiry_warned: Issued | None = None
@@ -467,30 +467,27 @@ class Appliance:
 
     # -- TLS contexts --
 
-    def _context(self, *, server: bool) -> SSL.Context:
-        ctx = self._contexts.get(server)
-        if ctx is None:
-            options = dict(
+    def _tls(self, *, server: bool) -> tuple[SSL.Context, tls.Credentials]:
+        """The context and credentials for this appliance's side of a connection.
+
+        The context is shared with every appliance of the process that has the
+        same chain and trust (``tls.shared_context``); the certificate and key
+        go on each connection. Worked out once per identity and side.
+        """
+        cached = self._contexts.get(server)
+        if cached is None:
+            identity = self.identity
+            assert identity is not None
+            credentials = tls.Credentials(identity.cert, identity.key)
+            ctx = tls.shared_context(
+                credentials,
                 server=server,
+                chain=identity.chain,
                 trust=self.spec.trust,
                 require_peer_cert=self.role.validates_clients if server else True,
             )
-            try:
-                ctx = tls.make_context(self.identity, **options)  # type: ignore[arg-type]
-            except SSL.Error:
-                # OpenSSL's security level refuses to even load a weak certificate
-                # (RSA-1024, SHA-1). The appliance presents what it was given and
-                # the peer's validator judges it (weak_crypto), so load it at level 0.
-                assert self.identity is not None
-                ctx = tls.make_context(None, **options)  # type: ignore[arg-type]
-                ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
-                ctx.use_certificate(self.identity.cert)  # type: ignore[arg-type]
-                ctx.use_privatekey(self.identity.key)  # type: ignore[arg-type]
-                ctx.check_privatekey()
-                for extra in self.identity.chain:
-                    ctx.add_extra_chain_cert(extra)  # type: ignore[arg-type]
-            self._contexts[server] = ctx
-        return ctx
+            cached = self._contexts[server] = (ctx, credentials)
+        return cached
 
     # -- dialing --
 
@@ -524,12 +521,14 @@ class Appliance:
             self._down(link, f"{pair.listener} has no known address", generation=generation)
             return False
         host, port = address
+        context, credentials = self._tls(server=False)
         try:
             stream = await tls.connect(
                 host,
                 port,
-                self._context(server=False),
+                context,
                 handshake_timeout=self.settings.handshake_timeout,
+                credentials=credentials,
             )
         except tls.HandshakeTimeout as exc:
             self._down(link, str(exc), generation=generation)
@@ -562,7 +561,8 @@ class Appliance:
 
     async def _serve_one(self, transport: trio.SocketStream) -> None:
         client = _peer_address(transport)  # now: a client that reset cannot be asked later
-        stream = tls.TlsStream.server(transport, self._context(server=True))
+        context, credentials = self._tls(server=True)
+        stream = tls.TlsStream.server(transport, context, credentials=credentials)
         try:
             with trio.move_on_after(self.settings.handshake_timeout) as scope:
                 await stream.do_handshake()

@@ -129,7 +129,7 @@ def presentable(mesh: Mesh, name: str) -> bool:
     ever reached. That is closed too.
     """
     try:
-        mesh.appliance(name)._context(server=False)
+        mesh.appliance(name)._tls(server=False)
     except SSL.Error:
         return False
     return True

@@ -151,6 +151,63 @@ def test_make_context_takes_identity_or_parts_not_both(pki: Material) -> None:
         make_context(cert=pki.server.cert, server=True)
 
 
+# -- one shared context per side, credentials per connection --
+
+
+def test_shared_context_serves_every_identity_with_the_same_chain_and_trust(
+    pki: Material,
+) -> None:
+    trust = [pki.root.cert]
+    server_creds = tls.Credentials(pki.server.cert, pki.server.key)
+    client_creds = tls.Credentials(pki.client.cert, pki.client.key)
+    one = tls.shared_context(server_creds, server=False, chain=pki.server.chain, trust=trust)
+    two = tls.shared_context(client_creds, server=False, chain=pki.client.chain, trust=trust)
+    assert one is two
+    # A different side, trust or peer-certificate rule is another context.
+    assert tls.shared_context(client_creds, server=True, chain=pki.client.chain, trust=trust) is not one
+    assert tls.shared_context(client_creds, server=False, chain=pki.client.chain) is not one
+    stranger = tls.Credentials(pki.stranger.cert, pki.stranger.key)
+    assert tls.shared_context(stranger, server=False, trust=trust) is not one
+
+
+def test_shared_context_refuses_a_key_that_is_not_the_certificates(pki: Material) -> None:
+    wrong = tls.Credentials(pki.server.cert, pki.client.key)
+    with pytest.raises(ValidationFailed) as info:
+        tls.shared_context(wrong, server=True, chain=pki.server.chain)
+    assert info.value.code is FailureCode.KEY_MISMATCH
+
+
+def test_shared_context_loads_a_weak_certificate_at_security_level_0(keys, epoch) -> None:
+    root = CertificateAuthority.root("Weak Root CA", not_before=epoch, key=keys(2048))
+    weak = root.issue("weak.contoso.test", not_before=epoch, key=keys(1024))
+    strong = root.issue("strong.contoso.test", not_before=epoch, key=keys(2048))
+    with pytest.raises(SSL.Error, match="ee key too small"):
+        make_context(weak, server=False)  # OpenSSL's default level refuses RSA-1024
+    weak_ctx = tls.shared_context(tls.Credentials(weak.cert, weak.key), server=False)
+    strong_ctx = tls.shared_context(tls.Credentials(strong.cert, strong.key), server=False)
+    assert weak_ctx is not strong_ctx  # the strong keep the default level
+
+
+async def test_credentials_on_a_shared_context_present_each_leaf_with_the_chain(
+    pki: Material,
+) -> None:
+    trust = [pki.root.cert]
+    server_creds = tls.Credentials(pki.server.cert, pki.server.key)
+    client_creds = tls.Credentials(pki.client.cert, pki.client.key)
+    server_ctx = tls.shared_context(server_creds, server=True, chain=pki.server.chain, trust=trust)
+    client_ctx = tls.shared_context(client_creds, server=False, chain=pki.client.chain, trust=trust)
+    a, b = trio.testing.memory_stream_pair()
+    client = TlsStream.client(a, client_ctx, credentials=client_creds)
+    server = TlsStream.server(b, server_ctx, credentials=server_creds)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.do_handshake)
+        nursery.start_soon(server.do_handshake)
+    assert client.peer_chain() == [pki.server.cert, *pki.server.chain]
+    assert server.peer_chain() == [pki.client.cert, *pki.client.chain]
+    await client.aclose()
+    await server.aclose()
+
+
 # -- handshake and what it established --
 
 
