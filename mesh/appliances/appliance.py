@@ -47,7 +47,8 @@ reported again until the outcome changes.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol, Sequence
+import os
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import attrs
 import trio
@@ -60,7 +61,7 @@ from mesh.appliances.checks import PeerChecker
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus
-from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, speak
+from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
 from mesh.clock import EmulatedClock
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.eventlog import EventLog
@@ -544,7 +545,7 @@ class Appliance:
         except OSError as exc:
             self._down(
                 link,
-                f"{pair.listener} at {host}:{port} is not reachable ({exc.strerror or exc})",
+                f"{pair.listener} at {host}:{port} is not reachable ({_os_reason(exc)})",
                 generation=generation,
             )
             return False
@@ -871,27 +872,40 @@ class Appliance:
                     scope.cancel()
                     return
 
-        async def speak_quietly() -> None:
+        async def quietly(voice: Callable[[], Awaitable[None]]) -> None:
             # A send into a link that went away ends the speaking, never the
-            # appliance: listen() reports why the link ended. except* also
-            # catches the error when a nursery inside speak() wrapped it.
+            # appliance: hear() reports why the link ended.
             try:
-                await speak(self, link, framed, plan)
-            except* LINK_ERRORS:
+                await voice()
+            except LINK_ERRORS:
                 pass
 
-        reason = "the link was halted"
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(speak_quietly)
-            nursery.start_soon(revalidate, nursery.cancel_scope)
-            nursery.start_soon(recheck_when_asked, nursery.cancel_scope)
+        async def hear() -> str:
             try:
-                reason = await listen(self, link, framed, peer)
+                return await listen(self, link, framed, peer)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                reason = f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
+                return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
             except FrameError as exc:
-                reason = f"{peer} broke the protocol: {exc}"
-            nursery.cancel_scope.cancel()
+                return f"{peer} broke the protocol: {exc}"
+
+        # Only the tasks this end needs: at thousands of links every task is
+        # memory and scheduling. A console's end of a sensor link says
+        # nothing, re-checks nothing, and needs no nursery at all.
+        reason = "the link was halted"
+        speaking = voices(self, link, framed, plan)
+        revalidating = self.spec.revalidate_every is not None and recheck is not None
+        if not speaking and not revalidating and generation is None:
+            reason = await hear()
+        else:
+            async with trio.open_nursery() as nursery:
+                for voice in speaking:
+                    nursery.start_soon(quietly, voice)
+                if revalidating:
+                    nursery.start_soon(revalidate, nursery.cancel_scope)
+                if generation is not None:
+                    nursery.start_soon(recheck_when_asked, nursery.cancel_scope)
+                reason = await hear()
+                nursery.cancel_scope.cancel()
         if rechecked:
             return True
         if link.rechecks != rechecks and not self._owns(link):
@@ -903,3 +917,10 @@ class Appliance:
     def _error(self, line: str) -> None:
         self.errors.append(line)
         del self.errors[:-_ERROR_LINES]
+
+
+def _os_reason(exc: OSError) -> str:
+    """The operating system's words for a failed connect: "Connection refused"."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)

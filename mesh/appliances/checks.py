@@ -49,6 +49,8 @@ class PeerChecker:
             trust_env=False,
             on_fetch=self._on_fetch,
         )
+        #: Has a prefetch run yet? Until then, judging from memory only misses.
+        self._fetched = False
 
     def _on_fetch(self, record: FetchRecord) -> None:
         at = self.clock.now()
@@ -93,6 +95,10 @@ class PeerChecker:
         # cached, stale, or marked for refresh) are the URLs gathered and
         # fetched, and the chain judged again with the fresh lookup. This
         # saves a second path build and a task per URL on every connection.
+        # Before the first fetch the memory cannot answer: go straight to it
+        # (a sensor's first link would otherwise be judged twice).
+        if not self._fetched:
+            return await self._fetch_and_judge(chain, trust=trust, policy=policy)
         missing: list[str] = []
         ready = self.fetcher.ready
 
@@ -108,7 +114,17 @@ class PeerChecker:
         if not missing:
             await trio.lowlevel.checkpoint()
             return verdict
+        return await self._fetch_and_judge(chain, trust=trust, policy=policy)
+
+    async def _fetch_and_judge(
+        self,
+        chain: Sequence[x509.Certificate],
+        *,
+        trust: Sequence[x509.Certificate],
+        policy: ValidationPolicy,
+    ) -> Verdict:
         lookup = await self.fetcher.prefetch(crl_urls(chain, trust))
+        self._fetched = True
         return validate_peer(chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy)
 
     def invalidate(self, url: str | None = None) -> None:

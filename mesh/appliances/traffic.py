@@ -19,7 +19,8 @@ while a link is down goes out when the link comes back up.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
@@ -31,7 +32,7 @@ from mesh.net.links import Link
 if TYPE_CHECKING:
     from mesh.appliances.appliance import Appliance
 
-__all__ = ["AlertBoard", "Plan", "plan_for", "speak", "listen", "LINK_ERRORS"]
+__all__ = ["AlertBoard", "Plan", "plan_for", "speak", "voices", "listen", "LINK_ERRORS"]
 
 
 class AlertBoard:
@@ -72,6 +73,37 @@ def plan_for(me: Role, peer: Role | None, *, as_dialer: bool, mutual: bool) -> P
     return Plan.NOTHING
 
 
+def voices(
+    me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan
+) -> list[Callable[[], Awaitable[None]]]:
+    """What ``plan`` sends, as loops to run side by side; none for ``Plan.NOTHING``.
+
+    The engine runs each as a task of the link's own nursery: no nursery of
+    their own, and no task at all on an end that says nothing (a console's
+    end of every sensor link). Each loop raises what :func:`speak` does.
+    """
+    cursor_key = me.name
+    if plan is Plan.NOTHING:
+        return []
+    if plan is Plan.HEARTBEATS_AND_ALERTS:
+        return [
+            partial(_heartbeats, me, framed),
+            partial(_stream_alerts, me, link, framed, FrameType.ALERT, cursor_key),
+        ]
+    if plan is Plan.REPLICATE:
+        return [partial(_replicate, me, link, framed, cursor_key)]
+    return [partial(_stream_alerts, me, link, framed, FrameType.FORWARD, cursor_key)]
+
+
+async def _replicate(
+    me: Appliance, link: Link, framed: FramedStream | LineStream, cursor_key: str
+) -> None:
+    await framed.send(
+        Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": len(me.alerts.alerts)})
+    )
+    await _stream_alerts(me, link, framed, FrameType.REPLICATE, cursor_key)
+
+
 async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan) -> None:
     """Send what ``plan`` says until cancelled (the link broke or the appliance stopped).
 
@@ -95,10 +127,7 @@ async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, pl
                 raise
             raise error from None
     elif plan is Plan.REPLICATE:
-        await framed.send(
-            Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": len(me.alerts.alerts)})
-        )
-        await _stream_alerts(me, link, framed, FrameType.REPLICATE, cursor_key)
+        await _replicate(me, link, framed, cursor_key)
     elif plan is Plan.FORWARD:
         await _stream_alerts(me, link, framed, FrameType.FORWARD, cursor_key)
 

@@ -64,6 +64,7 @@ OpenSSL's per-connection state (a bare TCP link is ~3 kB).
 from __future__ import annotations
 
 import enum
+import ipaddress
 import operator
 import warnings
 import weakref
@@ -828,7 +829,7 @@ async def connect(
     where = f"{host}:{port}"
     deadline = trio.current_time() + handshake_timeout
     with trio.move_on_at(deadline) as scope:
-        transport = await trio.open_tcp_stream(host, port)
+        transport = await _open_tcp(host, port)
     if scope.cancelled_caught:
         raise HandshakeTimeout(
             f"TCP connect to {where} did not finish within {handshake_timeout:g} s"
@@ -838,6 +839,28 @@ async def connect(
     )
     await handshake(stream, timeout=max(0.0, deadline - trio.current_time()), peer=where)
     return stream
+
+
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """``trio.open_tcp_stream``, without its machinery for an IP literal.
+
+    Happy eyeballs (a nursery and a task per address) is for names with
+    several addresses; an appliance dials one IP, and at thousands of links
+    the nursery and task per dial are a visible cost. Errors are the plain
+    ``OSError`` of the connect (refused, unreachable).
+    """
+    try:
+        version = ipaddress.ip_address(host).version
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    family = trio.socket.AF_INET6 if version == 6 else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 async def serve(

@@ -56,7 +56,7 @@ async def test_stopped_console_is_down_redialed_with_backoff_and_up_again(
         mock_clock.jump(0.2)
         assert await _attempts(mesh) == first + n, f"no redial after {gap} s"
     assert mesh.link("sensor-1", "console").state is LinkState.DOWN
-    assert "not reachable" in mesh.link("sensor-1", "console").reason
+    assert "not reachable (Connection refused)" in mesh.link("sensor-1", "console").reason
 
     await mesh.start("console")
     await mesh.settle()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import random
 import shutil
@@ -674,3 +675,13 @@ async def test_our_client_talks_to_openssl_s_server_that_requires_a_certificate(
         with trio.move_on_after(5):
             process.kill()
             await process.wait()
+
+
+async def test_connect_to_a_closed_port_is_the_plain_refusal(client_ctx: SSL.Context) -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # bound, never listening, now closed: nothing answers there
+    with pytest.raises(ConnectionRefusedError) as info:
+        await tls.connect("127.0.0.1", port, client_ctx, handshake_timeout=5)
+    assert info.value.errno == errno.ECONNREFUSED
