@@ -162,6 +162,8 @@ class _Node:
         self.events = 0
         #: the first event line of each refusal kind seen
         self.refusals: dict[str, str] = {}
+        #: set at the first refusal
+        self.refused = trio.Event()
         self._buffer = b""
 
     async def _lines(self):
@@ -187,10 +189,19 @@ class _Node:
                 task_status.started(self.address)
             elif kind in _REFUSALS:
                 self.refusals.setdefault(kind, line.decode(errors="replace"))
+                self.refused.set()
 
 
-async def _start_node(nursery: trio.Nursery, bench: Bench, material: Material, i: int) -> _Node:
-    config = _config(bench.workdir / f"node-{i}.toml", f"console-{i}", material)
+def _check_admitted(nodes: list[_Node]) -> None:
+    """Raise if any node refused a client: its handshakes were counted all the same."""
+    for i, node in enumerate(nodes):
+        if node.refusals:
+            kind, line = next(iter(node.refusals.items()))
+            raise RuntimeError(f"mesh node {i} refused the s_time client ({kind}): {line[:300]}")
+
+
+async def _start_node(nursery: trio.Nursery, workdir: Path, material: Material, i: int) -> _Node:
+    config = _config(workdir / f"node-{i}.toml", f"console-{i}", material)
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "mesh", "node", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -262,7 +273,7 @@ async def _both(bench: Bench, seconds: int, openssl: str, rounds: int):
         )
         server.set_documents(material.crl_documents())
         client = _ecdsa_client(material, bench.workdir / "nodes-pki" / "clients")
-        nodes = [await _start_node(nursery, bench, material, i) for i in range(2)]
+        nodes = [await _start_node(nursery, bench.workdir, material, i) for i in range(2)]
         ones: list[_Trial] = []
         twos: list[_Trial] = []
         try:
@@ -278,10 +289,7 @@ async def _both(bench: Bench, seconds: int, openssl: str, rounds: int):
                 await node.process.wait()
         requests = sum(server.requests(p) for p in server.paths)
         nursery.cancel_scope.cancel()
-    for i, node in enumerate(nodes):
-        if node.refusals:
-            kind, line = next(iter(node.refusals.items()))
-            raise RuntimeError(f"mesh node {i} refused the s_time client ({kind}): {line[:300]}")
+    _check_admitted(nodes)
     return ones, twos, requests
 
 
