@@ -165,6 +165,43 @@ class _Flight:
         self.result: CrlIndex | ValidationFailed | None = None
 
 
+class _Exchange:
+    """One HTTP exchange in progress, joined by every fetcher that asks the same meanwhile.
+
+    ``progress`` is the leading fetch's, live (a joiner whose own deadline
+    passes reports how far the exchange had got). ``answered`` turns true once
+    the whole body is in: what follows is parsing, which no deadline covers.
+    ``result`` stays None if the leading task was cancelled (or crashed);
+    ``timed_out`` says the result is the leader's own deadline passing.
+    """
+
+    __slots__ = ("done", "progress", "answered", "result", "timed_out")
+
+    def __init__(self, progress: _Progress) -> None:
+        self.done = trio.Event()
+        self.progress = progress
+        self.answered = False
+        self.result: CrlIndex | ValidationFailed | None = None
+        self.timed_out = False
+
+
+#: The exchanges in flight in this ``trio.run``, by route: (URL, proxy,
+#: trust_env, timeout, size cap). Per run, so an Event of another run (tests
+#: make many) is never awaited, and nothing outlives the run.
+_EXCHANGES: trio.lowlevel.RunVar[dict[tuple[object, ...], _Exchange]] = trio.lowlevel.RunVar(
+    "mesh.crl_fetch.exchanges"
+)
+
+
+def _exchanges() -> dict[tuple[object, ...], _Exchange]:
+    try:
+        return _EXCHANGES.get()
+    except LookupError:
+        table: dict[tuple[object, ...], _Exchange] = {}
+        _EXCHANGES.set(table)
+        return table
+
+
 class _Progress:
     """How far one fetch got, for its :class:`FetchRecord`."""
 
@@ -479,11 +516,58 @@ class CrlFetcher:
         return self._http
 
     async def _fetch(self, url: str, progress: _Progress) -> CrlIndex:
+        """One HTTP exchange for ``url``: our own, or one in flight by the same route.
+
+        Joining is "as if our own request had reached the server now": the
+        same bytes or the same failure, within our own deadline. If our
+        deadline passes first we time out as our own request would; if the
+        exchange timed out at its (earlier) deadline, ours would still be
+        waiting, so we wait out our own before failing the same way; if its
+        task was cancelled, we make the request ourselves, within what is
+        left of our deadline.
+        """
         self.fetches += 1
+        deadline = trio.current_time() + self.timeout
+        key = (url, self.proxy, self.trust_env, self.timeout, self.max_bytes)
+        exchanges = _exchanges()
+        while (shared := exchanges.get(key)) is not None:
+            with trio.move_on_at(deadline):
+                await shared.done.wait()
+            if not shared.done.is_set() and shared.answered:
+                await shared.done.wait()  # the body is in; parsing is not timed
+            if not shared.done.is_set():
+                progress.status, progress.size = shared.progress.status, shared.progress.size
+                raise self._timed_out(url, complete=progress.status is not None)
+            result = shared.result
+            if result is None:
+                continue  # its task was cancelled: make the request ourselves
+            progress.status, progress.size = shared.progress.status, shared.progress.size
+            if isinstance(result, ValidationFailed):
+                if shared.timed_out:
+                    await trio.sleep_until(deadline)
+                raise ValidationFailed(result.code, result.detail)
+            return result
+        shared = exchanges[key] = _Exchange(progress)
+        try:
+            try:
+                index = await self._exchange(url, progress, deadline, shared)
+            except ValidationFailed as exc:
+                shared.result = exc
+                raise
+            shared.result = index
+            return index
+        finally:
+            if exchanges.get(key) is shared:
+                del exchanges[key]
+            shared.done.set()
+
+    async def _exchange(
+        self, url: str, progress: _Progress, deadline: float, shared: _Exchange
+    ) -> CrlIndex:
         via = f" via proxy {self.proxy}" if self.proxy else ""
         chunks: list[bytes] = []
         try:
-            with trio.move_on_after(self.timeout) as deadline:
+            with trio.move_on_at(deadline) as scope:
                 async with self._client().stream(
                     "GET", url, headers={"Accept": _ACCEPT}
                 ) as response:
@@ -502,6 +586,7 @@ class CrlFetcher:
                             raise self._too_big(url, progress.size)
                         chunks.append(chunk)
         except httpx.TimeoutException as exc:
+            shared.timed_out = True
             # A server that never answers is, to the operator, a CRL location
             # that is not reachable: the source document's message; the detail
             # says it timed out.
@@ -513,15 +598,22 @@ class CrlFetcher:
             raise ValidationFailed(
                 FailureCode.CRL_UNREACHABLE, f"{url}{via}: {_why(exc)}"
             ) from None
-        if deadline.cancelled_caught:
-            raise ValidationFailed(
-                FailureCode.CRL_UNREACHABLE,
-                f"{url}{via}: timed out, no complete answer within {self.timeout:g} s",
-            )
+        if scope.cancelled_caught:
+            shared.timed_out = True
+            raise self._timed_out(url, complete=True)
+        shared.answered = True
         parse = functools.partial(_parse, chunks, url)
         if progress.size > _THREAD_PARSE_BYTES:
             return await trio.to_thread.run_sync(parse)
         return parse()
+
+    def _timed_out(self, url: str, *, complete: bool) -> ValidationFailed:
+        via = f" via proxy {self.proxy}" if self.proxy else ""
+        return ValidationFailed(
+            FailureCode.CRL_UNREACHABLE,
+            f"{url}{via}: timed out, no {'complete ' if complete else ''}answer "
+            f"within {self.timeout:g} s",
+        )
 
     def _too_big(self, url: str, size: int) -> ValidationFailed:
         return ValidationFailed(

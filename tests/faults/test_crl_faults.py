@@ -28,18 +28,28 @@ from .conftest import task_count, wait_delivered, wait_link
 CRL_TIMEOUT = 3.0
 SETTINGS = EngineSettings(handshake_timeout=5.0, verdict_timeout=5.0, crl_timeout=CRL_TIMEOUT)
 
-#: Both ends fetch both CRLs of the other's chain (issuing CA's and root's).
+#: Both ends fetch both CRLs of the other's chain (issuing CA's and root's)...
 FETCHES_PER_ATTEMPT = 4
+#: ...and the end that asks second joins the exchange in flight for each URL.
+REQUESTS_PER_ATTEMPT = 2
 
 SOFT = ValidationPolicy(revocation="soft")
 
 
 async def _start_slow(deployment, nursery, mock_clock, **spec_changes):
-    """A pair whose CRL server never answers; returns (mesh, trio time of the first request)."""
+    """A pair whose CRL server never answers; returns (mesh, trio time of the first request).
+
+    Returns once both ends are waiting on every fetch (the clock has not moved,
+    so every deadline runs from the returned time).
+    """
     mesh = deployment.pair(settings=SETTINGS, **spec_changes)
     deployment.crl_server.set_fault("slow")
     await nursery.start(mesh.run)
-    await deployment.crl_server.wait_requests(FETCHES_PER_ATTEMPT)
+    await deployment.crl_server.wait_requests(REQUESTS_PER_ATTEMPT)
+    fetchers = [mesh.appliance(name).checker.fetcher for name in ("sensor-1", "console")]
+    while sum(fetcher.fetches for fetcher in fetchers) < FETCHES_PER_ATTEMPT:
+        await trio.testing.wait_all_tasks_blocked()  # the other end's handshake, on loopback
+    assert deployment.crl_server.requests() == REQUESTS_PER_ATTEMPT  # one per URL
     return mesh, trio.current_time()
 
 

@@ -173,6 +173,206 @@ async def test_a_cancelled_fetch_is_taken_over_by_a_waiter(server, fetcher):
     assert server.requests(PATH) == 2
 
 
+# -- one HTTP exchange per URL across fetchers --
+#
+# Fetchers of different appliances that ask for the same URL by the same route
+# while an exchange is in flight join it; each keeps its own cache, decisions,
+# deadline and FetchRecord.
+
+
+async def ask_into(fetcher: CrlFetcher, url: str, out: dict, name: str) -> None:
+    """``fetcher.get(url)`` with its outcome stored under ``name``."""
+    try:
+        out[name] = await fetcher.get(url)
+    except ValidationFailed as exc:
+        out[name] = exc
+
+
+async def step(mock_clock, got: dict, seconds: float) -> set[str]:
+    """Let everything runnable run, jump the clock, run again: who has finished."""
+    await trio.testing.wait_all_tasks_blocked()
+    mock_clock.jump(seconds)
+    await trio.testing.wait_all_tasks_blocked()
+    return set(got)
+
+
+async def test_two_fetchers_asking_at_once_make_one_request(server, clock):
+    url = server.url(PATH)
+    records: dict[str, list[FetchRecord]] = {"a": [], "b": []}
+    got: dict = {}
+    async with (
+        CrlFetcher(now=clock, on_fetch=records["a"].append) as a,
+        CrlFetcher(now=clock, on_fetch=records["b"].append) as b,
+    ):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_into, a, url, got, "a")
+            nursery.start_soon(ask_into, b, url, got, "b")
+        assert server.requests(PATH) == 1
+        assert got["a"] is got["b"] and got["a"].number == 1
+        assert a.cached(url) is b.cached(url) is got["a"]  # each cached it
+        assert a.fetches == b.fetches == 1
+        [ra], [rb] = records["a"], records["b"]  # each recorded its own fetch
+        for record in (ra, rb):
+            assert (record.code, record.status, record.crl_number) == (None, 200, 1)
+            assert record.size == ra.size > 0 and not record.kept_cached
+        # Only an exchange in flight is shared: asking after it ended asks again.
+        a.invalidate(url)
+        await a.get(url)
+        assert server.requests(PATH) == 2
+
+
+async def test_a_fetcher_asking_after_the_exchange_ended_makes_its_own(server, clock):
+    url = server.url(PATH)
+    async with CrlFetcher(now=clock) as a, CrlFetcher(now=clock) as b:
+        await a.get(url)
+        server.set_fault("down")  # b's own request meets the server as it is now
+        await expect(FailureCode.CRL_UNREACHABLE, b.get(url))
+    assert server.requests(PATH) == 1
+
+
+@pytest.mark.parametrize("differs", ["proxy", "timeout", "max_bytes", "trust_env"])
+async def test_fetchers_on_different_routes_do_not_share(server, proxy, clock, differs):
+    """Held requests show both reached the server: neither joined the other."""
+    url = server.url(PATH)
+    server.set_fault("slow")
+    other = {
+        "proxy": {"proxy": proxy.url},
+        "timeout": {"timeout": 4.0},
+        "max_bytes": {"max_bytes": 10_000},
+        "trust_env": {"trust_env": False},
+    }[differs]
+    async with CrlFetcher(now=clock) as a, CrlFetcher(now=clock, **other) as b:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.get, url)
+            await server.wait_requests(1, PATH)
+            nursery.start_soon(b.get, url)
+            await server.wait_requests(2, PATH)
+            nursery.cancel_scope.cancel()
+    assert proxy.forwarded(url) == (differs == "proxy")
+
+
+async def test_joiners_keep_their_own_deadline_on_a_server_that_never_answers(
+    server, clock, mock_clock
+):
+    url = server.url(PATH)
+    server.set_fault("slow")
+    got: dict = {}
+    async with CrlFetcher(now=clock) as a, CrlFetcher(now=clock) as b:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_into, a, url, got, "a")
+            await server.wait_requests(1, PATH)
+            await step(mock_clock, got, 2)
+            nursery.start_soon(ask_into, b, url, got, "b")  # joins at +2 s
+            assert await step(mock_clock, got, 2.9) == set()  # +4.9 s
+            assert await step(mock_clock, got, 0.2) == {"a"}  # +5.1 s: a's own deadline
+            assert await step(mock_clock, got, 1.8) == {"a"}  # +6.9 s: b still within its own
+            assert await step(mock_clock, got, 0.2) == {"a", "b"}  # +7.1 s
+            assert got.keys() == {"a", "b"}
+    assert server.requests(PATH) == 1
+    for name in ("a", "b"):
+        assert got[name].code is FailureCode.CRL_UNREACHABLE
+        assert "timed out" in got[name].detail and "5 s" in got[name].detail
+    assert got["a"].detail == got["b"].detail
+
+
+async def test_a_joiner_whose_deadline_passes_first_times_out_on_its_own(
+    server, clock, mock_clock
+):
+    """Three fetchers on a silent server; the first gives up (cancelled) at +3 s.
+
+    One of the two joiners (which one is trio's choice) makes the request again,
+    within what is left of its own deadline; the other joins that and, however
+    the two deadlines fall, each fails at its own 5 s.
+    """
+    url = server.url(PATH)
+    server.set_fault("slow")
+    got: dict = {}
+
+    async def leader(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            await a.get(url)
+
+    async with (
+        CrlFetcher(now=clock) as a, CrlFetcher(now=clock) as b, CrlFetcher(now=clock) as c
+    ):
+        async with trio.open_nursery() as nursery:
+            scope = await nursery.start(leader)
+            await server.wait_requests(1, PATH)
+            await step(mock_clock, got, 1)
+            nursery.start_soon(ask_into, b, url, got, "b")  # deadline +6 s
+            await step(mock_clock, got, 1)
+            nursery.start_soon(ask_into, c, url, got, "c")  # deadline +7 s
+            await step(mock_clock, got, 1)
+            scope.cancel()
+            await server.wait_requests(2, PATH)
+            assert await step(mock_clock, got, 2.9) == set()  # +5.9 s
+            assert await step(mock_clock, got, 0.2) == {"b"}  # +6.1 s
+            assert await step(mock_clock, got, 0.7) == {"b"}  # +6.8 s
+            assert await step(mock_clock, got, 0.3) == {"b", "c"}  # +7.1 s
+    assert server.requests(PATH) == 2
+    assert got["b"].code is got["c"].code is FailureCode.CRL_UNREACHABLE
+    assert "timed out" in got["b"].detail and "timed out" in got["c"].detail
+
+
+async def test_a_joiner_takes_over_when_the_leading_fetch_is_cancelled(server, clock):
+    url = server.url(PATH)
+    server.set_fault("slow")
+    records: list[FetchRecord] = []
+    got: dict = {}
+
+    async with CrlFetcher(now=clock) as a, CrlFetcher(now=clock, on_fetch=records.append) as b:
+
+        async def leader(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with trio.CancelScope() as scope:
+                task_status.started(scope)
+                await a.get(url)
+
+        async with trio.open_nursery() as nursery:
+            scope = await nursery.start(leader)
+            await server.wait_requests(1, PATH)  # the leader's request is held
+            nursery.start_soon(ask_into, b, url, got, "b")
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.requests(PATH) == 1  # b joined it
+            server.set_fault("ok")
+            scope.cancel()
+    assert got["b"].number == 1  # not the leader's Cancelled: b fetched it itself
+    assert server.requests(PATH) == 2
+    [record] = records
+    assert (record.code, record.status, record.crl_number) == (None, 200, 1)
+    assert a.cached(url) is None  # the cancelled fetcher got nothing
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "status"),
+    [("http-500", FailureCode.CRL_HTTP_ERROR, 500), ("garbage", FailureCode.CRL_INVALID, 200)],
+)
+async def test_a_shared_failure_leaves_each_fetcher_its_own_decision(
+    server, clock, fault, code, status
+):
+    """One bad answer for two fetchers: the one holding a good CRL keeps it."""
+    url = server.url(PATH)
+    records: dict[str, list[FetchRecord]] = {"warm": [], "cold": []}
+    got: dict = {}
+    async with (
+        CrlFetcher(now=clock, on_fetch=records["warm"].append) as warm,
+        CrlFetcher(now=clock, on_fetch=records["cold"].append) as cold,
+    ):
+        good = await warm.get(url)
+        server.set_fault(fault)
+        warm.invalidate(url)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_into, warm, url, got, "warm")
+            nursery.start_soon(ask_into, cold, url, got, "cold")
+        assert server.requests(PATH) == 2  # the warm-up, then one shared exchange
+        assert got["warm"] is good and warm.ready(url) is good
+        assert got["cold"].code is code and cold.cached(url) is None
+        [_, kept], [failed] = records["warm"], records["cold"]
+        assert (kept.code, kept.status, kept.kept_cached) == (code, status, True)
+        assert (failed.code, failed.status, failed.kept_cached) == (code, status, False)
+        assert kept.detail == failed.detail and kept.size == failed.size
+
+
 # -- every fetch error code --
 
 
