@@ -158,7 +158,8 @@ class RetryGate:
         self.generation = 0
         #: The generation of the latest :meth:`recheck` (0: none yet).
         self.recheck_generation = 0
-        self._rechecked = trio.Event()
+        #: What :meth:`recheck` calls: live links, by the attempt they came from.
+        self._watchers: dict[object, tuple[int, Callable[[], None]]] = {}
 
     def request(self) -> int:
         self.generation += 1
@@ -169,14 +170,28 @@ class RetryGate:
         """:meth:`request`, and ask every live link dialed before it to redial."""
         generation = self.request()
         self.recheck_generation = generation
-        rechecked, self._rechecked = self._rechecked, trio.Event()
-        rechecked.set()
+        watchers, self._watchers = self._watchers, {}
+        for _since, callback in watchers.values():
+            callback()
         return generation
 
-    async def wait_recheck(self, since: int) -> None:
-        """Return once a :meth:`recheck` came after an attempt of generation ``since``."""
-        while self.recheck_generation <= since:
-            await self._rechecked.wait()
+    def watch_recheck(self, since: int, callback: Callable[[], None]) -> object:
+        """Call ``callback`` at the first :meth:`recheck` after an attempt of generation ``since``.
+
+        At once if one already came. A callback, not a task waiting on an
+        event: every live dialed link has one, and thousands of parked tasks
+        are memory and scheduling for something that rarely happens. Returns
+        a handle for :meth:`unwatch`.
+        """
+        handle = object()
+        if self.recheck_generation > since:
+            callback()
+        else:
+            self._watchers[handle] = (since, callback)
+        return handle
+
+    def unwatch(self, handle: object) -> None:
+        self._watchers.pop(handle, None)
 
     async def pause(self, seconds: float, since: int) -> None:
         """Back off ``seconds`` (emulated) unless a request came since ``since``."""
@@ -838,11 +853,8 @@ class Appliance:
         rechecked = False
         rechecks = link.rechecks
 
-        async def recheck_when_asked(scope: trio.CancelScope) -> None:
+        def recheck_now(scope: trio.CancelScope) -> None:
             nonlocal rechecked
-            if generation is None:
-                return
-            await self.gate.wait_recheck(generation)
             rechecked = True
             link.rechecks += 1
             self.events.append(
@@ -902,9 +914,15 @@ class Appliance:
                     nursery.start_soon(quietly, voice)
                 if revalidating:
                     nursery.start_soon(revalidate, nursery.cancel_scope)
+                watch = None
                 if generation is not None:
-                    nursery.start_soon(recheck_when_asked, nursery.cancel_scope)
-                reason = await hear()
+                    scope = nursery.cancel_scope
+                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
+                try:
+                    reason = await hear()
+                finally:
+                    if watch is not None:
+                        self.gate.unwatch(watch)
                 nursery.cancel_scope.cancel()
         if rechecked:
             return True
