@@ -141,10 +141,64 @@ async def bring_up(
     return facts
 
 
+async def tls_pair_floor(bench: Bench, pairs: int) -> dict:
+    """What one link's TLS alone costs, both ends in this process: the floor under a link.
+
+    ``pairs`` mutual-TLS connections over real loopback sockets, each end a
+    ``TlsStream`` on a shared context with its own credentials (as the engine
+    makes them), handshaken and kept open idle. Measured: RSS growth and CPU
+    per pair. Nothing else of a link is here (no validation, events, tasks
+    beyond the handshake), so a link can cost no less than this.
+    """
+    from mesh.net import tls
+    from mesh.pki.issue import CertificateAuthority
+
+    at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    root = CertificateAuthority.root("Floor Root CA", not_before=at, key=bench.keys(2048))
+    issuing = root.intermediate("Floor Issuing CA", not_before=at, key=bench.keys(2048))
+    server = issuing.issue("console.floor.test", not_before=at, key=bench.keys(2048))
+    client = issuing.issue("sensor.floor.test", not_before=at, key=bench.keys(2048))
+    trust = [root.cert]
+    server_creds = tls.Credentials(server.cert, server.key)
+    client_creds = tls.Credentials(client.cert, client.key)
+    server_ctx = tls.shared_context(server_creds, server=True, chain=server.chain, trust=trust)
+    client_ctx = tls.shared_context(client_creds, server=False, chain=client.chain, trust=trust)
+    kept: list[tuple[tls.TlsStream, tls.TlsStream]] = []
+    gc.collect()
+    rss0, cpu0 = rss_bytes(), time.process_time()
+    for _ in range(pairs):
+        a, b = trio.socket.socketpair()
+        ours = tls.TlsStream.client(trio.SocketStream(a), client_ctx, credentials=client_creds)
+        theirs = tls.TlsStream.server(trio.SocketStream(b), server_ctx, credentials=server_creds)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ours.do_handshake)
+            nursery.start_soon(theirs.do_handshake)
+        kept.append((ours, theirs))
+    cpu = time.process_time() - cpu0
+    gc.collect()
+    facts = {"rss_per_pair": (rss_bytes() - rss0) / pairs, "cpu_per_pair": cpu / pairs}
+    for ours, theirs in kept:
+        await ours.aclose_forcefully()
+        await theirs.aclose_forcefully()
+    return facts
+
+
 def run(bench: Bench) -> None:
     _imports()
     sizes = bench.pick((100, 1_000, 5_000), (20,))
     _raise_fd_limit(4 * max(sizes) + 256)
+    pairs = bench.pick(2_000, 50)
+    floor = trio.run(tls_pair_floor, bench, pairs)
+    bench.record(
+        NAME, f"floor: one mutual-TLS pair, both ends here, idle ({pairs:,} pairs)",
+        floor["rss_per_pair"] / 1000, "kB",
+        "RSS per handshaken pair of TlsStreams: what a link's TLS alone holds",
+    )
+    bench.record(
+        NAME, "floor: CPU per mutual-TLS handshake, both ends here",
+        floor["cpu_per_pair"] * 1000, "ms",
+        "no validation; 5,000 links cannot come up faster than 5,000 of these",
+    )
     for sensors in sizes:
         label = f"{sensors:,} sensors"
         try:
