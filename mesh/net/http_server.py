@@ -243,6 +243,10 @@ class HttpServer:
         return Response(status=404, body=b"not found\n", content_type="text/plain")
 
 
+#: Bodies up to this size are sent in the same write as the head.
+_JOIN_LIMIT = 256 * 1024
+
+
 async def _send(
     conn: h11.Connection, stream: trio.SocketStream, response: Response, *, head_only: bool
 ) -> None:
@@ -257,11 +261,18 @@ async def _send(
         reason = b""
     head = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
     if not head_only and response.body:
-        # Sent apart from the head: joining them would copy a 37 MiB CRL on
-        # the event loop (about 70 ms of page faults and memcpy here).
-        await stream.send_all(head)
-        head = b""
-        await stream.send_all(conn.send(h11.Data(data=response.body)))
+        body = conn.send(h11.Data(data=response.body))
+        if len(body) > _JOIN_LIMIT:
+            # Sent apart from the head: joining them would copy a 37 MiB CRL on
+            # the event loop (about 70 ms of page faults and memcpy here).
+            await stream.send_all(head)
+            await stream.send_all(body)
+            head = b""
+        else:
+            # A small answer goes out in one write: one system call and one
+            # trio checkpoint instead of three, per request, which adds up
+            # when thousands of appliances fetch at once.
+            head += body
     await stream.send_all(head + conn.send(h11.EndOfMessage()))
 
 
