@@ -20,42 +20,16 @@ Both ends validate either way, so which end dials changes no verdict.
 
 from __future__ import annotations
 
-import enum
 from typing import Iterable
 
 from attrs import define, field, validators
 from cryptography import x509
 
 from mesh.pki.issue import Issued
+from mesh.roles import Role
 from mesh.validation.policy import ValidationPolicy
 
 __all__ = ["Role", "ApplianceSpec", "LinkPair", "link_pairs"]
-
-
-class Role(enum.Enum):
-    SENSOR = "sensor"
-    MANAGEMENT_CONSOLE = "management-console"
-    HA_CONSOLE = "ha-console"
-    FORWARDING_TARGET = "forwarding-target"
-
-    @classmethod
-    def parse(cls, value: Role | str) -> Role:
-        if isinstance(value, Role):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            known = ", ".join(r.value for r in cls)
-            raise ValueError(f"unknown role {value!r}; known roles: {known}") from None
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
-
-    @property
-    def validates_clients(self) -> bool:
-        """Forwarding targets are third-party servers: server-auth only."""
-        return self is not Role.FORWARDING_TARGET
 
 
 def _names(value: Iterable[str] | str) -> tuple[str, ...]:

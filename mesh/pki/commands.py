@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mesh.errors import InputError, ValidationFailed
 from mesh.pki import files
 from mesh.pki.faults import HEALTHY, RECIPES
+from mesh.roles import ROLES
 from mesh.pki.folder import (
     DEFAULT_CRL_BASE_URL,
     DEFAULT_INTERMEDIATE,
@@ -47,8 +48,6 @@ from mesh.validation.chain import malformation
 
 __all__ = ["add_parser", "add_cert_parser", "parse_appliance", "parse_instant", "ROLES"]
 
-#: The appliance roles of the source document (as ``mesh.appliances`` names them).
-ROLES = ("sensor", "management-console", "ha-console", "forwarding-target")
 
 
 # -- argument helpers --

@@ -21,6 +21,7 @@ import re
 from attrs import define, field
 
 from mesh.pki.faults import RECIPES
+from mesh.roles import ROLES
 
 __all__ = [
     "ROLES",
@@ -40,9 +41,6 @@ __all__ = [
     "link_name",
     "parse_link",
 ]
-
-#: The appliance roles of the design brief.
-ROLES = ("sensor", "management-console", "ha-console", "forwarding-target")
 
 #: Timeline actions. ``advance`` only jumps the clock (every step's ``after``
 #: does that); the others act on the running mesh once the clock has jumped.
