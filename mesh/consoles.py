@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import partial
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import trio
-from attrs import define
 
 from mesh.eventlog import EventLog
-from mesh.events import Event
+from mesh.events import ApiListening
 
 __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console"]
 
@@ -35,20 +34,6 @@ CONSOLE_ROLES = ("sensor", "management-console", "ha-console")
 def has_console(role: Any) -> bool:
     """True for sensors and (HA) management consoles; ``role`` is a Role or its value."""
     return str(getattr(role, "value", role)) in CONSOLE_ROLES
-
-
-@define(frozen=True, kw_only=True)
-class ApiListening(Event):
-    """An appliance's REST API and web console answer at ``url`` (HTTPS)."""
-
-    kind: ClassVar[str] = "api-listening"
-
-    appliance: str
-    role: str
-    url: str
-
-    def describe(self) -> str:
-        return f"{self.appliance} ({self.role}): REST API and web console at {self.url}/"
 
 
 async def open_console(

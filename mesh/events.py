@@ -31,6 +31,7 @@ from mesh.validation.expiry import expiry_message
 
 __all__ = [
     "Event",
+    "ApiListening",
     "ApplianceStarted",
     "ApplianceStopped",
     "LinkConnecting",
@@ -472,6 +473,20 @@ class MessageDelivered(Event):
 
 
 #: kind -> class, for readers of the JSON lines.
+@define(frozen=True, kw_only=True)
+class ApiListening(Event):
+    """An appliance's REST API and web console answer at ``url`` (HTTPS)."""
+
+    kind: ClassVar[str] = "api-listening"
+
+    appliance: str
+    role: str
+    url: str
+
+    def describe(self) -> str:
+        return f"{self.appliance} ({self.role}): REST API and web console at {self.url}/"
+
+
 EVENT_KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -495,5 +510,6 @@ EVENT_KINDS: dict[str, type[Event]] = {
         ClockAdvanced,
         CrlServerChanged,
         MessageDelivered,
+        ApiListening,
     )
 }

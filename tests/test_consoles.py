@@ -32,7 +32,7 @@ def test_the_event_is_one_json_line(epoch):
         "appliance": "s", "role": "sensor", "url": "https://127.0.0.1:9443",
     }
     assert "https://127.0.0.1:9443/" in event.describe()
-    assert "api-listening" not in EVENT_KINDS or EVENT_KINDS["api-listening"] is ApiListening
+    assert EVENT_KINDS["api-listening"] is ApiListening
 
 
 class _Backend:
