@@ -27,10 +27,11 @@ The CPU each side used per handshake and each node's share of a core are
 reported beside the rates. With one client, a node waits while its client
 works (each handshake is a ping-pong), so a third side in every round gives
 one node two clients: its rate is what one node can do here, and two nodes
-against it is the stricter ratio (reported, not the target's figure). In TLS 1.3 the client finishes its handshake
-before the server has judged the client's certificate, so ``s_time`` would
-count refused connections too: a node reporting any refusal fails the
-measurement instead.
+against it is the stricter ratio (reported, not the target's figure).
+
+In TLS 1.3 the client finishes its handshake before the server has judged
+the client's certificate, so ``s_time`` would count refused connections too:
+a node reporting any refusal fails the measurement instead.
 """
 
 from __future__ import annotations
