@@ -155,12 +155,20 @@ def test_make_context_takes_identity_or_parts_not_both(pki: Material) -> None:
 # -- one shared context per side, credentials per connection --
 
 
+@pytest.fixture
+def creds(pki: Material) -> tuple[tls.Credentials, tls.Credentials]:
+    """(server's, client's) credentials."""
+    return (
+        tls.Credentials(pki.server.cert, pki.server.key),
+        tls.Credentials(pki.client.cert, pki.client.key),
+    )
+
+
 def test_shared_context_serves_every_identity_with_the_same_chain_and_trust(
-    pki: Material,
+    pki: Material, creds: tuple[tls.Credentials, tls.Credentials]
 ) -> None:
     trust = [pki.root.cert]
-    server_creds = tls.Credentials(pki.server.cert, pki.server.key)
-    client_creds = tls.Credentials(pki.client.cert, pki.client.key)
+    server_creds, client_creds = creds
     one = tls.shared_context(server_creds, server=False, chain=pki.server.chain, trust=trust)
     two = tls.shared_context(client_creds, server=False, chain=pki.client.chain, trust=trust)
     assert one is two
@@ -190,11 +198,10 @@ def test_shared_context_loads_a_weak_certificate_at_security_level_0(keys, epoch
 
 
 async def test_credentials_on_a_shared_context_present_each_leaf_with_the_chain(
-    pki: Material,
+    pki: Material, creds: tuple[tls.Credentials, tls.Credentials]
 ) -> None:
     trust = [pki.root.cert]
-    server_creds = tls.Credentials(pki.server.cert, pki.server.key)
-    client_creds = tls.Credentials(pki.client.cert, pki.client.key)
+    server_creds, client_creds = creds
     server_ctx = tls.shared_context(server_creds, server=True, chain=pki.server.chain, trust=trust)
     client_ctx = tls.shared_context(client_creds, server=False, chain=pki.client.chain, trust=trust)
     a, b = trio.testing.memory_stream_pair()
