@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from mesh.errors import FailureCode, Severity
 from mesh.validation.finding import Finding
+from mesh.validation.memo import IdentityMemo
 
 __all__ = ["check_strength", "weakness"]
 
@@ -33,21 +34,42 @@ def weakness(
     cert: x509.Certificate, *, min_rsa_bits: int = 2048, check_signature: bool = True
 ) -> list[str]:
     """What is weak about one certificate, as detail sentences (empty = nothing)."""
+    kind, bits, signed_with = _strength_facts(cert)
     problems = []
-    key = cert.public_key()
-    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < min_rsa_bits:
-        kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA"
-        problems.append(f"{kind} key of {key.key_size} bits (minimum {min_rsa_bits})")
-    elif isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < _MIN_EC_BITS:
-        problems.append(f"EC key of {key.key_size} bits (minimum {_MIN_EC_BITS})")
-    if check_signature:
-        try:
-            algorithm = cert.signature_hash_algorithm
-        except UnsupportedAlgorithm:
-            algorithm = None
-        if isinstance(algorithm, _WEAK_HASHES):
-            problems.append(f"signed with {algorithm.name.upper()}")
+    if kind in ("RSA", "DSA") and bits < min_rsa_bits:
+        problems.append(f"{kind} key of {bits} bits (minimum {min_rsa_bits})")
+    elif kind == "EC" and bits < _MIN_EC_BITS:
+        problems.append(f"EC key of {bits} bits (minimum {_MIN_EC_BITS})")
+    if check_signature and signed_with is not None:
+        problems.append(f"signed with {signed_with}")
     return problems
+
+
+#: _strength_facts' answers per certificate object (see :mod:`.memo`).
+_FACTS: IdentityMemo[tuple[str, int, str | None]] = IdentityMemo(maxsize=512)
+
+
+def _strength_facts(cert: x509.Certificate) -> tuple[str, int, str | None]:
+    """(key kind, key bits, weak signature hash or None): read once per object."""
+    return _FACTS.get((cert,), lambda: _read_strength_facts(cert))
+
+
+def _read_strength_facts(cert: x509.Certificate) -> tuple[str, int, str | None]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        kind, bits = "RSA", key.key_size
+    elif isinstance(key, dsa.DSAPublicKey):
+        kind, bits = "DSA", key.key_size
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        kind, bits = "EC", key.key_size
+    else:
+        kind, bits = "other", 0
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None
+    weak = algorithm.name.upper() if isinstance(algorithm, _WEAK_HASHES) else None
+    return kind, bits, weak
 
 
 def check_strength(

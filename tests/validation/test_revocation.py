@@ -78,8 +78,8 @@ def test_cdp_urls_splits_http_from_the_rest(ca, keys, epoch):
         [uri("ldap://dir/cn=crl"), uri("https://x/a.crl"), uri("HTTP://x:8080/b.crl"),
          x509.DNSName("not-a-url")],
     )
-    assert cdp_urls(cert) == (["HTTP://x:8080/b.crl"], ["ldap://dir/cn=crl", "https://x/a.crl"])
-    assert cdp_urls(_with_cdp(ca, keys, epoch, None)) == ([], [])
+    assert cdp_urls(cert) == (("HTTP://x:8080/b.crl",), ("ldap://dir/cn=crl", "https://x/a.crl"))
+    assert cdp_urls(_with_cdp(ca, keys, epoch, None)) == ((), ())
 
 
 def test_crl_lookup_fails_closed(ca, epoch):
