@@ -237,6 +237,49 @@ async def test_mutual_handshake_presents_both_chains_leaf_first(
     await server.aclose()
 
 
+async def test_peer_chain_is_interned_across_handshakes(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    """A repeat peer presents the very same objects: what the validation
+    core's identity memos rely on to answer without re-reading them."""
+    first = await handshake_pair(client_ctx, server_ctx)
+    second = await handshake_pair(client_ctx, server_ctx)
+    for a, b in zip(first, second):
+        assert a.peer_chain() == b.peer_chain()
+        assert all(x is y for x, y in zip(a.peer_chain(), b.peer_chain()))
+    for stream in (*first, *second):
+        await stream.aclose()
+
+
+def test_fresh_bios_after_the_handshake_keep_bytes_already_received(pki: Material) -> None:
+    """The handshake's memory BIOs are swapped for empty ones (they keep their
+    largest buffer otherwise); ciphertext already fed in must survive it."""
+    client = SSL.Connection(make_context(pki.client, server=False), None)
+    server = SSL.Connection(make_context(pki.server, server=True), None)
+    client.set_connect_state()
+    server.set_accept_state()
+    for _ in range(6):
+        for me, peer in ((client, server), (server, client)):
+            try:
+                me.do_handshake()
+            except SSL.WantReadError:
+                pass
+            try:
+                peer.bio_write(me.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+    server.send(b"already here")
+    client.bio_write(server.bio_read(65536))  # fed in, not yet read
+    old = client._into_ssl
+    tls._release_handshake_buffers(client)
+    tls._release_handshake_buffers(server)
+    assert client._into_ssl != old
+    assert client.recv(100) == b"already here"
+    client.send(b"and back")
+    server.bio_write(client.bio_read(65536))
+    assert server.recv(100) == b"and back"
+
+
 async def test_verify_callback_records_but_never_refuses(
     pki: Material, server_ctx: SSL.Context
 ) -> None:
