@@ -314,6 +314,31 @@ class Credentials:
             conn.use_privatekey(self._pkey)
 
 
+class _Held:
+    """``async with _Held(lock)``: take a free ``lock`` without a checkpoint.
+
+    Why: trio's ``Lock.acquire`` always checkpoints, a trip through the
+    scheduler, and here every holder goes straight on to a transport
+    operation that checkpoints anyway (and raises ``Cancelled`` if due). A
+    link's handshake, verdict exchange and first heartbeat took a dozen such
+    trips at each end. A lock that is taken still waits in FIFO order.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: trio.Lock) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 def _release_handshake_buffers(conn: SSL.Connection) -> None:
     """Give a handshaken connection fresh, empty memory BIOs.
 
@@ -466,6 +491,8 @@ class TlsStream(trio.abc.Stream):
 
         self._inner_send_lock = trio.StrictFIFOLock()
         self._inner_recv_lock = trio.Lock()
+        self._holding_send = _Held(self._inner_send_lock)
+        self._holding_recv = _Held(self._inner_recv_lock)
         self._inner_recv_count = 0
         self._send_conflict = _ConflictDetector("another task is sending on this TlsStream")
         self._recv_conflict = _ConflictDetector("another task is receiving on this TlsStream")
@@ -592,7 +619,7 @@ class TlsStream(trio.abc.Stream):
             alert = self._delayed_outgoing + alert
             self._delayed_outgoing = None
         try:
-            async with self._inner_send_lock:
+            async with self._holding_send:
                 await self.transport_stream.send_all(alert)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
             pass
@@ -648,7 +675,7 @@ class TlsStream(trio.abc.Stream):
                 to_send = b""
 
             if to_send:
-                async with self._inner_send_lock:
+                async with self._holding_send:
                     yielded = True
                     try:
                         if self._delayed_outgoing is not None:
@@ -663,7 +690,7 @@ class TlsStream(trio.abc.Stream):
                 # data" moment; a second task waiting on the lock sees the
                 # count moved on and retries OpenSSL instead of reading.
                 recv_count = self._inner_recv_count
-                async with self._inner_recv_lock:
+                async with self._holding_recv:
                     yielded = True
                     if recv_count == self._inner_recv_count:
                         # A cancelled receive consumed nothing: the stream stays
