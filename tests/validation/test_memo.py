@@ -78,3 +78,52 @@ def test_build_path_gives_equal_answers_for_equal_chains_by_either_route(lab) ->
     assert build_path(chain, lab.trust) is first  # identity hit
     again = build_path(reparsed, lab.trust)  # identity miss, equality hit below
     assert again.trusted and again.path == first.path
+
+
+def test_memos_never_change_a_verdict(lab, keys) -> None:
+    """Every chain judged three ways gives the same verdict: twice on the same
+    objects (the second answered from the memos), on freshly parsed copies,
+    and after every memo was emptied. Cases share certificates, so one case's
+    memo entries are there while the next is judged."""
+    import datetime as dt
+
+    from mesh.pki.issue import CertificateAuthority
+    from mesh.validation import ValidationPolicy, validate_peer
+    from mesh.validation import chain as chain_module
+    from mesh.validation import revocation, strength
+
+    day = dt.timedelta(days=1)
+    at = lab.epoch + day
+    other = CertificateAuthority.root("Other Root", not_before=lab.epoch, key=keys(2048))
+    revoked = lab.leaf("revoked-1")
+    lab.inter.revoke(revoked.serial, at=lab.epoch)
+    cases = [
+        lab.chain(lab.leaf()),
+        lab.chain(revoked),
+        lab.chain(lab.leaf(ca=other)),
+        lab.chain(lab.leaf(not_before=at - 400 * day)),
+        lab.chain(lab.leaf(key_size=1024)),
+        lab.chain(lab.leaf(cdp_url=None)),
+        lab.chain(lab.leaf(cdp_url="https://crl.contoso.com/issuing.crl")),
+        [lab.leaf().cert],  # missing intermediate
+        [],
+    ]
+    lookup = lab.crls(lab.epoch)
+    policy = ValidationPolicy(purpose="client", missing_cdp="note")
+
+    def verdicts(chains):
+        return [
+            validate_peer(c, trust=lab.trust, at=at, crls=lookup, policy=policy).to_json()
+            for c in chains
+        ]
+
+    def reparsed(chain):
+        return [x509.load_der_x509_certificate(c.public_bytes(Encoding.DER)) for c in chain]
+
+    first = verdicts(cases)
+    assert [v["valid"] for v in first] == [True, False, False, False, False, True, False, False, False]
+    assert verdicts(cases) == first
+    assert verdicts([reparsed(c) for c in cases]) == first
+    for memo in (chain_module._PATHS, chain_module._SELF_ISSUED, revocation._CDPS, strength._FACTS):
+        memo.clear()
+    assert verdicts(cases) == first
