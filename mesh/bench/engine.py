@@ -259,6 +259,11 @@ def run(bench: Bench) -> None:
             NAME, mem_name, facts["rss_per_link"] / 1000, "kB",
             "RSS growth from before the Mesh is built until every link is up",
         )
+        bench.record(
+            NAME, f"{label}: RSS per link beyond the TLS floor",
+            (facts["rss_per_link"] - floor["rss_per_pair"]) / 1000, "kB",
+            "the appliance, its tasks, events and verdicts: what mesh adds to a link's TLS",
+        )
         if sensors == 1_000 or bench.quick:
             worst = facts["max_fetches_one_appliance_one_url"]
             name = Key.FETCHES_PER_URL[1] if sensors == 1_000 else f"{label} at once: CRL fetches per URL"
