@@ -464,11 +464,15 @@ async def start_scenario(
     events: EventLog | None = None,
     progress: Progress | None = None,
     settle_timeout: float | None = None,
+    consoles: bool = True,
 ) -> AsyncIterator[ScenarioRun]:
     """Start a scenario's mesh and yield it once every link has made its first attempt.
 
     The expectations due "after start" (``after_step = 0``) are already judged
-    when this yields. Leaving the block stops everything.
+    when this yields. Leaving the block stops everything. ``consoles=False``
+    serves none of the consoles the scenario's ``api`` keys ask for: for a
+    caller that serves its own (``mesh console``), so that no appliance is
+    served twice.
 
     Raises:
         ScenarioNotSettled: the mesh did not settle at start or after a step.
@@ -495,7 +499,8 @@ async def start_scenario(
             await nursery.start(mesh.run)
             run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
                               proxy=proxy, events=events, settle_timeout=settle_timeout)
-            run.consoles = await open_scenario_consoles(run, nursery)
+            if consoles:
+                run.consoles = await open_scenario_consoles(run, nursery)
             await run._settle("at start", fresh=False)
             run.check(0)
             if progress:

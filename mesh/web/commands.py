@@ -120,7 +120,9 @@ async def _serve(scenario: Any, args: argparse.Namespace, names: list[str]) -> N
     from mesh.web.server import serve_console
 
     window = dt.timedelta(days=args.expiry_window)
-    async with start_scenario(scenario) as run:
+    # This command serves the consoles itself (its own host, ports and
+    # window), so the scenario's own `api` consoles are not opened as well.
+    async with start_scenario(scenario, consoles=False) as run:
         if args.root:
             from mesh.pki.files import save_certificate
 

@@ -55,6 +55,28 @@ def test_once_prints_one_line_per_console(scenario, capsys):
     assert "[first-start] step 1/1 +1h set-validation sensor-1.contoso.test off: 1 up-unvalidated" in err
 
 
+def test_a_scenario_that_asks_for_consoles_has_each_served_once(tmp_path, capsys, monkeypatch):
+    """`api = true` in the scenario and `mesh console` both serve consoles: the
+    command's own are the ones served, not a second set beside them."""
+    from mesh.scenario import runner
+
+    path = tmp_path / "api.toml"
+    path.write_text(SCENARIO.replace('name = "first-start"\n', 'name = "first-start"\napi = true\n', 1))
+    opened = []
+    real = runner.open_scenario_consoles
+
+    async def spy(run, nursery):
+        urls = await real(run, nursery)
+        opened.append(urls)
+        return urls
+
+    monkeypatch.setattr(runner, "open_scenario_consoles", spy)
+    assert main(["console", str(path), "--once", "--pace", "0"]) == 0
+    out, _ = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()] == ["cm.contoso.test", "sensor-1.contoso.test"]
+    assert opened == []
+
+
 async def test_consoles_answer_curl_k_until_interrupted(scenario):
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "mesh", "console", str(scenario), "--appliance", "cm.contoso.test",
