@@ -695,8 +695,10 @@ class TlsStream(trio.abc.Stream):
                 # count moved on and retries OpenSSL instead of reading.
                 recv_count = self._inner_recv_count
                 async with self._holding_recv:
-                    yielded = True
+                    # Taking a free lock is no checkpoint (see _Held): only
+                    # the transport read below counts as this call's yield.
                     if recv_count == self._inner_recv_count:
+                        yielded = True
                         # A cancelled receive consumed nothing: the stream stays
                         # usable (a read under move_on_after is fine).
                         data = await self.transport_stream.receive_some()
