@@ -280,6 +280,23 @@ def test_fresh_bios_after_the_handshake_keep_bytes_already_received(pki: Materia
     assert server.recv(100) == b"and back"
 
 
+async def test_every_operation_is_a_checkpoint(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    """trio's rule, kept although the inner locks are taken without one."""
+    client, server = await handshake_pair(client_ctx, server_ctx)
+    with trio.testing.assert_checkpoints():
+        await client.do_handshake()  # already done: still a checkpoint
+    with trio.testing.assert_checkpoints():
+        await client.send_all(b"ping")
+    with trio.testing.assert_checkpoints():
+        assert await server.receive_some(4) == b"ping"
+    with trio.testing.assert_checkpoints():
+        await server.send_all(b"")
+    await client.aclose()
+    await server.aclose()
+
+
 async def test_verify_callback_records_but_never_refuses(
     pki: Material, server_ctx: SSL.Context
 ) -> None:
