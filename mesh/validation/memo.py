@@ -30,6 +30,7 @@ __all__ = ["IdentityMemo", "certificate_from_der"]
 
 T = TypeVar("T")
 
+
 class IdentityMemo(Generic[T]):
     """A bounded map from a sequence of objects (by identity) to an answer."""
 
