@@ -40,17 +40,14 @@ from mesh.net.crl_server import CrlServer
 from mesh.pki import files
 from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
-from mesh.pki.keys import fresh_keys
-from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
 from mesh.scenario.runner import (
     Progress,
     ScenarioNotSettled,
-    build_pki,
     not_settled_in,
-    start_crl_service,
+    start_world,
 )
 
 __all__ = ["run_in_processes", "NODE_TIMEOUT", "MAX_NODES"]
@@ -445,12 +442,8 @@ async def run_in_processes(
         with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
             folder = Path(tmp)
             async with trio.open_nursery() as nursery:
-                crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
-                if progress:
-                    progress("building", None, None)
-                keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
-                pki = await trio.to_thread.run_sync(
-                    lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+                crl_server, proxy, pki, keys = await start_world(
+                    scenario, nursery, keys=keys, progress=progress
                 )
                 fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
                                sink=sink, nursery=nursery)

@@ -456,6 +456,29 @@ async def start_crl_service(
     return crl_server, proxy, f"http://{host}:{port}/crl"
 
 
+async def start_world(
+    scenario: Scenario,
+    nursery: trio.Nursery,
+    *,
+    keys: KeySource | None = None,
+    progress: Progress | None = None,
+) -> tuple[CrlServer, ForwardProxy | None, Pki, KeySource]:
+    """The CRL service, then the keys and the PKI that names its URL.
+
+    What every way of running a scenario (in process, ``--processes``) builds
+    first. Key generation and signing are CPU work: they run off the event
+    loop, so the CRL server already answers meanwhile.
+    """
+    crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
+    if progress:
+        progress("building", None, None)
+    keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
+    pki = await trio.to_thread.run_sync(
+        lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+    )
+    return crl_server, proxy, pki, keys
+
+
 @contextlib.asynccontextmanager
 async def start_scenario(
     scenario: Scenario,
@@ -482,13 +505,8 @@ async def start_scenario(
     events = events if events is not None else EventLog()
     try:
         async with trio.open_nursery() as nursery:
-            crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
-            if progress:
-                progress("building", None, None)
-            # Key generation and signing are CPU work: keep them off the event loop.
-            keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
-            pki = await trio.to_thread.run_sync(
-                lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+            crl_server, proxy, pki, keys = await start_world(
+                scenario, nursery, keys=keys, progress=progress
             )
             clock = EmulatedClock(scenario.start)
             crl_server.set_documents(pki.crl_documents(at=scenario.start))
