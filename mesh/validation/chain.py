@@ -206,6 +206,11 @@ def malformation(cert: x509.Certificate) -> str | None:
         for extension in cert.extensions:
             extension.value
         _to_openssl(cert)
+    except x509.DuplicateExtension as exc:
+        return (
+            "RFC 5280 4.2: a certificate must not include more than one instance "
+            f"of an extension ({exc.oid.dotted_string} appears twice)"
+        )
     except PARSE_ERRORS as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None

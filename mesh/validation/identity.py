@@ -16,6 +16,7 @@ as the whole left-most label and matches exactly one label
 from __future__ import annotations
 
 import ipaddress
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -23,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mesh.errors import FailureCode
 from mesh.validation.finding import Finding
 
-__all__ = ["check_purpose", "check_name", "names_of", "name_matches"]
+__all__ = ["check_purpose", "check_path_purpose", "check_name", "names_of", "name_matches"]
 
 _USAGE = {
     "client": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -68,21 +69,33 @@ def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
 
 def names_of(leaf: x509.Certificate) -> list[str]:
     """The names the certificate claims: SAN DNS names and IPs, else the CN(s)."""
+    dns, ips, has_san = _presented(leaf)
+    if has_san:
+        return dns + [str(ip) for ip in ips]
+    return dns
+
+
+def _presented(
+    leaf: x509.Certificate,
+) -> tuple[list[str], list[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]:
+    """(DNS names, IP addresses, whether a SAN exists). Without a SAN the DNS
+    names are the subject's CNs; IP addresses only ever come from IP SANs."""
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         san = None
     if san is not None:
-        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        return names
-    return [
+        dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        ips = [ip for ip in san.get_values_for_type(x509.IPAddress) if not isinstance(ip, (ipaddress.IPv4Network, ipaddress.IPv6Network))]
+        return dns, ips, True  # type: ignore[return-value]
+    cns = [
         str(attr.value) for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     ]
+    return cns, [], False
 
 
 def name_matches(pattern: str, name: str) -> bool:
-    """RFC 6125 matching of one presented ``pattern`` against the wanted ``name``."""
+    """RFC 6125 matching of one presented DNS ``pattern`` against the wanted ``name``."""
     pattern = pattern.strip().rstrip(".").lower()
     name = name.strip().rstrip(".").lower()
     if not pattern or not name:
@@ -101,13 +114,24 @@ def name_matches(pattern: str, name: str) -> bool:
 
 
 def check_name(leaf: x509.Certificate, expected: str | None) -> list[Finding]:
-    """``name_mismatch`` unless one of the leaf's names matches ``expected``."""
+    """``name_mismatch`` unless one of the leaf's names matches ``expected``.
+
+    An expected IP address matches only an IP address SAN (RFC 6125 section
+    6.2.1 and RFC 5280 4.2.1.6: an address written as a DNS name or a CN is
+    not an IP identity); an expected DNS name matches the SAN's DNS names,
+    or the CN when the certificate has no SAN at all.
+    """
     if expected is None:
         return []
-    names = names_of(leaf)
-    if any(name_matches(pattern, expected) for pattern in names):
+    dns, ips, _ = _presented(leaf)
+    if _is_ip(expected):
+        wanted = ipaddress.ip_address(expected)
+        matched = any(ip == wanted for ip in ips)
+    else:
+        matched = any(not _is_ip(pattern) and name_matches(pattern, expected) for pattern in dns)
+    if matched:
         return []
-    shown = ", ".join(names) or "no name"
+    shown = ", ".join(names_of(leaf)) or "no name"
     return [
         Finding.about(
             FailureCode.NAME_MISMATCH,
@@ -116,6 +140,43 @@ def check_name(leaf: x509.Certificate, expected: str | None) -> list[Finding]:
             depth=0,
         )
     ]
+
+
+def check_path_purpose(
+    path: Sequence[x509.Certificate], purpose: str | None, *, anchored: bool
+) -> list[Finding]:
+    """``wrong_purpose`` for a CA on the path whose EKU excludes ``purpose``.
+
+    RFC 5280 4.2.1.12 defines EKU for the certificate that carries it; the
+    common reading (OpenSSL's purpose check, pyca's verifier, the CA/Browser
+    Forum) extends it to CAs: an intermediate limited to emailProtection
+    cannot vouch for a TLS server. The trust anchor is not judged (RFC 5280
+    6.1: it is a name and a key).
+    """
+    if purpose is None:
+        return []
+    wanted = _USAGE[purpose]
+    last = len(path) - 1 if anchored else len(path)
+    found = []
+    for depth in range(1, last):
+        cert = path[depth]
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            continue
+        if wanted in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+            continue
+        listed = ", ".join(_usage_name(oid) for oid in eku) or "nothing"
+        found.append(
+            Finding.about(
+                FailureCode.WRONG_PURPOSE,
+                cert,
+                f"RFC 5280 4.2.1.12: this CA's extended key usage lists {listed}, "
+                f"which excludes {_usage_name(wanted)} for every certificate below it",
+                depth=depth,
+            )
+        )
+    return found
 
 
 def _is_ip(text: str) -> bool:

@@ -13,11 +13,15 @@ from typing import Literal
 
 from attrs import define, field, validators
 
-__all__ = ["ValidationPolicy", "DEFAULT_POLICY"]
+__all__ = ["ValidationPolicy", "DEFAULT_POLICY", "PROFILES"]
 
 Revocation = Literal["hard", "soft"]
 MissingCdp = Literal["note", "fail"]
 Purpose = Literal["client", "server"]
+Profile = Literal["strict", "openssl"]
+
+#: The profiles, for config loaders and the CLI.
+PROFILES: tuple[str, ...] = ("strict", "openssl")
 
 
 def _normalise_name(value: str | None) -> str | None:
@@ -49,6 +53,12 @@ class ValidationPolicy:
             ``"client"``, ``"server"`` or None (any).
         expected_name: the name (DNS name or IP address) the peer must carry
             in its SAN (or CN when it has no SAN); None = no name check.
+        validator: the profile: ``"strict"`` (default) searches every
+            candidate path and applies RFC 5280 through the whole path and
+            complete CRL processing; ``"openssl"`` gives what a stock
+            OpenSSL-based appliance gives (its first path, no strict rules).
+        max_depth: the most intermediate certificates a path may hold
+            between the leaf and the trust anchor (strict profile; 8).
     """
 
     enabled: bool = field(default=True, validator=validators.instance_of(bool))
@@ -60,6 +70,10 @@ class ValidationPolicy:
         default=None, validator=validators.optional(validators.in_(("client", "server")))
     )
     expected_name: str | None = field(default=None, converter=_normalise_name)
+    validator: Profile = field(default="strict", validator=validators.in_(PROFILES))
+    max_depth: int = field(
+        default=8, validator=[validators.instance_of(int), validators.ge(0)]
+    )
 
     @property
     def soft_fail(self) -> bool:

@@ -33,10 +33,18 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from mesh.errors import FailureCode, Severity, ValidationFailed
 from mesh.validation.chain import PARSE_ERRORS, is_self_issued
+from mesh.validation.crl_rules import CrlFacts, crl_problem, read_crl_facts
 from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
 
-__all__ = ["CrlIndex", "CrlLookup", "crl_lookup", "cdp_urls", "check_revocation"]
+__all__ = [
+    "CrlIndex",
+    "CrlLookup",
+    "ConfiguredCrls",
+    "crl_lookup",
+    "cdp_urls",
+    "check_revocation",
+]
 
 #: ``url -> CrlIndex`` (already fetched), or the fetch failure carrying its
 #: code. A lookup may also raise ValidationFailed; both are treated alike.
@@ -55,6 +63,8 @@ class CrlIndex:
     next_update: dt.datetime | None
     number: int | None
     serials: frozenset[int]
+    #: The facts the strict profile's CRL rules judge (:mod:`.crl_rules`).
+    facts: CrlFacts = CrlFacts(problem=None, idp=None)
     #: The DER the CRL was loaded from, when it was: the signed part is sliced
     #: out of it instead of re-encoded (see :func:`_signature_valid`).
     der: bytes | None = None
@@ -104,6 +114,7 @@ class CrlIndex:
                 next_update=crl.next_update_utc,
                 number=number,
                 serials=frozenset(entry.serial_number for entry in crl),
+                facts=read_crl_facts(crl),
                 der=der,
             )
         except PARSE_ERRORS as exc:
@@ -228,6 +239,32 @@ def crl_lookup(crls: Mapping[str, CrlIndex | ValidationFailed]) -> CrlLookup:
     return lookup
 
 
+class ConfiguredCrls:
+    """CRL files given to an appliance out of band, found by their issuer's name.
+
+    Many appliances (and Envoy) are handed CRL files instead of fetching the
+    CRL Distribution Point. A certificate whose issuer has a configured CRL
+    is checked against it, whether or not the certificate names a CDP; one
+    whose issuer has none falls back to its CDP.
+    """
+
+    def __init__(self, crls: Sequence[CrlIndex] = ()) -> None:
+        self._by_issuer: dict[x509.Name, list[CrlIndex]] = {}
+        for index in crls:
+            self._by_issuer.setdefault(index.issuer, []).append(index)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_issuer)
+
+    def __len__(self) -> int:
+        return sum(len(found) for found in self._by_issuer.values())
+
+    def for_issuer(self, issuer: x509.Certificate) -> list[CrlIndex]:
+        """The configured CRLs named for ``issuer``, newest first."""
+        found = self._by_issuer.get(issuer.subject, [])
+        return sorted(found, key=lambda index: index.this_update, reverse=True)
+
+
 #: cdp_urls's answers by certificate identity (see :mod:`.memo`).
 _CDPS: IdentityMemo[tuple[tuple[str, ...], tuple[str, ...]]] = IdentityMemo(maxsize=512)
 
@@ -268,8 +305,14 @@ def check_revocation(
     crls: CrlLookup,
     soft_fail: bool = False,
     missing_cdp_fails: bool = False,
+    strict: bool = False,
+    configured: ConfiguredCrls | None = None,
 ) -> list[Finding]:
     """Revocation findings for every certificate of ``path`` but the anchor.
+
+    ``strict``: apply the complete CRL processing of :mod:`.crl_rules`.
+    ``configured``: CRL files given out of band; a certificate whose issuer
+    has one is judged against it instead of its CDP.
 
     ``anchored``: the last certificate is the trust anchor (not checked). A
     self-issued certificate (a root presented as a leaf) is never checked.
@@ -283,10 +326,39 @@ def check_revocation(
         if is_self_issued(cert):
             continue
         issuer = path[depth + 1] if depth + 1 < len(path) else None
+        if configured and issuer is not None:
+            files = configured.for_issuer(issuer)
+            if files:
+                found.extend(_check_configured(cert, issuer, depth, at, files, strict))
+                continue
         found.extend(
-            _check_one(cert, issuer, depth, at, crls, soft_fail, missing_cdp_fails)
+            _check_one(cert, issuer, depth, at, crls, soft_fail, missing_cdp_fails, strict)
         )
     return found
+
+
+def _check_configured(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    depth: int,
+    at: dt.datetime,
+    files: list[CrlIndex],
+    strict: bool,
+) -> list[Finding]:
+    """Judge ``cert`` against its issuer's configured CRL (the newest one the
+    issuer's key signed)."""
+    signed = [index for index in files if index.signed_by(issuer)]
+    if not signed:
+        return [
+            Finding.about(
+                FailureCode.CRL_SIGNATURE_INVALID,
+                cert,
+                f"no configured CRL named for {issuer.subject.rfc4514_string()} "
+                "is signed by that issuer's key",
+                depth=depth,
+            )
+        ]
+    return _judge_crl(cert, issuer, depth, at, signed[0], "configured CRL", strict, False)
 
 
 def _check_one(
@@ -297,6 +369,7 @@ def _check_one(
     crls: CrlLookup,
     soft_fail: bool,
     missing_cdp_fails: bool,
+    strict: bool = False,
 ) -> list[Finding]:
     http, other = cdp_urls(cert)
     if not http:
@@ -337,7 +410,6 @@ def _check_one(
         ]
     if issuer is None:
         return []
-    found = []
     if not got.signed_by(issuer):
         return [
             Finding.about(
@@ -348,13 +420,42 @@ def _check_one(
                 depth=depth,
             )
         ]
+    return _judge_crl(cert, issuer, depth, at, got, f"CRL from {url}", strict, soft_fail)
+
+
+def _judge_crl(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    depth: int,
+    at: dt.datetime,
+    got: CrlIndex,
+    source: str,
+    strict: bool,
+    soft_fail: bool,
+) -> list[Finding]:
+    """A CRL signed by the issuer: usable (strict rules), current, not listing ``cert``."""
+    found = []
+    if strict:
+        problem = crl_problem(
+            got.facts, this_update=got.this_update, cert=cert, issuer=issuer, at=at
+        )
+        if problem is not None:
+            return [
+                Finding.about(
+                    FailureCode.CRL_INVALID,
+                    cert,
+                    f"{source}: {problem}",
+                    severity=Severity.WARNING if soft_fail else Severity.ERROR,
+                    depth=depth,
+                )
+            ]
     if got.is_stale(at):
         assert got.next_update is not None
         found.append(
             Finding.about(
                 FailureCode.CRL_STALE,
                 cert,
-                f"CRL from {url} had nextUpdate {got.next_update.isoformat()}, "
+                f"{source} had nextUpdate {got.next_update.isoformat()}, "
                 f"before {at.isoformat()}",
                 depth=depth,
             )
@@ -365,7 +466,7 @@ def _check_one(
             Finding.about(
                 FailureCode.REVOKED,
                 cert,
-                f"serial {cert.serial_number:x} is listed in the CRL from {url}{number}",
+                f"serial {cert.serial_number:x} is listed in the {source}{number}",
                 depth=depth,
             )
         )

@@ -40,13 +40,10 @@ from attrs import define, field
 from cryptography import x509
 
 from mesh.errors import FailureCode, Severity
-from mesh.validation.chain import build_path, is_self_issued
 from mesh.validation.finding import Finding
-from mesh.validation.identity import check_name, check_purpose
-from mesh.validation.period import as_utc, check_periods
+from mesh.validation.memo import IdentityMemo
 from mesh.validation.policy import DEFAULT_POLICY, ValidationPolicy
-from mesh.validation.revocation import CrlLookup, cdp_urls, check_revocation
-from mesh.validation.strength import check_strength
+from mesh.validation.revocation import CrlLookup
 
 __all__ = [
     "Finding",
@@ -56,6 +53,7 @@ __all__ = [
     "validate_peer",
     "crl_urls",
     "sort_findings",
+    "dedupe",
 ]
 
 #: The documented order, most basic first (see the module docstring).
@@ -158,78 +156,72 @@ def validate_peer(
     *,
     trust: Sequence[x509.Certificate],
     at: dt.datetime,
-    crls: CrlLookup,
+    crls: Any = None,
     policy: ValidationPolicy = DEFAULT_POLICY,
+    crl_files: Sequence[Any] = (),
 ) -> Verdict:
     """Judge a presented chain (leaf first) against ``trust`` at ``at``.
+
+    A thin wrapper over :class:`~mesh.validation.verifier.Verifier`: it keeps
+    one verifier per (trust, policy, CRL files) it has been given, so a
+    caller that passes the same objects again gets the verifier's memos.
 
     Args:
         chain: the peer's certificate, then whatever intermediates it sent,
             in any order after the leaf.
-        trust: the trust anchors (roots) this appliance trusts.
+        trust: the trust anchors this appliance trusts.
         at: the instant to judge at (the emulated clock); naive means UTC.
-        crls: ``url -> CrlIndex`` for every URL :func:`crl_urls` named, or the
-            ``ValidationFailed`` its fetch ended in.
+        crls: fetched CRLs: a ``url -> CrlIndex | ValidationFailed`` lookup
+            or mapping for every URL :func:`crl_urls` named, or None.
         policy: the knobs; :data:`~mesh.validation.policy.DEFAULT_POLICY`
-            follows the source document.
+            follows the source document (strict profile).
+        crl_files: CRLs given out of band (``CrlIndex``,
+            ``x509.CertificateRevocationList`` or DER/PEM bytes); a
+            certificate whose issuer has one is judged against it, CDP or not.
 
     Returns:
         A :class:`Verdict`. Never raises for anything the certificates
         contain: every problem is a finding.
     """
-    at = as_utc(at)
-    built = build_path(chain, trust)
-    path = built.path
-    findings: list[Finding] = []
-    if built.error is not None:
-        findings.append(built.error)
-    findings += check_periods(path, at)
-    findings += check_strength(
-        path,
-        anchored=built.trusted,
-        allow_weak=policy.allow_weak,
-        min_rsa_bits=policy.min_rsa_bits,
-    )
-    if path:
-        findings += check_purpose(path[0], policy.purpose)
-        findings += check_name(path[0], policy.expected_name)
-    if built.trusted:
-        findings += check_revocation(
-            path,
-            anchored=True,
-            at=at,
-            crls=crls,
-            soft_fail=policy.soft_fail,
-            missing_cdp_fails=policy.missing_cdp == "fail",
-        )
-    return Verdict.judge(_dedupe(findings), enabled=policy.enabled, path=path)
+    if isinstance(crls, (list, tuple)):
+        # A list of CRLs rather than a lookup: they are CRL files.
+        crl_files, crls = (*crl_files, *crls), None
+    return _verifier(trust, policy, crl_files).verify(chain, at=at, crls=crls)
 
 
 def crl_urls(
-    chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
+    chain: Sequence[x509.Certificate],
+    trust: Sequence[x509.Certificate],
+    *,
+    at: dt.datetime | None = None,
+    policy: ValidationPolicy = DEFAULT_POLICY,
+    crl_files: Sequence[Any] = (),
 ) -> list[str]:
     """The http:// CRL URLs :func:`validate_peer` will ask for, in path order.
 
-    One per certificate of the path that is not the trust anchor (nor
-    self-issued) and names an http CDP. The I/O layer fetches these first.
-    Empty when the chain does not verify: nothing is fetched for a chain
-    that is refused anyway.
+    The I/O layer fetches these first. Empty when the chain does not
+    verify: nothing is fetched for a chain that is refused anyway.
     """
-    built = build_path(chain, trust)
-    if not built.trusted:
-        return []
-    path = built.path[:-1]
-    urls: list[str] = []
-    for cert in path:
-        if is_self_issued(cert):
-            continue
-        http, _ = cdp_urls(cert)
-        if http and http[0] not in urls:
-            urls.append(http[0])
-    return urls
+    return _verifier(trust, policy, crl_files).crl_urls(chain, at=at)
 
 
-def _dedupe(findings: list[Finding]) -> list[Finding]:
+#: The verifiers validate_peer built, by the identity of what it was given.
+_VERIFIERS: IdentityMemo[Any] = IdentityMemo(maxsize=64)
+
+
+def _verifier(
+    trust: Sequence[x509.Certificate], policy: ValidationPolicy, crl_files: Sequence[Any]
+) -> Any:
+    from mesh.validation.verifier import Verifier
+
+    crl_files = tuple(crl_files)
+    return _VERIFIERS.get(
+        (*trust, None, policy, None, *crl_files),
+        lambda: Verifier(trust, policy, crl_files=crl_files),
+    )
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
     """Drop a finding repeated for the same certificate (e.g. a time error the
     verifier reported that the period check found too)."""
     seen: set[tuple[FailureCode, str, int | None]] = set()

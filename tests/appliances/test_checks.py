@@ -37,9 +37,9 @@ async def test_a_warm_cache_judges_without_requests_and_a_refresh_sees_a_revocat
         assert len(events.of(CrlFetched)) == fetched
 
         pki.revoke("sensor-1", at=deployment.epoch)
-        deployment.crl_server.set_documents(
-            pki.crl_documents(at=deployment.epoch + dt.timedelta(minutes=1))
-        )
+        # Published at the instant the clock reads: a CRL whose thisUpdate is
+        # still in the future is refused (crl_invalid, RFC 5280 5.1.2.4).
+        deployment.crl_server.set_documents(pki.crl_documents(at=deployment.epoch))
         still = await checker.check(chain, trust=trust, policy=POLICY)
         assert still.accepted  # cached until nextUpdate, as a real appliance
         checker.invalidate()

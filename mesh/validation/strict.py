@@ -1,0 +1,219 @@
+"""The strict profile: judge every candidate path, keep the first that passes.
+
+Theory of operation. :mod:`.paths` proposes candidate paths by names and
+key identifiers. Each candidate is judged in full, in this order:
+
+1. mesh's RFC 5280 structural rules (:mod:`.structure`), so a refusal names
+   the rule and its section;
+2. OpenSSL's verifier on exactly that path — the anchor alone in the store,
+   the path's intermediates alone as untrusted certificates — with
+   ``X509_V_FLAG_X509_STRICT`` (RFC 5280 structure, enforced by maintained
+   code), ``X509_V_FLAG_PARTIAL_CHAIN`` (any trusted certificate is an
+   anchor, as RFC 5280 6.1 has it, not only a self-signed root) and
+   ``X509_V_FLAG_NO_CHECK_TIME`` (dates are :mod:`.period`'s, step 3). It
+   checks every signature, basicConstraints, pathLenConstraint (not
+   counting self-issued intermediates, 6.1.4 (l)), keyUsage and name
+   constraints (including a CN-only leaf's CN against DNS constraints);
+3. validity periods of every certificate on the path, RFC 5280's inclusive
+   bounds;
+4. strength (RSA/DSA under the policy minimum, SHA-1/MD5 signatures);
+5. purpose: the leaf's EKU, and every CA's EKU below the anchor;
+6. the expected name (RFC 6125, SAN first, CN only without a SAN).
+
+Why OpenSSL per path and not pyca's ``PolicyBuilder``: pyca's verifier
+refuses SHA-1 signatures and RSA keys under 2048 bits with no setting to
+allow them, so it could not search the weak paths that ``allow_weak``
+accepts, and it counts self-issued intermediates against pathLen (a
+documented departure from RFC 5280 6.1.4 (l)); its errors are text. OpenSSL
+reports stable integer codes and follows RFC 5280 on those points; on one
+fixed path its first-path habit does not matter.
+
+Choosing. The first candidate (in :mod:`.paths`' order) with no error is
+the path; a strong path is preferred to one that passes only because the
+policy allows weak crypto. When none passes, the path reported is the one
+that got furthest: an anchored path before a dead end, then the path
+whose first error comes latest in the documented order of codes
+(``chain_untrusted`` is the earliest: a path refused only for its dates
+got further than one whose signatures fail), then the longer path, then
+proposal order. Its findings are the verdict's, so the operator sees the
+real reason.
+
+Revocation is judged afterwards, on the chosen path only: CRLs are fetched
+for that path (:meth:`Verifier.crl_urls`), not for every candidate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+from attrs import define
+from cryptography import x509
+from OpenSSL import crypto
+
+from mesh.errors import FailureCode, Severity
+from mesh.validation.chain import VERIFY_ERROR_NAMES, malformation
+from mesh.validation.finding import Finding
+from mesh.validation.identity import check_name, check_path_purpose, check_purpose
+from mesh.validation.paths import Candidate
+from mesh.validation.period import check_periods
+from mesh.validation.policy import ValidationPolicy
+from mesh.validation.strength import check_strength
+from mesh.validation.structure import check_structure
+
+__all__ = ["Judged", "StrictChecker"]
+
+#: OpenSSL flags (x509_vfy.h): X509_STRICT, PARTIAL_CHAIN, NO_CHECK_TIME.
+_X509_STRICT = 0x20
+_PARTIAL_CHAIN = 0x80000
+_NO_CHECK_TIME = 0x200000
+
+#: Verify errors about dates or strength: those are judged by mesh's own
+#: checks (with their own codes), so OpenSSL's word on them is not repeated.
+_NOT_TRUST = frozenset({9, 10, 66, 67, 68})
+
+_RANK = {
+    code: index
+    for index, code in enumerate(
+        (
+            FailureCode.CHAIN_UNTRUSTED,
+            FailureCode.EXPIRED,
+            FailureCode.NOT_YET_VALID,
+            FailureCode.WEAK_CRYPTO,
+            FailureCode.WRONG_PURPOSE,
+            FailureCode.NAME_MISMATCH,
+        )
+    )
+}
+
+
+@define(frozen=True, kw_only=True)
+class Judged:
+    """One candidate path and what its checks found (revocation aside)."""
+
+    candidate: Candidate
+    findings: tuple[Finding, ...]
+
+    @property
+    def passes(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def weak(self) -> bool:
+        return any(f.code is FailureCode.WEAK_CRYPTO for f in self.findings)
+
+    def progress(self) -> tuple[int, int, int]:
+        """How far this path got: larger is further (see the module docstring)."""
+        errors = [f for f in self.findings if f.severity is Severity.ERROR]
+        first = min((_RANK.get(f.code, len(_RANK)) for f in errors), default=len(_RANK) + 1)
+        return (int(self.candidate.anchored), first, len(self.candidate.path))
+
+
+class StrictChecker:
+    """Judges candidate paths for one trust set; owns its OpenSSL stores."""
+
+    def __init__(self) -> None:
+        self._stores: dict[int, tuple[x509.Certificate, crypto.X509Store]] = {}
+        self._x509: dict[int, tuple[x509.Certificate, crypto.X509]] = {}
+
+    def judge(
+        self, candidate: Candidate, *, at: dt.datetime | None, policy: ValidationPolicy
+    ) -> Judged:
+        """Every check but revocation on one candidate; ``at`` None skips the dates."""
+        path = candidate.path
+        findings: list[Finding] = []
+        if not candidate.anchored:
+            findings.append(
+                Finding.about(
+                    FailureCode.CHAIN_UNTRUSTED,
+                    path[-1],
+                    candidate.stop,
+                    depth=len(path) - 1,
+                )
+            )
+        findings += check_structure(path, anchored=candidate.anchored)
+        if candidate.anchored and len(path) > 1 and not findings:
+            verified = self._openssl(path)
+            if verified is not None:
+                findings.append(verified)
+        if at is not None:
+            findings += check_periods(path, at)
+        findings += check_strength(
+            path,
+            anchored=candidate.anchored,
+            allow_weak=policy.allow_weak,
+            min_rsa_bits=policy.min_rsa_bits,
+        )
+        findings += check_purpose(path[0], policy.purpose)
+        findings += check_path_purpose(path, policy.purpose, anchored=candidate.anchored)
+        findings += check_name(path[0], policy.expected_name)
+        return Judged(candidate=candidate, findings=tuple(findings))
+
+    def choose(self, judged: Sequence[Judged]) -> Judged:
+        """The first strong passing path, else the first passing one, else the
+        furthest (the module docstring says how that is decided)."""
+        passing = [j for j in judged if j.passes]
+        strong = [j for j in passing if not j.weak]
+        if strong:
+            return strong[0]
+        if passing:
+            return passing[0]
+        best = judged[0]
+        for candidate in judged[1:]:
+            if candidate.progress() > best.progress():
+                best = candidate
+        return best
+
+    def _openssl(self, path: tuple[x509.Certificate, ...]) -> Finding | None:
+        """OpenSSL's verdict on exactly this path (anchor last), or None if it holds."""
+        anchor = path[-1]
+        context = crypto.X509StoreContext(
+            self._store(anchor), self._to_openssl(path[0]), [self._to_openssl(c) for c in path[1:-1]]
+        )
+        try:
+            context.verify_certificate()
+        except crypto.X509StoreContextError as exc:
+            number, depth = int(exc.errors[0]), int(exc.errors[1])
+            if number in _NOT_TRUST:
+                return None
+            text = str(exc.errors[2])
+            name = VERIFY_ERROR_NAMES.get(number, "verify error")
+            failing = exc.certificate.to_cryptography() if exc.certificate else path[0]
+            return Finding.about(
+                FailureCode.CHAIN_UNTRUSTED,
+                failing,
+                f"{text} (OpenSSL {name}, error {number} at depth {depth})",
+                depth=depth,
+            )
+        return None
+
+    def _store(self, anchor: x509.Certificate) -> crypto.X509Store:
+        entry = self._stores.get(id(anchor))
+        if entry is None:
+            store = crypto.X509Store()
+            store.add_cert(self._to_openssl(anchor))
+            store.set_flags(_X509_STRICT | _PARTIAL_CHAIN | _NO_CHECK_TIME)
+            entry = self._stores[id(anchor)] = (anchor, store)
+        return entry[1]
+
+    def _to_openssl(self, cert: x509.Certificate) -> crypto.X509:
+        entry = self._x509.get(id(cert))
+        if entry is None:
+            if len(self._x509) > 1024:
+                self._x509.clear()
+            entry = self._x509[id(cert)] = (cert, crypto.X509.from_cryptography(cert))
+        return entry[1]
+
+
+def well_formed(chain: Sequence[x509.Certificate]) -> Finding | None:
+    """``chain_untrusted`` for the first presented certificate that cannot be parsed."""
+    for depth, cert in enumerate(chain):
+        problem = malformation(cert)
+        if problem is not None:
+            return Finding.about(
+                FailureCode.CHAIN_UNTRUSTED,
+                cert,
+                f"the certificate at position {depth} of the chain is malformed: {problem}",
+                depth=depth,
+            )
+    return None
