@@ -8,9 +8,10 @@ can act on, rather than an OpenSSL error number, and so that the rules hold
 whichever OpenSSL release is installed. Each rule is one finding under
 ``chain_untrusted`` whose detail cites the section.
 
-The trust anchor is exempt, as RFC 5280 section 6.1 makes it: it is an
-input to path validation (a name and a key), not a certificate the path
-judges. Its signature, dates and extensions are not checked here.
+The trust anchor is judged too, as a CA certificate (OpenSSL's strict mode
+and the common test suites do the same), except that its own signature is
+never relied on and a version 1 root's CA status is the trust placed in it.
+A leaf that is itself the trust anchor is judged as a leaf.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtensionOID
 
 from mesh.errors import FailureCode
@@ -49,20 +51,30 @@ _PROCESSED = frozenset(
 
 
 def _ext(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension | None:  # type: ignore[type-arg]
+    """The extension of that class, or None."""
     try:
         return cert.extensions.get_extension_for_class(kind)
     except x509.ExtensionNotFound:
         return None
 
 
-def _is_self_signed_shape(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer
+def _self_signed(cert: x509.Certificate) -> bool:
+    """Issued by its own key (not merely self-issued): RFC 5280's self-signed."""
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 Rule = Callable[[x509.Certificate, str], "str | None"]
 
 
 def _serial(cert: x509.Certificate, role: str) -> str | None:
+    if role == "anchor":
+        return None
     serial = cert.serial_number
     if serial <= 0:
         return "RFC 5280 4.1.2.2: the serial number must be a positive integer"
@@ -87,6 +99,8 @@ def _version(cert: x509.Certificate, role: str) -> str | None:
 def _names(cert: x509.Certificate, role: str) -> str | None:
     if len(cert.issuer) == 0:
         return "RFC 5280 4.1.2.4: the issuer name must not be empty"
+    if role != "leaf" and len(cert.subject) == 0:
+        return "RFC 5280 4.1.2.6: a CA certificate's subject must not be empty"
     san = _ext(cert, x509.SubjectAlternativeName)
     if san is not None and len(san.value) == 0:
         return "RFC 5280 4.2.1.6: a subjectAltName extension must hold at least one name"
@@ -101,40 +115,54 @@ def _names(cert: x509.Certificate, role: str) -> str | None:
     return None
 
 
+#: Extensions whose criticality RFC 5280 fixes: oid -> (must be critical, section).
+_CRITICALITY = {
+    ExtensionOID.AUTHORITY_KEY_IDENTIFIER: (False, "4.2.1.1"),
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER: (False, "4.2.1.2"),
+    ExtensionOID.AUTHORITY_INFORMATION_ACCESS: (False, "4.2.2.1"),
+    ExtensionOID.NAME_CONSTRAINTS: (True, "4.2.1.10"),
+    ExtensionOID.POLICY_CONSTRAINTS: (True, "4.2.1.11"),
+    ExtensionOID.INHIBIT_ANY_POLICY: (True, "4.2.1.14"),
+}
+
+
 def _critical(cert: x509.Certificate, role: str) -> str | None:
     for extension in cert.extensions:
-        if extension.critical and extension.oid not in _PROCESSED:
-            return (
-                f"RFC 5280 4.2: unrecognised critical extension "
-                f"{extension.oid.dotted_string}"
-            )
+        oid = extension.oid
+        if extension.critical and oid not in _PROCESSED:
+            return f"RFC 5280 4.2: unrecognised critical extension {oid.dotted_string}"
+        fixed = _CRITICALITY.get(oid)
+        if fixed is not None and extension.critical is not fixed[0]:
+            name = getattr(oid, "_name", oid.dotted_string)
+            must = "critical" if fixed[0] else "non-critical"
+            return f"RFC 5280 {fixed[1]}: the {name} extension must be {must}"
     return None
 
 
 def _key_ids(cert: x509.Certificate, role: str) -> str | None:
+    if cert.version is not x509.Version.v3:
+        return None
     aki = _ext(cert, x509.AuthorityKeyIdentifier)
-    if aki is None and not _is_self_signed_shape(cert):
+    if aki is None and not _self_signed(cert):
         return (
             "RFC 5280 4.2.1.1: the authorityKeyIdentifier extension must be "
             "present in every certificate but a self-signed one"
         )
-    if aki is not None and aki.critical:
-        return "RFC 5280 4.2.1.1: the authorityKeyIdentifier extension must not be critical"
     ski = _ext(cert, x509.SubjectKeyIdentifier)
-    if role == "intermediate" and ski is None:
+    if role != "leaf" and ski is None:
         return (
             "RFC 5280 4.2.1.2: the subjectKeyIdentifier extension must be "
             "present in every CA certificate"
         )
-    if ski is not None and ski.critical:
-        return "RFC 5280 4.2.1.2: the subjectKeyIdentifier extension must not be critical"
     return None
 
 
 def _ca(cert: x509.Certificate, role: str) -> str | None:
     bc = _ext(cert, x509.BasicConstraints)
     ku = _ext(cert, x509.KeyUsage)
-    if role == "intermediate":
+    if role != "leaf":
+        if role == "anchor" and cert.version is not x509.Version.v3:
+            return None  # a version 1 root: its CA status is the trust itself
         if bc is None or not bc.value.ca:
             return (
                 "RFC 5280 4.2.1.9 and 6.1.4 (k): the certificate issues another "
@@ -142,9 +170,7 @@ def _ca(cert: x509.Certificate, role: str) -> str | None:
             )
         if not bc.critical:
             return "RFC 5280 4.2.1.9: basicConstraints must be critical in a CA certificate"
-        if ku is None:
-            return "RFC 5280 4.2.1.3: a CA certificate must carry the keyUsage extension"
-        if not ku.value.key_cert_sign:
+        if ku is not None and not ku.value.key_cert_sign:
             return (
                 "RFC 5280 4.2.1.3 and 6.1.4 (n): the certificate issues another "
                 "but its keyUsage lacks keyCertSign"
@@ -158,6 +184,8 @@ def _ca(cert: x509.Certificate, role: str) -> str | None:
         )
     if bc is not None and bc.value.path_length is not None and not is_ca:
         return "RFC 5280 4.2.1.9: pathLenConstraint is set without cA"
+    if not is_ca and _ext(cert, x509.NameConstraints) is not None:
+        return "RFC 5280 4.2.1.10: name constraints may appear only in a CA certificate"
     return None
 
 
@@ -169,9 +197,14 @@ _RULES: tuple[Rule, ...] = (_version, _serial, _names, _critical, _ca, _key_ids)
 def check_structure(path: Sequence[x509.Certificate], *, anchored: bool) -> list[Finding]:
     """One ``chain_untrusted`` finding per certificate that breaks a rule."""
     found: list[Finding] = []
-    last = len(path) - 1 if anchored else len(path)
-    for depth, cert in enumerate(path[:last]):
-        role = "leaf" if depth == 0 else "intermediate"
+    last = len(path) - 1
+    for depth, cert in enumerate(path):
+        if depth == 0:
+            role = "leaf"
+        elif depth == last and anchored:
+            role = "anchor"
+        else:
+            role = "intermediate"
         for rule in _RULES:
             problem = rule(cert, role)
             if problem is not None:
