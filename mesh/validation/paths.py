@@ -21,7 +21,9 @@ How candidates are found (RFC 4158 section 3, simplified):
   subject and public key as an anchor *is* that anchor (a cross-certificate
   for a trusted root ends the path there).
 * A path never repeats a (subject, public key) pair, and holds at most
-  ``max_depth`` certificates between the leaf and the anchor.
+  ``max_depth`` intermediate certificates between the leaf and the anchor,
+  not counting self-issued ones (a key rollover is one logical CA, as RFC
+  5280 6.1.4 (l) counts them for pathLen).
 * At most :data:`MAX_CANDIDATES` anchored paths are proposed, depth first,
   in the order above; the dead ends met on the way (no issuer, a loop, the
   depth limit) are kept so a refusal can name how far the chain got.
@@ -153,7 +155,11 @@ def candidate_paths(
         if len(dead) < _MAX_DEAD_ENDS:
             dead.append(Candidate(path=path, anchored=False, stop=why))
 
-    def walk(path: tuple[x509.Certificate, ...], seen: frozenset[tuple[x509.Name, bytes]]) -> None:
+    def walk(
+        path: tuple[x509.Certificate, ...],
+        seen: frozenset[tuple[x509.Name, bytes]],
+        depth: int,
+    ) -> None:
         budget[0] -= 1
         if budget[0] < 0 or len(anchored) >= MAX_CANDIDATES:
             return
@@ -180,14 +186,14 @@ def candidate_paths(
                     "the chain does not lead to a trust anchor: its issuers would "
                     "repeat a certificate of the path",
                 )
-            elif len(path) > max_depth:
+            elif depth + (issuer.subject != issuer.issuer) > max_depth:
                 stop_at(
                     path,
                     "the chain does not lead to a trust anchor within the maximum "
                     f"depth of {max_depth} intermediate certificates",
                 )
             else:
-                walk((*path, issuer), seen | {ident})
+                walk((*path, issuer), seen | {ident}, depth + (issuer.subject != issuer.issuer))
 
-    walk((leaf,), frozenset({(leaf.subject, _key_der(leaf))}))
+    walk((leaf,), frozenset({(leaf.subject, _key_der(leaf))}), 0)
     return anchored + dead

@@ -49,6 +49,15 @@ from typing import Sequence
 
 from attrs import define
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import SignatureAlgorithmOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 from OpenSSL import crypto
 
 from mesh.errors import FailureCode, Severity
@@ -133,9 +142,7 @@ class StrictChecker:
             )
         findings += check_structure(path, anchored=candidate.anchored)
         if candidate.anchored and len(path) > 1 and not findings:
-            verified = self._openssl(path)
-            if verified is not None:
-                findings.append(verified)
+            findings += self._maintained(path, at)
         if at is not None:
             findings += check_periods(path, at)
         findings += check_strength(
@@ -164,7 +171,35 @@ class StrictChecker:
                 best = candidate
         return best
 
-    def _openssl(self, path: tuple[x509.Certificate, ...]) -> Finding | None:
+    def _maintained(
+        self, path: tuple[x509.Certificate, ...], at: dt.datetime | None
+    ) -> list[Finding]:
+        """What the maintained verifiers find on exactly this path (anchor last).
+
+        OpenSSL always judges. pyca judges too when it can (:func:`_pyca_can_judge`);
+        a path holds only if both hold, with one exception: OpenSSL applies
+        DNS name constraints to the subject CN of a leaf that has no DNS
+        SAN, even when the leaf has other SANs and so is not identified by
+        its CN at all (RFC 6125 6.4.4). When OpenSSL's only objection is a
+        name constraint, the leaf has a SAN and pyca judged the path, pyca's
+        answer on the constraints stands. A leaf without any SAN is named
+        by its CN (mesh's rule), so its CN must satisfy the constraints and
+        OpenSSL's objection stands.
+        """
+        openssl = self._openssl(path)
+        if not _pyca_can_judge(path):
+            return [openssl[0]] if openssl else []
+        pyca = _pyca(path, at)
+        found = []
+        if openssl is not None:
+            finding, number = openssl
+            if not (number in _NAME_CONSTRAINT_ERRORS and _has_san(path[0])):
+                found.append(finding)
+        if pyca is not None:
+            found.append(pyca)
+        return found
+
+    def _openssl(self, path: tuple[x509.Certificate, ...]) -> tuple[Finding, int] | None:
         """OpenSSL's verdict on exactly this path (anchor last), or None if it holds."""
         anchor = path[-1]
         context = crypto.X509StoreContext(
@@ -179,12 +214,13 @@ class StrictChecker:
             text = str(exc.errors[2])
             name = VERIFY_ERROR_NAMES.get(number, "verify error")
             failing = exc.certificate.to_cryptography() if exc.certificate else path[0]
-            return Finding.about(
+            finding = Finding.about(
                 FailureCode.CHAIN_UNTRUSTED,
                 failing,
                 f"{text} (OpenSSL {name}, error {number} at depth {depth})",
                 depth=depth,
             )
+            return finding, number
         return None
 
     def _store(self, anchor: x509.Certificate) -> crypto.X509Store:
@@ -203,6 +239,117 @@ class StrictChecker:
                 self._x509.clear()
             entry = self._x509[id(cert)] = (cert, crypto.X509.from_cryptography(cert))
         return entry[1]
+
+
+#: OpenSSL's name-constraint errors (x509_vfy.h): PERMITTED_VIOLATION,
+#: EXCLUDED_VIOLATION, SUBTREE_MINMAX, UNSUPPORTED_CONSTRAINT_TYPE,
+#: UNSUPPORTED_CONSTRAINT_SYNTAX, UNSUPPORTED_NAME_SYNTAX.
+_NAME_CONSTRAINT_ERRORS = frozenset({47, 48, 49, 51, 52, 53})
+
+#: What pyca's verifier accepts at all (its web-PKI algorithm set): outside
+#: it, pyca would refuse for the algorithm alone, which is mesh's strength
+#: check's business (``weak_crypto``, or accepted under ``allow_weak``).
+_PYCA_SIGNATURES = frozenset(
+    {
+        SignatureAlgorithmOID.RSA_WITH_SHA256,
+        SignatureAlgorithmOID.RSA_WITH_SHA384,
+        SignatureAlgorithmOID.RSA_WITH_SHA512,
+        SignatureAlgorithmOID.RSASSA_PSS,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+    }
+)
+_PYCA_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
+def _pyca_can_judge(path: Sequence[x509.Certificate]) -> bool:
+    """pyca judges a path only where it would not refuse for reasons that are
+    not RFC 5280's: keys and signatures outside its web-PKI set, and
+    self-issued intermediates (it counts them against pathLen, which RFC
+    5280 6.1.4 (l) does not)."""
+    last = len(path) - 1
+    for depth, cert in enumerate(path):
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < 2048:
+                return False
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if key.curve.name not in _PYCA_CURVES:
+                return False
+        else:
+            return False
+        if depth < last and cert.signature_algorithm_oid not in _PYCA_SIGNATURES:
+            return False
+        if 0 < depth < last and cert.subject == cert.issuer:
+            return False
+    return True
+
+
+def _has_san(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _relaxed(policy: ExtensionPolicy, *kinds: type[x509.ExtensionType]) -> ExtensionPolicy:
+    for kind in kinds:
+        policy = policy.may_be_present(kind, Criticality.AGNOSTIC, None)
+    return policy
+
+
+#: pyca's web-PKI extension policies, with what mesh judges itself taken out:
+#: EKU (``wrong_purpose``, on the leaf and every CA), the leaf's SAN (mesh
+#: names a SAN-less leaf by its CN), its basicConstraints and keyUsage (RFC
+#: 5280 lets a CA be a leaf; :mod:`.structure` holds keyCertSign to cA).
+_CA_POLICY = _relaxed(ExtensionPolicy.webpki_defaults_ca(), x509.ExtendedKeyUsage)
+_EE_POLICY = _relaxed(
+    ExtensionPolicy.webpki_defaults_ee(),
+    x509.ExtendedKeyUsage,
+    x509.SubjectAlternativeName,
+    x509.BasicConstraints,
+    x509.KeyUsage,
+)
+
+
+def _pyca(path: Sequence[x509.Certificate], at: dt.datetime | None) -> Finding | None:
+    """pyca's verdict on exactly this path, dates aside (:mod:`.period` judges them)."""
+    when = _inside_every_window(path, at)
+    if when is None:
+        return None
+    verifier = (
+        PolicyBuilder()
+        .store(Store([path[-1]]))
+        .time(when)
+        .max_chain_depth(len(path))
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(path[0], list(path[1:-1]))
+    except VerificationError as exc:
+        return Finding.about(
+            FailureCode.CHAIN_UNTRUSTED,
+            path[0],
+            f"pyca's verifier refused the path: {exc}",
+            depth=0,
+        )
+    return None
+
+
+def _inside_every_window(
+    path: Sequence[x509.Certificate], at: dt.datetime | None
+) -> dt.datetime | None:
+    """``at`` moved into the validity of every certificate of ``path`` (None if
+    they share no instant), so pyca judges everything but the dates."""
+    start = max(c.not_valid_before_utc for c in path)
+    end = min(c.not_valid_after_utc for c in path)
+    if start > end:
+        return None
+    when = at if at is not None else start
+    return min(max(when, start), end)
 
 
 def well_formed(chain: Sequence[x509.Certificate]) -> Finding | None:
