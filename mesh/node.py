@@ -20,6 +20,11 @@ A config file::
     trust = ["root.crt"]                   # the roots it trusts
     validation = true
     revocation = "hard"                    # or "soft"
+    validator = "strict"                   # or "openssl": what a stock
+                                           #   OpenSSL-based appliance accepts
+    crl_files = ["issuing.crl"]            # optional: CRLs given out of band,
+                                           #   used instead of fetching the CDP
+                                           #   for their issuers' certificates
     crl_proxy = "http://127.0.0.1:3128"    # optional
     start = "2027-01-15T09:00:00Z"         # emulated start (default: now)
     accept_from = ["console"]              # optional: the one dialer whose name
@@ -73,13 +78,14 @@ from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
 from mesh.pki.files import load_certificate, load_certificates, load_key
 from mesh.pki.issue import Issued
-from mesh.validation.policy import ValidationPolicy
+from mesh.pki.crl_files import load_crl_files
+from mesh.validation.policy import PROFILES, ValidationPolicy
 
 __all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node", "add_parser"]
 
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
-    "trust", "validation", "revocation", "crl_proxy", "start", "accept_from",
+    "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "start", "accept_from",
     "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
 }  # fmt: skip
 
@@ -273,6 +279,17 @@ def load_config(path: str | Path) -> NodeConfig:
     revocation = _str(data, "revocation", where, "hard")
     if revocation not in ("hard", "soft"):
         raise InputError(f"{where}: revocation", f"{revocation!r} is not hard or soft", "")
+    validator = _str(data, "validator", where, "strict")
+    if validator not in PROFILES:
+        raise InputError(
+            f"{where}: validator", f"{validator!r} is not a validator profile", 'write "strict" or "openssl"'
+        )
+    crl_value = data.get("crl_files", [])
+    if isinstance(crl_value, str):
+        crl_value = [crl_value]
+    if not isinstance(crl_value, list) or not all(isinstance(c, str) for c in crl_value):
+        raise InputError(f"{where}: crl_files", "must be a file name or a list of them", 'write crl_files = ["issuing.crl"]')
+    crl_files = load_crl_files(_path(base, c, f"{where}: crl_files") for c in crl_value)
     start_text = data.get("start")
     if start_text is None:
         start = dt.datetime.now(dt.timezone.utc)
@@ -312,7 +329,8 @@ def load_config(path: str | Path) -> NodeConfig:
         connects_to=[p.name for p in connects_to],
         forwards_to=[p.name for p in forwards_to],
         crl_proxy=_str(data, "crl_proxy", where),
-        policy=ValidationPolicy(revocation=revocation),  # type: ignore[arg-type]
+        crl_files=crl_files,
+        policy=ValidationPolicy(revocation=revocation, validator=validator),  # type: ignore[arg-type]
         host=host,
         port=port,
     )

@@ -33,6 +33,7 @@ import sys
 import warnings
 from typing import Iterable, Sequence
 
+import attrs
 from attrs import define, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -40,11 +41,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
 from mesh.pki import files
+from mesh.pki.crl_files import load_crl_files
 from mesh.validation.chain import PARSE_ERRORS, malformation
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
-from mesh.validation.policy import ValidationPolicy
-from mesh.validation.revocation import CrlLookup
+from mesh.validation.policy import PROFILES, ValidationPolicy
+from mesh.validation.revocation import CrlIndex, CrlLookup
 from mesh.validation.verdict import Verdict, crl_urls, validate_peer
 
 __all__ = [
@@ -191,9 +193,15 @@ class UploadMaterial:
         """The chain as an appliance would send it: the certificate, then the rest."""
         return [self.cert, *(c for c in self.chain if c != self.cert)]
 
-    def crl_urls(self) -> list[str]:
+    def crl_urls(
+        self,
+        *,
+        at: dt.datetime | None = None,
+        policy: ValidationPolicy = UPLOAD_POLICY,
+        crl_files: Sequence[CrlIndex] = (),
+    ) -> list[str]:
         """The CRLs :meth:`judge` needs (none when the chain does not verify)."""
-        return crl_urls(self.presented, self.anchors)
+        return crl_urls(self.presented, self.anchors, at=at, policy=policy, crl_files=crl_files)
 
     def judge(
         self,
@@ -202,14 +210,19 @@ class UploadMaterial:
         crls: CrlLookup,
         validation: bool = True,
         policy: ValidationPolicy = UPLOAD_POLICY,
+        crl_files: Sequence[CrlIndex] = (),
     ) -> Verdict:
         """The upload verdict. ``validation=False``: only the key checks count,
-        and the verdict says validation was skipped."""
+        and the verdict says validation was skipped. ``crl_files``: CRLs the
+        appliance was given out of band (used instead of fetching for their
+        issuers' certificates)."""
         if not validation:
             errors = any(f.severity is Severity.ERROR for f in self.key_findings)
             return Verdict(accepted=not errors, findings=self.key_findings, skipped=True)
         findings = list(self.key_findings)
-        verdict = validate_peer(self.presented, trust=self.anchors, at=at, crls=crls, policy=policy)
+        verdict = validate_peer(
+            self.presented, trust=self.anchors, at=at, crls=crls, policy=policy, crl_files=crl_files
+        )
         for finding in verdict.findings:
             if (
                 finding.code is FailureCode.CHAIN_UNTRUSTED
@@ -266,6 +279,7 @@ def check_upload(
     validation: bool = True,
     proxy: str | None = None,
     policy: ValidationPolicy = UPLOAD_POLICY,
+    crl_files: Sequence[CrlIndex] = (),
 ) -> Verdict:
     """The upload-time check on files, in the source document's order.
 
@@ -282,12 +296,14 @@ def check_upload(
     material = UploadMaterial.load(crt_path, key_path, chain_path, trust_paths, passphrase)
     at = as_utc(at)
     if validation and crls is None:
-        crls = fetch_crls(material.crl_urls(), at=at, proxy=proxy)
+        urls = material.crl_urls(at=at, policy=policy, crl_files=crl_files)
+        crls = fetch_crls(urls, at=at, proxy=proxy)
     return material.judge(
         at=at,
         crls=crls if crls is not None else _nothing_fetched,
         validation=validation,
         policy=policy,
+        crl_files=crl_files,
     )
 
 
@@ -322,6 +338,16 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
         "--at", metavar="ISO-TIME", help="judge at this instant (default: now), e.g. 2027-01-15T09:00:00Z"
     )
     check.add_argument("--proxy", metavar="URL", help="fetch CRLs through this http:// proxy")
+    check.add_argument(
+        "--crl", action="append", default=[], metavar="FILE",
+        help="a CRL file (DER or PEM) given out of band: used instead of fetching for the "
+        "certificates its issuer issued, CRL Distribution Point or not (repeatable)",
+    )
+    check.add_argument(
+        "--profile", choices=PROFILES, default="strict",
+        help="strict (default): every candidate path, RFC 5280 through the whole path, "
+        "complete CRL processing; openssl: what a stock OpenSSL-based appliance accepts",
+    )
     check.add_argument(
         "--no-validation", action="store_true",
         help="run only the key checks; report validation as skipped",
@@ -369,6 +395,8 @@ def _check_command(args: argparse.Namespace) -> int:
             at=at,
             validation=not args.no_validation,
             proxy=args.proxy,
+            policy=attrs.evolve(UPLOAD_POLICY, validator=args.profile),
+            crl_files=load_crl_files(args.crl),
         )
     if args.json:
         print(json.dumps(_report(verdict), indent=2))

@@ -373,7 +373,10 @@ class Appliance:
             self.spec.policy, enabled=self.validation, purpose=None, expected_name=None
         )
         verdict = await self.checker.check(
-            [issued.cert, *issued.chain], trust=self.spec.trust, policy=policy
+            [issued.cert, *issued.chain],
+            trust=self.spec.trust,
+            policy=policy,
+            crl_files=self.spec.crl_files,
         )
         if not verdict.accepted:
             return self._refuse_upload(verdict, issued.cert)
@@ -617,7 +620,9 @@ class Appliance:
             purpose=purpose,
             expected_name=expected if self.spec.check_names else None,
         )
-        verdict = await self.checker.check(chain, trust=self.spec.trust, policy=policy)
+        verdict = await self.checker.check(
+            chain, trust=self.spec.trust, policy=policy, crl_files=self.spec.crl_files
+        )
         return Judgement.from_verdict(self.name, verdict, enforced=self.validation)
 
     async def _converse(

@@ -78,8 +78,12 @@ class PeerChecker:
         *,
         trust: Sequence[x509.Certificate],
         policy: ValidationPolicy,
+        crl_files: Sequence[CrlIndex] = (),
     ) -> Verdict:
         """Fetch what the chain's CDPs name, then judge it at the emulated instant.
+
+        ``crl_files``: the appliance's configured CRLs; their issuers'
+        certificates are judged against them and nothing is fetched for them.
 
         With validation off (``policy.enabled`` False) the checks still run so
         the verdict lists what would have failed; the CRLs are fetched too.
@@ -98,7 +102,7 @@ class PeerChecker:
         # Before the first fetch the memory cannot answer: go straight to it
         # (a sensor's first link would otherwise be judged twice).
         if not self._fetched:
-            return await self._fetch_and_judge(chain, trust=trust, policy=policy)
+            return await self._fetch_and_judge(chain, trust=trust, policy=policy, crl_files=crl_files)
         missing: list[str] = []
         ready = self.fetcher.ready
 
@@ -110,11 +114,13 @@ class PeerChecker:
             return index
 
         at = self.clock.now()
-        verdict = validate_peer(chain, trust=trust, at=at, crls=from_memory, policy=policy)
+        verdict = validate_peer(
+            chain, trust=trust, at=at, crls=from_memory, policy=policy, crl_files=crl_files
+        )
         if not missing:
             await trio.lowlevel.checkpoint()
             return verdict
-        return await self._fetch_and_judge(chain, trust=trust, policy=policy)
+        return await self._fetch_and_judge(chain, trust=trust, policy=policy, crl_files=crl_files)
 
     async def _fetch_and_judge(
         self,
@@ -122,10 +128,15 @@ class PeerChecker:
         *,
         trust: Sequence[x509.Certificate],
         policy: ValidationPolicy,
+        crl_files: Sequence[CrlIndex] = (),
     ) -> Verdict:
-        lookup = await self.fetcher.prefetch(crl_urls(chain, trust))
+        at = self.clock.now()
+        urls = crl_urls(chain, trust, at=at, policy=policy, crl_files=crl_files)
+        lookup = await self.fetcher.prefetch(urls)
         self._fetched = True
-        return validate_peer(chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy)
+        return validate_peer(
+            chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy, crl_files=crl_files
+        )
 
     def invalidate(self, url: str | None = None) -> None:
         """Refresh cached CRLs at the next check (a CRL was republished)."""

@@ -28,6 +28,7 @@ from cryptography import x509
 from mesh.pki.issue import Issued
 from mesh.roles import Role
 from mesh.validation.policy import ValidationPolicy
+from mesh.validation.revocation import CrlIndex
 
 __all__ = ["Role", "ApplianceSpec", "LinkPair", "link_pairs"]
 
@@ -56,6 +57,8 @@ class ApplianceSpec:
         connects_to: appliances it dials (sensor -> console, console <-> HA).
         forwards_to: forwarding targets it sends alerts to (server-auth).
         crl_proxy: an HTTP proxy URL for CRL fetches.
+        crl_files: CRLs given out of band; a certificate whose issuer has one
+            is judged against it instead of fetching its CDP.
         policy: validation knobs beyond the switch (revocation hard/soft,
             allow_weak, ...); ``enabled``, ``purpose`` and ``expected_name``
             are set per link by the engine.
@@ -78,6 +81,7 @@ class ApplianceSpec:
     connects_to: tuple[str, ...] = field(default=(), converter=_names)
     forwards_to: tuple[str, ...] = field(default=(), converter=_names)
     crl_proxy: str | None = None
+    crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple)
     policy: ValidationPolicy = field(factory=ValidationPolicy)
     check_names: bool = True
     host: str = "127.0.0.1"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mesh.errors import FailureCode, InputError
+from mesh.validation.policy import PROFILES
 from mesh.scenario.model import (
     ACTIONS,
     CERTIFICATE_RECIPES,
@@ -219,6 +220,7 @@ _APPLIANCE: _Spec = {
     "forwards_to": (_names, False, ""),
     "crl_proxy": (_boolean, False, ""),
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
+    "validator": (_choice("a validator profile", PROFILES), False, ""),
     "valid_for": (_duration, False, ""),
     "count": (_positive_int, False, ""),
     "api": (_boolean, False, ""),

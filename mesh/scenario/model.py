@@ -22,6 +22,7 @@ from attrs import define, field
 
 from mesh.pki.faults import RECIPES
 from mesh.roles import ROLES
+from mesh.validation.policy import PROFILES
 
 __all__ = [
     "ROLES",
@@ -204,6 +205,9 @@ class ApplianceDef:
     crl_proxy: bool = False
     #: "hard" (an unreachable CRL halts the link) or "soft" (a warning).
     revocation: str = field(default="hard", validator=_one_of(("hard", "soft")))
+    #: The validator profile: "strict" (every candidate path, RFC 5280 through
+    #: the whole path) or "openssl" (a stock OpenSSL-based appliance).
+    validator: str = field(default="strict", validator=_one_of(PROFILES))
     #: Lifetime of a healthy certificate from the scenario start (None: the
     #: PKI's default); a short one makes a certificate expire mid-run.
     valid_for: dt.timedelta | None = None

@@ -129,6 +129,7 @@ class _Fleet:
             f"trust = {json.dumps(str(self.folder / 'root.crt'))}",
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
+            f"validator = {json.dumps(a.validator)}",
             f"start = {json.dumps(self.now.isoformat())}",
             "backoff_cap = 1",
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",

@@ -430,7 +430,7 @@ def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> l
                 connects_to=a.connects_to,
                 forwards_to=a.forwards_to,
                 crl_proxy=proxy_url if a.crl_proxy else None,
-                policy=ValidationPolicy(revocation=a.revocation),
+                policy=ValidationPolicy(revocation=a.revocation, validator=a.validator),  # type: ignore[arg-type]
             )
         )
     return specs

@@ -7,7 +7,9 @@ not usable for every certificate. The strict profile refuses, as
 * carries a critical extension mesh does not process (5.2), or a critical
   entry extension it does not process on any entry (5.3);
 * has no CRLNumber (5.2.3: conforming issuers must include it) or marks it
-  critical (5.2.3: it must be non-critical);
+  critical (5.2.3: it must be non-critical), or has no nextUpdate (5.1.2.5);
+* lists one serial twice (the CA/Browser Forum forbids it; RFC 5280 5.1.2.6
+  lists each revoked certificate once);
 * is a delta CRL (5.2.4): mesh does not combine deltas with a base CRL, so a
   delta is refused with "delta CRLs are not supported" rather than read as a
   complete list;
@@ -91,7 +93,25 @@ def read_crl_facts(crl: x509.CertificateRevocationList) -> CrlFacts:
         return CrlFacts(
             problem="RFC 5280 5.2.3: the CRL has no CRLNumber extension", idp=None
         )
+    if crl.next_update_utc is None:
+        return CrlFacts(problem="RFC 5280 5.1.2.5: the CRL has no nextUpdate", idp=idp)
+    if idp is not None:
+        names = idp.full_name or ()
+        if any(not isinstance(name, x509.UniformResourceIdentifier) for name in names):
+            return CrlFacts(
+                problem="the CRL's issuing distribution point names something other than a URI "
+                "(CA/Browser Forum BR 7.2.2.1)",
+                idp=idp,
+            )
+    serials: set[int] = set()
     for entry in crl:
+        if entry.serial_number in serials:
+            return CrlFacts(
+                problem=f"serial {entry.serial_number:x} is listed twice "
+                "(CA/Browser Forum BR 7.2.2; RFC 5280 5.1.2.6 lists each certificate once)",
+                idp=idp,
+            )
+        serials.add(entry.serial_number)
         for extension in entry.extensions:
             if extension.oid == CRLEntryExtensionOID.CERTIFICATE_ISSUER:
                 return CrlFacts(
@@ -146,6 +166,12 @@ def _scope_problem(idp: x509.IssuingDistributionPoint, cert: x509.Certificate) -
         return "RFC 5280 5.2.5: indirect CRLs are not supported"
     if idp.full_name is not None:
         names = _cdp_names(cert)
+        if any(not isinstance(name, x509.UniformResourceIdentifier) for name in names):
+            return (
+                "the certificate's CRL Distribution Point names something other than a URI, "
+                "so it cannot be matched to the CRL's issuing distribution point "
+                "(CA/Browser Forum BR 7.1.2.11.2)"
+            )
         if not any(name in names for name in idp.full_name):
             return (
                 "RFC 5280 6.3.3 (b)(2): the CRL's issuing distribution point "

@@ -331,9 +331,11 @@ def check_revocation(
             if files:
                 found.extend(_check_configured(cert, issuer, depth, at, files, strict))
                 continue
-        found.extend(
-            _check_one(cert, issuer, depth, at, crls, soft_fail, missing_cdp_fails, strict)
-        )
+        # CRL files cover their chains: with any configured, a certificate
+        # that neither they nor a CDP cover is refused (as Envoy and
+        # `openssl verify -crl_check_all` refuse it).
+        must = missing_cdp_fails or bool(configured)
+        found.extend(_check_one(cert, issuer, depth, at, crls, soft_fail, must, strict))
     return found
 
 
@@ -387,7 +389,8 @@ def _check_one(
             Finding.about(
                 FailureCode.NO_CDP,
                 cert,
-                "no CRL Distribution Point; revocation not checked",
+                "no CRL Distribution Point and no configured CRL file of its issuer; "
+                "revocation not checked",
                 severity=Severity.ERROR if missing_cdp_fails else Severity.NOTE,
                 depth=depth,
             )

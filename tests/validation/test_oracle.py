@@ -220,7 +220,7 @@ def openssl_verify(case: Case, where: Path) -> tuple[bool, str]:
     return done.returncode == 0, text
 
 
-def mesh_verify(case: Case, chain, trust, crls) -> tuple[bool, str]:
+def mesh_verify(case: Case, chain, trust, crls, profile: str = "strict") -> tuple[bool, str]:
     def lookup(url):
         found = crls.get(url)
         if found is None:
@@ -232,7 +232,7 @@ def mesh_verify(case: Case, chain, trust, crls) -> tuple[bool, str]:
         trust=trust,
         at=case.at,
         crls=lookup,
-        policy=ValidationPolicy(allow_weak=case.lenient),
+        policy=ValidationPolicy(allow_weak=case.lenient, validator=profile),
     )
     return verdict.accepted, ", ".join(f.code.code for f in verdict.failures) or "ok"
 
@@ -270,6 +270,20 @@ def test_mesh_agrees_with_openssl(key_pool, tmp_path):
     )
     # The corpus must exercise both answers.
     assert tally[True] and tally[False]
+
+
+def test_both_profiles_agree_on_mesh_shaped_pkis(key_pool, tmp_path):
+    """On the PKIs mesh itself deploys (one path, well-formed certificates) the
+    strict profile and the openssl profile (mesh's verdicts before the strict
+    profile existed) give the same failures, code for code."""
+    differ = []
+    for number, case in enumerate(corpus()):
+        chain, trust, crls = build(case, key_pool.cursor(), tmp_path / f"case-{number}")
+        strict = mesh_verify(case, chain, trust, crls, "strict")
+        stock = mesh_verify(case, chain, trust, crls, "openssl")
+        if strict != stock:
+            differ.append(f"case {number}: {case}: strict {strict}, openssl {stock}")
+    assert not differ, "\n".join(differ)
 
 
 def test_exactly_not_after_follows_rfc_5280(key_pool, tmp_path):
