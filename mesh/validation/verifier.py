@@ -39,7 +39,7 @@ from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
 from mesh.validation.openssl_profile import openssl_crl_urls, openssl_verdict
 from mesh.validation.paths import candidate_paths
-from mesh.validation.period import as_utc, period_code
+from mesh.validation.period import as_utc
 from mesh.validation.policy import DEFAULT_POLICY, ValidationPolicy
 from mesh.validation.revocation import (
     ConfiguredCrls,
@@ -94,7 +94,7 @@ class Verifier:
         self.crl_files = ConfiguredCrls([as_crl_index(crl) for crl in crl_files])
         self._anchors = tuple(c for c in self.trust if malformation(c) is None)
         self._checker = StrictChecker()
-        self._chosen: IdentityMemo[dict[tuple[bool, ...], Judged]] = IdentityMemo(maxsize=256)
+        self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=256)
         self._lock = threading.Lock()
 
     @property
@@ -125,10 +125,10 @@ class Verifier:
                 code=FailureCode.CHAIN_UNTRUSTED, detail="no certificate was presented"
             )
             return Verdict.judge([missing], enabled=policy.enabled)
-        broken = well_formed(chain)
-        if broken is not None:
-            return Verdict.judge([broken], enabled=policy.enabled)
-        chosen = self._choose(chain, at)
+        entry = self._entry(chain)
+        if entry.broken is not None:
+            return Verdict.judge([entry.broken], enabled=policy.enabled)
+        chosen = self._choose(entry, chain, at)
         path = chosen.candidate.path
         findings = list(chosen.findings)
         if chosen.candidate.anchored and not _untrusted(findings):
@@ -158,9 +158,12 @@ class Verifier:
         """
         if not self.strict:
             return openssl_crl_urls(chain, self.trust, configured=self.crl_files)
-        if not chain or well_formed(chain) is not None:
+        if not chain:
             return []
-        chosen = self._choose(chain, None if at is None else as_utc(at))
+        entry = self._entry(chain)
+        if entry.broken is not None:
+            return []
+        chosen = self._choose(entry, chain, None if at is None else as_utc(at))
         if not chosen.candidate.anchored or _untrusted(chosen.findings):
             return []
         path = chosen.candidate.path
@@ -173,30 +176,52 @@ class Verifier:
                 urls.append(http[0])
         return urls
 
-    def _choose(self, chain: Sequence[x509.Certificate], at: dt.datetime | None) -> Judged:
-        by_window = self._chosen.get(tuple(chain), dict)
-        window = self._window(chain, at)
-        chosen = by_window.get(window)
+    def _entry(self, chain: Sequence[x509.Certificate]) -> _Choices:
+        return self._chosen.get(tuple(chain), lambda: _Choices(chain, self._anchors))
+
+    def _choose(
+        self, entry: _Choices, chain: Sequence[x509.Certificate], at: dt.datetime | None
+    ) -> Judged:
+        window = entry.window(at)
+        chosen = entry.by_window.get(window)
         if chosen is None:
             chosen = self._search(chain, at)
             with self._lock:
-                if len(by_window) >= 8:
-                    by_window.clear()
-                by_window[window] = chosen
+                if len(entry.by_window) >= 8:
+                    entry.by_window.clear()
+                entry.by_window[window] = chosen
         return chosen
-
-    def _window(
-        self, chain: Sequence[x509.Certificate], at: dt.datetime | None
-    ) -> tuple[bool, ...]:
-        """Which certificates (presented, then anchors) are within their dates."""
-        if at is None:
-            return ()
-        return tuple(period_code(c, at) is None for c in (*chain, *self._anchors))
 
     def _search(self, chain: Sequence[x509.Certificate], at: dt.datetime | None) -> Judged:
         candidates = candidate_paths(chain, self._anchors, max_depth=self.policy.max_depth)
         judged = [self._checker.judge(c, at=at, policy=self.policy) for c in candidates]
         return self._checker.choose(judged)
+
+
+class _Choices:
+    """The paths chosen for one presented chain, per validity pattern.
+
+    Also whether every presented certificate parses. The pattern is which certificates (presented, then anchors) are within
+    their dates at the instant judged; their bounds are read once here, so
+    a repeat handshake compares datetimes instead of re-reading fields.
+    """
+
+    def __init__(
+        self, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+    ) -> None:
+        #: A presented certificate that cannot be parsed (then nothing else is judged).
+        self.broken = well_formed(chain)
+        self.bounds = (
+            ()
+            if self.broken is not None
+            else tuple((c.not_valid_before_utc, c.not_valid_after_utc) for c in (*chain, *anchors))
+        )
+        self.by_window: dict[tuple[bool, ...], Judged] = {}
+
+    def window(self, at: dt.datetime | None) -> tuple[bool, ...]:
+        if at is None:
+            return ()
+        return tuple(start <= at <= end for start, end in self.bounds)
 
 
 def _untrusted(findings: Sequence[Finding]) -> bool:
