@@ -363,7 +363,7 @@ class Appliance:
     ) -> Verdict:
         """The upload-time check, then (if accepted) the new identity for new connections."""
         try:
-            issued = open_key(issued, key_pem, passphrase)
+            issued = await open_key(issued, key_pem, passphrase)
         except ValidationFailed as exc:
             return self._refuse_upload(refusal_of(exc), issued.cert)
         findings = upload_findings(issued)

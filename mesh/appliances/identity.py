@@ -17,7 +17,7 @@ import datetime as dt
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, ValidationFailed
-from mesh.pki.files import key_from_bytes
+from mesh.pki import key_process
 from mesh.pki.issue import Issued, KeySource, new_key, self_signed_leaf
 from mesh.validation.finding import Finding
 from mesh.validation.verdict import Verdict
@@ -47,15 +47,21 @@ def key_matches(issued: Issued) -> bool:
     return spki(issued.cert.public_key()) == spki(issued.key.public_key())
 
 
-def open_key(issued: Issued, key_pem: bytes | None, passphrase: str | None) -> Issued:
+async def open_key(issued: Issued, key_pem: bytes | None, passphrase: str | None) -> Issued:
     """The uploaded certificate with the key the .key file opens to.
+
+    The key is opened off the event loop when opening it costs anything (an
+    encrypted or large key: see :mod:`mesh.pki.key_process`), within the
+    limits of :mod:`mesh.pki.key_cost`: every other appliance and console in
+    the process keeps answering meanwhile.
 
     Raises:
         ValidationFailed(PASSPHRASE_MISMATCH): the passphrase does not open it.
+        InputError: not a usable key, or one over a cost limit.
     """
     if key_pem is None:
         return issued
-    key = key_from_bytes(key_pem, passphrase, where="uploaded key")
+    key = await key_process.open_key(key_pem, passphrase, where="uploaded key")
     return Issued(cert=issued.cert, key=key, chain=issued.chain)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 from pathlib import Path
 
 import httpx
@@ -96,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         raise InputError("--port", f"{port} is not a port number", "give 0-65535 (0 picks a free one)")
     server = CrlServer(documents, host=args.host, port=port)
+    _log_to_stderr()
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -116,6 +119,16 @@ def _serve(args: argparse.Namespace) -> int:
                 raise _first_leaf(found) from None
         raise
     return 0
+
+
+def _log_to_stderr() -> None:
+    """What the server logs (running out of descriptors, say) as ``mesh: ...`` lines."""
+    logger = logging.getLogger("mesh.net")
+    if not any(getattr(h, "_mesh_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mesh: %(message)s"))
+        handler._mesh_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -65,11 +65,17 @@ source document's certificate requirements name an http:// CDP, so ``https://``
 is refused with that reason), no redirects (a 3xx is an HTTP error, as
 OpenSSL's own CRL loader treats it), an optional proxy per fetcher plus the
 standard ``HTTP_PROXY``/``NO_PROXY`` variables when ``trust_env``, one overall
-deadline per fetch and a size cap on the body.
+deadline per fetch and a size cap on the body. The body is read raw and its
+Content-Encoding undone here (:mod:`mesh.net.content_coding`), so the cap
+bounds what is *decoded*, as it is decoded: a 1,827-byte ``gzip, gzip`` body
+holding 1 GiB of zeros is refused at the cap instead of being inflated first.
+A failed fetch keeps nothing of the body: the failures that are stored and
+raised again are fresh exceptions, without the traceback whose frames held it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -85,6 +91,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.events import CrlFetched, CrlFetchFailed
+from mesh.net.content_coding import BodyDecoder, DecodeError, TooLarge
 from mesh.validation.chain import build_path, is_self_issued
 from mesh.validation.revocation import CrlIndex, CrlLookup, cdp_urls, crl_lookup
 
@@ -105,6 +112,9 @@ _THREAD_PARSE_BYTES = 256 * 1024
 #: thread (hashing a 37 MiB CRL takes tens of milliseconds).
 _THREAD_SIGNATURE_ENTRIES = 20_000
 _ACCEPT = "application/pkix-crl, application/x-pkcs7-crl;q=0.9, */*;q=0.1"
+#: Exactly what :mod:`mesh.net.content_coding` decodes (httpx would also offer
+#: br and zstd when their packages happen to be installed).
+_ACCEPT_ENCODING = "gzip, deflate"
 
 
 @define(frozen=True, kw_only=True)
@@ -482,7 +492,9 @@ class CrlFetcher:
             assert entry is not None
             entry.refresh = False  # one refresh was asked for; try again at nextUpdate
             return entry.index
-        return exc
+        # A fresh exception, without the traceback of the fetch (whose frames
+        # held the body): this one is kept by the flight and its waiters.
+        return ValidationFailed(exc.code, exc.detail)
 
     def _fetched(
         self,
@@ -589,7 +601,7 @@ class CrlFetcher:
             try:
                 index = await self._exchange(url, progress, deadline, shared)
             except ValidationFailed as exc:
-                shared.result = exc
+                shared.result = ValidationFailed(exc.code, exc.detail)  # no traceback kept
                 raise
             shared.result = index
             return index
@@ -606,7 +618,7 @@ class CrlFetcher:
         try:
             with trio.move_on_at(deadline) as scope:
                 async with self._client().stream(
-                    "GET", url, headers={"Accept": _ACCEPT}
+                    "GET", url, headers={"Accept": _ACCEPT, "Accept-Encoding": _ACCEPT_ENCODING}
                 ) as response:
                     status = progress.status = response.status_code
                     if status != 200:
@@ -617,12 +629,9 @@ class CrlFetcher:
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.max_bytes:
                         raise self._too_big(url, int(declared))
-                    async for chunk in response.aiter_bytes():
-                        progress.size += len(chunk)
-                        if progress.size > self.max_bytes:
-                            raise self._too_big(url, progress.size)
-                        chunks.append(chunk)
+                    await self._read_body(url, response, progress, chunks)
         except httpx.TimeoutException as exc:
+            chunks.clear()
             shared.timed_out = True
             # A server that never answers is, to the operator, a CRL location
             # that is not reachable: the source document's message; the detail
@@ -632,10 +641,17 @@ class CrlFetcher:
                 f"{url}{via}: timed out, no answer within {self.timeout:g} s ({_why(exc)})",
             ) from None
         except httpx.TransportError as exc:
+            chunks.clear()
             raise ValidationFailed(
                 FailureCode.CRL_UNREACHABLE, f"{url}{via}: {_why(exc)}"
             ) from None
+        except BaseException:
+            # A failure's traceback keeps this frame, and with it ``chunks``:
+            # empty it, or a node holding its last error holds the body too.
+            chunks.clear()
+            raise
         if scope.cancelled_caught:
+            chunks.clear()
             shared.timed_out = True
             raise self._timed_out(url, complete=True)
         shared.answered = True
@@ -643,6 +659,38 @@ class CrlFetcher:
         if progress.size > _THREAD_PARSE_BYTES:
             return await trio.to_thread.run_sync(parse)
         return parse()
+
+    async def _read_body(
+        self, url: str, response: httpx.Response, progress: _Progress, chunks: list[bytes]
+    ) -> None:
+        """Read the raw body into ``chunks``, decoded here under the size cap.
+
+        The cap bounds the bytes on the wire and every decoding layer's output
+        as it is produced (see :mod:`mesh.net.content_coding`): a compression
+        bomb stops at the cap, not after inflating.
+        """
+        try:
+            decoder = BodyDecoder(
+                response.headers.get_list("content-encoding", split_commas=True), self.max_bytes
+            )
+            raw_size = 0
+            async with contextlib.aclosing(response.aiter_raw()) as received:
+                async for raw in received:
+                    raw_size += len(raw)
+                    if raw_size > self.max_bytes:
+                        raise self._too_big(url, raw_size)
+                    chunks.extend(decoder.feed(raw))
+                    progress.size = decoder.size
+            chunks.extend(decoder.finish())
+            progress.size = decoder.size
+            return
+        except TooLarge as exc:
+            progress.size = exc.size
+            failure = self._too_big(url, exc.size)
+        except DecodeError as exc:
+            failure = ValidationFailed(FailureCode.CRL_INVALID, f"{url}: {exc}")
+        # Raised outside the handler, so no __context__ keeps the decoder's frames.
+        raise failure
 
     def _timed_out(self, url: str, *, complete: bool) -> ValidationFailed:
         via = f" via proxy {self.proxy}" if self.proxy else ""
@@ -672,10 +720,20 @@ def _parse(chunks: list[bytes], url: str) -> CrlIndex:
     # drops the GIL while joining large bytes, so a 37 MiB copy (about 70 ms
     # of page faults) does not stall the event loop.
     body = b"".join(chunks)
+    chunks.clear()
     key = (url, hashlib.sha256(body).digest())
     index = _PARSED.get(key)
     if index is None:
-        index = _PARSED[key] = CrlIndex.from_bytes(body, source=url)
+        try:
+            index = _PARSED[key] = CrlIndex.from_bytes(body, source=url)
+        except ValidationFailed as exc:
+            failure = ValidationFailed(exc.code, exc.detail)
+        else:
+            return index
+        # Raised afresh, with the body dropped: the parser's traceback (kept
+        # by whoever holds the failure) would keep the whole body alive.
+        del body
+        raise failure
     return index
 
 

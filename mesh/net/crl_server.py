@@ -75,6 +75,8 @@ _VARIANTS = frozenset({Fault.STALE, Fault.WRONG_KEY})
 class CrlServer(HttpServer):
     """Serves ``{path: bytes}`` documents; ``await nursery.start(server.serve)`` -> port."""
 
+    description = "CRL server"
+
     def __init__(
         self,
         documents: Mapping[str, bytes] | None = None,

@@ -18,7 +18,9 @@ returns. Subclasses answer requests in :meth:`HttpServer.respond`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import http
+import logging
 import socket as stdlib_socket
 import h11
 import trio
@@ -27,6 +29,22 @@ from attrs import define
 from mesh.errors import InputError
 
 __all__ = ["HttpServer", "Request", "Response", "HOLD", "Answer"]
+
+_log = logging.getLogger("mesh.net")
+
+#: Seconds between attempts to accept while accepting fails (out of descriptors).
+ACCEPT_BACKOFF = 0.1
+
+_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+def _accept_failure(exc: OSError) -> tuple[str, str]:
+    reason = exc.strerror or str(exc)
+    if exc.errno in _CAPACITY_ERRNOS:
+        what = "out of memory" if exc.errno in (errno.ENOMEM, errno.ENOBUFS) else "out of file descriptors"
+        return f"{what} ({reason})", "waiting for connections to close"
+    return f"cannot accept connections ({reason})", f"trying again every {ACCEPT_BACKOFF:g} s"
+
 
 #: Largest request head plus body we read; CRL clients send a few hundred bytes.
 _MAX_REQUEST = 64 * 1024
@@ -86,6 +104,9 @@ class HttpServer:
     a free port; a later :meth:`bind` (after :meth:`unbind`) reuses the one
     picked, so URLs stay valid across ``down``/``up``.
     """
+
+    #: Names the server in what it logs.
+    description = "HTTP server"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -170,13 +191,29 @@ class HttpServer:
             listener.socket.close()
 
     async def _accept_loop(self, listener: trio.SocketListener, scope: trio.CancelScope) -> None:
+        """Accept until unbound. Failing to accept is never the end of serving.
+
+        Out of file descriptors (or kernel memory), ``accept`` fails until
+        some connection closes; returning then left the port listening but
+        never answered again. So it waits :data:`ACCEPT_BACKOFF` and tries
+        again, and says so once per spell (not once per attempt).
+        """
         with scope:
             async with trio.open_nursery() as connections:
+                failing = False
                 while True:
                     try:
                         stream = await listener.accept()
-                    except (trio.ClosedResourceError, OSError):
-                        return
+                    except trio.ClosedResourceError:
+                        return  # unbound
+                    except OSError as exc:
+                        if not failing:
+                            failing = True
+                            _log.warning("%s on %s:%s: %s; %s", self.description, self.host,
+                                         self.port, *_accept_failure(exc))
+                        await trio.sleep(ACCEPT_BACKOFF)
+                        continue
+                    failing = False
                     connections.start_soon(self._connection, stream)
 
     # -- one connection --

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.pki.key_cost import check_key_cost, check_rsa_bits
 from mesh.validation.chain import PARSE_ERRORS
 
 __all__ = [
@@ -223,7 +224,7 @@ def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
 
 def _der_private_key(data: bytes) -> bool:
     try:
-        serialization.load_der_private_key(data, password=None)
+        serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
     except TypeError:
         return True  # an encrypted PKCS#8 key: a key all the same
     except Exception:  # ValueError, UnsupportedAlgorithm: not a key we know
@@ -285,15 +286,20 @@ def key_from_bytes(
             raise InputError(
                 where, f"holds a {kind} key, not an RSA key", "use an RSA 2048 or 4096 key"
             )
+        if b"Proc-Type:" not in block:
+            check_key_cost(_pem_der(block), where)
         return _open_key(
-            lambda pw: serialization.load_pem_private_key(block, password=pw),
+            lambda pw: serialization.load_pem_private_key(
+                block, password=pw, unsafe_skip_rsa_key_validation=True),
             encrypted=encrypted,
             password=password,
             where=where,
         )
     if data[:1] == b"\x30":
+        check_key_cost(data, where)
         try:
-            serialization.load_der_private_key(data, password=None)
+            serialization.load_der_private_key(
+                data, password=None, unsafe_skip_rsa_key_validation=True)
             encrypted = False
         except TypeError:
             encrypted = True
@@ -303,7 +309,8 @@ def key_from_bytes(
             encrypted = None
         if encrypted is not None:
             return _open_key(
-                lambda pw: serialization.load_der_private_key(data, password=pw),
+                lambda pw: serialization.load_der_private_key(
+                    data, password=pw, unsafe_skip_rsa_key_validation=True),
                 encrypted=encrypted,
                 password=password,
                 where=where,
@@ -342,7 +349,29 @@ def _open_key(load, *, encrypted: bool, password: bytes | None, where: str) -> r
         raise InputError(
             where, f"holds a key that cannot be read ({exc})", "export the key again"
         ) from None
-    return _rsa_only(key, where)
+    key = _rsa_only(key, where)
+    # Loaded unchecked so that the size is known before OpenSSL's key check,
+    # whose cost grows with it (19 s at 65,536 bits); then checked in full.
+    check_rsa_bits(key.key_size, where)
+    try:
+        return serialization.load_der_private_key(  # type: ignore[return-value]
+            key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()),
+            password=None,
+        )
+    except ValueError as exc:
+        raise InputError(
+            where, f"holds a damaged private key ({exc})", "export the key again"
+        ) from None
+
+
+def _pem_der(block: bytes) -> bytes:
+    """The DER inside one PEM block (empty when it is not base64)."""
+    body = block.split(b"-----", 2)[-1].rsplit(b"-----END", 1)[0]
+    try:
+        return base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def load_pkcs12(path: str | os.PathLike[str], passphrase: Passphrase = None) -> Pkcs12Contents:

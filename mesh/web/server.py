@@ -1,4 +1,4 @@
-"""Serving one appliance's console over HTTPS with hypercorn's trio worker.
+"""Serving one appliance's console over HTTPS (hypercorn's HTTP/1.1, our connections).
 
 ``await nursery.start(serve_console, backend)`` binds 127.0.0.1 (port 0 picks
 a free one), starts answering, and reports the bound port; cancelling the
@@ -17,13 +17,13 @@ import ssl
 import trio
 from attrs import define
 from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.config import Config, Sockets
-from hypercorn.trio.run import worker_serve
+from hypercorn.config import Config
 
 from mesh.errors import InputError
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
 from mesh.web.backend import ConsoleBackend
+from mesh.web.connection import serve_https
 from mesh.web.tls import IdentityContexts
 
 __all__ = ["ConsoleAddress", "serve_console"]
@@ -106,16 +106,14 @@ async def serve_console(
     sock = _bind(host, port, where)
     bound = sock.getsockname()
     app = build_app(backend, expiry_window=expiry_window)
-    await worker_serve(
-        ASGIWrapper(app),
-        config,
-        sockets=Sockets(secure_sockets=[sock], insecure_sockets=[], quic_sockets=[]),
+    await serve_https(
+        ASGIWrapper(app), config, sock,
         task_status=_Relay(task_status, ConsoleAddress(host=bound[0], port=bound[1])),
     )
 
 
 class _Relay:
-    """Passes hypercorn's 'started' on as our :class:`ConsoleAddress`."""
+    """Passes the server's 'started' on as our :class:`ConsoleAddress`."""
 
     def __init__(self, outer: trio.TaskStatus[ConsoleAddress], address: ConsoleAddress) -> None:
         self._outer = outer

@@ -34,8 +34,10 @@ from mesh.pki.issue import Issued
 
 __all__ = ["IdentityContexts", "build_context"]
 
-#: What the console speaks: hypercorn serves h2 and HTTP/1.1.
-ALPN = ("h2", "http/1.1")
+#: What the console speaks: HTTP/1.1 only. hypercorn 0.18's HTTP/2 code fails
+#: on ordinary client behaviour (a body sent after an early answer), so it is
+#: never offered (and never switched to: see :mod:`mesh.web.connection`).
+ALPN = ("http/1.1",)
 
 
 def _write_private(path: str, data: bytes) -> None:

@@ -10,6 +10,10 @@ autojumping clock would then fire timeouts that never happened.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import os
+import tracemalloc
+import zlib
 
 import pytest
 import trio
@@ -21,6 +25,7 @@ from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord, check_crl_url
 from mesh.net.crl_server import CrlServer
+from mesh.net.http_server import HttpServer, Request, Response
 from mesh.net.proxy import ForwardProxy
 from mesh.pki.issue import CertificateAuthority
 from mesh.validation.revocation import CrlIndex
@@ -782,3 +787,129 @@ async def test_each_server_fault_is_its_own_code_at_validation(
     else:
         assert not verdict.accepted
         assert verdict.primary.code is code, verdict.primary
+
+
+# -- encoded bodies: the size cap bounds what is decoded, as it is decoded --
+
+_CAP = 1024 * 1024  # the fetcher's cap in these tests
+
+#: Stopping mid-body leaves httpx's and httpcore's inner async generators to
+#: trio's finalizer, which warns (httpx closes the connection but not them).
+_ABANDONED_BODY = pytest.mark.filterwarnings(
+    "ignore:Async generator 'http(x|core)\\.:ResourceWarning")
+_BOMB = 64 * 1024 * 1024  # what each bomb decodes to
+
+
+def _compressed(data_size: int, wbits: int) -> bytes:
+    """``data_size`` zero bytes, compressed without ever holding them whole."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = bytes(1024 * 1024)
+    out = [packer.compress(block) for _ in range(data_size // len(block))]
+    return b"".join(out) + packer.flush()
+
+
+def _gzip(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+class _Encoded(HttpServer):
+    """Answers every GET with one fixed body and Content-Encoding."""
+
+    def __init__(self, body: bytes, encoding: str) -> None:
+        super().__init__()
+        self.body, self.encoding = body, encoding
+
+    async def respond(self, request: Request) -> Response:
+        return Response(status=200, body=self.body, content_type="application/pkix-crl",
+                        headers=(("Content-Encoding", self.encoding),))
+
+
+async def _fetch_traced(nursery, clock, body: bytes, encoding: str, max_bytes: int = _CAP):
+    """Fetch ``body`` served with ``encoding``; (failure, peak and kept traced bytes).
+
+    "kept" is what is still allocated after the fetch while the failure is
+    held, as a node holds the last error it logged.
+    """
+    server = _Encoded(body, encoding)
+    await nursery.start(server.serve)
+    url = f"{server.base_url}{PATH}"
+    async with CrlFetcher(now=clock, max_bytes=max_bytes) as fetcher:
+        with pytest.raises(ValidationFailed):  # once untraced: imports, caches, TLS context
+            await fetcher.get(url)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        async with CrlFetcher(now=clock, max_bytes=max_bytes) as fetcher:
+            with pytest.raises(ValidationFailed) as info:
+                await fetcher.get(url)
+        failure = info.value
+        del info
+        gc.collect()
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    server.unbind()
+    return failure, peak - base, kept - base
+
+
+@_ABANDONED_BODY
+@pytest.mark.parametrize(("encoding", "make"), [
+    ("gzip", lambda: _compressed(_BOMB, 16 + zlib.MAX_WBITS)),
+    ("gzip, gzip", lambda: _gzip(_compressed(_BOMB, 16 + zlib.MAX_WBITS))),
+    ("deflate", lambda: _compressed(_BOMB, zlib.MAX_WBITS)),
+    ("identity, deflate", lambda: _compressed(_BOMB, -zlib.MAX_WBITS)),  # raw deflate too
+])
+async def test_a_compression_bomb_stops_at_the_cap_as_it_is_decoded(
+    nursery, clock, encoding, make
+):
+    failure, peak, kept = await _fetch_traced(nursery, clock, make(), encoding)
+    assert failure.code is FailureCode.CRL_INVALID
+    assert failure.detail.endswith(f"exceeds the {_CAP}-byte CRL size cap")
+    assert peak < 2 * _CAP, f"peak {peak} bytes"
+    assert kept < _CAP // 4, f"kept {kept} bytes"
+
+
+async def test_a_body_that_is_not_a_crl_is_not_kept_by_its_failure(nursery, clock):
+    failure, peak, kept = await _fetch_traced(
+        nursery, clock, _gzip(os.urandom(_CAP - 4096)), "gzip", max_bytes=_CAP)
+    assert failure.code is FailureCode.CRL_INVALID
+    assert kept < _CAP // 4, f"kept {kept} bytes"
+
+
+@_ABANDONED_BODY
+@pytest.mark.parametrize(("encoding", "detail"), [
+    ("br", "Content-Encoding 'br' is not supported (only gzip, deflate and identity)"),
+    ("gzip, compress", "Content-Encoding 'compress' is not supported (only gzip, deflate and identity)"),
+])
+async def test_an_unknown_encoding_is_refused_with_its_name(nursery, clock, encoding, detail):
+    server = _Encoded(b"\x00" * 100, encoding)
+    await nursery.start(server.serve)
+    async with CrlFetcher(now=clock) as fetcher:
+        failure = await expect(FailureCode.CRL_INVALID, fetcher.get(f"{server.base_url}{PATH}"))
+    assert failure.detail == f"{server.base_url}{PATH}: {detail}"
+
+
+@_ABANDONED_BODY
+async def test_a_broken_encoding_is_invalid(nursery, clock):
+    server = _Encoded(b"not gzip at all", "gzip")
+    await nursery.start(server.serve)
+    async with CrlFetcher(now=clock) as fetcher:
+        failure = await expect(FailureCode.CRL_INVALID, fetcher.get(f"{server.base_url}{PATH}"))
+    assert failure.detail.startswith(f"{server.base_url}{PATH}: the body is not valid gzip")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate", "identity"])
+async def test_an_encoded_crl_is_decoded(nursery, clock, ca, epoch, encoding):
+    body = der(ca.crl(this_update=epoch))
+    for layer in (e.strip() for e in encoding.split(",")):
+        if layer == "gzip":
+            body = _gzip(body)
+        elif layer == "deflate":
+            body = zlib.compress(body)
+    server = _Encoded(body, encoding)
+    await nursery.start(server.serve)
+    async with CrlFetcher(now=clock) as fetcher:
+        index = await fetcher.get(f"{server.base_url}{PATH}")
+    assert index.number == 1

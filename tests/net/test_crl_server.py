@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import select
 import socket
 import subprocess
 import sys
@@ -293,3 +294,63 @@ def test_cli_serves_a_pki_folder(tmp_path, crl):
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def _limit_descriptors() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+def _line_within(stream, seconds: float) -> bytes:
+    """The next line of a child's pipe, or b"" if none comes within ``seconds``."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if ready else b""
+
+
+def test_cli_keeps_accepting_after_running_out_of_file_descriptors(tmp_path, crl):
+    """`mesh crl serve` under a 64-descriptor limit: 100 idle clients, then released.
+
+    The server says once that it ran out (the signal that it has). The last
+    client then sends a request the server cannot accept yet; once the others
+    have gone, the server accepts again and answers it, and a fresh client.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_pki(tmp_path, crl, f"http://127.0.0.1:{port}/crl/issuing.crl")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mesh", "crl", "serve", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit_descriptors,
+    )
+    idle: list[socket.socket] = []
+    try:
+        assert f"at http://127.0.0.1:{port}".encode() in process.stdout.readline()
+        for _ in range(100):
+            idle.append(socket.create_connection(("127.0.0.1", port)))
+        assert _line_within(process.stderr, 10).decode() == (
+            f"mesh: CRL server on 127.0.0.1:{port}: out of file descriptors "
+            "(Too many open files); waiting for connections to close\n")
+        waiting = idle.pop()
+        waiting.settimeout(10)
+        waiting.sendall(b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for sock in idle:
+            sock.close()
+        idle.clear()
+        answer = b""
+        while chunk := waiting.recv(65536):
+            answer += chunk
+        waiting.close()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(crl)
+        fetched = subprocess.run(
+            ["curl", "-sf", "--max-time", "10", f"http://127.0.0.1:{port}/crl/issuing.crl"],
+            capture_output=True, check=True, timeout=20,
+        )
+        assert fetched.stdout == crl
+    finally:
+        for sock in idle:
+            sock.close()
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert b"out of file descriptors" not in err  # said once, above

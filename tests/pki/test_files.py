@@ -243,3 +243,56 @@ def test_any_bytes_give_a_clear_error_never_a_traceback(tmp_path_factory, data, 
             assert "\n" not in exc.line()
         except ValidationFailed as exc:
             assert exc.code is FailureCode.PASSPHRASE_MISMATCH
+
+
+# -- what opening a key may cost: refused in one line before any work --
+
+import time  # noqa: E402
+
+import pkcs8lab  # noqa: E402
+
+
+@pytest.mark.parametrize(("der", "problem"), [
+    (pkcs8lab.encrypted(pkcs8lab.pbes2_pbkdf2(100_000_000, b"s" * 16, b"i" * 16)),
+     "is encrypted with 100,000,000 PBKDF2 iterations, more than the 1,000,000 a key may take"),
+    (pkcs8lab.encrypted(pkcs8lab.pbes2_scrypt(2**20, 8, 1)),
+     "is encrypted with scrypt using 1,024 MiB (N=1048576, r=8, p=1), "
+     "more than the 64 MiB a key may take"),
+    (pkcs8lab.encrypted(pkcs8lab.pbes2_scrypt(2**14, 8, 64)),
+     "is encrypted with scrypt using 1,024 MiB (N=16384, r=8, p=64), "
+     "more than the 64 MiB a key may take"),
+    (pkcs8lab.encrypted(pkcs8lab.pbes1(100_000_000)),
+     "is encrypted with 100,000,000 iterations, more than the 1,000,000 a key may take"),
+])
+@pytest.mark.parametrize("form", ["pem", "der"])
+def test_a_key_that_costs_too_much_to_open_is_refused_unopened(der, problem, form):
+    data = pkcs8lab.pem(der) if form == "pem" else der
+    started = time.monotonic()
+    with pytest.raises(InputError) as info:
+        files.key_from_bytes(data, "a passphrase", where="upload.key")
+    assert time.monotonic() - started < 0.5
+    assert info.value.line() == (
+        f"upload.key: {problem}; export the key again with "
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 100000")
+
+
+@pytest.mark.parametrize("form", ["pem", "der"])
+def test_an_rsa_key_over_16384_bits_is_refused_unopened(form):
+    der = pkcs8lab.huge_rsa_key(65536)
+    data = pkcs8lab.pem(der, "PRIVATE KEY") if form == "pem" else der
+    started = time.monotonic()
+    with pytest.raises(InputError) as info:
+        files.key_from_bytes(data, None, where="upload.key")
+    assert time.monotonic() - started < 0.5
+    assert info.value.line() == (
+        "upload.key: holds a 65,536-bit RSA key, more than the 16,384 bits a key may have; "
+        "use an RSA 2048 or 4096 key")
+
+
+def test_a_key_within_the_limits_opens(keys):
+    key = keys(2048)
+    data = pkcs8lab.encrypted_pkcs8(key, "right", 100_000)
+    assert files.key_from_bytes(data, "right").private_numbers() == key.private_numbers()
+    with pytest.raises(ValidationFailed) as info:
+        files.key_from_bytes(data, "wrong")
+    assert info.value.code is FailureCode.PASSPHRASE_MISMATCH

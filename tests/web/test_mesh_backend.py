@@ -196,3 +196,58 @@ async def test_validation_switch_through_the_api(running, cm_console):
     link = _link(doc, S1)
     assert (link["state"], link["unvalidated"], link["unvalidated_by"]) == ("up-unvalidated", True, [CM])
     assert link["message"].startswith(f"validation is off at {CM}")
+
+
+# -- an upload's key is opened off the event loop, within limits --
+
+import time  # noqa: E402
+
+import pkcs8lab  # noqa: E402
+
+
+def _upload_files(issued, key: bytes) -> dict:
+    return {"crt": ("cm.crt", pem(issued.cert)), "key": ("cm.key", key),
+            "chain": ("chain.pem", b"".join(pem(c) for c in issued.chain))}
+
+
+async def test_a_key_that_costs_too_much_is_refused_at_once(running, cm_console, keys):
+    fresh = running.pki.issuing.issue(CM, not_before=running.now(), key=keys(2048))
+    costly = pkcs8lab.pem(pkcs8lab.encrypted(pkcs8lab.pbes2_pbkdf2(100_000_000, b"s" * 16, b"i" * 16)))
+    async with _client(cm_console) as client:
+        with trio.fail_after(5):  # opening it would take about 16 s
+            answer = await client.post("/api/v1/certificate", data={"passphrase": "wrong"},
+                                       files=_upload_files(fresh, costly))
+    assert answer.status_code == 400
+    assert answer.json() == {"code": "bad_request", "message": (
+        "uploaded key: is encrypted with 100,000,000 PBKDF2 iterations, more than the "
+        "1,000,000 a key may take; export the key again with "
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 100000")}
+
+
+async def test_status_is_answered_while_an_upload_is_judged(running, cm_console, keys):
+    """The costliest key within limits, with a wrong passphrase: status keeps answering.
+
+    While the upload is outstanding a poller asks for the status again and
+    again. Were the key opened on the event loop, the poll in flight would
+    wait out the whole opening (most of the upload's time).
+    """
+    fresh = running.pki.issuing.issue(CM, not_before=running.now(), key=keys(2048))
+    costly = pkcs8lab.encrypted_pkcs8(fresh.key, "right", 1_000_000)
+    latencies: list[float] = []
+    verdict: dict = {}
+    async with _client(cm_console) as uploader, _client(cm_console) as poller:
+        async def upload() -> None:
+            started = time.monotonic()
+            answer = await uploader.post("/api/v1/certificate", data={"passphrase": "wrong"},
+                                         files=_upload_files(fresh, costly))
+            verdict.update(answer.json(), took=time.monotonic() - started)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upload)
+            while not verdict:  # every poll sent before the verdict counts
+                started = time.monotonic()
+                assert (await poller.get("/api/v1/status")).status_code == 200
+                latencies.append(time.monotonic() - started)
+    assert verdict["code"] == "passphrase_mismatch"
+    assert len(latencies) >= 3
+    assert max(latencies) < verdict["took"] / 2, (max(latencies), verdict["took"])
