@@ -24,7 +24,12 @@ from mesh.validation.finding import Finding
 from mesh.validation.identity import check_name, check_purpose
 from mesh.validation.period import check_periods
 from mesh.validation.policy import ValidationPolicy
-from mesh.validation.revocation import ConfiguredCrls, CrlLookup, cdp_urls, check_revocation
+from mesh.validation.revocation import (
+    ConfiguredCrls,
+    CrlLookup,
+    cdp_urls,
+    check_path_revocation,
+)
 from mesh.validation.strength import check_strength
 from mesh.validation.verdict import Verdict, dedupe
 
@@ -57,14 +62,8 @@ def openssl_verdict(
         findings += check_purpose(path[0], policy.purpose)
         findings += check_name(path[0], policy.expected_name)
     if built.trusted:
-        findings += check_revocation(
-            path,
-            anchored=True,
-            at=at,
-            crls=crls,
-            soft_fail=policy.soft_fail,
-            missing_cdp_fails=policy.missing_cdp == "fail",
-            configured=configured,
+        findings += check_path_revocation(
+            path, at=at, crls=crls, policy=policy, configured=configured, strict=False
         )
     return Verdict.judge(dedupe(findings), enabled=policy.enabled, path=path)
 

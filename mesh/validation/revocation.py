@@ -36,6 +36,7 @@ from mesh.validation.chain import PARSE_ERRORS, is_self_issued
 from mesh.validation.crl_rules import CrlFacts, crl_problem, read_crl_facts
 from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
+from mesh.validation.policy import ValidationPolicy
 
 __all__ = [
     "CrlIndex",
@@ -44,6 +45,7 @@ __all__ = [
     "crl_lookup",
     "cdp_urls",
     "check_revocation",
+    "check_path_revocation",
 ]
 
 #: ``url -> CrlIndex`` (already fetched), or the fetch failure carrying its
@@ -337,6 +339,28 @@ def check_revocation(
         must = missing_cdp_fails or bool(configured)
         found.extend(_check_one(cert, issuer, depth, at, crls, soft_fail, must, strict))
     return found
+
+
+def check_path_revocation(
+    path: Sequence[x509.Certificate],
+    *,
+    at: dt.datetime,
+    crls: CrlLookup,
+    policy: ValidationPolicy,
+    configured: ConfiguredCrls | None,
+    strict: bool,
+) -> list[Finding]:
+    """:func:`check_revocation` over an anchored path, with the policy's knobs."""
+    return check_revocation(
+        path,
+        anchored=True,
+        at=at,
+        crls=crls,
+        soft_fail=policy.soft_fail,
+        missing_cdp_fails=policy.missing_cdp == "fail",
+        strict=strict,
+        configured=configured,
+    )
 
 
 def _check_configured(

@@ -69,6 +69,7 @@ from mesh.validation.period import check_periods
 from mesh.validation.policy import ValidationPolicy
 from mesh.validation.strength import check_strength
 from mesh.validation.structure import check_structure
+from mesh.validation.verdict import PRIMARY_ORDER
 
 __all__ = ["Judged", "StrictChecker"]
 
@@ -81,19 +82,8 @@ _NO_CHECK_TIME = 0x200000
 #: checks (with their own codes), so OpenSSL's word on them is not repeated.
 _NOT_TRUST = frozenset({9, 10, 66, 67, 68})
 
-_RANK = {
-    code: index
-    for index, code in enumerate(
-        (
-            FailureCode.CHAIN_UNTRUSTED,
-            FailureCode.EXPIRED,
-            FailureCode.NOT_YET_VALID,
-            FailureCode.WEAK_CRYPTO,
-            FailureCode.WRONG_PURPOSE,
-            FailureCode.NAME_MISMATCH,
-        )
-    )
-}
+#: The documented order of codes: a path whose first error comes later got further.
+_RANK = {code: index for index, code in enumerate(PRIMARY_ORDER)}
 
 
 @define(frozen=True, kw_only=True)

@@ -46,7 +46,7 @@ from mesh.validation.revocation import (
     CrlIndex,
     CrlLookup,
     cdp_urls,
-    check_revocation,
+    check_path_revocation,
     crl_lookup,
 )
 from mesh.validation.strict import Judged, StrictChecker, well_formed
@@ -132,15 +132,8 @@ class Verifier:
         path = chosen.candidate.path
         findings = list(chosen.findings)
         if chosen.candidate.anchored and not _untrusted(findings):
-            findings += check_revocation(
-                path,
-                anchored=True,
-                at=at,
-                crls=lookup,
-                soft_fail=policy.soft_fail,
-                missing_cdp_fails=policy.missing_cdp == "fail",
-                strict=True,
-                configured=self.crl_files,
+            findings += check_path_revocation(
+                path, at=at, crls=lookup, policy=policy, configured=self.crl_files, strict=True
             )
         return Verdict.judge(dedupe(findings), enabled=policy.enabled, path=path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 from mesh.appliances.checks import PeerChecker
 from mesh.clock import EmulatedClock
