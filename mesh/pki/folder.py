@@ -113,6 +113,7 @@ _INTERMEDIATE = "intermediate"  # made only for missing-intermediate when none w
 _EXPIRED = "expired-intermediate"
 _REVOKED = "revoked-intermediate"
 _UNRELATED = "unrelated-root"
+_CROSS_SIGNER = "cross-signer"
 
 
 @define(frozen=True, kw_only=True)
@@ -188,6 +189,9 @@ class Pki:
     domain: str = DEFAULT_DOMAIN
     intermediate_name: str = DEFAULT_INTERMEDIATE
     keys: KeySource = fresh_keys
+    #: The root's cross certificate from an older root (``cross_signed_by``),
+    #: which healthy chains carry after the root itself; None without one.
+    cross: x509.Certificate | None = None
     _crl_cache: dict[str, tuple[dt.datetime, int, x509.CertificateRevocationList]] = field(
         factory=dict, alias="_crl_cache"
     )
@@ -208,8 +212,15 @@ class Pki:
         keys: KeySource | None = None,
         passphrase: str | None = None,
         domain: str = DEFAULT_DOMAIN,
+        cross_signed_by: str | None = None,
     ) -> Pki:
         """A root CA, an optional intermediate and one certificate per appliance.
+
+        ``cross_signed_by`` names an older root that cross-certifies the root:
+        a root migration. Healthy chains then carry the root and its cross
+        certificate after the issuing CA, so an appliance that trusts only the
+        older root finds a path through the cross certificate (if its
+        validator searches for one).
 
         Every instant is relative to ``at`` (the moment the deployment is
         judged at): healthy leaves are valid from ``at`` for a year, the CAs
@@ -246,6 +257,20 @@ class Pki:
             intermediate_name=intermediate or DEFAULT_INTERMEDIATE,
             keys=keys,
         )
+        if cross_signed_by is not None:
+            if slug(cross_signed_by) in {slug(root), slug(intermediate or root)}:
+                raise InputError(
+                    "CA names", f"{cross_signed_by!r} is already the name of a CA", "name them apart"
+                )
+            signer = CertificateAuthority.root(
+                cross_signed_by,
+                not_before=at - CA_BACKDATE,
+                days=(CA_BACKDATE + _ROOT_AHEAD).days,
+                key=keys(2048),
+                crl_base_url=crl_base_url,
+            )
+            pki.authorities[_CROSS_SIGNER] = signer
+            pki.cross = signer.cross_certify(root_ca)
         if intermediate is not None:
             pki._make_intermediate(_ISSUING, intermediate)
         for request in appliances:
@@ -330,6 +355,19 @@ class Pki:
     def trust_roots(self) -> list[x509.Certificate]:
         """What a healthy appliance trusts: the root (never the unrelated one)."""
         return [self.root.cert]
+
+    def trust_for(self, names: Iterable[str]) -> list[x509.Certificate]:
+        """The certificates of the root CAs named (the root, the cross signer)."""
+        roots = [ca for ca in self.authorities.values() if ca.parent is None]
+        by_name = {ca.name: ca.cert for ca in roots}
+        out = []
+        for name in names:
+            if name not in by_name:
+                raise InputError(
+                    f"trust {name!r}", "is not a root CA of this PKI", "use one of: " + ", ".join(by_name)
+                )
+            out.append(by_name[name])
+        return out
 
     def crls(self, *, at: dt.datetime | None = None) -> dict[str, x509.CertificateRevocationList]:
         """{CRL URL: CRL} for every CA, issued at ``at`` (default: the PKI's instant).
@@ -437,8 +475,13 @@ class Pki:
                 "common_name": m.common_name,
                 "issuer": m.issuer,
             }
+        cross = None
+        if self.cross is not None:
+            cross = f"ca/{slug(self.root.name)}-cross.crt"
+            files.save_certificate(base / cross, self.cross)
         manifest = {
             "root": cas[self.root.name]["crt"],
+            "cross": cross,
             "intermediates": [cas[ca.name]["crt"] for ca in self.intermediates],
             "crls": crl_paths,
             "appliances": appliances,
@@ -509,6 +552,8 @@ class Pki:
             keys=keys or fresh_keys,
             _crl_cache=cache,
         )
+        if manifest.get("cross"):
+            pki.cross = files.load_certificate(base / _rel(manifest, "cross", where))
         for name, entry in manifest["appliances"].items():
             qual = f"{where}: appliances.{name}"
             entry = _entry(entry, qual)
@@ -617,6 +662,8 @@ class Pki:
             self_signed_cdp=self.issuing.crl_url,
         )
         chain = issued.chain
+        if self.cross is not None and issuer is not None and issuer.root_ca is self.root:
+            chain = (*chain, self.root.cert, self.cross)
         key_file_key = issued.key
         passphrase = self.passphrase
         key_passphrase = passphrase

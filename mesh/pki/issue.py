@@ -186,6 +186,29 @@ class CertificateAuthority:
             parent=self,
         )
 
+    def cross_certify(self, other: CertificateAuthority) -> x509.Certificate:
+        """A cross certificate: ``other``'s subject and key, issued by this CA.
+
+        How a PKI migrates to a new root: the old root vouches for the new one,
+        so appliances that trust only the old root still find a path (through
+        this certificate) to chains issued under the new one.
+        """
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(other.cert.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(other.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(other.cert.not_valid_before_utc)
+            .not_valid_after(min(other.cert.not_valid_after_utc, self.cert.not_valid_after_utc))
+        )
+        builder = _ca_extensions(
+            builder, other.key.public_key(), self.key.public_key(), path_length=None
+        )
+        if self.crl_url:
+            builder = builder.add_extension(_cdp(self.crl_url), critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
     # -- issuing --
 
     @property

@@ -210,6 +210,7 @@ _PKI: _Spec = {
     "key_size": (_key_size, False, ""),
     "crl_validity": (_duration, False, ""),
     "crl_proxy_only": (_boolean, False, ""),
+    "cross_signed_by": (_optional_string('"Contoso Root CA 2019"'), False, ""),
 }
 _APPLIANCE: _Spec = {
     "name": (_appliance_name, True, 'name = "sensor-1.contoso.test"'),
@@ -221,6 +222,7 @@ _APPLIANCE: _Spec = {
     "crl_proxy": (_boolean, False, ""),
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
     "validator": (_choice("a validator profile", PROFILES), False, ""),
+    "trust": (_names, False, ""),
     "valid_for": (_duration, False, ""),
     "count": (_positive_int, False, ""),
     "api": (_boolean, False, ""),

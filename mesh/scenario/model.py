@@ -184,6 +184,14 @@ class PkiSpec:
     #: directly; only appliances with ``crl_proxy = true`` get their CRLs,
     #: through the scenario's HTTP proxy.
     crl_proxy_only: bool = False
+    #: An older root that cross-certifies ``root`` (a root migration): healthy
+    #: chains carry the root and its cross certificate, and appliances may
+    #: trust either root (``trust`` on an appliance).
+    cross_signed_by: str | None = None
+
+    def root_names(self) -> tuple[str, ...]:
+        """The roots an appliance may name in ``trust``."""
+        return (self.root,) if self.cross_signed_by is None else (self.root, self.cross_signed_by)
 
     @key_size.validator
     def _check_key_size(self, attribute, value: int) -> None:
@@ -208,6 +216,9 @@ class ApplianceDef:
     #: The validator profile: "strict" (every candidate path, RFC 5280 through
     #: the whole path) or "openssl" (a stock OpenSSL-based appliance).
     validator: str = field(default="strict", validator=_one_of(PROFILES))
+    #: The roots it trusts, by name (``[pki]`` root or cross_signed_by);
+    #: empty: the scenario's root.
+    trust: tuple[str, ...] = field(default=(), converter=tuple)
     #: Lifetime of a healthy certificate from the scenario start (None: the
     #: PKI's default); a short one makes a certificate expire mid-run.
     valid_for: dt.timedelta | None = None
@@ -388,6 +399,13 @@ class Scenario:
                             (path, f"{peer!r} is a forwarding-target",
                              "list it under forwards_to instead")
                         )
+            roots = self.pki.root_names()
+            for j, root in enumerate(appliance.trust, 1):
+                if root not in roots:
+                    out.append(
+                        (f"{where}.trust[{j}]", f"{root!r} is not a root CA of [pki]",
+                         "use " + " or ".join(repr(r) for r in roots))
+                    )
             if appliance.role == "forwarding-target" and appliance.api:
                 out.append(
                     (f"{where}.api", "a forwarding-target has no REST API",

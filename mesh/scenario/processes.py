@@ -39,7 +39,8 @@ from mesh.errors import FailureCode, InputError
 from mesh.net.crl_server import CrlServer
 from mesh.pki import files
 from mesh.pki.folder import ApplianceMaterial, Pki
-from mesh.pki.issue import KeySource
+from mesh.pki.issue import KeySource, slug
+from mesh.validation.policy import ValidationPolicy
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
@@ -107,6 +108,9 @@ class _Fleet:
         self.api_port_of = dict(zip(consoles, self.ports[len(scenario.appliances):]))
         self.consoles = {n: f"https://127.0.0.1:{p}" for n, p in self.api_port_of.items()}
         files.save_certificate(folder / "root.crt", pki.root.cert)
+        for ca in pki.authorities.values():
+            if ca.parent is None:
+                files.save_certificate(folder / f"trust-{slug(ca.name)}.crt", ca.cert)
 
     # -- files --
 
@@ -126,7 +130,7 @@ class _Fleet:
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
             f'listen = "127.0.0.1:{self.port_of[name]}"',
-            f"trust = {json.dumps(str(self.folder / 'root.crt'))}",
+            f"trust = {json.dumps([str(p) for p in self._trust_files(name)])}",
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
             f"validator = {json.dumps(a.validator)}",
@@ -362,6 +366,13 @@ class _Fleet:
             self.running[target] = True
         return done
 
+    def _trust_files(self, name: str) -> list[Path]:
+        """The files of the roots ``name`` trusts (default: the scenario's root)."""
+        roots = self.scenario.appliance(name).trust
+        if not roots:
+            return [self.folder / "root.crt"]
+        return [self.folder / f"trust-{slug(root)}.crt" for root in roots]
+
     async def _upload(self, index: int, step: Step, target: str) -> StepRecord:
         from mesh.upload import check_upload
 
@@ -373,8 +384,12 @@ class _Fleet:
             lambda: check_upload(
                 Path(paths["certificate"]), Path(paths["key"]),
                 Path(paths["chain"]) if "chain" in paths else None,
-                [self.folder / "root.crt"], material.passphrase,
+                self._trust_files(target), material.passphrase,
                 at=self.now, validation=self.validation[target], proxy=proxy,
+                policy=ValidationPolicy(
+                    revocation=appliance.revocation,  # type: ignore[arg-type]
+                    validator=appliance.validator,  # type: ignore[arg-type]
+                ),
             )
         )
         if verdict.accepted:

@@ -390,6 +390,7 @@ def build_pki(scenario: Scenario, *, crl_base_url: str, keys: KeySource) -> Pki:
         crl_base_url=crl_base_url,
         crl_validity=spec.crl_validity,
         keys=keys,
+        cross_signed_by=spec.cross_signed_by,
     )
     for appliance in scenario.appliances:
         if appliance.valid_for is not None and appliance.certificate == "ca-signed":
@@ -425,7 +426,7 @@ def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> l
                 name=a.name,
                 role=a.role,
                 identity=identity,
-                trust=tuple(pki.trust_roots()),
+                trust=tuple(pki.trust_for(a.trust) if a.trust else pki.trust_roots()),
                 validation=a.validation,
                 connects_to=a.connects_to,
                 forwards_to=a.forwards_to,

@@ -108,6 +108,30 @@ def test_root_only_pki_has_no_chain_file(keys, epoch, tmp_path):
     assert pki.appliances["s"].issuer == "Contoso Root CA"
 
 
+def test_a_cross_signed_root_travels_in_chains_and_in_the_folder(keys, epoch, tmp_path):
+    pki = Pki.build(
+        at=epoch,
+        root="Contoso Root CA G2",
+        cross_signed_by="Contoso Root CA",
+        appliances=[ApplianceRequest(name="s"), ApplianceRequest(name="u", fault="untrusted")],
+        keys=keys,
+    )
+    chain = pki.appliances["s"].chain
+    assert chain[-2:] == (pki.root.cert, pki.cross)
+    assert pki.cross.subject == pki.root.cert.subject
+    assert pki.cross.issuer == pki.authority("Contoso Root CA").cert.subject
+    assert pki.cross.public_key() == pki.root.cert.public_key()
+    assert pki.appliances["u"].chain[-2:] != (pki.root.cert, pki.cross)  # another root's chain
+    assert [c.subject for c in pki.trust_for(["Contoso Root CA"])] == [pki.cross.issuer]
+    pki.write(tmp_path)
+    again = Pki.load(tmp_path, keys=keys)
+    assert again.cross == pki.cross
+    assert again.appliances["s"].chain == chain
+    with pytest.raises(InputError) as info:
+        pki.trust_for(["Nobody"])
+    assert info.value.where == "trust 'Nobody'"
+
+
 def test_missing_intermediate_without_intermediate_gets_one(keys, epoch):
     pki = Pki.build(
         at=epoch,

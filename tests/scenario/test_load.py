@@ -149,8 +149,14 @@ CASES = [
         "unknown-key-with-hint",
         '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\nconnect_to = ["cm.contoso.test"]\n',
         ["bad.toml: appliance[3].connect_to: unknown key; did you mean 'connects_to'? use one of "
-         "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, validator, "
+         "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, validator, trust, "
          "valid_for, count, api"],
+    ),
+    (
+        "trust-names-no-root",
+        '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\ntrust = ["Fabrikam Root"]\n',
+        ["bad.toml: appliance[3].trust[1]: 'Fabrikam Root' is not a root CA of [pki]; use "
+         "'Mesh Root CA'"],
     ),
     (
         "unknown-top-level",
