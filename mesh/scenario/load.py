@@ -223,6 +223,7 @@ _APPLIANCE: _Spec = {
     "revocation": (_choice("a revocation mode", ("hard", "soft")), False, ""),
     "validator": (_choice("a validator profile", PROFILES), False, ""),
     "trust": (_names, False, ""),
+    "crl_files": (_boolean, False, ""),
     "valid_for": (_duration, False, ""),
     "count": (_positive_int, False, ""),
     "api": (_boolean, False, ""),

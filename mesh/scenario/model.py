@@ -219,6 +219,11 @@ class ApplianceDef:
     #: The roots it trusts, by name (``[pki]`` root or cross_signed_by);
     #: empty: the scenario's root.
     trust: tuple[str, ...] = field(default=(), converter=tuple)
+    #: Given the CRL files of every CA as published at the scenario start, out
+    #: of band, and judging with them instead of fetching CDPs. They are not
+    #: refreshed by later steps (an operator would have to copy new ones): a
+    #: revocation does not reach it, and the files go stale at nextUpdate.
+    crl_files: bool = False
     #: Lifetime of a healthy certificate from the scenario start (None: the
     #: PKI's default); a short one makes a certificate expire mid-run.
     valid_for: dt.timedelta | None = None

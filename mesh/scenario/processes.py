@@ -111,6 +111,13 @@ class _Fleet:
         for ca in pki.authorities.values():
             if ca.parent is None:
                 files.save_certificate(folder / f"trust-{slug(ca.name)}.crt", ca.cert)
+        # CRL files handed out of band: the CRLs as published at the start.
+        self.crl_files = []
+        if any(a.crl_files for a in scenario.appliances):
+            for number, crl in enumerate(pki.crls(at=scenario.start).values()):
+                path = folder / f"start-{number}.crl"
+                files.save_crl(path, crl)
+                self.crl_files.append(str(path))
 
     # -- files --
 
@@ -146,6 +153,8 @@ class _Fleet:
                 lines.append(f"passphrase = {json.dumps(material.passphrase)}")
         if a.crl_proxy and self.proxy_url:
             lines.append(f"crl_proxy = {json.dumps(self.proxy_url)}")
+        if a.crl_files:
+            lines.append(f"crl_files = {json.dumps(self.crl_files)}")
         for table, peers in (("connects_to", a.connects_to), ("forwards_to", a.forwards_to)):
             dialed = [p for p in peers if (name, p) in self._links]
             if not dialed:

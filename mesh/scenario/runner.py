@@ -414,7 +414,13 @@ def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> l
     """One engine ApplianceSpec per appliance of the scenario."""
     from mesh.appliances.spec import ApplianceSpec
     from mesh.validation.policy import ValidationPolicy
+    from mesh.validation.revocation import CrlIndex
 
+    start_crls: tuple[CrlIndex, ...] = ()
+    if any(a.crl_files for a in scenario.appliances):
+        start_crls = tuple(
+            CrlIndex.from_crl(crl) for crl in pki.crls(at=scenario.start).values()
+        )
     specs = []
     for a in scenario.appliances:
         material = pki.appliances[a.name]
@@ -427,6 +433,7 @@ def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> l
                 role=a.role,
                 identity=identity,
                 trust=tuple(pki.trust_for(a.trust) if a.trust else pki.trust_roots()),
+                crl_files=start_crls if a.crl_files else (),
                 validation=a.validation,
                 connects_to=a.connects_to,
                 forwards_to=a.forwards_to,

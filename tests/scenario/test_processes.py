@@ -17,7 +17,8 @@ LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
 #: A node costs a Python start-up per step, so the default suite compares a
 #: few scenarios that cover a halt, an upload, validation off, a forwarding
-#: link, the CRL proxy and per-appliance trust and validator profiles;
+#: link, the CRL proxy, per-appliance trust and validator profiles, and CRL
+#: files;
 #: MESH_PROCESSES_ALL=1 compares the whole library
 #: (measured: every final table agrees; crl-server-down differs after its
 #: first step by design, see mesh.scenario.processes).
@@ -26,6 +27,7 @@ QUICK = [
     "forwarding-bad-certificate-validation-off",
     "crl-through-proxy",
     "cross-signed-root-migration",
+    "crl-files-out-of-band",
 ]
 ALL = sorted(p.stem for p in LIBRARY.glob("*.toml"))
 NAMES = ALL if os.environ.get("MESH_PROCESSES_ALL") == "1" else QUICK
