@@ -149,7 +149,7 @@ CASES = [
         "unknown-key-with-hint",
         '[[appliance]]\nname = "s2.contoso.test"\nrole = "sensor"\nconnect_to = ["cm.contoso.test"]\n',
         ["bad.toml: appliance[3].connect_to: unknown key; did you mean 'connects_to'? use one of "
-         "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, validator, trust, "
+         "name, role, certificate, validation, connects_to, forwards_to, crl_proxy, revocation, validator, trust, crl_files, "
          "valid_for, count, api"],
     ),
     (
