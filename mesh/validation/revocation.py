@@ -109,14 +109,15 @@ class CrlIndex:
                 number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
             except x509.ExtensionNotFound:
                 number = None
+            serials, facts = read_crl_facts(crl)
             return cls(
                 crl=crl,
                 issuer=crl.issuer,
                 this_update=crl.last_update_utc,
                 next_update=crl.next_update_utc,
                 number=number,
-                serials=frozenset(entry.serial_number for entry in crl),
-                facts=read_crl_facts(crl),
+                serials=serials,
+                facts=facts,
                 der=der,
             )
         except PARSE_ERRORS as exc:
