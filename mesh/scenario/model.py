@@ -22,6 +22,7 @@ from attrs import define, field
 
 from mesh.pki.faults import RECIPES
 from mesh.roles import ROLES
+from mesh.scenario.actions import Action
 from mesh.validation.policy import PROFILES
 
 __all__ = [
@@ -43,23 +44,11 @@ __all__ = [
     "parse_link",
 ]
 
-#: Timeline actions. ``advance`` only jumps the clock (every step's ``after``
-#: does that); the others act on the running mesh once the clock has jumped.
-ACTIONS = (
-    "advance",
-    "revoke",
-    "upload",
-    "set-validation",
-    "crl-down",
-    "crl-up",
-    "crl-slow",
-    "crl-garbage",
-    "stop",
-    "start",
-)
+#: Timeline actions, by their TOML words (the :class:`Action` members).
+ACTIONS = tuple(action.value for action in Action)
 
 #: Actions that need a ``target`` appliance.
-TARGETED_ACTIONS = frozenset({"revoke", "upload", "set-validation", "stop", "start"})
+TARGETED_ACTIONS = frozenset(action.value for action in Action if action.targeted)
 
 #: Link states an expectation may name (the engine's states).
 LINK_STATES = ("up", "up-unvalidated", "halted", "down", "connecting")
@@ -244,7 +233,7 @@ class Step:
     """One timeline entry: jump the clock by ``after``, then do ``action``."""
 
     after: dt.timedelta = field(default=dt.timedelta(), validator=_not_negative)
-    action: str = field(validator=_one_of(ACTIONS))
+    action: Action = field(converter=Action)
     target: str | None = None
     #: For ``upload``: the recipe of the certificate uploaded.
     certificate: str = field(default="ca-signed", validator=_one_of(CERTIFICATE_RECIPES))
@@ -255,7 +244,7 @@ class Step:
 
     def describe(self) -> str:
         """One line for reports: '+90d revoke sensor-2'."""
-        words = [f"+{format_duration(self.after)}", self.action]
+        words = [f"+{format_duration(self.after)}", str(self.action)]
         if self.target:
             words.append(self.target)
         if self.action == "upload":
@@ -423,15 +412,15 @@ class Scenario:
                 )
         for i, step in enumerate(self.steps, 1):
             where = f"step[{i}]"
-            if step.action in TARGETED_ACTIONS:
+            if step.action.targeted:
                 if step.target is None:
-                    out.append((f"{where}.target", f"{step.action!r} needs a target",
+                    out.append((f"{where}.target", f"{str(step.action)!r} needs a target",
                             "add target = " + (f"{names[0]!r}" if names else "an appliance name")))
                 elif step.target not in names:
                     out.append((f"{where}.target", f"{step.target!r} is not an appliance",
                                 use(step.target)))
             elif step.target is not None:
-                out.append((f"{where}.target", f"{step.action!r} takes no target", "remove target"))
+                out.append((f"{where}.target", f"{str(step.action)!r} takes no target", "remove target"))
             if step.action == "set-validation" and step.enabled is None:
                 out.append((f"{where}.enabled", "set-validation needs enabled",
                             "add enabled = true or enabled = false"))
@@ -469,6 +458,6 @@ class Scenario:
                 elif self.steps[expect.upload_step - 1].action != "upload":
                     out.append((f"{where}.upload_step",
                                 f"step {expect.upload_step} is a "
-                                f"{self.steps[expect.upload_step - 1].action!r}, not an upload",
+                                f"{str(self.steps[expect.upload_step - 1].action)!r}, not an upload",
                                 "name the number of an upload step"))
         return out

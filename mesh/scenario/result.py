@@ -109,7 +109,7 @@ class StepRecord:
         return {
             "index": self.index,
             "after": format_duration(self.step.after),
-            "action": self.step.action,
+            "action": str(self.step.action),
             "target": self.step.target,
             "at": self.at.isoformat(),
             "outcome": self.outcome,

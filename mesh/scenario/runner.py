@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import time
 from typing import Any, AsyncIterator, Callable
 
 import trio
@@ -47,11 +46,12 @@ from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.consoles import open_scenario_consoles
-from mesh.scenario.events import ExpectationsChecked, StepPlayed
+from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.driver import Driver
 from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
-from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
+from mesh.scenario.result import LinkRow, RunResult, StepRecord
 
 __all__ = [
     "run_scenario",
@@ -62,6 +62,8 @@ __all__ = [
     "link_rows",
     "Progress",
     "SETTLE_TIMEOUT",
+    "MeshBackend",
+    "upload_verdict",
 ]
 
 #: Called as the run goes: ("building", None, None) before the PKI is made,
@@ -153,11 +155,71 @@ def link_rows(statuses: Any) -> list[LinkRow]:
     return rows
 
 
+class MeshBackend:
+    """The in-process backend: every appliance a task of one :class:`~mesh.appliances.Mesh`.
+
+    ``settle`` is ``Mesh.settle(fresh=True)``: every dialer closes its live
+    link cleanly (a ``link-recheck`` event), redials at once and judges
+    afresh; it returns once every link has the outcome of that attempt.
+    """
+
+    def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
+                 settle_timeout: float) -> None:
+        self.scenario = scenario
+        self.mesh = mesh
+        self.pki = pki
+        self.clock = clock
+        self.settle_timeout = settle_timeout
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def links(self) -> list[LinkRow]:
+        return link_rows(self.mesh.links())
+
+    async def advance(self, delta: dt.timedelta) -> None:
+        await self.mesh.advance(delta)
+
+    async def revoke(self, target: str) -> None:
+        await self.mesh.revoke(target)
+
+    async def upload(self, target: str, certificate: str) -> UploadVerdict:
+        material = self.pki.reissue(target, certificate, at=self.now())
+        issued, key_pem, passphrase = upload_files(material)
+        verdict = await self.mesh.upload(target, issued, key_pem=key_pem, passphrase=passphrase)
+        return upload_verdict(verdict)
+
+    async def set_validation(self, target: str, enabled: bool) -> None:
+        self.mesh.set_validation(target, enabled)
+
+    async def crl_fault(self, fault: str) -> None:
+        await self.mesh.crl_fault(fault)
+
+    async def stop(self, target: str) -> None:
+        await self.mesh.stop(target)
+
+    async def start(self, target: str) -> None:
+        try:
+            await self.mesh.start(target)
+        except InputError:
+            # Its old port is now the local end of another appliance's
+            # outgoing connection; dialers look addresses up at each attempt.
+            self.mesh.appliance(target).port = None
+            await self.mesh.start(target)
+
+    async def settle(self, where: str, *, fresh: bool = True) -> None:
+        try:
+            await self.mesh.settle(timeout=self.settle_timeout, fresh=fresh)
+        except trio.TooSlowError as exc:
+            raise ScenarioNotSettled(self.scenario.name, where, str(exc)) from None
+
+
 class ScenarioRun:
     """A scenario whose mesh is running: play steps, read links, judge expectations.
 
     Made by :func:`start_scenario`; the pytest plugin hands one to tests that
-    want to act on the mesh between steps.
+    want to act on the mesh between steps. The steps are played by the one
+    :class:`~mesh.scenario.driver.Driver`, on a :class:`MeshBackend`.
     """
 
     def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
@@ -172,18 +234,21 @@ class ScenarioRun:
         self.crl_server = crl_server
         self.proxy = proxy
         self.events = events
-        self.records: list[StepRecord] = []
+        self.backend = MeshBackend(scenario, mesh=mesh, pki=pki, clock=clock,
+                                   settle_timeout=self.settle_timeout)
+        self.driver = Driver(scenario, self.backend, events)
         #: Appliance name -> URL of the REST API and web console it serves
         #: during the run (those the scenario's ``api`` keys ask for).
         self.consoles: dict[str, str] = {}
-        self._uploads: dict[int, StepRecord] = {}
-        self._verdicts: dict[int, Any] = {}
-        self._started_wall = time.monotonic()
+
+    @property
+    def records(self) -> list[StepRecord]:
+        return self.driver.records
 
     # -- reading --
 
     def links(self) -> list[LinkRow]:
-        return link_rows(self.mesh.links())
+        return self.backend.links()
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -193,9 +258,9 @@ class ScenarioRun:
     async def disconnect(self) -> list[str]:
         """Stop every running appliance that dials; returns their names, sensors first.
 
-        Not part of playing a step any more (:meth:`settle` uses
-        ``mesh.refresh()``); kept for tools that want the dialers away, e.g.
-        to act while nothing is connected. Uploads and switches are kept.
+        Not part of playing a step (steps settle with ``mesh.refresh()``);
+        kept for tools and suites that want the dialers away, e.g. to act
+        while nothing is connected. Uploads and switches are kept.
         """
         dialers = sorted(
             (n for n in self.mesh.names
@@ -218,7 +283,7 @@ class ScenarioRun:
             if not appliance.running:
                 appliance.port = None
                 await self.mesh.start(name)
-        await self._settle("after reconnecting", fresh=False)
+        await self.backend.settle("after reconnecting", fresh=False)
 
     async def settle(self, *, where: str = "after a settle") -> None:
         """Make every link connect afresh (``mesh.refresh()``), then wait until the mesh is idle.
@@ -226,130 +291,38 @@ class ScenarioRun:
         Raises:
             ScenarioNotSettled: some link had no outcome in ``settle_timeout``.
         """
-        await self._settle(where, fresh=True)
-
-    async def _settle(self, where: str, *, fresh: bool) -> None:
-        try:
-            await self.mesh.settle(timeout=self.settle_timeout, fresh=fresh)
-        except trio.TooSlowError as exc:
-            raise ScenarioNotSettled(self.scenario.name, where, str(exc)) from None
+        await self.backend.settle(where)
 
     async def play(self, index: int, step: Step) -> StepRecord:
-        """Jump the clock by ``step.after``, act, judge every link afresh, record the outcome.
-
-        ``mesh.advance`` republishes the CA's CRLs at the new instant, as a CA's
-        scheduled publication would; ``mesh.refresh()`` then makes the next
-        connection of every link now.
+        """Play step ``index`` (see :class:`~mesh.scenario.driver.Driver`).
 
         Raises:
             ScenarioNotSettled: some link had no outcome after the step.
         """
-        if step.after:
-            await self.mesh.advance(step.after)
-        record = await self._act(index, step)
-        self.events.append(
-            StepPlayed(at=self.clock.now(), scenario=self.scenario.name, index=index,
-                       action=step.action, target=step.target, outcome=record.outcome,
-                       code=record.code)
-        )
-        await self.settle(where=f"step {index} ({step.describe()})")
-        self.records.append(record)
-        if step.action == "upload":
-            self._uploads[index] = record
-        self.check(index)
-        return record
+        return await self.driver.play(index, step)
 
     async def step(self, step: Step) -> StepRecord:
         """Play one more step (numbered after those already played); for tests and tools."""
         return await self.play(len(self.records) + 1, step)
 
-    async def _act(self, index: int, step: Step) -> StepRecord:
-        at = self.clock.now()
-        done = StepRecord(index=index, step=step, at=at)
-        action, target = step.action, step.target
-        if action == "advance":
-            return done
-        if action == "revoke":
-            assert target is not None
-            await self.mesh.revoke(target)
-            return done
-        if action == "upload":
-            assert target is not None
-            material = self.pki.reissue(target, step.certificate, at=at)
-            issued, key_pem, passphrase = upload_files(material)
-            verdict = await self.mesh.upload(target, issued, key_pem=key_pem, passphrase=passphrase)
-            return _upload_record(index, step, at, verdict)
-        if action == "set-validation":
-            assert target is not None and step.enabled is not None
-            self.mesh.set_validation(target, step.enabled)
-            return done
-        if action.startswith("crl-"):
-            fault = {"crl-down": "down", "crl-up": "ok", "crl-slow": "slow",
-                     "crl-garbage": "garbage"}[action]
-            await self.mesh.crl_fault(fault)
-            return done
-        if action == "stop":
-            assert target is not None
-            await self.mesh.stop(target)
-            return done
-        if action == "start":
-            assert target is not None
-            try:
-                await self.mesh.start(target)
-            except InputError:
-                # Its old port is now the local end of another appliance's
-                # outgoing connection; dialers look addresses up at each attempt.
-                self.mesh.appliance(target).port = None
-                await self.mesh.start(target)
-            return done
-        raise AssertionError(f"unhandled action {action!r}")  # the model rejects others
-
     # -- judging --
 
     def check(self, after: int) -> None:
         """Judge the expectations due after step ``after`` (0 = after start)."""
-        last = len(self.scenario.steps)
-        rows = None
-        judged = []
-        for i, expectation in enumerate(self.scenario.expectations, 1):
-            due = expectation.due if expectation.due is not None else last
-            if due != after or i in self._verdicts:
-                continue
-            if rows is None:
-                rows = self.links()
-            self._verdicts[i] = judge(i, expectation, links=rows, uploads=self._uploads,
-                                      checked_after=after, at=self.clock.now())
-            judged.append(self._verdicts[i])
-        if judged:
-            self.events.append(
-                ExpectationsChecked(
-                    at=self.clock.now(), scenario=self.scenario.name, after_step=after,
-                    met=sum(v.met for v in judged),
-                    failed=tuple(f"expect[{v.index}] {v.subject}: expected {v.expected}, "
-                                 f"got {v.actual}" for v in judged if not v.met),
-                )
-            )
+        self.driver.check(after)
 
-    def result(self, *, started: dt.datetime, mode: str = "in-process") -> RunResult:
-        return RunResult(
-            scenario=self.scenario,
-            links=self.links(),
-            expectations=[self._verdicts[i] for i in sorted(self._verdicts)],
-            steps=self.records,
-            started=started,
-            ended=self.clock.now(),
-            seconds=time.monotonic() - self._started_wall,
-            mode=mode,
-        )
+    def result(self, *, started: dt.datetime | None = None, mode: str = "in-process") -> RunResult:
+        return self.driver.result(mode=mode)
 
 
-def _upload_record(index: int, step: Step, at: dt.datetime, verdict: Any) -> StepRecord:
+def upload_verdict(verdict: Any) -> UploadVerdict:
+    """An upload step's outcome from the appliance's :class:`~mesh.validation.Verdict`."""
     if verdict.accepted:
-        return StepRecord(index=index, step=step, at=at, outcome="accepted")
+        return UploadVerdict(accepted=True)
     primary = verdict.primary
     code = primary.code if primary is not None else None
-    return StepRecord(
-        index=index, step=step, at=at, outcome="refused",
+    return UploadVerdict(
+        accepted=False,
         code=code.code if code is not None else None,
         message=code.message if code is not None else "",
     )
@@ -527,7 +500,7 @@ async def start_scenario(
                               proxy=proxy, events=events, settle_timeout=settle_timeout)
             if consoles:
                 run.consoles = await open_scenario_consoles(run, nursery)
-            await run._settle("at start", fresh=False)
+            await run.backend.settle("at start", fresh=False)
             run.check(0)
             if progress:
                 progress("started", None, run)

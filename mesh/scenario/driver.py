@@ -1,0 +1,110 @@
+"""The one scenario driver: play the timeline on a backend, judge the expectations.
+
+Every way of running a scenario (in this process, ``--processes``, and the
+backends to come) goes through this loop, so a step means the same thing
+everywhere: the clock jumps by ``after``, the action runs (its
+:class:`~mesh.scenario.actions.Action` knows which backend call it is), a
+``scenario-step`` event is logged, the backend settles (every link attempts
+afresh and has an outcome), and the expectations due after that step are
+judged on the link table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from mesh.eventlog import EventLog
+from mesh.scenario.backend import Backend, UploadVerdict
+from mesh.scenario.events import ExpectationsChecked, StepPlayed
+from mesh.scenario.model import Scenario, Step
+from mesh.scenario.result import ExpectationVerdict, RunResult, StepRecord, judge
+
+__all__ = ["Driver"]
+
+
+class Driver:
+    """Plays one scenario on one backend and keeps what it found."""
+
+    def __init__(self, scenario: Scenario, backend: Backend, events: EventLog) -> None:
+        self.scenario = scenario
+        self.backend = backend
+        self.events = events
+        self.records: list[StepRecord] = []
+        self._uploads: dict[int, StepRecord] = {}
+        self._verdicts: dict[int, ExpectationVerdict] = {}
+        self._started_wall = time.monotonic()
+
+    async def start(self) -> None:
+        """Wait for the first outcome of every link, then judge ``after_step = 0``."""
+        await self.backend.settle("at start")
+        self.check(0)
+
+    async def play(self, index: int, step: Step) -> StepRecord:
+        """Jump the clock, act, settle, record and judge step ``index``.
+
+        Raises:
+            ScenarioNotSettled: some link had no outcome after the step.
+        """
+        backend = self.backend
+        if step.after:
+            await backend.advance(step.after)
+        at = backend.now()
+        outcome = await step.action.apply(backend, step)
+        record = _record(index, step, at, outcome)
+        self.events.append(
+            StepPlayed(at=at, scenario=self.scenario.name, index=index,
+                       action=str(step.action), target=step.target, outcome=record.outcome,
+                       code=record.code)
+        )
+        await backend.settle(f"step {index} ({step.describe()})")
+        self.records.append(record)
+        if isinstance(outcome, UploadVerdict):
+            self._uploads[index] = record
+        self.check(index)
+        return record
+
+    def check(self, after: int) -> None:
+        """Judge the expectations due after step ``after`` (0 = after start)."""
+        last = len(self.scenario.steps)
+        rows = None
+        judged = []
+        for i, expectation in enumerate(self.scenario.expectations, 1):
+            due = expectation.due if expectation.due is not None else last
+            if due != after or i in self._verdicts:
+                continue
+            if rows is None:
+                rows = self.backend.links()
+            self._verdicts[i] = judge(i, expectation, links=rows, uploads=self._uploads,
+                                      checked_after=after, at=self.backend.now())
+            judged.append(self._verdicts[i])
+        if judged:
+            self.events.append(
+                ExpectationsChecked(
+                    at=self.backend.now(), scenario=self.scenario.name, after_step=after,
+                    met=sum(v.met for v in judged),
+                    failed=tuple(f"expect[{v.index}] {v.subject}: expected {v.expected}, "
+                                 f"got {v.actual}" for v in judged if not v.met),
+                )
+            )
+
+    def result(self, *, mode: str) -> RunResult:
+        return RunResult(
+            scenario=self.scenario,
+            links=self.backend.links(),
+            expectations=[self._verdicts[i] for i in sorted(self._verdicts)],
+            steps=self.records,
+            started=self.scenario.start,
+            ended=self.backend.now(),
+            seconds=time.monotonic() - self._started_wall,
+            mode=mode,
+        )
+
+
+def _record(index: int, step: Step, at: dt.datetime, outcome: object) -> StepRecord:
+    if not isinstance(outcome, UploadVerdict):
+        return StepRecord(index=index, step=step, at=at, outcome="done")
+    if outcome.accepted:
+        return StepRecord(index=index, step=step, at=at, outcome="accepted")
+    return StepRecord(index=index, step=step, at=at, outcome="refused",
+                      code=outcome.code, message=outcome.message)
