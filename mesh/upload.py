@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
 from mesh.pki import files
+from mesh.printable import printable
 from mesh.validation.chain import PARSE_ERRORS, malformation
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
@@ -390,11 +391,13 @@ def _report(verdict: Verdict) -> dict:
 
 
 def _print(verdict: Verdict, out=None) -> None:
+    # Subjects and details quote certificates and servers: shown escaped.
     out = out or sys.stdout
     primary = verdict.primary
     if primary is not None:
         print(primary.message, file=out)
-        print(f"  {primary.code.code}: {primary.subject}: {primary.detail}", file=out)
+        print(f"  {primary.code.code}: {printable(primary.subject)}: "
+              f"{printable(primary.detail, 1000)}", file=out)
         more = len(verdict.failures) - 1
         if more:
             print(f"  ({more} more failure{'s' if more > 1 else ''}; --json lists all)", file=out)
@@ -404,4 +407,5 @@ def _print(verdict: Verdict, out=None) -> None:
         print("The certificate is valid.", file=out)
     for finding in verdict.findings:
         if finding.severity is not Severity.ERROR:
-            print(f"  {finding.severity.value}: {finding.code.code}: {finding.detail}", file=out)
+            print(f"  {finding.severity.value}: {finding.code.code}: "
+                  f"{printable(finding.detail, 1000)}", file=out)
