@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
+from mesh.passphrase import add_passphrase_options, passphrase_from
 from mesh.pki import files
 from mesh.printable import printable
 from mesh.validation.chain import PARSE_ERRORS, malformation
@@ -316,9 +317,7 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
         "--trust", action="append", default=[], metavar="FILE",
         help="trusted root CA certificate(s) (default: the self-signed root in --chain)",
     )
-    secret = check.add_mutually_exclusive_group()
-    secret.add_argument("--passphrase", metavar="P", help="the key's passphrase")
-    secret.add_argument("--passphrase-file", metavar="FILE", help="read the key's passphrase from FILE")
+    add_passphrase_options(check)
     check.add_argument(
         "--at", metavar="ISO-TIME", help="judge at this instant (default: now), e.g. 2027-01-15T09:00:00Z"
     )
@@ -342,17 +341,6 @@ def _parse_at(text: str | None) -> dt.datetime:
         ) from None
 
 
-def _passphrase(args: argparse.Namespace) -> str | None:
-    if args.passphrase_file is not None:
-        data = files.read_input(args.passphrase_file, "passphrase file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(args.passphrase_file, "is not UTF-8 text", "save the passphrase as text") from None
-        return text.rstrip("\r\n")
-    return args.passphrase
-
-
 def _check_command(args: argparse.Namespace) -> int:
     at = _parse_at(args.at)
     with warnings.catch_warnings():
@@ -366,7 +354,7 @@ def _check_command(args: argparse.Namespace) -> int:
             args.key,
             args.chain,
             args.trust,
-            _passphrase(args),
+            passphrase_from(args),
             at=at,
             validation=not args.no_validation,
             proxy=args.proxy,
