@@ -166,11 +166,29 @@ def _address(text: object, where: str) -> tuple[str, int]:
     return host, number
 
 
+#: Settings whose values are never repeated in an error: only their type is.
+_SECRETS = frozenset({"passphrase"})
+
+
 def _str(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
     value = data.get(key, default)
     if value is not None and not isinstance(value, str):
-        raise InputError(f"{where}: {key}", f"must be a string, not {value!r}", "quote it")
+        shown = _kind(value) if key in _SECRETS else repr(value)
+        raise InputError(f"{where}: {key}", f"must be a string, not {shown}", "quote it")
     return value
+
+
+def _kind(value: object) -> str:
+    """What a TOML value is, without what it says."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
 
 
 def _path(base: Path, value: str, where: str) -> Path:

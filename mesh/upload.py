@@ -40,8 +40,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
+from mesh.passphrase import add_passphrase_options, passphrase_from
 from mesh.pki import files
 from mesh.pki.crl_files import load_crl_files
+from mesh.printable import printable
 from mesh.validation.chain import PARSE_ERRORS, malformation
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
@@ -331,9 +333,7 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
         "--trust", action="append", default=[], metavar="FILE",
         help="trusted root CA certificate(s) (default: the self-signed root in --chain)",
     )
-    secret = check.add_mutually_exclusive_group()
-    secret.add_argument("--passphrase", metavar="P", help="the key's passphrase")
-    secret.add_argument("--passphrase-file", metavar="FILE", help="read the key's passphrase from FILE")
+    add_passphrase_options(check)
     check.add_argument(
         "--at", metavar="ISO-TIME", help="judge at this instant (default: now), e.g. 2027-01-15T09:00:00Z"
     )
@@ -367,17 +367,6 @@ def _parse_at(text: str | None) -> dt.datetime:
         ) from None
 
 
-def _passphrase(args: argparse.Namespace) -> str | None:
-    if args.passphrase_file is not None:
-        data = files.read_input(args.passphrase_file, "passphrase file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(args.passphrase_file, "is not UTF-8 text", "save the passphrase as text") from None
-        return text.rstrip("\r\n")
-    return args.passphrase
-
-
 def _check_command(args: argparse.Namespace) -> int:
     at = _parse_at(args.at)
     with warnings.catch_warnings():
@@ -391,7 +380,7 @@ def _check_command(args: argparse.Namespace) -> int:
             args.key,
             args.chain,
             args.trust,
-            _passphrase(args),
+            passphrase_from(args),
             at=at,
             validation=not args.no_validation,
             proxy=args.proxy,
@@ -418,11 +407,13 @@ def _report(verdict: Verdict) -> dict:
 
 
 def _print(verdict: Verdict, out=None) -> None:
+    # Subjects and details quote certificates and servers: shown escaped.
     out = out or sys.stdout
     primary = verdict.primary
     if primary is not None:
         print(primary.message, file=out)
-        print(f"  {primary.code.code}: {primary.subject}: {primary.detail}", file=out)
+        print(f"  {primary.code.code}: {printable(primary.subject)}: "
+              f"{printable(primary.detail, 1000)}", file=out)
         more = len(verdict.failures) - 1
         if more:
             print(f"  ({more} more failure{'s' if more > 1 else ''}; --json lists all)", file=out)
@@ -432,4 +423,5 @@ def _print(verdict: Verdict, out=None) -> None:
         print("The certificate is valid.", file=out)
     for finding in verdict.findings:
         if finding.severity is not Severity.ERROR:
-            print(f"  {finding.severity.value}: {finding.code.code}: {finding.detail}", file=out)
+            print(f"  {finding.severity.value}: {finding.code.code}: "
+                  f"{printable(finding.detail, 1000)}", file=out)

@@ -471,3 +471,17 @@ def test_a_file_name_with_a_line_break_is_one_line(tmp_path, capsys):
     assert main(["node", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: trust" in err and "is not a file name" in err
+
+
+@pytest.mark.parametrize("value", ["987654321", "[\"Kq7\", \"right\"]", "{ secret = \"Kq7\" }"])
+def test_a_passphrase_of_the_wrong_type_is_never_echoed(tmp_path, capsys, keys, epoch, value):
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="a")], keys=keys)
+    material = pki.appliances["a"]
+    save_certificate(tmp_path / "a.crt", material.cert)
+    save_key(tmp_path / "a.key", material.issued.key, passphrase="Kq7-right")
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\ncertificate = "a.crt"\nkey = "a.key"\n'
+                            f"passphrase = {value}\n")
+    assert main(["node", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    kind = {"9": "a number", "[": "a list", "{": "a table"}[value[0]]
+    assert err == f"mesh: {path}: passphrase: must be a string, not {kind}; quote it\n"

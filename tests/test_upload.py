@@ -445,3 +445,28 @@ def test_mangled_files_give_only_our_errors(contents, passphrase):
     for finding in verdict.failures:
         assert finding.code in FailureCode
         assert finding.message
+
+
+async def test_a_hostile_reason_phrase_reaches_the_terminal_escaped(nursery, deployment, capsys):
+    """A CRL server's reason phrase with a terminal escape (it sets the window
+    title) is shown escaped and cut short, never sent to the terminal raw."""
+    port = deployment.server.port
+    deployment.server.set_fault("down")
+    hostile = b"Not Found \x1b]0;pwned\x07 \x9b2J" + b"x" * 5000
+
+    async def answer(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        await stream.send_all(b"HTTP/1.1 404 " + hostile + b"\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+        await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, answer, listeners)
+    argv = [a for a in deployment.argv("ca-signed") if a != "--json"]
+    status, out, _ = await run_cli(argv, capsys)
+    assert status == 1
+    assert out.splitlines()[0] == F.CRL_HTTP_ERROR.message
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    # (httpx drops the reason's non-ASCII bytes, \x9b among them)
+    assert "HTTP 404 Not Found \\x1b]0;pwned\\x07 2Jxxx" in out
+    assert len(out.splitlines()[1]) < 400

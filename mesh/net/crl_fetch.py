@@ -92,6 +92,7 @@ from cryptography.hazmat.primitives import serialization
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.content_coding import BodyDecoder, DecodeError, TooLarge
+from mesh.printable import printable
 from mesh.validation.chain import build_path, is_self_issued
 from mesh.validation.revocation import CrlIndex, CrlLookup, cdp_urls, crl_lookup
 
@@ -624,7 +625,7 @@ class CrlFetcher:
                     if status != 200:
                         raise ValidationFailed(
                             FailureCode.CRL_HTTP_ERROR,
-                            f"HTTP {status} {response.reason_phrase} from {url}{via}",
+                            f"HTTP {status} {printable(response.reason_phrase, 80)} from {url}{via}",
                         )
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.max_bytes:
@@ -782,7 +783,7 @@ def _why(exc: BaseException) -> str:
                 todo.append(linked)
     if reasons and not any(r in text for r in reasons):
         text += f": {'; '.join(reasons)}"
-    return text
+    return printable(text, 300)  # may quote what a server sent
 
 
 def _check_proxy(proxy: str) -> str:

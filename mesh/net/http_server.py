@@ -35,6 +35,14 @@ _log = logging.getLogger("mesh.net")
 #: Seconds between attempts to accept while accepting fails (out of descriptors).
 ACCEPT_BACKOFF = 0.1
 
+#: Seconds for a whole request (head and body), counted from the connection's
+#: start or the end of the previous answer: idle and slow clients are closed
+#: (408 when part of a request had come), so they cannot hold descriptors.
+REQUEST_TIMEOUT = 10.0
+#: After a refusal (408, 413, 431, 400): how long and how much is still read.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+
 _CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
@@ -83,6 +91,13 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class _TooLarge:
+    """What :meth:`HttpServer._read_request` returns for a body over the limit."""
+
+
+_TOO_LARGE = _TooLarge()
+
+
 class _Hold:
     """Sentinel: accept the request and never answer it (the ``slow`` fault)."""
 
@@ -114,6 +129,8 @@ class HttpServer:
         self._nursery: trio.Nursery | None = None
         self._listen_scope: trio.CancelScope | None = None
         self._listener: trio.SocketListener | None = None
+        self._open = 0
+        self._open_changed = trio.Event()
 
     @property
     def base_url(self) -> str:
@@ -216,15 +233,54 @@ class HttpServer:
                     failing = False
                     connections.start_soon(self._connection, stream)
 
+    # -- open connections --
+
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed."""
+        return self._open
+
+    async def wait_connections(self, count: int, *, at_most: bool = False) -> None:
+        """Return once ``count`` connections (or, ``at_most``, no more than that) are open."""
+        while (self._open > count) if at_most else (self._open < count):
+            await self._open_changed.wait()
+
+    def _count_open(self, delta: int) -> None:
+        self._open += delta
+        self._open_changed.set()
+        self._open_changed = trio.Event()
+
     # -- one connection --
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        self._count_open(+1)
+        try:
+            await self._serve_connection(stream)
+        except Exception as exc:  # one connection's failure ends that connection alone
+            _log.warning("%s on %s:%s: a connection ended on an error: %s",
+                         self.description, self.host, self.port, type(exc).__name__)
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            self._count_open(-1)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
         try:
             while True:
-                request = await self._read_request(conn, stream)
+                # Each request, and the wait before it, has REQUEST_TIMEOUT.
+                with trio.move_on_after(REQUEST_TIMEOUT) as timer:
+                    request = await self._read_request(conn, stream)
+                if timer.cancelled_caught:
+                    if conn.their_state is not h11.IDLE or conn.trailing_data[0]:
+                        await _refuse(stream, 408, b"request timeout\n")
+                    return
+                if request is _TOO_LARGE:
+                    await _refuse(stream, 413, b"request body too large\n")
+                    return
                 if request is None:
                     return
+                assert isinstance(request, Request)
                 answer = await self.respond(request)
                 if isinstance(answer, _Hold):
                     await _drain(stream)
@@ -234,20 +290,16 @@ class HttpServer:
                     return
                 conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
-            # Not HTTP: say so when h11 still lets us (it knows the status).
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                with contextlib.suppress(h11.ProtocolError, trio.BrokenResourceError,
-                                         trio.ClosedResourceError):
-                    bad = Response(status=exc.error_status_hint, body=b"bad request\n",
-                                   content_type="text/plain")
-                    await _send(conn, stream, bad, head_only=False)
+            # Not HTTP, or a head over the limit: say so (h11 knows the status).
+            status = exc.error_status_hint
+            await _refuse(stream, status, b"request head too large\n" if status == 431
+                          else b"bad request\n")
         except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
 
-    async def _read_request(self, conn: h11.Connection, stream: trio.SocketStream) -> Request | None:
+    async def _read_request(
+        self, conn: h11.Connection, stream: trio.SocketStream
+    ) -> Request | _TooLarge | None:
         head: h11.Request | None = None
         body = bytearray()
         while True:
@@ -258,10 +310,13 @@ class HttpServer:
                 continue
             if isinstance(event, h11.Request):
                 head = event
+                declared = dict(event.headers).get(b"content-length", b"")
+                if declared.isdigit() and int(declared) > _MAX_REQUEST:
+                    return _TOO_LARGE
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > _MAX_REQUEST:
-                    return None
+                    return _TOO_LARGE
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
                 return Request(
@@ -311,6 +366,34 @@ async def _send(
             # when thousands of appliances fetch at once.
             head += body
     await stream.send_all(head + conn.send(h11.EndOfMessage()))
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
+            431: "Request Header Fields Too Large"}
+
+
+async def _refuse(stream: trio.SocketStream, status: int, text: bytes) -> None:
+    """Answer ``status`` and close, reading on a while so the answer is not lost.
+
+    Closing a socket with unread input makes the kernel send a reset, and a
+    reset can discard the answer before the client reads it: a client still
+    sending a head or body over the limit saw "connection reset" instead of
+    431/413. So: answer, shut our side, then read and discard what the client
+    still sends, for at most :data:`LINGER_SECONDS` and :data:`LINGER_BYTES`.
+    """
+    reason = _REASONS.get(status) or http.HTTPStatus(status).phrase
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n").encode("ascii")
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(head + text)
+        await stream.send_eof()
+        with trio.move_on_after(LINGER_SECONDS):
+            drained = 0
+            while drained < LINGER_BYTES:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    break
+                drained += len(data)
 
 
 async def _drain(stream: trio.SocketStream) -> None:

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import InputError, ValidationFailed
+from mesh.passphrase import add_passphrase_options, passphrase_from
 from mesh.pki import files
 from mesh.pki.faults import HEALTHY, RECIPES
 from mesh.roles import ROLES
@@ -140,9 +141,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=2048,
         help="RSA bits for appliance keys",
     )
-    init.add_argument(
-        "--passphrase", default=None, help="encrypt appliance keys with this passphrase"
-    )
+    add_passphrase_options(init, what="the passphrase appliance keys are encrypted with")
     init.add_argument(
         "--at",
         default=None,
@@ -189,7 +188,7 @@ def _init(args: argparse.Namespace) -> int:
         appliances=requests,
         key_size=args.key_size,
         crl_base_url=args.crl_base_url,
-        passphrase=args.passphrase,
+        passphrase=passphrase_from(args),
     )
     pki.write(folder)
     print(f"wrote {folder / MANIFEST}: root {pki.root.name!r}", end="")
@@ -259,12 +258,9 @@ def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--chain", default=None, metavar="PEM", help="CA certificates to bundle into a PKCS#12"
     )
-    convert.add_argument(
-        "--passphrase", default=None, help="passphrase of the input key or PKCS#12"
-    )
-    convert.add_argument(
-        "--out-passphrase", default=None, help="encrypt the written key or PKCS#12 with this"
-    )
+    add_passphrase_options(convert, what="the input key's or PKCS#12's passphrase")
+    add_passphrase_options(convert, flag="--out-passphrase", env="MESH_OUT_PASSPHRASE",
+                           what="the passphrase to encrypt the written key or PKCS#12 with")
     convert.add_argument(
         "--traditional", action="store_true", help="write keys as BEGIN RSA PRIVATE KEY"
     )
@@ -311,6 +307,8 @@ _FORMS = {
 
 
 def _convert(args: argparse.Namespace) -> int:
+    args.passphrase = passphrase_from(args)
+    args.out_passphrase = passphrase_from(args, flag="--out-passphrase", env="MESH_OUT_PASSPHRASE")
     try:
         return _do_convert(args)
     except ValidationFailed as exc:

@@ -27,18 +27,29 @@ Requests that change something (upload, switch) from a browser must come from
 the console's own page: a cross-site page could otherwise make a browser post
 a multipart form here. A request whose ``Origin`` header names another origin
 is refused with 403 ``{"code": "forbidden_origin"}``; clients that send no
-``Origin`` (curl, scripts) are not affected.
+``Origin`` (curl, scripts) are not affected. "Another origin" is judged
+against the console itself (https, its port, its address, ``localhost`` and
+the names in its certificate), never against the Host header, which a page
+on a rebound DNS name controls; several ``Origin`` headers are refused too.
+
+Bounds: an upload body is read no further than :data:`MAX_UPLOAD_BYTES` and
+a switch body than :data:`MAX_SWITCH_BYTES` (413 ``too_large``, before the
+rest is read); ``since``/``limit`` are plain ASCII digits; a path with a
+trailing slash is 404, not a redirect built from the Host header. Every
+answer forbids framing and MIME sniffing (:data:`CONTENT_SECURITY_POLICY`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
+from cryptography import x509
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,6 +58,7 @@ from starlette.routing import Route
 
 from mesh.errors import InputError, ValidationFailed
 from mesh.graph import Graph, render_svg
+from mesh.printable import printable
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.backend import ConsoleBackend
 from mesh.web.certificate import certificate_summary
@@ -59,6 +71,19 @@ MAX_FILE_BYTES = 256 * 1024
 
 #: Most events one ``GET /api/v1/events`` returns; a dashboard catches up in pages.
 MAX_EVENTS = 1000
+
+#: Largest upload request body: three files and the passphrase, with room for
+#: the multipart framing. Read no further than this.
+MAX_UPLOAD_BYTES = 4 * MAX_FILE_BYTES
+
+#: Largest ``PUT /api/v1/validation`` body.
+MAX_SWITCH_BYTES = 1024
+
+#: The page loads only its own script, style and graph, and may not be framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
 
 _ASSETS = {
     "/": ("console.html", "text/html; charset=utf-8"),
@@ -73,13 +98,34 @@ def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"code": "bad_request", "message": message}, status_code=400)
 
 
-async def _foreign_origin(request: Request) -> JSONResponse | None:
+def _own_origins(request: Request, backend: ConsoleBackend) -> set[str]:
+    """The origins of this console's own page: https, its port, and a name it answers to.
+
+    Judged from the socket and the certificate, never from the Host header:
+    a page whose name was rebound to this address sends a matching Host and
+    Origin of its own.
+    """
+    server = request.scope.get("server") or ("127.0.0.1", 0)
+    host, port = server[0], server[1]
+    names = {host, "localhost", backend.name}
+    try:
+        names.update(backend.identity().cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    if host in ("127.0.0.1", "::1"):
+        names.update({"127.0.0.1", "[::1]"})
+    return {f"https://{f'[{n}]' if ':' in n and not n.startswith('[') else n}:{port}".lower()
+            for n in names}
+
+
+async def _foreign_origin(request: Request, backend: ConsoleBackend) -> JSONResponse | None:
     """403 when a browser sends this request from a page of another origin."""
-    origin = request.headers.get("origin")
-    if origin is None:
+    origins = request.headers.getlist("origin")
+    if not origins:
         return None
-    parts = urlsplit(origin)
-    if (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc):
+    origin = origins[0]
+    if len(origins) == 1 and origin.lower() in _own_origins(request, backend):
         return None
     # Drain (a bounded amount of) the body unread, so the client reads the
     # answer instead of a connection reset mid-upload.
@@ -88,11 +134,81 @@ async def _foreign_origin(request: Request) -> JSONResponse | None:
         drained += len(chunk)
         if drained > 4 * MAX_FILE_BYTES:
             break
+    shown = printable(origin, 100) if len(origins) == 1 else "several origins at once"
     return JSONResponse(
         {"code": "forbidden_origin",
-         "message": f"requests from {origin} may not change this appliance; use its own console page"},
+         "message": f"requests from {shown} may not change this appliance; use its own console page"},
         status_code=403,
     )
+
+
+class _TooLarge(Exception):
+    """A request body went over its cap while it was being read."""
+
+
+def _capped(request: Request, cap: int) -> Request:
+    """``request`` whose body is counted as it arrives; over ``cap`` raises :class:`_TooLarge`.
+
+    Starlette's form parser spools every file part (to disk past 1 MB) before
+    anything can look at its size; this stops reading at the cap instead.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
+        raise _TooLarge
+    seen = 0
+    receive = request.receive
+
+    async def counted() -> Any:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > cap:
+            raise _TooLarge
+        return message
+
+    return Request(request.scope, counted)
+
+
+def _too_large(cap: int, fix: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": "too_large", "message": f"the body is larger than {cap // 1024} KiB; {fix}"},
+        status_code=413,
+    )
+
+
+def _position(raw: str, *, most: int | None = None) -> int | None:
+    """A non-negative decimal number in plain ASCII digits, else None."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        return None
+    number = int(raw)
+    return number if most is None or number <= most else None
+
+
+class _SecurityHeaders:
+    """Adds to every answer: no framing (clickjacking), no MIME sniffing, same-origin only."""
+
+    _HEADERS = [
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    ]
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), *self._HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _asset(name: str) -> bytes:
@@ -131,10 +247,10 @@ def build_app(
         return JSONResponse(status_document(backend, window=expiry_window), headers=_NO_STORE)
 
     async def upload(request: Request) -> Response:
-        if (refused := await _foreign_origin(request)) is not None:
+        if (refused := await _foreign_origin(request, backend)) is not None:
             return refused
         try:
-            async with request.form(max_files=3, max_fields=8) as form:
+            async with _capped(request, MAX_UPLOAD_BYTES).form(max_files=3, max_fields=8) as form:
                 crt = await _file_field(form, "crt", required=True)
                 key = await _file_field(form, "key", required=True)
                 chain = await _file_field(form, "chain", required=False)
@@ -145,6 +261,8 @@ def build_app(
             return _bad_request(f"malformed multipart form: {exc.detail}")
         except InputError as exc:
             return _bad_request(exc.line())
+        except _TooLarge:
+            return _too_large(MAX_UPLOAD_BYTES, "upload a single certificate, key and chain")
         try:
             await backend.upload(crt=crt, key=key, chain=chain, passphrase=passphrase or None)
         except ValidationFailed as exc:
@@ -165,11 +283,13 @@ def build_app(
         )
 
     async def validation(request: Request) -> Response:
-        if (refused := await _foreign_origin(request)) is not None:
+        if (refused := await _foreign_origin(request, backend)) is not None:
             return refused
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(await _capped(request, MAX_SWITCH_BYTES).body())
+        except _TooLarge:
+            return _too_large(MAX_SWITCH_BYTES, 'send {"enabled": true} or {"enabled": false}')
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             return _bad_request('the body is not JSON; send {"enabled": true} or {"enabled": false}')
         if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
             return _bad_request('send {"enabled": true} or {"enabled": false}')
@@ -180,21 +300,15 @@ def build_app(
 
     async def events(request: Request) -> Response:
         raw = request.query_params.get("since", "0")
-        try:
-            since = int(raw)
-            if since < 0:
-                raise ValueError
-        except ValueError:
+        since = _position(raw)
+        if since is None:
             return _bad_request(
                 f"since={raw!r} is not a position in the stream; "
                 "use since=0 or the 'next' of the last answer"
             )
         raw_limit = request.query_params.get("limit", str(MAX_EVENTS))
-        try:
-            limit = int(raw_limit)
-            if not 1 <= limit <= MAX_EVENTS:
-                raise ValueError
-        except ValueError:
+        limit = _position(raw_limit, most=MAX_EVENTS)
+        if not limit:
             return _bad_request(f"limit={raw_limit!r} is not a number from 1 to {MAX_EVENTS}")
         items = [_event_dict(e) for e in list(backend.events_since(since))[:limit]]
         return JSONResponse(
@@ -221,7 +335,11 @@ def build_app(
         Route("/api/v1/events", events, methods=["GET"]),
         Route("/graph.svg", graph, methods=["GET"]),
     ] + [Route(path, asset(path), methods=["GET"]) for path in _ASSETS]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    # Starlette redirects "/x/" to "/x" with a Location built from the Host
+    # header: an open redirect. Unknown paths are 404, as they are.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _event_dict(event: Any) -> dict[str, Any]:

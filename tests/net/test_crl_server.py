@@ -354,3 +354,70 @@ def test_cli_keeps_accepting_after_running_out_of_file_descriptors(tmp_path, crl
         process.terminate()
         _, err = process.communicate(timeout=10)
     assert b"out of file descriptors" not in err  # said once, above
+
+
+# -- bounded requests: a timeout for each, and answers instead of resets --
+
+from mesh.net.http_server import REQUEST_TIMEOUT  # noqa: E402
+
+
+async def read_after_jump(stream: trio.abc.Stream, mock_clock) -> bytes:
+    """:func:`read_all` once the clock was jumped: from here mock time also runs
+    at the wall clock's pace, so a server that fails to answer fails the test
+    within 5 s instead of hanging it."""
+    mock_clock.rate = 1
+    return await read_all(stream)
+
+
+async def test_an_unfinished_head_gets_408_at_the_request_timeout(server, crl, mock_clock):
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(b"GET /crl HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 60_000)
+        await server.wait_connections(1)
+        mock_clock.jump(REQUEST_TIMEOUT - 0.5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.open_connections == 1
+        mock_clock.jump(1)
+        received = await read_after_jump(stream, mock_clock)
+    assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert received.endswith(b"\r\n\r\nrequest timeout\n")
+    assert (await get(server.url(PATH))).content == crl
+
+
+async def test_a_silent_connection_is_closed_at_the_request_timeout(server, mock_clock):
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await server.wait_connections(1)
+        mock_clock.jump(REQUEST_TIMEOUT)
+        assert await read_after_jump(stream, mock_clock) == b""
+    await server.wait_connections(0, at_most=True)
+
+
+async def test_a_kept_alive_connection_is_closed_when_idle(server, crl, mock_clock):
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while not received.endswith(crl):
+            received += await stream.receive_some(65536)
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(REQUEST_TIMEOUT)
+        assert await read_after_jump(stream, mock_clock) == b""
+
+
+async def test_a_head_over_64_kib_gets_431_not_a_reset(server, crl):
+    head = b"GET /crl HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 130_000 + b"\r\n\r\n"
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(head)
+        received = await read_all(stream)
+    assert received.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert (await get(server.url(PATH))).content == crl
+
+
+async def test_a_body_over_64_kib_gets_413_not_a_reset(server, crl):
+    body = b"b" * 200_000
+    head = f"POST /crl HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        await stream.send_all(head + body)
+        received = await read_all(stream)
+    assert received.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert received.endswith(b"\r\n\r\nrequest body too large\n")
+    assert (await get(server.url(PATH))).content == crl

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import stat
@@ -256,3 +257,50 @@ def test_mesh_runs_as_a_process(tmp_path):
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("mesh: ")
+
+
+# -- passphrases from a file, the environment or a prompt, not only the command line --
+
+
+def _init_with(tmp_path, *extra: str) -> dict:
+    folder = tmp_path / "pki"
+    assert main(["pki", "init", str(folder), "--appliance", "s1:sensor", *extra]) == 0
+    return json.loads((folder / "pki.json").read_text())
+
+
+def test_init_reads_the_passphrase_from_a_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MESH_PASSPHRASE", raising=False)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Kq7 from a file\n")
+    manifest = _init_with(tmp_path, "--passphrase-file", str(secret))
+    assert manifest["appliances"]["s1"]["passphrase"] == "Kq7 from a file"
+    key = files.load_key(tmp_path / "pki" / manifest["appliances"]["s1"]["key"], "Kq7 from a file")
+    assert key.key_size == 2048
+
+
+def test_init_reads_the_passphrase_from_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MESH_PASSPHRASE", "Kq7 from the environment")
+    manifest = _init_with(tmp_path)
+    assert manifest["appliances"]["s1"]["passphrase"] == "Kq7 from the environment"
+
+
+def test_a_prompt_without_a_terminal_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["pki", "init", str(tmp_path / "pki"), "--appliance", "s1:sensor",
+                 "--passphrase-prompt"]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: --passphrase-prompt: needs a terminal to ask on; "
+        "use --passphrase-file FILE or the MESH_PASSPHRASE variable\n")
+
+
+def test_convert_reads_both_passphrases_from_files_or_the_environment(
+        written, tmp_path, capsys, monkeypatch):
+    folder, _ = written
+    entry = json.loads((folder / "pki.json").read_text())["appliances"]["ca-signed"]
+    secret = tmp_path / "in.txt"
+    secret.write_text(entry["passphrase"] + "\n")
+    monkeypatch.setenv("MESH_OUT_PASSPHRASE", "Zx9 out")
+    out = tmp_path / "re.key"
+    assert main(["cert", "convert", str(folder / entry["key"]), str(out),
+                 "--passphrase-file", str(secret)]) == 0
+    assert files.load_key(out, "Zx9 out").key_size == 2048

@@ -294,3 +294,87 @@ def test_link_document_explains_unvalidated_and_down_links():
         "connection refused")
     halted = link_document(Seen("s", "cm", "halted", code="expired"))
     assert halted["message"] == FailureCode.EXPIRED.message
+
+
+# -- smaller holes: each request judged on what this console is, bounded --
+
+
+async def test_deeply_nested_json_is_refused_not_a_500(console, appliance):
+    async with _client(console, verify=False) as client:
+        deep = await client.put("/api/v1/validation", content=b"[" * 100_000 + b"]" * 100_000,
+                                headers={"content-type": "application/json"})
+        within = await client.put("/api/v1/validation", content=b"[" * 500 + b"]" * 500,
+                                  headers={"content-type": "application/json"})
+    assert deep.status_code == 413
+    assert deep.json() == {"code": "too_large", "message":
+                           'the body is larger than 1 KiB; send {"enabled": true} or {"enabled": false}'}
+    assert within.status_code == 400
+    assert within.json() == {"code": "bad_request", "message": 'send {"enabled": true} or {"enabled": false}'}
+    assert appliance.validation is True
+
+
+async def test_the_origin_is_judged_against_this_console_not_the_host_header(console, appliance):
+    evil = f"evil.example:{console.port}"
+    async with _client(console, verify=False) as client:
+        rebound = await client.put("/api/v1/validation", json={"enabled": False},
+                                   headers={"host": evil, "origin": f"https://{evil}"})
+        doubled = await client.put("/api/v1/validation", json={"enabled": False},
+                                   headers=[("origin", console.url), ("origin", "https://evil.example")])
+        assert appliance.validation is True
+        local = await client.put("/api/v1/validation", json={"enabled": False},
+                                 headers={"origin": f"https://localhost:{console.port}"})
+    assert (rebound.status_code, rebound.json()["code"]) == (403, "forbidden_origin")
+    assert (doubled.status_code, doubled.json()["code"]) == (403, "forbidden_origin")
+    assert local.status_code == 200 and appliance.validation is False
+
+
+async def test_a_trailing_slash_is_not_redirected_to_the_host_header(console):
+    async with _client(console, verify=False) as client:
+        answer = await client.get("/api/v1/status/", headers={"host": "evil.example"})
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+
+
+async def test_every_answer_forbids_framing_and_sniffing(console):
+    async with _client(console, verify=False) as client:
+        for path in ("/", "/api/v1/status", "/graph.svg", "/nowhere"):
+            answer = await client.get(path)
+            assert answer.headers["x-frame-options"] == "DENY", path
+            assert answer.headers["x-content-type-options"] == "nosniff", path
+            assert answer.headers["content-security-policy"] == (
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                "base-uri 'none'; form-action 'self'"), path
+
+
+@pytest.mark.parametrize("since", [" 1", "1 ", "+1", "1_0", "\u0661", "0x1", "-0"])
+async def test_since_and_limit_are_plain_ascii_digits(console, since):
+    async with _client(console, verify=False) as client:
+        by_since = await client.get("/api/v1/events", params={"since": since})
+        by_limit = await client.get("/api/v1/events", params={"limit": since})
+    assert by_since.status_code == 400, since
+    assert by_limit.status_code == 400, since
+
+
+async def test_an_oversized_upload_is_refused_before_its_body_is_read(console):
+    """50 MB announced, 64 KiB sent: the answer comes without waiting for the rest."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    stream = await trio.open_ssl_over_tcp_stream(console.host, console.port, ssl_context=context)
+    head = (f"POST /api/v1/certificate HTTP/1.1\r\nHost: {console.host}:{console.port}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {50 * 1024 * 1024}\r\n\r\n").encode()
+    await stream.send_all(head + b"--b\r\nContent-Disposition: form-data; name=\"crt\"; "
+                          b"filename=\"a.crt\"\r\n\r\n" + b"a" * 65536)
+    received = b""
+    with trio.fail_after(5):
+        while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            received += chunk
+    await stream.aclose()
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1]) == {
+        "code": "too_large",
+        "message": "the body is larger than 1024 KiB; upload a single certificate, key and chain"}
