@@ -96,6 +96,9 @@ class _TooLarge:
 
 
 _TOO_LARGE = _TooLarge()
+#: A request head over the limit that arrived whole: h11 bounds only an
+#: *incomplete* head, so a head read in one large chunk is measured here.
+_HEAD_TOO_LARGE = _TooLarge()
 
 
 class _Hold:
@@ -278,6 +281,9 @@ class HttpServer:
                 if request is _TOO_LARGE:
                     await _refuse(stream, 413, b"request body too large\n")
                     return
+                if request is _HEAD_TOO_LARGE:
+                    await _refuse(stream, 431, b"request head too large\n")
+                    return
                 if request is None:
                     return
                 assert isinstance(request, Request)
@@ -310,6 +316,11 @@ class HttpServer:
                 continue
             if isinstance(event, h11.Request):
                 head = event
+                size = len(event.method) + len(event.target) + sum(
+                    len(name) + len(value) + 4 for name, value in event.headers
+                )
+                if size > _MAX_REQUEST:
+                    return _HEAD_TOO_LARGE
                 declared = dict(event.headers).get(b"content-length", b"")
                 if declared.isdigit() and int(declared) > _MAX_REQUEST:
                     return _TOO_LARGE
