@@ -99,6 +99,23 @@ def _render(value: Any, name: str) -> Any:
     return value
 
 
+def _parse(value: Any, name: str, annotation: str) -> Any:
+    """One field back from its JSON form (see :func:`_render`)."""
+    if value is None:
+        return None
+    if name == "at" or annotation.startswith("dt.datetime"):
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if "FailureCode" in annotation:
+        return FailureCode.from_code(str(value))
+    if annotation.startswith("dt.timedelta"):
+        return dt.timedelta(seconds=float(value))
+    if name == "serial" and isinstance(value, str):
+        return int(value, 16)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
 @define(frozen=True, kw_only=True)
 class Event:
     """Base of every event: the emulated instant and a stable kind."""
@@ -120,6 +137,34 @@ class Event:
     def to_json(self) -> str:
         """One JSON object, one line, keys in a stable order."""
         return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @staticmethod
+    def from_json(line: str | bytes | dict[str, Any]) -> Event:
+        """The event a :meth:`to_json` line describes (the inverse of :meth:`as_dict`).
+
+        What reads another process's events (``mesh node`` prints them) gets
+        the same typed objects an in-process mesh appends, not dictionaries.
+
+        Raises:
+            ValueError: not JSON, an unknown ``kind``, or fields the kind does
+                not accept (the message names which).
+        """
+        data = json.loads(line) if isinstance(line, (str, bytes)) else dict(line)
+        if not isinstance(data, dict):
+            raise ValueError("an event is a JSON object")
+        kind = data.get("kind")
+        cls = EVENT_KINDS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ValueError(f"unknown event kind {kind!r}")
+        values: dict[str, Any] = {}
+        for a in attrs.fields(cls):
+            if a.name not in data:
+                continue
+            values[a.name] = _parse(data[a.name], a.name, str(a.type))
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{kind}: {exc}") from None
 
     def describe(self) -> str:
         """A one-line log message for a person."""

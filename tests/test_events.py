@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode
 from mesh.events import (
+    Event,
     EVENT_KINDS,
     LinkHalted,
     MessageDelivered,
@@ -111,3 +112,44 @@ def test_message_delivered(epoch):
         delivered=3,
     )
     assert json.loads(event.to_json())["delivered"] == 3
+
+
+def _sample(cls, epoch):
+    """One instance of ``cls`` with every field set to a value of its type."""
+    import attrs
+
+    from mesh.errors import FailureCode
+
+    values = {}
+    for a in attrs.fields(cls):
+        kind = str(a.type)
+        if a.name == "at":
+            values["at"] = epoch
+        elif "FailureCode" in kind:
+            values[a.name] = FailureCode.CRL_STALE
+        elif kind.startswith("dt.timedelta"):
+            values[a.name] = dt.timedelta(hours=3)
+        elif kind.startswith("dt.datetime"):
+            values[a.name] = epoch + dt.timedelta(days=1)
+        elif kind.startswith("tuple"):
+            values[a.name] = ("one", "two")
+        elif kind.startswith("bool"):
+            values[a.name] = True
+        elif kind.startswith("int") or a.name == "serial":
+            values[a.name] = 0xABCDEF0123456789ABCDEF if a.name == "serial" else 7
+        elif kind.startswith("float"):
+            values[a.name] = 1.5
+        else:
+            values[a.name] = f"{a.name}-text"
+    return cls(**values)
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_KINDS))
+def test_every_event_reads_back_from_its_json_line(kind, epoch):
+    event = _sample(EVENT_KINDS[kind], epoch)
+    assert Event.from_json(event.to_json()) == event
+
+
+def test_an_unknown_kind_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown event kind 'nope'"):
+        Event.from_json('{"kind": "nope", "at": "2027-01-15T09:00:00Z"}')

@@ -1,19 +1,29 @@
 """``mesh run --processes``: every appliance its own ``mesh node`` OS process.
 
-Theory of operation. The runner keeps what the in-process engine keeps in
-memory — each appliance's certificate files, its validation switch, whether a
-step stopped it, and the emulated instant — and the CRL server (and proxy) run
-here, on real ports. ``mesh node`` has no control channel, so where the
-in-process runner has every link redial in place (``Mesh.refresh``), each
-step here restarts every node: all nodes stop, the clock moves, the action is applied to the
-state (an upload is judged by the same upload check as ``mesh cert check``,
-on the files an admin would upload), and every node starts again with the new
-state and ``start`` = the emulated instant. Each node keeps one listening
-port for the whole run, chosen below the ephemeral port range so that no
-other node's outgoing connection can be holding it, and all nodes start at
-once (a dialer that is early retries a second later). The link table is read from the events the nodes print
-as JSON lines: the dialer's final link event, with ``validation-skipped``
-events naming what an unvalidated link would have failed.
+Theory of operation. :class:`ProcessesBackend` is one backend of the scenario
+driver (:mod:`.driver`). It keeps what the in-process engine keeps in memory —
+each appliance's certificate files, its validation switch, whether a step
+stopped it, and the emulated instant — and the CRL server (and proxy) run
+here, on real ports. Actions change that state (an upload is judged by the
+same upload check as ``mesh cert check``, with the appliance's policy, on the
+files an admin would upload); ``settle`` then stops every node and starts
+them again with the new state and ``start`` = the emulated instant, which is
+how a node without a control channel connects afresh.
+
+Nodes listen on port 0 and say where in their ``appliance-started`` event, so
+no port is probed and released (a race with every other program). That needs
+an order: a node starts only once every appliance it dials has reported its
+address, so its config names real addresses and its first attempt is
+meaningful. In a cycle of dialers (rare: each pair has one dialer) the rest
+start together, and a dialer's outcome counts only once it arrived after its
+listener had started. Consoles keep one API port for the whole run (chosen
+below the ephemeral range, so a restart can always rebind it): a person
+following a console URL keeps it across steps.
+
+Every line a node prints is parsed into its typed event
+(:meth:`mesh.events.Event.from_json`); the link table is the dialer's last
+link outcome, with ``validation-skipped`` naming what an unvalidated link
+would have failed. Settling waits for events, not for time.
 
 One difference is inherent: a node starts with an empty CRL cache, so a CRL
 server that is down halts links at once, where a long-running in-process
@@ -22,6 +32,7 @@ appliance keeps using its cached CRL until its nextUpdate.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -29,29 +40,41 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import trio
 
 from mesh.errors import FailureCode, InputError
+from mesh.eventlog import EventLog
+from mesh.events import (
+    ApplianceStarted,
+    Event,
+    LinkDown,
+    LinkHalted,
+    LinkUp,
+    LinkUpUnvalidated,
+    ValidationSkipped,
+)
 from mesh.net.crl_server import CrlServer
 from mesh.pki import files
 from mesh.pki.folder import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource, slug
 from mesh.validation.policy import ValidationPolicy
 from mesh.scenario.load import check_scenario
-from mesh.scenario.model import Scenario, Step
-from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
+from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.driver import Driver
+from mesh.scenario.model import Scenario
+from mesh.scenario.result import LinkRow, RunResult
 from mesh.scenario.runner import (
     Progress,
     ScenarioNotSettled,
     not_settled_in,
     start_world,
+    upload_verdict,
 )
 
-__all__ = ["run_in_processes", "NODE_TIMEOUT", "MAX_NODES"]
+__all__ = ["run_in_processes", "ProcessesBackend", "NODE_TIMEOUT", "MAX_NODES"]
 
 #: Real seconds a node may take to start listening, or a step to settle.
 NODE_TIMEOUT = 60.0
@@ -60,39 +83,40 @@ NODE_TIMEOUT = 60.0
 #: the in-process run is the tool.
 MAX_NODES = 64
 
-_OUTCOMES = ("link-up", "link-up-unvalidated", "link-halted", "link-down")
-_STATE = {"link-up": "up", "link-up-unvalidated": "up-unvalidated", "link-halted": "halted",
-          "link-down": "down"}
+_OUTCOMES = (LinkUp, LinkUpUnvalidated, LinkHalted, LinkDown)
+_STATE = {LinkUp: "up", LinkUpUnvalidated: "up-unvalidated", LinkHalted: "halted",
+          LinkDown: "down"}
 
 
 class _Node:
-    """One running ``mesh node`` process and the events it printed."""
+    """One running ``mesh node`` process and the events it printed, in arrival order."""
 
     def __init__(self, name: str, process: trio.Process) -> None:
         self.name = name
         self.process = process
-        self.events: list[dict[str, Any]] = []
+        #: (arrival number across the whole fleet, event).
+        self.events: list[tuple[int, Event]] = []
         self.address: str | None = None
-        self.changed = trio.Event()
+        #: Arrival number of its ``appliance-started`` event (None: not yet).
+        self.started_at: int | None = None
         self.stderr = b""
 
-    def poke(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
 
-
-class _Fleet:
-    """The scenario's state between node generations, and the running nodes."""
+class ProcessesBackend:
+    """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
-                 sink: TextIO | None, nursery: trio.Nursery) -> None:
+                 sink: TextIO | None, nursery: trio.Nursery,
+                 crl_server: CrlServer | None = None, settle_timeout: float | None = None) -> None:
         self.scenario = scenario
         self.pki = pki
         self.folder = folder
         self.proxy_url = proxy_url
         self.sink = sink
         self.nursery = nursery
-        self.now = scenario.start
+        self.crl_server = crl_server
+        self.settle_timeout = NODE_TIMEOUT if settle_timeout is None else settle_timeout
+        self._now = scenario.start
         self.validation = {a.name: a.validation for a in scenario.appliances}
         self.running = {a.name: True for a in scenario.appliances}
         self.identity: dict[str, ApplianceMaterial | None] = {
@@ -100,12 +124,14 @@ class _Fleet:
             for a in scenario.appliances
         }
         self.nodes: dict[str, _Node] = {}
-        self.generation = 0
+        #: Where each appliance listened last (a stopped one is dialled there: refused).
+        self.last_address: dict[str, str] = {}
+        self._arrivals = 0
+        self._changed = trio.Event()
+        self._uploads = 0
         consoles = scenario.consoles()
-        self.ports = _listen_ports(len(scenario.appliances) + len(consoles))
-        self.port_of = {a.name: port for a, port in zip(scenario.appliances, self.ports)}
-        # A console keeps its port across node generations, as the listener does.
-        self.api_port_of = dict(zip(consoles, self.ports[len(scenario.appliances):]))
+        # A console keeps its port across node generations: see the module docstring.
+        self.api_port_of = dict(zip(consoles, _api_ports(len(consoles))))
         self.consoles = {n: f"https://127.0.0.1:{p}" for n, p in self.api_port_of.items()}
         files.save_certificate(folder / "root.crt", pki.root.cert)
         for ca in pki.authorities.values():
@@ -118,6 +144,82 @@ class _Fleet:
                 path = folder / f"start-{number}.crl"
                 files.save_crl(path, crl)
                 self.crl_files.append(str(path))
+
+    # -- the Backend protocol --
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def links(self) -> list[LinkRow]:
+        return self.rows()
+
+    async def advance(self, delta: dt.timedelta) -> None:
+        self._now = self._now + delta
+        self.publish()
+
+    async def revoke(self, target: str) -> None:
+        self.pki.revoke(target, at=self._now)
+        self.publish()
+
+    async def upload(self, target: str, certificate: str) -> UploadVerdict:
+        from mesh.upload import check_upload
+
+        material = self.pki.reissue(target, certificate, at=self._now)
+        self._uploads += 1
+        paths = self._write_identity(target, material, f"upload{self._uploads}")
+        appliance = self.scenario.appliance(target)
+        proxy = self.proxy_url if appliance.crl_proxy else None
+        verdict = await trio.to_thread.run_sync(
+            lambda: check_upload(
+                Path(paths["certificate"]), Path(paths["key"]),
+                Path(paths["chain"]) if "chain" in paths else None,
+                self._trust_files(target), material.passphrase,
+                at=self._now, validation=self.validation[target], proxy=proxy,
+                policy=ValidationPolicy(
+                    revocation=appliance.revocation,  # type: ignore[arg-type]
+                    validator=appliance.validator,  # type: ignore[arg-type]
+                ),
+            )
+        )
+        if verdict.accepted:
+            self.identity[target] = material
+        return upload_verdict(verdict)
+
+    async def set_validation(self, target: str, enabled: bool) -> None:
+        self.validation[target] = bool(enabled)
+
+    async def crl_fault(self, fault: str) -> None:
+        assert self.crl_server is not None
+        self.crl_server.set_fault(fault)
+
+    async def stop(self, target: str) -> None:
+        self.running[target] = False
+
+    async def start(self, target: str) -> None:
+        self.running[target] = True
+
+    async def settle(self, where: str) -> None:
+        """Restart every node with the current state, then wait for every outcome.
+
+        Raises:
+            ScenarioNotSettled: not within ``settle_timeout`` seconds.
+        """
+        await self.stop_all()
+        with trio.move_on_after(self.settle_timeout) as waiting:
+            await self.start_all()
+            while self._unsettled():
+                await self._changed.wait()
+        if waiting.cancelled_caught:
+            pending = [f"{d} -> {l}" for d, l in self._unsettled()]
+            problem = f"the mesh nodes did not settle within {self.settle_timeout:g} s"
+            if pending:
+                problem += ": no outcome yet for " + ", ".join(pending[:5])
+                problem += f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+            raise ScenarioNotSettled(self.scenario.name, where, problem)
+
+    def publish(self) -> None:
+        if self.crl_server is not None:
+            self.crl_server.set_documents(self.pki.crl_documents(at=self._now))
 
     # -- files --
 
@@ -136,12 +238,12 @@ class _Fleet:
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
-            f'listen = "127.0.0.1:{self.port_of[name]}"',
+            'listen = "127.0.0.1:0"',
             f"trust = {json.dumps([str(p) for p in self._trust_files(name)])}",
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
             f"validator = {json.dumps(a.validator)}",
-            f"start = {json.dumps(self.now.isoformat())}",
+            f"start = {json.dumps(self._now.isoformat())}",
             "backoff_cap = 1",
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
@@ -161,7 +263,7 @@ class _Fleet:
                 continue
             lines.append(f"\n[{table}]")
             for peer in dialed:
-                address = f"127.0.0.1:{self.port_of[peer]}"
+                address = self._address_of(peer)
                 role = self.scenario.appliance(peer).role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
@@ -173,6 +275,13 @@ class _Fleet:
     @property
     def _links(self) -> set[tuple[str, str]]:
         return set(self.scenario.links())
+
+    def _address_of(self, peer: str) -> str:
+        """Where ``peer`` listens now, or where it last did (a stopped one refuses)."""
+        node = self.nodes.get(peer)
+        if node is not None and node.address is not None:
+            return node.address
+        return self.last_address.get(peer, _NOWHERE)
 
     # -- processes --
 
@@ -187,15 +296,16 @@ class _Fleet:
         self.nodes[name] = node
         self.nursery.start_soon(self._read, node)
         self.nursery.start_soon(self._read_stderr, node)
-        with trio.fail_after(NODE_TIMEOUT):
-            while node.address is None:
-                if process.returncode is not None:
-                    await trio.sleep(0)
-                    detail = node.stderr.decode(errors="replace").strip().splitlines()
-                    raise InputError(f"mesh node {name}", "exited before listening",
-                                     detail[-1] if detail else f"exit status {process.returncode}")
-                with trio.move_on_after(0.5):
-                    await node.changed.wait()
+
+    async def _started(self, node: _Node) -> None:
+        """Wait until ``node`` reported its address (or died: one line)."""
+        while node.address is None:
+            if node.process.returncode is not None:
+                await trio.sleep(0)
+                detail = node.stderr.decode(errors="replace").strip().splitlines()
+                raise InputError(f"mesh node {node.name}", "exited before listening",
+                                 detail[-1] if detail else f"exit status {node.process.returncode}")
+            await self._changed.wait()
 
     async def _read(self, node: _Node) -> None:
         buffer = b""
@@ -206,39 +316,47 @@ class _Fleet:
             for line in lines:
                 if not line.strip():
                     continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                event["generation"] = self.generation
-                node.events.append(event)
-                if event.get("kind") == "appliance-started":
-                    node.address = event.get("address")
                 if self.sink is not None:
                     self.sink.write(line.decode("utf-8", errors="replace") + "\n")
-            node.poke()
-        node.poke()
+                try:
+                    event = Event.from_json(line)
+                except ValueError:
+                    continue  # not an event of a kind this mesh knows
+                self._arrivals += 1
+                node.events.append((self._arrivals, event))
+                if isinstance(event, ApplianceStarted):
+                    node.address = self.last_address[node.name] = event.address
+                    node.started_at = self._arrivals
+            self._poke()
+        self._poke()
 
     async def _read_stderr(self, node: _Node) -> None:
         assert node.process.stderr is not None
         async for chunk in node.process.stderr:
             node.stderr += chunk
-        node.poke()
+        self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def start_all(self) -> None:
-        """Start every appliance the scenario has not stopped, listeners first."""
-        self.generation += 1
+        """Start every appliance the scenario has not stopped, each after those it dials."""
         self.nodes = {}
-        names = [a.name for a in self.scenario.appliances if self.running[a.name]]
-        limiter = trio.CapacityLimiter(2 * (os.cpu_count() or 1))
-
-        async def spawn(name: str) -> None:
-            async with limiter:
+        waiting = [a.name for a in self.scenario.appliances if self.running[a.name]]
+        dials = {name: {l for d, l in self._links if d == name and self.running[l]}
+                 for name in waiting}
+        while waiting:
+            listening = {n for n, node in self.nodes.items() if node.address is not None}
+            ready = [n for n in waiting if dials[n] <= listening]
+            # A cycle of dialers: start the rest together (see the module docstring).
+            wave = ready or list(waiting)
+            for name in wave:
                 await self._spawn(name)
-
-        async with trio.open_nursery() as nursery:
-            for name in names:
-                nursery.start_soon(spawn, name)
+            waiting = [n for n in waiting if n not in wave]
+            async with trio.open_nursery() as nursery:
+                for name in wave:
+                    nursery.start_soon(self._started, self.nodes[name])
 
     async def stop_all(self) -> None:
         for node in self.nodes.values():
@@ -249,71 +367,36 @@ class _Fleet:
 
     # -- reading the link table --
 
-    def _final(self, name: str, link: tuple[str, str]) -> dict[str, Any] | None:
+    def _final(self, name: str, link: tuple[str, str], *, after: int = 0) -> Event | None:
+        """``name``'s last outcome event for ``link`` that arrived after ``after``."""
         node = self.nodes.get(name)
         if node is None:
             return None
         found = None
-        for event in node.events:
-            if event.get("kind") in _OUTCOMES and (event.get("dialer"), event.get("listener")) == link:
+        for arrival, event in node.events:
+            if (arrival > after and isinstance(event, _OUTCOMES)
+                    and (event.dialer, event.listener) == link):
                 found = event
         return found
 
-    def _settled(self) -> bool:
-        return not self._unsettled()
-
     def _unsettled(self) -> list[tuple[str, str]]:
-        """The links of running dialers that have no final outcome yet."""
+        """The links of running dialers that have no outcome yet from both ends."""
         waiting = []
         for dialer, listener in self.scenario.links():
             if dialer not in self.nodes:
                 continue
             link = (dialer, listener)
-            mine = self._final(dialer, link)
+            peer = self.nodes.get(listener)
+            # A dialer started before its listener (a cycle): only what came after counts.
+            since = (peer.started_at or 0) if peer is not None else 0
+            mine = self._final(dialer, link, after=since)
             if mine is None:
                 waiting.append(link)
-            elif listener not in self.nodes:
+            elif peer is None or isinstance(mine, LinkDown):
                 continue
-            elif mine.get("kind") == "link-down":
-                # Nodes start together, so a first attempt may find the
-                # listener not yet listening; it is down for real only when
-                # the retry (a second later) fails too.
-                if self._downs(dialer, link) < 2:
-                    waiting.append(link)
             elif self._final(listener, link) is None:
                 waiting.append(link)
         return waiting
-
-    def _downs(self, name: str, link: tuple[str, str]) -> int:
-        node = self.nodes[name]
-        return sum(1 for e in node.events
-                   if e.get("kind") == "link-down" and (e.get("dialer"), e.get("listener")) == link)
-
-    async def settle(self, where: str, *, timeout: float | None = None) -> None:
-        """Wait until every running dialer's link has an outcome.
-
-        Raises:
-            ScenarioNotSettled: not within ``timeout`` (default NODE_TIMEOUT) seconds.
-        """
-        limit = NODE_TIMEOUT if timeout is None else timeout
-        with trio.move_on_after(limit) as waiting:
-            while not self._settled():
-                waiters = list(self.nodes.values())
-                with trio.move_on_after(0.2):
-                    async with trio.open_nursery() as nursery:
-                        for node in waiters:
-                            nursery.start_soon(_wait_and_cancel, node, nursery.cancel_scope)
-        if waiting.cancelled_caught:
-            pending = [f"{d} -> {l}" for d, l in self._unsettled()]
-            problem = f"the mesh nodes did not settle within {limit:g} s"
-            if pending:
-                problem += ": no outcome yet for " + ", ".join(pending[:5])
-                problem += f" and {len(pending) - 5} more" if len(pending) > 5 else ""
-            raise ScenarioNotSettled(self.scenario.name, where, problem)
-
-    def links(self) -> list[LinkRow]:
-        """The link table (what progress lines count)."""
-        return self.rows()
 
     def rows(self) -> list[LinkRow]:
         out = []
@@ -325,55 +408,29 @@ class _Fleet:
                 out.append(LinkRow(dialer=dialer, listener=listener, state=state,
                                    message=f"{dialer} is stopped" if dialer not in self.nodes else ""))
                 continue
-            state = _STATE[event["kind"]]
-            code = event.get("code") if state == "halted" else None
-            message = event.get("message") or "" if state == "halted" else ""
-            if state == "up-unvalidated":
-                skipped = [e for name in key for e in (self.nodes[name].events if name in self.nodes else [])
-                           if e.get("kind") == "validation-skipped"
-                           and (e.get("dialer"), e.get("listener")) == key]
-                off = ", ".join(event.get("unvalidated_by") or ())
-                would = [c for e in skipped for c in e.get("would_fail") or ()]
+            state = _STATE[type(event)]
+            code = message = None
+            refused_by = None
+            if isinstance(event, LinkHalted):
+                code, message, refused_by = event.code.code, event.code.message, event.refused_by
+            elif isinstance(event, LinkUpUnvalidated):
+                skipped = [e for name in key if name in self.nodes
+                           for _, e in self.nodes[name].events
+                           if isinstance(e, ValidationSkipped)
+                           and (e.dialer, e.listener) == key]
+                off = ", ".join(event.unvalidated_by)
+                would = [c for e in skipped for c in e.would_fail]
                 if would:
                     code = would[0]
                     message = (f"validation off on {off}; would fail: "
                                f"{FailureCode.from_code(code).message}")
                 else:
                     message = f"validation off on {off}"
-            elif state == "down":
-                message = event.get("reason", "")
+            elif isinstance(event, LinkDown):
+                message = event.reason
             out.append(LinkRow(dialer=dialer, listener=listener, state=state, code=code,
-                               message=message, refused_by=event.get("refused_by")))
+                               message=message or "", refused_by=refused_by))
         return out
-
-    # -- steps --
-
-    def publish(self, crl_server: CrlServer) -> None:
-        crl_server.set_documents(self.pki.crl_documents(at=self.now))
-
-    async def act(self, index: int, step: Step, crl_server: CrlServer) -> StepRecord:
-        done = StepRecord(index=index, step=step, at=self.now)
-        target = step.target
-        if step.action == "revoke":
-            assert target is not None
-            self.pki.revoke(target, at=self.now)
-            self.publish(crl_server)
-        elif step.action == "upload":
-            assert target is not None
-            return await self._upload(index, step, target)
-        elif step.action == "set-validation":
-            assert target is not None
-            self.validation[target] = bool(step.enabled)
-        elif step.action.startswith("crl-"):
-            crl_server.set_fault({"crl-down": "down", "crl-up": "ok", "crl-slow": "slow",
-                                  "crl-garbage": "garbage"}[step.action])
-        elif step.action == "stop":
-            assert target is not None
-            self.running[target] = False
-        elif step.action == "start":
-            assert target is not None
-            self.running[target] = True
-        return done
 
     def _trust_files(self, name: str) -> list[Path]:
         """The files of the roots ``name`` trusts (default: the scenario's root)."""
@@ -382,60 +439,35 @@ class _Fleet:
             return [self.folder / "root.crt"]
         return [self.folder / f"trust-{slug(root)}.crt" for root in roots]
 
-    async def _upload(self, index: int, step: Step, target: str) -> StepRecord:
-        from mesh.upload import check_upload
 
-        material = self.pki.reissue(target, step.certificate, at=self.now)
-        paths = self._write_identity(target, material, f"upload{index}")
-        appliance = self.scenario.appliance(target)
-        proxy = self.proxy_url if appliance.crl_proxy else None
-        verdict = await trio.to_thread.run_sync(
-            lambda: check_upload(
-                Path(paths["certificate"]), Path(paths["key"]),
-                Path(paths["chain"]) if "chain" in paths else None,
-                self._trust_files(target), material.passphrase,
-                at=self.now, validation=self.validation[target], proxy=proxy,
-                policy=ValidationPolicy(
-                    revocation=appliance.revocation,  # type: ignore[arg-type]
-                    validator=appliance.validator,  # type: ignore[arg-type]
-                ),
-            )
-        )
-        if verdict.accepted:
-            self.identity[target] = material
-            return StepRecord(index=index, step=step, at=self.now, outcome="accepted")
-        code = verdict.primary.code if verdict.primary is not None else None
-        return StepRecord(index=index, step=step, at=self.now, outcome="refused",
-                          code=code.code if code else None, message=code.message if code else "")
+#: Where a stopped appliance that never listened is dialled: nothing listens
+#: on port 1 of loopback, so the dial is refused at once.
+_NOWHERE = "127.0.0.1:1"
 
-
-#: Nodes listen on fixed ports below the usual ephemeral ranges (Linux
+#: Console API ports come from below the usual ephemeral ranges (Linux
 #: 32768-60999, BSD/macOS 49152-65535), so no outgoing connection of another
-#: node can hold a node's port when it restarts.
+#: node can hold one when its node restarts.
 _PORTS = range(20000, 32000)
 
 
-def _listen_ports(count: int) -> list[int]:
+def _api_ports(count: int) -> list[int]:
     """``count`` distinct ports that are free on 127.0.0.1 right now."""
     chosen: list[int] = []
     candidates = list(_PORTS)
     random.shuffle(candidates)
     for port in candidates:
+        if len(chosen) == count:
+            break
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
         chosen.append(port)
-        if len(chosen) == count:
-            return chosen
-    raise InputError("127.0.0.1", f"has no {count} free ports in {_PORTS.start}-{_PORTS.stop - 1}",
-                     "stop what holds them, or run fewer appliances")
-
-
-async def _wait_and_cancel(node: _Node, scope: trio.CancelScope) -> None:
-    await node.changed.wait()
-    scope.cancel()
+    if len(chosen) < count:
+        raise InputError("127.0.0.1", f"has no {count} free ports in {_PORTS.start}-{_PORTS.stop - 1}",
+                         "stop what holds them, or run fewer consoles")
+    return chosen
 
 
 async def run_in_processes(
@@ -462,7 +494,6 @@ async def run_in_processes(
             f"(one Python process each; at most {MAX_NODES})",
             "run it without --processes",
         )
-    wall = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
             folder = Path(tmp)
@@ -470,46 +501,24 @@ async def run_in_processes(
                 crl_server, proxy, pki, keys = await start_world(
                     scenario, nursery, keys=keys, progress=progress
                 )
-                fleet = _Fleet(scenario, pki, folder, proxy_url=proxy.url if proxy else None,
-                               sink=sink, nursery=nursery)
-                fleet.publish(crl_server)
-                verdicts: dict[int, Any] = {}
-                uploads: dict[int, StepRecord] = {}
-                records: list[StepRecord] = []
-                last = len(scenario.steps)
-
-                def check(after: int, rows: list[LinkRow]) -> None:
-                    for i, expectation in enumerate(scenario.expectations, 1):
-                        due = expectation.due if expectation.due is not None else last
-                        if due == after and i not in verdicts:
-                            verdicts[i] = judge(i, expectation, links=rows, uploads=uploads,
-                                                checked_after=after, at=fleet.now)
-
+                backend = ProcessesBackend(
+                    scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
+                    nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
+                )
+                backend.publish()
+                driver = Driver(scenario, backend, EventLog())
                 try:
-                    await fleet.start_all()
-                    await fleet.settle("at start", timeout=settle_timeout)
-                    rows = fleet.rows()
-                    check(0, rows)
+                    await driver.start()
                     if progress:
-                        progress("started", None, fleet)  # type: ignore[arg-type]
+                        progress("started", None, backend)  # type: ignore[arg-type]
                     for index, step in enumerate(scenario.steps, 1):
-                        await fleet.stop_all()
-                        fleet.now = fleet.now + step.after
-                        if step.after:
-                            fleet.publish(crl_server)
-                        record = await fleet.act(index, step, crl_server)
-                        records.append(record)
-                        if step.action == "upload":
-                            uploads[index] = record
-                        await fleet.start_all()
-                        await fleet.settle(f"step {index} ({step.describe()})", timeout=settle_timeout)
-                        rows = fleet.rows()
-                        check(index, rows)
+                        record = await driver.play(index, step)
                         if progress:
-                            progress("step", record, fleet)  # type: ignore[arg-type]
+                            progress("step", record, backend)  # type: ignore[arg-type]
+                    return driver.result(mode="processes")
                 finally:
                     with trio.CancelScope(shield=True):
-                        await fleet.stop_all()
+                        await backend.stop_all()
                     nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps what the run raised; stuck nodes are one line.
@@ -517,13 +526,3 @@ async def run_in_processes(
         if stuck is None:
             raise
         raise stuck from None
-    return RunResult(
-        scenario=scenario,
-        links=rows,
-        expectations=[verdicts[i] for i in sorted(verdicts)],
-        steps=records,
-        started=scenario.start,
-        ended=fleet.now,
-        seconds=time.monotonic() - wall,
-        mode="processes",
-    )

@@ -311,16 +311,16 @@ async def test_node_files_of_a_process_run_are_private(tmp_path, keys, nursery):
     """``mesh run --processes`` hands each ``mesh node`` its key and config (which may
     name the key's passphrase) in files only the user can read.
 
-    Drives the fleet's file writer directly (``_Fleet._config``, what runs
+    Drives the backend's file writer directly (``ProcessesBackend._config``, what runs
     before each node is spawned), so no process needs to start.
     """
-    from mesh.scenario.processes import _Fleet
+    from mesh.scenario.processes import ProcessesBackend
     from mesh.scenario.runner import build_pki
 
     scenario = load_scenario(PASSPHRASE_SCENARIO)
     scenario = attrs_evolve_appliance(scenario, "sensor-1.contoso.test", certificate="wrong-passphrase")
     pki = build_pki(scenario, crl_base_url="http://127.0.0.1:1/crl", keys=keys)
-    fleet = _Fleet(scenario, pki, tmp_path, proxy_url=None, sink=None, nursery=nursery)
+    fleet = ProcessesBackend(scenario, pki, tmp_path, proxy_url=None, sink=None, nursery=nursery)
     old = os.umask(0)
     try:
         configs = [fleet._config(a.name) for a in scenario.appliances]
