@@ -13,7 +13,7 @@ import pytest
 
 from mesh.appliances import ApplianceSpec, EngineSettings, Mesh
 from mesh.net.crl_server import CrlServer
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.issue import Issued
 
 __all__ = ["FAST", "Deployment", "crl_server"]

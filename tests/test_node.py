@@ -16,7 +16,7 @@ from mesh.cli import main
 from mesh.net.crl_server import CrlServer
 from mesh.node import load_config, run_node
 from mesh.pki.files import save_certificate, save_chain, save_key
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 
 # -- config errors --
 

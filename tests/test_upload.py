@@ -1,6 +1,6 @@
 """The upload-time check on real files, with CRLs served over real HTTP.
 
-Each PKI factory recipe is written to disk by ``mesh.pki.folder``, its CRLs
+Each PKI factory recipe is written to disk by ``mesh.pki.deployment``, its CRLs
 are served by the real CRL server on 127.0.0.1, and ``mesh cert check`` (the
 CLI, in-process, in a worker thread because it runs its own trio loop for the
 fetch) must print the recipe's code.
@@ -27,7 +27,7 @@ from mesh.net.crl_fetch import CrlFetcher
 from mesh.net.crl_server import CrlServer
 from mesh.pki import files
 from mesh.pki.faults import RECIPES
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.upload import UploadMaterial, check_upload
 
 F = FailureCode

@@ -1,6 +1,6 @@
 """Engine figures: sensors brought up to one management console in one process.
 
-For 100, 1,000 and 5,000 sensors: a PKI (``mesh.pki.folder.Pki``) whose CRLs
+For 100, 1,000 and 5,000 sensors: a PKI (``mesh.pki.deployment.Pki``) whose CRLs
 a real ``CrlServer`` publishes, one ``Mesh`` with every sensor dialing one
 console, all started at once. Measured: the time from ``Mesh.run`` starting
 until every link is up (validated at both ends), and the growth of the
@@ -45,7 +45,7 @@ def _imports():
         from mesh.events import CrlFetched
         from mesh.net.crl_server import CrlServer
         from mesh.net.links import LinkState
-        from mesh.pki.folder import ApplianceRequest, Pki
+        from mesh.pki.deployment import ApplianceRequest, Pki
     except ImportError as exc:  # pragma: no cover - while modules land
         raise Unavailable(f"needs {exc.name}") from None
     return ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki

@@ -7,10 +7,10 @@ building blocks of :mod:`mesh.pki.issue`, and :class:`KeyPool`.
 
 from mesh.pki.faults import RECIPES as RECIPES
 from mesh.pki.faults import Recipe as Recipe
-from mesh.pki.folder import ApplianceMaterial as ApplianceMaterial
-from mesh.pki.folder import ApplianceRequest as ApplianceRequest
-from mesh.pki.folder import Pki as Pki
-from mesh.pki.folder import read_manifest as read_manifest
+from mesh.pki.deployment import ApplianceMaterial as ApplianceMaterial
+from mesh.pki.deployment import ApplianceRequest as ApplianceRequest
+from mesh.pki.deployment import Pki as Pki
+from mesh.pki.manifest import read_manifest as read_manifest
 from mesh.pki.issue import CertificateAuthority as CertificateAuthority
 from mesh.pki.issue import Issued as Issued
 from mesh.pki.issue import SubjectFields as SubjectFields

@@ -1,6 +1,6 @@
 """``mesh pki init|revoke`` and ``mesh cert lint|convert``.
 
-Thin: parse, call :mod:`mesh.pki.folder`, :mod:`mesh.pki.files` and
+Thin: parse, call :mod:`mesh.pki.deployment`, :mod:`mesh.pki.files` and
 :mod:`mesh.pki.lint`, print. Bad input surfaces as an
 :class:`~mesh.errors.InputError` (one line, exit 2, printed by ``mesh.cli``);
 a passphrase that does not open a key is the source document's own message,
@@ -36,14 +36,14 @@ from mesh.passphrase import add_passphrase_options, passphrase_from
 from mesh.pki import files
 from mesh.pki.faults import HEALTHY, RECIPES
 from mesh.roles import ROLES
-from mesh.pki.folder import (
+from mesh.pki.deployment import (
     DEFAULT_CRL_BASE_URL,
     DEFAULT_INTERMEDIATE,
     DEFAULT_ROOT,
-    MANIFEST,
     ApplianceRequest,
     Pki,
 )
+from mesh.pki.manifest import MANIFEST
 from mesh.pki.lint import broken, lint
 from mesh.validation.chain import malformation
 

@@ -5,7 +5,7 @@ A recipe is data: what it breaks, which check sees it (``seen_by``), the
 :class:`~mesh.errors.FailureCode` a validating appliance or the upload check
 should report, and what ``openssl verify -crl_check_all -attime T`` says about
 it (the oracle tests hold the factory to that). :func:`issue_leaf` makes the
-appliance certificate for a recipe from the issuer :mod:`mesh.pki.folder`
+appliance certificate for a recipe from the issuer :mod:`mesh.pki.deployment`
 picked for it (``Recipe.issuer``).
 
 Time: every recipe is judged at the instant ``at`` the PKI is built for.
@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from attrs import define
+from typing import Protocol, TypeVar
+
+from attrs import define, evolve, field, validators
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -68,6 +70,8 @@ __all__ = [
     "LEAF_DAYS",
     "CA_BACKDATE",
     "UNREACHABLE_PORT",
+    "FILE_FAULTS",
+    "break_files",
 ]
 
 HEALTHY = "ca-signed"
@@ -94,6 +98,12 @@ ISSUERS = (
 )
 
 
+#: Faults in the files an admin uploads, not in the certificate: the chain
+#: file lacks the issuing CA; the key file holds another key; the key is
+#: encrypted with another passphrase than the one recorded.
+FILE_FAULTS = ("no-issuer-in-chain", "other-key", "wrong-passphrase")
+
+
 @define(frozen=True, kw_only=True)
 class Recipe:
     """One named certificate fault (or the healthy certificate).
@@ -115,6 +125,22 @@ class Recipe:
     issuer: str = "issuing"
     openssl_error: int | None = None
     openssl_strict_error: int | None = None
+    # -- what the recipe changes, as data (see issue_leaf and mesh.pki.deployment) --
+    #: The leaf is valid from ``at`` plus this many days, for ``valid_days``.
+    valid_from: int = 0
+    valid_days: int = LEAF_DAYS
+    #: Its CRL Distribution Point: its issuer's CRL, none, or one where nothing listens.
+    cdp: str = field(default="issuer", validator=validators.in_(("issuer", "none", "unreachable")))
+    #: Its key size (None: the PKI's).
+    key_bits: int | None = None
+    #: Its signature's hash.
+    signature: str = field(default="sha256", validator=validators.in_(("sha256", "sha1")))
+    #: Whether the subject carries C, O and OU beside the CN.
+    subject_fields: bool = True
+    #: What is wrong with the files rather than the certificate (see FILE_FAULTS).
+    files: str | None = field(default=None, validator=validators.optional(validators.in_(FILE_FAULTS)))
+    #: Its issuer lists it on its CRL at ``at``.
+    revoked: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -146,6 +172,7 @@ RECIPES: dict[str, Recipe] = {
             "verifier",
             FailureCode.EXPIRED,
             openssl_error=_X509_V_ERR_CERT_HAS_EXPIRED,
+            valid_from=-(LEAF_DAYS + 1),
         ),
         _r(
             "not-yet-valid",
@@ -153,6 +180,7 @@ RECIPES: dict[str, Recipe] = {
             "verifier",
             FailureCode.NOT_YET_VALID,
             openssl_error=_X509_V_ERR_CERT_NOT_YET_VALID,
+            valid_from=1,
         ),
         _r(
             "revoked",
@@ -160,6 +188,7 @@ RECIPES: dict[str, Recipe] = {
             "revocation",
             FailureCode.REVOKED,
             openssl_error=_X509_V_ERR_CERT_REVOKED,
+            revoked=True,
         ),
         _r(
             "untrusted",
@@ -184,12 +213,14 @@ RECIPES: dict[str, Recipe] = {
             FailureCode.CHAIN_UNTRUSTED,
             issuer="intermediate",
             openssl_error=_X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+            files="no-issuer-in-chain",
         ),
         _r(
             "no-cdp",
             "no CRL Distribution Point, so revocation cannot be checked",
             "lint",
             FailureCode.NO_CDP,
+            cdp="none",
         ),
         _r(
             "crl-unreachable",
@@ -197,6 +228,7 @@ RECIPES: dict[str, Recipe] = {
             "where nothing listens",
             "revocation",
             FailureCode.CRL_UNREACHABLE,
+            cdp="unreachable",
         ),
         _r(
             "weak-key",
@@ -204,6 +236,7 @@ RECIPES: dict[str, Recipe] = {
             "strength",
             FailureCode.WEAK_CRYPTO,
             openssl_strict_error=_X509_V_ERR_EE_KEY_TOO_SMALL,
+            key_bits=1024,
         ),
         _r(
             "sha1",
@@ -211,24 +244,28 @@ RECIPES: dict[str, Recipe] = {
             "strength",
             FailureCode.WEAK_CRYPTO,
             openssl_strict_error=_X509_V_ERR_CA_MD_TOO_WEAK,
+            signature="sha1",
         ),
         _r(
             "missing-subject-fields",
             "the subject has a CN but no C, O or OU",
             "lint",
             None,
+            subject_fields=False,
         ),
         _r(
             "key-mismatch",
             "the key file holds the key of another certificate",
             "upload",
             FailureCode.KEY_MISMATCH,
+            files="other-key",
         ),
         _r(
             "wrong-passphrase",
             "the key is encrypted with a passphrase other than the one recorded",
             "upload",
             FailureCode.PASSPHRASE_MISMATCH,
+            files="wrong-passphrase",
         ),
         _r(
             "expired-intermediate",
@@ -260,6 +297,43 @@ def recipe(name: str, *, where: str = "fault") -> Recipe:
             f"unknown certificate fault {name!r}",
             "use one of: " + ", ".join(RECIPES),
         ) from None
+
+
+class _Material(Protocol):
+    """What breaking the files needs of :class:`mesh.pki.deployment.ApplianceMaterial`."""
+
+    chain: tuple[x509.Certificate, ...]
+    passphrase: str | None
+
+
+M = TypeVar("M", bound=_Material)
+
+
+def break_files(
+    fault: Recipe,
+    material: M,
+    *,
+    issuer: CertificateAuthority | None,
+    keys: KeySource,
+    key_size: int,
+    default_passphrase: str,
+) -> M:
+    """``material`` with its files broken the way ``fault.files`` says.
+
+    ``no-issuer-in-chain``: the chain file lacks the issuing CA.
+    ``other-key``: the key file holds a fresh key, not the certificate's.
+    ``wrong-passphrase``: the key is encrypted with another passphrase than
+    the one recorded (:func:`wrong_passphrase_for` of it).
+    """
+    if fault.files == "no-issuer-in-chain":
+        assert issuer is not None
+        return evolve(material, chain=tuple(c for c in material.chain if c != issuer.cert))
+    if fault.files == "other-key":
+        return evolve(material, key_file_key=keys(key_size))
+    if fault.files == "wrong-passphrase":
+        recorded = material.passphrase or default_passphrase
+        return evolve(material, passphrase=recorded, key_passphrase=wrong_passphrase_for(recorded))
+    return material
 
 
 def unreachable_url(url: str | None) -> str:
@@ -294,36 +368,19 @@ def issue_leaf(
 ) -> Issued:
     """The appliance certificate for ``fault``, signed by ``issuer``.
 
-    ``issuer`` is the CA :mod:`mesh.pki.folder` chose for ``fault.issuer``
+    ``issuer`` is the CA :mod:`mesh.pki.deployment` chose for ``fault.issuer``
     (ignored for ``self``). Faults about files (``missing-intermediate``,
     ``key-mismatch``, ``wrong-passphrase``) get a healthy certificate here;
     the folder breaks the file. ``self_signed_cdp`` is the CRL Distribution
     Point a self-signed certificate names (one of the PKI's CRLs, so that the
     only thing wrong with it is who signed it).
     """
-    name = fault.name
-    not_before = at
-    not_after = at + dt.timedelta(days=LEAF_DAYS)
-    cdp: str | None | type[...] = ...
-    sha1 = False
-    bits = key_size
-    if name == "expired":
-        not_before = at - dt.timedelta(days=LEAF_DAYS + 1)
-        not_after = at - dt.timedelta(days=1)
-    elif name == "not-yet-valid":
-        not_before = at + dt.timedelta(days=1)
-        not_after = not_before + dt.timedelta(days=LEAF_DAYS)
-    elif name == "no-cdp":
-        cdp = None
-    elif name == "crl-unreachable":
-        cdp = unreachable_url(issuer.crl_url if issuer else None)
-    elif name == "weak-key":
-        bits = 1024
-    elif name == "sha1":
-        sha1 = True
-    elif name == "missing-subject-fields":
+    not_before = at + dt.timedelta(days=fault.valid_from)
+    not_after = not_before + dt.timedelta(days=fault.valid_days)
+    bits = fault.key_bits or key_size
+    if not fault.subject_fields:
         subject = SubjectFields(country=None, organization=None, org_unit=None)
-    if name == "self-signed" or fault.issuer == "self":
+    if fault.issuer == "self":
         return self_signed_leaf(
             common_name,
             not_before=not_before,
@@ -333,7 +390,12 @@ def issue_leaf(
             cdp_url=self_signed_cdp,
         )
     if issuer is None:
-        raise ValueError(f"recipe {name!r} needs an issuing CA")
+        raise ValueError(f"recipe {fault.name!r} needs an issuing CA")
+    cdp: str | None | type[...] = {
+        "issuer": ...,  # the issuer's own CRL (issue()'s default)
+        "none": None,
+        "unreachable": unreachable_url(issuer.crl_url),
+    }[fault.cdp]
     issued = issuer.issue(
         common_name,
         not_before=not_before,
@@ -342,7 +404,7 @@ def issue_leaf(
         subject=subject,
         cdp_url=cdp,
     )
-    if sha1:
+    if fault.signature == "sha1":
         issued = Issued(
             cert=resign_sha1(issued.cert, issuer.key), key=issued.key, chain=issued.chain
         )

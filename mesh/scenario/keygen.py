@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mesh.pki.faults import recipe
 from mesh.pki.issue import KeySource, new_key
 from mesh.scenario.model import Scenario
 
@@ -36,12 +37,12 @@ def estimate(scenario: Scenario) -> Counter[int]:
     need: Counter[int] = Counter({2048: _CA_KEYS})
     size = scenario.pki.key_size
     for appliance in scenario.appliances:
-        need[1024 if appliance.certificate == "weak-key" else size] += 1
+        need[recipe(appliance.certificate).key_bits or size] += 1
         if appliance.valid_for is not None:
             need[size] += 1
     for step in scenario.steps:
         if step.action == "upload":
-            need[1024 if step.certificate == "weak-key" else size] += 1
+            need[recipe(step.certificate).key_bits or size] += 1
     return need
 
 

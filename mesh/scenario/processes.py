@@ -58,7 +58,7 @@ from mesh.events import (
 )
 from mesh.net.crl_server import CrlServer
 from mesh.pki import files
-from mesh.pki.folder import ApplianceMaterial, Pki
+from mesh.pki.deployment import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource, slug
 from mesh.validation.policy import ValidationPolicy
 from mesh.scenario.load import check_scenario

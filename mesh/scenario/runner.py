@@ -42,7 +42,7 @@ from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
-from mesh.pki.folder import ApplianceMaterial, ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.consoles import open_scenario_consoles

@@ -21,7 +21,7 @@ from mesh.events import (
     UploadRefused,
 )
 from mesh.net.proxy import ForwardProxy
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.issue import Issued
 
 from .conftest import FAST

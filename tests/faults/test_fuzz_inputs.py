@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from mesh.cli import main
 from mesh.errors import FailureCode
 from mesh.pki.faults import UNREACHABLE_PORT
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 
 EPOCH = "2027-01-15T09:00:00+00:00"
 FUZZ = settings(

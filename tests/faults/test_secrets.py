@@ -23,7 +23,7 @@ import pytest
 import trio
 from cryptography.hazmat.primitives import serialization
 
-import mesh.pki.folder
+import mesh.pki.deployment
 import mesh.scenario.runner
 import mesh.web.tls
 from mesh.appliances import LinkState
@@ -81,8 +81,8 @@ def test_pki_init_writes_keys_and_manifest_0600_whatever_the_umask(tmp_path, cap
     ],
 )
 def test_cert_convert_writes_key_outputs_0600(tmp_path, capsys, keys, epoch, target, extra):
-    pki = mesh.pki.folder.Pki.build(
-        at=epoch, appliances=[mesh.pki.folder.ApplianceRequest(name="a")], keys=keys
+    pki = mesh.pki.deployment.Pki.build(
+        at=epoch, appliances=[mesh.pki.deployment.ApplianceRequest(name="a")], keys=keys
     )
     material = pki.appliances["a"]
     crt = save_certificate(tmp_path / "a.crt", material.cert)
@@ -181,7 +181,7 @@ def assert_no_secrets(texts: dict[str, str], keys, passphrases) -> None:
 def recorded(monkeypatch, key_pool) -> RecordingKeys:
     recorder = RecordingKeys(key_pool.cursor())
     monkeypatch.setattr(mesh.scenario.runner, "keys_for", lambda scenario: recorder)
-    monkeypatch.setattr(mesh.pki.folder, "DEFAULT_PASSPHRASE", SECRET)
+    monkeypatch.setattr(mesh.pki.deployment, "DEFAULT_PASSPHRASE", SECRET)
     return recorder
 
 

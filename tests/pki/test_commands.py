@@ -12,7 +12,8 @@ from mesh.cli import main
 from mesh.errors import InputError
 from mesh.pki import files
 from mesh.pki.commands import parse_appliance, parse_instant
-from mesh.pki.folder import Pki, read_manifest
+from mesh.pki.deployment import Pki
+from mesh.pki.manifest import read_manifest
 
 AT = "2027-01-15T09:00:00Z"
 
@@ -113,7 +114,7 @@ def test_init_bad_input_is_one_line(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, key_pool):
-    from mesh.pki.folder import ApplianceRequest
+    from mesh.pki.deployment import ApplianceRequest
     from mesh.pki.faults import RECIPES
 
     folder = tmp_path_factory.mktemp("pki")

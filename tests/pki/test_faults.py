@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from mesh.errors import FailureCode, InputError
 from mesh.pki.faults import RECIPES, recipe, resign_sha1, unreachable_url, wrong_passphrase_for
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 
 
 def test_every_issue_fault_has_a_recipe():

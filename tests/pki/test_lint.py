@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mesh.errors import Severity
 from mesh.pki.faults import RECIPES
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.issue import CertificateAuthority
 from mesh.pki.lint import CODES, broken, lint, name_matches
 

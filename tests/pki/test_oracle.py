@@ -11,7 +11,7 @@ import pytest
 from mesh.cli import main
 from mesh.pki import files
 from mesh.pki.faults import RECIPES
-from mesh.pki.folder import ApplianceRequest, Pki
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.issue import slug
 
 pytestmark = [

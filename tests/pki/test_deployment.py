@@ -7,7 +7,8 @@ from cryptography import x509
 
 from mesh.errors import InputError
 from mesh.pki import files
-from mesh.pki.folder import ApplianceRequest, Pki, read_manifest
+from mesh.pki.deployment import ApplianceRequest, Pki
+from mesh.pki.manifest import read_manifest
 
 
 def _number(crl):

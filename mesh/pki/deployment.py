@@ -30,34 +30,15 @@ Every CA publishes a CRL at ``<crl_base_url>/<slug of its name>.crl``.
 Names: an appliance's certificate CN (and DNS SAN) is its name when the name
 has a dot in it, else ``<name>.<domain>`` (``sensor-1.contoso.test``).
 
-The folder (``pki.write(dir)``) holds ``pki.json``, the manifest of issue 2
-(paths relative to the folder)::
-
-    {"root": "ca/contoso-root-ca.crt",
-     "intermediates": ["ca/contoso-issuing-ca.crt", ...],
-     "crls": {"http://127.0.0.1:8080/crl/contoso-root-ca.crl": "crl/contoso-root-ca.crl", ...},
-     "appliances": {"sensor-1": {"role": "sensor", "fault": "ca-signed",
-                                 "crt": "appliances/sensor-1.crt", "key": "appliances/sensor-1.key",
-                                 "chain": "appliances/sensor-1.pem" | null,
-                                 "passphrase": null | "...",
-                                 "common_name": "sensor-1.contoso.test", "issuer": "Contoso Issuing CA"}},
-     "at": "2027-01-15T09:00:00+00:00",
-     "cas": {"Contoso Root CA": {"purpose": "root", "crt": ..., "key": ..., "parent": null,
-                                 "crl_url": ..., "crl": ...}, ...}}
-
-``at``, ``cas``, ``common_name`` and ``issuer`` go beyond the issue's list:
-``cas`` names the CA keys (mode 0600) that ``mesh pki revoke`` signs new CRLs
-with. ``chain`` is null when the appliance has no issuing CA to send (a leaf
-of the root, ``missing-intermediate``, ``untrusted``, ``self-signed``).
+On disk: :mod:`mesh.pki.manifest` (``pki.write(folder)``, ``Pki.load(folder)``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from attrs import define, field
@@ -65,14 +46,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import InputError
-from mesh.pki import files
 from mesh.pki.faults import (
+    break_files,
     CA_BACKDATE,
     HEALTHY,
     Recipe,
     issue_leaf,
     recipe,
-    wrong_passphrase_for,
 )
 from mesh.pki.issue import CertificateAuthority, Issued, KeySource, slug
 from mesh.pki.keys import fresh_keys
@@ -81,8 +61,6 @@ __all__ = [
     "ApplianceRequest",
     "ApplianceMaterial",
     "Pki",
-    "read_manifest",
-    "MANIFEST",
     "DEFAULT_ROOT",
     "DEFAULT_INTERMEDIATE",
     "UNRELATED_ROOT",
@@ -91,7 +69,6 @@ __all__ = [
     "DEFAULT_CRL_BASE_URL",
 ]
 
-MANIFEST = "pki.json"
 DEFAULT_ROOT = "Contoso Root CA"
 DEFAULT_INTERMEDIATE = "Contoso Issuing CA"
 UNRELATED_ROOT = "Unrelated Root CA"
@@ -423,167 +400,18 @@ class Pki:
     # -- files --
 
     def write(self, folder: str | Path) -> Path:
-        """Write every certificate, key (0600), chain and CRL, and ``pki.json``."""
-        base = Path(folder)
-        if base.exists() and not base.is_dir():
-            raise InputError(str(folder), "is a file, not a folder", "name a folder for the PKI")
-        try:
-            for sub in ("ca", "crl", "appliances"):
-                (base / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                str(folder), f"cannot be created ({exc.strerror})", "choose another folder"
-            ) from None
-        cas: dict[str, dict[str, object]] = {}
-        crl_paths: dict[str, str] = {}
-        current = self.published_crls()
-        for purpose, ca in self.authorities.items():
-            name = slug(ca.name)
-            files.save_certificate(base / "ca" / f"{name}.crt", ca.cert)
-            files.save_key(base / "ca" / f"{name}.key", ca.key)
-            entry: dict[str, object] = {
-                "purpose": purpose,
-                "crt": f"ca/{name}.crt",
-                "key": f"ca/{name}.key",
-                "parent": ca.parent.name if ca.parent else None,
-                "crl_url": ca.crl_url,
-                "crl": None,
-            }
-            if ca.crl_url:
-                files.save_crl(base / "crl" / f"{name}.crl", current[ca.crl_url])
-                crl_paths[ca.crl_url] = entry["crl"] = f"crl/{name}.crl"
-            cas[ca.name] = entry
-        appliances: dict[str, dict[str, object]] = {}
-        for name, m in self.appliances.items():
-            crt = f"appliances/{name}.crt"
-            key = f"appliances/{name}.key"
-            files.save_certificate(base / crt, m.cert)
-            files.save_key(base / key, m.key_file_key, passphrase=m.key_passphrase)
-            chain = None
-            if m.chain:
-                chain = f"appliances/{name}.pem"
-                files.save_chain(base / chain, m.chain)
-            else:
-                (base / f"appliances/{name}.pem").unlink(missing_ok=True)
-            appliances[name] = {
-                "role": m.role,
-                "fault": m.fault,
-                "crt": crt,
-                "key": key,
-                "chain": chain,
-                "passphrase": m.passphrase,
-                "common_name": m.common_name,
-                "issuer": m.issuer,
-            }
-        cross = None
-        if self.cross is not None:
-            cross = f"ca/{slug(self.root.name)}-cross.crt"
-            files.save_certificate(base / cross, self.cross)
-        manifest = {
-            "root": cas[self.root.name]["crt"],
-            "cross": cross,
-            "intermediates": [cas[ca.name]["crt"] for ca in self.intermediates],
-            "crls": crl_paths,
-            "appliances": appliances,
-            "at": self.at.isoformat(),
-            "cas": cas,
-        }
-        text = json.dumps(manifest, indent=2) + "\n"
-        # The manifest records passphrases, so it is as private as the keys.
-        files.write_file(base / MANIFEST, text.encode(), mode=files.KEY_MODE)
-        return base / MANIFEST
+        """Write every certificate, key (0600), chain and CRL, and ``pki.json``
+        (see :mod:`mesh.pki.manifest`)."""
+        from mesh.pki.manifest import write_folder  # the manifest imports this module
+
+        return write_folder(self, folder)
 
     @classmethod
     def load(cls, folder: str | Path, *, keys: KeySource | None = None) -> Pki:
-        """A PKI written by :meth:`write`, with its CAs' revocation state.
+        """A PKI written by :meth:`write`, with its CAs' revocation state."""
+        from mesh.pki.manifest import load_folder  # the manifest imports this module
 
-        The key of a ``key-mismatch`` appliance is the one on disk (which
-        does not match its certificate): the true one was never written.
-        """
-        base = Path(folder)
-        manifest = read_manifest(base)
-        where = str(base / MANIFEST)
-        cas_entries = manifest.get("cas")
-        if not isinstance(cas_entries, dict) or not cas_entries:
-            raise InputError(
-                where, "has no 'cas' section (CA keys)", "re-create the folder with mesh pki init"
-            )
-        at = _parse_at(manifest.get("at"), where)
-        by_name: dict[str, CertificateAuthority] = {}
-        authorities: dict[str, CertificateAuthority] = {}
-        cache = {}
-        for ca_name, entry in cas_entries.items():
-            entry = _entry(entry, f"{where}: cas.{ca_name}")
-            parent_name = entry.get("parent")
-            if parent_name is not None and parent_name not in by_name:
-                raise InputError(
-                    where, f"cas.{ca_name}.parent {parent_name!r} is not listed before it", ""
-                )
-            ca = CertificateAuthority(
-                name=ca_name,
-                cert=files.load_certificate(base / _rel(entry, "crt", where)),
-                key=files.load_key(base / _rel(entry, "key", where)),
-                crl_url=entry.get("crl_url"),
-                parent=by_name.get(parent_name) if parent_name else None,
-            )
-            if entry.get("crl"):
-                crl = files.load_crl(base / _rel(entry, "crl", where))
-                for revoked in crl:
-                    ca.revoked[revoked.serial_number] = revoked.revocation_date_utc
-                try:
-                    ca.crl_number = crl.extensions.get_extension_for_class(
-                        x509.CRLNumber
-                    ).value.crl_number
-                except x509.ExtensionNotFound:
-                    ca.crl_number = 0
-                cache[ca_name] = (crl.last_update_utc, len(ca.revoked), crl)
-            by_name[ca_name] = ca
-            authorities[str(entry.get("purpose") or ca_name)] = ca
-        if _ROOT not in authorities:
-            raise InputError(
-                where, "names no CA with purpose 'root'", "re-create the folder with mesh pki init"
-            )
-        issuing = authorities.get(_ISSUING)
-        pki = cls(
-            at=at,
-            authorities=authorities,
-            crl_base_url=_base_of(authorities[_ROOT].crl_url),
-            intermediate_name=issuing.name if issuing else DEFAULT_INTERMEDIATE,
-            keys=keys or fresh_keys,
-            _crl_cache=cache,
-        )
-        if manifest.get("cross"):
-            pki.cross = files.load_certificate(base / _rel(manifest, "cross", where))
-        for name, entry in manifest["appliances"].items():
-            qual = f"{where}: appliances.{name}"
-            entry = _entry(entry, qual)
-            fault = recipe(str(entry.get("fault", HEALTHY)), where=f"{qual}.fault")
-            passphrase = entry.get("passphrase")
-            key_passphrase = (
-                wrong_passphrase_for(passphrase or DEFAULT_PASSPHRASE)
-                if fault.name == "wrong-passphrase"
-                else passphrase
-            )
-            cert = files.load_certificate(base / _rel(entry, "crt", qual))
-            key = files.load_key(base / _rel(entry, "key", qual), key_passphrase)
-            chain = (
-                tuple(files.load_certificates(base / entry["chain"])) if entry.get("chain") else ()
-            )
-            issuer_name = entry.get("issuer")
-            issuer = by_name.get(issuer_name) if issuer_name else None
-            pki.appliances[name] = ApplianceMaterial(
-                name=name,
-                role=str(entry.get("role", "sensor")),
-                fault=fault.name,
-                common_name=str(entry.get("common_name") or _cn_of(cert)),
-                issued=Issued(cert=cert, key=key, chain=issuer.chain if issuer else ()),
-                key_file_key=key,
-                chain=chain,
-                passphrase=passphrase,
-                key_passphrase=key_passphrase,
-                issuer=issuer_name,
-            )
-        return pki
+        return load_folder(folder, keys=keys)
 
     # -- internals --
 
@@ -619,32 +447,36 @@ class Pki:
         return ca
 
     def _issuer_for(self, fault: Recipe) -> CertificateAuthority | None:
-        base = self.intermediate_name
-        if fault.issuer == "self":
-            return None
-        if fault.issuer == "intermediate":
-            return self.intermediate or self._make_intermediate(_INTERMEDIATE, base)
-        if fault.issuer == _EXPIRED:
-            return self._make_intermediate(
-                _EXPIRED, f"{base} (expired)", not_after=self.at - dt.timedelta(days=1)
+        """The CA a recipe's certificate comes from (see :data:`mesh.pki.faults.ISSUERS`)."""
+        return _ISSUER_OF[fault.issuer](self)
+
+    def _own_intermediate(self) -> CertificateAuthority:
+        return self.intermediate or self._make_intermediate(_INTERMEDIATE, self.intermediate_name)
+
+    def _expired_intermediate(self) -> CertificateAuthority:
+        return self._make_intermediate(
+            _EXPIRED,
+            f"{self.intermediate_name} (expired)",
+            not_after=self.at - dt.timedelta(days=1),
+        )
+
+    def _revoked_intermediate(self) -> CertificateAuthority:
+        fresh = _REVOKED not in self.authorities
+        ca = self._make_intermediate(_REVOKED, f"{self.intermediate_name} (revoked)")
+        if fresh:
+            self.root.revoke(ca.cert.serial_number, at=self.at)
+        return ca
+
+    def _unrelated(self) -> CertificateAuthority:
+        if _UNRELATED not in self.authorities:
+            self.authorities[_UNRELATED] = CertificateAuthority.root(
+                UNRELATED_ROOT,
+                not_before=self.at - CA_BACKDATE,
+                days=(CA_BACKDATE + _ROOT_AHEAD).days,
+                key=self.keys(2048),
+                crl_base_url=self.crl_base_url,
             )
-        if fault.issuer == _REVOKED:
-            fresh = _REVOKED not in self.authorities
-            ca = self._make_intermediate(_REVOKED, f"{base} (revoked)")
-            if fresh:
-                self.root.revoke(ca.cert.serial_number, at=self.at)
-            return ca
-        if fault.issuer == _UNRELATED:
-            if _UNRELATED not in self.authorities:
-                self.authorities[_UNRELATED] = CertificateAuthority.root(
-                    UNRELATED_ROOT,
-                    not_before=self.at - CA_BACKDATE,
-                    days=(CA_BACKDATE + _ROOT_AHEAD).days,
-                    key=self.keys(2048),
-                    crl_base_url=self.crl_base_url,
-                )
-            return self.authorities[_UNRELATED]
-        return self.issuing
+        return self.authorities[_UNRELATED]
 
     def _issue(
         self, name: str, role: str, fault_name: str, common_name: str | None, at: dt.datetime
@@ -664,92 +496,35 @@ class Pki:
         chain = issued.chain
         if self.cross is not None and issuer is not None and issuer.root_ca is self.root:
             chain = (*chain, self.root.cert, self.cross)
-        key_file_key = issued.key
-        passphrase = self.passphrase
-        key_passphrase = passphrase
-        if fault.name == "missing-intermediate":
-            chain = tuple(c for c in chain if c != issuer.cert)
-        elif fault.name == "key-mismatch":
-            key_file_key = self.keys(self.key_size)
-        elif fault.name == "wrong-passphrase":
-            passphrase = passphrase or DEFAULT_PASSPHRASE
-            key_passphrase = wrong_passphrase_for(passphrase)
-        elif fault.name == "revoked":
+        if fault.revoked and issuer is not None:
             issuer.revoke(issued.serial, at=at)
-        return ApplianceMaterial(
+        material = ApplianceMaterial(
             name=name,
             role=role,
             fault=fault.name,
             common_name=cn,
             issued=issued,
-            key_file_key=key_file_key,
+            key_file_key=issued.key,
             chain=chain,
-            passphrase=passphrase,
-            key_passphrase=key_passphrase,
+            passphrase=self.passphrase,
+            key_passphrase=self.passphrase,
             issuer=issuer.name if issuer else None,
         )
+        if fault.files is not None:
+            material = break_files(fault, material, issuer=issuer, keys=self.keys,
+                                   key_size=self.key_size, default_passphrase=DEFAULT_PASSPHRASE)
+        return material
 
 
-def read_manifest(folder: str | Path) -> dict:
-    """``folder/pki.json`` as a dict, checked for the keys issue 2 names."""
-    path = Path(folder) / MANIFEST
-    where = str(path)
-    if Path(folder).is_file():
-        raise InputError(
-            str(folder), "is a file, not a PKI folder", "name the folder mesh pki init wrote"
-        )
-    data = files.read_input(path, "PKI manifest")
-    try:
-        manifest = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            where, f"is not valid JSON ({exc})", "re-create it with mesh pki init"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise InputError(where, "is not a JSON object", "re-create it with mesh pki init")
-    for key, kind in (("root", str), ("intermediates", list), ("crls", dict), ("appliances", dict)):
-        if not isinstance(manifest.get(key), kind):
-            raise InputError(
-                where,
-                f"key {key!r} is missing or not a {kind.__name__}",
-                "re-create it with mesh pki init",
-            )
-    return manifest
-
-
-def _entry(value: object, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise InputError(where, "is not a JSON object", "re-create the folder with mesh pki init")
-    return value
-
-
-def _rel(entry: dict, key: str, where: str) -> str:
-    value = entry.get(key)
-    if not isinstance(value, str) or not value:
-        raise InputError(where, f"has no {key!r} path", "re-create the folder with mesh pki init")
-    return value
-
-
-def _parse_at(value: object, where: str) -> dt.datetime:
-    if not isinstance(value, str):
-        raise InputError(where, "has no 'at' instant", "re-create the folder with mesh pki init")
-    try:
-        return _utc(dt.datetime.fromisoformat(value))
-    except ValueError:
-        raise InputError(
-            where, f"'at' is not an ISO time: {value!r}", "re-create the folder with mesh pki init"
-        ) from None
-
-
-def _base_of(url: str | None) -> str:
-    if not url or "/" not in url:
-        return DEFAULT_CRL_BASE_URL
-    return url.rsplit("/", 1)[0]
-
-
-def _cn_of(cert: x509.Certificate) -> str:
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
+#: Recipe.issuer -> the CA that signs it (None: self-signed).
+_ISSUER_OF: dict[str, Callable[[Pki], CertificateAuthority | None]] = {
+    "issuing": lambda pki: pki.issuing,
+    "intermediate": Pki._own_intermediate,
+    "expired-intermediate": Pki._expired_intermediate,
+    "revoked-intermediate": Pki._revoked_intermediate,
+    "unrelated-root": Pki._unrelated,
+    "self": lambda pki: None,
+}
 
 
 def _check_base_url(url: str) -> None:
