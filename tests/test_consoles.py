@@ -63,6 +63,9 @@ class _Backend:
     def events_since(self, index: int):
         return ()
 
+    def events_first(self) -> int:
+        return 0
+
     async def upload(self, **files) -> None:  # pragma: no cover - not used here
         raise NotImplementedError
 

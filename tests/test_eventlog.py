@@ -63,3 +63,28 @@ def test_of_filters_by_class_and_fields(epoch):
         FailureCode.REVOKED
     ]
     assert log.of(LinkUp) == []
+
+
+def test_the_window_keeps_recent_events_and_counts_them_all(epoch):
+    from mesh.events import ValidationSwitched
+
+    log = EventLog(window=3)
+    for n in range(5):
+        log.append(ValidationSwitched(at=epoch, appliance=f"a{n}", enabled=True))
+    assert len(log) == 5 and log.first == 2
+    assert [e.appliance for e in log.events] == ["a2", "a3", "a4"]
+    assert log.counts() == {"validation-switched": 5}
+    assert [e.appliance for e in log.since(0)] == ["a2", "a3", "a4"]
+    assert [e.appliance for e in log.since(4)] == ["a4"]
+    assert log.since(5) == []
+
+
+def test_the_sink_gets_every_event_whatever_the_window(epoch, tmp_path):
+    from mesh.events import ValidationSwitched
+
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, window=1)
+    for n in range(4):
+        log.append(ValidationSwitched(at=epoch, appliance=f"a{n}", enabled=False))
+    log.close()
+    assert len(path.read_text().splitlines()) == 4

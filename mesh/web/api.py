@@ -14,9 +14,12 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
 ``PUT /api/v1/validation``
     JSON ``{"enabled": true|false}``; 200 ``{"enabled": ...}``; 400 otherwise.
 ``GET /api/v1/events?since=N``
-    200 ``{"since": N, "next": M, "events": [...]}``: events N..M-1 of the
-    stream, oldest first, at most ``limit`` of them (default and maximum
-    :data:`MAX_EVENTS`); poll again with ``since=M``.
+    200 ``{"since": N, "next": M, "dropped": D, "events": [...]}``: events
+    N+D..M-1 of the stream, oldest first, at most ``limit`` of them (default
+    and maximum :data:`MAX_EVENTS`); poll again with ``since=M``. Positions
+    count in the whole stream; an appliance keeps only its recent events in
+    memory, so ``dropped`` says how many events after N are no longer there
+    (0 while nothing was missed).
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
@@ -310,9 +313,12 @@ def build_app(
         limit = _position(raw_limit, most=MAX_EVENTS)
         if not limit:
             return _bad_request(f"limit={raw_limit!r} is not a number from 1 to {MAX_EVENTS}")
+        first = max(since, backend.events_first())
         items = [_event_dict(e) for e in list(backend.events_since(since))[:limit]]
         return JSONResponse(
-            {"since": since, "next": since + len(items), "events": items}, headers=_NO_STORE
+            {"since": since, "next": first + len(items), "dropped": first - since,
+             "events": items},
+            headers=_NO_STORE,
         )
 
     async def graph(request: Request) -> Response:

@@ -73,7 +73,11 @@ class ConsoleBackend(Protocol):
 
     def events_since(self, index: int) -> Sequence[Any]:
         """Events from position ``index`` of the stream on (``mesh.events.Event``
-        objects or their ``as_dict()`` mappings), oldest first."""
+        objects or their ``as_dict()`` mappings), oldest first; from
+        :meth:`events_first` on when ``index`` is older than what is kept."""
+
+    def events_first(self) -> int:
+        """The stream position of the oldest event still kept (0: nothing dropped)."""
 
     async def upload(
         self, *, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None

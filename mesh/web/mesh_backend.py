@@ -87,6 +87,9 @@ class ApplianceConsole:
     def events_since(self, index: int) -> Sequence[Any]:
         return self._appliance.events.since(index)
 
+    def events_first(self) -> int:
+        return self._appliance.events.first
+
     async def upload(
         self, *, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None
     ) -> None:

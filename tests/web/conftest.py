@@ -54,6 +54,8 @@ class Appliance:
     link_list: list[Link] = field(factory=list)
     peer_roles: dict[str, str] = field(factory=dict)
     log: list[Event] = field(factory=list)
+    #: Events dropped from the front of ``log`` (their positions still count).
+    dropped: int = 0
 
     def identity(self) -> Issued:
         return self.current
@@ -74,7 +76,15 @@ class Appliance:
         return dict(self.peer_roles)
 
     def events_since(self, index: int) -> list[Event]:
-        return self.log[index:]
+        return self.log[max(index - self.dropped, 0):]
+
+    def events_first(self) -> int:
+        return self.dropped
+
+    def forget(self, count: int) -> None:
+        """Drop the oldest ``count`` events, as an appliance's bounded log does."""
+        del self.log[:count]
+        self.dropped += count
 
     def set_validation(self, enabled: bool) -> None:
         self.validation = enabled

@@ -195,7 +195,7 @@ async def test_validation_switch(console, appliance):
 async def test_events_since(console, appliance):
     async with _client(console, verify=False) as client:
         first = (await client.get("/api/v1/events", params={"since": 0})).json()
-        assert first == {"since": 0, "next": 0, "events": []}
+        assert first == {"since": 0, "next": 0, "dropped": 0, "events": []}
         appliance.set_validation(False)
         appliance.halt("console.contoso.test", FailureCode.REVOKED)
         second = (await client.get("/api/v1/events", params={"since": 0})).json()
@@ -205,12 +205,26 @@ async def test_events_since(console, appliance):
         assert halted["code"] == "revoked" and halted["message"] == FailureCode.REVOKED.message
         assert halted["text"].endswith(FailureCode.REVOKED.message)
         third = (await client.get("/api/v1/events", params={"since": 2})).json()
-        assert third == {"since": 2, "next": 2, "events": []}
+        assert third == {"since": 2, "next": 2, "dropped": 0, "events": []}
         paged = (await client.get("/api/v1/events", params={"since": 0, "limit": 1})).json()
         assert paged["next"] == 1 and [e["kind"] for e in paged["events"]] == ["validation-switched"]
         for bad in ({"since": "-1"}, {"since": "x"}, {"limit": "0"}, {"limit": "100000"}):
             answer = await client.get("/api/v1/events", params=bad)
             assert answer.status_code == 400
+
+
+async def test_events_older_than_the_window_are_counted_as_dropped(console, appliance):
+    """Positions count in the whole stream; what the appliance no longer keeps
+    is reported, never silently skipped."""
+    for enabled in (False, True, False):
+        appliance.set_validation(enabled)
+    appliance.forget(2)  # the appliance keeps only its most recent event
+    async with _client(console, verify=False) as client:
+        answer = (await client.get("/api/v1/events", params={"since": 0})).json()
+        later = (await client.get("/api/v1/events", params={"since": 3})).json()
+    assert (answer["since"], answer["dropped"], answer["next"]) == (0, 2, 3)
+    assert [e["enabled"] for e in answer["events"]] == [False]
+    assert later == {"since": 3, "next": 3, "dropped": 0, "events": []}
 
 
 async def test_halted_link_in_status(console, appliance):
