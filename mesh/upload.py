@@ -36,7 +36,6 @@ from typing import Iterable, Sequence
 import attrs
 from attrs import define, field
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
@@ -44,14 +43,16 @@ from mesh.passphrase import add_passphrase_options, passphrase_from
 from mesh.pki import files
 from mesh.pki.crl_files import load_crl_files
 from mesh.printable import printable
-from mesh.validation.chain import PARSE_ERRORS, malformation
+from mesh.validation.chain import PARSE_ERRORS, is_self_issued, malformation, public_key_der
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
 from mesh.validation.policy import PROFILES, ValidationPolicy
 from mesh.validation.revocation import CrlIndex, CrlLookup
-from mesh.validation.verdict import Verdict, crl_urls, validate_peer
+from mesh.validation.verdict import Verdict, crl_urls
+from mesh.validation.verifier import Verifier
 
 __all__ = [
+    "judge_upload",
     "UploadMaterial",
     "check_upload",
     "fetch_crls",
@@ -64,16 +65,6 @@ Path = str | os.PathLike[str]
 #: What an upload is judged by: the source document's defaults. No purpose
 #: and no expected name: the certificate serves both ends of every channel.
 UPLOAD_POLICY = ValidationPolicy()
-
-
-def _spki(key: rsa.RSAPublicKey | object) -> bytes:
-    return key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _self_issued(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject
 
 
 def _certificates(path: Path) -> list[x509.Certificate]:
@@ -167,7 +158,7 @@ class UploadMaterial:
     ) -> UploadMaterial:
         """Material already in memory. ``trust=None``: the chain's self-signed root."""
         findings = list(key_findings)
-        if key is not None and _spki(key.public_key()) != _spki(cert.public_key()):
+        if key is not None and public_key_der(key.public_key()) != public_key_der(cert.public_key()):
             findings.append(
                 Finding.about(
                     FailureCode.KEY_MISMATCH,
@@ -176,7 +167,7 @@ class UploadMaterial:
                 )
             )
         if trust is None:
-            anchors = tuple(c for c in chain if malformation(c) is None and _self_issued(c))
+            anchors = tuple(c for c in chain if malformation(c) is None and is_self_issued(c))
         else:
             anchors = tuple(trust)
         return cls(
@@ -214,39 +205,49 @@ class UploadMaterial:
         policy: ValidationPolicy = UPLOAD_POLICY,
         crl_files: Sequence[CrlIndex] = (),
     ) -> Verdict:
-        """The upload verdict. ``validation=False``: only the key checks count,
-        and the verdict says validation was skipped. ``crl_files``: CRLs the
-        appliance was given out of band (used instead of fetching for their
-        issuers' certificates)."""
-        if not validation:
-            errors = any(f.severity is Severity.ERROR for f in self.key_findings)
-            return Verdict(accepted=not errors, findings=self.key_findings, skipped=True)
-        findings = list(self.key_findings)
-        verdict = validate_peer(
-            self.presented, trust=self.anchors, at=at, crls=crls, policy=policy, crl_files=crl_files
+        """The upload verdict (:func:`judge_upload` with a verifier for these
+        anchors). ``validation=False``: only the key checks count, and the
+        verdict says validation was skipped. ``crl_files``: CRLs the appliance
+        was given out of band."""
+        verifier = Verifier(
+            self.anchors, attrs.evolve(policy, enabled=validation), crl_files=crl_files
         )
-        for finding in verdict.findings:
-            if (
-                finding.code is FailureCode.CHAIN_UNTRUSTED
-                and not self.anchors
-                and finding.depth == 0
-            ):
-                finding = Finding(
-                    code=finding.code,
-                    severity=finding.severity,
-                    subject=finding.subject,
-                    serial=finding.serial,
-                    depth=finding.depth,
-                    detail=self._no_anchor_detail(),
-                )
-            findings.append(finding)
-        return Verdict.judge(findings, path=verdict.path)
+        return judge_upload(self, verifier=verifier, at=at, crls=crls)
 
-    def _no_anchor_detail(self) -> str:
+    def no_anchor_detail(self) -> str:
+        """The detail of a ``chain_untrusted`` when nothing was given to trust."""
         where = self.anchor_source or "no chain file was given"
         if self.anchor_source:
             where = f"{self.anchor_source} holds no self-signed root"
         return f"no trust anchor: {where}; pass the root CA with --trust ROOT.crt"
+
+
+def judge_upload(
+    material: UploadMaterial, *, verifier: Verifier, at: dt.datetime, crls: CrlLookup
+) -> Verdict:
+    """The one upload judgement: every path that accepts a certificate calls it.
+
+    The source document's order: the files first (the passphrase opens the
+    key, the key is the certificate's), then, unless the verifier's policy
+    has validation off, the chain as a peer's would be judged (trust, dates,
+    strength, CRLs). A key problem refuses the upload even with validation
+    off: an appliance cannot present a certificate it holds no key for. Pure:
+    ``crls`` are already fetched (:meth:`Verifier.crl_urls` names them).
+    """
+    findings = list(material.key_findings)
+    if not verifier.policy.enabled:
+        errors = any(f.severity is Severity.ERROR for f in findings)
+        return Verdict(accepted=not errors, findings=tuple(findings), skipped=True)
+    verdict = verifier.verify(material.presented, at=at, crls=crls)
+    for finding in verdict.findings:
+        if (
+            finding.code is FailureCode.CHAIN_UNTRUSTED
+            and not material.anchors
+            and finding.depth == 0
+        ):
+            finding = attrs.evolve(finding, detail=material.no_anchor_detail())
+        findings.append(finding)
+    return Verdict.judge(findings, path=verdict.path)
 
 
 def fetch_crls(

@@ -36,6 +36,7 @@ from typing import Sequence
 from attrs import define
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from OpenSSL import crypto
 
 from mesh.errors import FailureCode
@@ -43,6 +44,7 @@ from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
 
 __all__ = [
+    "public_key_der",
     "PathResult",
     "build_path",
     "is_self_issued",
@@ -112,6 +114,14 @@ class PathResult:
     path: tuple[x509.Certificate, ...]
     trusted: bool
     error: Finding | None = None
+
+
+def public_key_der(key: object) -> bytes:
+    """The DER SubjectPublicKeyInfo of a public key: how two keys are compared
+    (a certificate's and the key file's, a CA's and a CRL signer's)."""
+    return key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 #: is_self_issued's answers per certificate object (comparing two names in

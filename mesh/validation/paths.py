@@ -35,7 +35,9 @@ from typing import Sequence
 
 from attrs import define
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from mesh.validation.chain import public_key_der
 
 __all__ = ["Candidate", "candidate_paths", "MAX_CANDIDATES", "DEFAULT_MAX_DEPTH"]
 
@@ -72,10 +74,8 @@ class Candidate:
 
 def _key_der(cert: x509.Certificate) -> bytes:
     try:
-        return cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    except (ValueError, TypeError):
+        return public_key_der(cert.public_key())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return b""
 
 
