@@ -37,7 +37,6 @@ __all__ = [
     "render_mermaid",
     "render_svg",
     "states_from_report",
-    "add_parser",
 ]
 
 FORMATS = ("dot", "mermaid", "svg")
@@ -451,22 +450,6 @@ def states_from_report(
 
 
 # -- command line --
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "graph",
-        help="draw a scenario's topology (DOT, Mermaid or SVG), coloured by a run",
-        description="Draw the appliances of a scenario and their links. With --from-run, "
-        "each link takes the colour of its state at the end of that run.",
-    )
-    parser.add_argument("scenario", metavar="FILE.toml", help="scenario file")
-    parser.add_argument(
-        "--from-run", metavar="REPORT.json", help="JSON report of a run (mesh run --json)"
-    )
-    parser.add_argument("--format", choices=FORMATS, default="dot", help="output format")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.set_defaults(func=_run)
 
 
 def _load_scenario(path: str) -> Any:
