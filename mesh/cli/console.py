@@ -1,4 +1,4 @@
-"""The arguments of ``mesh console``; the command is :mod:`mesh.web.commands`."""
+"""The arguments of ``mesh console``; the command is :mod:`mesh.scenario.console_command`."""
 
 from __future__ import annotations
 
@@ -42,4 +42,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write the scenario's root CA certificate here (for curl --cacert FILE)",
     )
     parser.add_argument("--once", action="store_true", help="stop when the timeline ends")
-    parser.set_defaults(func="mesh.web.commands:console_command")
+    parser.set_defaults(func="mesh.scenario.console_command:console_command")

@@ -12,6 +12,9 @@ them by the wall clock: ``--wall-clock`` starts the scenario now so that a
 browser sees valid dates, and ``--root FILE`` writes the scenario's root CA
 for ``curl --cacert FILE`` (the certificates name the appliance's domain name,
 so point that name at 127.0.0.1 with ``curl --resolve NAME:PORT:127.0.0.1``).
+
+It belongs to the scenario layer, not to :mod:`mesh.web`: it runs a scenario,
+and the consoles never import the scenario layer (docs/architecture.md).
 """
 
 from __future__ import annotations
