@@ -25,6 +25,7 @@ FORBIDDEN = {
     "mesh.net": ("mesh.appliances", "mesh.scenario", "mesh.web"),
     "mesh.appliances": ("mesh.scenario",),
     "mesh.web": ("mesh.scenario",),
+    "mesh.graph": ("mesh.scenario",),  # the web console draws with it
 }
 
 #: What the command-line parsers may import besides the standard library.

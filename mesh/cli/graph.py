@@ -1,4 +1,4 @@
-"""The arguments of ``mesh graph``; the command is in :mod:`mesh.graph`.
+"""The arguments of ``mesh graph``; the command is :mod:`mesh.scenario.graph_command`.
 
 The formats are :data:`mesh.graph.FORMATS`, copied here because that module
 loads attrs; ``tests/cli/test_graph.py`` keeps the copy equal to the original.
@@ -27,4 +27,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="dot", help="output format")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.set_defaults(func="mesh.graph:_run")
+    parser.set_defaults(func="mesh.scenario.graph_command:graph_command")

@@ -123,7 +123,7 @@ def test_every_handler_names_a_function():
         "pki revoke": "mesh.pki.commands:_revoke",
         "check": "mesh.scenario.commands:check_command",
         "run": "mesh.scenario.commands:run_command",
-        "graph": "mesh.graph:_run",
+        "graph": "mesh.scenario.graph_command:graph_command",
         "console": "mesh.scenario.console_command:console_command",
         "crl serve": "mesh.net.crl_commands:_serve",
         "node": "mesh.node:_command",
