@@ -72,11 +72,6 @@ class EmulatedClock:
     def start(self) -> dt.datetime:
         return self._start
 
-    @property
-    def jumped(self) -> dt.timedelta:
-        """The total of every jump so far."""
-        return self._jumped
-
     def _elapsed(self) -> dt.timedelta:
         now = _trio_now()
         if now is None:  # outside a run: time stands where the last run left it

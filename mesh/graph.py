@@ -1,10 +1,11 @@
 """The topology as a picture: Graphviz DOT, Mermaid, or a self-contained SVG.
 
 ``mesh graph FILE.toml [--from-run REPORT.json] --format dot|mermaid|svg``
-draws the appliances of a scenario and the links between them; with a run's
-JSON report, each link takes the colour of its state at the end of the run
-(halted red with its code and message, unvalidated amber and dashed, down
-grey). The web console draws its graph with the same :func:`render_svg`.
+(:mod:`mesh.scenario.graph_command`) draws the appliances of a scenario and the
+links between them; with a run's JSON report, each link takes the colour of
+its state at the end of the run (halted red with its code and message,
+unvalidated amber and dashed, down grey). The web console draws its graph
+with the same :func:`render_svg`.
 
 The SVG needs no Graphviz: a small layered layout puts consoles on the first
 row, sensors below them and forwarding targets last, wrapping long rows.
@@ -14,12 +15,8 @@ hover title and in a legend under the graph.
 
 from __future__ import annotations
 
-import argparse
 import html
-import json
 import math
-import sys
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from attrs import define, evolve, field
@@ -37,7 +34,6 @@ __all__ = [
     "render_mermaid",
     "render_svg",
     "states_from_report",
-    "add_parser",
 ]
 
 FORMATS = ("dot", "mermaid", "svg")
@@ -448,50 +444,3 @@ def states_from_report(
         "has no link states (no 'links' list of objects with from, to and state)",
         "pass the JSON report of a run: mesh run SCENARIO.toml --json REPORT.json",
     )
-
-
-# -- command line --
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "graph",
-        help="draw a scenario's topology (DOT, Mermaid or SVG), coloured by a run",
-        description="Draw the appliances of a scenario and their links. With --from-run, "
-        "each link takes the colour of its state at the end of that run.",
-    )
-    parser.add_argument("scenario", metavar="FILE.toml", help="scenario file")
-    parser.add_argument(
-        "--from-run", metavar="REPORT.json", help="JSON report of a run (mesh run --json)"
-    )
-    parser.add_argument("--format", choices=FORMATS, default="dot", help="output format")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.set_defaults(func=_run)
-
-
-def _load_scenario(path: str) -> Any:
-    from mesh.scenario.load import load_scenario  # the loader raises InputError itself
-
-    return load_scenario(path)
-
-
-def _run(args: argparse.Namespace) -> int:
-    graph = Graph.from_scenario(_load_scenario(args.scenario))
-    if args.from_run:
-        report = Path(args.from_run)
-        try:
-            document = json.loads(report.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(args.from_run, "no such file", "pass the path of a run's JSON report") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(args.from_run, f"is not a JSON report ({exc})",
-                             "pass the file written by mesh run --json") from None
-        graph = graph.with_states(
-            states_from_report(document, where=args.from_run, scenario=graph.title)
-        )
-    text = render(graph, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0

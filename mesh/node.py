@@ -81,7 +81,7 @@ from mesh.pki.issue import Issued
 from mesh.pki.crl_files import load_crl_files
 from mesh.validation.policy import PROFILES, ValidationPolicy
 
-__all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node", "add_parser"]
+__all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node"]
 
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
@@ -465,13 +465,3 @@ def _first(group: BaseExceptionGroup, cls: type[InputError]) -> InputError | Non
             if found is not None:
                 return found
     return None
-
-
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "node",
-        help="run one appliance as its own process, on real ports",
-        description="Run one appliance as its own OS process; events go to stdout as JSON lines.",
-    )
-    parser.add_argument("--config", required=True, metavar="FILE.toml", help="the node's config file")
-    parser.set_defaults(func=_command)

@@ -17,7 +17,6 @@ import os
 import sys
 
 from mesh.errors import InputError
-from mesh.pki import files
 
 __all__ = ["add_passphrase_options", "passphrase_from"]
 
@@ -43,6 +42,10 @@ def passphrase_from(args: argparse.Namespace, *, flag: str = "--passphrase",
     dest = flag.lstrip("-").replace("-", "_")
     path = getattr(args, f"{dest}_file", None)
     if path is not None:
+        # Here, not at the top: the parsers import this module, and mesh.pki
+        # loads cryptography (see mesh.cli).
+        from mesh.pki import files
+
         data = files.read_input(path, "passphrase file")
         try:
             text = data.decode("utf-8")

@@ -39,14 +39,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
-from mesh.passphrase import add_passphrase_options, passphrase_from
+from mesh.passphrase import passphrase_from
 from mesh.pki import files
 from mesh.pki.crl_files import load_crl_files
 from mesh.printable import printable
 from mesh.validation.chain import PARSE_ERRORS, is_self_issued, malformation, public_key_der
 from mesh.validation.finding import Finding
 from mesh.validation.period import as_utc
-from mesh.validation.policy import PROFILES, ValidationPolicy
+from mesh.validation.policy import ValidationPolicy
 from mesh.validation.revocation import CrlIndex, CrlLookup
 from mesh.validation.verdict import Verdict, crl_urls
 from mesh.validation.verifier import Verifier
@@ -56,7 +56,6 @@ __all__ = [
     "UploadMaterial",
     "check_upload",
     "fetch_crls",
-    "add_cert_parser",
     "UPLOAD_POLICY",
 ]
 
@@ -315,46 +314,6 @@ def _nothing_fetched(url: str) -> ValidationFailed:
 
 
 # -- mesh cert check ---------------------------------------------------------
-
-
-def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
-    check = cert_subparsers.add_parser(
-        "check",
-        help="run the upload-time checks on a certificate, key and chain",
-        description=(
-            "Run the upload-time checks in the source document's order: the key opens "
-            "with the passphrase, the key matches the certificate, the chain of trust "
-            "holds, the dates, the CRL. Exit 0 when valid, 1 when not, 2 on unusable input."
-        ),
-    )
-    check.add_argument("--crt", required=True, metavar="FILE", help="the certificate (.crt, PEM or DER)")
-    check.add_argument("--key", required=True, metavar="FILE", help="its private key (.key)")
-    check.add_argument("--chain", metavar="FILE", help="the chain file (.pem) of the issuing CAs")
-    check.add_argument(
-        "--trust", action="append", default=[], metavar="FILE",
-        help="trusted root CA certificate(s) (default: the self-signed root in --chain)",
-    )
-    add_passphrase_options(check)
-    check.add_argument(
-        "--at", metavar="ISO-TIME", help="judge at this instant (default: now), e.g. 2027-01-15T09:00:00Z"
-    )
-    check.add_argument("--proxy", metavar="URL", help="fetch CRLs through this http:// proxy")
-    check.add_argument(
-        "--crl", action="append", default=[], metavar="FILE",
-        help="a CRL file (DER or PEM) given out of band: used instead of fetching for the "
-        "certificates its issuer issued, CRL Distribution Point or not (repeatable)",
-    )
-    check.add_argument(
-        "--profile", choices=PROFILES, default="strict",
-        help="strict (default): every candidate path, RFC 5280 through the whole path, "
-        "complete CRL processing; openssl: what a stock OpenSSL-based appliance accepts",
-    )
-    check.add_argument(
-        "--no-validation", action="store_true",
-        help="run only the key checks; report validation as skipped",
-    )
-    check.add_argument("--json", action="store_true", help="print every finding as JSON")
-    check.set_defaults(func=_check_command)
 
 
 def _parse_at(text: str | None) -> dt.datetime:

@@ -21,24 +21,7 @@ import trio
 from mesh.errors import InputError
 from mesh.net.crl_server import CrlServer
 
-__all__ = ["add_parser", "load_crl_documents"]
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    crl = subparsers.add_parser("crl", help="serve a PKI folder's CRLs over HTTP")
-    crl_sub = crl.add_subparsers(dest="crl_command", metavar="SUBCOMMAND")
-    serve = crl_sub.add_parser(
-        "serve",
-        help="serve the CRLs named in DIR/pki.json until interrupted",
-        description="Serve the CRLs named in DIR/pki.json over HTTP until interrupted.",
-    )
-    serve.add_argument("dir", metavar="DIR", help="a PKI folder made by `mesh pki init`")
-    serve.add_argument(
-        "--port", type=int, default=None,
-        help="port to listen on (default: the port the CRL URLs name)",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.set_defaults(func=_serve)
+__all__ = ["load_crl_documents"]
 
 
 def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:

@@ -48,7 +48,7 @@ same few URLs at once. So:
   :meth:`CrlFetcher.clear` drops entries outright (an appliance restart).
 - **Big CRLs are handled in a worker thread** (``trio.to_thread``): joining
   the body, parsing and indexing it, and, given the issuer (``get(url,
-  issuer=)``, :meth:`CrlFetcher.crls_for`), checking its signature once per CRL
+  issuer=)``, ``prefetch(urls, issuers=)``), checking its signature once per CRL
   version and issuer key, so the core's ``CrlIndex.signed_by`` answers from
   memory on the connection path. Small CRLs are handled inline. Measured at
   1,000,000 entries (37 MiB): the loop's longest pause while a fetch parses is
@@ -56,8 +56,9 @@ same few URLs at once. So:
   in a thread; its ``is_signature_valid`` holds it for about 0.9 s. Hashing
   the DER's TBS bytes with ``hashlib`` (which drops the GIL) and verifying the
   prehashed digest would remove that pause; it belongs in ``CrlIndex.signed_by``.
-- **Only trusted paths cause fetches.** :meth:`CrlFetcher.crls_for` asks for
-  the CRLs of a chain only when it leads to a trust anchor, so a stranger's
+- **Only trusted paths cause fetches.** The fetcher fetches what it is asked
+  for; the engine asks for what ``mesh.validation.crl_urls`` names, which is
+  nothing for a chain that does not lead to a trust anchor, so a stranger's
   certificate cannot make an appliance fetch URLs of its choosing.
 
 The HTTP side is httpx on trio (through anyio): plain ``http://`` only (the
@@ -81,7 +82,7 @@ import functools
 import hashlib
 import ssl
 import weakref
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping
 
 import httpx
 import trio
@@ -90,11 +91,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
-from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.content_coding import BodyDecoder, DecodeError, TooLarge
 from mesh.printable import printable
-from mesh.validation.chain import build_path, is_self_issued
-from mesh.validation.revocation import CrlIndex, CrlLookup, cdp_urls, crl_lookup
+from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
 
 __all__ = [
     "CrlFetcher",
@@ -134,18 +133,6 @@ class FetchRecord:
     size: int
     kept_cached: bool
     crl_number: int | None = None
-
-    def event(self, appliance: str) -> CrlFetched | CrlFetchFailed:
-        """The event an appliance logs for this fetch."""
-        if self.code is None:
-            return CrlFetched(
-                at=self.at, appliance=appliance, url=self.url, number=self.crl_number,
-                size=self.size, kept_cached=self.kept_cached,
-            )
-        detail = self.detail + ("; kept the cached CRL, still current" if self.kept_cached else "")
-        return CrlFetchFailed(
-            at=self.at, appliance=appliance, url=self.url, code=self.code, detail=detail
-        )
 
 
 def check_crl_url(url: str) -> httpx.URL:
@@ -396,32 +383,6 @@ class CrlFetcher:
         if entry is None or entry.refresh or not self._current(entry.index):
             return None
         return entry.index
-
-    async def crls_for(
-        self, chain: Sequence[x509.Certificate], *, trust: Sequence[x509.Certificate]
-    ) -> CrlLookup:
-        """Everything ``validate_peer(chain, trust=trust, crls=...)`` will look up.
-
-        The path is built by the core's verifier (memoised, so validating
-        right after costs nothing more). Nothing is fetched for a chain that
-        does not lead to ``trust``: the core does not check revocation on an
-        untrusted path, and a stranger must not choose what we fetch.
-        """
-        built = build_path(chain, trust)
-        if not built.trusted:
-            return crl_lookup({})
-        path = built.path
-        issuers: dict[str, x509.Certificate] = {}
-        for depth, cert in enumerate(path[:-1]):
-            if is_self_issued(cert):
-                continue
-            http, _ = cdp_urls(cert)
-            if http:
-                issuers.setdefault(http[0], path[depth + 1])
-        return await self.prefetch(issuers, issuers=issuers)
-
-    #: The name the engine uses when it gathers a peer's CDPs before validating.
-    lookup_for = prefetch
 
     def cached(self, url: str) -> CrlIndex | None:
         """The cached CRL for ``url`` (current or not), without fetching."""

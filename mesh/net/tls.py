@@ -538,10 +538,6 @@ class TlsStream(trio.abc.Stream):
 
     # -- what the handshake established --
 
-    @property
-    def handshake_done(self) -> bool:
-        return self._handshake_ok
-
     def _require_handshake(self, what: str) -> None:
         if not self._handshake_ok:
             raise trio.NeedHandshakeError(f"call do_handshake() before {what}")

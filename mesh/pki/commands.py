@@ -1,7 +1,8 @@
 """``mesh pki init|revoke`` and ``mesh cert lint|convert``.
 
-Thin: parse, call :mod:`mesh.pki.deployment`, :mod:`mesh.pki.files` and
-:mod:`mesh.pki.lint`, print. Bad input surfaces as an
+Thin: call :mod:`mesh.pki.deployment`, :mod:`mesh.pki.files` and
+:mod:`mesh.pki.lint`, print; the arguments are declared in :mod:`mesh.cli.pki`
+and :mod:`mesh.cli.cert`. Bad input surfaces as an
 :class:`~mesh.errors.InputError` (one line, exit 2, printed by ``mesh.cli``);
 a passphrase that does not open a key is the source document's own message,
 also exit 2.
@@ -25,30 +26,22 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import InputError, ValidationFailed
-from mesh.passphrase import add_passphrase_options, passphrase_from
+from mesh.passphrase import passphrase_from
 from mesh.pki import files
 from mesh.pki.faults import HEALTHY, RECIPES
 from mesh.roles import ROLES
-from mesh.pki.deployment import (
-    DEFAULT_CRL_BASE_URL,
-    DEFAULT_INTERMEDIATE,
-    DEFAULT_ROOT,
-    ApplianceRequest,
-    Pki,
-)
+from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.manifest import MANIFEST
 from mesh.pki.lint import broken, lint
 from mesh.validation.chain import malformation
 
-__all__ = ["add_parser", "add_cert_parser", "parse_appliance", "parse_instant", "ROLES"]
-
+__all__ = ["parse_appliance", "parse_instant", "ROLES"]
 
 
 # -- argument helpers --
@@ -97,83 +90,6 @@ def parse_appliance(text: str) -> ApplianceRequest:
 # -- mesh pki --
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    pki = subparsers.add_parser(
-        "pki", help="make a CA hierarchy and appliance certificates, good or faulty"
-    )
-    sub = pki.add_subparsers(dest="pki_command", metavar="SUBCOMMAND")
-
-    init = sub.add_parser(
-        "init",
-        help="create a root CA, an optional intermediate and one certificate per appliance",
-        description="Fault recipes: " + ", ".join(RECIPES),
-    )
-    init.add_argument("dir", metavar="DIR", help="folder to write (gets pki.json)")
-    init.add_argument(
-        "--appliance",
-        "-a",
-        action="append",
-        default=[],
-        metavar="NAME[:ROLE][:FAULT]",
-        help="an appliance certificate; repeat for each (role defaults to sensor, fault to ca-signed)",
-    )
-    init.add_argument(
-        "--intermediate", action="store_true", help="issue leaves from an intermediate CA"
-    )
-    init.add_argument(
-        "--root-name", default=DEFAULT_ROOT, help=f"root CA name (default {DEFAULT_ROOT!r})"
-    )
-    init.add_argument(
-        "--intermediate-name",
-        default=DEFAULT_INTERMEDIATE,
-        help=f"intermediate CA name (default {DEFAULT_INTERMEDIATE!r})",
-    )
-    init.add_argument(
-        "--crl-base-url",
-        default=DEFAULT_CRL_BASE_URL,
-        metavar="URL",
-        help=f"where CRLs are published (default {DEFAULT_CRL_BASE_URL})",
-    )
-    init.add_argument(
-        "--key-size",
-        type=int,
-        choices=(2048, 4096),
-        default=2048,
-        help="RSA bits for appliance keys",
-    )
-    add_passphrase_options(init, what="the passphrase appliance keys are encrypted with")
-    init.add_argument(
-        "--at",
-        default=None,
-        metavar="ISO-TIME",
-        help="the instant certificates start (default now)",
-    )
-    init.add_argument(
-        "--force", action="store_true", help="write into a folder that already holds a PKI"
-    )
-    init.set_defaults(func=_init)
-
-    revoke = sub.add_parser(
-        "revoke", help="revoke an appliance's certificate and re-issue its CA's CRL"
-    )
-    revoke.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
-    revoke.add_argument("name", metavar="NAME", help="the appliance to revoke")
-    revoke.add_argument(
-        "--at",
-        default=None,
-        metavar="ISO-TIME",
-        help="revocation time and CRL thisUpdate (default: the PKI's instant)",
-    )
-    revoke.set_defaults(func=_revoke)
-
-    pki.set_defaults(func=lambda args: _help(pki))
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if (folder / MANIFEST).exists() and not args.force:
@@ -220,55 +136,6 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 # -- mesh cert lint / convert --
-
-
-def add_cert_parser(cert_subparsers: argparse._SubParsersAction) -> None:
-    lint_p = cert_subparsers.add_parser(
-        "lint", help="check a certificate against the certificate requirements"
-    )
-    lint_p.add_argument("file", metavar="FILE", help="a .crt (PEM or DER)")
-    lint_p.add_argument("--json", action="store_true", help="print findings as JSON")
-    lint_p.add_argument(
-        "--name", default=None, help="the appliance's domain name the CN must match"
-    )
-    lint_p.add_argument(
-        "--at",
-        default=None,
-        metavar="ISO-TIME",
-        help="judge validity at this instant (default now)",
-    )
-    lint_p.set_defaults(func=_lint)
-
-    convert = cert_subparsers.add_parser(
-        "convert",
-        help="convert between PEM, DER, .key and PKCS#12 (.pfx/.p12)",
-        description=(
-            "Output form from OUT's extension (.crt/.cer/.pem = PEM, .der = DER, .key = key, "
-            ".pfx/.p12 = PKCS#12) or --to."
-        ),
-    )
-    convert.add_argument("input", metavar="IN", help="a certificate, chain, key or PKCS#12 file")
-    convert.add_argument("output", metavar="OUT", help="the file to write")
-    convert.add_argument(
-        "--to", choices=("pem", "der", "key", "pkcs12"), default=None, help="output form"
-    )
-    convert.add_argument(
-        "--key", default=None, metavar="KEY", help="the .key to bundle into a PKCS#12"
-    )
-    convert.add_argument(
-        "--chain", default=None, metavar="PEM", help="CA certificates to bundle into a PKCS#12"
-    )
-    add_passphrase_options(convert, what="the input key's or PKCS#12's passphrase")
-    add_passphrase_options(convert, flag="--out-passphrase", env="MESH_OUT_PASSPHRASE",
-                           what="the passphrase to encrypt the written key or PKCS#12 with")
-    convert.add_argument(
-        "--traditional", action="store_true", help="write keys as BEGIN RSA PRIVATE KEY"
-    )
-    convert.add_argument("--nocerts", action="store_true", help="PKCS#12 -> PEM: only the key")
-    convert.add_argument(
-        "--nokeys", action="store_true", help="PKCS#12 -> PEM: only the certificates"
-    )
-    convert.set_defaults(func=_convert)
 
 
 def _lint(args: argparse.Namespace) -> int:

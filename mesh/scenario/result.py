@@ -47,12 +47,6 @@ class LinkRow:
             "message": self.message,
         }
 
-    def same_as(self, other: LinkRow) -> bool:
-        """Equal for comparing runs: link, state and code (not counters)."""
-        return (self.dialer, self.listener, self.state, self.code) == (
-            other.dialer, other.listener, other.state, other.code,
-        )
-
 
 @define(frozen=True, kw_only=True)
 class ExpectationVerdict:

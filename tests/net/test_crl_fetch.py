@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
-from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord, check_crl_url
 from mesh.net.crl_server import CrlServer
 from mesh.net.http_server import HttpServer, Request, Response
@@ -30,7 +29,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.issue import CertificateAuthority
 from mesh.validation.revocation import CrlIndex
 from mesh.validation.policy import ValidationPolicy
-from mesh.validation.verdict import validate_peer
+from mesh.validation.verdict import crl_urls, validate_peer
 
 PATH = "/crl/contoso-issuing-ca.crl"
 HIDDEN_HOST = "crl.contoso.invalid"  # resolves nowhere: only the proxy can reach it
@@ -536,10 +535,6 @@ async def test_every_fetch_is_recorded(server, clock):
     assert (ok.code, ok.status, ok.kept_cached, ok.crl_number) == (None, 200, False, 1)
     assert ok.size > 0 and ok.at == clock()
     assert (failed.code, failed.status, failed.kept_cached) == (FailureCode.CRL_HTTP_ERROR, 404, True)
-    fetched, warning = ok.event("sensor-1"), failed.event("sensor-1")
-    assert isinstance(fetched, CrlFetched) and fetched.number == 1 and fetched.size == ok.size
-    assert isinstance(warning, CrlFetchFailed) and warning.code is FailureCode.CRL_HTTP_ERROR
-    assert "kept the cached CRL" in warning.detail
 
 
 # -- the core's lookup --
@@ -552,7 +547,6 @@ async def test_prefetch_gives_the_core_a_lookup(server, fetcher):
     assert lookup(missing).code is FailureCode.CRL_HTTP_ERROR
     assert lookup("http://elsewhere/x.crl").code is FailureCode.CRL_UNREACHABLE
     assert server.requests() == 2
-    assert fetcher.lookup_for == fetcher.prefetch
 
 
 async def test_ready_answers_only_what_get_would_answer_without_fetching(server, fetcher, clock):
@@ -701,7 +695,7 @@ async def test_200_concurrent_checks_with_one_cdp_make_one_request(hierarchy, ke
 
         async def check(n: int) -> None:
             chain = [leaves[n].cert, *leaves[n].chain]
-            crls = await fetcher.crls_for(chain, trust=[root.cert])
+            crls = await fetcher.prefetch(crl_urls(chain, [root.cert], at=clock()))
             verdicts[n] = validate_peer(chain, trust=[root.cert], at=clock(), crls=crls)
 
         async with trio.open_nursery() as nursery:
@@ -719,8 +713,9 @@ async def test_an_untrusted_chain_fetches_nothing(hierarchy, keys, clock, epoch)
     server, root, issuing = hierarchy
     leaf = issuing.issue("stranger.example", not_before=epoch, key=keys(2048))
     other_root = CertificateAuthority.root("Other Root", not_before=epoch, key=keys(2048))
+    chain = [leaf.cert, *leaf.chain]
     async with CrlFetcher(now=clock) as fetcher:
-        crls = await fetcher.crls_for([leaf.cert, *leaf.chain], trust=[other_root.cert])
+        crls = await fetcher.prefetch(crl_urls(chain, [other_root.cert], at=clock()))
     assert server.requests() == 0
     assert crls(issuing.crl_url).code is FailureCode.CRL_UNREACHABLE
 
@@ -779,7 +774,7 @@ async def test_each_server_fault_is_its_own_code_at_validation(
     chain, trust = [leaf.cert, *leaf.chain], [root.cert]
     policy = ValidationPolicy(revocation=revocation)
     async with CrlFetcher(now=clock) as fetcher:
-        crls = await fetcher.crls_for(chain, trust=trust)
+        crls = await fetcher.prefetch(crl_urls(chain, trust, at=clock(), policy=policy))
     verdict = validate_peer(chain, trust=trust, at=clock(), crls=crls, policy=policy)
     if revocation == "soft" and code.is_crl_retrieval:
         assert verdict.accepted

@@ -12,6 +12,9 @@ them by the wall clock: ``--wall-clock`` starts the scenario now so that a
 browser sees valid dates, and ``--root FILE`` writes the scenario's root CA
 for ``curl --cacert FILE`` (the certificates name the appliance's domain name,
 so point that name at 127.0.0.1 with ``curl --resolve NAME:PORT:127.0.0.1``).
+
+It belongs to the scenario layer, not to :mod:`mesh.web`: it runs a scenario,
+and the consoles never import the scenario layer (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -28,45 +31,7 @@ import trio
 
 from mesh.errors import InputError
 
-__all__ = ["add_parser", "console_command"]
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "console",
-        help="run a scenario with each appliance's REST API and web console on HTTPS",
-        description="Start a scenario's mesh, serve the REST API and web console of each "
-        "appliance over HTTPS (one line per console: name, role, URL), play the timeline "
-        "at a pace a person can follow, and keep serving until Ctrl-C.",
-    )
-    parser.add_argument("scenario", metavar="FILE.toml", help="scenario file")
-    parser.add_argument(
-        "--appliance", action="append", metavar="NAME",
-        help="serve only this appliance's console (repeatable; default: all)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=int, default=0, metavar="PORT",
-        help="port of the first console, the next ones follow (default 0: free ports)",
-    )
-    parser.add_argument(
-        "--pace", type=float, default=5.0, metavar="SECONDS",
-        help="real seconds before each timeline step (default 5)",
-    )
-    parser.add_argument(
-        "--wall-clock", action="store_true",
-        help="start the scenario at the current time, so browsers accept the certificate dates",
-    )
-    parser.add_argument(
-        "--expiry-window", type=int, default=30, metavar="DAYS",
-        help="flag certificates this many days before their end (default 30)",
-    )
-    parser.add_argument(
-        "--root", metavar="FILE",
-        help="write the scenario's root CA certificate here (for curl --cacert FILE)",
-    )
-    parser.add_argument("--once", action="store_true", help="stop when the timeline ends")
-    parser.set_defaults(func=console_command)
+__all__ = ["console_command"]
 
 
 def _input_error(group: BaseExceptionGroup) -> InputError | None:

@@ -1,0 +1,106 @@
+"""The arguments of ``mesh pki init|revoke``; the commands are :mod:`mesh.pki.commands`.
+
+The fault recipes, CA names and CRL URL the help shows are the engine's
+(:mod:`mesh.pki.faults`, :mod:`mesh.pki.deployment`), copied here because
+importing those loads cryptography; ``tests/cli/test_pki.py`` keeps the
+copies equal to the originals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mesh.passphrase import add_passphrase_options
+
+__all__ = ["add_parser", "RECIPE_NAMES", "DEFAULT_ROOT", "DEFAULT_INTERMEDIATE",
+           "DEFAULT_CRL_BASE_URL"]
+
+#: ``tuple(mesh.pki.faults.RECIPES)``.
+RECIPE_NAMES = (
+    "ca-signed", "expired", "not-yet-valid", "revoked", "untrusted", "self-signed",
+    "missing-intermediate", "no-cdp", "crl-unreachable", "weak-key", "sha1",
+    "missing-subject-fields", "key-mismatch", "wrong-passphrase", "expired-intermediate",
+    "revoked-intermediate",
+)
+#: ``mesh.pki.deployment``'s defaults of the same names.
+DEFAULT_ROOT = "Contoso Root CA"
+DEFAULT_INTERMEDIATE = "Contoso Issuing CA"
+DEFAULT_CRL_BASE_URL = "http://127.0.0.1/crl"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    pki = subparsers.add_parser(
+        "pki", help="make a CA hierarchy and appliance certificates, good or faulty"
+    )
+    sub = pki.add_subparsers(dest="pki_command", metavar="SUBCOMMAND")
+
+    init = sub.add_parser(
+        "init",
+        help="create a root CA, an optional intermediate and one certificate per appliance",
+        description="Fault recipes: " + ", ".join(RECIPE_NAMES),
+    )
+    init.add_argument("dir", metavar="DIR", help="folder to write (gets pki.json)")
+    init.add_argument(
+        "--appliance",
+        "-a",
+        action="append",
+        default=[],
+        metavar="NAME[:ROLE][:FAULT]",
+        help="an appliance certificate; repeat for each (role defaults to sensor, fault to ca-signed)",
+    )
+    init.add_argument(
+        "--intermediate", action="store_true", help="issue leaves from an intermediate CA"
+    )
+    init.add_argument(
+        "--root-name", default=DEFAULT_ROOT, help=f"root CA name (default {DEFAULT_ROOT!r})"
+    )
+    init.add_argument(
+        "--intermediate-name",
+        default=DEFAULT_INTERMEDIATE,
+        help=f"intermediate CA name (default {DEFAULT_INTERMEDIATE!r})",
+    )
+    init.add_argument(
+        "--crl-base-url",
+        default=DEFAULT_CRL_BASE_URL,
+        metavar="URL",
+        help=f"where CRLs are published (default {DEFAULT_CRL_BASE_URL})",
+    )
+    init.add_argument(
+        "--key-size",
+        type=int,
+        choices=(2048, 4096),
+        default=2048,
+        help="RSA bits for appliance keys",
+    )
+    add_passphrase_options(init, what="the passphrase appliance keys are encrypted with")
+    init.add_argument(
+        "--at",
+        default=None,
+        metavar="ISO-TIME",
+        help="the instant certificates start (default now)",
+    )
+    init.add_argument(
+        "--force", action="store_true", help="write into a folder that already holds a PKI"
+    )
+    init.set_defaults(func="mesh.pki.commands:_init")
+
+    revoke = sub.add_parser(
+        "revoke", help="revoke an appliance's certificate and re-issue its CA's CRL"
+    )
+    revoke.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
+    revoke.add_argument("name", metavar="NAME", help="the appliance to revoke")
+    revoke.add_argument(
+        "--at",
+        default=None,
+        metavar="ISO-TIME",
+        help="revocation time and CRL thisUpdate (default: the PKI's instant)",
+    )
+    revoke.set_defaults(func="mesh.pki.commands:_revoke")
+
+    pki.set_defaults(func=lambda args: _help(pki))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2

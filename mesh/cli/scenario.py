@@ -1,0 +1,40 @@
+"""The arguments of ``mesh check`` and ``mesh run``; the commands are :mod:`mesh.scenario.commands`."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    check = subparsers.add_parser(
+        "check",
+        help="validate scenario files without running them",
+        description="Validate scenario files: every problem, one line each, exit 2 if any.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="scenario .toml files")
+    check.set_defaults(func="mesh.scenario.commands:check_command")
+
+    run = subparsers.add_parser(
+        "run",
+        help="run scenario files and check their expectations",
+        description="Build each scenario's PKI and CRL server, start its appliances, play "
+        "its timeline on the emulated clock and check its expectations. Exit 0 when "
+        "every expectation holds, 1 when one fails, 2 when a scenario is unusable.",
+    )
+    run.add_argument("files", nargs="+", metavar="FILE", help="scenario .toml files")
+    run.add_argument("--json", metavar="FILE", help="write the JSON report here")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML here (one test case per expectation)")
+    run.add_argument("--events", metavar="FILE", help="write every event here as JSON lines")
+    run.add_argument("--live", action="store_true", help="show the links changing state as it runs")
+    run.add_argument(
+        "--pace", type=float, default=0.6, metavar="SECONDS",
+        help="with --live: real seconds to pause after each step so it can be seen (default 0.6)",
+    )
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the final table")
+    run.add_argument(
+        "--processes", action="store_true",
+        help="run every appliance as its own `mesh node` process on real ports",
+    )
+    run.set_defaults(func="mesh.scenario.commands:run_command")
