@@ -2,7 +2,7 @@
 
 Each measurement is a module with a ``NAME`` and a ``run(bench)`` function;
 :mod:`mesh.bench.harness` runs them in order, prints a table, judges the
-targets of issue 7 (ratios within the run) and writes ``bench/results.json``.
+targets (ratios within the run) and writes ``bench/results.json``.
 """
 
 from mesh.bench.harness import MEASUREMENTS, main

@@ -125,7 +125,7 @@ def render(results: Results) -> str:
     for name, status in results.status.items():
         if status != "ok" and not any(f.measurement == name for f in results.figures):
             lines.append(f"\n== {name} ({status})")
-    lines.append("\n== targets (issue 7, ratios within this run)")
+    lines.append("\n== targets (ratios within this run)")
     twidth = max(len(t.name) for t in results.targets)
     for target in results.targets:
         value = "-" if target.value is None else fmt(target.value)

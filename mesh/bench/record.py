@@ -1,7 +1,7 @@
 """What a benchmark run produces: figures, targets and the machine they ran on.
 
 Every number the harness prints is a :class:`Figure` with a unit, recorded
-under the measurement that made it. Targets from issue 7 are ratios between
+under the measurement that made it. Targets are ratios between
 figures of the same run (never against a number measured elsewhere), so a
 :class:`Target` is judged after every measurement has finished and says
 "not measured" when one of its inputs is missing (``--only``, a module that
@@ -50,7 +50,7 @@ class Figure:
 
 @define(frozen=True, kw_only=True)
 class Target:
-    """A goal from issue 7, judged on this run's figures.
+    """A goal, judged on this run's figures.
 
     ``value`` is None when an input figure is missing; ``met`` is then None too.
     ``higher_is_better`` says which side of ``threshold`` passes.

@@ -1,4 +1,4 @@
-"""The targets of issue 7, each a ratio or a limit judged on one run's figures.
+"""The targets, each a ratio or a limit judged on one run's figures.
 
 Figure keys live here so the measurement that makes a figure and the target
 that reads it cannot drift apart.

@@ -1,6 +1,6 @@
 """A deployment on disk: ``pki.json`` and the files it names, written and read back.
 
-The folder (``pki.write(dir)``) holds ``pki.json``, the manifest of issue 2
+The folder (``pki.write(dir)``) holds ``pki.json``, the manifest
 (paths relative to the folder)::
 
     {"root": "ca/contoso-root-ca.crt",
@@ -215,7 +215,7 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
 
 
 def read_manifest(folder: str | Path) -> dict:
-    """``folder/pki.json`` as a dict, checked for the keys issue 2 names."""
+    """``folder/pki.json`` as a dict, checked for the keys it must have."""
     path = Path(folder) / MANIFEST
     where = str(path)
     if Path(folder).is_file():

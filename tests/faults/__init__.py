@@ -1,1 +1,1 @@
-"""Faults survived, nothing lost, nothing let in (issue 7)."""
+"""Faults survived, nothing lost, nothing let in."""
