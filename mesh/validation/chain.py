@@ -1,13 +1,14 @@
-"""Chain of trust: path building and signatures by OpenSSL's verifier.
+"""Facts of one certificate, and the ``openssl`` profile's path: OpenSSL's first one.
 
-Which verifier, and why: OpenSSL's ``X509_verify_cert`` through pyOpenSSL's
-``X509Store``/``X509StoreContext``. It is the verifier the ``openssl verify``
-CLI runs (our independent oracle), it builds paths from an unordered bag of
-presented certificates, and it reports stable integer error codes. We map
-those integers, never the message text. ``cryptography.x509.verification``
-was the alternative; it applies web-PKI rules we must not impose here (it
-rejects SHA-1 and small keys as a path failure, where mesh reports them as
-``weak_crypto`` and a lenient appliance accepts them) and has no error codes.
+:func:`malformation`, :func:`is_self_issued` and :func:`public_key_der` are
+facts of an immutable certificate, remembered by identity (bounded) and shared
+by every verifier: a fleet of appliances reads each CA certificate once.
+
+:class:`FirstPath` is how the ``openssl`` profile builds a path: OpenSSL's
+``X509_verify_cert`` through pyOpenSSL's ``X509Store``/``X509StoreContext``,
+the verifier the ``openssl verify`` CLI runs, taking the first issuer it
+finds at each step. We map its integer error codes, never the message text.
+(The strict profile searches every candidate path instead: :mod:`.strict`.)
 
 Two deliberate narrowings of what we ask OpenSSL:
 
@@ -22,10 +23,10 @@ Two deliberate narrowings of what we ask OpenSSL:
   an indexed CRL once per version instead.
 
 Path building is a pure function of (presented chain, trust anchors), so its
-result is memoised too: :func:`build_path` may be called for ``crl_urls`` and
-again for the verdict at no extra cost. The memo is looked up by object
-identity first (:mod:`.memo`: hashing a certificate costs about 2 us), then
-by equality.
+result is memoised by the verifier that owns the :class:`FirstPath`: a path may
+be built for ``crl_urls`` and again for the verdict at no extra cost. The memo
+is looked up by object identity (:mod:`.memo`: hashing a certificate costs
+about 2 us).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from mesh.validation.memo import IdentityMemo
 __all__ = [
     "public_key_der",
     "PathResult",
-    "build_path",
+    "FirstPath",
     "is_self_issued",
     "malformation",
     "PARSE_ERRORS",
@@ -133,45 +134,6 @@ def is_self_issued(cert: x509.Certificate) -> bool:
     return _SELF_ISSUED.get((cert,), lambda: cert.issuer == cert.subject)
 
 
-#: build_path's answers by the identity of (chain..., None, trust...).
-_PATHS: IdentityMemo[PathResult] = IdentityMemo(maxsize=256)
-
-
-def build_path(
-    chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
-) -> PathResult:
-    """Build and verify the path from ``chain[0]`` to one of ``trust``."""
-    return _PATHS.get((*chain, None, *trust), lambda: _checked_path(chain, trust))
-
-
-def _checked_path(
-    chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
-) -> PathResult:
-    if not chain:
-        return PathResult(
-            path=(),
-            trusted=False,
-            error=Finding(
-                code=FailureCode.CHAIN_UNTRUSTED, detail="no certificate was presented"
-            ),
-        )
-    for depth, cert in enumerate(chain):
-        problem = malformation(cert)
-        if problem is not None:
-            return PathResult(
-                path=(),
-                trusted=False,
-                error=Finding.about(
-                    FailureCode.CHAIN_UNTRUSTED,
-                    cert,
-                    f"the certificate at position {depth} of the chain is malformed: {problem}",
-                    depth=depth,
-                ),
-            )
-    anchors = tuple(c for c in trust if malformation(c) is None)
-    return _build_path(tuple(chain), anchors)
-
-
 #: What reading a damaged certificate's or CRL's fields can raise: cryptography's
 #: parse errors are ValueError and TypeError plus a few of its own Exception classes.
 PARSE_ERRORS = (
@@ -185,7 +147,7 @@ PARSE_ERRORS = (
 )
 
 
-#: Certificates remembered by :func:`malformation` and :func:`_to_openssl`.
+#: Certificates remembered by :func:`malformation`.
 #: A check looks each certificate up two or three times in quick succession
 #: (``crl_urls``, then ``validate_peer``), and the anchors and intermediates
 #: are the same for every check, so a few hundred entries answer nearly every
@@ -215,7 +177,7 @@ def malformation(cert: x509.Certificate) -> str | None:
         cert.public_key()
         for extension in cert.extensions:
             extension.value
-        _to_openssl(cert)
+        crypto.X509.from_cryptography(cert)
     except x509.DuplicateExtension as exc:
         return (
             "RFC 5280 4.2: a certificate must not include more than one instance "
@@ -224,46 +186,6 @@ def malformation(cert: x509.Certificate) -> str | None:
     except PARSE_ERRORS as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
-
-
-@functools.lru_cache(maxsize=512)
-def _build_path(
-    chain: tuple[x509.Certificate, ...], trust: tuple[x509.Certificate, ...]
-) -> PathResult:
-    leaf = chain[0]
-    if not trust:
-        return PathResult(
-            path=_walk_by_name(chain, trust),
-            trusted=False,
-            error=Finding.about(
-                FailureCode.CHAIN_UNTRUSTED,
-                leaf,
-                "no trust anchor was given to validate against",
-                depth=0,
-            ),
-        )
-    context = crypto.X509StoreContext(
-        _store(trust), _to_openssl(leaf), [_to_openssl(c) for c in chain[1:]]
-    )
-    try:
-        verified = context.get_verified_chain()
-    except crypto.X509StoreContextError as exc:
-        number, depth = int(exc.errors[0]), int(exc.errors[1])
-        text = str(exc.errors[2])
-        name = VERIFY_ERROR_NAMES.get(number, "verify error")
-        failing = exc.certificate.to_cryptography() if exc.certificate else leaf
-        path = _walk_by_name(chain, trust)
-        return PathResult(
-            path=path,
-            trusted=False,
-            error=Finding.about(
-                _NOT_TRUST.get(number, FailureCode.CHAIN_UNTRUSTED),
-                failing,
-                f"{text} (OpenSSL {name}, error {number} at depth {depth})",
-                depth=depth,
-            ),
-        )
-    return PathResult(path=tuple(c.to_cryptography() for c in verified), trusted=True)
 
 
 def _walk_by_name(
@@ -284,16 +206,100 @@ def _walk_by_name(
     return tuple(path)
 
 
-@functools.lru_cache(maxsize=64)
-def _store(trust: tuple[x509.Certificate, ...]) -> crypto.X509Store:
-    """One OpenSSL store per trust set, built once and never mutated after."""
-    store = crypto.X509Store()
-    for anchor in trust:
-        store.add_cert(_to_openssl(anchor))
-    store.set_flags(_NO_CHECK_TIME)
-    return store
+class FirstPath:
+    """OpenSSL's first path, as the ``openssl`` profile builds it; owns its memos.
 
+    Path building is a pure function of (presented chain, trust anchors), so
+    a :class:`~mesh.validation.verifier.Verifier` keeps one of these and a
+    repeat peer's path costs a lookup. One OpenSSL store per trust set is
+    built once and never mutated after (no ``set_time``: dates are
+    :mod:`.period`'s), so every handshake shares it.
+    """
 
-@functools.lru_cache(maxsize=_CERT_MEMO)
-def _to_openssl(cert: x509.Certificate) -> crypto.X509:
-    return crypto.X509.from_cryptography(cert)
+    def __init__(self) -> None:
+        self._paths: IdentityMemo[PathResult] = IdentityMemo(maxsize=256)
+        self._stores: IdentityMemo[crypto.X509Store] = IdentityMemo(maxsize=16)
+        self._x509: IdentityMemo[crypto.X509] = IdentityMemo(maxsize=_CERT_MEMO)
+
+    def build(
+        self, chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
+    ) -> PathResult:
+        """Build and verify the path from ``chain[0]`` to one of ``trust``."""
+        return self._paths.get((*chain, None, *trust), lambda: self._checked(chain, trust))
+
+    def _checked(
+        self, chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
+    ) -> PathResult:
+        if not chain:
+            return PathResult(
+                path=(),
+                trusted=False,
+                error=Finding(
+                    code=FailureCode.CHAIN_UNTRUSTED, detail="no certificate was presented"
+                ),
+            )
+        for depth, cert in enumerate(chain):
+            problem = malformation(cert)
+            if problem is not None:
+                return PathResult(
+                    path=(),
+                    trusted=False,
+                    error=Finding.about(
+                        FailureCode.CHAIN_UNTRUSTED,
+                        cert,
+                        f"the certificate at position {depth} of the chain is malformed: {problem}",
+                        depth=depth,
+                    ),
+                )
+        anchors = tuple(c for c in trust if malformation(c) is None)
+        return self._verified(tuple(chain), anchors)
+
+    def _verified(
+        self, chain: tuple[x509.Certificate, ...], trust: tuple[x509.Certificate, ...]
+    ) -> PathResult:
+        leaf = chain[0]
+        if not trust:
+            return PathResult(
+                path=_walk_by_name(chain, trust),
+                trusted=False,
+                error=Finding.about(
+                    FailureCode.CHAIN_UNTRUSTED,
+                    leaf,
+                    "no trust anchor was given to validate against",
+                    depth=0,
+                ),
+            )
+        context = crypto.X509StoreContext(
+            self._store(trust), self._openssl(leaf), [self._openssl(c) for c in chain[1:]]
+        )
+        try:
+            verified = context.get_verified_chain()
+        except crypto.X509StoreContextError as exc:
+            number, depth = int(exc.errors[0]), int(exc.errors[1])
+            text = str(exc.errors[2])
+            name = VERIFY_ERROR_NAMES.get(number, "verify error")
+            failing = exc.certificate.to_cryptography() if exc.certificate else leaf
+            return PathResult(
+                path=_walk_by_name(chain, trust),
+                trusted=False,
+                error=Finding.about(
+                    _NOT_TRUST.get(number, FailureCode.CHAIN_UNTRUSTED),
+                    failing,
+                    f"{text} (OpenSSL {name}, error {number} at depth {depth})",
+                    depth=depth,
+                ),
+            )
+        return PathResult(path=tuple(c.to_cryptography() for c in verified), trusted=True)
+
+    def _store(self, trust: tuple[x509.Certificate, ...]) -> crypto.X509Store:
+        def build() -> crypto.X509Store:
+            store = crypto.X509Store()
+            for anchor in trust:
+                store.add_cert(self._openssl(anchor))
+            store.set_flags(_NO_CHECK_TIME)
+            return store
+
+        return self._stores.get(trust, build)
+
+    def _openssl(self, cert: x509.Certificate) -> crypto.X509:
+        return self._x509.get((cert,), lambda: crypto.X509.from_cryptography(cert))

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from cryptography import x509
 
-from mesh.validation.chain import build_path, is_self_issued
+from mesh.validation.chain import FirstPath, is_self_issued
 from mesh.validation.finding import Finding
 from mesh.validation.identity import check_name, check_purpose
 from mesh.validation.period import check_periods
@@ -43,10 +43,11 @@ def openssl_verdict(
     at: dt.datetime,
     crls: CrlLookup,
     policy: ValidationPolicy,
+    paths: FirstPath,
     configured: ConfiguredCrls | None = None,
 ) -> Verdict:
     """The verdict on OpenSSL's first path (``at`` is aware UTC)."""
-    built = build_path(chain, trust)
+    built = paths.build(chain, trust)
     path = built.path
     findings: list[Finding] = []
     if built.error is not None:
@@ -72,10 +73,11 @@ def openssl_crl_urls(
     chain: Sequence[x509.Certificate],
     trust: Sequence[x509.Certificate],
     *,
+    paths: FirstPath,
     configured: ConfiguredCrls | None = None,
 ) -> list[str]:
     """The CDP URLs of OpenSSL's path (empty when it does not verify)."""
-    built = build_path(chain, trust)
+    built = paths.build(chain, trust)
     if not built.trusted:
         return []
     path = built.path

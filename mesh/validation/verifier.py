@@ -34,7 +34,7 @@ from typing import Mapping, Sequence, Union
 from cryptography import x509
 
 from mesh.errors import FailureCode, Severity, ValidationFailed
-from mesh.validation.chain import is_self_issued, malformation
+from mesh.validation.chain import FirstPath, is_self_issued, malformation
 from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
 from mesh.validation.openssl_profile import openssl_crl_urls, openssl_verdict
@@ -94,6 +94,7 @@ class Verifier:
         self.crl_files = ConfiguredCrls([as_crl_index(crl) for crl in crl_files])
         self._anchors = tuple(c for c in self.trust if malformation(c) is None)
         self._checker = StrictChecker()
+        self._first_path = FirstPath()
         self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=256)
         self._lock = threading.Lock()
 
@@ -118,7 +119,8 @@ class Verifier:
         policy = self.policy
         if not self.strict:
             return openssl_verdict(
-                chain, trust=self.trust, at=at, crls=lookup, policy=policy, configured=self.crl_files
+                chain, trust=self.trust, at=at, crls=lookup, policy=policy,
+                paths=self._first_path, configured=self.crl_files,
             )
         if not chain:
             missing = Finding(
@@ -150,7 +152,9 @@ class Verifier:
         chooses as if every certificate were within its dates.
         """
         if not self.strict:
-            return openssl_crl_urls(chain, self.trust, configured=self.crl_files)
+            return openssl_crl_urls(
+                chain, self.trust, paths=self._first_path, configured=self.crl_files
+            )
         if not chain:
             return []
         entry = self._entry(chain)

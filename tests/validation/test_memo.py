@@ -5,7 +5,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mesh.validation.chain import build_path
+from mesh.validation.chain import FirstPath
 from mesh.validation.memo import IdentityMemo, certificate_from_der
 
 
@@ -70,13 +70,14 @@ def test_certificate_from_der_refuses_garbage_with_cryptographys_error() -> None
         certificate_from_der(b"\x30\x03\x02\x01\x00")
 
 
-def test_build_path_gives_equal_answers_for_equal_chains_by_either_route(lab) -> None:
+def test_first_path_gives_equal_answers_for_equal_chains_by_either_route(lab) -> None:
     leaf = lab.leaf()
     chain = lab.chain(leaf)
     reparsed = [x509.load_der_x509_certificate(c.public_bytes(Encoding.DER)) for c in chain]
-    first = build_path(chain, lab.trust)
-    assert build_path(chain, lab.trust) is first  # identity hit
-    again = build_path(reparsed, lab.trust)  # identity miss, equality hit below
+    paths = FirstPath()
+    first = paths.build(chain, lab.trust)
+    assert paths.build(chain, lab.trust) is first  # identity hit
+    again = paths.build(reparsed, lab.trust)  # identity miss: built again, equal
     assert again.trusted and again.path == first.path
 
 
@@ -91,6 +92,7 @@ def test_memos_never_change_a_verdict(lab, keys) -> None:
     from mesh.validation import ValidationPolicy, validate_peer
     from mesh.validation import chain as chain_module
     from mesh.validation import revocation, strength
+    from mesh.validation import verdict as verdict_module
 
     day = dt.timedelta(days=1)
     at = lab.epoch + day
@@ -124,6 +126,6 @@ def test_memos_never_change_a_verdict(lab, keys) -> None:
     assert [v["valid"] for v in first] == [True, False, False, False, False, True, False, False, False]
     assert verdicts(cases) == first
     assert verdicts([reparsed(c) for c in cases]) == first
-    for memo in (chain_module._PATHS, chain_module._SELF_ISSUED, revocation._CDPS, strength._FACTS):
+    for memo in (verdict_module._VERIFIERS, chain_module._SELF_ISSUED, revocation._CDPS, strength._FACTS):
         memo.clear()
     assert verdicts(cases) == first
