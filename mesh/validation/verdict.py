@@ -205,8 +205,10 @@ def crl_urls(
     return _verifier(trust, policy, crl_files).crl_urls(chain, at=at)
 
 
-#: The verifiers validate_peer built, by the identity of what it was given.
-_VERIFIERS: IdentityMemo[Any] = IdentityMemo(maxsize=64)
+#: The verifiers validate_peer built: by the identity of the trust anchors and
+#: CRL files, then by the policy's value (callers often build an equal policy
+#: per call, e.g. with the peer's expected name).
+_VERIFIERS: IdentityMemo[dict[ValidationPolicy, Any]] = IdentityMemo(maxsize=64)
 
 
 def _verifier(
@@ -215,10 +217,13 @@ def _verifier(
     from mesh.validation.verifier import Verifier
 
     crl_files = tuple(crl_files)
-    return _VERIFIERS.get(
-        (*trust, None, policy, None, *crl_files),
-        lambda: Verifier(trust, policy, crl_files=crl_files),
-    )
+    by_policy = _VERIFIERS.get((*trust, None, *crl_files), dict)
+    verifier = by_policy.get(policy)
+    if verifier is None:
+        if len(by_policy) >= 64:
+            by_policy.clear()
+        verifier = by_policy[policy] = Verifier(trust, policy, crl_files=crl_files)
+    return verifier
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:
