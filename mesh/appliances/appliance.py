@@ -58,6 +58,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from mesh.appliances.checks import PeerChecker
+from mesh.appliances.dialer import Backoff, RetryGate
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus
@@ -84,7 +85,6 @@ from mesh.events import (
 from mesh.net import tls
 from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream, LineStream
 from mesh.net.links import (
-    Backoff,
     Judgement,
     Link,
     LinkBook,
@@ -141,64 +141,6 @@ class EngineSettings:
     backoff_cap: float = 60.0
     max_frame: int = MAX_FRAME
     expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW
-
-
-class RetryGate:
-    """Lets a caller cut every dialer's backoff short and know which attempts are fresh.
-
-    Each attempt records the gate's generation when it started; after
-    :meth:`request` returns generation ``g``, an attempt with generation
-    ``>= g`` started after the request. :meth:`recheck` goes further: every
-    live link whose attempt started before it is closed by its dialer, which
-    redials at once (``Mesh.refresh``).
-    """
-
-    def __init__(self, clock: EmulatedClock) -> None:
-        self.clock = clock
-        self.generation = 0
-        #: The generation of the latest :meth:`recheck` (0: none yet).
-        self.recheck_generation = 0
-        #: What :meth:`recheck` calls: live links, by the attempt they came from.
-        self._watchers: dict[object, tuple[int, Callable[[], None]]] = {}
-
-    def request(self) -> int:
-        self.generation += 1
-        self.clock.kick()
-        return self.generation
-
-    def recheck(self) -> int:
-        """:meth:`request`, and ask every live link dialed before it to redial."""
-        generation = self.request()
-        self.recheck_generation = generation
-        watchers, self._watchers = self._watchers, {}
-        for _since, callback in watchers.values():
-            callback()
-        return generation
-
-    def watch_recheck(self, since: int, callback: Callable[[], None]) -> object:
-        """Call ``callback`` at the first :meth:`recheck` after an attempt of generation ``since``.
-
-        At once if one already came. A callback, not a task waiting on an
-        event: every live dialed link has one, and thousands of parked tasks
-        are memory and scheduling for something that rarely happens. Returns
-        a handle for :meth:`unwatch`.
-        """
-        handle = object()
-        if self.recheck_generation > since:
-            callback()
-        else:
-            self._watchers[handle] = (since, callback)
-        return handle
-
-    def unwatch(self, handle: object) -> None:
-        self._watchers.pop(handle, None)
-
-    async def pause(self, seconds: float, since: int) -> None:
-        """Back off ``seconds`` (emulated) unless a request came since ``since``."""
-        if self.generation != since:
-            await trio.lowlevel.checkpoint()
-            return
-        await self.clock.sleep(seconds)
 
 
 def _label_of(chain: Sequence[x509.Certificate]) -> str:

@@ -76,7 +76,8 @@ from typing import Any, Sequence
 import trio
 import trio.testing
 
-from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
+from mesh.appliances.appliance import Appliance, EngineSettings
+from mesh.appliances.dialer import RetryGate
 from mesh.appliances.collector import collector_tuned
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus

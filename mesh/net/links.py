@@ -45,7 +45,6 @@ __all__ = [
     "Outcome",
     "decide",
     "exchange_verdicts",
-    "Backoff",
     "Link",
     "LinkBook",
     "PeerSilent",
@@ -274,23 +273,6 @@ async def exchange_verdicts(
             raise PeerSilent(f"{peer_name} closed the connection before sending its verdict")
         return Judgement.from_frame(frame, default_by=peer_name)
     raise PeerSilent(f"{peer_name} sent no verdict within {timeout:g} s")
-
-
-@define(kw_only=True)
-class Backoff:
-    """Capped exponential backoff in emulated seconds: 1, 2, 4, ... up to ``cap``."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    _next: float = field(default=0.0, alias="_next")
-
-    def reset(self) -> None:
-        self._next = 0.0
-
-    def next_delay(self) -> float:
-        self._next = self.initial if self._next == 0.0 else min(self.cap, self._next * self.factor)
-        return self._next
 
 
 @define(kw_only=True, eq=False)

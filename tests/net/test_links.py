@@ -1,4 +1,4 @@
-"""Links: verdict frames, the both-ends-accept rule, backoff, the link record."""
+"""Links: verdict frames, the both-ends-accept rule, the link record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import trio.testing
 from mesh.errors import FailureCode, Severity
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, encode
 from mesh.net.links import (
-    Backoff,
     Judgement,
     LinkBook,
     LinkState,
@@ -116,13 +115,6 @@ async def test_application_data_instead_of_a_verdict_is_a_protocol_error():
     await right.send_all(encode(Frame(type=FrameType.HEARTBEAT)))
     with pytest.raises(FrameError):
         await exchange_verdicts(FramedStream(left), ACCEPT, peer_name="c", timeout=3)
-
-
-def test_backoff_is_capped_exponential():
-    backoff = Backoff(initial=1, cap=10)
-    assert [backoff.next_delay() for _ in range(6)] == [1, 2, 4, 8, 10, 10]
-    backoff.reset()
-    assert backoff.next_delay() == 1
 
 
 async def test_link_book_wakes_waiters_and_snapshots():

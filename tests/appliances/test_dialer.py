@@ -1,0 +1,54 @@
+"""The dialer's policy: capped backoff, and the gate that cuts it short."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from mesh.appliances.dialer import Backoff, RetryGate
+from mesh.clock import EmulatedClock
+
+
+def test_backoff_is_capped_exponential():
+    backoff = Backoff(initial=1, cap=10)
+    assert [backoff.next_delay() for _ in range(6)] == [1, 2, 4, 8, 10, 10]
+    backoff.reset()
+    assert backoff.next_delay() == 1
+
+
+async def test_a_request_ends_a_pause_begun_before_it_and_skips_one_begun_after(
+    epoch, autojump_clock
+):
+    gate = RetryGate(EmulatedClock(epoch))
+    since = gate.generation
+    ended = []
+
+    async def pause() -> None:
+        await gate.pause(3600, since)
+        ended.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pause)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        assert gate.request() == since + 1
+    assert ended == [start]  # woken at once, not after the hour
+    await gate.pause(3600, since)  # a request came since: no wait at all
+    assert trio.current_time() == start
+
+
+async def test_a_recheck_calls_each_watcher_of_an_older_attempt_once(epoch):
+    gate = RetryGate(EmulatedClock(epoch))
+    called: list[str] = []
+    old = gate.watch_recheck(gate.generation, lambda: called.append("old"))
+    gone = gate.watch_recheck(gate.generation, lambda: called.append("gone"))
+    gate.unwatch(gone)
+    generation = gate.recheck()
+    assert (called, gate.recheck_generation) == (["old"], generation)
+    # An attempt older than the recheck is told at once; a newer one waits for the next.
+    gate.watch_recheck(generation - 1, lambda: called.append("late"))
+    gate.watch_recheck(generation, lambda: called.append("new"))
+    assert called == ["old", "late"]
+    gate.recheck()
+    assert called == ["old", "late", "new"]
+    gate.unwatch(old)  # already called: nothing to undo
