@@ -57,9 +57,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from mesh.appliances.book import LinkBook
 from mesh.appliances.checks import PeerChecker
 from mesh.appliances.dialer import Backoff, RetryGate
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
+from mesh.appliances.link_state import Link, LinkState, Outcome, decide
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus
 from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
@@ -86,13 +88,8 @@ from mesh.net import tls
 from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream, LineStream
 from mesh.net.links import (
     Judgement,
-    Link,
-    LinkBook,
-    LinkState,
-    Outcome,
     PeerRefusedTls,
     PeerSilent,
-    decide,
     exchange_verdicts,
     tls_refusal,
 )

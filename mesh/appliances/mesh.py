@@ -77,14 +77,15 @@ import trio
 import trio.testing
 
 from mesh.appliances.appliance import Appliance, EngineSettings
-from mesh.appliances.dialer import RetryGate
+from mesh.appliances.book import LinkBook
 from mesh.appliances.collector import collector_tuned
+from mesh.appliances.dialer import RetryGate
+from mesh.appliances.link_state import LinkState, LinkStatus
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus
 from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
 from mesh.events import CertificateRevoked, ClockAdvanced, CrlServerChanged
-from mesh.net.links import LinkBook, LinkState, LinkStatus
 from mesh.pki.issue import Issued, KeySource
 from mesh.validation.verdict import Verdict
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from attrs import define
 
-from mesh.net.links import LinkState, LinkStatus
+from mesh.appliances.link_state import LinkState, LinkStatus
 
 __all__ = ["LinkState", "LinkStatus", "ApplianceStatus"]
 

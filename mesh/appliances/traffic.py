@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
+from mesh.appliances.link_state import Link
 from mesh.appliances.spec import Role
 from mesh.events import MessageDelivered
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, LineStream
-from mesh.net.links import Link
 
 if TYPE_CHECKING:
     from mesh.appliances.appliance import Appliance
