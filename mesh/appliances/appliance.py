@@ -36,19 +36,16 @@ Each appliance also watches its own certificate: ``certificate-expiring``
 once per certificate when it comes within ``EngineSettings.expiry_window`` of
 its end (at start, after an upload, on a clock jump or as time passes).
 
-Who reports what: the dialer owns a link's lifecycle events (``link-up``,
-``link-down``); the listener reports them too when the dialer is not in this
-process (``mesh node``, ``openssl s_client``). Each end that refuses reports
-its own ``link-halted``; each end with validation off its own
-``validation-skipped``. Repeats of the same outcome on later attempts are not
-reported again until the outcome changes.
+Who reports what, and where each link goes, is the link's state machine
+(``mesh.appliances.link_state``); this appliance feeds it through its
+``LinkEnds`` (``mesh.appliances.ends``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -60,10 +57,12 @@ from OpenSSL import SSL
 from mesh.appliances.book import LinkBook
 from mesh.appliances.checks import PeerChecker
 from mesh.appliances.dialer import Backoff, RetryGate
+from mesh.appliances.directory import Directory
+from mesh.appliances.ends import LinkEnds
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
 from mesh.appliances.link_state import Link, LinkState, Outcome, decide
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
-from mesh.appliances.status import ApplianceStatus
+from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
 from mesh.clock import EmulatedClock
 from mesh.errors import FailureCode, InputError, ValidationFailed
@@ -74,14 +73,7 @@ from mesh.events import (
     CertificateExpiring,
     CertificateUploaded,
     ConnectionDropped,
-    LinkConnecting,
-    LinkDown,
-    LinkHalted,
-    LinkRecheck,
-    LinkUp,
-    LinkUpUnvalidated,
     UploadRefused,
-    ValidationSkipped,
     ValidationSwitched,
 )
 from mesh.net import tls
@@ -101,22 +93,6 @@ __all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate"]
 
 #: How many error lines an appliance's status keeps.
 _ERROR_LINES = 20
-
-
-class Directory(Protocol):
-    """Where the engine learns about other appliances (the Mesh, or a node's config)."""
-
-    def address_of(self, name: str) -> tuple[str, int] | None: ...
-
-    def role_of(self, name: str) -> Role | None: ...
-
-    def is_local(self, name: str) -> bool: ...
-
-    def expected_dialers(self, listener: str) -> Sequence[str]: ...
-
-    def hostname_of(self, name: str) -> str: ...
-
-    def speaks_mesh(self, name: str) -> bool: ...
 
 
 @define(frozen=True, kw_only=True)
@@ -222,7 +198,15 @@ class Appliance:
         self.inbox: list[tuple[str, Frame]] = []
         self.errors: list[str] = []
         self._contexts: dict[bool, tuple[SSL.Context, tls.Credentials]] = {}
-        self._seen: dict[tuple[Any, ...], Any] = {}
+        self.ends = LinkEnds(
+            spec.name,
+            clock=clock,
+            events=events,
+            book=book,
+            directory=directory,
+            gate=gate,
+            error=self._error,
+        )
         #: The identity a certificate-expiring event was last emitted for.
         self._expiry_warned: Issued | None = None
         self._expiry_sleep: trio.CancelScope | None = None
@@ -283,7 +267,7 @@ class Appliance:
                 if link.dialer == self.name or (
                     link.listener == self.name and not self.directory.is_local(link.dialer)
                 ):
-                    self._down(link, f"{self.name} stopped", report=False)
+                    self.ends.stopped(link, f"{self.name} stopped")
             with trio.CancelScope(shield=True):
                 await self.checker.aclose()
             self.events.append(ApplianceStopped(at=self.clock.now(), appliance=self.name))
@@ -416,7 +400,7 @@ class Appliance:
             serial=identity.cert.serial_number if identity else None,
             self_signed=self.self_signed,
             links=tuple(
-                link.status()
+                LinkStatus.of(link)
                 for link in self.book
                 if self.name in (link.dialer, link.listener)
             ),
@@ -458,20 +442,14 @@ class Appliance:
         backoff = Backoff(initial=self.settings.backoff_initial, cap=self.settings.backoff_cap)
         while True:
             generation = self.gate.generation
-            link.attempts += 1
-            if link.attempts == 1:
-                self.events.append(
-                    LinkConnecting(
-                        at=self.clock.now(), dialer=pair.dialer, listener=pair.listener, attempt=1
-                    )
-                )
+            self.ends.attempted(link)
             try:
                 was_up = await self._attempt(pair, link, generation)
             except _CONNECTION_ERRORS as exc:
                 # Our own side cannot take part (no usable certificate for TLS,
                 # a peer that broke the protocol): the link is down, the mesh lives on.
                 self._error(f"{self.name} -> {pair.listener}: {_why(exc)}")
-                self._down(link, _why(exc), generation=generation)
+                self.ends.lost(link, _why(exc), generation=generation)
                 was_up = False
             if was_up:
                 backoff.reset()
@@ -480,7 +458,7 @@ class Appliance:
     async def _attempt(self, pair: LinkPair, link: Link, generation: int) -> bool:
         address = self.directory.address_of(pair.listener)
         if address is None:
-            self._down(link, f"{pair.listener} has no known address", generation=generation)
+            self.ends.lost(link, f"{pair.listener} has no known address", generation=generation)
             return False
         host, port = address
         context, credentials = self._tls(server=False)
@@ -493,7 +471,7 @@ class Appliance:
                 credentials=credentials,
             )
         except tls.HandshakeTimeout as exc:
-            self._down(link, str(exc), generation=generation)
+            self.ends.lost(link, str(exc), generation=generation)
             return False
         except trio.BrokenResourceError as exc:
             refusal = tls_refusal(exc)
@@ -501,10 +479,12 @@ class Appliance:
                 self._refused_by_tls(link, pair.listener, refusal, generation)
                 return False
             why = exc.__cause__ or exc
-            self._down(link, f"TLS handshake with {pair.listener} failed: {why}", generation=generation)
+            self.ends.lost(
+                link, f"TLS handshake with {pair.listener} failed: {why}", generation=generation
+            )
             return False
         except OSError as exc:
-            self._down(
+            self.ends.lost(
                 link,
                 f"{pair.listener} at {host}:{port} is not reachable ({_os_reason(exc)})",
                 generation=generation,
@@ -617,17 +597,17 @@ class Appliance:
                 peer = theirs.by if theirs is not None else peer  # the dialer's own name
                 link = self.book.get(peer, self.name, mutual=self.role.validates_clients)
                 if not self.directory.is_local(peer):
-                    link.attempts += 1
+                    self.ends.attempted(link)  # its dialer, elsewhere, counts none here
             if theirs is None:
                 if mine.accepted:
-                    self._down(link, silence, generation=generation)
+                    self.ends.lost(link, silence, generation=generation)
                     return False
-                outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
+                outcome = Outcome.refused(mine)
             elif as_dialer:
                 outcome = decide(mine, theirs)
             else:
                 outcome = decide(theirs, mine)
-            self._record(link, outcome, mine, theirs, generation=generation)
+            self.ends.judged(link, outcome, mine, theirs, generation=generation)
             if outcome.state is LinkState.HALTED:
                 return False
             # The peer's parsed chain is kept for the link's life only when
@@ -651,130 +631,8 @@ class Appliance:
     def _refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
         """The listener's TLS stack refused us during the handshake (TLS 1.2)."""
         theirs = _tls_judgement(peer, reason)
-        outcome = Outcome(state=LinkState.HALTED, primary=theirs, refusals=(theirs,))
         mine = Judgement(by=self.name, accepted=True, enforced=self.validation)
-        self._record(link, outcome, mine, theirs, generation=generation)
-
-    def _owns(self, link: Link) -> bool:
-        return link.dialer == self.name or not self.directory.is_local(link.dialer)
-
-    def _record(
-        self,
-        link: Link,
-        outcome: Outcome,
-        mine: Judgement,
-        theirs: Judgement | None,
-        *,
-        generation: int | None,
-    ) -> None:
-        now = self.clock.now()
-        owner = self._owns(link)
-        if owner:
-            # In one process the dialer is the authority on the shared record (it
-            # holds both verdicts); a listener's late news about an older
-            # connection must not overwrite a newer outcome.
-            if link.state is not outcome.state:
-                link.since = now
-                if link.state is LinkState.HALTED:
-                    link.episode += 1
-            link.state = outcome.state
-            link.outcome = outcome
-            link.reason = ""
-            self._complete(link, generation)
-        peer = link.listener if link.dialer == self.name else link.dialer
-
-        refusals = [mine] if not mine.accepted else []
-        if owner and theirs is not None and not theirs.accepted and not self.directory.is_local(theirs.by):
-            refusals.append(theirs)  # the remote end cannot report into this process
-        for judgement in refusals:
-            assert judgement.code is not None
-            signature = ("halted", judgement.code, judgement.serial, link.episode)
-            key = (link.key, "refusal", judgement.by)
-            if self._seen.get(key) != signature:
-                self._seen[key] = signature
-                event = LinkHalted(
-                    at=now,
-                    dialer=link.dialer,
-                    listener=link.listener,
-                    refused_by=judgement.by,
-                    code=judgement.code,
-                    subject=judgement.subject,
-                    serial=judgement.serial,
-                    detail=judgement.detail,
-                )
-                self.events.append(event)
-                if judgement is mine:
-                    self._error(event.log_line())
-        if mine.accepted:
-            self._seen.pop((link.key, "refusal", self.name), None)
-
-        if mine.accepted and not mine.enforced:
-            signature = ("skipped", mine.would_fail, mine.serial)
-            key = (link.key, "skipped")
-            if self._seen.get(key) != signature:
-                self._seen[key] = signature
-                failing = mine.would_fail
-                self.events.append(
-                    ValidationSkipped(
-                        at=now,
-                        appliance=self.name,
-                        peer=peer,
-                        dialer=link.dialer,
-                        listener=link.listener,
-                        would_fail=tuple(c.code for c in failing),
-                        messages=tuple(c.message for c in failing),
-                        subject=mine.subject,
-                        serial=mine.serial,
-                    )
-                )
-        else:
-            self._seen.pop((link.key, "skipped"), None)
-
-        reported = self._seen.get((link.key, "state"))
-        self._seen[(link.key, "state")] = (outcome.state, outcome.unvalidated_by)
-        if owner and outcome.state.is_up and reported != (outcome.state, outcome.unvalidated_by):
-            if outcome.state is LinkState.UP:
-                self.events.append(LinkUp(at=now, dialer=link.dialer, listener=link.listener))
-            else:
-                self.events.append(
-                    LinkUpUnvalidated(
-                        at=now,
-                        dialer=link.dialer,
-                        listener=link.listener,
-                        unvalidated_by=outcome.unvalidated_by,
-                    )
-                )
-        self.book.touch()
-
-    def _complete(self, link: Link, generation: int | None) -> None:
-        if generation is not None:
-            link.completed += 1
-            link.done_generation = max(link.done_generation, generation)
-        elif not self.directory.is_local(link.dialer):
-            link.completed += 1
-            link.done_generation = self.gate.generation
-
-    def _down(
-        self, link: Link, reason: str, *, generation: int | None = None, report: bool = True
-    ) -> None:
-        owner = self._owns(link)
-        if owner:
-            if link.state is not LinkState.DOWN:
-                link.since = self.clock.now()
-                if link.state is LinkState.HALTED:
-                    link.episode += 1
-            link.state = LinkState.DOWN
-            link.reason = reason
-            self._complete(link, generation)
-        reported = self._seen.get((link.key, "state"))
-        for key in [k for k in self._seen if k[0] == link.key]:
-            del self._seen[key]
-        self._seen[(link.key, "state")] = (LinkState.DOWN, ())
-        if report and owner and reported != (LinkState.DOWN, ()):
-            self.events.append(
-                LinkDown(at=self.clock.now(), dialer=link.dialer, listener=link.listener, reason=reason)
-            )
-        self.book.touch()
+        self.ends.judged(link, Outcome.refused(theirs), mine, theirs, generation=generation)
 
     async def _carry(
         self,
@@ -801,18 +659,12 @@ class Appliance:
         rechecked = False
         rechecks = link.rechecks
 
+        watch: object | None = None
+
         def recheck_now(scope: trio.CancelScope) -> None:
             nonlocal rechecked
             rechecked = True
-            link.rechecks += 1
-            self.events.append(
-                LinkRecheck(
-                    at=self.clock.now(),
-                    dialer=link.dialer,
-                    listener=link.listener,
-                    state=link.state.value,
-                )
-            )
+            self.ends.rechecked(link)
             scope.cancel()
 
         async def revalidate(scope: trio.CancelScope) -> None:
@@ -826,8 +678,9 @@ class Appliance:
                 await self.clock.sleep(interval, kickable=False)
                 mine = await self._judge(chain, purpose=purpose, expected=expected)
                 if not mine.accepted:
-                    outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
-                    self._record(link, outcome, mine, None, generation=None)
+                    if watch is not None:  # a halted link is no longer live to re-check
+                        self.gate.unwatch(watch)
+                    self.ends.judged(link, Outcome.refused(mine), mine, None, generation=None)
                     halted_live = True
                     scope.cancel()
                     return
@@ -858,14 +711,13 @@ class Appliance:
             reason = await hear()
         else:
             async with trio.open_nursery() as nursery:
+                if generation is not None:
+                    scope = nursery.cancel_scope
+                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
                 for voice in speaking:
                     nursery.start_soon(quietly, voice)
                 if revalidating:
                     nursery.start_soon(revalidate, nursery.cancel_scope)
-                watch = None
-                if generation is not None:
-                    scope = nursery.cancel_scope
-                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
                 try:
                     reason = await hear()
                 finally:
@@ -874,10 +726,10 @@ class Appliance:
                 nursery.cancel_scope.cancel()
         if rechecked:
             return True
-        if link.rechecks != rechecks and not self._owns(link):
+        if link.rechecks != rechecks and not self.ends.owns(link):
             return False  # our dialer closed it to validate afresh
         if not halted_live:
-            self._down(link, reason)
+            self.ends.lost(link, reason)
         return False
 
     def _error(self, line: str) -> None:

@@ -80,9 +80,9 @@ from mesh.appliances.appliance import Appliance, EngineSettings
 from mesh.appliances.book import LinkBook
 from mesh.appliances.collector import collector_tuned
 from mesh.appliances.dialer import RetryGate
-from mesh.appliances.link_state import LinkState, LinkStatus
+from mesh.appliances.link_state import LinkState
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
-from mesh.appliances.status import ApplianceStatus
+from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
 from mesh.events import CertificateRevoked, ClockAdvanced, CrlServerChanged
@@ -522,9 +522,9 @@ class Mesh:
                     LinkStatus(dialer=pair.dialer, listener=pair.listener, state=LinkState.CONNECTING)
                 )
             else:
-                out.append(link.status())
+                out.append(LinkStatus.of(link))
         known = {p.key for p in self._pairs}
-        out += [link.status() for link in self.book if link.key not in known]
+        out += [LinkStatus.of(link) for link in self.book if link.key not in known]
         return out
 
     def link(self, dialer: str, listener: str) -> LinkStatus:
