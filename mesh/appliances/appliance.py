@@ -34,7 +34,7 @@ process takes that close as no news.
 
 Each appliance also watches its own certificate: ``certificate-expiring``
 once per certificate when it comes within ``EngineSettings.expiry_window`` of
-its end (at start, after an upload, on a clock jump or as time passes).
+its end (``mesh.appliances.expiry_watch``).
 
 Who reports what, and where each link goes, is the link's state machine
 (``mesh.appliances.link_state``); this appliance feeds it through its
@@ -43,13 +43,11 @@ Who reports what, and where each link goes, is the link's state machine
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from typing import Awaitable, Callable, Sequence
 
 import attrs
 import trio
-from attrs import define
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
@@ -59,8 +57,10 @@ from mesh.appliances.checks import PeerChecker
 from mesh.appliances.dialer import Backoff, RetryGate
 from mesh.appliances.directory import Directory
 from mesh.appliances.ends import LinkEnds
+from mesh.appliances.expiry_watch import ExpiryWatcher
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
 from mesh.appliances.link_state import Link, LinkState, Outcome, decide
+from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
@@ -70,14 +70,13 @@ from mesh.eventlog import EventLog
 from mesh.events import (
     ApplianceStarted,
     ApplianceStopped,
-    CertificateExpiring,
     CertificateUploaded,
     ConnectionDropped,
     UploadRefused,
     ValidationSwitched,
 )
 from mesh.net import tls
-from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream, LineStream
+from mesh.net.framing import Frame, FrameError, FramedStream, LineStream
 from mesh.net.links import (
     Judgement,
     PeerRefusedTls,
@@ -86,34 +85,12 @@ from mesh.net.links import (
     tls_refusal,
 )
 from mesh.pki.issue import Issued, KeySource
-from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
 from mesh.validation.verdict import Verdict
 
 __all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate"]
 
 #: How many error lines an appliance's status keeps.
 _ERROR_LINES = 20
-
-
-@define(frozen=True, kw_only=True)
-class EngineSettings:
-    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff).
-
-    ``verdict_timeout`` is how long an end waits for the peer's verdict after
-    sending its own; the peer may first have to fetch CRLs, so keep it above
-    ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
-
-    ``expiry_window``: an appliance whose own certificate comes this close to
-    its notAfter says so with a ``certificate-expiring`` event (None: never).
-    """
-
-    handshake_timeout: float = 10.0
-    verdict_timeout: float = 10.0
-    crl_timeout: float = 5.0
-    backoff_initial: float = 1.0
-    backoff_cap: float = 60.0
-    max_frame: int = MAX_FRAME
-    expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW
 
 
 def _label_of(chain: Sequence[x509.Certificate]) -> str:
@@ -207,9 +184,13 @@ class Appliance:
             gate=gate,
             error=self._error,
         )
-        #: The identity a certificate-expiring event was last emitted for.
-        self._expiry_warned: Issued | None = None
-        self._expiry_sleep: trio.CancelScope | None = None
+        self.expiry = ExpiryWatcher(
+            spec.name,
+            clock=clock,
+            events=events,
+            window=settings.expiry_window,
+            identity=lambda: self.identity,
+        )
 
     @property
     def name(self) -> str:
@@ -257,7 +238,7 @@ class Appliance:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
-                nursery.start_soon(self._watch_expiry)
+                nursery.start_soon(self.expiry.watch)
                 for pair in self.dials:
                     nursery.start_soon(self._dial_loop, pair)
                 task_status.started(self.port)
@@ -315,63 +296,14 @@ class Appliance:
                 validated=self.validation,
             )
         )
-        self.check_expiry()
-        if self._expiry_sleep is not None:
-            self._expiry_sleep.cancel()  # the watcher looks at the new certificate
+        self.expiry.renewed()
         return verdict
 
     # -- expiry warnings --
 
     def check_expiry(self) -> None:
-        """Emit ``certificate-expiring`` if this appliance's own certificate just
-        came within ``settings.expiry_window`` of its end.
-
-        Once per certificate per crossing: an identity already warned about is
-        not warned about again; an uploaded certificate is a new one. Called at
-        start, after an upload and after a clock jump (``Mesh.advance``); a
-        watcher task also catches plain elapsed time.
-        """
-        window = self.settings.expiry_window
-        identity = self.identity
-        if window is None or identity is None or self._expiry_warned is identity:
-            return
-        warning = expiry_warning(identity.cert, at=self.clock.now(), window=window)
-        if warning is None:
-            return
-        self._expiry_warned = identity
-        self.events.append(
-            CertificateExpiring(
-                at=self.clock.now(),
-                appliance=self.name,
-                subject=warning.subject,
-                serial=identity.cert.serial_number,
-                not_after=warning.not_after,
-                days_until_expiry=warning.days_until_expiry,
-                window_days=warning.window_days,
-            )
-        )
-
-    async def _watch_expiry(self) -> None:
-        """Check again whenever the clock could have carried the certificate into the window.
-
-        Sleeps on the emulated clock until the window opens; a jump or a kick
-        wakes it early to look again, and an upload restarts it for the new
-        certificate.
-        """
-        window = self.settings.expiry_window
-        if window is None:
-            return
-        while True:
-            self.check_expiry()
-            identity = self.identity
-            assert identity is not None
-            opens = identity.cert.not_valid_after_utc - window
-            remaining = (opens - self.clock.now()).total_seconds()
-            with trio.CancelScope() as self._expiry_sleep:
-                if self._expiry_warned is identity:
-                    await trio.sleep_forever()  # until an upload brings a new one
-                else:
-                    await self.clock.sleep(max(remaining, 0.001))
+        """Say ``certificate-expiring`` now if this appliance's certificate just entered the window."""
+        self.expiry.check()
 
     def _refuse_upload(self, verdict: Verdict, cert: x509.Certificate) -> Verdict:
         primary = verdict.primary

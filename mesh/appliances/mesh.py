@@ -76,11 +76,12 @@ from typing import Any, Sequence
 import trio
 import trio.testing
 
-from mesh.appliances.appliance import Appliance, EngineSettings
+from mesh.appliances.appliance import Appliance
 from mesh.appliances.book import LinkBook
 from mesh.appliances.collector import collector_tuned
 from mesh.appliances.dialer import RetryGate
 from mesh.appliances.link_state import LinkState
+from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.clock import EmulatedClock
