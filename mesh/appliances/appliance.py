@@ -63,7 +63,7 @@ from mesh.appliances.link_state import Link, LinkState, Outcome, decide
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus, LinkStatus
-from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
+from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, Inbox, listen, plan_for, voices
 from mesh.clock import EmulatedClock
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.eventlog import EventLog
@@ -76,7 +76,7 @@ from mesh.events import (
     ValidationSwitched,
 )
 from mesh.net import tls
-from mesh.net.framing import Frame, FrameError, FramedStream, LineStream
+from mesh.net.framing import FrameError, FramedStream, LineStream
 from mesh.net.links import (
     Judgement,
     PeerRefusedTls,
@@ -172,7 +172,7 @@ class Appliance:
             crl_timeout=settings.crl_timeout,
         )
         self.alerts = AlertBoard()
-        self.inbox: list[tuple[str, Frame]] = []
+        self.inbox = Inbox()
         self.errors: list[str] = []
         self._contexts: dict[bool, tuple[SSL.Context, tls.Credentials]] = {}
         self.ends = LinkEnds(
@@ -199,6 +199,10 @@ class Appliance:
     @property
     def role(self) -> Role:
         return self.spec.role
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.spec.heartbeat_interval
 
     @property
     def address(self) -> str | None:
