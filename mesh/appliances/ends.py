@@ -11,10 +11,9 @@ waits on.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mesh.appliances.book import LinkBook
-from mesh.appliances.dialer import RetryGate
 from mesh.appliances.directory import Directory
 from mesh.appliances.link_state import (
     Attempted,
@@ -31,6 +30,9 @@ from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
 from mesh.events import LinkHalted
 from mesh.net.links import Judgement
+
+if TYPE_CHECKING:
+    from mesh.appliances.dialer import RetryGate  # the dialer imports this module, through the conversation
 
 __all__ = ["LinkEnds"]
 
@@ -59,8 +61,10 @@ class LinkEnds:
         self._ends: dict[tuple[str, str], LinkEnd] = {}
 
     def owns(self, link: Link) -> bool:
-        """This end moves the shared record: it dials, or its dialer is elsewhere."""
-        return link.dialer == self.name or not self.directory.is_local(link.dialer)
+        """This end moves the shared record: it dials, or it listens and its dialer is elsewhere."""
+        if link.dialer == self.name:
+            return True
+        return link.listener == self.name and not self.directory.is_local(link.dialer)
 
     def attempted(self, link: Link) -> None:
         self._handle(link, Attempted(), touch=False)

@@ -1,12 +1,16 @@
-"""The dialer's policy: capped backoff, and the gate that cuts it short."""
+"""The dialer: its loop per link, capped backoff, and the gate that cuts it short."""
 
 from __future__ import annotations
+
+import socket
 
 import trio
 import trio.testing
 
+from mesh.appliances import LinkState
 from mesh.appliances.dialer import Backoff, RetryGate
 from mesh.clock import EmulatedClock
+from mesh.events import LinkDown
 
 
 def test_backoff_is_capped_exponential():
@@ -52,3 +56,31 @@ async def test_a_recheck_calls_each_watcher_of_an_older_attempt_once(epoch):
     gate.recheck()
     assert called == ["old", "late", "new"]
     gate.unwatch(old)  # already called: nothing to undo
+
+
+async def test_a_listener_nobody_knows_is_down_and_said_so_once(deployment, nursery):
+    deployment.build(("sensor-1", "sensor"))
+    mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", connects_to=["console"])])
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.settle()  # more attempts, the same outcome: not news
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.reason) == (LinkState.DOWN, "console has no known address")
+    [down] = mesh.events.of(LinkDown)
+    assert down.reason == "console has no known address"
+    assert mesh.events.kinds().count("link-connecting") == 1
+
+
+async def test_a_listener_that_does_not_listen_is_not_reachable(deployment, nursery):
+    deployment.build(("sensor-1", "sensor"))
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", connects_to=["console"])])
+    mesh.add_external("console", "127.0.0.1", port)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.reason) == (
+        LinkState.DOWN, f"console at 127.0.0.1:{port} is not reachable (Connection refused)"
+    )

@@ -70,3 +70,10 @@ def test_the_owner_reports_a_refusal_from_a_peer_in_another_process(epoch):
     assert events.of(LinkHalted)[0].refused_by == "siem"
     assert errors == []  # not its own refusal
     assert (link.state, link.done_generation) == (LinkState.HALTED, 4)
+
+
+def test_an_end_owns_only_links_it_is_on(epoch):
+    ends, *_ = _ends(epoch, "console", "console")
+    book = LinkBook()
+    assert ends.owns(book.get("console", "ha"))  # it dials
+    assert not ends.owns(book.get("remote-1", "remote-2"))  # someone else's link

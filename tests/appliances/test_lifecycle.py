@@ -241,24 +241,6 @@ async def test_soft_fail_revocation_comes_up_when_the_crl_is_unreachable(deploym
     assert mesh.link("sensor-1", "console").state is LinkState.UP
 
 
-async def test_periodic_revalidation_halts_a_live_link_when_asked_for(deployment, nursery):
-    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
-    mesh = deployment.mesh(
-        [
-            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
-            deployment.spec("console", "management-console", revalidate_every=3600.0),
-        ]
-    )
-    await nursery.start(mesh.run)
-    await mesh.settle()
-    assert mesh.link("sensor-1", "console").state is LinkState.UP
-    await mesh.advance(dt.timedelta(days=400))
-    await mesh.settle()
-    link = mesh.link("sensor-1", "console")
-    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.EXPIRED)
-    assert mesh.events.of(LinkHalted, refused_by="console", code=FailureCode.EXPIRED)
-
-
 async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, nursery):
     """CDPs name a host only the proxy can reach: only the proxied appliance gets CRLs."""
     crl_server = deployment.crl_server
