@@ -45,9 +45,6 @@ class LinkStatus:
     since: dt.datetime | None = None
     reason: str = ""
 
-    def involves(self, name: str) -> bool:
-        return name in (self.dialer, self.listener)
-
     def peer_of(self, name: str) -> str:
         return self.listener if name == self.dialer else self.dialer
 

@@ -11,6 +11,7 @@ from mesh.errors import FailureCode
 from mesh.events import (
     CertificateRevoked,
     CertificateUploaded,
+    CrlFetched,
     CrlFetchFailed,
     LinkDown,
     LinkHalted,
@@ -274,7 +275,11 @@ async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, n
         "sensor-1",
     )
     assert link.refusals == (("sensor-1", FailureCode.CRL_UNREACHABLE),)
-    assert proxy.forwarded() >= 2
+    # One request through the proxy per CRL of the sensor's path, each fetched once.
+    fetched = [e.url for e in mesh.events.of(CrlFetched)]
+    assert sorted(fetched) == sorted(deployment.pki.crls())
+    assert mesh.events.of(CrlFetched, appliance="console") == mesh.events.of(CrlFetched)
+    assert proxy.forwarded() == 2
 
 
 async def test_a_repeated_refusal_is_reported_once_per_episode(deployment, nursery):
