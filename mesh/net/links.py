@@ -19,6 +19,7 @@ has not moved (``mesh node`` imports ``LinkBook``, the benchmarks ``LinkState``)
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import trio
@@ -44,8 +45,6 @@ def __getattr__(name: str) -> Any:
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(module), name)
 
 
