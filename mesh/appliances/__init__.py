@@ -7,7 +7,8 @@ status snapshots :class:`LinkStatus`, :class:`LinkState`, :class:`ApplianceStatu
 
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
 from mesh.appliances.status import ApplianceStatus, LinkState, LinkStatus
-from mesh.appliances.appliance import Appliance, EngineSettings
+from mesh.appliances.appliance import Appliance
+from mesh.appliances.settings import EngineSettings
 from mesh.appliances.mesh import Mesh, MeshNotSettled
 
 __all__ = [

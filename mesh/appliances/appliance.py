@@ -1,245 +1,68 @@
-"""One appliance as trio tasks: a TLS listener, a dialer per link, its status.
+"""One appliance as trio tasks: its lifecycle, its certificate and switch, its status.
 
-Theory of operation. ``Appliance.run`` listens on its port and starts one
-dial loop per link it dials. Every connection, inbound or outbound, goes the
-same way (``_converse``):
+Theory of operation. ``Appliance.run`` listens on its port, serves each
+inbound connection through its :class:`Conversation`, starts one
+:class:`Dialer` loop per link it dials and its :class:`ExpiryWatcher`, and
+says ``appliance-started``; cancelled, it says ``appliance-stopped`` and
+takes the links it owns down with it. The parts, each in its own module:
 
-1. TLS handshake (``mesh.net.tls``): the verify callback only records; no
-   application byte can move before step 3 is done.
-2. Judge the peer's presented chain: fetch the CRLs it names with this
-   appliance's own fetcher and proxy, then ``validate_peer`` with this
-   appliance's trust, policy, validation switch and the emulated clock. A
-   dialer requires the server purpose and (``check_names``) the listener's
-   host name; a listener requires the client purpose, and the dialer's host
-   name when exactly one appliance is configured to dial it. A forwarding target does
-   not judge clients (server-auth only).
-3. Exchange verdicts (``mesh.net.links``): halted unless both ends accept;
-   a refusing end logs a ``link-halted`` event with the exact message and
-   closes the connection forcefully. Validation off: the link comes up with a
-   ``validation-skipped`` warning listing what would have failed.
-4. Only then application frames flow (``mesh.appliances.traffic``).
+* ``mesh.appliances.conversation``: one connection, either side: judge the
+  peer, exchange verdicts, carry traffic;
+* ``mesh.appliances.dialer``: the dial loops, their backoff and the
+  ``RetryGate`` that ``Mesh.settle`` uses to cut it short;
+* ``mesh.appliances.expiry_watch``: ``certificate-expiring`` when its own
+  certificate nears its end;
+* ``mesh.appliances.link_state``: where each link goes and what is news,
+  fed through this appliance's ``LinkEnds`` (``mesh.appliances.ends``).
 
-Live links are not judged again (the source validates at connection start)
-unless the spec asks for it (``revalidate_every``): then each end re-judges
-the chain its peer presented, and a refusal halts the live link.
-
-A dialer retries with capped exponential backoff on the emulated clock and
-validates afresh on every attempt, so an upload, a toggle, a revocation or a
-clock jump changes the outcome at the next attempt. A :class:`RetryGate`
-request (``Mesh.settle``) or any clock jump cuts the backoff short. A
-:meth:`RetryGate.recheck` (``Mesh.refresh``) also makes every dialer close its
-live link cleanly (a ``link-recheck`` event, not ``link-down``) and redial at
-once, so a live link too is judged afresh; the listener's end in the same
-process takes that close as no news.
-
-Each appliance also watches its own certificate: ``certificate-expiring``
-once per certificate when it comes within ``EngineSettings.expiry_window`` of
-its end (at start, after an upload, on a clock jump or as time passes).
-
-Who reports what: the dialer owns a link's lifecycle events (``link-up``,
-``link-down``); the listener reports them too when the dialer is not in this
-process (``mesh node``, ``openssl s_client``). Each end that refuses reports
-its own ``link-halted``; each end with validation off its own
-``validation-skipped``. Repeats of the same outcome on later attempts are not
-reported again until the outcome changes.
+What stays here is the appliance itself: a first start makes a self-signed
+certificate; an upload is checked (``mesh.appliances.identity`` and the
+appliance's own validation) before it is used from the next connection on;
+the validation switch; the TLS contexts of its identity; its status, with
+the last :data:`ERROR_LINES` error lines.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from collections import deque
+from typing import Sequence
 
 import attrs
 import trio
-from attrs import define
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from mesh.appliances.book import LinkBook
 from mesh.appliances.checks import PeerChecker
+from mesh.appliances.conversation import Conversation
+from mesh.appliances.dialer import Dialer, RetryGate
+from mesh.appliances.directory import Directory
+from mesh.appliances.ends import LinkEnds
+from mesh.appliances.expiry_watch import ExpiryWatcher
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
+from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
-from mesh.appliances.status import ApplianceStatus
-from mesh.appliances.traffic import LINK_ERRORS, AlertBoard, listen, plan_for, voices
+from mesh.appliances.status import ApplianceStatus, LinkStatus
+from mesh.appliances.traffic import AlertBoard, Inbox
 from mesh.clock import EmulatedClock
-from mesh.errors import FailureCode, InputError, ValidationFailed
+from mesh.errors import InputError, ValidationFailed
 from mesh.eventlog import EventLog
 from mesh.events import (
     ApplianceStarted,
     ApplianceStopped,
-    CertificateExpiring,
     CertificateUploaded,
-    ConnectionDropped,
-    LinkConnecting,
-    LinkDown,
-    LinkHalted,
-    LinkRecheck,
-    LinkUp,
-    LinkUpUnvalidated,
     UploadRefused,
-    ValidationSkipped,
     ValidationSwitched,
 )
 from mesh.net import tls
-from mesh.net.framing import MAX_FRAME, Frame, FrameError, FramedStream, LineStream
-from mesh.net.links import (
-    Backoff,
-    Judgement,
-    Link,
-    LinkBook,
-    LinkState,
-    Outcome,
-    PeerRefusedTls,
-    PeerSilent,
-    decide,
-    exchange_verdicts,
-    tls_refusal,
-)
 from mesh.pki.issue import Issued, KeySource
-from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
 from mesh.validation.verdict import Verdict
 
-__all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate"]
+# Directory, EngineSettings and RetryGate are imported from here by ``mesh node``.
+__all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate", "ERROR_LINES"]
 
-#: How many error lines an appliance's status keeps.
-_ERROR_LINES = 20
-
-
-class Directory(Protocol):
-    """Where the engine learns about other appliances (the Mesh, or a node's config)."""
-
-    def address_of(self, name: str) -> tuple[str, int] | None: ...
-
-    def role_of(self, name: str) -> Role | None: ...
-
-    def is_local(self, name: str) -> bool: ...
-
-    def expected_dialers(self, listener: str) -> Sequence[str]: ...
-
-    def hostname_of(self, name: str) -> str: ...
-
-    def speaks_mesh(self, name: str) -> bool: ...
-
-
-@define(frozen=True, kw_only=True)
-class EngineSettings:
-    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff).
-
-    ``verdict_timeout`` is how long an end waits for the peer's verdict after
-    sending its own; the peer may first have to fetch CRLs, so keep it above
-    ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
-
-    ``expiry_window``: an appliance whose own certificate comes this close to
-    its notAfter says so with a ``certificate-expiring`` event (None: never).
-    """
-
-    handshake_timeout: float = 10.0
-    verdict_timeout: float = 10.0
-    crl_timeout: float = 5.0
-    backoff_initial: float = 1.0
-    backoff_cap: float = 60.0
-    max_frame: int = MAX_FRAME
-    expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW
-
-
-class RetryGate:
-    """Lets a caller cut every dialer's backoff short and know which attempts are fresh.
-
-    Each attempt records the gate's generation when it started; after
-    :meth:`request` returns generation ``g``, an attempt with generation
-    ``>= g`` started after the request. :meth:`recheck` goes further: every
-    live link whose attempt started before it is closed by its dialer, which
-    redials at once (``Mesh.refresh``).
-    """
-
-    def __init__(self, clock: EmulatedClock) -> None:
-        self.clock = clock
-        self.generation = 0
-        #: The generation of the latest :meth:`recheck` (0: none yet).
-        self.recheck_generation = 0
-        #: What :meth:`recheck` calls: live links, by the attempt they came from.
-        self._watchers: dict[object, tuple[int, Callable[[], None]]] = {}
-
-    def request(self) -> int:
-        self.generation += 1
-        self.clock.kick()
-        return self.generation
-
-    def recheck(self) -> int:
-        """:meth:`request`, and ask every live link dialed before it to redial."""
-        generation = self.request()
-        self.recheck_generation = generation
-        watchers, self._watchers = self._watchers, {}
-        for _since, callback in watchers.values():
-            callback()
-        return generation
-
-    def watch_recheck(self, since: int, callback: Callable[[], None]) -> object:
-        """Call ``callback`` at the first :meth:`recheck` after an attempt of generation ``since``.
-
-        At once if one already came. A callback, not a task waiting on an
-        event: every live dialed link has one, and thousands of parked tasks
-        are memory and scheduling for something that rarely happens. Returns
-        a handle for :meth:`unwatch`.
-        """
-        handle = object()
-        if self.recheck_generation > since:
-            callback()
-        else:
-            self._watchers[handle] = (since, callback)
-        return handle
-
-    def unwatch(self, handle: object) -> None:
-        self._watchers.pop(handle, None)
-
-    async def pause(self, seconds: float, since: int) -> None:
-        """Back off ``seconds`` (emulated) unless a request came since ``since``."""
-        if self.generation != since:
-            await trio.lowlevel.checkpoint()
-            return
-        await self.clock.sleep(seconds)
-
-
-def _label_of(chain: Sequence[x509.Certificate]) -> str:
-    if not chain:
-        return "unknown client"
-    names = chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else chain[0].subject.rfc4514_string() or "unknown client"
-
-
-#: What one connection may fail with without taking the appliance down.
-_CONNECTION_ERRORS = (
-    SSL.Error,
-    ValidationFailed,
-    FrameError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    OSError,
-)
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, ValidationFailed):
-        return f"{exc.code.message} ({exc.detail})" if exc.detail else exc.code.message
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _peer_address(transport: trio.SocketStream) -> str:
-    try:
-        host, port = transport.socket.getpeername()[:2]
-    except OSError:
-        return "a client"
-    return f"{host}:{port}"
-
-
-def _tls_judgement(peer: str, reason: str) -> Judgement:
-    return Judgement(
-        by=peer,
-        accepted=False,
-        code=FailureCode.VALIDATION_FAILED,
-        detail=f"{peer} refused the TLS handshake ({reason})",
-    )
+#: How many error lines an appliance's status keeps (the newest).
+ERROR_LINES = 20
 
 
 class Appliance:
@@ -280,13 +103,49 @@ class Appliance:
             crl_timeout=settings.crl_timeout,
         )
         self.alerts = AlertBoard()
-        self.inbox: list[tuple[str, Frame]] = []
-        self.errors: list[str] = []
+        self.inbox = Inbox()
+        self.errors: deque[str] = deque(maxlen=ERROR_LINES)
         self._contexts: dict[bool, tuple[SSL.Context, tls.Credentials]] = {}
-        self._seen: dict[tuple[Any, ...], Any] = {}
-        #: The identity a certificate-expiring event was last emitted for.
-        self._expiry_warned: Issued | None = None
-        self._expiry_sleep: trio.CancelScope | None = None
+        self.ends = LinkEnds(
+            spec.name,
+            clock=clock,
+            events=events,
+            book=book,
+            directory=directory,
+            gate=gate,
+            error=self._error,
+        )
+        self.conversation = Conversation(
+            self,
+            spec=spec,
+            validation=lambda: self.validation,
+            checker=self.checker,
+            directory=directory,
+            settings=settings,
+            book=book,
+            gate=gate,
+            ends=self.ends,
+            contexts=self._tls,
+            error=self._error,
+        )
+        self.dialer = Dialer(
+            spec.name,
+            directory=directory,
+            settings=settings,
+            book=book,
+            gate=gate,
+            ends=self.ends,
+            conversation=self.conversation,
+            contexts=self._tls,
+            error=self._error,
+        )
+        self.expiry = ExpiryWatcher(
+            spec.name,
+            clock=clock,
+            events=events,
+            window=settings.expiry_window,
+            identity=lambda: self.identity,
+        )
 
     @property
     def name(self) -> str:
@@ -295,6 +154,10 @@ class Appliance:
     @property
     def role(self) -> Role:
         return self.spec.role
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.spec.heartbeat_interval
 
     @property
     def address(self) -> str | None:
@@ -333,18 +196,16 @@ class Appliance:
         self.check_expiry()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
-                nursery.start_soon(self._watch_expiry)
+                nursery.start_soon(trio.serve_listeners, self.conversation.accept, listeners)
+                nursery.start_soon(self.expiry.watch)
                 for pair in self.dials:
-                    nursery.start_soon(self._dial_loop, pair)
+                    nursery.start_soon(self.dialer.run, pair)
                 task_status.started(self.port)
         finally:
             self.running = False
             for link in self.book:
-                if link.dialer == self.name or (
-                    link.listener == self.name and not self.directory.is_local(link.dialer)
-                ):
-                    self._down(link, f"{self.name} stopped", report=False)
+                if self.ends.owns(link):
+                    self.ends.stopped(link, f"{self.name} stopped")
             with trio.CancelScope(shield=True):
                 await self.checker.aclose()
             self.events.append(ApplianceStopped(at=self.clock.now(), appliance=self.name))
@@ -392,63 +253,14 @@ class Appliance:
                 validated=self.validation,
             )
         )
-        self.check_expiry()
-        if self._expiry_sleep is not None:
-            self._expiry_sleep.cancel()  # the watcher looks at the new certificate
+        self.expiry.renewed()
         return verdict
 
     # -- expiry warnings --
 
     def check_expiry(self) -> None:
-        """Emit ``certificate-expiring`` if this appliance's own certificate just
-        came within ``settings.expiry_window`` of its end.
-
-        Once per certificate per crossing: an identity already warned about is
-        not warned about again; an uploaded certificate is a new one. Called at
-        start, after an upload and after a clock jump (``Mesh.advance``); a
-        watcher task also catches plain elapsed time.
-        """
-        window = self.settings.expiry_window
-        identity = self.identity
-        if window is None or identity is None or self._expiry_warned is identity:
-            return
-        warning = expiry_warning(identity.cert, at=self.clock.now(), window=window)
-        if warning is None:
-            return
-        self._expiry_warned = identity
-        self.events.append(
-            CertificateExpiring(
-                at=self.clock.now(),
-                appliance=self.name,
-                subject=warning.subject,
-                serial=identity.cert.serial_number,
-                not_after=warning.not_after,
-                days_until_expiry=warning.days_until_expiry,
-                window_days=warning.window_days,
-            )
-        )
-
-    async def _watch_expiry(self) -> None:
-        """Check again whenever the clock could have carried the certificate into the window.
-
-        Sleeps on the emulated clock until the window opens; a jump or a kick
-        wakes it early to look again, and an upload restarts it for the new
-        certificate.
-        """
-        window = self.settings.expiry_window
-        if window is None:
-            return
-        while True:
-            self.check_expiry()
-            identity = self.identity
-            assert identity is not None
-            opens = identity.cert.not_valid_after_utc - window
-            remaining = (opens - self.clock.now()).total_seconds()
-            with trio.CancelScope() as self._expiry_sleep:
-                if self._expiry_warned is identity:
-                    await trio.sleep_forever()  # until an upload brings a new one
-                else:
-                    await self.clock.sleep(max(remaining, 0.001))
+        """Say ``certificate-expiring`` now if this appliance's certificate just entered the window."""
+        self.expiry.check()
 
     def _refuse_upload(self, verdict: Verdict, cert: x509.Certificate) -> Verdict:
         primary = verdict.primary
@@ -477,7 +289,7 @@ class Appliance:
             serial=identity.cert.serial_number if identity else None,
             self_signed=self.self_signed,
             links=tuple(
-                link.status()
+                LinkStatus.of(link)
                 for link in self.book
                 if self.name in (link.dialer, link.listener)
             ),
@@ -512,442 +324,5 @@ class Appliance:
             cached = self._contexts[server] = (ctx, credentials)
         return cached
 
-    # -- dialing --
-
-    async def _dial_loop(self, pair: LinkPair) -> None:
-        link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
-        backoff = Backoff(initial=self.settings.backoff_initial, cap=self.settings.backoff_cap)
-        while True:
-            generation = self.gate.generation
-            link.attempts += 1
-            if link.attempts == 1:
-                self.events.append(
-                    LinkConnecting(
-                        at=self.clock.now(), dialer=pair.dialer, listener=pair.listener, attempt=1
-                    )
-                )
-            try:
-                was_up = await self._attempt(pair, link, generation)
-            except _CONNECTION_ERRORS as exc:
-                # Our own side cannot take part (no usable certificate for TLS,
-                # a peer that broke the protocol): the link is down, the mesh lives on.
-                self._error(f"{self.name} -> {pair.listener}: {_why(exc)}")
-                self._down(link, _why(exc), generation=generation)
-                was_up = False
-            if was_up:
-                backoff.reset()
-            await self.gate.pause(backoff.next_delay(), generation)
-
-    async def _attempt(self, pair: LinkPair, link: Link, generation: int) -> bool:
-        address = self.directory.address_of(pair.listener)
-        if address is None:
-            self._down(link, f"{pair.listener} has no known address", generation=generation)
-            return False
-        host, port = address
-        context, credentials = self._tls(server=False)
-        try:
-            stream = await tls.connect(
-                host,
-                port,
-                context,
-                handshake_timeout=self.settings.handshake_timeout,
-                credentials=credentials,
-            )
-        except tls.HandshakeTimeout as exc:
-            self._down(link, str(exc), generation=generation)
-            return False
-        except trio.BrokenResourceError as exc:
-            refusal = tls_refusal(exc)
-            if refusal is not None:
-                self._refused_by_tls(link, pair.listener, refusal, generation)
-                return False
-            why = exc.__cause__ or exc
-            self._down(link, f"TLS handshake with {pair.listener} failed: {why}", generation=generation)
-            return False
-        except OSError as exc:
-            self._down(
-                link,
-                f"{pair.listener} at {host}:{port} is not reachable ({_os_reason(exc)})",
-                generation=generation,
-            )
-            return False
-        return await self._converse(stream, pair=pair, generation=generation)
-
-    # -- accepting --
-
-    async def _inbound(self, transport: trio.SocketStream) -> None:
-        try:
-            await self._serve_one(transport)
-        except _CONNECTION_ERRORS as exc:
-            self._error(f"{self.name}: an inbound connection failed: {_why(exc)}")
-            await transport.aclose()
-
-    async def _serve_one(self, transport: trio.SocketStream) -> None:
-        client = _peer_address(transport)  # now: a client that reset cannot be asked later
-        context, credentials = self._tls(server=True)
-        stream = tls.TlsStream.server(transport, context, credentials=credentials)
-        try:
-            with trio.move_on_after(self.settings.handshake_timeout) as scope:
-                await stream.do_handshake()
-        except trio.BrokenResourceError as exc:
-            self._error(f"{self.name}: TLS handshake with a client failed: {exc.__cause__ or exc}")
-            self._dropped(client, f"TLS handshake failed: {exc.__cause__ or exc}")
-            await stream.aclose_forcefully()
-            return
-        if scope.cancelled_caught:
-            self._dropped(
-                client,
-                f"TLS handshake did not finish within {self.settings.handshake_timeout:g} s",
-            )
-            await stream.aclose_forcefully()
-            return
-        await self._converse(stream, pair=None, generation=None)
-
-    def _dropped(self, client: str, reason: str) -> None:
-        """An inbound connection that never became a link: one event, then it is closed."""
-        self.events.append(
-            ConnectionDropped(at=self.clock.now(), appliance=self.name, peer=client, reason=reason)
-        )
-
-    # -- one connection, either side --
-
-    async def _judge(
-        self, chain: Sequence[x509.Certificate], *, purpose: str, expected: str | None
-    ) -> Judgement:
-        policy = attrs.evolve(
-            self.spec.policy,
-            enabled=self.validation,
-            purpose=purpose,
-            expected_name=expected if self.spec.check_names else None,
-        )
-        verdict = await self.checker.check(
-            chain, trust=self.spec.trust, policy=policy, crl_files=self.spec.crl_files
-        )
-        return Judgement.from_verdict(self.name, verdict, enforced=self.validation)
-
-    async def _converse(
-        self, stream: tls.TlsStream, *, pair: LinkPair | None, generation: int | None
-    ) -> bool:
-        """Judge, exchange verdicts, then carry traffic; True if the link came up."""
-        as_dialer = pair is not None
-        clean = False
-        try:
-            chain = stream.peer_chain()
-            check: tuple[str, str | None] | None
-            if pair is not None:
-                peer = pair.listener
-                check = ("server", self.directory.hostname_of(peer))
-            elif not self.role.validates_clients:
-                peer = _label_of(chain)
-                check = None
-            else:
-                peer = _label_of(chain)
-                # Not copied nor kept: a console's list names every sensor,
-                # and this frame lives as long as the link.
-                dialers = self.directory.expected_dialers(self.name)
-                check = (
-                    "client",
-                    self.directory.hostname_of(dialers[0]) if len(dialers) == 1 else None,
-                )
-                del dialers
-            if check is None:
-                mine = Judgement.not_checked(self.name)
-            else:
-                mine = await self._judge(chain, purpose=check[0], expected=check[1])
-            framed: FramedStream | LineStream
-            theirs: Judgement | None
-            silence = ""
-            if pair is not None and not self.directory.speaks_mesh(peer):
-                # A third-party server: its TLS stack already let us in, it sends
-                # no verdict, and it gets application data as JSON lines.
-                framed = LineStream(stream, max_frame=self.settings.max_frame)
-                theirs = Judgement.not_checked(peer) if mine.accepted else None
-            else:
-                framed = FramedStream(stream, max_frame=self.settings.max_frame)
-                try:
-                    theirs = await exchange_verdicts(
-                        framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
-                    )
-                except PeerRefusedTls as exc:
-                    theirs = _tls_judgement(peer, str(exc))
-                except (PeerSilent, FrameError) as exc:
-                    theirs, silence = None, str(exc)
-            if pair is not None:
-                link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
-            else:
-                peer = theirs.by if theirs is not None else peer  # the dialer's own name
-                link = self.book.get(peer, self.name, mutual=self.role.validates_clients)
-                if not self.directory.is_local(peer):
-                    link.attempts += 1
-            if theirs is None:
-                if mine.accepted:
-                    self._down(link, silence, generation=generation)
-                    return False
-                outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
-            elif as_dialer:
-                outcome = decide(mine, theirs)
-            else:
-                outcome = decide(theirs, mine)
-            self._record(link, outcome, mine, theirs, generation=generation)
-            if outcome.state is LinkState.HALTED:
-                return False
-            # The peer's parsed chain is kept for the link's life only when
-            # it will be judged again (revalidate_every): parsed certificates
-            # and their names are kilobytes per link.
-            recheck = None
-            if check is not None and self.spec.revalidate_every is not None:
-                recheck = (chain, *check)
-            del chain
-            clean = await self._carry(
-                link, framed, peer=peer, recheck=recheck, generation=generation
-            )
-            return True
-        finally:
-            with trio.CancelScope(shield=True):
-                if clean:  # a deliberate re-check: close_notify, not a reset
-                    with trio.move_on_after(self.settings.handshake_timeout):
-                        await stream.aclose()
-                await stream.aclose_forcefully()
-
-    def _refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
-        """The listener's TLS stack refused us during the handshake (TLS 1.2)."""
-        theirs = _tls_judgement(peer, reason)
-        outcome = Outcome(state=LinkState.HALTED, primary=theirs, refusals=(theirs,))
-        mine = Judgement(by=self.name, accepted=True, enforced=self.validation)
-        self._record(link, outcome, mine, theirs, generation=generation)
-
-    def _owns(self, link: Link) -> bool:
-        return link.dialer == self.name or not self.directory.is_local(link.dialer)
-
-    def _record(
-        self,
-        link: Link,
-        outcome: Outcome,
-        mine: Judgement,
-        theirs: Judgement | None,
-        *,
-        generation: int | None,
-    ) -> None:
-        now = self.clock.now()
-        owner = self._owns(link)
-        if owner:
-            # In one process the dialer is the authority on the shared record (it
-            # holds both verdicts); a listener's late news about an older
-            # connection must not overwrite a newer outcome.
-            if link.state is not outcome.state:
-                link.since = now
-                if link.state is LinkState.HALTED:
-                    link.episode += 1
-            link.state = outcome.state
-            link.outcome = outcome
-            link.reason = ""
-            self._complete(link, generation)
-        peer = link.listener if link.dialer == self.name else link.dialer
-
-        refusals = [mine] if not mine.accepted else []
-        if owner and theirs is not None and not theirs.accepted and not self.directory.is_local(theirs.by):
-            refusals.append(theirs)  # the remote end cannot report into this process
-        for judgement in refusals:
-            assert judgement.code is not None
-            signature = ("halted", judgement.code, judgement.serial, link.episode)
-            key = (link.key, "refusal", judgement.by)
-            if self._seen.get(key) != signature:
-                self._seen[key] = signature
-                event = LinkHalted(
-                    at=now,
-                    dialer=link.dialer,
-                    listener=link.listener,
-                    refused_by=judgement.by,
-                    code=judgement.code,
-                    subject=judgement.subject,
-                    serial=judgement.serial,
-                    detail=judgement.detail,
-                )
-                self.events.append(event)
-                if judgement is mine:
-                    self._error(event.log_line())
-        if mine.accepted:
-            self._seen.pop((link.key, "refusal", self.name), None)
-
-        if mine.accepted and not mine.enforced:
-            signature = ("skipped", mine.would_fail, mine.serial)
-            key = (link.key, "skipped")
-            if self._seen.get(key) != signature:
-                self._seen[key] = signature
-                failing = mine.would_fail
-                self.events.append(
-                    ValidationSkipped(
-                        at=now,
-                        appliance=self.name,
-                        peer=peer,
-                        dialer=link.dialer,
-                        listener=link.listener,
-                        would_fail=tuple(c.code for c in failing),
-                        messages=tuple(c.message for c in failing),
-                        subject=mine.subject,
-                        serial=mine.serial,
-                    )
-                )
-        else:
-            self._seen.pop((link.key, "skipped"), None)
-
-        reported = self._seen.get((link.key, "state"))
-        self._seen[(link.key, "state")] = (outcome.state, outcome.unvalidated_by)
-        if owner and outcome.state.is_up and reported != (outcome.state, outcome.unvalidated_by):
-            if outcome.state is LinkState.UP:
-                self.events.append(LinkUp(at=now, dialer=link.dialer, listener=link.listener))
-            else:
-                self.events.append(
-                    LinkUpUnvalidated(
-                        at=now,
-                        dialer=link.dialer,
-                        listener=link.listener,
-                        unvalidated_by=outcome.unvalidated_by,
-                    )
-                )
-        self.book.touch()
-
-    def _complete(self, link: Link, generation: int | None) -> None:
-        if generation is not None:
-            link.completed += 1
-            link.done_generation = max(link.done_generation, generation)
-        elif not self.directory.is_local(link.dialer):
-            link.completed += 1
-            link.done_generation = self.gate.generation
-
-    def _down(
-        self, link: Link, reason: str, *, generation: int | None = None, report: bool = True
-    ) -> None:
-        owner = self._owns(link)
-        if owner:
-            if link.state is not LinkState.DOWN:
-                link.since = self.clock.now()
-                if link.state is LinkState.HALTED:
-                    link.episode += 1
-            link.state = LinkState.DOWN
-            link.reason = reason
-            self._complete(link, generation)
-        reported = self._seen.get((link.key, "state"))
-        for key in [k for k in self._seen if k[0] == link.key]:
-            del self._seen[key]
-        self._seen[(link.key, "state")] = (LinkState.DOWN, ())
-        if report and owner and reported != (LinkState.DOWN, ()):
-            self.events.append(
-                LinkDown(at=self.clock.now(), dialer=link.dialer, listener=link.listener, reason=reason)
-            )
-        self.book.touch()
-
-    async def _carry(
-        self,
-        link: Link,
-        framed: FramedStream | LineStream,
-        *,
-        peer: str,
-        recheck: tuple[Sequence[x509.Certificate], str, str | None] | None = None,
-        generation: int | None = None,
-    ) -> bool:
-        """Carry a live link's traffic until it ends; True if closed for a re-check.
-
-        ``generation`` is the dialer's attempt (None on the listener's end):
-        a :meth:`RetryGate.recheck` after it closes the link on purpose, with a
-        ``link-recheck`` event instead of ``link-down``, and the dial loop
-        redials at once. The listener's end of such a link, in the same process,
-        sees ``link.rechecks`` move and records nothing: the new attempt tells.
-        """
-        as_dialer = generation is not None
-        plan = plan_for(
-            self.role, self.directory.role_of(peer), as_dialer=as_dialer, mutual=link.mutual
-        )
-        halted_live = False
-        rechecked = False
-        rechecks = link.rechecks
-
-        def recheck_now(scope: trio.CancelScope) -> None:
-            nonlocal rechecked
-            rechecked = True
-            link.rechecks += 1
-            self.events.append(
-                LinkRecheck(
-                    at=self.clock.now(),
-                    dialer=link.dialer,
-                    listener=link.listener,
-                    state=link.state.value,
-                )
-            )
-            scope.cancel()
-
-        async def revalidate(scope: trio.CancelScope) -> None:
-            """Optional: judge the live peer's chain again every ``revalidate_every``."""
-            nonlocal halted_live
-            interval = self.spec.revalidate_every
-            if interval is None or recheck is None:
-                return
-            chain, purpose, expected = recheck
-            while True:
-                await self.clock.sleep(interval, kickable=False)
-                mine = await self._judge(chain, purpose=purpose, expected=expected)
-                if not mine.accepted:
-                    outcome = Outcome(state=LinkState.HALTED, primary=mine, refusals=(mine,))
-                    self._record(link, outcome, mine, None, generation=None)
-                    halted_live = True
-                    scope.cancel()
-                    return
-
-        async def quietly(voice: Callable[[], Awaitable[None]]) -> None:
-            # A send into a link that went away ends the speaking, never the
-            # appliance: hear() reports why the link ended.
-            try:
-                await voice()
-            except LINK_ERRORS:
-                pass
-
-        async def hear() -> str:
-            try:
-                return await listen(self, link, framed, peer)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
-            except FrameError as exc:
-                return f"{peer} broke the protocol: {exc}"
-
-        # Only the tasks this end needs: at thousands of links every task is
-        # memory and scheduling. A console's end of a sensor link says
-        # nothing, re-checks nothing, and needs no nursery at all.
-        reason = "the link was halted"
-        speaking = voices(self, link, framed, plan)
-        revalidating = self.spec.revalidate_every is not None and recheck is not None
-        if not speaking and not revalidating and generation is None:
-            reason = await hear()
-        else:
-            async with trio.open_nursery() as nursery:
-                for voice in speaking:
-                    nursery.start_soon(quietly, voice)
-                if revalidating:
-                    nursery.start_soon(revalidate, nursery.cancel_scope)
-                watch = None
-                if generation is not None:
-                    scope = nursery.cancel_scope
-                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
-                try:
-                    reason = await hear()
-                finally:
-                    if watch is not None:
-                        self.gate.unwatch(watch)
-                nursery.cancel_scope.cancel()
-        if rechecked:
-            return True
-        if link.rechecks != rechecks and not self._owns(link):
-            return False  # our dialer closed it to validate afresh
-        if not halted_live:
-            self._down(link, reason)
-        return False
-
     def _error(self, line: str) -> None:
         self.errors.append(line)
-        del self.errors[:-_ERROR_LINES]
-
-
-def _os_reason(exc: OSError) -> str:
-    """The operating system's words for a failed connect: "Connection refused"."""
-    if exc.errno:
-        return os.strerror(exc.errno)
-    return exc.strerror or str(exc)

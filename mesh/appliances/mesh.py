@@ -74,37 +74,23 @@ import datetime as dt
 from typing import Any, Sequence
 
 import trio
-import trio.testing
 
-from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
+from mesh.appliances.appliance import Appliance
+from mesh.appliances.book import LinkBook
 from mesh.appliances.collector import collector_tuned
+from mesh.appliances.dialer import RetryGate
+from mesh.appliances.link_state import LinkState
+from mesh.appliances.settings import EngineSettings
+from mesh.appliances.settle import MeshNotSettled, Settler
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role, link_pairs
-from mesh.appliances.status import ApplianceStatus
+from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
 from mesh.events import CertificateRevoked, ClockAdvanced, CrlServerChanged
-from mesh.net.links import LinkBook, LinkState, LinkStatus
 from mesh.pki.issue import Issued, KeySource
 from mesh.validation.verdict import Verdict
 
 __all__ = ["Mesh", "MeshNotSettled"]
-
-
-class MeshNotSettled(trio.TooSlowError):
-    """Some links had no outcome within the settle timeout.
-
-    A ``trio.TooSlowError``, so callers that caught that keep working; the
-    message names the links still waiting, for a one-line report.
-    """
-
-    def __init__(self, timeout: float, pending: tuple[str, ...]) -> None:
-        self.timeout = timeout
-        self.pending = pending
-        shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
-        super().__init__(
-            f"the mesh did not settle within {timeout:g} s: "
-            + (f"no outcome yet for {shown}" if pending else "it never went idle")
-        )
 
 
 class Mesh:
@@ -154,9 +140,9 @@ class Mesh:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._done: dict[str, trio.Event] = {}
         self._outer: trio.CancelScope | None = None
-        #: The RetryGate generation of the latest refresh: a live link must
-        #: have an outcome from at least this generation to count as settled.
-        self._fresh = 0
+        self._settler = Settler(
+            book=self.book, gate=self.gate, pairs=self._topology, running=self._running
+        )
 
     # -- building --
 
@@ -203,6 +189,10 @@ class Mesh:
             self._dialers = {name: tuple(names) for name, names in dialers.items()}
             self._stale = False
         return self._pair_list
+
+    def _running(self, name: str) -> bool:
+        appliance = self._appliances.get(name)
+        return appliance is not None and appliance.running
 
     def appliance(self, name: str) -> Appliance:
         self._topology()  # its dials are current once anyone can see or run it
@@ -460,29 +450,7 @@ class Mesh:
             MeshNotSettled: (a ``trio.TooSlowError``) some link had no outcome
                 after ``timeout`` trio seconds; its message names them.
         """
-        if fresh:
-            generation = self.gate.recheck()
-            self._fresh = generation
-        else:
-            generation = self.gate.request()
-        with trio.move_on_after(timeout) as waiting:
-            # Re-check only the links still waiting after each change (a
-            # full pass per change is O(n²) for n links coming up), then
-            # confirm with one full pass, as a settled link can drop again.
-            pending = list(self._pairs)
-            while True:
-                pending = [p for p in pending if not self._settled(p, generation)]
-                if not pending:
-                    pending = [p for p in self._pairs if not self._settled(p, generation)]
-                    if not pending:
-                        break
-                await self.book.wait_changed()
-            await trio.testing.wait_all_tasks_blocked(cushion=quiet)
-        if waiting.cancelled_caught:
-            pending = [
-                f"{p.dialer} -> {p.listener}" for p in self._pairs if not self._settled(p, generation)
-            ]
-            raise MeshNotSettled(timeout, tuple(pending))
+        await self._settler.settle(timeout=timeout, quiet=quiet, fresh=fresh)
 
     async def refresh(self, *, timeout: float = 60.0, quiet: float = 0.002) -> None:
         """Judge every link afresh now, as if each had just been dialed.
@@ -497,17 +465,6 @@ class Mesh:
         """
         await self.settle(timeout=timeout, quiet=quiet, fresh=True)
 
-    def _settled(self, pair: LinkPair, generation: int) -> bool:
-        dialer = self._appliances.get(pair.dialer)
-        if dialer is None or not dialer.running:
-            return True
-        link = self.book.find(pair.dialer, pair.listener)
-        if link is None:
-            return False
-        if link.state.is_up and link.done_generation >= self._fresh:
-            return True
-        return link.done_generation >= generation
-
     # -- reading --
 
     def links(self) -> list[LinkStatus]:
@@ -520,9 +477,9 @@ class Mesh:
                     LinkStatus(dialer=pair.dialer, listener=pair.listener, state=LinkState.CONNECTING)
                 )
             else:
-                out.append(link.status())
+                out.append(LinkStatus.of(link))
         known = {p.key for p in self._pairs}
-        out += [link.status() for link in self.book if link.key not in known]
+        out += [LinkStatus.of(link) for link in self.book if link.key not in known]
         return out
 
     def link(self, dialer: str, listener: str) -> LinkStatus:

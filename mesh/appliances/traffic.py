@@ -14,25 +14,48 @@ counted by its receiver in the link record.
 Alerts sit on an :class:`AlertBoard` per appliance; each link keeps a cursor
 into it (in the link record, so it survives a reconnect): an alert raised
 while a link is down goes out when the link comes back up.
+
+What arrives goes into the receiver's :class:`Inbox`: counted for the whole
+run, and only the last :data:`INBOX_WINDOW` frames kept, so a run of days
+does not grow without limit.
+
+This module needs only a :class:`TrafficEnd` of the appliance, not the
+appliance itself.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import Counter, deque
 from functools import partial
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator, Protocol
 
 import trio
 
+from mesh.appliances.link_state import Link
 from mesh.appliances.spec import Role
+from mesh.clock import EmulatedClock
+from mesh.eventlog import EventLog
 from mesh.events import MessageDelivered
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, LineStream
-from mesh.net.links import Link
 
-if TYPE_CHECKING:
-    from mesh.appliances.appliance import Appliance
+__all__ = [
+    "AlertBoard",
+    "INBOX_WINDOW",
+    "Inbox",
+    "TrafficEnd",
+    "Plan",
+    "plan_for",
+    "voices",
+    "listen",
+    "LINK_ERRORS",
+]
 
-__all__ = ["AlertBoard", "Plan", "plan_for", "speak", "voices", "listen", "LINK_ERRORS"]
+#: How many received frames an :class:`Inbox` keeps. Enough to read what a
+#: test or a scenario step sent (a handful of alerts, the heartbeats between);
+#: a console of 5,000 sensors hears 14 million heartbeats a day, which it
+#: counts but does not keep.
+INBOX_WINDOW = 256
 
 
 class AlertBoard:
@@ -50,6 +73,61 @@ class AlertBoard:
     async def wait_beyond(self, index: int) -> None:
         while len(self.alerts) <= index:
             await self._changed.wait()
+
+
+class Inbox:
+    """The application frames an appliance received: every one counted, the last few kept."""
+
+    def __init__(self, window: int = INBOX_WINDOW) -> None:
+        self.window = window
+        #: Frames received over the whole run, by type.
+        self.counts: Counter[FrameType] = Counter()
+        # Made on the first frame: most sensors never receive one, and an
+        # empty deque is half a kilobyte per appliance.
+        self._recent: deque[tuple[str, Frame]] | None = None
+
+    def add(self, peer: str, frame: Frame) -> None:
+        if self._recent is None:
+            self._recent = deque(maxlen=self.window)
+        self._recent.append((peer, frame))
+        self.counts[frame.type] += 1
+
+    @property
+    def received(self) -> int:
+        """Frames received over the whole run (kept or not)."""
+        return sum(self.counts.values())
+
+    def __iter__(self) -> Iterator[tuple[str, Frame]]:
+        """The kept frames, oldest first, as (sender, frame)."""
+        return iter(tuple(self._recent or ()))
+
+    def __len__(self) -> int:
+        return len(self._recent or ())
+
+
+class TrafficEnd(Protocol):
+    """What traffic needs of the appliance at one end of a link."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def heartbeat_interval(self) -> float: ...
+
+    @property
+    def clock(self) -> EmulatedClock: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def alerts(self) -> AlertBoard: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
 
 
 class Plan(enum.Enum):
@@ -74,13 +152,18 @@ def plan_for(me: Role, peer: Role | None, *, as_dialer: bool, mutual: bool) -> P
 
 
 def voices(
-    me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan
+    me: TrafficEnd, link: Link, framed: FramedStream | LineStream, plan: Plan
 ) -> list[Callable[[], Awaitable[None]]]:
     """What ``plan`` sends, as loops to run side by side; none for ``Plan.NOTHING``.
 
     The engine runs each as a task of the link's own nursery: no nursery of
     their own, and no task at all on an end that says nothing (a console's
-    end of every sensor link). Each loop raises what :func:`speak` does.
+    end of every sensor link). Each loop sends until cancelled.
+
+    Raises (from each loop):
+        trio.BrokenResourceError, trio.ClosedResourceError, FrameError: the
+            link went away under a send (:data:`LINK_ERRORS`; never an
+            ExceptionGroup of them).
     """
     cursor_key = me.name
     if plan is Plan.NOTHING:
@@ -96,7 +179,7 @@ def voices(
 
 
 async def _replicate(
-    me: Appliance, link: Link, framed: FramedStream | LineStream, cursor_key: str
+    me: TrafficEnd, link: Link, framed: FramedStream | LineStream, cursor_key: str
 ) -> None:
     await framed.send(
         Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": len(me.alerts.alerts)})
@@ -104,49 +187,11 @@ async def _replicate(
     await _stream_alerts(me, link, framed, FrameType.REPLICATE, cursor_key)
 
 
-async def speak(me: Appliance, link: Link, framed: FramedStream | LineStream, plan: Plan) -> None:
-    """Send what ``plan`` says until cancelled (the link broke or the appliance stopped).
-
-    Raises:
-        trio.BrokenResourceError, trio.ClosedResourceError, FrameError: the
-            link went away under a send (never an ExceptionGroup of them).
-    """
-    if plan is Plan.NOTHING:
-        await trio.sleep_forever()
-    cursor_key = me.name
-    if plan is Plan.HEARTBEATS_AND_ALERTS:
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_heartbeats, me, framed)
-                await _stream_alerts(me, link, framed, FrameType.ALERT, cursor_key)
-        except BaseExceptionGroup as group:
-            # The nursery wraps what a send raised; callers handle a broken
-            # link as the plain error every other plan raises.
-            error = _link_error(group)
-            if error is None:
-                raise
-            raise error from None
-    elif plan is Plan.REPLICATE:
-        await _replicate(me, link, framed, cursor_key)
-    elif plan is Plan.FORWARD:
-        await _stream_alerts(me, link, framed, FrameType.FORWARD, cursor_key)
-
-
 #: What a send on a link that went away raises.
 LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, FrameError)
 
 
-def _link_error(group: BaseExceptionGroup) -> BaseException | None:
-    """The first link error in ``group`` if that is all it holds, else None."""
-    matched, rest = group.split(LINK_ERRORS)
-    if matched is None or rest is not None:
-        return None
-    while isinstance(matched, BaseExceptionGroup):
-        matched = matched.exceptions[0]
-    return matched
-
-
-async def _heartbeats(me: Appliance, framed: FramedStream | LineStream) -> None:
+async def _heartbeats(me: TrafficEnd, framed: FramedStream | LineStream) -> None:
     seq = 0
     while True:
         seq += 1
@@ -156,11 +201,11 @@ async def _heartbeats(me: Appliance, framed: FramedStream | LineStream) -> None:
                 body={"from": me.name, "seq": seq, "at": me.clock.now().isoformat()},
             )
         )
-        await me.clock.sleep(me.spec.heartbeat_interval, kickable=False)
+        await me.clock.sleep(me.heartbeat_interval, kickable=False)
 
 
 async def _stream_alerts(
-    me: Appliance, link: Link, framed: FramedStream | LineStream, kind: FrameType, cursor_key: str
+    me: TrafficEnd, link: Link, framed: FramedStream | LineStream, kind: FrameType, cursor_key: str
 ) -> None:
     while True:
         index = link.cursors.get(cursor_key, 0)
@@ -170,7 +215,7 @@ async def _stream_alerts(
         link.cursors[cursor_key] = index + 1
 
 
-async def listen(me: Appliance, link: Link, framed: FramedStream | LineStream, peer: str) -> str:
+async def listen(me: TrafficEnd, link: Link, framed: FramedStream | LineStream, peer: str) -> str:
     """Receive and count application frames until the peer closes; returns why it ended."""
     while True:
         frame = await framed.receive()
@@ -179,7 +224,7 @@ async def listen(me: Appliance, link: Link, framed: FramedStream | LineStream, p
         if not frame.type.is_application:
             raise FrameError(f"{peer} sent a {frame.type.label} frame on a live link")
         link.received[me.name] += 1
-        me.inbox.append((peer, frame))
+        me.inbox.add(peer, frame)
         me.events.append(
             MessageDelivered(
                 at=me.clock.now(),

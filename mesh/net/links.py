@@ -1,119 +1,51 @@
-"""Links: each end's verdict, the accept/refuse exchange, and the link record.
+"""Links on the wire: each end's verdict and the accept/refuse exchange.
 
 Theory of operation. After the TLS handshake each end judges the other's
 presented chain (``Judgement``) and sends it as one frame: ``ACCEPT`` or
 ``REFUSE`` with the code, the certificate concerned and the detail. Each end
 sends its own verdict *before* reading the peer's, so neither waits on the
-other and both learn both verdicts, then :func:`decide` turns the pair into
-one outcome:
+other and both learn both verdicts. What the pair means for the link (up only
+when both accept, which refusal is read first) is the engine's rule, with the
+link's states and its record: ``mesh.appliances.link_state``.
 
-* either end refused -> ``halted``; the connection is closed forcefully and no
-  application frame is ever sent (the refusing end closes right after its
-  ``REFUSE``; the accepting end reads the ``REFUSE`` before it writes any
-  application byte);
-* both accepted, at least one with validation off -> ``up-unvalidated``;
-* both accepted with validation on -> ``up``.
+A refusing end closes right after its ``REFUSE``; the accepting end reads the
+``REFUSE`` before it writes any application byte, so nothing crosses a halted
+link.
 
-Which refusal is shown first when both refused: the listener's, because the
-listener judges a client the way the source's console judges a sensor; the
-dialer's refusal is kept in ``refusals``.
-
-:class:`Link` is the mutable record of one link (one per dialer/listener
-pair), shared by both ends when they run in one process; :class:`LinkBook`
-holds them and wakes anyone waiting for a change (``Mesh.settle``).
+The link record, its states and the book of links used to live here; they
+are the engine's now, and the old names still import from here for code that
+has not moved (``mesh node`` imports ``LinkBook``, the benchmarks ``LinkState``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-from collections import Counter
-from typing import Any, Iterator
+import importlib
+from typing import Any
 
 import trio
-from attrs import define, field
+from attrs import define
 from OpenSSL import SSL
 
 from mesh.errors import FailureCode
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType
 from mesh.validation.verdict import Verdict
 
-__all__ = [
-    "LinkState",
-    "LinkStatus",
-    "Judgement",
-    "Outcome",
-    "decide",
-    "exchange_verdicts",
-    "Backoff",
-    "Link",
-    "LinkBook",
-    "PeerSilent",
-    "PeerRefusedTls",
-    "tls_refusal",
-]
+__all__ = ["Judgement", "exchange_verdicts", "PeerSilent", "PeerRefusedTls", "tls_refusal"]
+
+#: Names that moved to the engine and are still imported from here (see the header).
+_MOVED = {"LinkBook": "mesh.appliances.book", "LinkState": "mesh.appliances.link_state"}
 
 
-class LinkState(enum.Enum):
-    """Where a link is. ``halted`` carries a code; ``down`` means unreachable."""
+def __getattr__(name: str) -> Any:
+    """The moved names, looked up when first asked for.
 
-    CONNECTING = "connecting"
-    UP = "up"
-    UP_UNVALIDATED = "up-unvalidated"
-    HALTED = "halted"
-    DOWN = "down"
-
-    @property
-    def is_up(self) -> bool:
-        return self in (LinkState.UP, LinkState.UP_UNVALIDATED)
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@define(frozen=True, kw_only=True)
-class LinkStatus:
-    """One link as it stands.
-
-    ``code``/``message``/``refused_by``/``subject``/``serial``/``detail`` describe
-    the refusal of a halted link (the refusal the operator should read first:
-    the listener's when both ends refused). ``refusals`` lists every end that
-    refused as ``(appliance, code)``. ``delivered`` counts application
-    messages that crossed the link, both directions, over its whole life.
+    Not imported at the top: the engine imports this module, so importing
+    the engine from here would be an import cycle.
     """
-
-    dialer: str
-    listener: str
-    state: LinkState
-    code: FailureCode | None = None
-    message: str | None = None
-    refused_by: str | None = None
-    delivered: int = 0
-    subject: str = ""
-    serial: int | None = None
-    detail: str = ""
-    refusals: tuple[tuple[str, FailureCode], ...] = ()
-    unvalidated_by: tuple[str, ...] = ()
-    would_fail: tuple[FailureCode, ...] = ()
-    attempts: int = 0
-    since: dt.datetime | None = None
-    reason: str = ""
-
-    def involves(self, name: str) -> bool:
-        return name in (self.dialer, self.listener)
-
-    def peer_of(self, name: str) -> str:
-        return self.listener if name == self.dialer else self.dialer
-
-    def line(self) -> str:
-        text = f"{self.dialer} -> {self.listener}: {self.state.value}"
-        if self.state is LinkState.HALTED and self.code is not None:
-            text += f" by {self.refused_by} [{self.code.code}] {self.code.message}"
-        elif self.state is LinkState.UP_UNVALIDATED and self.would_fail:
-            text += " (validation off; would fail: " + ", ".join(c.code for c in self.would_fail) + ")"
-        elif self.state is LinkState.DOWN and self.reason:
-            text += f" ({self.reason})"
-        return text + f", {self.delivered} delivered"
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 class PeerSilent(Exception):
@@ -227,28 +159,6 @@ class Judgement:
         )
 
 
-@define(frozen=True, kw_only=True)
-class Outcome:
-    """The link's state once both verdicts are known."""
-
-    state: LinkState
-    primary: Judgement | None = None  # the refusal shown first, for a halted link
-    refusals: tuple[Judgement, ...] = ()
-    unvalidated_by: tuple[str, ...] = ()
-    would_fail: tuple[FailureCode, ...] = ()
-
-
-def decide(dialer: Judgement, listener: Judgement) -> Outcome:
-    """Both verdicts -> one outcome; a link is up only when both ends accept."""
-    refusals = tuple(j for j in (listener, dialer) if not j.accepted)
-    if refusals:
-        return Outcome(state=LinkState.HALTED, primary=refusals[0], refusals=refusals)
-    unvalidated = tuple(j.by for j in (dialer, listener) if not j.enforced)
-    would_fail = tuple(dict.fromkeys(c for j in (dialer, listener) for c in j.would_fail))
-    state = LinkState.UP_UNVALIDATED if unvalidated else LinkState.UP
-    return Outcome(state=state, unvalidated_by=unvalidated, would_fail=would_fail)
-
-
 async def exchange_verdicts(
     framed: FramedStream, mine: Judgement, *, peer_name: str, timeout: float
 ) -> Judgement:
@@ -276,112 +186,3 @@ async def exchange_verdicts(
     raise PeerSilent(f"{peer_name} sent no verdict within {timeout:g} s")
 
 
-@define(kw_only=True)
-class Backoff:
-    """Capped exponential backoff in emulated seconds: 1, 2, 4, ... up to ``cap``."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    _next: float = field(default=0.0, alias="_next")
-
-    def reset(self) -> None:
-        self._next = 0.0
-
-    def next_delay(self) -> float:
-        self._next = self.initial if self._next == 0.0 else min(self.cap, self._next * self.factor)
-        return self._next
-
-
-@define(kw_only=True, eq=False)
-class Link:
-    """The live record of one link (mutable; snapshot with :meth:`status`)."""
-
-    dialer: str
-    listener: str
-    mutual: bool = True
-    state: LinkState = LinkState.CONNECTING
-    outcome: Outcome | None = None
-    reason: str = ""
-    since: dt.datetime | None = None
-    attempts: int = 0
-    completed: int = 0
-    #: The RetryGate generation of the newest attempt that reached an outcome.
-    done_generation: int = -1
-    #: Bumped each time the link leaves ``halted``, so a repeated refusal is
-    #: reported again after the link was down or up in between, not on every
-    #: retry (whichever end records an attempt first).
-    episode: int = 0
-    #: Bumped each time the dialer closes the live link for a deliberate
-    #: re-check (``Mesh.refresh``), so the listener's end, in the same
-    #: process, knows that close was not a fault.
-    rechecks: int = 0
-    received: Counter[str] = field(factory=Counter)
-    cursors: dict[str, int] = field(factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.dialer, self.listener)
-
-    @property
-    def delivered(self) -> int:
-        return sum(self.received.values())
-
-    def status(self) -> LinkStatus:
-        outcome = self.outcome
-        primary = outcome.primary if outcome is not None and self.state is LinkState.HALTED else None
-        return LinkStatus(
-            dialer=self.dialer,
-            listener=self.listener,
-            state=self.state,
-            code=primary.code if primary else None,
-            message=primary.code.message if primary and primary.code else None,
-            refused_by=primary.by if primary else None,
-            delivered=self.delivered,
-            subject=primary.subject if primary else "",
-            serial=primary.serial if primary else None,
-            detail=primary.detail if primary else "",
-            refusals=tuple(
-                (j.by, j.code or FailureCode.VALIDATION_FAILED) for j in outcome.refusals
-            )
-            if outcome is not None and self.state is LinkState.HALTED
-            else (),
-            unvalidated_by=outcome.unvalidated_by
-            if outcome is not None and self.state is LinkState.UP_UNVALIDATED
-            else (),
-            would_fail=outcome.would_fail
-            if outcome is not None and self.state is LinkState.UP_UNVALIDATED
-            else (),
-            attempts=self.attempts,
-            since=self.since,
-            reason=self.reason if self.state is LinkState.DOWN else "",
-        )
-
-
-class LinkBook:
-    """Every link record, by (dialer, listener); wakes waiters on any change."""
-
-    def __init__(self) -> None:
-        self._links: dict[tuple[str, str], Link] = {}
-        self._changed = trio.Event()
-
-    def get(self, dialer: str, listener: str, *, mutual: bool = True) -> Link:
-        key = (dialer, listener)
-        link = self._links.get(key)
-        if link is None:
-            link = self._links[key] = Link(dialer=dialer, listener=listener, mutual=mutual)
-        return link
-
-    def find(self, dialer: str, listener: str) -> Link | None:
-        return self._links.get((dialer, listener))
-
-    def __iter__(self) -> Iterator[Link]:
-        return iter(list(self._links.values()))
-
-    def touch(self) -> None:
-        """Something changed: wake every :meth:`wait_changed`."""
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
-
-    async def wait_changed(self) -> None:
-        await self._changed.wait()

@@ -53,8 +53,14 @@ async def test_alerts_reach_the_console_the_ha_console_and_the_forwarding_target
     await mesh.settle()
     console = mesh.appliance("console")
     assert [a["text"] for a in console.alerts.alerts] == ["unauthorised PLC write"]
-    ha_frames = [f for _, f in mesh.appliance("ha").inbox if f.type is FrameType.REPLICATE]
-    assert ha_frames[-1].body["text"] == "unauthorised PLC write"
+    ha = mesh.appliance("ha").inbox
+    [(_, snapshot), (sender, replicated)] = ha
+    assert snapshot.type is replicated.type is FrameType.REPLICATE
+    assert snapshot.body == {"snapshot": True, "alerts": 0}  # sent as the link came up
+    assert (sender, replicated.body["text"], replicated.body["via"]) == (
+        "console", "unauthorised PLC write", "sensor-1"
+    )
+    assert ha.counts == {FrameType.REPLICATE: 2}
     [(sender, forwarded)] = [
         (p, f) for p, f in mesh.appliance("siem").inbox if f.type is FrameType.FORWARD
     ]

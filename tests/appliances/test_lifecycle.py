@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import attrs
-import trio
-import trio.testing
 from cryptography.hazmat.primitives import serialization
 
 from mesh.appliances import LinkState
 from mesh.errors import FailureCode
 from mesh.events import (
-    CertificateExpiring,
     CertificateRevoked,
     CertificateUploaded,
+    CrlFetched,
     CrlFetchFailed,
     LinkDown,
     LinkHalted,
@@ -23,8 +20,6 @@ from mesh.events import (
 from mesh.net.proxy import ForwardProxy
 from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.issue import Issued
-
-from .conftest import FAST
 
 
 def _pair(deployment, **console):
@@ -247,24 +242,6 @@ async def test_soft_fail_revocation_comes_up_when_the_crl_is_unreachable(deploym
     assert mesh.link("sensor-1", "console").state is LinkState.UP
 
 
-async def test_periodic_revalidation_halts_a_live_link_when_asked_for(deployment, nursery):
-    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
-    mesh = deployment.mesh(
-        [
-            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
-            deployment.spec("console", "management-console", revalidate_every=3600.0),
-        ]
-    )
-    await nursery.start(mesh.run)
-    await mesh.settle()
-    assert mesh.link("sensor-1", "console").state is LinkState.UP
-    await mesh.advance(dt.timedelta(days=400))
-    await mesh.settle()
-    link = mesh.link("sensor-1", "console")
-    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.EXPIRED)
-    assert mesh.events.of(LinkHalted, refused_by="console", code=FailureCode.EXPIRED)
-
-
 async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, nursery):
     """CDPs name a host only the proxy can reach: only the proxied appliance gets CRLs."""
     crl_server = deployment.crl_server
@@ -298,7 +275,11 @@ async def test_crls_through_each_appliances_own_proxy(deployment, keys, epoch, n
         "sensor-1",
     )
     assert link.refusals == (("sensor-1", FailureCode.CRL_UNREACHABLE),)
-    assert proxy.forwarded() >= 2
+    # One request through the proxy per CRL of the sensor's path, each fetched once.
+    fetched = [e.url for e in mesh.events.of(CrlFetched)]
+    assert sorted(fetched) == sorted(deployment.pki.crls())
+    assert mesh.events.of(CrlFetched, appliance="console") == mesh.events.of(CrlFetched)
+    assert proxy.forwarded() == 2
 
 
 async def test_a_repeated_refusal_is_reported_once_per_episode(deployment, nursery):
@@ -318,83 +299,3 @@ async def test_a_repeated_refusal_is_reported_once_per_episode(deployment, nurse
     await mesh.settle()  # down in between: the refusal is news again
     assert len(mesh.events.of(LinkHalted, refused_by="console")) == 2
     assert mesh.link("sensor-1", "console").attempts >= 3
-
-
-def _expiring(mesh) -> list[tuple[str, int]]:
-    return [(e.appliance, e.days_until_expiry) for e in mesh.events.of(CertificateExpiring)]
-
-
-async def test_certificate_expiring_is_said_once_when_a_jump_carries_a_certificate_into_the_window(
-    deployment, nursery
-):
-    mesh = _pair(deployment)
-    await nursery.start(mesh.run)
-    await mesh.settle()
-    assert _expiring(mesh) == []  # a year left at start
-    not_after = deployment.pki.appliances["sensor-1"].cert.not_valid_after_utc
-    await mesh.advance(not_after - mesh.clock.now() - dt.timedelta(days=31))
-    assert _expiring(mesh) == []  # one day short of the 30-day window
-    await mesh.advance(dt.timedelta(days=2))
-    # 29 days less the few real milliseconds the test has run, rounded down.
-    assert sorted(_expiring(mesh)) == [("console", 28), ("sensor-1", 28)]
-    [event] = mesh.events.of(CertificateExpiring, appliance="sensor-1")
-    subject = deployment.pki.appliances["sensor-1"].cert.subject.rfc4514_string()
-    assert event.describe() == f"sensor-1: The certificate {subject} expires in 28 days."
-    assert (event.not_after, event.window_days, event.subject) == (not_after, 30, subject)
-    assert '"kind":"certificate-expiring","severity":"warning"' in event.to_json()
-
-    # Once per certificate per crossing: later jumps, a restart, a refresh say nothing new.
-    await mesh.advance(dt.timedelta(days=10))
-    await mesh.stop("sensor-1")
-    await mesh.start("sensor-1")
-    await mesh.refresh()
-    assert len(_expiring(mesh)) == 2
-
-    # A renewed certificate is outside the window; the console's is not news.
-    renewed = deployment.pki.reissue("sensor-1", at=mesh.clock.now())
-    verdict = await mesh.upload("sensor-1", _issued(renewed))
-    assert verdict.accepted
-    assert len(_expiring(mesh)) == 2
-
-
-async def test_an_upload_already_inside_the_window_and_the_window_setting(deployment, nursery):
-    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
-    settings = attrs.evolve(FAST, expiry_window=dt.timedelta(days=400))
-    mesh = deployment.mesh(
-        [
-            deployment.spec("console", "management-console"),
-            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
-        ],
-        settings=settings,
-    )
-    await nursery.start(mesh.run)
-    # At start: a year-long certificate is within a 400-day window at once,
-    # and the warning comes right after the appliance says it started.
-    kinds = [(e.kind, getattr(e, "appliance", "")) for e in mesh.events]
-    started = kinds.index(("appliance-started", "sensor-1"))
-    assert kinds[started + 1] == ("certificate-expiring", "sensor-1")
-    assert sorted(_expiring(mesh)) == [("console", 364), ("sensor-1", 364)]  # a year, less ms
-    # After an upload: the new certificate is a new crossing.
-    renewed = deployment.pki.reissue("sensor-1", at=mesh.clock.now())
-    assert (await mesh.upload("sensor-1", _issued(renewed))).accepted
-    [_, again] = mesh.events.of(CertificateExpiring, appliance="sensor-1")
-    assert again.serial == renewed.cert.serial_number
-    assert mesh.events.kinds()[-2:] == ["certificate-uploaded", "certificate-expiring"]
-
-
-async def test_elapsed_time_alone_carries_a_certificate_into_the_window(
-    deployment, nursery, mock_clock
-):
-    # No jump of the emulated clock: trio time passes (a long-running demo),
-    # and the watcher notices when the window opens.
-    mesh = _pair(deployment)  # the default window: 30 days
-    await nursery.start(mesh.run)
-    await mesh.settle()
-    not_after = deployment.pki.appliances["sensor-1"].cert.not_valid_after_utc
-    opens = (not_after - dt.timedelta(days=30) - mesh.clock.now()).total_seconds()
-    mock_clock.jump(opens - 60)
-    await trio.testing.wait_all_tasks_blocked()
-    assert _expiring(mesh) == []
-    mock_clock.jump(120)
-    await trio.testing.wait_all_tasks_blocked()
-    assert sorted(name for name, _ in _expiring(mesh)) == ["console", "sensor-1"]

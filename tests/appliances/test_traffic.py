@@ -7,27 +7,44 @@ import trio
 import trio.testing
 
 from mesh.appliances import ApplianceSpec, LinkState, Mesh
-from mesh.appliances.traffic import Plan, speak
+from mesh.appliances.traffic import INBOX_WINDOW, Inbox, Plan, voices
 from mesh.events import LinkDown, LinkUp
-from mesh.net.framing import FramedStream
+from mesh.net.framing import Frame, FramedStream, FrameType
 
 
-@pytest.mark.parametrize("alerts", [0, 3], ids=["heartbeat", "alerts"])
-async def test_a_sensor_speaking_into_a_closed_peer_raises_one_broken_resource_error(
-    epoch, alerts
-):
-    # The heartbeats run beside the alert stream in a nursery of their own;
-    # what the caller sees must still be the plain connection error it
-    # handles, not an ExceptionGroup wrapping it.
+@pytest.mark.parametrize("plan", [Plan.HEARTBEATS_AND_ALERTS, Plan.REPLICATE, Plan.FORWARD])
+async def test_every_voice_speaking_into_a_closed_peer_raises_one_plain_link_error(epoch, plan):
+    # The engine runs each voice as a task of the link's nursery and catches
+    # LINK_ERRORS around it: anything else (an ExceptionGroup wrapping one)
+    # would take the appliance down instead of the link.
     mesh = Mesh(start=epoch)
     sensor = mesh.add(ApplianceSpec(name="sensor-1", role="sensor", connects_to=["console"]))
-    for n in range(alerts):
-        mesh.raise_alert("sensor-1", f"alert {n}")
+    mesh.raise_alert("sensor-1", "alert 0")
     ours, theirs = trio.testing.memory_stream_pair()
     await theirs.aclose()
     link = mesh.book.get("sensor-1", "console")
-    with pytest.raises(trio.BrokenResourceError):
-        await speak(sensor, link, FramedStream(ours), Plan.HEARTBEATS_AND_ALERTS)
+    speaking = voices(sensor, link, FramedStream(ours), plan)
+    assert len(speaking) == (2 if plan is Plan.HEARTBEATS_AND_ALERTS else 1)
+    for voice in speaking:
+        with pytest.raises(trio.BrokenResourceError):
+            await voice()
+    assert voices(sensor, link, FramedStream(ours), Plan.NOTHING) == []
+
+
+def test_the_inbox_counts_every_frame_and_keeps_the_last_few():
+    inbox = Inbox(window=3)
+    assert (list(inbox), len(inbox), inbox.received) == ([], 0, 0)
+    for seq in range(5):
+        inbox.add("sensor-1", Frame(type=FrameType.HEARTBEAT, body={"seq": seq}))
+    inbox.add("console", Frame(type=FrameType.ALERT, body={"text": "x"}))
+    assert [(peer, frame.body) for peer, frame in inbox] == [
+        ("sensor-1", {"seq": 3}),
+        ("sensor-1", {"seq": 4}),
+        ("console", {"text": "x"}),
+    ]
+    assert (len(inbox), inbox.received) == (3, 6)
+    assert inbox.counts == {FrameType.HEARTBEAT: 5, FrameType.ALERT: 1}
+    assert Inbox().window == INBOX_WINDOW == 256
 
 
 async def test_a_console_stopped_while_sensors_are_up_takes_their_links_down_not_the_mesh(

@@ -1,0 +1,397 @@
+"""One connection, either side, once TCP is up: judge the peer, exchange verdicts, carry traffic.
+
+Theory of operation. Every connection of an appliance, inbound
+(:meth:`Conversation.accept`) or dialed (``mesh.appliances.dialer``), goes
+the same way (:meth:`Conversation.converse`):
+
+1. TLS handshake (``mesh.net.tls``): the verify callback only records; no
+   application byte can move before step 3 is done.
+2. Judge the peer's presented chain: fetch the CRLs it names with this
+   appliance's own fetcher and proxy, then ``validate_peer`` with this
+   appliance's trust, policy, validation switch and the emulated clock. A
+   dialer requires the server purpose and (``check_names``) the listener's
+   host name; a listener requires the client purpose, and the dialer's host
+   name when exactly one appliance is configured to dial it. A forwarding
+   target does not judge clients (server-auth only).
+3. Exchange verdicts (``mesh.net.links``): halted unless both ends accept;
+   a refusing end logs a ``link-halted`` event with the exact message and
+   closes the connection forcefully. Validation off: the link comes up with a
+   ``validation-skipped`` warning listing what would have failed.
+4. Only then application frames flow (``mesh.appliances.traffic``), until the
+   connection ends.
+
+Live links are not judged again (the source validates at connection start)
+unless the spec asks for it (``revalidate_every``): then each end re-judges
+the chain its peer presented, and a refusal halts the live link. A
+``RetryGate.recheck`` (``Mesh.refresh``) makes the dialer close its live link
+cleanly (``link-recheck``, not ``link-down``) to redial at once; the
+listener's end in the same process takes that close as no news.
+
+What each outcome means for the link, and what is reported, is the link's
+state machine (``mesh.appliances.link_state``), fed through ``LinkEnds``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+
+import attrs
+import trio
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+
+from mesh.appliances.book import LinkBook
+from mesh.appliances.checks import PeerChecker
+from mesh.appliances.directory import Directory
+from mesh.appliances.ends import LinkEnds
+from mesh.appliances.link_state import Link, LinkState, Outcome, decide
+from mesh.appliances.settings import EngineSettings
+from mesh.appliances.spec import ApplianceSpec, LinkPair
+from mesh.appliances.traffic import LINK_ERRORS, TrafficEnd, listen, plan_for, voices
+from mesh.errors import FailureCode, ValidationFailed
+from mesh.events import ConnectionDropped
+from mesh.net import tls
+from mesh.net.framing import FrameError, FramedStream, LineStream
+from mesh.net.links import Judgement, PeerRefusedTls, PeerSilent, exchange_verdicts
+
+if TYPE_CHECKING:
+    from mesh.appliances.dialer import RetryGate  # the dialer imports this module
+
+__all__ = ["Conversation", "CONNECTION_ERRORS", "why"]
+
+#: What one connection may fail with without taking the appliance down.
+CONNECTION_ERRORS = (
+    SSL.Error,
+    ValidationFailed,
+    FrameError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    OSError,
+)
+
+#: This appliance's TLS context and credentials for one side (``server=``).
+Contexts = Callable[..., tuple[SSL.Context, tls.Credentials]]
+
+
+def why(exc: BaseException) -> str:
+    """A failed connection, in a line for the status and the ``link-down`` reason."""
+    if isinstance(exc, ValidationFailed):
+        return f"{exc.code.message} ({exc.detail})" if exc.detail else exc.code.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def tls_judgement(peer: str, reason: str) -> Judgement:
+    """A peer whose TLS stack refused us (``openssl s_server -Verify``): its verdict."""
+    return Judgement(
+        by=peer,
+        accepted=False,
+        code=FailureCode.VALIDATION_FAILED,
+        detail=f"{peer} refused the TLS handshake ({reason})",
+    )
+
+
+def _label_of(chain: Sequence[x509.Certificate]) -> str:
+    if not chain:
+        return "unknown client"
+    names = chain[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else chain[0].subject.rfc4514_string() or "unknown client"
+
+
+def _peer_address(transport: trio.SocketStream) -> str:
+    try:
+        host, port = transport.socket.getpeername()[:2]
+    except OSError:
+        return "a client"
+    return f"{host}:{port}"
+
+
+class Conversation:
+    """Every connection of one appliance, from its TLS handshake to its end.
+
+    Args:
+        me: the appliance, as traffic sees it (name, role, clock, events, ...).
+        validation: the appliance's validation switch, read at each judgement.
+        contexts: the appliance's TLS context and credentials for a side.
+        error: adds a line to the appliance's status errors.
+    """
+
+    def __init__(
+        self,
+        me: TrafficEnd,
+        *,
+        spec: ApplianceSpec,
+        validation: Callable[[], bool],
+        checker: PeerChecker,
+        directory: Directory,
+        settings: EngineSettings,
+        book: LinkBook,
+        gate: RetryGate,
+        ends: LinkEnds,
+        contexts: Contexts,
+        error: Callable[[str], None],
+    ) -> None:
+        self.me = me
+        self.spec = spec
+        self._validation = validation
+        self.checker = checker
+        self.directory = directory
+        self.settings = settings
+        self.book = book
+        self.gate = gate
+        self.ends = ends
+        self._contexts = contexts
+        self._error = error
+
+    @property
+    def name(self) -> str:
+        return self.me.name
+
+    # -- accepting --
+
+    async def accept(self, transport: trio.SocketStream) -> None:
+        """Serve one inbound connection (``trio.serve_listeners`` calls this per client)."""
+        try:
+            await self._serve_one(transport)
+        except CONNECTION_ERRORS as exc:
+            self._error(f"{self.name}: an inbound connection failed: {why(exc)}")
+            await transport.aclose()
+
+    async def _serve_one(self, transport: trio.SocketStream) -> None:
+        client = _peer_address(transport)  # now: a client that reset cannot be asked later
+        context, credentials = self._contexts(server=True)
+        stream = tls.TlsStream.server(transport, context, credentials=credentials)
+        try:
+            with trio.move_on_after(self.settings.handshake_timeout) as scope:
+                await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            self._error(f"{self.name}: TLS handshake with a client failed: {exc.__cause__ or exc}")
+            self._dropped(client, f"TLS handshake failed: {exc.__cause__ or exc}")
+            await stream.aclose_forcefully()
+            return
+        if scope.cancelled_caught:
+            self._dropped(
+                client,
+                f"TLS handshake did not finish within {self.settings.handshake_timeout:g} s",
+            )
+            await stream.aclose_forcefully()
+            return
+        await self.converse(stream, pair=None, generation=None)
+
+    def _dropped(self, client: str, reason: str) -> None:
+        """An inbound connection that never became a link: one event, then it is closed."""
+        self.me.events.append(
+            ConnectionDropped(at=self.me.clock.now(), appliance=self.name, peer=client, reason=reason)
+        )
+
+    # -- one connection, either side --
+
+    async def judge(
+        self, chain: Sequence[x509.Certificate], *, purpose: str, expected: str | None
+    ) -> Judgement:
+        """This appliance's verdict on a peer's chain, with its switch as it is now."""
+        enabled = self._validation()
+        policy = attrs.evolve(
+            self.spec.policy,
+            enabled=enabled,
+            purpose=purpose,
+            expected_name=expected if self.spec.check_names else None,
+        )
+        verdict = await self.checker.check(
+            chain, trust=self.spec.trust, policy=policy, crl_files=self.spec.crl_files
+        )
+        return Judgement.from_verdict(self.name, verdict, enforced=enabled)
+
+    async def converse(
+        self, stream: tls.TlsStream, *, pair: LinkPair | None, generation: int | None
+    ) -> bool:
+        """Judge, exchange verdicts, then carry traffic; True if the link came up.
+
+        ``pair`` is the link this end dials (None: an inbound connection);
+        ``generation`` the dialer's attempt (None on the listener's end).
+        """
+        as_dialer = pair is not None
+        clean = False
+        try:
+            chain = stream.peer_chain()
+            check: tuple[str, str | None] | None
+            if pair is not None:
+                peer = pair.listener
+                check = ("server", self.directory.hostname_of(peer))
+            elif not self.me.role.validates_clients:
+                peer = _label_of(chain)
+                check = None
+            else:
+                peer = _label_of(chain)
+                # Not copied nor kept: a console's list names every sensor,
+                # and this frame lives as long as the link.
+                dialers = self.directory.expected_dialers(self.name)
+                check = (
+                    "client",
+                    self.directory.hostname_of(dialers[0]) if len(dialers) == 1 else None,
+                )
+                del dialers
+            if check is None:
+                mine = Judgement.not_checked(self.name)
+            else:
+                mine = await self.judge(chain, purpose=check[0], expected=check[1])
+            framed: FramedStream | LineStream
+            theirs: Judgement | None
+            silence = ""
+            if pair is not None and not self.directory.speaks_mesh(peer):
+                # A third-party server: its TLS stack already let us in, it sends
+                # no verdict, and it gets application data as JSON lines.
+                framed = LineStream(stream, max_frame=self.settings.max_frame)
+                theirs = Judgement.not_checked(peer) if mine.accepted else None
+            else:
+                framed = FramedStream(stream, max_frame=self.settings.max_frame)
+                try:
+                    theirs = await exchange_verdicts(
+                        framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
+                    )
+                except PeerRefusedTls as exc:
+                    theirs = tls_judgement(peer, str(exc))
+                except (PeerSilent, FrameError) as exc:
+                    theirs, silence = None, str(exc)
+            if pair is not None:
+                link = self.book.get(pair.dialer, pair.listener, mutual=pair.mutual)
+            else:
+                peer = theirs.by if theirs is not None else peer  # the dialer's own name
+                link = self.book.get(peer, self.name, mutual=self.me.role.validates_clients)
+                if not self.directory.is_local(peer):
+                    self.ends.attempted(link)  # its dialer, elsewhere, counts none here
+            if theirs is None:
+                if mine.accepted:
+                    self.ends.lost(link, silence, generation=generation)
+                    return False
+                outcome = Outcome.refused(mine)
+            elif as_dialer:
+                outcome = decide(mine, theirs)
+            else:
+                outcome = decide(theirs, mine)
+            self.ends.judged(link, outcome, mine, theirs, generation=generation)
+            if outcome.state is LinkState.HALTED:
+                return False
+            # The peer's parsed chain is kept for the link's life only when
+            # it will be judged again (revalidate_every): parsed certificates
+            # and their names are kilobytes per link.
+            recheck = None
+            if check is not None and self.spec.revalidate_every is not None:
+                recheck = (chain, *check)
+            del chain
+            clean = await self._carry(
+                link, framed, peer=peer, recheck=recheck, generation=generation
+            )
+            return True
+        finally:
+            with trio.CancelScope(shield=True):
+                if clean:  # a deliberate re-check: close_notify, not a reset
+                    with trio.move_on_after(self.settings.handshake_timeout):
+                        await stream.aclose()
+                await stream.aclose_forcefully()
+
+    def refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
+        """The listener's TLS stack refused us during the handshake (TLS 1.2)."""
+        theirs = tls_judgement(peer, reason)
+        mine = Judgement(by=self.name, accepted=True, enforced=self._validation())
+        self.ends.judged(link, Outcome.refused(theirs), mine, theirs, generation=generation)
+
+    # -- a live link --
+
+    async def _carry(
+        self,
+        link: Link,
+        framed: FramedStream | LineStream,
+        *,
+        peer: str,
+        recheck: tuple[Sequence[x509.Certificate], str, str | None] | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        """Carry a live link's traffic until it ends; True if closed for a re-check.
+
+        ``generation`` is the dialer's attempt (None on the listener's end):
+        a :meth:`RetryGate.recheck` after it closes the link on purpose, with a
+        ``link-recheck`` event instead of ``link-down``, and the dial loop
+        redials at once. The listener's end of such a link, in the same process,
+        sees ``link.rechecks`` move and records nothing: the new attempt tells.
+        """
+        as_dialer = generation is not None
+        plan = plan_for(
+            self.me.role, self.directory.role_of(peer), as_dialer=as_dialer, mutual=link.mutual
+        )
+        halted_live = False
+        rechecked = False
+        rechecks = link.rechecks
+
+        watch: object | None = None
+
+        def recheck_now(scope: trio.CancelScope) -> None:
+            nonlocal rechecked
+            rechecked = True
+            self.ends.rechecked(link)
+            scope.cancel()
+
+        async def revalidate(scope: trio.CancelScope) -> None:
+            """Optional: judge the live peer's chain again every ``revalidate_every``."""
+            nonlocal halted_live
+            interval = self.spec.revalidate_every
+            if interval is None or recheck is None:
+                return
+            chain, purpose, expected = recheck
+            while True:
+                await self.me.clock.sleep(interval, kickable=False)
+                mine = await self.judge(chain, purpose=purpose, expected=expected)
+                if not mine.accepted:
+                    if watch is not None:  # a halted link is no longer live to re-check
+                        self.gate.unwatch(watch)
+                    self.ends.judged(link, Outcome.refused(mine), mine, None, generation=None)
+                    halted_live = True
+                    scope.cancel()
+                    return
+
+        async def quietly(voice: Callable[[], Awaitable[None]]) -> None:
+            # A send into a link that went away ends the speaking, never the
+            # appliance: hear() reports why the link ended.
+            try:
+                await voice()
+            except LINK_ERRORS:
+                pass
+
+        async def hear() -> str:
+            try:
+                return await listen(self.me, link, framed, peer)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
+            except FrameError as exc:
+                return f"{peer} broke the protocol: {exc}"
+
+        # Only the tasks this end needs: at thousands of links every task is
+        # memory and scheduling. A console's end of a sensor link says
+        # nothing, re-checks nothing, and needs no nursery at all.
+        reason = "the link was halted"
+        speaking = voices(self.me, link, framed, plan)
+        revalidating = self.spec.revalidate_every is not None and recheck is not None
+        if not speaking and not revalidating and generation is None:
+            reason = await hear()
+        else:
+            async with trio.open_nursery() as nursery:
+                if generation is not None:
+                    scope = nursery.cancel_scope
+                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
+                for voice in speaking:
+                    nursery.start_soon(quietly, voice)
+                if revalidating:
+                    nursery.start_soon(revalidate, nursery.cancel_scope)
+                try:
+                    reason = await hear()
+                finally:
+                    if watch is not None:
+                        self.gate.unwatch(watch)
+                nursery.cancel_scope.cancel()
+        if rechecked:
+            return True
+        if link.rechecks != rechecks and not self.ends.owns(link):
+            return False  # our dialer closed it to validate afresh
+        if not halted_live:
+            self.ends.lost(link, reason)
+        return False

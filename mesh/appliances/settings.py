@@ -1,0 +1,33 @@
+"""The engine's timeouts, backoff and limits: one value for a whole mesh or ``mesh node``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from attrs import define
+
+from mesh.net.framing import MAX_FRAME
+from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
+
+__all__ = ["EngineSettings"]
+
+
+@define(frozen=True, kw_only=True)
+class EngineSettings:
+    """Timeouts and backoff (trio seconds for I/O, emulated seconds for backoff).
+
+    ``verdict_timeout`` is how long an end waits for the peer's verdict after
+    sending its own; the peer may first have to fetch CRLs, so keep it above
+    ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
+
+    ``expiry_window``: an appliance whose own certificate comes this close to
+    its notAfter says so with a ``certificate-expiring`` event (None: never).
+    """
+
+    handshake_timeout: float = 10.0
+    verdict_timeout: float = 10.0
+    crl_timeout: float = 5.0
+    backoff_initial: float = 1.0
+    backoff_cap: float = 60.0
+    max_frame: int = MAX_FRAME
+    expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW

@@ -1,0 +1,114 @@
+"""Waiting for a mesh without sleeping: every link has a fresh outcome and the mesh is idle.
+
+What ``Mesh.settle`` and ``Mesh.refresh`` do, and what a caller awaits
+instead of a sleep. A request on the ``RetryGate`` cuts every dialer's backoff
+short and numbers the moment (its generation); a link has settled once its
+dialer is not running, or its record holds an outcome from an attempt of
+that generation or later (``Link.done_generation``). A link that is up stays
+up (validation happens at connection start), unless a re-check was asked
+for (``fresh``): then it too must have been judged afresh. Once every link
+has settled, the mesh must also go idle (trio's ``wait_all_tasks_blocked``),
+so the first messages of new links have been delivered. Work in a worker
+thread, such as parsing a very large CRL, does not count as busy.
+
+The waiting itself is woken by the ``LinkBook``, never by a timer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import trio
+import trio.testing
+
+from mesh.appliances.book import LinkBook
+from mesh.appliances.dialer import RetryGate
+from mesh.appliances.spec import LinkPair
+
+__all__ = ["MeshNotSettled", "Settler"]
+
+
+class MeshNotSettled(trio.TooSlowError):
+    """Some links had no outcome within the settle timeout.
+
+    A ``trio.TooSlowError``, so callers that caught that keep working; the
+    message names the links still waiting, for a one-line report.
+    """
+
+    def __init__(self, timeout: float, pending: tuple[str, ...]) -> None:
+        self.timeout = timeout
+        self.pending = pending
+        shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+        super().__init__(
+            f"the mesh did not settle within {timeout:g} s: "
+            + (f"no outcome yet for {shown}" if pending else "it never went idle")
+        )
+
+
+class Settler:
+    """Waits for every link of a mesh to settle.
+
+    Args:
+        pairs: every link of the topology, as it is now.
+        running: whether an appliance of this mesh runs (a link whose
+            dialer does not run has nothing to wait for).
+    """
+
+    def __init__(
+        self,
+        *,
+        book: LinkBook,
+        gate: RetryGate,
+        pairs: Callable[[], Sequence[LinkPair]],
+        running: Callable[[str], bool],
+    ) -> None:
+        self.book = book
+        self.gate = gate
+        self._pairs = pairs
+        self._running = running
+        #: The RetryGate generation of the latest re-check: a live link must
+        #: have an outcome from at least this generation to count as settled.
+        self._fresh = 0
+
+    async def settle(self, *, timeout: float, quiet: float, fresh: bool) -> None:
+        """Ask every dialer for a fresh attempt (``fresh``: re-check live links too), then wait.
+
+        Raises:
+            MeshNotSettled: some link had no outcome after ``timeout`` trio seconds.
+        """
+        if fresh:
+            generation = self.gate.recheck()
+            self._fresh = generation
+        else:
+            generation = self.gate.request()
+        with trio.move_on_after(timeout) as waiting:
+            # Re-check only the links still waiting after each change (a
+            # full pass per change is O(n²) for n links coming up), then
+            # confirm with one full pass, as a settled link can drop again.
+            pending = list(self._pairs())
+            while True:
+                pending = [p for p in pending if not self.settled(p, generation)]
+                if not pending:
+                    pending = [p for p in self._pairs() if not self.settled(p, generation)]
+                    if not pending:
+                        break
+                await self.book.wait_changed()
+            await trio.testing.wait_all_tasks_blocked(cushion=quiet)
+        if waiting.cancelled_caught:
+            pending = [
+                f"{p.dialer} -> {p.listener}"
+                for p in self._pairs()
+                if not self.settled(p, generation)
+            ]
+            raise MeshNotSettled(timeout, tuple(pending))
+
+    def settled(self, pair: LinkPair, generation: int) -> bool:
+        """Has ``pair`` an outcome from an attempt of ``generation`` or later (or no dialer)?"""
+        if not self._running(pair.dialer):
+            return True
+        link = self.book.find(pair.dialer, pair.listener)
+        if link is None:
+            return False
+        if link.state.is_up and link.done_generation >= self._fresh:
+            return True
+        return link.done_generation >= generation

@@ -1,0 +1,86 @@
+"""The dialer: its loop per link, capped backoff, and the gate that cuts it short."""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+import trio.testing
+
+from mesh.appliances import LinkState
+from mesh.appliances.dialer import Backoff, RetryGate
+from mesh.clock import EmulatedClock
+from mesh.events import LinkDown
+
+
+def test_backoff_is_capped_exponential():
+    backoff = Backoff(initial=1, cap=10)
+    assert [backoff.next_delay() for _ in range(6)] == [1, 2, 4, 8, 10, 10]
+    backoff.reset()
+    assert backoff.next_delay() == 1
+
+
+async def test_a_request_ends_a_pause_begun_before_it_and_skips_one_begun_after(
+    epoch, autojump_clock
+):
+    gate = RetryGate(EmulatedClock(epoch))
+    since = gate.generation
+    ended = []
+
+    async def pause() -> None:
+        await gate.pause(3600, since)
+        ended.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pause)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        assert gate.request() == since + 1
+    assert ended == [start]  # woken at once, not after the hour
+    await gate.pause(3600, since)  # a request came since: no wait at all
+    assert trio.current_time() == start
+
+
+async def test_a_recheck_calls_each_watcher_of_an_older_attempt_once(epoch):
+    gate = RetryGate(EmulatedClock(epoch))
+    called: list[str] = []
+    old = gate.watch_recheck(gate.generation, lambda: called.append("old"))
+    gone = gate.watch_recheck(gate.generation, lambda: called.append("gone"))
+    gate.unwatch(gone)
+    generation = gate.recheck()
+    assert (called, gate.recheck_generation) == (["old"], generation)
+    # An attempt older than the recheck is told at once; a newer one waits for the next.
+    gate.watch_recheck(generation - 1, lambda: called.append("late"))
+    gate.watch_recheck(generation, lambda: called.append("new"))
+    assert called == ["old", "late"]
+    gate.recheck()
+    assert called == ["old", "late", "new"]
+    gate.unwatch(old)  # already called: nothing to undo
+
+
+async def test_a_listener_nobody_knows_is_down_and_said_so_once(deployment, nursery):
+    deployment.build(("sensor-1", "sensor"))
+    mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", connects_to=["console"])])
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.settle()  # more attempts, the same outcome: not news
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.reason) == (LinkState.DOWN, "console has no known address")
+    [down] = mesh.events.of(LinkDown)
+    assert down.reason == "console has no known address"
+    assert mesh.events.kinds().count("link-connecting") == 1
+
+
+async def test_a_listener_that_does_not_listen_is_not_reachable(deployment, nursery):
+    deployment.build(("sensor-1", "sensor"))
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", connects_to=["console"])])
+    mesh.add_external("console", "127.0.0.1", port)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.reason) == (
+        LinkState.DOWN, f"console at 127.0.0.1:{port} is not reachable (Connection refused)"
+    )

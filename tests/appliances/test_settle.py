@@ -1,0 +1,72 @@
+"""Waiting without sleeping: when a link counts as settled, and what not settling says."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from mesh.appliances.book import LinkBook
+from mesh.appliances.dialer import RetryGate
+from mesh.appliances.link_state import Attempted, Judged, LinkEnd, Lost, decide
+from mesh.appliances.settle import MeshNotSettled, Settler
+from mesh.appliances.spec import LinkPair
+from mesh.clock import EmulatedClock
+from mesh.net.links import Judgement
+
+PAIR = LinkPair(dialer="sensor-1", listener="console")
+
+
+def _settler(epoch, *, running=True):
+    book, gate = LinkBook(), RetryGate(EmulatedClock(epoch))
+    settler = Settler(book=book, gate=gate, pairs=lambda: [PAIR], running=lambda name: running)
+    return settler, book, gate
+
+
+def _up(book, epoch, *, attempt):
+    link = book.get(PAIR.dialer, PAIR.listener)
+    dialer, listener = Judgement(by="sensor-1", accepted=True), Judgement(by="console", accepted=True)
+    end = LinkEnd(me="sensor-1", link=link)
+    end.handle(Attempted(), owner=True, at=epoch)
+    end.handle(
+        Judged(outcome=decide(dialer, listener), mine=dialer, theirs=listener, attempt=attempt),
+        owner=True,
+        at=epoch,
+    )
+    return end
+
+
+def test_a_link_settles_with_an_outcome_from_an_attempt_after_the_request(epoch):
+    settler, book, gate = _settler(epoch)
+    generation = gate.request()
+    assert not settler.settled(PAIR, generation)  # no record yet
+    end = _up(book, epoch, attempt=generation - 1)
+    assert settler.settled(PAIR, generation)  # up, and no re-check asked for: it stays up
+    end.handle(Lost(reason="console closed the link", attempt=generation - 1), owner=True, at=epoch)
+    assert not settler.settled(PAIR, generation)  # down since: an outcome from before
+    end.handle(Lost(reason="console closed the link", attempt=generation), owner=True, at=epoch)
+    assert settler.settled(PAIR, generation)
+
+
+def test_a_link_whose_dialer_does_not_run_has_nothing_to_wait_for(epoch):
+    settler, _book, gate = _settler(epoch, running=False)
+    assert settler.settled(PAIR, gate.request())
+
+
+async def test_after_a_recheck_a_live_link_must_be_judged_afresh(epoch):
+    settler, book, gate = _settler(epoch)
+    _up(book, epoch, attempt=0)
+    with pytest.raises(MeshNotSettled) as info:
+        await settler.settle(timeout=0, quiet=0, fresh=True)
+    assert info.value.pending == ("sensor-1 -> console",)
+    _up(book, epoch, attempt=gate.generation)
+    await settler.settle(timeout=5, quiet=0, fresh=False)
+
+
+def test_not_settling_names_the_first_five_links_still_waiting():
+    error = MeshNotSettled(0.5, tuple(f"s{n} -> c" for n in range(7)))
+    assert isinstance(error, trio.TooSlowError)
+    assert str(error) == (
+        "the mesh did not settle within 0.5 s: no outcome yet for "
+        "s0 -> c, s1 -> c, s2 -> c, s3 -> c, s4 -> c and 2 more"
+    )
+    assert str(MeshNotSettled(2, ())) == "the mesh did not settle within 2 s: it never went idle"
