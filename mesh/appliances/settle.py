@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import trio
-import trio.testing
 
 from mesh.appliances.book import LinkBook
 from mesh.appliances.dialer import RetryGate
@@ -93,7 +92,11 @@ class Settler:
                     if not pending:
                         break
                 await self.book.wait_changed()
-            await trio.testing.wait_all_tasks_blocked(cushion=quiet)
+            # trio has no public equivalent; trio.testing imports pytest, so
+            # only a settle pays for it, never a CLI start.
+            from trio.testing import wait_all_tasks_blocked
+
+            await wait_all_tasks_blocked(cushion=quiet)
         if waiting.cancelled_caught:
             pending = [
                 f"{p.dialer} -> {p.listener}"

@@ -14,7 +14,8 @@ not usable for every certificate. The strict profile refuses, as
   delta is refused with "delta CRLs are not supported" rather than read as a
   complete list;
 * has a thisUpdate after the instant judged (5.1.2.4; 6.3.3 (a)): a CRL from
-  the future cannot say what was revoked now;
+  the future cannot say what was revoked now (beyond :data:`CLOCK_SKEW`, five
+  minutes of disagreement between the CA's clock and the appliance's);
 * comes from an issuer whose keyUsage lacks cRLSign (4.2.1.3; 6.3.3 (f));
 * does not cover the certificate by its issuingDistributionPoint (5.2.5;
   6.3.3 (b)): only user certificates and the certificate is a CA, only CA
@@ -189,6 +190,12 @@ def _scope_problem(idp: x509.IssuingDistributionPoint, cert: x509.Certificate) -
     return None
 
 
+#: How far ahead of the clock a CRL's thisUpdate may be: clock skew between
+#: the CA that signed it and the appliance, not a CRL from the future. (Two
+#: processes of one emulation, or two real hosts, never agree to the second.)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
 def crl_problem(
     facts: CrlFacts,
     *,
@@ -200,10 +207,11 @@ def crl_problem(
     """Why this CRL cannot decide ``cert``'s status at ``at``, or None."""
     if facts.problem is not None:
         return facts.problem
-    if this_update > at:
+    if this_update > at + CLOCK_SKEW:
         return (
             f"RFC 5280 5.1.2.4: the CRL's thisUpdate {this_update.isoformat()} "
-            f"is after {at.isoformat()}"
+            f"is after {at.isoformat()} (more than the "
+            f"{int(CLOCK_SKEW.total_seconds() // 60)} minutes of clock skew allowed)"
         )
     try:
         usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value

@@ -45,8 +45,16 @@ def _usage_name(oid: x509.ObjectIdentifier) -> str:
     return _USAGE_NAMES.get(oid, oid.dotted_string)
 
 
-def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
-    """``wrong_purpose`` when the leaf's EKU excludes ``purpose`` (client/server)."""
+def check_purpose(
+    leaf: x509.Certificate, purpose: str | None, *, any_usage: bool = True
+) -> list[Finding]:
+    """``wrong_purpose`` when the leaf's EKU excludes ``purpose`` (client/server).
+
+    ``any_usage=False`` (the strict profile): an EKU listing only
+    anyExtendedKeyUsage does not name the purpose either. RFC 5280 4.2.1.12
+    lets an application that needs a particular purpose reject it, and
+    OpenSSL's purpose check and pyca's verifier both do.
+    """
     if purpose is None:
         return []
     try:
@@ -54,7 +62,7 @@ def check_purpose(leaf: x509.Certificate, purpose: str | None) -> list[Finding]:
     except x509.ExtensionNotFound:
         return []
     wanted = _USAGE[purpose]
-    if wanted in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+    if wanted in eku or (any_usage and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku):
         return []
     listed = ", ".join(_usage_name(oid) for oid in eku) or "nothing"
     return [

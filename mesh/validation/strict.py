@@ -141,7 +141,7 @@ class StrictChecker:
             allow_weak=policy.allow_weak,
             min_rsa_bits=policy.min_rsa_bits,
         )
-        findings += check_purpose(path[0], policy.purpose)
+        findings += check_purpose(path[0], policy.purpose, any_usage=False)
         findings += check_path_purpose(path, policy.purpose, anchored=candidate.anchored)
         findings += check_name(path[0], policy.expected_name)
         return Judged(candidate=candidate, findings=tuple(findings))

@@ -85,12 +85,6 @@ def test_no_command_help_loads_them_either(tmp_path):
     assert _loaded_after(code, tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mesh/appliances/mesh.py imports trio.testing (which imports pytest) at module "
-    "level; `from trio.testing import wait_all_tasks_blocked` inside Mesh.settle, its one "
-    "user, makes this pass (then drop this marker)",
-)
 def test_no_command_loads_pytest(tmp_path):
     handlers = sorted(
         parser.get_default("func")

@@ -879,8 +879,9 @@ def _eku() -> list[HardCase]:
           [leaf(plain, eku=[SERVER_AUTH]), plain.cert], [top.cert], purpose="client",
           code="wrong_purpose", rule="RFC 5280 4.2.1.12: the leaf's EKU must include the purpose")
     f.add("leaf-eku-any-server", "leaf EKU anyExtendedKeyUsage only, used as a server",
-          [leaf(plain, eku=[ANY_EKU]), plain.cert], [top.cert],
-          rule="RFC 5280 4.2.1.12: anyExtendedKeyUsage places no restriction")
+          [leaf(plain, eku=[ANY_EKU]), plain.cert], [top.cert], code="wrong_purpose",
+          rule="RFC 5280 4.2.1.12: an application that needs a purpose MAY reject "
+          "anyExtendedKeyUsage alone; the strict profile does, as OpenSSL and pyca do")
     f.add("leaf-no-eku-server", "leaf without an EKU extension, used as a server",
           [leaf(plain, eku=None), plain.cert], [top.cert],
           rule="RFC 5280 4.2.1.12: no EKU extension, no restriction")

@@ -69,10 +69,6 @@ DOCUMENTED_ORACLE_DIFFERENCES: dict[str, str] = {
     "anyExtendedKeyUsage means no restriction.",
     "inter-eku-any-client": "openssl: as inter-eku-any-server, for sslclient (error 26); "
     "RFC 5280 4.2.1.12: anyExtendedKeyUsage means no restriction.",
-    "leaf-eku-any-server": "pyca: required EKU not found. openssl: unsuitable certificate "
-    "purpose (error 26). Both follow the web PKI (CA/B BR 7.1.2.7.10 forbid "
-    "anyExtendedKeyUsage in subscriber certificates); RFC 5280 4.2.1.12 says a CA includes "
-    "anyExtendedKeyUsage precisely so as not to restrict the key's usage.",
     # -- CN, profile, path length (pyca) --
     "nc-cn-only-ok": "pyca: its server verifier requires a SAN (CA/B BR 7.1.2.7.12); RFC 5280 "
     "4.2.1.6 makes the SAN optional when the subject is not empty, and RFC 6125 6.4.4 uses the "
