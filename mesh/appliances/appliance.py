@@ -39,7 +39,7 @@ from mesh.appliances.dialer import Dialer, RetryGate
 from mesh.appliances.directory import Directory
 from mesh.appliances.ends import LinkEnds
 from mesh.appliances.expiry_watch import ExpiryWatcher
-from mesh.appliances.identity import first_start_identity, open_key, refusal_of, upload_findings
+from mesh.appliances.identity import first_start_identity, open_key, refusal_of
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus, LinkStatus
@@ -56,6 +56,7 @@ from mesh.events import (
 )
 from mesh.net import tls
 from mesh.pki.issue import Issued, KeySource
+from mesh.upload import UploadMaterial
 from mesh.validation.verdict import Verdict
 
 # Directory, EngineSettings and RetryGate are imported from here by ``mesh node``.
@@ -227,17 +228,14 @@ class Appliance:
             issued = await open_key(issued, key_pem, passphrase)
         except ValidationFailed as exc:
             return self._refuse_upload(refusal_of(exc), issued.cert)
-        findings = upload_findings(issued)
-        if findings:
-            return self._refuse_upload(Verdict.judge(findings, enabled=True), issued.cert)
+        material = UploadMaterial.of(
+            issued.cert, issued.key, chain=issued.chain, trust=self.spec.trust
+        )
         policy = attrs.evolve(
             self.spec.policy, enabled=self.validation, purpose=None, expected_name=None
         )
-        verdict = await self.checker.check(
-            [issued.cert, *issued.chain],
-            trust=self.spec.trust,
-            policy=policy,
-            crl_files=self.spec.crl_files,
+        verdict = await self.checker.judge_upload(
+            material, policy=policy, crl_files=self.spec.crl_files
         )
         if not verdict.accepted:
             return self._refuse_upload(verdict, issued.cert)

@@ -21,7 +21,9 @@ from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord
 from mesh.validation.finding import Finding
 from mesh.validation.policy import ValidationPolicy
-from mesh.validation.revocation import CrlIndex
+from mesh.upload import UploadMaterial, judge_upload
+from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
+from mesh.validation.verdict import verifier_for
 from mesh.validation.verdict import Verdict, crl_urls, validate_peer
 
 __all__ = ["PeerChecker"]
@@ -137,6 +139,23 @@ class PeerChecker:
         return validate_peer(
             chain, trust=trust, at=self.clock.now(), crls=lookup, policy=policy, crl_files=crl_files
         )
+
+    async def judge_upload(
+        self,
+        material: UploadMaterial,
+        *,
+        policy: ValidationPolicy,
+        crl_files: Sequence[CrlIndex] = (),
+    ) -> Verdict:
+        """An upload to this appliance: its CRLs fetched (or cached), then
+        :func:`mesh.upload.judge_upload`, the one judgement every upload path uses."""
+        verifier = verifier_for(material.anchors, policy, crl_files)
+        at = self.clock.now()
+        crls: CrlLookup = crl_lookup({})
+        if policy.enabled:
+            crls = await self.fetcher.prefetch(verifier.crl_urls(material.presented, at=at))
+            self._fetched = True
+        return judge_upload(material, verifier=verifier, at=self.clock.now(), crls=crls)
 
     def invalidate(self, url: str | None = None) -> None:
         """Refresh cached CRLs at the next check (a CRL was republished)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, ValidationFailed
 from mesh.pki import key_process
@@ -22,7 +21,7 @@ from mesh.pki.issue import Issued, KeySource, new_key, self_signed_leaf
 from mesh.validation.finding import Finding
 from mesh.validation.verdict import Verdict
 
-__all__ = ["first_start_identity", "key_matches", "open_key", "upload_findings"]
+__all__ = ["first_start_identity", "open_key", "refused", "refusal_of"]
 
 #: How long a locally generated certificate lasts.
 SELF_SIGNED_DAYS = 825
@@ -36,15 +35,6 @@ def first_start_identity(
     return self_signed_leaf(
         name, not_before=at - dt.timedelta(minutes=5), days=SELF_SIGNED_DAYS, key=key
     )
-
-
-def key_matches(issued: Issued) -> bool:
-    def spki(public_key: object) -> bytes:
-        return public_key.public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    return spki(issued.cert.public_key()) == spki(issued.key.public_key())
 
 
 async def open_key(issued: Issued, key_pem: bytes | None, passphrase: str | None) -> Issued:
@@ -63,20 +53,6 @@ async def open_key(issued: Issued, key_pem: bytes | None, passphrase: str | None
         return issued
     key = await key_process.open_key(key_pem, passphrase, where="uploaded key")
     return Issued(cert=issued.cert, key=key, chain=issued.chain)
-
-
-def upload_findings(issued: Issued) -> list[Finding]:
-    """The checks on the files themselves (before the chain is judged)."""
-    if key_matches(issued):
-        return []
-    return [
-        Finding.about(
-            FailureCode.KEY_MISMATCH,
-            issued.cert,
-            "the private key's public half is not the certificate's public key",
-            depth=0,
-        )
-    ]
 
 
 def refused(code: FailureCode, detail: str) -> Verdict:

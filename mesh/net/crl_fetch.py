@@ -88,11 +88,11 @@ import httpx
 import trio
 from attrs import define
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.net.content_coding import BodyDecoder, DecodeError, TooLarge
 from mesh.printable import printable
+from mesh.validation.chain import public_key_der
 from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
 
 __all__ = [
@@ -707,9 +707,7 @@ async def _signed_by(index: CrlIndex, issuer: x509.Certificate) -> bool:
 
 
 def _key_id(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key_der(cert.public_key())
 
 
 def _newer(new: CrlIndex, old: CrlIndex) -> bool:

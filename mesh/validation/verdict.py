@@ -54,6 +54,7 @@ __all__ = [
     "crl_urls",
     "sort_findings",
     "dedupe",
+    "verifier_for",
 ]
 
 #: The documented order, most basic first (see the module docstring).
@@ -186,7 +187,7 @@ def validate_peer(
     if isinstance(crls, (list, tuple)):
         # A list of CRLs rather than a lookup: they are CRL files.
         crl_files, crls = (*crl_files, *crls), None
-    return _verifier(trust, policy, crl_files).verify(chain, at=at, crls=crls)
+    return verifier_for(trust, policy, crl_files).verify(chain, at=at, crls=crls)
 
 
 def crl_urls(
@@ -202,7 +203,7 @@ def crl_urls(
     The I/O layer fetches these first. Empty when the chain does not
     verify: nothing is fetched for a chain that is refused anyway.
     """
-    return _verifier(trust, policy, crl_files).crl_urls(chain, at=at)
+    return verifier_for(trust, policy, crl_files).crl_urls(chain, at=at)
 
 
 #: The verifiers validate_peer built: by the identity of the trust anchors and
@@ -211,9 +212,11 @@ def crl_urls(
 _VERIFIERS: IdentityMemo[dict[ValidationPolicy, Any]] = IdentityMemo(maxsize=64)
 
 
-def _verifier(
-    trust: Sequence[x509.Certificate], policy: ValidationPolicy, crl_files: Sequence[Any]
+def verifier_for(
+    trust: Sequence[x509.Certificate], policy: ValidationPolicy, crl_files: Sequence[Any] = ()
 ) -> Any:
+    """The :class:`~mesh.validation.verifier.Verifier` for these anchors, policy
+    and CRL files, built once and kept (so its memos serve every later call)."""
     from mesh.validation.verifier import Verifier
 
     crl_files = tuple(crl_files)
