@@ -58,21 +58,44 @@ __all__ = [
 INBOX_WINDOW = 256
 
 
-class AlertBoard:
-    """An appliance's alerts, in order; wakes speakers when one is added."""
+#: Alerts an appliance keeps for links to forward. A link forwards each alert
+#: once, from its own position in the stream; one that falls further behind
+#: than this resumes at the oldest alert still kept (a forwarding target that
+#: was away for thousands of alerts does not get them all replayed).
+ALERT_WINDOW = 1024
 
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
+
+class AlertBoard:
+    """An appliance's alerts, in order: the last :data:`ALERT_WINDOW` kept,
+    positions counted over the whole run; wakes speakers when one is added."""
+
+    def __init__(self, window: int = ALERT_WINDOW) -> None:
+        self._recent: deque[dict[str, Any]] = deque(maxlen=window)
+        #: Alerts posted over the whole run (the next alert's position).
+        self.count = 0
         self._changed = trio.Event()
 
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts still kept, oldest first."""
+        return list(self._recent)
+
     def post(self, alert: dict[str, Any]) -> None:
-        self.alerts.append(dict(alert))
+        self._recent.append(dict(alert))
+        self.count += 1
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
     async def wait_beyond(self, index: int) -> None:
-        while len(self.alerts) <= index:
+        while self.count <= index:
             await self._changed.wait()
+
+    def at(self, index: int) -> tuple[int, dict[str, Any]]:
+        """The alert at position ``index``, or the oldest kept if that one is gone;
+        with its position."""
+        first = self.count - len(self._recent)
+        position = max(index, first)
+        return position, self._recent[position - first]
 
 
 class Inbox:
@@ -182,7 +205,7 @@ async def _replicate(
     me: TrafficEnd, link: Link, framed: FramedStream | LineStream, cursor_key: str
 ) -> None:
     await framed.send(
-        Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": len(me.alerts.alerts)})
+        Frame(type=FrameType.REPLICATE, body={"snapshot": True, "alerts": me.alerts.count})
     )
     await _stream_alerts(me, link, framed, FrameType.REPLICATE, cursor_key)
 
@@ -210,9 +233,9 @@ async def _stream_alerts(
     while True:
         index = link.cursors.get(cursor_key, 0)
         await me.alerts.wait_beyond(index)
-        alert = me.alerts.alerts[index]
+        position, alert = me.alerts.at(index)
         await framed.send(Frame(type=kind, body=alert))
-        link.cursors[cursor_key] = index + 1
+        link.cursors[cursor_key] = position + 1
 
 
 async def listen(me: TrafficEnd, link: Link, framed: FramedStream | LineStream, peer: str) -> str:

@@ -76,3 +76,14 @@ async def test_a_console_stopped_while_sensors_are_up_takes_their_links_down_not
     assert {link.state for link in mesh.links()} == {LinkState.UP}
     assert len(mesh.events.of(LinkDown, listener="console")) == 2 * len(sensors)
     assert len(mesh.events.of(LinkUp, listener="console")) == 3 * len(sensors)
+
+
+async def test_the_alert_board_keeps_a_window_and_counts_positions():
+    from mesh.appliances.traffic import AlertBoard
+
+    board = AlertBoard(window=2)
+    for n in range(5):
+        board.post({"n": n})
+    assert board.count == 5 and board.alerts == [{"n": 3}, {"n": 4}]
+    assert board.at(0) == (3, {"n": 3})  # fell behind: resumes at the oldest kept
+    assert board.at(4) == (4, {"n": 4})
