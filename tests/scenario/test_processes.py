@@ -93,3 +93,53 @@ async def test_nodes_that_do_not_settle_are_one_line_naming_the_step(key_pool):
         f"no outcome yet for {s1} -> {cm}; a peer or CRL server that never answers keeps "
         "a link waiting; check what that step changed"
     )
+
+
+SOFT_FAIL_UPLOAD = """
+[scenario]
+name = "soft-fail-upload"
+start = 2027-01-15T09:00:00Z
+
+[pki]
+crl_validity = "7d"
+
+[[appliance]]
+name = "cm.contoso.test"
+role = "management-console"
+
+[[appliance]]
+name = "sensor-1.contoso.test"
+role = "sensor"
+revocation = "soft"
+connects_to = ["cm.contoso.test"]
+
+[[step]]
+action = "crl-down"
+
+[[step]]
+after = "8d"
+action = "upload"
+target = "sensor-1.contoso.test"
+note = "past the cached CRL's nextUpdate, with the CRL server still down"
+
+[[expect]]
+upload_step = 2
+verdict = "accepted"
+"""
+
+
+@pytest.mark.slow
+async def test_a_soft_fail_upload_is_judged_alike_in_process_and_in_processes(keys, key_pool):
+    """The upload check takes the appliance's own policy in both runners: a
+    sensor with soft revocation accepts an upload whose CRL is unreachable
+    (mesh node processes once judged it with the default, hard-fail policy)."""
+    from mesh.scenario.load import loads_scenario
+
+    scenario = loads_scenario(SOFT_FAIL_UPLOAD, source="soft.toml")
+    inside = await run_scenario(scenario, keys=keys)
+    apart = await run_in_processes(scenario, keys=key_pool.cursor())
+    uploads = [(r.outcome, r.code) for r in inside.steps]
+    assert uploads == [("done", None), ("accepted", None)]
+    assert [(r.outcome, r.code) for r in apart.steps] == uploads
+    assert table(apart) == table(inside)
+    assert inside.ok and apart.ok
