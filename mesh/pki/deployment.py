@@ -1,22 +1,9 @@
 """A whole deployment's certificate material: build it, revoke, write it, read it back.
 
-Usage::
-
-    pki = Pki.build(
-        at=dt.datetime(2027, 1, 15, tzinfo=dt.timezone.utc),
-        intermediate="Contoso Issuing CA",          # or None: leaves signed by the root
-        appliances=[ApplianceRequest(name="sensor-1"),
-                    ApplianceRequest(name="console", role="console"),
-                    ApplianceRequest(name="sensor-2", fault="revoked")],
-        crl_base_url="http://127.0.0.1:8080/crl",
-        keys=key_pool.cursor(),                      # optional; fresh keys otherwise
-    )
-    pki.trust_roots()                # [root certificate]: what healthy appliances trust
-    pki.appliances["sensor-1"]       # ApplianceMaterial: issued (cert, key, chain), files' view
-    pki.crl_documents()              # {"/crl/contoso-issuing-ca.crl": DER bytes} for a CRL server
-    pki.revoke("sensor-1")           # next crls() carries it, with a higher CRL number
-    pki.reissue("sensor-1", "expired")   # a fresh certificate (new key and serial) for an upload step
-    pki.write(folder); Pki.load(folder)
+``Pki.build(at=..., intermediate=..., appliances=[ApplianceRequest(...)], ...)``
+makes the CAs and one certificate per appliance; :meth:`Pki.revoke` and
+:meth:`Pki.reissue` change it as a real CA would; :meth:`Pki.crl_documents`
+is what a CRL server serves.
 
 Which CA signs what. Healthy appliances (and most faults) are signed by the
 issuing CA: the intermediate, or the root when there is none. Faults about a

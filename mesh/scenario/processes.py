@@ -70,9 +70,9 @@ from mesh.scenario.runner import (
     Progress,
     ScenarioNotSettled,
     not_settled_in,
-    start_world,
     upload_verdict,
 )
+from mesh.scenario.world import start_world
 
 __all__ = ["run_in_processes", "ProcessesBackend", "NODE_TIMEOUT", "MAX_NODES"]
 

@@ -34,24 +34,21 @@ import datetime as dt
 from typing import Any, AsyncIterator, Callable
 
 import trio
-from attrs import evolve
-from cryptography.hazmat.primitives import serialization
 
 from mesh.clock import EmulatedClock
 from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
-from mesh.pki.deployment import ApplianceMaterial, ApplianceRequest, Pki
-from mesh.pki.issue import Issued, KeySource
-from mesh.pki.keys import fresh_keys
+from mesh.pki.deployment import Pki
+from mesh.pki.issue import KeySource
 from mesh.scenario.consoles import open_scenario_consoles
 from mesh.scenario.backend import UploadVerdict
 from mesh.scenario.driver import Driver
-from mesh.scenario.keygen import keys_for
 from mesh.scenario.load import check_scenario
-from mesh.scenario.model import ROLES, ApplianceDef, Scenario, Step
+from mesh.scenario.model import ROLES, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord
+from mesh.scenario.world import appliance_specs, start_world, upload_files
 
 __all__ = [
     "run_scenario",
@@ -70,12 +67,6 @@ __all__ = [
 #: ("started", None, run) once the mesh is up, then ("step", StepRecord, run)
 #: after each step settles.
 Progress = Callable[[str, "StepRecord | None", "ScenarioRun | None"], None]
-
-#: The address certificates name for the CRL server when it may be reached
-#: only through the proxy: another loopback address where nothing listens, so
-#: a direct fetch is refused at once, while the proxy routes it to the server.
-HIDDEN_CRL_HOST = "127.0.0.2"
-
 
 #: Real seconds a CRL fetch may take. The scenario's CRL server is on
 #: loopback and answers in milliseconds unless a ``crl-slow`` step made it
@@ -326,138 +317,6 @@ def upload_verdict(verdict: Any) -> UploadVerdict:
         code=code.code if code is not None else None,
         message=code.message if code is not None else "",
     )
-
-
-def upload_files(material: ApplianceMaterial) -> tuple[Issued, bytes, str | None]:
-    """What an admin uploads for ``material``: certificate + chain, the .key file, the passphrase.
-
-    The key travels as the PEM file would (encrypted when the PKI records a
-    passphrase), so a wrong passphrase or a mismatched key is found by the
-    appliance's upload check, exactly as with real files.
-    """
-    if material.key_passphrase:
-        encryption: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(
-            material.key_passphrase.encode()
-        )
-    else:
-        encryption = serialization.NoEncryption()
-    key_pem = material.key_file_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    issued = Issued(cert=material.cert, key=material.key_file_key, chain=material.chain)
-    return issued, key_pem, material.passphrase
-
-
-def build_pki(scenario: Scenario, *, crl_base_url: str, keys: KeySource) -> Pki:
-    """The scenario's PKI, certificates issued at its start instant."""
-    spec = scenario.pki
-    pki = Pki.build(
-        at=scenario.start,
-        root=spec.root,
-        intermediate=spec.intermediate,
-        appliances=[
-            ApplianceRequest(name=a.name, role=a.role, fault=a.certificate)
-            for a in scenario.appliances
-        ],
-        key_size=spec.key_size,
-        crl_base_url=crl_base_url,
-        crl_validity=spec.crl_validity,
-        keys=keys,
-        cross_signed_by=spec.cross_signed_by,
-    )
-    for appliance in scenario.appliances:
-        if appliance.valid_for is not None and appliance.certificate == "ca-signed":
-            _shorten(pki, appliance, keys)
-    return pki
-
-
-def _shorten(pki: Pki, appliance: ApplianceDef, keys: KeySource) -> None:
-    """Reissue a healthy certificate with the appliance's own lifetime."""
-    old = pki.appliances[appliance.name]
-    assert appliance.valid_for is not None
-    issued = pki.issuing.issue(
-        old.common_name, not_before=pki.at, not_after=pki.at + appliance.valid_for,
-        key=keys(pki.key_size),
-    )
-    pki.appliances[appliance.name] = evolve(old, issued=issued, key_file_key=issued.key,
-                                            chain=issued.chain)
-
-
-def appliance_specs(scenario: Scenario, pki: Pki, *, proxy_url: str | None) -> list[Any]:
-    """One engine ApplianceSpec per appliance of the scenario."""
-    from mesh.appliances.spec import ApplianceSpec
-    from mesh.validation.policy import ValidationPolicy
-    from mesh.validation.revocation import CrlIndex
-
-    start_crls: tuple[CrlIndex, ...] = ()
-    if any(a.crl_files for a in scenario.appliances):
-        start_crls = tuple(
-            CrlIndex.from_crl(crl) for crl in pki.crls(at=scenario.start).values()
-        )
-    specs = []
-    for a in scenario.appliances:
-        material = pki.appliances[a.name]
-        identity = None if a.certificate == "self-signed" else Issued(
-            cert=material.cert, key=material.issued.key, chain=material.chain,
-        )
-        specs.append(
-            ApplianceSpec(
-                name=a.name,
-                role=a.role,
-                identity=identity,
-                trust=tuple(pki.trust_for(a.trust) if a.trust else pki.trust_roots()),
-                crl_files=start_crls if a.crl_files else (),
-                validation=a.validation,
-                connects_to=a.connects_to,
-                forwards_to=a.forwards_to,
-                crl_proxy=proxy_url if a.crl_proxy else None,
-                policy=ValidationPolicy(revocation=a.revocation, validator=a.validator),  # type: ignore[arg-type]
-            )
-        )
-    return specs
-
-
-async def start_crl_service(
-    scenario: Scenario, nursery: trio.Nursery
-) -> tuple[CrlServer, ForwardProxy | None, str]:
-    """Start the CRL server on port 0 (and the proxy if anyone uses one).
-
-    Returns the server, the proxy and the CRL base URL certificates name.
-    The port is known only once the server listens, which is why this comes
-    before the PKI. With ``crl_proxy_only`` the base URL names an address
-    nothing listens on, which only the proxy routes to the server.
-    """
-    crl_server = CrlServer()
-    port = await nursery.start(crl_server.serve)
-    host = HIDDEN_CRL_HOST if scenario.pki.crl_proxy_only else "127.0.0.1"
-    proxy = None
-    if scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances):
-        proxy = ForwardProxy(routes={f"{HIDDEN_CRL_HOST}:{port}": ("127.0.0.1", port)})
-        await nursery.start(proxy.serve)
-    return crl_server, proxy, f"http://{host}:{port}/crl"
-
-
-async def start_world(
-    scenario: Scenario,
-    nursery: trio.Nursery,
-    *,
-    keys: KeySource | None = None,
-    progress: Progress | None = None,
-) -> tuple[CrlServer, ForwardProxy | None, Pki, KeySource]:
-    """The CRL service, then the keys and the PKI that names its URL.
-
-    What every way of running a scenario (in process, ``--processes``) builds
-    first. Key generation and signing are CPU work: they run off the event
-    loop, so the CRL server already answers meanwhile.
-    """
-    crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
-    if progress:
-        progress("building", None, None)
-    keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
-    pki = await trio.to_thread.run_sync(
-        lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
-    )
-    return crl_server, proxy, pki, keys
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 import mesh.pki.deployment
 import mesh.scenario.runner
+import mesh.scenario.world
 import mesh.web.tls
 from mesh.appliances import LinkState
 from mesh.cli import main
@@ -180,7 +181,7 @@ def assert_no_secrets(texts: dict[str, str], keys, passphrases) -> None:
 @pytest.fixture
 def recorded(monkeypatch, key_pool) -> RecordingKeys:
     recorder = RecordingKeys(key_pool.cursor())
-    monkeypatch.setattr(mesh.scenario.runner, "keys_for", lambda scenario: recorder)
+    monkeypatch.setattr(mesh.scenario.world, "keys_for", lambda scenario: recorder)
     monkeypatch.setattr(mesh.pki.deployment, "DEFAULT_PASSPHRASE", SECRET)
     return recorder
 
@@ -315,7 +316,7 @@ async def test_node_files_of_a_process_run_are_private(tmp_path, keys, nursery):
     before each node is spawned), so no process needs to start.
     """
     from mesh.scenario.processes import ProcessesBackend
-    from mesh.scenario.runner import build_pki
+    from mesh.scenario.world import build_pki
 
     scenario = load_scenario(PASSPHRASE_SCENARIO)
     scenario = attrs_evolve_appliance(scenario, "sensor-1.contoso.test", certificate="wrong-passphrase")

@@ -124,13 +124,13 @@ def test_mesh_run_as_a_process(tmp_path):
 
 def test_an_input_error_inside_the_run_is_one_line(tmp_path, capsys, monkeypatch):
     from mesh.errors import InputError
-    from mesh.scenario import runner
+    from mesh.scenario import world
 
     def refuse(*args, **kwargs):
         raise InputError("appliance 'cm.contoso.test' address 127.0.0.1:8443",
                          "cannot listen (Address already in use)", "pick a free port")
 
-    monkeypatch.setattr(runner, "build_pki", refuse)
+    monkeypatch.setattr(world, "build_pki", refuse)
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
     assert main(["run", "-q", str(good)]) == 2
