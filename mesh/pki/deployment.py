@@ -516,9 +516,14 @@ _ISSUER_OF: dict[str, Callable[[Pki], CertificateAuthority | None]] = {
 
 def _check_base_url(url: str) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme != "http" or not parts.hostname:
+        why = (
+            " (a CRL Distribution Point is fetched over plain HTTP, not https://)"
+            if parts.scheme == "https"
+            else ""
+        )
         raise InputError(
             "CRL base URL",
-            f"{url!r} is not an http:// URL",
+            f"{url!r} is not an http:// URL{why}",
             "give one like http://127.0.0.1:8080/crl",
         )

@@ -112,6 +112,20 @@ def test_init_bad_input_is_one_line(tmp_path, capsys):
         assert err.startswith("mesh: ") and err.count("\n") == 1, err
 
 
+def test_an_https_crl_base_url_is_refused_as_the_document_says(tmp_path, capsys):
+    """The source document: "The URL should be defined as http:// rather than
+    https://". A PKI whose CDPs name https:// would be refused by mesh's own
+    checks (crl_url_unsupported), so it is not made."""
+    folder = tmp_path / "pki"
+    assert main(["pki", "init", str(folder), "--crl-base-url", "https://crl.contoso.test/crl"]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: CRL base URL: 'https://crl.contoso.test/crl' is not an http:// URL "
+        "(a CRL Distribution Point is fetched over plain HTTP, not https://); "
+        "give one like http://127.0.0.1:8080/crl\n"
+    )
+    assert not folder.exists()
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, key_pool):
     from mesh.pki.deployment import ApplianceRequest
