@@ -94,9 +94,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--at",
         default=None,
         metavar="ISO-TIME",
-        help="revocation time and CRL thisUpdate (default: the PKI's instant)",
+        help="revocation time and CRL thisUpdate (default: now)",
     )
     revoke.set_defaults(func="mesh.pki.commands:_revoke")
+
+    issue = sub.add_parser(
+        "issue",
+        help="issue a replacement certificate (new key and serial) for an appliance",
+        description="Fault recipes: " + ", ".join(RECIPE_NAMES),
+    )
+    issue.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
+    issue.add_argument("name", metavar="NAME", help="the appliance")
+    issue.add_argument(
+        "--fault", default="ca-signed", choices=RECIPE_NAMES, metavar="RECIPE",
+        help="the certificate's fault recipe (default ca-signed)",
+    )
+    issue.add_argument(
+        "--at", default=None, metavar="ISO-TIME", help="the instant it starts (default: now)"
+    )
+    issue.set_defaults(func="mesh.pki.commands:_issue")
+
+    crl = sub.add_parser("crl", help="re-issue every CA's CRL")
+    crl.add_argument("dir", metavar="DIR", help="a folder made by mesh pki init")
+    crl.add_argument(
+        "--renew", action="store_true",
+        help="sign a new CRL for every CA, dated --at, with the next CRL number",
+    )
+    crl.add_argument(
+        "--at", default=None, metavar="ISO-TIME", help="thisUpdate of the new CRLs (default: now)"
+    )
+    crl.set_defaults(func="mesh.pki.commands:_crl")
 
     pki.set_defaults(func=lambda args: _help(pki))
 

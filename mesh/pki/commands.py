@@ -118,7 +118,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     pki = Pki.load(args.dir)
-    at = parse_instant(args.at) if args.at else pki.at
+    at = parse_instant(args.at)
     material = pki.material(args.name)
     if material.issuer is None:
         raise InputError(
@@ -131,7 +131,32 @@ def _revoke(args: argparse.Namespace) -> int:
     number = (
         crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     )
-    print(f"revoked {args.name} (serial {serial:x}) at {issuer.name!r}; CRL number {number}")
+    print(f"revoked {args.name} (serial {serial:X}) at {issuer.name!r}; CRL number {number}")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    pki = Pki.load(args.dir)
+    at = parse_instant(args.at)
+    material = pki.reissue(args.name, args.fault, at=at)
+    pki.write(args.dir)
+    print(
+        f"issued {args.name} ({material.fault}, serial {material.serial:X}) "
+        f"valid from {material.cert.not_valid_before_utc.isoformat()} "
+        f"to {material.cert.not_valid_after_utc.isoformat()}"
+    )
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    if not args.renew:
+        raise InputError("mesh pki crl", "needs --renew", "run mesh pki crl DIR --renew")
+    pki = Pki.load(args.dir)
+    at = parse_instant(args.at)
+    pki.renew_crls(at=at)
+    pki.write(args.dir)
+    count = sum(1 for ca in pki.authorities.values() if ca.crl_url)
+    print(f"renewed {count} CRLs, thisUpdate {at.isoformat()}")
     return 0
 
 

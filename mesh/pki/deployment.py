@@ -356,6 +356,18 @@ class Pki:
         self._crl_cache[ca.name] = (stamp, len(ca.revoked), crl)
         return crl
 
+    def renew_crls(self, *, at: dt.datetime) -> dict[str, x509.CertificateRevocationList]:
+        """Every CA signs a new CRL dated ``at`` (the next CRL number), as a
+        CA's schedule does before the last one's nextUpdate."""
+        when = _utc(at)
+        out = {}
+        for ca in self.authorities.values():
+            if ca.crl_url:
+                crl = ca.crl(this_update=when, validity=self.crl_validity)
+                self._crl_cache[ca.name] = (when.replace(microsecond=0), len(ca.revoked), crl)
+                out[ca.crl_url] = crl
+        return out
+
     def published_crls(self) -> dict[str, x509.CertificateRevocationList]:
         """{CRL URL: CRL}: the last CRL each CA issued, if it is still current.
 

@@ -319,3 +319,61 @@ def test_convert_reads_both_passphrases_from_files_or_the_environment(
     assert main(["cert", "convert", str(folder / entry["key"]), str(out),
                  "--passphrase-file", str(secret)]) == 0
     assert files.load_key(out, "Zx9 out").key_size == 2048
+
+
+def _init_pki(folder, at="2027-01-15T09:00:00Z"):
+    assert main(["pki", "init", str(folder), "--intermediate", "-a", "sensor-1",
+                 "--at", at, "--crl-base-url", "http://127.0.0.1:8080/crl"]) == 0
+
+
+def _issuing_crl(folder):
+    manifest = read_manifest(folder)
+    return files.load_crl(folder / manifest["crls"]["http://127.0.0.1:8080/crl/contoso-issuing-ca.crl"])
+
+
+def test_revoke_dates_the_revocation_now_unless_told(tmp_path, capsys):
+    """A PKI made a month ago: the new CRL is dated now, so it is current for
+    its whole validity instead of already stale (``--at`` chooses)."""
+    import datetime as dt
+
+    folder = tmp_path / "pki"
+    made = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    _init_pki(folder, made.isoformat())
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    assert main(["pki", "revoke", str(folder), "sensor-1"]) == 0
+    crl = _issuing_crl(folder)
+    assert crl.last_update_utc >= before
+    serial = files.load_certificate(folder / "appliances/sensor-1.crt").serial_number
+    assert f"serial {serial:X}" in capsys.readouterr().out  # openssl x509 -serial's format
+    entry = crl.get_revoked_certificate_by_serial_number(serial)
+    assert entry is not None and entry.revocation_date_utc >= before
+
+
+def test_issue_writes_a_replacement_certificate(tmp_path, capsys):
+    folder = tmp_path / "pki"
+    _init_pki(folder)
+    old = files.load_certificate(folder / "appliances/sensor-1.crt")
+    assert main(["pki", "issue", str(folder), "sensor-1", "--at", "2027-02-01T00:00:00Z"]) == 0
+    new = files.load_certificate(folder / "appliances/sensor-1.crt")
+    assert new.serial_number != old.serial_number
+    assert new.public_key() != old.public_key()
+    assert str(new.not_valid_before_utc.date()) == "2027-02-01"
+    assert f"serial {new.serial_number:X}" in capsys.readouterr().out
+    assert main(["pki", "issue", str(folder), "sensor-1", "--fault", "expired"]) == 0
+    expired = files.load_certificate(folder / "appliances/sensor-1.crt")
+    assert expired.not_valid_after_utc < expired.not_valid_before_utc.replace(year=2100)
+    assert read_manifest(folder)["appliances"]["sensor-1"]["fault"] == "expired"
+
+
+def test_crl_renew_dates_every_crl_now(tmp_path, capsys):
+    import datetime as dt
+
+    folder = tmp_path / "pki"
+    _init_pki(folder, "2027-01-15T09:00:00Z")
+    number = _issuing_crl(folder).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert main(["pki", "crl", str(folder), "--renew", "--at", "2027-03-01T00:00:00Z"]) == 0
+    crl = _issuing_crl(folder)
+    assert crl.last_update_utc == dt.datetime(2027, 3, 1, tzinfo=dt.timezone.utc)
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number + 1
+    assert "renewed 2 CRLs" in capsys.readouterr().out
+    assert main(["pki", "crl", str(folder)]) == 2  # nothing asked
