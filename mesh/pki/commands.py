@@ -267,12 +267,17 @@ def _do_convert(args: argparse.Namespace) -> int:
         )
     else:  # pem
         body = b""
+        # A certificate file (.crt, .cer) never receives key material: a key
+        # goes out only where one is asked for (.key, .pem, .pfx).
+        certificate_file = out.suffix.lower() in (".crt", ".cer")
+        if certificate_file:
+            key = None
         if key is not None and not args.nokeys:
             body += files.key_bytes(
                 key, passphrase=args.out_passphrase, traditional=args.traditional
             )
         if not args.nocerts:
-            wanted = certs[:1] if out.suffix.lower() in (".crt", ".cer") else certs
+            wanted = certs[:1] if certificate_file else certs
             body += files.chain_bytes(wanted)
         if not body:
             raise InputError(

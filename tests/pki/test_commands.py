@@ -377,3 +377,21 @@ def test_crl_renew_dates_every_crl_now(tmp_path, capsys):
     assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number + 1
     assert "renewed 2 CRLs" in capsys.readouterr().out
     assert main(["pki", "crl", str(folder)]) == 2  # nothing asked
+
+
+def test_a_certificate_file_never_receives_key_material(written, tmp_path):
+    """``mesh cert convert keyStore.pem out.crt``: a keystore (key + certificate)
+    into a .crt writes the certificate only; the key goes out only to a .key,
+    a .pem or a .pfx, where it is asked for."""
+    folder, pki = written
+    keystore = tmp_path / "keyStore.pem"
+    keystore.write_bytes(
+        (folder / "appliances/ca-signed.key").read_bytes()
+        + (folder / "appliances/ca-signed.crt").read_bytes()
+    )
+    for name in ("out.crt", "out.cer"):
+        assert main(["cert", "convert", str(keystore), str(tmp_path / name), "--passphrase", "pw"]) == 0
+        written_bytes = (tmp_path / name).read_bytes()
+        assert b"PRIVATE KEY" not in written_bytes
+        assert files.load_certificate(tmp_path / name) == pki.appliances["ca-signed"].cert
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
