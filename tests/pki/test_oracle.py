@@ -156,7 +156,7 @@ def test_revoke_command_is_seen_by_openssl(tmp_path, capsys):
     pki = Pki.load(folder)
     attime = int(pki.at.timestamp())
     assert _verify(folder, pki, "s1", attime) is None
-    assert main(["pki", "revoke", str(folder), "s1"]) == 0
+    assert main(["pki", "revoke", str(folder), "s1", "--at", "2027-01-15T09:00:00Z"]) == 0
     assert _verify(folder, pki, "s1", attime) == 23
     assert _verify(folder, pki, "s2", attime) is None
 
