@@ -79,6 +79,7 @@ from mesh.net.links import LinkBook
 from mesh.pki.files import load_certificate, load_certificates, load_key
 from mesh.pki.issue import Issued
 from mesh.pki.crl_files import load_crl_files
+from mesh.validation.chain import public_key_der
 from mesh.validation.policy import PROFILES, ValidationPolicy
 
 __all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node"]
@@ -280,6 +281,13 @@ def load_config(path: str | Path) -> NodeConfig:
             key = load_key(_path(base, key_file, f"{where}: key"), _str(data, "passphrase", where))
         except ValidationFailed as exc:
             raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
+        if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
+            raise InputError(
+                f"{where}: key",
+                f"{_path(base, key_file, where)} is not the key of the certificate "
+                f"{_path(base, certificate, where)}",
+                "give the certificate's own key",
+            )
         chain_file = _str(data, "chain", where)
         chain = tuple(load_certificates(_path(base, chain_file, f"{where}: chain"))) if chain_file else ()
         identity = Issued(cert=cert, key=key, chain=chain)

@@ -78,6 +78,22 @@ def test_wrong_passphrase_is_one_line(tmp_path, capsys, keys, epoch):
     assert "Kq7-right" not in err and "Zx9-guess" not in err
 
 
+def test_a_key_that_is_not_the_certificates_is_one_line(tmp_path, capsys, keys, epoch):
+    """Before: an ExceptionGroup traceback (KEY_VALUES_MISMATCH) after the node began."""
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="a"), ApplianceRequest(name="b")],
+                    keys=keys)
+    save_certificate(tmp_path / "a.crt", pki.appliances["a"].cert)
+    save_key(tmp_path / "b.key", pki.appliances["b"].issued.key)
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\ncertificate = "a.crt"\nkey = "b.key"\n')
+    assert main(["node", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        f"mesh: {path}: key: {tmp_path / 'b.key'} is not the key of the certificate "
+        f"{tmp_path / 'a.crt'}; give the certificate's own key\n"
+    )
+    assert "appliance-started" not in out
+
+
 def test_full_config_loads(tmp_path, keys, epoch):
     pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="a")], keys=keys)
     material = pki.appliances["a"]
