@@ -46,14 +46,21 @@ def _input_error(group: BaseExceptionGroup) -> InputError | None:
 
 
 def console_command(args: argparse.Namespace) -> int:
+    from mesh.consoles import has_console
     from mesh.scenario.load import load_scenario
 
     scenario = load_scenario(args.scenario)
-    names = [a.name for a in scenario.appliances]
+    # Forwarding targets are third-party servers: they have no console.
+    names = [a.name for a in scenario.appliances if has_console(a.role)]
     for name in args.appliance or ():
-        if name not in names:
-            raise InputError(f"--appliance {name}", f"is not an appliance of {args.scenario}",
+        if name in names:
+            continue
+        if name in (a.name for a in scenario.appliances):
+            raise InputError(f"--appliance {name}",
+                             f"is a {scenario.appliance(name).role}, a third-party server with no console",
                              f"use one of {', '.join(names)}")
+        raise InputError(f"--appliance {name}", f"is not an appliance of {args.scenario}",
+                         f"use one of {', '.join(names)}")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}", "is not a port number", "use 1-65535, or 0 for free ports")
     if args.pace < 0:

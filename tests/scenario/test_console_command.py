@@ -154,3 +154,26 @@ def test_port_in_use_is_one_line(scenario, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"mesh: console of cm.contoso.test: port {port} on 127.0.0.1 is already "
                        "in use; choose another port, or 0 to pick a free one")
+
+
+FORWARDING = SCENARIO.replace(
+    '[[step]]',
+    '[[appliance]]\nname = "siem.contoso.test"\nrole = "forwarding-target"\n\n'
+    '[[appliance]]\nname = "cm2.contoso.test"\nrole = "management-console"\n'
+    'forwards_to = ["siem.contoso.test"]\n\n[[step]]',
+)
+
+
+def test_a_forwarding_target_has_no_console(tmp_path, capsys):
+    """A forwarding target is a third-party server: `mesh console` serves the
+    appliances' consoles only, and says so when asked for a target's."""
+    path = tmp_path / "forwarding.toml"
+    path.write_text(FORWARDING)
+    assert main(["console", str(path), "--once", "--pace", "0"]) == 0
+    served = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert served == ["cm.contoso.test", "sensor-1.contoso.test", "cm2.contoso.test"]
+    assert main(["console", str(path), "--appliance", "siem.contoso.test"]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: --appliance siem.contoso.test: is a forwarding-target, a third-party server "
+        "with no console; use one of cm.contoso.test, sensor-1.contoso.test, cm2.contoso.test\n"
+    )
