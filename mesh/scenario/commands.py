@@ -13,7 +13,9 @@ healthy links when there are many.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -95,11 +97,13 @@ class _Progress:
         print(f"{self.label} {text}", file=sys.stderr, flush=True)
 
 
-async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[RunResult]:
+async def _run_all(
+    scenarios: list[Scenario], args: argparse.Namespace, results: list[RunResult]
+) -> None:
+    """Play each scenario; ``results`` gets each finished one (what a Ctrl-C keeps)."""
     from mesh.eventlog import EventLog
     from mesh.scenario.runner import run_scenario
 
-    results = []
     sink = open(args.events, "w", encoding="utf-8") if args.events else None
     try:
         for n, scenario in enumerate(scenarios, 1):
@@ -121,7 +125,32 @@ async def _run_all(scenarios: list[Scenario], args: argparse.Namespace) -> list[
     finally:
         if sink:
             sink.close()
-    return results
+
+
+def _check_writable(path: str) -> None:
+    """One line now, before anything runs, if a report file cannot be written;
+    nothing is created (a run that never finishes leaves no empty report)."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(path, "is a folder", "name a file")
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or (
+        target.exists() and not os.access(target, os.W_OK)
+    ):
+        raise InputError(path, "cannot be written", "choose another path")
+
+
+def _interrupted(scenarios: list[Scenario], results: list[RunResult], args: argparse.Namespace) -> int:
+    """Ctrl-C: the child processes were stopped on the way out (the runners'
+    cleanup is shielded); the reports say how far the run got; exit 130."""
+    stopped = scenarios[len(results)].name if len(results) < len(scenarios) else None
+    if results:  # absent when nothing finished; otherwise complete, marked interrupted
+        if args.json:
+            write_json(results, args.json, interrupted=stopped)
+        if args.junit:
+            write_junit(results, args.junit, interrupted=stopped)
+    print("mesh: interrupted", file=sys.stderr, flush=True)
+    return 130
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -133,13 +162,15 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     for path in (args.json, args.junit, args.events):
         if path:
-            try:
-                open(path, "a", encoding="utf-8").close()
-            except OSError as exc:
-                raise InputError(path, f"cannot be written ({exc.strerror})", "choose another path") from None
+            _check_writable(path)
+    results: list[RunResult] = []
     try:
-        results = trio.run(_run_all, scenarios, args)
+        trio.run(_run_all, scenarios, args, results)
+    except KeyboardInterrupt:
+        return _interrupted(scenarios, results, args)
     except BaseExceptionGroup as group:
+        if group.subgroup(KeyboardInterrupt) is not None:
+            return _interrupted(scenarios, results, args)
         # Trio nurseries wrap what a task raised; an InputError (a port in
         # use, a node that would not start) is still one line for a person.
         wrong, _ = group.split(InputError)

@@ -13,10 +13,13 @@ per expectation, so CI systems show which expectation broke and why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import IO, Sequence
 
 from mesh.scenario.result import ExpectationVerdict, LinkRow, RunResult
@@ -159,22 +162,46 @@ def print_result(result: RunResult, file: IO[str] | None = None, *, max_rows: in
         file.flush()
 
 
-def json_report(results: Sequence[RunResult]) -> object:
-    """One scenario: its report object. Several: a list of them, in run order."""
+def json_report(results: Sequence[RunResult], *, interrupted: str | None = None) -> object:
+    """One scenario: its report object. Several: a list of them, in run order.
+
+    ``interrupted`` names the scenario a Ctrl-C stopped: it closes the report
+    as ``{"scenario", "ok": false, "interrupted": true}`` with nothing judged.
+    """
     reports = [r.to_json() for r in results]
+    if interrupted is not None:
+        reports.append({"scenario": interrupted, "ok": False, "interrupted": True,
+                        "links": [], "expectations": [], "steps": []})
     return reports[0] if len(reports) == 1 else reports
 
 
-def write_json(results: Sequence[RunResult], path: str | os.PathLike[str]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(json_report(results), f, indent=2)
-        f.write("\n")
+def _write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over
+    ``path``: a reader sees the old file or the whole new one, never half."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def junit_xml(results: Sequence[RunResult]) -> str:
-    """JUnit XML: one testsuite per scenario, one testcase per expectation."""
+def write_json(
+    results: Sequence[RunResult], path: str | os.PathLike[str], *, interrupted: str | None = None
+) -> None:
+    _write_atomically(path, json.dumps(json_report(results, interrupted=interrupted), indent=2) + "\n")
+
+
+def junit_xml(results: Sequence[RunResult], *, interrupted: str | None = None) -> str:
+    """JUnit XML: one testsuite per scenario, one testcase per expectation; a
+    scenario a Ctrl-C stopped is a testsuite with one error."""
     suites = ET.Element("testsuites", name="mesh")
-    total = failures = 0
+    total = failures = errors = 0
     for result in results:
         bad = len(result.failures)
         suite = ET.SubElement(
@@ -202,12 +229,21 @@ def junit_xml(results: Sequence[RunResult]) -> str:
                 )
         out = ET.SubElement(suite, "system-out")
         out.text = render_plain(result)
+    if interrupted is not None:
+        suite = ET.SubElement(suites, "testsuite", name=interrupted, tests="1", failures="0",
+                              errors="1", time="0")
+        case = ET.SubElement(suite, "testcase", classname=f"mesh.{interrupted}", name="the run")
+        ET.SubElement(case, "error", type="Interrupted", message="interrupted (Ctrl-C)")
+        total += 1
+        errors += 1
     suites.set("tests", str(total))
     suites.set("failures", str(failures))
+    suites.set("errors", str(errors))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def write_junit(results: Sequence[RunResult], path: str | os.PathLike[str]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(junit_xml(results))
+def write_junit(
+    results: Sequence[RunResult], path: str | os.PathLike[str], *, interrupted: str | None = None
+) -> None:
+    _write_atomically(path, junit_xml(results, interrupted=interrupted))

@@ -155,6 +155,7 @@ class RunResult:
         return {
             "scenario": self.scenario.name,
             "ok": self.ok,
+            "interrupted": False,
             "links": [row.to_json() for row in self.links],
             "expectations": [v.to_json() for v in self.expectations],
             "steps": [s.to_json() for s in self.steps],

@@ -167,9 +167,15 @@ async def start_world(
     crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
     if progress:
         progress("building", None, None)
-    keys = keys or await trio.to_thread.run_sync(keys_for, scenario) or fresh_keys
+    # abandon_on_cancel: a Ctrl-C while keys are made or the PKI is signed
+    # ends the run at once; the worker finishes on its own and is discarded.
+    keys = (
+        keys
+        or await trio.to_thread.run_sync(keys_for, scenario, abandon_on_cancel=True)
+        or fresh_keys
+    )
     pki = await trio.to_thread.run_sync(
-        lambda: build_pki(scenario, crl_base_url=base_url, keys=keys)
+        lambda: build_pki(scenario, crl_base_url=base_url, keys=keys), abandon_on_cancel=True
     )
     return crl_server, proxy, pki, keys
 

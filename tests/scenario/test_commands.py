@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mesh.cli import main
 
 GOOD = """
@@ -165,3 +167,52 @@ def test_a_mesh_that_does_not_settle_is_one_line_and_exit_2(tmp_path, capsys, mo
         "no outcome yet for sensor-1.contoso.test -> cm.contoso.test; a peer or CRL server "
         "that never answers keeps a link waiting; check what that step changed\n"
     )
+
+
+def _interrupt_on(call_number, monkeypatch):
+    """run_scenario that finishes ``call_number - 1`` scenarios, then sees a Ctrl-C."""
+    from mesh.scenario import runner
+
+    real = runner.run_scenario
+    calls = []
+
+    async def interrupted(scenario, **kwargs):
+        calls.append(scenario.name)
+        if len(calls) == call_number:
+            raise KeyboardInterrupt
+        return await real(scenario, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario", interrupted)
+
+
+def test_ctrl_c_exits_130_and_reports_how_far_the_run_got(tmp_path, capsys, monkeypatch):
+    _interrupt_on(2, monkeypatch)
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(GOOD)
+    second.write_text(GOOD)
+    report, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    assert main(["run", "-q", str(first), str(second), "--json", str(report),
+                 "--junit", str(junit)]) == 130
+    assert capsys.readouterr().err.endswith("mesh: interrupted\n")
+    doc = json.loads(report.read_text())
+    assert [(d["scenario"], d["ok"], d["interrupted"]) for d in doc] == [
+        ("first", True, False), ("second", False, True)]
+    assert 'errors="1"' in junit.read_text() and "Interrupted" in junit.read_text()
+
+
+def test_ctrl_c_before_anything_finished_leaves_no_report(tmp_path, capsys, monkeypatch):
+    _interrupt_on(1, monkeypatch)
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    report, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    assert main(["run", "-q", str(path), "--json", str(report), "--junit", str(junit)]) == 130
+    assert not report.exists() and not junit.exists()
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left either
+
+
+def test_a_report_path_that_cannot_be_written_is_one_line_and_creates_nothing(tmp_path, capsys):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    missing = tmp_path / "no-such-folder" / "r.json"
+    assert main(["run", "-q", str(path), "--json", str(missing)]) == 2
+    assert capsys.readouterr().err == f"mesh: {missing}: cannot be written; choose another path\n"

@@ -97,7 +97,7 @@ def test_json_report_has_the_documented_shape(tmp_path):
     path = tmp_path / "r.json"
     write_json([make_result()], path)
     report = json.loads(path.read_text())
-    assert set(report) == {"scenario", "ok", "links", "expectations", "steps"}
+    assert set(report) == {"scenario", "ok", "interrupted", "links", "expectations", "steps"}
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
     assert report["links"][0] == {
         "from": "s1.test", "to": "cm.test", "state": "halted", "code": "revoked",
