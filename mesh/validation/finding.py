@@ -68,7 +68,7 @@ class Finding:
             "message": self.message,
             "severity": self.severity.value,
             "subject": self.subject,
-            "serial": None if self.serial is None else f"{self.serial:x}",
+            "serial": None if self.serial is None else f"{self.serial:X}",
             "detail": self.detail,
         }
 

@@ -494,7 +494,7 @@ def _judge_crl(
             Finding.about(
                 FailureCode.REVOKED,
                 cert,
-                f"serial {cert.serial_number:x} is listed in the {source}{number}",
+                f"serial {cert.serial_number:X} is listed in the {source}{number}",
                 depth=depth,
             )
         )
