@@ -31,9 +31,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:
     lint_p = cert_subparsers.add_parser(
-        "lint", help="check a certificate against the certificate requirements"
+        "lint", help="check a certificate against the certificate requirements",
+        description="Check every certificate in FILE against the certificate requirements "
+        "(SHA-256 with RSA, RSA 2048 or 4096, valid dates, an http:// CRL Distribution Point, "
+        "CN = the appliance's domain name, C, O and OU). CA certificates are judged as CAs. "
+        "Exit 0 when nothing is broken, 1 when any error or warning is found (notes do not "
+        "count), 2 on unusable input.",
     )
-    lint_p.add_argument("file", metavar="FILE", help="a .crt (PEM or DER)")
+    lint_p.add_argument(
+        "file", metavar="FILE", help="a .crt (PEM or DER) or a chain file: every certificate in it"
+    )
+    lint_p.add_argument(
+        "--no-validation", action="store_true",
+        help="the appliance will not validate: a missing CRL Distribution Point is fine",
+    )
     lint_p.add_argument("--json", action="store_true", help="print findings as JSON")
     lint_p.add_argument(
         "--name", default=None, help="the appliance's domain name the CN must match"

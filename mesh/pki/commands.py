@@ -164,26 +164,40 @@ def _crl(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    cert = files.load_certificate(args.file)
-    problem = malformation(cert)  # fields parse lazily: a damaged one is one line, here
-    if problem is not None:
-        raise InputError(
-            args.file, f"holds a damaged certificate ({problem})", "export the certificate again"
-        )
-    findings = lint(cert, at=parse_instant(args.at), expected_name=args.name)
-    failed = broken(findings)
-    if args.json:
-        print(
-            json.dumps(
-                {"file": args.file, "ok": not failed, "findings": [f.to_json() for f in findings]},
-                indent=2,
+    certs = files.load_certificates(args.file)
+    for cert in certs:
+        problem = malformation(cert)  # fields parse lazily: a damaged one is one line, here
+        if problem is not None:
+            raise InputError(
+                args.file, f"holds a damaged certificate ({problem})", "export the certificate again"
             )
-        )
+    at = parse_instant(args.at)
+    # The first certificate is the appliance's; the name applies to it alone.
+    results = [
+        lint(cert, at=at, expected_name=args.name if n == 0 else None,
+             validation=not args.no_validation)
+        for n, cert in enumerate(certs)
+    ]
+    failed = any(broken(findings) for findings in results)
+    labels = [
+        args.file if len(certs) == 1 else f"{args.file} [{n}: {cert.subject.rfc4514_string()}]"
+        for n, cert in enumerate(certs, 1)
+    ]
+    if args.json:
+        reports = [
+            {"file": args.file, "certificate": n, "subject": cert.subject.rfc4514_string(),
+             "ok": not broken(findings), "findings": [f.to_json() for f in findings]}
+            for n, (cert, findings) in enumerate(zip(certs, results), 1)
+        ]
+        if len(reports) == 1:
+            reports[0] = {k: v for k, v in reports[0].items() if k not in ("certificate", "subject")}
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
-        for finding in findings:
-            print(f"{args.file}: {finding.line()}")
-        if not failed:
-            print(f"{args.file}: meets the certificate requirements")
+        for label, findings in zip(labels, results):
+            for finding in findings:
+                print(f"{label}: {finding.line()}")
+            if not broken(findings):
+                print(f"{label}: meets the certificate requirements")
     return 1 if failed else 0
 
 

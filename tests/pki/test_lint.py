@@ -103,3 +103,34 @@ def test_ec_key_and_only_notes_are_not_broken(keys, epoch):
     cert = builder.sign(root.key, hashes.SHA256())
     assert "key-not-rsa" in {f.code for f in lint(cert, at=epoch)}
     assert not broken([f for f in lint(cert, at=epoch) if f.severity is Severity.NOTE])
+
+
+def test_a_root_is_linted_as_a_ca(faulty):
+    """A root names no domain and publishes no CRL of its own issuer: no
+    CN-is-domain or CDP demand on it; an intermediate still needs a CDP."""
+    at, pki = faulty
+    root = lint(pki.root.cert, at=at)
+    assert [f.code for f in root] == []
+    issuing = lint(pki.issuing.cert, at=at)
+    assert "cn-not-domain" not in [f.code for f in issuing]
+
+
+def test_without_validation_a_missing_cdp_is_not_a_warning(faulty):
+    at, pki = faulty
+    cert = pki.appliances["a-no-cdp"].cert
+    assert "no-cdp" in [f.code for f in lint(cert, at=at)]
+    assert [f.code for f in lint(cert, at=at, validation=False)] == []
+
+
+def test_the_cli_lints_every_certificate_of_a_chain_file(faulty, tmp_path, capsys):
+    from mesh.cli import main
+    from mesh.pki import files
+
+    at, pki = faulty
+    chain = tmp_path / "chain.pem"
+    files.save_chain(chain, [pki.appliances["a-ca-signed"].cert, pki.issuing.cert, pki.root.cert])
+    assert main(["cert", "lint", str(chain), "--at", at.isoformat(), "--name",
+                 "a-ca-signed.contoso.test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all("meets the certificate requirements" in line for line in out)
+    assert out[1].startswith(f"{chain} [2: CN=Contoso Issuing CA")
