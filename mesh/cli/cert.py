@@ -24,9 +24,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "cert", help="check, lint and convert certificate files"
     )
     cert_subparsers = cert.add_subparsers(dest="cert_command", metavar="SUBCOMMAND")
+    _add_show(cert_subparsers)
     _add_lint(cert_subparsers)
     _add_convert(cert_subparsers)
     _add_check(cert_subparsers)
+
+
+def _add_show(cert_subparsers: argparse._SubParsersAction) -> None:
+    show = cert_subparsers.add_parser(
+        "show",
+        help="show what the requirements name in a certificate, check a CSR or a key",
+        description="A certificate (or chain file): signature algorithm and hash, valid "
+        "from/to, public key and size, CRL Distribution Point, subject CN, C, OU, O, issuer "
+        "and serial. A certificate request: its subject and key, and whether its signature "
+        "holds. A private key: its type and size, and whether it opens and is consistent. "
+        "Exit 0 when sound, 1 when a CSR's signature fails, 2 on unusable input.",
+    )
+    show.add_argument("file", metavar="FILE", help="a .crt/.pem, a .csr or a .key")
+    add_passphrase_options(show, what="the key's passphrase (for an encrypted .key)")
+    show.set_defaults(func="mesh.pki.commands:_show")
 
 
 def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:

@@ -160,7 +160,19 @@ def _crl(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- mesh cert lint / convert --
+# -- mesh cert show / lint / convert --
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mesh.pki.show import show_file
+
+    try:
+        lines, sound = show_file(args.file, passphrase_from(args))
+    except ValidationFailed as exc:
+        raise InputError(args.file, exc.code.message, "give the right --passphrase") from None
+    for line in lines:
+        print(line)
+    return 0 if sound else 1
 
 
 def _lint(args: argparse.Namespace) -> int:

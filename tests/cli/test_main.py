@@ -15,6 +15,7 @@ from mesh.cli import build_parser, handler, main
 COMMANDS = [
     [],
     ["cert"],
+    ["cert", "show"],
     ["cert", "lint"],
     ["cert", "convert"],
     ["cert", "check"],
@@ -113,6 +114,7 @@ def test_every_handler_names_a_function():
         if isinstance(parser.get_default("func"), str)
     }
     assert named == {
+        "cert show": "mesh.pki.commands:_show",
         "cert lint": "mesh.pki.commands:_lint",
         "cert convert": "mesh.pki.commands:_convert",
         "cert check": "mesh.upload:_check_command",
