@@ -243,11 +243,16 @@ def _as_bytes(passphrase: Passphrase) -> bytes | None:
     return passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
 
 
+def _article(word: str) -> str:
+    """``an`` before a vowel sound as written (an EC key, an Ed25519 key), else ``a``."""
+    return "an" if word[:1].upper() in "AEFHILMNORSX" and word[:1].isupper() or word[:1].lower() in "aeiou" else "a"
+
+
 def _rsa_only(key: object, where: str) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         kind = type(key).__name__.lstrip("_").replace("PrivateKey", "") or "non-RSA"
         raise InputError(
-            where, f"holds a {kind} key, not an RSA key", "use an RSA 2048 or 4096 key"
+            where, f"holds {_article(kind)} {kind} key, not an RSA key", "use an RSA 2048 or 4096 key"
         )
     return key
 
@@ -284,7 +289,7 @@ def key_from_bytes(
         if label not in _KEY_LABELS:
             kind = label.decode().replace(" PRIVATE KEY", "")
             raise InputError(
-                where, f"holds a {kind} key, not an RSA key", "use an RSA 2048 or 4096 key"
+                where, f"holds {_article(kind)} {kind} key, not an RSA key", "use an RSA 2048 or 4096 key"
             )
         if b"Proc-Type:" not in block:
             check_key_cost(_pem_der(block), where)

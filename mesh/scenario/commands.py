@@ -23,7 +23,7 @@ import trio
 from mesh.errors import InputError
 from mesh.scenario.load import ScenarioInvalid, load_scenario
 from mesh.scenario.model import Scenario
-from mesh.scenario.report import print_result, summary_line, write_json, write_junit
+from mesh.scenario.report import plural, print_result, summary_line, write_json, write_junit
 from mesh.scenario.result import RunResult
 
 __all__ = ["check_command", "run_command"]
@@ -55,9 +55,9 @@ def check_command(args: argparse.Namespace) -> int:
             status = 2
             continue
         print(
-            f"ok: {path}: {scenario.name} — {len(scenario.appliances)} appliances, "
-            f"{len(scenario.links())} links, {len(scenario.steps)} steps, "
-            f"{len(scenario.expectations)} expectations"
+            f"ok: {path}: {scenario.name} — {plural(len(scenario.appliances), 'appliance')}, "
+            f"{plural(len(scenario.links()), 'link')}, {plural(len(scenario.steps), 'step')}, "
+            f"{plural(len(scenario.expectations), 'expectation')}"
         )
     return status
 

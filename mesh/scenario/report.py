@@ -68,7 +68,7 @@ def summary_line(result: RunResult) -> str:
     verdict = "PASS" if result.ok else "FAIL"
     return (
         f"{verdict} {result.scenario.name}: {held}/{total} expectations hold "
-        f"({len(result.links)} links: {counts or 'none'})"
+        f"({plural(len(result.links), 'link')}: {counts or 'none'})"
     )
 
 
@@ -160,6 +160,11 @@ def print_result(result: RunResult, file: IO[str] | None = None, *, max_rows: in
     else:
         file.write(render_plain(result, max_rows))
         file.flush()
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 link``, ``2 links``, ``0 links``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def json_report(results: Sequence[RunResult], *, interrupted: str | None = None) -> object:

@@ -28,7 +28,7 @@ def test_check_accepts_a_good_file(tmp_path, capsys):
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"ok: {path}: good")
-    assert "2 appliances, 1 links, 0 steps, 1 expectations" in out
+    assert "2 appliances, 1 link, 0 steps, 1 expectation" in out
 
 
 def test_check_prints_every_problem_of_every_file_and_exits_2(tmp_path, capsys):
