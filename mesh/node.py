@@ -6,44 +6,8 @@ object per line on stdout (``appliance-started`` carries the address it
 listens on, useful with port 0) and runs until it is killed; SIGTERM or
 SIGINT stops it cleanly (``appliance-stopped``, exit status 0).
 
-A config file::
-
-    name = "sensor-1"                      # how events call it
-    hostname = "sensor-1.contoso.test"     # its domain name (default: name)
-    role = "sensor"                        # sensor, management-console, ha-console,
-                                           # forwarding-target
-    listen = "127.0.0.1:0"                 # host:port, 0 picks a port
-    certificate = "sensor-1.crt"           # omit certificate and key: self-signed
-    key = "sensor-1.key"                   #   at first start, like a fresh appliance
-    chain = "sensor-1.pem"                 # optional intermediates
-    passphrase = "..."                     # optional, for an encrypted key
-    trust = ["root.crt"]                   # the roots it trusts
-    validation = true
-    revocation = "hard"                    # or "soft"
-    validator = "strict"                   # or "openssl": what a stock
-                                           #   OpenSSL-based appliance accepts
-    crl_files = ["issuing.crl"]            # optional: CRLs given out of band,
-                                           #   used instead of fetching the CDP
-                                           #   for their issuers' certificates
-    crl_proxy = "http://127.0.0.1:3128"    # optional
-    start = "2027-01-15T09:00:00Z"         # emulated start (default: now)
-    accept_from = ["console"]              # optional: the one dialer whose name
-                                           #   a listener requires
-    backoff_cap = 60                       # seconds between redials, at most
-    api = true                             # REST API and web console over HTTPS
-                                           #   (default: on for sensors and consoles,
-                                           #   forwarding targets have none)
-    api_port = 0                           # its port on the listen host; 0 picks one
-
-    [connects_to]                          # peers this node dials ([peers] works too)
-    console = "127.0.0.1:8443"             # name = "host:port", or a table:
-    # console = { address = "127.0.0.1:8443", hostname = "console.contoso.test",
-    #             role = "management-console" }
-
-    [forwards_to]                          # forwarding targets (server-auth)
-    siem = "127.0.0.1:6514"
-    # syslog = { address = "10.0.0.9:6514", raw = true }   # a third-party server:
-    #   no verdict exchange, alerts as JSON lines
+The config file is documented in :data:`mesh.cli.node.CONFIG` (what ``mesh node
+--help`` prints, and the README).
 
 With ``api`` on, an ``api-listening`` event follows ``appliance-started`` and
 carries the console's URL (``https://127.0.0.1:PORT``); ``curl --cacert ROOT
@@ -52,8 +16,8 @@ URL/api/v1/status`` answers once the certificate is dated on the wall clock
 
 Which end dials is the config's choice: with processes there is no shared
 topology to choose one dialer per pair, so list each link in one config only.
-Relative paths are relative to the config file. Every config error is one
-line naming the file and key, and exit status 2.
+Relative paths are relative to the config file. Every config problem is one
+line naming the file and key, all of them at once, and exit status 2.
 """
 
 from __future__ import annotations
@@ -64,10 +28,11 @@ import signal
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO, TypeVar
 
 import trio
 from attrs import define, field
+from cryptography import x509
 
 from mesh.appliances.appliance import Appliance, EngineSettings, RetryGate
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
@@ -83,6 +48,8 @@ from mesh.validation.chain import public_key_der
 from mesh.validation.policy import PROFILES, ValidationPolicy
 
 __all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node"]
+
+T = TypeVar("T")
 
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
@@ -242,6 +209,158 @@ def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...
     return tuple(out)
 
 
+class ConfigInvalid(InputError):
+    """A node config with one or more problems, every one a line (as a scenario's)."""
+
+    def __init__(self, problems: list[InputError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.where, first.problem, first.fix)
+
+    def line(self) -> str:
+        return "\nmesh: ".join(problem.line() for problem in self.problems)
+
+
+class ConfigProblems:
+    """Collects every problem of a config, so a person fixes them in one go."""
+
+    def __init__(self) -> None:
+        self.problems: list[InputError] = []
+
+    def add(self, problem: InputError) -> None:
+        self.problems.append(problem)
+
+    def take(self, read: Callable[[], T], default: T) -> T:
+        """``read()``'s value, or ``default`` with its problem noted."""
+        try:
+            return read()
+        except InputError as problem:
+            self.problems.append(problem)
+            return default
+
+    def raise_if_any(self, where: str) -> None:
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise ConfigInvalid(self.problems)
+
+
+def _name(data: dict[str, Any], where: str) -> str:
+    name = _str(data, "name", where)
+    if not name:
+        raise InputError(f"{where}: name", "is missing", 'add name = "sensor-1"')
+    return name
+
+
+def _role(data: dict[str, Any], where: str) -> Role:
+    text = _str(data, "role", where)
+    if not text:
+        raise InputError(f"{where}: role", "is missing",
+                         "add role = \"sensor\" (or management-console, ha-console, forwarding-target)")
+    try:
+        return Role.parse(text)
+    except ValueError as exc:
+        raise InputError(f"{where}: role", str(exc), "") from None
+
+
+def _identity(data: dict[str, Any], base: Path, where: str) -> Issued | None:
+    certificate, key_file = _str(data, "certificate", where), _str(data, "key", where)
+    if (certificate is None) != (key_file is None):
+        raise InputError(
+            f"{where}: {'key' if certificate else 'certificate'}",
+            "is missing",
+            "give certificate and key together (or neither, for a self-signed first start)",
+        )
+    if not (certificate and key_file):
+        return None
+    cert = load_certificate(_path(base, certificate, f"{where}: certificate"))
+    try:
+        key = load_key(_path(base, key_file, f"{where}: key"), _str(data, "passphrase", where))
+    except ValidationFailed as exc:
+        raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
+    if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
+        raise InputError(
+            f"{where}: key",
+            f"{_path(base, key_file, where)} is not the key of the certificate "
+            f"{_path(base, certificate, where)}",
+            "give the certificate's own key",
+        )
+    chain_file = _str(data, "chain", where)
+    chain = tuple(load_certificates(_path(base, chain_file, f"{where}: chain"))) if chain_file else ()
+    return Issued(cert=cert, key=key, chain=chain)
+
+
+def _files(data: dict[str, Any], key: str, where: str, example: str) -> list[str]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: {key}", "must be a file name or a list of them", f"write {key} = {example}")
+    return value
+
+
+def _trust(data: dict[str, Any], base: Path, where: str) -> tuple[x509.Certificate, ...]:
+    names = _files(data, "trust", where, '["root.crt"]')
+    return tuple(cert for t in names for cert in load_certificates(_path(base, t, f"{where}: trust")))
+
+
+def _crl_files(data: dict[str, Any], base: Path, where: str) -> tuple[Any, ...]:
+    names = _files(data, "crl_files", where, '["issuing.crl"]')
+    return load_crl_files(_path(base, c, f"{where}: crl_files") for c in names)
+
+
+def _validation(data: dict[str, Any], where: str) -> bool:
+    validation = data.get("validation", True)
+    if not isinstance(validation, bool):
+        raise InputError(f"{where}: validation", f"must be true or false, not {validation!r}", "")
+    return validation
+
+
+def _choice(data: dict[str, Any], where: str, key: str, choices: Sequence[str], default: str) -> str:
+    value = _str(data, key, where, default) or default
+    if value not in choices:
+        raise InputError(f"{where}: {key}", f"{value!r} is not one of {', '.join(choices)}",
+                         f'write {key} = "{choices[0]}"')
+    return value
+
+
+def _start(data: dict[str, Any], where: str) -> dt.datetime:
+    start_text = data.get("start")
+    if start_text is None:
+        return dt.datetime.now(dt.timezone.utc)
+    if isinstance(start_text, dt.datetime):
+        return start_text if start_text.tzinfo else start_text.replace(tzinfo=dt.timezone.utc)
+    try:
+        start = dt.datetime.fromisoformat(str(start_text).replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{where}: start", f"{start_text!r} is not an instant", 'write "2027-01-15T09:00:00Z"') from None
+    return start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+
+
+def _accept_from(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    accept_from = data.get("accept_from", [])
+    if isinstance(accept_from, str):
+        accept_from = [accept_from]
+    if not isinstance(accept_from, list) or not all(isinstance(a, str) for a in accept_from):
+        raise InputError(
+            f"{where}: accept_from", "must be a name or a list of names", 'write accept_from = ["console"]'
+        )
+    return tuple(accept_from)
+
+
+def _backoff_cap(data: dict[str, Any], where: str) -> float:
+    cap = data.get("backoff_cap", 60)
+    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
+        raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
+    return float(cap)
+
+
+def _dialed(data: dict[str, Any], where: str) -> tuple[PeerAddress, ...]:
+    if "peers" in data and "connects_to" in data:
+        raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
+    return _peers(data, "peers" if "peers" in data else "connects_to", where)
+
+
 def load_config(path: str | Path) -> NodeConfig:
     """Read and check a node config; every problem is one InputError line."""
     path = Path(path)
@@ -254,97 +373,30 @@ def load_config(path: str | Path) -> NodeConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(where, f"is not valid TOML ({exc})", "fix the syntax") from None
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise InputError(f"{where}: {unknown[0]}", "is not a node setting", "known: " + ", ".join(sorted(_KEYS)))
+    problems = ConfigProblems()
+    for key in sorted(set(data) - _KEYS):
+        problems.add(InputError(f"{where}: {key}", "is not a node setting",
+                                "known: " + ", ".join(sorted(_KEYS))))
     base = path.parent
-    name = _str(data, "name", where)
-    if not name:
-        raise InputError(f"{where}: name", "is missing", 'add name = "sensor-1"')
-    try:
-        role = Role.parse(_str(data, "role", where) or "")
-    except ValueError as exc:
-        raise InputError(f"{where}: role", str(exc), "") from None
-    host, port = _address(_str(data, "listen", where, "127.0.0.1:0"), f"{where}: listen")
-
-    certificate, key_file = _str(data, "certificate", where), _str(data, "key", where)
-    identity = None
-    if (certificate is None) != (key_file is None):
-        raise InputError(
-            f"{where}: {'key' if certificate else 'certificate'}",
-            "is missing",
-            "give certificate and key together (or neither, for a self-signed first start)",
-        )
-    if certificate and key_file:
-        cert = load_certificate(_path(base, certificate, f"{where}: certificate"))
-        try:
-            key = load_key(_path(base, key_file, f"{where}: key"), _str(data, "passphrase", where))
-        except ValidationFailed as exc:
-            raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
-        if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
-            raise InputError(
-                f"{where}: key",
-                f"{_path(base, key_file, where)} is not the key of the certificate "
-                f"{_path(base, certificate, where)}",
-                "give the certificate's own key",
-            )
-        chain_file = _str(data, "chain", where)
-        chain = tuple(load_certificates(_path(base, chain_file, f"{where}: chain"))) if chain_file else ()
-        identity = Issued(cert=cert, key=key, chain=chain)
-
-    trust_value = data.get("trust", [])
-    if isinstance(trust_value, str):
-        trust_value = [trust_value]
-    if not isinstance(trust_value, list) or not all(isinstance(t, str) for t in trust_value):
-        raise InputError(f"{where}: trust", "must be a file name or a list of them", 'write trust = ["root.crt"]')
-    trust = tuple(cert for t in trust_value for cert in load_certificates(_path(base, t, f"{where}: trust")))
-
-    validation = data.get("validation", True)
-    if not isinstance(validation, bool):
-        raise InputError(f"{where}: validation", f"must be true or false, not {validation!r}", "")
-    revocation = _str(data, "revocation", where, "hard")
-    if revocation not in ("hard", "soft"):
-        raise InputError(f"{where}: revocation", f"{revocation!r} is not hard or soft", "")
-    validator = _str(data, "validator", where, "strict")
-    if validator not in PROFILES:
-        raise InputError(
-            f"{where}: validator", f"{validator!r} is not a validator profile", 'write "strict" or "openssl"'
-        )
-    crl_value = data.get("crl_files", [])
-    if isinstance(crl_value, str):
-        crl_value = [crl_value]
-    if not isinstance(crl_value, list) or not all(isinstance(c, str) for c in crl_value):
-        raise InputError(f"{where}: crl_files", "must be a file name or a list of them", 'write crl_files = ["issuing.crl"]')
-    crl_files = load_crl_files(_path(base, c, f"{where}: crl_files") for c in crl_value)
-    start_text = data.get("start")
-    if start_text is None:
-        start = dt.datetime.now(dt.timezone.utc)
-    elif isinstance(start_text, dt.datetime):
-        start = start_text if start_text.tzinfo else start_text.replace(tzinfo=dt.timezone.utc)
-    else:
-        try:
-            start = dt.datetime.fromisoformat(str(start_text).replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(f"{where}: start", f"{start_text!r} is not an instant", 'write "2027-01-15T09:00:00Z"') from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=dt.timezone.utc)
-    accept_from = data.get("accept_from", [])
-    if isinstance(accept_from, str):
-        accept_from = [accept_from]
-    if not isinstance(accept_from, list) or not all(isinstance(a, str) for a in accept_from):
-        raise InputError(
-            f"{where}: accept_from", "must be a name or a list of names", 'write accept_from = ["console"]'
-        )
-    cap = data.get("backoff_cap", 60)
-    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
-        raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
-
-    api_port = _api_port(data, role, where)
-
-    if "peers" in data and "connects_to" in data:
-        raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
-    connects_to = _peers(data, "peers" if "peers" in data else "connects_to", where)
-    forwards_to = _peers(data, "forwards_to", where)
+    name = problems.take(lambda: _name(data, where), "")
+    role = problems.take(lambda: _role(data, where), None)
+    host, port = problems.take(
+        lambda: _address(_str(data, "listen", where, "127.0.0.1:0"), f"{where}: listen"),
+        ("127.0.0.1", 0),
+    )
+    identity = problems.take(lambda: _identity(data, base, where), None)
+    trust = problems.take(lambda: _trust(data, base, where), ())
+    validation = problems.take(lambda: _validation(data, where), True)
+    revocation = problems.take(lambda: _choice(data, where, "revocation", ("hard", "soft"), "hard"), "hard")
+    validator = problems.take(lambda: _choice(data, where, "validator", PROFILES, "strict"), "strict")
+    crl_files = problems.take(lambda: _crl_files(data, base, where), ())
+    start = problems.take(lambda: _start(data, where), None)
+    accept_from = problems.take(lambda: _accept_from(data, where), ())
+    cap = problems.take(lambda: _backoff_cap(data, where), 60)
+    api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
+    connects_to = problems.take(lambda: _dialed(data, where), ())
+    forwards_to = problems.take(lambda: _peers(data, "forwards_to", where), ())
+    problems.raise_if_any(where)
     spec = ApplianceSpec(
         name=name,
         hostname=_str(data, "hostname", where),
@@ -365,8 +417,8 @@ def load_config(path: str | Path) -> NodeConfig:
         start=start,
         connects_to=connects_to,
         forwards_to=forwards_to,
-        accept_from=tuple(str(a) for a in accept_from),
-        settings=EngineSettings(backoff_initial=min(1.0, float(cap)), backoff_cap=float(cap)),
+        accept_from=accept_from,
+        settings=EngineSettings(backoff_initial=min(1.0, cap), backoff_cap=cap),
         api_port=api_port,
         source=where,
     )

@@ -501,3 +501,21 @@ def test_a_passphrase_of_the_wrong_type_is_never_echoed(tmp_path, capsys, keys, 
     err = capsys.readouterr().err
     kind = {"9": "a number", "[": "a list", "{": "a table"}[value[0]]
     assert err == f"mesh: {path}: passphrase: must be a string, not {kind}; quote it\n"
+
+
+def test_every_config_problem_is_listed_at_once(tmp_path, capsys):
+    path = _write(tmp_path, 'name = "a"\nvalidation = "yes"\nbackoff_cap = -1\nbogus = 1\n')
+    assert main(["node", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mesh: {path}: bogus: is not a node setting; known: " + ", ".join(sorted(_node_keys())),
+        f'mesh: {path}: role: is missing; add role = "sensor" (or management-console, '
+        "ha-console, forwarding-target)",
+        f"mesh: {path}: validation: must be true or false, not 'yes'",
+        f"mesh: {path}: backoff_cap: must be a positive number of seconds, not -1",
+    ]
+
+
+def _node_keys():
+    from mesh.node import _KEYS
+
+    return _KEYS
