@@ -169,7 +169,11 @@ async def test_root_from_the_chain_file(deployment, capsys, tmp_path):
     status, out, _ = await run_cli(argv, capsys)
     assert status == 0, out
     # Without a root anywhere: chain_untrusted, and the detail says what to do.
-    status, out, _ = await run_cli(deployment.argv("ca-signed", trust=False), capsys)
+    no_root = tmp_path / "no-root.pem"
+    no_root.write_bytes(files.chain_bytes([c for c in chain if c != deployment.pki.root.cert]))
+    argv = deployment.argv("ca-signed", trust=False)
+    argv[argv.index("--chain") + 1] = str(no_root)
+    status, out, _ = await run_cli(argv, capsys)
     failure = json.loads(out)["failures"][0]
     assert (status, failure["code"]) == (1, "chain_untrusted")
     assert "--trust" in failure["detail"]

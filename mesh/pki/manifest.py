@@ -88,9 +88,15 @@ def write_folder(pki: Pki, folder: str | Path) -> Path:
         files.save_certificate(base / crt, m.cert)
         files.save_key(base / key, m.key_file_key, passphrase=m.key_passphrase)
         chain = None
-        if m.chain:
+        # The .pem holds every CA of the chain of trust, the root included (the
+        # source document's definition), as an admin's chain file would.
+        issuer = pki.authority(m.issuer) if m.issuer else None
+        pem = list(m.chain)
+        if issuer is not None and issuer.root_ca.cert not in pem:
+            pem.append(issuer.root_ca.cert)
+        if pem:
             chain = f"appliances/{name}.pem"
-            files.save_chain(base / chain, m.chain)
+            files.save_chain(base / chain, pem)
         else:
             (base / f"appliances/{name}.pem").unlink(missing_ok=True)
         appliances[name] = {

@@ -210,7 +210,7 @@ def test_convert_table(written, tmp_path, capsys):
         assert main(argv) == 0
         assert stat.S_IMODE(pfx.stat().st_mode) == 0o600
         bundle = files.load_pkcs12(pfx, out_pw)
-        assert bundle.cert == cert and bundle.chain == pki.appliances["ca-signed"].chain
+        assert bundle.cert == cert and bundle.chain == (*pki.appliances["ca-signed"].chain, pki.root.cert)
         # .pfx -> .key -> same key; .pfx -> .pem like `openssl pkcs12 -nodes`
         pw_args = ["--passphrase", out_pw] if out_pw else []
         assert main(["cert", "convert", str(pfx), str(t / "b.key"), *pw_args]) == 0

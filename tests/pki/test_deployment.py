@@ -101,12 +101,21 @@ def test_write_and_load(pki, tmp_path):
     assert after.get_revoked_certificate_by_serial_number(pki.appliances["console"].serial)
 
 
-def test_root_only_pki_has_no_chain_file(keys, epoch, tmp_path):
+def test_the_chain_file_holds_every_ca_up_to_the_root(keys, epoch, tmp_path):
+    """The source document's .pem: "the certificates of all the certificate
+    authorities in the chain of trust", the root included."""
+    from mesh.pki import files
+
     pki = Pki.build(at=epoch, intermediate=None, appliances=[ApplianceRequest(name="s")], keys=keys)
     pki.write(tmp_path)
     entry = read_manifest(tmp_path)["appliances"]["s"]
-    assert entry["chain"] is None
+    assert files.load_certificates(tmp_path / entry["chain"]) == [pki.root.cert]
     assert pki.appliances["s"].issuer == "Contoso Root CA"
+    deep = Pki.build(at=epoch, appliances=[ApplianceRequest(name="t")], keys=keys)
+    deep.write(tmp_path / "deep")
+    entry = read_manifest(tmp_path / "deep")["appliances"]["t"]
+    assert files.load_certificates(tmp_path / "deep" / entry["chain"]) == [
+        deep.issuing.cert, deep.root.cert]
 
 
 def test_a_cross_signed_root_travels_in_chains_and_in_the_folder(keys, epoch, tmp_path):
