@@ -91,6 +91,7 @@ from cryptography import x509
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.net.content_coding import BodyDecoder, DecodeError, TooLarge
+from mesh.net.single_flight import Flight, SingleFlight
 from mesh.printable import printable
 from mesh.validation.chain import public_key_der
 from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
@@ -189,55 +190,40 @@ class _Entry:
         self.checked: set[bytes] = set()
 
 
-class _Flight:
-    """One fetch in progress; ``result`` stays None if its task was cancelled."""
-
-    __slots__ = ("done", "result")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.result: CrlIndex | ValidationFailed | None = None
+def _fresh(exc: BaseException) -> ValidationFailed:
+    """The same failure without a traceback (whose frames may hold a body)."""
+    assert isinstance(exc, ValidationFailed)
+    return ValidationFailed(exc.code, exc.detail)
 
 
-class _Exchange:
-    """One HTTP exchange in progress, joined by every fetcher that asks the same meanwhile.
+@define(frozen=True)
+class _Exchanged:
+    """What one HTTP exchange came to, as every fetcher that shared it sees it."""
 
-    ``progress`` is the leading fetch's, live (a joiner whose own deadline
-    passes reports how far the exchange had got). ``answered`` turns true once
-    the whole body is in: what follows is parsing, which no deadline covers.
-    ``result`` stays None if the leading task was cancelled (or crashed);
-    ``timed_out`` says the result is the leader's own deadline passing.
-    """
-
-    __slots__ = ("done", "progress", "answered", "result", "timed_out")
-
-    def __init__(self, progress: _Progress) -> None:
-        self.done = trio.Event()
-        self.progress = progress
-        self.answered = False
-        self.result: CrlIndex | ValidationFailed | None = None
-        self.timed_out = False
+    result: CrlIndex | ValidationFailed
+    status: int | None
+    size: int
 
 
 #: The exchanges in flight in this ``trio.run``, by route: (URL, proxy,
 #: trust_env, timeout, size cap). Per run, so an Event of another run (tests
 #: make many) is never awaited, and nothing outlives the run.
-_EXCHANGES: trio.lowlevel.RunVar[dict[tuple[object, ...], _Exchange]] = trio.lowlevel.RunVar(
-    "mesh.crl_fetch.exchanges"
+_EXCHANGES: trio.lowlevel.RunVar[SingleFlight[tuple[object, ...], _Exchanged]] = (
+    trio.lowlevel.RunVar("mesh.crl_fetch.exchanges")
 )
 
 
-def _exchanges() -> dict[tuple[object, ...], _Exchange]:
+def _exchanges() -> SingleFlight[tuple[object, ...], _Exchanged]:
     try:
         return _EXCHANGES.get()
     except LookupError:
-        table: dict[tuple[object, ...], _Exchange] = {}
+        table: SingleFlight[tuple[object, ...], _Exchanged] = SingleFlight()
         _EXCHANGES.set(table)
         return table
 
 
 class _Progress:
-    """How far one fetch got, for its :class:`FetchRecord`."""
+    """How far one fetch got, for its :class:`FetchRecord` (live: a joiner's deadline reads it)."""
 
     __slots__ = ("status", "size")
 
@@ -285,7 +271,9 @@ class CrlFetcher:
         #: exchanges alike: what "one fetch per URL" counts per appliance.
         self.fetches = 0
         self._cache: dict[str, _Entry] = {}
-        self._flights: dict[str, _Flight] = {}
+        self._flights: SingleFlight[str, CrlIndex] = SingleFlight(
+            shares=ValidationFailed, fresh=_fresh
+        )
         self._http: httpx.AsyncClient | None = None
 
     # -- the API --
@@ -304,26 +292,10 @@ class CrlFetcher:
                 (also when it timed out), ``crl_http_error`` or ``crl_invalid``, when no
                 current cached CRL can stand in.
         """
-        entry = self._cache.get(url)
-        if entry is None or entry.refresh or not self._current(entry.index):
+        index = self.ready(url)
+        if index is None:
             check_crl_url(url)  # only URLs that passed it are ever cached
-        while True:
-            entry = self._cache.get(url)
-            if entry is not None and not entry.refresh and self._current(entry.index):
-                index = entry.index
-                break
-            flight = self._flights.get(url)
-            if flight is None:
-                index = await self._lead(url, issuer)
-                break
-            await flight.done.wait()
-            result = flight.result
-            if result is None:
-                continue  # the fetching task was cancelled: fetch it ourselves
-            if isinstance(result, ValidationFailed):
-                raise ValidationFailed(result.code, result.detail)
-            index = result
-            break
+            index = await self._flights.run(url, functools.partial(self._refresh, url, issuer))
         if issuer is not None:
             await self._check_signature(url, index, issuer)
         return index
@@ -421,24 +393,28 @@ class CrlFetcher:
     def _current(self, index: CrlIndex, now: dt.datetime | None = None) -> bool:
         return not index.is_stale(self.now() if now is None else now)
 
-    async def _lead(self, url: str, issuer: x509.Certificate | None) -> CrlIndex:
-        flight = _Flight()
-        self._flights[url] = flight
+    async def _refresh(
+        self, url: str, issuer: x509.Certificate | None, flight: Flight
+    ) -> CrlIndex:
+        """Fetch ``url`` and apply the cache rules: the work of this fetcher's single flight.
+
+        The tasks of this fetcher that ask meanwhile wait for this outcome, the
+        kept CRL or the same error, with no deadline of their own: the fetch
+        has one. If this task is cancelled, one of them runs this instead.
+        """
+        index = self.ready(url)
+        if index is not None:
+            return index  # taking over from a leader that got this far
+        progress = _Progress()
         try:
-            progress = _Progress()
-            try:
-                fetched = await self._fetch(url, progress)
-                signed = None
-                if issuer is not None:
-                    signed = await _signed_by(fetched, issuer)
-            except ValidationFailed as exc:
-                result: CrlIndex | ValidationFailed = self._failed(url, exc, progress)
-            else:
-                result = self._fetched(url, fetched, progress, issuer=issuer, signed=signed)
-            flight.result = result
-        finally:
-            del self._flights[url]
-            flight.done.set()
+            fetched = await self._fetch(url, progress)
+            signed = None
+            if issuer is not None:
+                signed = await _signed_by(fetched, issuer)
+        except ValidationFailed as exc:
+            result: CrlIndex | ValidationFailed = self._failed(url, exc, progress)
+        else:
+            result = self._fetched(url, fetched, progress, issuer=issuer, signed=signed)
         if isinstance(result, ValidationFailed):
             raise result
         return result
@@ -455,7 +431,7 @@ class CrlFetcher:
             entry.refresh = False  # one refresh was asked for; try again at nextUpdate
             return entry.index
         # A fresh exception, without the traceback of the fetch (whose frames
-        # held the body): this one is kept by the flight and its waiters.
+        # held the body); the flight keeps a copy for its waiters.
         return ValidationFailed(exc.code, exc.detail)
 
     def _fetched(
@@ -540,40 +516,36 @@ class CrlFetcher:
         self.fetches += 1
         deadline = trio.current_time() + self.timeout
         key = (url, self.proxy, self.trust_env, self.timeout, self.max_bytes)
-        exchanges = _exchanges()
-        while (shared := exchanges.get(key)) is not None:
-            with trio.move_on_at(deadline):
-                await shared.done.wait()
-            if not shared.done.is_set() and shared.answered:
-                await shared.done.wait()  # the body is in; parsing is not timed
-            if not shared.done.is_set():
-                progress.status, progress.size = shared.progress.status, shared.progress.size
-                raise self._timed_out(url, complete=progress.status is not None)
-            result = shared.result
-            if result is None:
-                continue  # its task was cancelled: make the request ourselves
-            progress.status, progress.size = shared.progress.status, shared.progress.size
-            if isinstance(result, ValidationFailed):
-                if shared.timed_out:
-                    await trio.sleep_until(deadline)
-                raise ValidationFailed(result.code, result.detail)
-            return result
-        shared = exchanges[key] = _Exchange(progress)
+        exchanged = await _exchanges().run(
+            key,
+            functools.partial(self._lead_exchange, url, deadline),
+            deadline=deadline,
+            late=functools.partial(self._late, url),
+        )
+        progress.status, progress.size = exchanged.status, exchanged.size
+        if isinstance(exchanged.result, ValidationFailed):
+            raise ValidationFailed(exchanged.result.code, exchanged.result.detail)
+        return exchanged.result
+
+    async def _lead_exchange(self, url: str, deadline: float, flight: Flight) -> _Exchanged:
+        progress = flight.progress = _Progress()
         try:
-            try:
-                index = await self._exchange(url, progress, deadline, shared)
-            except ValidationFailed as exc:
-                shared.result = ValidationFailed(exc.code, exc.detail)  # no traceback kept
-                raise
-            shared.result = index
-            return index
-        finally:
-            if exchanges.get(key) is shared:
-                del exchanges[key]
-            shared.done.set()
+            index = await self._exchange(url, progress, deadline, flight)
+        except ValidationFailed as exc:
+            # A fresh failure, without the traceback whose frames held the body.
+            failure = ValidationFailed(exc.code, exc.detail)
+            return _Exchanged(failure, progress.status, progress.size)
+        return _Exchanged(index, progress.status, progress.size)
+
+    def _late(self, url: str, flight: Flight) -> _Exchanged:
+        """Our deadline passed while the exchange we joined went on: how far it had got."""
+        progress = flight.progress
+        assert isinstance(progress, _Progress)
+        failure = self._timed_out(url, complete=progress.status is not None)
+        return _Exchanged(failure, progress.status, progress.size)
 
     async def _exchange(
-        self, url: str, progress: _Progress, deadline: float, shared: _Exchange
+        self, url: str, progress: _Progress, deadline: float, flight: Flight
     ) -> CrlIndex:
         via = f" via proxy {self.proxy}" if self.proxy else ""
         chunks: list[bytes] = []
@@ -594,7 +566,7 @@ class CrlFetcher:
                     await self._read_body(url, response, progress, chunks)
         except httpx.TimeoutException as exc:
             chunks.clear()
-            shared.timed_out = True
+            flight.expired = True
             # A server that never answers is, to the operator, a CRL location
             # that is not reachable: the source document's message; the detail
             # says it timed out.
@@ -614,9 +586,9 @@ class CrlFetcher:
             raise
         if scope.cancelled_caught:
             chunks.clear()
-            shared.timed_out = True
+            flight.expired = True
             raise self._timed_out(url, complete=True)
-        shared.answered = True
+        flight.untimed = True  # the body is in; parsing is not timed
         parse = functools.partial(_parse, chunks, url)
         if progress.size > _THREAD_PARSE_BYTES:
             return await trio.to_thread.run_sync(parse)
