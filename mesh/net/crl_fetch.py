@@ -245,7 +245,7 @@ class CrlFetcher:
         """
         index = self._cache.ready(url)
         if index is not None:
-            return index  # taking over from a leader that got this far
+            return index  # a waiter taking over asks later than get() did: as get() would now
         self.fetches += 1
         exchanged = await self._http.exchange(url)
         fetched = exchanged.result
