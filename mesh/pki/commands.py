@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import InputError, ValidationFailed
 from mesh.passphrase import passphrase_from
-from mesh.pki import files
+from mesh.pki import file_input, files
 from mesh.pki.faults import HEALTHY, RECIPES
 from mesh.roles import ROLES
 from mesh.pki.deployment import ApplianceRequest, Pki
@@ -246,7 +246,7 @@ def _do_convert(args: argparse.Namespace) -> int:
     data = files.read_input(args.input, "file")
     key: rsa.RSAPrivateKey | None = None
     certs: list[x509.Certificate] = []
-    if files._looks_pkcs12(data) or Path(args.input).suffix.lower() in (".pfx", ".p12"):
+    if file_input.looks_pkcs12(data) or Path(args.input).suffix.lower() in (".pfx", ".p12"):
         bundle = files.pkcs12_from_bytes(data, args.passphrase, where=args.input)
         key = bundle.key
         certs = ([bundle.cert] if bundle.cert else []) + list(bundle.chain)
@@ -319,7 +319,7 @@ def _do_convert(args: argparse.Namespace) -> int:
 
 
 def _holds_key(data: bytes) -> bool:
-    return b"PRIVATE KEY-----" in data or (not files._looks_pem(data) and _der_key(data))
+    return b"PRIVATE KEY-----" in data or (not file_input.looks_pem(data) and _der_key(data))
 
 
 def _der_key(data: bytes) -> bool:
@@ -327,7 +327,7 @@ def _der_key(data: bytes) -> bool:
         x509.load_der_x509_certificate(data)
         return False
     except (ValueError, x509.InvalidVersion):
-        return files._der_private_key(data)
+        return file_input.is_der_private_key(data)
 
 
 def _holds_cert(data: bytes) -> bool:
