@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from mesh.errors import InputError
 from mesh.pki import files
+from mesh.pki.file_input import looks_pem
 
 __all__ = ["show_file", "certificate_lines", "request_lines", "key_lines"]
 
@@ -113,7 +114,7 @@ def key_lines(key: rsa.RSAPrivateKey) -> list[str]:
 def show_file(path: str, passphrase: str | None = None) -> tuple[list[str], bool]:
     """The lines to print for ``path`` and whether everything shown is sound."""
     data = files.read_input(path, "file")
-    if _CSR_MARK in data or (not files._looks_pem(data) and _der_csr(data) is not None):
+    if _CSR_MARK in data or (not looks_pem(data) and _der_csr(data) is not None):
         csr = _pem_or_der_csr(data, path)
         return request_lines(csr), csr.is_signature_valid
     if b"PRIVATE KEY-----" in data and b"-----BEGIN CERTIFICATE-----" not in data:
