@@ -76,12 +76,12 @@ class ApplianceSpec:
     role: Role = field(converter=Role.parse)
     hostname: str | None = None
     identity: Issued | None = None
-    trust: tuple[x509.Certificate, ...] = field(default=(), converter=tuple)
+    trust: tuple[x509.Certificate, ...] = field(default=(), converter=tuple[x509.Certificate, ...])
     validation: bool = True
     connects_to: tuple[str, ...] = field(default=(), converter=_names)
     forwards_to: tuple[str, ...] = field(default=(), converter=_names)
     crl_proxy: str | None = None
-    crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple)
+    crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple[CrlIndex, ...])
     policy: ValidationPolicy = field(factory=ValidationPolicy)
     check_names: bool = True
     host: str = "127.0.0.1"

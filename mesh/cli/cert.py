@@ -19,7 +19,7 @@ __all__ = ["add_parser", "PROFILES"]
 PROFILES = ("strict", "openssl")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cert = subparsers.add_parser(
         "cert", help="check, lint and convert certificate files"
     )
@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_check(cert_subparsers)
 
 
-def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_lint(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lint_p = cert_subparsers.add_parser(
         "lint", help="check a certificate against the certificate requirements"
     )
@@ -47,7 +47,7 @@ def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:
     lint_p.set_defaults(func="mesh.pki.commands:_lint")
 
 
-def _add_convert(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_convert(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     convert = cert_subparsers.add_parser(
         "convert",
         help="convert between PEM, DER, .key and PKCS#12 (.pfx/.p12)",
@@ -80,7 +80,7 @@ def _add_convert(cert_subparsers: argparse._SubParsersAction) -> None:
     convert.set_defaults(func="mesh.pki.commands:_convert")
 
 
-def _add_check(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_check(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = cert_subparsers.add_parser(
         "check",
         help="run the upload-time checks on a certificate, key and chain",

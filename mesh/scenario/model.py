@@ -196,8 +196,8 @@ class ApplianceDef:
     role: str = field(validator=_one_of(ROLES))
     certificate: str = field(default="ca-signed", validator=_one_of(CERTIFICATE_RECIPES))
     validation: bool = True
-    connects_to: tuple[str, ...] = field(default=(), converter=tuple)
-    forwards_to: tuple[str, ...] = field(default=(), converter=tuple)
+    connects_to: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
+    forwards_to: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
     #: Reach CRLs through the scenario's HTTP proxy instead of directly.
     crl_proxy: bool = False
     #: "hard" (an unreachable CRL halts the link) or "soft" (a warning).
@@ -207,7 +207,7 @@ class ApplianceDef:
     validator: str = field(default="strict", validator=_one_of(PROFILES))
     #: The roots it trusts, by name (``[pki]`` root or cross_signed_by);
     #: empty: the scenario's root.
-    trust: tuple[str, ...] = field(default=(), converter=tuple)
+    trust: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
     #: Given the CRL files of every CA as published at the scenario start, out
     #: of band, and judging with them instead of fetching CDPs. They are not
     #: refreshed by later steps (an operator would have to copy new ones): a
@@ -305,9 +305,9 @@ class Scenario:
     description: str = ""
     start: dt.datetime = field(default=DEFAULT_START, validator=_aware)
     pki: PkiSpec = field(factory=PkiSpec)
-    appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple)
-    steps: tuple[Step, ...] = field(default=(), converter=tuple)
-    expectations: tuple[Expectation, ...] = field(default=(), converter=tuple)
+    appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple[ApplianceDef, ...])
+    steps: tuple[Step, ...] = field(default=(), converter=tuple[Step, ...])
+    expectations: tuple[Expectation, ...] = field(default=(), converter=tuple[Expectation, ...])
     #: Where it was loaded from (for messages), or "" when built in Python.
     source: str = ""
     #: Serve the REST API and web console of every sensor and console during
