@@ -128,6 +128,7 @@ def _revoke(args: argparse.Namespace) -> int:
     crls = pki.crls(at=at)
     pki.write(args.dir)
     issuer = pki.authority(material.issuer)
+    assert issuer.crl_url is not None  # a Pki's CAs all publish (its base URL is checked)
     number = (
         crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     )

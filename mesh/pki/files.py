@@ -27,13 +27,14 @@ import binascii
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from attrs import define
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
@@ -269,6 +270,7 @@ def key_from_bytes(
 ) -> rsa.RSAPrivateKey:
     """:func:`load_key` over bytes already read."""
     password = _as_bytes(passphrase)
+    encrypted: bool | None  # None: DER that opens as no key at all
     if _looks_pem(data):
         blocks = _blocks(data, where)
         keys = [(label, block) for label, block in blocks if label.endswith(b"PRIVATE KEY")]
@@ -326,7 +328,13 @@ def key_from_bytes(
     )
 
 
-def _open_key(load, *, encrypted: bool, password: bytes | None, where: str) -> rsa.RSAPrivateKey:
+def _open_key(
+    load: Callable[[bytes | None], PrivateKeyTypes],
+    *,
+    encrypted: bool,
+    password: bytes | None,
+    where: str,
+) -> rsa.RSAPrivateKey:
     if encrypted and password is None:
         raise ValidationFailed(
             FailureCode.PASSPHRASE_MISMATCH,
