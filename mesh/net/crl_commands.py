@@ -35,9 +35,9 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(manifest_path, "not found", "give a folder made by `mesh pki init`") from None
+        raise InputError(str(manifest_path), "not found", "give a folder made by `mesh pki init`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(manifest_path, f"cannot be read as JSON ({exc})",
+        raise InputError(str(manifest_path), f"cannot be read as JSON ({exc})",
                          "regenerate it with `mesh pki init`") from None
     crls = manifest.get("crls") if isinstance(manifest, dict) else None
     if not isinstance(crls, dict):
@@ -62,7 +62,7 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
         try:
             documents[path] = (folder / relative).read_bytes()
         except OSError as exc:
-            raise InputError(folder / relative, f"cannot be read ({exc.strerror or exc})",
+            raise InputError(str(folder / relative), f"cannot be read ({exc.strerror or exc})",
                              "rerun `mesh pki init` or fix the path in pki.json") from None
         ports.add(parsed.port or 80)
     if not documents:

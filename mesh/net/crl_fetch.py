@@ -636,7 +636,8 @@ class CrlFetcher:
                 response.headers.get_list("content-encoding", split_commas=True), self.max_bytes
             )
             raw_size = 0
-            async with contextlib.aclosing(response.aiter_raw()) as received:
+            # httpx annotates aiter_raw as an AsyncIterator; it is an async generator (aclose).
+            async with contextlib.aclosing(response.aiter_raw()) as received:  # type: ignore[type-var]
                 async for raw in received:
                     raw_size += len(raw)
                     if raw_size > self.max_bytes:
