@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+from typing import Callable
 
-from attrs import define, field
+from attrs import Attribute, define, field
 
 from mesh.pki.faults import RECIPES
 from mesh.roles import ROLES
@@ -140,8 +141,8 @@ def _rank(role: str) -> int:
     return ROLES.index(role) if role in ROLES else len(ROLES)
 
 
-def _one_of(allowed: tuple[str, ...]):
-    def check(instance, attribute, value):
+def _one_of(allowed: tuple[str, ...]) -> Callable[[object, Attribute[str], str], None]:
+    def check(instance: object, attribute: Attribute[str], value: str) -> None:
         if value not in allowed:
             raise ValueError(
                 f"{attribute.name}: {value!r} is not one of {', '.join(allowed)}"
@@ -150,12 +151,12 @@ def _one_of(allowed: tuple[str, ...]):
     return check
 
 
-def _not_negative(instance, attribute, value: dt.timedelta) -> None:
+def _not_negative(instance: object, attribute: Attribute[dt.timedelta], value: dt.timedelta) -> None:
     if value < dt.timedelta():
         raise ValueError(f"{attribute.name}: a duration cannot be negative")
 
 
-def _aware(instance, attribute, value: dt.datetime) -> None:
+def _aware(instance: object, attribute: Attribute[dt.datetime], value: dt.datetime) -> None:
     if value.tzinfo is None:
         raise ValueError(f"{attribute.name}: the instant needs a time zone (end it with Z)")
 
@@ -183,7 +184,7 @@ class PkiSpec:
         return (self.root,) if self.cross_signed_by is None else (self.root, self.cross_signed_by)
 
     @key_size.validator
-    def _check_key_size(self, attribute, value: int) -> None:
+    def _check_key_size(self, attribute: Attribute[int], value: int) -> None:
         if value not in (2048, 4096):
             raise ValueError(f"key_size: {value!r} is not 2048 or 4096")
 
@@ -272,7 +273,7 @@ class Expectation:
     verdict: str | None = None
 
     @state.validator
-    def _check_state(self, attribute, value: str | None) -> None:
+    def _check_state(self, attribute: Attribute[str | None], value: str | None) -> None:
         if value is not None and value not in LINK_STATES:
             raise ValueError(f"state: {value!r} is not one of {', '.join(LINK_STATES)}")
 
