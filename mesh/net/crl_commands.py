@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 import trio
@@ -104,13 +105,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CliHandler(logging.StreamHandler[TextIO]):
+    """The handler :func:`_log_to_stderr` adds (added once, however often it is called)."""
+
+
 def _log_to_stderr() -> None:
     """What the server logs (running out of descriptors, say) as ``mesh: ...`` lines."""
     logger = logging.getLogger("mesh.net")
-    if not any(getattr(h, "_mesh_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CliHandler) for h in logger.handlers):
+        handler = _CliHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mesh: %(message)s"))
-        handler._mesh_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
 

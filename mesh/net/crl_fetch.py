@@ -504,9 +504,15 @@ class CrlFetcher:
             await _signed_by(index, issuer)
             entry.checked.add(key)
 
-    def _record(self, url: str, **fields: object) -> None:
+    def _record(
+        self, url: str, *, code: FailureCode | None, detail: str, status: int | None, size: int,
+        kept_cached: bool, crl_number: int | None = None,
+    ) -> None:
         if self.on_fetch is not None:
-            self.on_fetch(FetchRecord(url=url, at=self.now(), **fields))  # type: ignore[arg-type]
+            self.on_fetch(FetchRecord(
+                url=url, at=self.now(), code=code, detail=detail, status=status, size=size,
+                kept_cached=kept_cached, crl_number=crl_number,
+            ))
 
     # -- HTTP --
 
