@@ -25,7 +25,9 @@ browser:
 	  else echo "chromium is not installed; browser tests will skip"; fi; \
 	fi
 
+# The package is type-checked (strict; pyproject.toml's [tool.mypy]) before the tests run.
 test: $(STAMP) browser
+	$(PY) -m mypy mesh
 	$(PY) -m pytest -q
 
 run: $(STAMP)

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
 from mesh.eventlog import EventLog
 from mesh.events import ApiListening
+from mesh.roles import Role
+
+if TYPE_CHECKING:  # mesh.web is imported only when a console opens
+    from mesh.web.backend import ConsoleBackend
 
 __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console"]
 
@@ -31,14 +35,14 @@ __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console"]
 CONSOLE_ROLES = ("sensor", "management-console", "ha-console")
 
 
-def has_console(role: Any) -> bool:
+def has_console(role: Role | str) -> bool:
     """True for sensors and (HA) management consoles; ``role`` is a Role or its value."""
-    return str(getattr(role, "value", role)) in CONSOLE_ROLES
+    return (role.value if isinstance(role, Role) else role) in CONSOLE_ROLES
 
 
 async def open_console(
     nursery: trio.Nursery,
-    backend: Any,
+    backend: ConsoleBackend,
     *,
     events: EventLog,
     now: Callable[[], dt.datetime],

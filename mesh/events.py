@@ -64,7 +64,7 @@ def looks_secret(text: str) -> bool:
     return any(mark in text for mark in _SECRET_MARKS)
 
 
-def _no_secrets(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _no_secrets(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     values = value if isinstance(value, tuple) else (value,)
     for item in values:
         if isinstance(item, str) and looks_secret(item):
@@ -74,7 +74,7 @@ def _no_secrets(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
             )
 
 
-def _aware(instance: Any, attribute: attrs.Attribute, value: dt.datetime) -> None:
+def _aware(instance: Any, attribute: attrs.Attribute[dt.datetime], value: dt.datetime) -> None:
     if value.tzinfo is None:
         raise ValueError(f"{type(instance).__name__}.at must be timezone-aware (emulated UTC)")
 

@@ -106,8 +106,8 @@ class Edge:
 
 @define(frozen=True, kw_only=True)
 class Graph:
-    nodes: tuple[Node, ...] = field(converter=tuple)
-    edges: tuple[Edge, ...] = field(converter=tuple)
+    nodes: tuple[Node, ...] = field(converter=tuple[Node, ...])
+    edges: tuple[Edge, ...] = field(converter=tuple[Edge, ...])
     title: str = ""
 
     @classmethod

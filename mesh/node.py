@@ -385,18 +385,19 @@ def load_config(path: str | Path) -> NodeConfig:
         ("127.0.0.1", 0),
     )
     identity = problems.take(lambda: _identity(data, base, where), None)
-    trust = problems.take(lambda: _trust(data, base, where), ())
+    trust: tuple[x509.Certificate, ...] = problems.take(lambda: _trust(data, base, where), ())
     validation = problems.take(lambda: _validation(data, where), True)
     revocation = problems.take(lambda: _choice(data, where, "revocation", ("hard", "soft"), "hard"), "hard")
     validator = problems.take(lambda: _choice(data, where, "validator", PROFILES, "strict"), "strict")
-    crl_files = problems.take(lambda: _crl_files(data, base, where), ())
+    crl_files: tuple[Any, ...] = problems.take(lambda: _crl_files(data, base, where), ())
     start = problems.take(lambda: _start(data, where), None)
-    accept_from = problems.take(lambda: _accept_from(data, where), ())
-    cap = problems.take(lambda: _backoff_cap(data, where), 60)
+    accept_from: tuple[str, ...] = problems.take(lambda: _accept_from(data, where), ())
+    cap: float = problems.take(lambda: _backoff_cap(data, where), 60.0)
     api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
-    connects_to = problems.take(lambda: _dialed(data, where), ())
-    forwards_to = problems.take(lambda: _peers(data, "forwards_to", where), ())
+    connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where), ())
+    forwards_to: tuple[PeerAddress, ...] = problems.take(lambda: _peers(data, "forwards_to", where), ())
     problems.raise_if_any(where)
+    assert role is not None and start is not None  # no problems: both were read
     spec = ApplianceSpec(
         name=name,
         hostname=_str(data, "hostname", where),

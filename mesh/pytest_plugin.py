@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -41,6 +41,9 @@ from mesh.pki.keys import KeyPool
 from mesh.scenario.load import load_scenario, loads_scenario
 from mesh.scenario.model import ApplianceDef, Expectation, PkiSpec, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult
+
+if TYPE_CHECKING:  # the engine loads only when a fixture runs a scenario
+    from mesh.scenario.runner import ScenarioRun
 
 __all__ = [
     "assert_link",
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 
-def as_scenario(source: Any) -> Scenario:
+def as_scenario(source: Scenario | str | os.PathLike[str]) -> Scenario:
     """A Scenario from a Scenario, a path to a scenario file, or TOML text.
 
     A string is TOML text when it spans lines or holds ``=`` or ``[``;
@@ -72,7 +75,7 @@ def as_scenario(source: Any) -> Scenario:
 
 
 def assert_link(
-    result: RunResult | Any,
+    result: RunResult | ScenarioRun,
     link: str,
     *,
     state: str | None = None,
@@ -126,7 +129,7 @@ def mesh_run(mesh_key_pool: KeyPool) -> Callable[..., Awaitable[RunResult]]:
     """``await mesh_run(source)`` -> RunResult (source: Scenario, .toml path or TOML text)."""
     from mesh.scenario.runner import run_scenario
 
-    async def run(source: Any, **kwargs: Any) -> RunResult:
+    async def run(source: Scenario | str | os.PathLike[str], **kwargs: Any) -> RunResult:
         return await run_scenario(as_scenario(source), keys=mesh_key_pool.cursor(), **kwargs)
 
     return run
@@ -138,7 +141,9 @@ def mesh_start(mesh_key_pool: KeyPool) -> Callable[..., Any]:
     from mesh.scenario.runner import ScenarioRun, start_scenario
 
     @contextlib.asynccontextmanager
-    async def start(source: Any, **kwargs: Any) -> AsyncIterator[ScenarioRun]:
+    async def start(
+        source: Scenario | str | os.PathLike[str], **kwargs: Any
+    ) -> AsyncIterator[ScenarioRun]:
         async with start_scenario(
             as_scenario(source), keys=mesh_key_pool.cursor(), **kwargs
         ) as run:

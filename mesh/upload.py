@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TextIO
 
 import attrs
 from attrs import define, field
@@ -354,8 +354,8 @@ def _check_command(args: argparse.Namespace) -> int:
     return 0 if verdict.accepted else 1
 
 
-def _report(verdict: Verdict) -> dict:
-    def row(f: Finding) -> dict:
+def _report(verdict: Verdict) -> dict[str, object]:
+    def row(f: Finding) -> dict[str, str]:
         return {"code": f.code.code, "message": f.message, "subject": f.subject, "detail": f.detail}
 
     return {
@@ -366,7 +366,7 @@ def _report(verdict: Verdict) -> dict:
     }
 
 
-def _print(verdict: Verdict, out=None) -> None:
+def _print(verdict: Verdict, out: TextIO | None = None) -> None:
     # Subjects and details quote certificates and servers: shown escaped.
     out = out or sys.stdout
     primary = verdict.primary

@@ -54,6 +54,8 @@ from mesh.events import ConnectionDropped
 from mesh.net import tls
 from mesh.net.framing import FrameError, FramedStream, LineStream
 from mesh.net.links import Judgement, PeerRefusedTls, PeerSilent, exchange_verdicts
+from mesh.validation.policy import Purpose
+
 
 if TYPE_CHECKING:
     from mesh.appliances.dialer import RetryGate  # the dialer imports this module
@@ -187,7 +189,7 @@ class Conversation:
     # -- one connection, either side --
 
     async def judge(
-        self, chain: Sequence[x509.Certificate], *, purpose: str, expected: str | None
+        self, chain: Sequence[x509.Certificate], *, purpose: Purpose, expected: str | None
     ) -> Judgement:
         """This appliance's verdict on a peer's chain, with its switch as it is now."""
         enabled = self._validation()
@@ -214,7 +216,7 @@ class Conversation:
         clean = False
         try:
             chain = stream.peer_chain()
-            check: tuple[str, str | None] | None
+            check: tuple[Purpose, str | None] | None
             if pair is not None:
                 peer = pair.listener
                 check = ("server", self.directory.hostname_of(peer))
@@ -304,7 +306,7 @@ class Conversation:
         framed: FramedStream | LineStream,
         *,
         peer: str,
-        recheck: tuple[Sequence[x509.Certificate], str, str | None] | None = None,
+        recheck: tuple[Sequence[x509.Certificate], Purpose, str | None] | None = None,
         generation: int | None = None,
     ) -> bool:
         """Carry a live link's traffic until it ends; True if closed for a re-check.

@@ -71,7 +71,7 @@ publication would, unless the server is in a fault that serves fixed variants.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import trio
 
@@ -89,6 +89,10 @@ from mesh.eventlog import EventLog
 from mesh.events import CertificateRevoked, ClockAdvanced, CrlServerChanged
 from mesh.pki.issue import Issued, KeySource
 from mesh.validation.verdict import Verdict
+
+if TYPE_CHECKING:
+    from mesh.net.crl_server import CrlServer
+    from mesh.pki.deployment import Pki
 
 __all__ = ["Mesh", "MeshNotSettled"]
 
@@ -112,8 +116,8 @@ class Mesh:
         start: dt.datetime | None = None,
         clock: EmulatedClock | None = None,
         events: EventLog | None = None,
-        pki: Any = None,
-        crl_server: Any = None,
+        pki: Pki | None = None,
+        crl_server: CrlServer | None = None,
         settings: EngineSettings = EngineSettings(),
         keys: KeySource | None = None,
     ) -> None:
@@ -261,8 +265,8 @@ class Mesh:
             return spec.hostname
         if name in self._external:
             return self._external[name][2]
-        material = getattr(self.pki, "appliances", {}).get(name) if self.pki is not None else None
-        common_name = getattr(material, "common_name", None)
+        material = self.pki.appliances.get(name) if self.pki is not None else None
+        common_name = material.common_name if material is not None else None
         return str(common_name) if common_name else name
 
     # -- running --
@@ -321,7 +325,7 @@ class Mesh:
         self._scopes[name] = scope
         self._done[name] = done
 
-        async def one(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def one(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 with scope:
                     await appliance.run(task_status=task_status)
@@ -376,7 +380,7 @@ class Mesh:
         now = self.clock.now()
         serial = self.pki.revoke(name, at=now)
         subject = ""
-        material = getattr(self.pki, "appliances", {}).get(name)
+        material = self.pki.appliances.get(name)
         if material is not None:
             subject = material.cert.subject.rfc4514_string()
         self.republish(at=now)
@@ -405,7 +409,7 @@ class Mesh:
             CrlServerChanged(
                 at=self.clock.now(),
                 state=str(fault),
-                address=str(getattr(self.crl_server, "base_url", "")),
+                address=self.crl_server.base_url,
             )
         )
         await trio.lowlevel.checkpoint()
@@ -423,9 +427,7 @@ class Mesh:
             if appliance.running:
                 appliance.check_expiry()
         if self.crl_server is not None and self.pki is not None:
-            fault = getattr(self.crl_server, "fault", None)
-            current = fault() if callable(fault) else None
-            if current is None or getattr(current, "value", current) not in ("stale", "wrong-key"):
+            if self.crl_server.fault().value not in ("stale", "wrong-key"):
                 self.republish()
         await trio.lowlevel.checkpoint()
         return self.clock.now()

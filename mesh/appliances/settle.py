@@ -98,12 +98,12 @@ class Settler:
 
             await wait_all_tasks_blocked(cushion=quiet)
         if waiting.cancelled_caught:
-            pending = [
+            unsettled = [
                 f"{p.dialer} -> {p.listener}"
                 for p in self._pairs()
                 if not self.settled(p, generation)
             ]
-            raise MeshNotSettled(timeout, tuple(pending))
+            raise MeshNotSettled(timeout, tuple(unsettled))
 
     def settled(self, pair: LinkPair, generation: int) -> bool:
         """Has ``pair`` an outcome from an attempt of ``generation`` or later (or no dialer)?"""

@@ -39,6 +39,10 @@ def _names(value: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _role(value: Role | str) -> Role:  # a named converter: mypy's attrs plugin reads its type
+    return Role.parse(value)
+
+
 @define(frozen=True, kw_only=True)
 class ApplianceSpec:
     """One appliance's configuration.
@@ -73,15 +77,15 @@ class ApplianceSpec:
     """
 
     name: str = field(validator=validators.min_len(1))
-    role: Role = field(converter=Role.parse)
+    role: Role = field(converter=_role)
     hostname: str | None = None
     identity: Issued | None = None
-    trust: tuple[x509.Certificate, ...] = field(default=(), converter=tuple)
+    trust: tuple[x509.Certificate, ...] = field(default=(), converter=tuple[x509.Certificate, ...])
     validation: bool = True
     connects_to: tuple[str, ...] = field(default=(), converter=_names)
     forwards_to: tuple[str, ...] = field(default=(), converter=_names)
     crl_proxy: str | None = None
-    crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple)
+    crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple[CrlIndex, ...])
     policy: ValidationPolicy = field(factory=ValidationPolicy)
     check_names: bool = True
     host: str = "127.0.0.1"

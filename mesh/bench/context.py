@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Callable, TypeVar, TypeVarTuple
 
 from mesh.bench.bigcrl import CrlCache
 from mesh.bench.material import Material
@@ -14,6 +15,9 @@ from mesh.pki.issue import KeySource
 from mesh.pki.keys import KeyPool
 
 __all__ = ["Bench", "Unavailable", "best_of", "fmt"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class Unavailable(Exception):
@@ -29,7 +33,7 @@ class Bench:
         quick: bool,
         workdir: Path,
         results: Results,
-        log=print,
+        log: Callable[[str], object] = print,
         keys: KeySource | None = None,
     ) -> None:
         self.quick = quick
@@ -48,7 +52,7 @@ class Bench:
         """The run's KeySource: each key made once, unique within a call sequence."""
         return self._keys
 
-    def pick(self, full, quick):
+    def pick(self, full: T, quick: T) -> T:
         """``full`` in a normal run, ``quick`` under ``--quick``."""
         return quick if self.quick else full
 
@@ -99,7 +103,7 @@ def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def best_of(repeat: int, fn, *args) -> float:
+def best_of(repeat: int, fn: Callable[[*Ts], object], *args: *Ts) -> float:
     """The fastest of ``repeat`` timed calls, in seconds (the least disturbed one)."""
     best = float("inf")
     for _ in range(repeat):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import timeit
+from typing import Callable, TypeVar
 
 from cryptography import x509
 
@@ -21,8 +22,10 @@ __all__ = ["NAME", "run"]
 
 NAME = "crl"
 
+T = TypeVar("T")
 
-def _per_call(fn, arg, budget_calls: int) -> float:
+
+def _per_call(fn: Callable[[T], object], arg: T, budget_calls: int) -> float:
     """Seconds per call of ``fn(arg)``, best of three batches."""
     timer = timeit.Timer(lambda: fn(arg))
     return min(timer.repeat(repeat=3, number=budget_calls)) / budget_calls

@@ -25,12 +25,19 @@ import resource
 import sys
 import time
 from collections import Counter
+from typing import Literal, Sequence, TypedDict, overload
 
 import trio
 
-from mesh.bench.context import Bench, Unavailable
+from mesh.appliances import ApplianceSpec, Mesh
+from mesh.bench.context import Bench
 from mesh.bench.procstat import rss_bytes
 from mesh.bench.targets import Key
+from mesh.events import CrlFetched
+from mesh.net.crl_server import CrlServer
+from mesh.net.links import LinkState
+from mesh.pki.deployment import ApplianceRequest, Pki
+from mesh.pki.issue import KeySource
 
 __all__ = ["NAME", "run", "bring_up"]
 
@@ -39,16 +46,27 @@ NAME = "engine"
 _KEY_POOL = 16
 
 
-def _imports():
-    try:
-        from mesh.appliances import ApplianceSpec, Mesh
-        from mesh.events import CrlFetched
-        from mesh.net.crl_server import CrlServer
-        from mesh.net.links import LinkState
-        from mesh.pki.deployment import ApplianceRequest, Pki
-    except ImportError as exc:  # pragma: no cover - while modules land
-        raise Unavailable(f"needs {exc.name}") from None
-    return ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki
+class BringUp(TypedDict, total=False):
+    """What ``bring_up`` found, filled in as it goes."""
+
+    sensors: int
+    pki_seconds: float
+    add_seconds: float
+    listening_seconds: float
+    up_seconds: float
+    up: int
+    states: dict[str, int]
+    rss_per_link: float
+    max_fetches_one_appliance_one_url: int
+    console_fetches: int
+    server_requests: dict[str, int]
+
+
+class Floor(TypedDict):
+    """What ``tls_pair_floor`` found."""
+
+    rss_per_pair: float
+    cpu_per_pair: float
 
 
 def _raise_fd_limit(needed: int) -> None:
@@ -62,19 +80,18 @@ class TooSlow(Exception):
 
 
 async def bring_up(
-    bench: Bench, sensors: int, *, deadline: float = 150.0, add_budget: float = 30.0
-) -> dict:
+    bench: Bench | _KeysOnly, sensors: int, *, deadline: float = 150.0, add_budget: float = 30.0
+) -> BringUp:
     """Run one console and ``sensors`` sensors until every link is up; return the facts.
 
     Raises TooSlow when adding the appliances to the ``Mesh`` alone exceeds
     ``add_budget`` seconds (the figure is then "not measured", with why).
     """
-    ApplianceSpec, Mesh, CrlFetched, CrlServer, LinkState, ApplianceRequest, Pki = _imports()
     pool = [bench.keys(2048) for _ in range(_KEY_POOL)]
     cycle = itertools.cycle(pool)
     at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     server = CrlServer()
-    facts: dict = {"sensors": sensors}
+    facts: BringUp = {"sensors": sensors}
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         names = [f"sensor-{i:05d}" for i in range(sensors)]
@@ -90,12 +107,14 @@ async def bring_up(
         facts["pki_seconds"] = time.perf_counter() - started
         trust = tuple(pki.trust_roots())
 
-        def spec(name: str, role: str, **extra):
+        def spec(name: str, role: str, connects_to: Sequence[str] = ()) -> ApplianceSpec:
             material = pki.appliances[name]
             from mesh.pki.issue import Issued
 
             identity = Issued(cert=material.cert, key=material.issued.key, chain=material.chain)
-            return ApplianceSpec(name=name, role=role, identity=identity, trust=trust, **extra)
+            return ApplianceSpec(
+                name=name, role=role, identity=identity, trust=trust, connects_to=connects_to
+            )
 
         # Memory baseline before the Mesh exists: a link's cost includes its
         # appliance objects, and heap left over from building them must not
@@ -144,7 +163,7 @@ async def bring_up(
     return facts
 
 
-async def tls_pair_floor(bench: Bench, pairs: int) -> dict:
+async def tls_pair_floor(bench: Bench | _KeysOnly, pairs: int) -> Floor:
     """What one link's TLS alone costs, both ends in this process: the floor under a link.
 
     ``pairs`` mutual-TLS connections over real loopback sockets, each end a
@@ -179,7 +198,7 @@ async def tls_pair_floor(bench: Bench, pairs: int) -> dict:
         kept.append((ours, theirs))
     cpu = time.process_time() - cpu0
     gc.collect()
-    facts = {"rss_per_pair": (rss_bytes() - rss0) / pairs, "cpu_per_pair": cpu / pairs}
+    facts: Floor = {"rss_per_pair": (rss_bytes() - rss0) / pairs, "cpu_per_pair": cpu / pairs}
     for ours, theirs in kept:
         await ours.aclose_forcefully()
         await theirs.aclose_forcefully()
@@ -192,10 +211,10 @@ class _KeysOnly:
     def __init__(self) -> None:
         from mesh.pki.keys import KeyPool
 
-        self.keys = KeyPool().cursor()
+        self.keys: KeySource = KeyPool().cursor()
 
 
-def _in_this_process(kind: str, size: int, bench: Bench | _KeysOnly | None = None) -> dict:
+def _in_this_process(kind: str, size: int, bench: Bench | _KeysOnly | None = None) -> Floor | BringUp:
     _raise_fd_limit(4 * size + 256)
     if bench is None:
         bench = _KeysOnly()
@@ -204,7 +223,11 @@ def _in_this_process(kind: str, size: int, bench: Bench | _KeysOnly | None = Non
     return trio.run(bring_up, bench, size)
 
 
-def _measure(kind: str, size: int, bench: Bench) -> dict:
+@overload
+def _measure(kind: Literal["floor"], size: int, bench: Bench) -> Floor: ...
+@overload
+def _measure(kind: Literal["bring-up"], size: int, bench: Bench) -> BringUp: ...
+def _measure(kind: Literal["floor", "bring-up"], size: int, bench: Bench) -> Floor | BringUp:
     """One measurement in a fresh child process, so its memory figure is its own.
 
     RSS growth is only meaningful from a clean heap: in one process, memory
@@ -222,7 +245,6 @@ def _measure(kind: str, size: int, bench: Bench) -> dict:
 
 
 def run(bench: Bench) -> None:
-    _imports()
     sizes = bench.pick((100, 1_000, 5_000), (20,))
     pairs = bench.pick(2_000, 50)
     floor = _measure("floor", pairs, bench)

@@ -22,35 +22,30 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import timeit
+from typing import Callable
 
 import trio
+from cryptography import x509
 
+from mesh.appliances.checks import PeerChecker
 from mesh.bench import openssl_pair
-from mesh.bench.context import Bench, Unavailable
+from mesh.bench.context import Bench
 from mesh.bench.loop import ACK, Rate, handshake_rate
 from mesh.bench.material import SERVER_NAME, Material
 from mesh.bench.stdlib_tls import stdlib_rate
 from mesh.bench.targets import Key
+from mesh.net.tls import TLS1_3, TlsStream, make_context
+from mesh.validation.policy import ValidationPolicy
+from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
+from mesh.validation.verdict import validate_peer
 
 __all__ = ["NAME", "run", "mesh_rate", "lookup_for"]
 
 NAME = "handshake"
 
 
-def _imports():
-    try:
-        from mesh.net.tls import TLS1_3, TlsStream, make_context
-        from mesh.validation.policy import ValidationPolicy
-        from mesh.validation.revocation import crl_lookup
-        from mesh.validation.verdict import validate_peer
-    except ImportError as exc:  # pragma: no cover - while modules land
-        raise Unavailable(f"needs {exc.name}") from None
-    return TLS1_3, TlsStream, make_context, ValidationPolicy, crl_lookup, validate_peer
-
-
-def lookup_for(material: Material, big=None):
+def lookup_for(material: Material, big: CrlIndex | None = None) -> CrlLookup:
     """A CrlLookup with both CAs' CRLs; ``big`` replaces the issuing CA's."""
-    *_, crl_lookup, _validate = _imports()
     crls = material.small_crls()
     if big is not None:
         assert material.issuing.crl_url is not None
@@ -62,7 +57,7 @@ def mesh_rate(
     material: Material,
     seconds: float,
     *,
-    lookup=None,
+    lookup: CrlLookup | None = None,
     validate: bool = True,
     engine_path: int | None = None,
 ) -> Rate:
@@ -72,7 +67,6 @@ def mesh_rate(
     ``mesh.appliances.checks.PeerChecker`` (its CrlFetcher's cache, then
     ``validate_peer``), with a ``CrlServer`` on that port serving the CRLs.
     """
-    TLS1_3, TlsStream, make_context, ValidationPolicy, _crl_lookup, validate_peer = _imports()
     server_ctx = make_context(
         material.server, server=True, trust=material.trust, min_version=TLS1_3
     )
@@ -86,14 +80,14 @@ def mesh_rate(
     # The run's instant: the certificates were issued for the wall clock.
     at = dt.datetime.now(dt.timezone.utc)
 
-    checkers: dict[str, object] = {}
+    checkers: dict[str | None, PeerChecker] = {}
 
-    async def judge(chain, policy) -> None:
+    async def judge(chain: list[x509.Certificate], policy: ValidationPolicy) -> None:
         if not validate:
             return
         if engine_path is not None:
             checker = checkers[policy.purpose]
-            verdict = await checker.check(chain, trust=trust, policy=policy)  # type: ignore[attr-defined]
+            verdict = await checker.check(chain, trust=trust, policy=policy)
         else:
             verdict = validate_peer(chain, trust=trust, at=at, crls=lookup, policy=policy)
         if not verdict.accepted:
@@ -120,7 +114,6 @@ def mesh_rate(
         return trio.run(handshake_rate, serve, connect, seconds)
 
     async def with_checkers() -> Rate:
-        from mesh.appliances.checks import PeerChecker
         from mesh.clock import EmulatedClock
         from mesh.eventlog import EventLog
         from mesh.net.crl_server import CrlServer
@@ -135,20 +128,18 @@ def mesh_rate(
                 return await handshake_rate(serve, connect, seconds)
             finally:
                 for checker in checkers.values():
-                    await checker.aclose()  # type: ignore[attr-defined]
+                    await checker.aclose()
                 nursery.cancel_scope.cancel()
 
     return trio.run(with_checkers)
 
 
-def _validate_cost(bench: Bench, material: Material, lookup, label: str) -> None:
+def _validate_cost(bench: Bench, material: Material, lookup: CrlLookup, label: str) -> None:
     """One ``validate_peer`` call, on the same objects and on freshly parsed ones.
 
     Freshly parsed is what a handshake sees (``peer_chain`` makes new
     certificate objects each time, so nothing cached on an object helps).
     """
-    *_, ValidationPolicy, _crl_lookup, validate_peer = _imports()
-    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     chain = [material.client.cert, *material.client.chain]
@@ -174,9 +165,6 @@ def _validate_cost(bench: Bench, material: Material, lookup, label: str) -> None
 
 
 def run(bench: Bench) -> None:
-    _imports()
-    from mesh.validation.revocation import CrlIndex
-
     material = bench.material(2048)
     count = bench.big_crl_size
     index = CrlIndex.from_bytes(bench.crls.der(count))
@@ -192,7 +180,7 @@ def run(bench: Bench) -> None:
     seconds = bench.pick(2.0, 0.2)
     pair_seconds = bench.pick(2, 1)  # s_time counts whole seconds
     rounds = bench.pick(5, 1)
-    contenders = {
+    contenders: dict[tuple[str, str], Callable[[], Rate]] = {
         Key.OPENSSL_RATE: lambda: _openssl_trial(bench, material, pair_seconds),
         Key.STDLIB_RATE: lambda: stdlib_rate(material, seconds),
         Key.MESH_PLAIN: lambda: mesh_rate(material, seconds, validate=False),

@@ -18,7 +18,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mesh.bench.context import Bench, Unavailable, fmt
 from mesh.bench.profiling import profiled
@@ -78,7 +78,7 @@ def run(
     *,
     quick: bool,
     workdir: Path,
-    log=_progress,
+    log: Callable[[str], object] = _progress,
     profile: Path | None = None,
     keys: KeySource | None = None,
 ) -> Results:

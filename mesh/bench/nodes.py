@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import AsyncIterator
 
 import trio
 from attrs import define
@@ -115,11 +116,9 @@ def _ecdsa_client(material: Material, directory: Path) -> _Client:
     """A sensor certificate with a P-256 key, issued by the deployment's root."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = material.root.issue(
-        CLIENT_NAME, not_before=material.at - dt.timedelta(days=1), key=key
-    )
+    issued = material.root.certify(CLIENT_NAME, key, not_before=material.at - dt.timedelta(days=1))
     cert = directory / "client-p256.crt"
-    cert.write_bytes(issued.cert.public_bytes(serialization.Encoding.PEM))
+    cert.write_bytes(issued.public_bytes(serialization.Encoding.PEM))
     key_path = directory / "client-p256.key"
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -170,7 +169,7 @@ class _Node:
         self.refused = trio.Event()
         self._buffer = b""
 
-    async def _lines(self):
+    async def _lines(self) -> AsyncIterator[bytes]:
         assert self.process.stdout is not None
         while True:
             chunk = await self.process.stdout.receive_some(65536)
@@ -181,7 +180,7 @@ class _Node:
             for line in lines:
                 yield line
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async for line in self._lines():
             self.events += 1
             if not line.strip():
@@ -268,7 +267,9 @@ _BUSY = "one node, two clients"
 _SIDES = (("one node", 1, 1), ("two nodes", 2, 1), (_BUSY, 1, 2))
 
 
-async def _both(bench: Bench, seconds: int, openssl: str, rounds: int):
+async def _both(
+    bench: Bench, seconds: int, openssl: str, rounds: int
+) -> tuple[dict[str, list[_Trial]], int]:
     """``rounds`` x (one node, two nodes, one node with two clients), the order rotating.
 
     Both nodes start once and serve every round (the second idles while one

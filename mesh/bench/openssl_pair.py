@@ -20,6 +20,7 @@ import resource
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from mesh.bench.context import Bench, Unavailable
 from mesh.bench.material import Material
@@ -38,7 +39,7 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(material: Material, seconds: int, log_path) -> tuple[float, float]:
+def measure(material: Material, seconds: int, log_path: Path) -> tuple[float, float]:
     """(handshakes per second, CPU seconds per handshake for both processes)."""
     openssl = shutil.which("openssl")
     if openssl is None:

@@ -44,7 +44,8 @@ def free_port() -> int:
     """A port nobody listens on right now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def rss_bytes(pid: int | None = None) -> int:

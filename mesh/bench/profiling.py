@@ -37,7 +37,7 @@ def by_package(stats: pstats.Stats, top: int = 15) -> list[tuple[str, float, flo
     return [(name, secs, secs / whole) for name, secs in totals.most_common(top)]
 
 
-def profiled(fn: Callable[[], None], path: Path, log) -> None:
+def profiled(fn: Callable[[], None], path: Path, log: Callable[[str], object]) -> None:
     """Run ``fn`` under cProfile, write ``path`` (pstats), log the top packages and functions."""
     profile = cProfile.Profile()
     try:

@@ -19,6 +19,8 @@ import datetime as dt
 import time
 
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.bench.context import Bench, Unavailable
 from mesh.bench.targets import Key
@@ -38,7 +40,7 @@ class Ticker:
         #: perf_counter() of each wake-up, beside its lateness
         self.when: list[float] = []
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         expected = time.perf_counter() + PERIOD
         while True:
@@ -95,19 +97,18 @@ async def _fetch_under_ticker(bench: Bench, data: bytes, small: bytes) -> dict[s
     }
 
 
-async def _phases(data: bytes, issuer) -> dict[str, tuple[float, float]]:
+async def _phases(data: bytes, issuer: x509.Certificate) -> dict[str, tuple[float, float]]:
     """Each step of loading a big CRL, alone in a worker thread under the ticker.
 
     Returns step -> (seconds it took, worst tick lateness meanwhile). A step
     that holds the GIL for its whole length stalls the loop for that long even
     in a thread.
     """
-    from cryptography import x509
-
     from mesh.validation.revocation import CrlIndex
 
     crl = x509.load_der_x509_crl(data)
     key = issuer.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)  # the bench's CAs hold RSA keys
     fresh = CrlIndex.from_bytes(data)
     steps = {
         "load_der_x509_crl": lambda: x509.load_der_x509_crl(data),

@@ -37,7 +37,7 @@ def contexts(material: Material) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
-async def _rate(material: Material, seconds: float):
+async def _rate(material: Material, seconds: float) -> Rate:
     server_ctx, client_ctx = contexts(material)
 
     async def serve(stream: trio.SocketStream) -> None:

@@ -54,7 +54,8 @@ def handler(func: str | Handler) -> Handler:
     if callable(func):
         return func
     module, _, name = func.partition(":")
-    return getattr(importlib.import_module(module), name)
+    imported: Handler = getattr(importlib.import_module(module), name)
+    return imported
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ __all__ = ["add_parser", "PROFILES"]
 PROFILES = ("strict", "openssl")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cert = subparsers.add_parser(
         "cert", help="check, lint and convert certificate files"
     )
@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_check(cert_subparsers)
 
 
-def _add_show(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_show(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = cert_subparsers.add_parser(
         "show",
         help="show what the requirements name in a certificate, check a CSR or a key",
@@ -45,7 +45,7 @@ def _add_show(cert_subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func="mesh.pki.commands:_show")
 
 
-def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_lint(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lint_p = cert_subparsers.add_parser(
         "lint", help="check a certificate against the certificate requirements",
         description="Check every certificate in FILE against the certificate requirements "
@@ -74,7 +74,7 @@ def _add_lint(cert_subparsers: argparse._SubParsersAction) -> None:
     lint_p.set_defaults(func="mesh.pki.commands:_lint")
 
 
-def _add_convert(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_convert(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     convert = cert_subparsers.add_parser(
         "convert",
         help="convert between PEM, DER, .key and PKCS#12 (.pfx/.p12)",
@@ -107,7 +107,7 @@ def _add_convert(cert_subparsers: argparse._SubParsersAction) -> None:
     convert.set_defaults(func="mesh.pki.commands:_convert")
 
 
-def _add_check(cert_subparsers: argparse._SubParsersAction) -> None:
+def _add_check(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = cert_subparsers.add_parser(
         "check",
         help="run the upload-time checks on a certificate, key and chain",

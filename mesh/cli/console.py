@@ -7,7 +7,7 @@ import argparse
 __all__ = ["add_parser"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "console",
         help="run a scenario with each appliance's REST API and web console on HTTPS",

@@ -7,7 +7,7 @@ import argparse
 __all__ = ["add_parser"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     crl = subparsers.add_parser("crl", help="serve a PKI folder's CRLs over HTTP")
     crl_sub = crl.add_subparsers(dest="crl_command", metavar="SUBCOMMAND")
     serve = crl_sub.add_parser(

@@ -14,7 +14,7 @@ __all__ = ["add_parser", "FORMATS"]
 FORMATS = ("dot", "mermaid", "svg")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "graph",
         help="draw a scenario's topology (DOT, Mermaid or SVG), coloured by a run",

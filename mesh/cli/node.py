@@ -51,7 +51,7 @@ is one line naming the file and key, all of them at once, exit status 2.
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "node",
         help="run one appliance as its own process, on real ports",

@@ -29,7 +29,7 @@ DEFAULT_INTERMEDIATE = "Contoso Issuing CA"
 DEFAULT_CRL_BASE_URL = "http://127.0.0.1/crl"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pki = subparsers.add_parser(
         "pki", help="make a CA hierarchy and appliance certificates, good or faulty"
     )

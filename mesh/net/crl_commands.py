@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 import trio
@@ -35,9 +36,9 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(manifest_path, "not found", "give a folder made by `mesh pki init`") from None
+        raise InputError(str(manifest_path), "not found", "give a folder made by `mesh pki init`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(manifest_path, f"cannot be read as JSON ({exc})",
+        raise InputError(str(manifest_path), f"cannot be read as JSON ({exc})",
                          "regenerate it with `mesh pki init`") from None
     crls = manifest.get("crls") if isinstance(manifest, dict) else None
     if not isinstance(crls, dict):
@@ -62,7 +63,7 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
         try:
             documents[path] = (folder / relative).read_bytes()
         except OSError as exc:
-            raise InputError(folder / relative, f"cannot be read ({exc.strerror or exc})",
+            raise InputError(str(folder / relative), f"cannot be read ({exc.strerror or exc})",
                              "rerun `mesh pki init` or fix the path in pki.json") from None
         ports.add(parsed.port or 80)
     if not documents:
@@ -104,13 +105,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CliHandler(logging.StreamHandler[TextIO]):
+    """The handler :func:`_log_to_stderr` adds (added once, however often it is called)."""
+
+
 def _log_to_stderr() -> None:
     """What the server logs (running out of descriptors, say) as ``mesh: ...`` lines."""
     logger = logging.getLogger("mesh.net")
-    if not any(getattr(h, "_mesh_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CliHandler) for h in logger.handlers):
+        handler = _CliHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mesh: %(message)s"))
-        handler._mesh_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
 

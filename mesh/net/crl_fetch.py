@@ -270,6 +270,12 @@ class CrlFetcher:
         self._cache.take(url, fetched, issuer=issuer, now=now)
         return fetched
 
-    def _record(self, url: str, **fields: object) -> None:
+    def _record(
+        self, url: str, *, code: FailureCode | None, detail: str, status: int | None, size: int,
+        kept_cached: bool, crl_number: int | None = None,
+    ) -> None:
         if self.on_fetch is not None:
-            self.on_fetch(FetchRecord(url=url, at=self.now(), **fields))  # type: ignore[arg-type]
+            self.on_fetch(FetchRecord(
+                url=url, at=self.now(), code=code, detail=detail, status=status, size=size,
+                kept_cached=kept_cached, crl_number=crl_number,
+            ))

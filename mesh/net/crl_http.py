@@ -235,7 +235,9 @@ class CrlHttp:
                 response.headers.get_list("content-encoding", split_commas=True), max_bytes
             )
             raw_size = 0
-            async with contextlib.aclosing(response.aiter_raw()) as received:
+            # httpx types aiter_raw as an AsyncIterator; it returns an async
+            # generator, which aclosing needs (and gets).
+            async with contextlib.aclosing(response.aiter_raw()) as received:  # type: ignore[type-var]
                 async for raw in received:
                     raw_size += len(raw)
                     if raw_size > max_bytes:

@@ -330,7 +330,7 @@ class _Held:
 
     __slots__ = ("_lock",)
 
-    def __init__(self, lock: trio.Lock) -> None:
+    def __init__(self, lock: trio.Lock | trio.StrictFIFOLock) -> None:
         self._lock = lock
 
     async def __aenter__(self) -> None:
@@ -372,8 +372,8 @@ def _release_handshake_buffers(conn: SSL.Connection) -> None:
         raise MemoryError("BIO_new")
     # SSL_set_bio frees the old pair, which the Connection owned through ssl.
     lib.SSL_set_bio(ssl, new_in, new_out)
-    conn._into_ssl = new_in  # type: ignore[attr-defined]
-    conn._from_ssl = new_out  # type: ignore[attr-defined]
+    conn._into_ssl = new_in
+    conn._from_ssl = new_out
     for data in waiting:
         lib.BIO_write(new_in, data, len(data))
 
@@ -389,7 +389,9 @@ def _interned(cert: crypto.X509) -> x509.Certificate:
 
 
 #: Contexts built by :func:`shared_context`, alive while any appliance uses one.
-_SHARED: weakref.WeakValueDictionary[tuple, SSL.Context] = weakref.WeakValueDictionary()
+_SHARED: weakref.WeakValueDictionary[
+    tuple[bool, bool, bool, tuple[bytes, ...], tuple[bytes, ...]], SSL.Context
+] = weakref.WeakValueDictionary()
 
 
 def _fingerprints(certs: Iterable[x509.Certificate]) -> tuple[bytes, ...]:

@@ -124,10 +124,15 @@ def _revoke(args: argparse.Namespace) -> int:
         raise InputError(
             f"appliance {args.name!r}", "has a self-signed certificate: no CA can revoke it", ""
         )
+    issuer = pki.authority(material.issuer)
+    if issuer.crl_url is None:
+        raise InputError(
+            f"CA {issuer.name!r}", "has no CRL address in pki.json: no CRL could list the revocation",
+            "re-create the folder with mesh pki init",
+        )
     serial = pki.revoke(args.name, at=at)
     crls = pki.crls(at=at)
     pki.write(args.dir)
-    issuer = pki.authority(material.issuer)
     number = (
         crls[issuer.crl_url].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     )

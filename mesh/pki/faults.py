@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from typing import Protocol, TypeVar
+from types import EllipsisType
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from attrs import define, evolve, field, validators
 from cryptography import x509
@@ -57,6 +58,10 @@ from mesh.pki.issue import (
     SubjectFields,
     self_signed_leaf,
 )
+
+if TYPE_CHECKING:  # deployment imports this module
+    from mesh.pki.deployment import ApplianceMaterial
+
 
 __all__ = [
     "Recipe",
@@ -156,7 +161,25 @@ _X509_V_ERR_EE_KEY_TOO_SMALL = 66
 _X509_V_ERR_CA_MD_TOO_WEAK = 68
 
 
-def _r(name: str, summary: str, seen_by: str, expected: FailureCode | None, **kw) -> Recipe:
+class _Fields(TypedDict, total=False):
+    """The Recipe fields a row of RECIPES may set beside the first four."""
+
+    issuer: str
+    openssl_error: int | None
+    openssl_strict_error: int | None
+    valid_from: int
+    valid_days: int
+    cdp: str
+    key_bits: int | None
+    signature: str
+    subject_fields: bool
+    files: str | None
+    revoked: bool
+
+
+def _r(
+    name: str, summary: str, seen_by: str, expected: FailureCode | None, **kw: Unpack[_Fields]
+) -> Recipe:
     error = kw.get("openssl_error")
     kw.setdefault("openssl_strict_error", error)
     return Recipe(name=name, summary=summary, seen_by=seen_by, expected=expected, **kw)
@@ -299,25 +322,15 @@ def recipe(name: str, *, where: str = "fault") -> Recipe:
         ) from None
 
 
-class _Material(Protocol):
-    """What breaking the files needs of :class:`mesh.pki.deployment.ApplianceMaterial`."""
-
-    chain: tuple[x509.Certificate, ...]
-    passphrase: str | None
-
-
-M = TypeVar("M", bound=_Material)
-
-
 def break_files(
     fault: Recipe,
-    material: M,
+    material: ApplianceMaterial,
     *,
     issuer: CertificateAuthority | None,
     keys: KeySource,
     key_size: int,
     default_passphrase: str,
-) -> M:
+) -> ApplianceMaterial:
     """``material`` with its files broken the way ``fault.files`` says.
 
     ``no-issuer-in-chain``: the chain file lacks the issuing CA.
@@ -391,7 +404,7 @@ def issue_leaf(
         )
     if issuer is None:
         raise ValueError(f"recipe {fault.name!r} needs an issuing CA")
-    cdp: str | None | type[...] = {
+    cdp: str | None | EllipsisType = {
         "issuer": ...,  # the issuer's own CRL (issue()'s default)
         "none": None,
         "unreachable": unreachable_url(issuer.crl_url),

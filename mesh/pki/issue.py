@@ -15,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from typing import Callable
+from types import EllipsisType
+from typing import Callable, Union
 
 from attrs import define, field
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -36,6 +37,13 @@ __all__ = [
 #: Something that hands out RSA private keys of a given size. Tests pass a pool
 #: of pre-generated keys so a suite does not spend its time in key generation.
 KeySource = Callable[[int], rsa.RSAPrivateKey]
+
+#: The hashes ``cryptography``'s builders sign with (SHA-1 and MD5 signatures
+#: are made by re-signing: ``mesh.pki.faults``).
+SigningHash = Union[
+    hashes.SHA224, hashes.SHA256, hashes.SHA384, hashes.SHA512,
+    hashes.SHA3_224, hashes.SHA3_256, hashes.SHA3_384, hashes.SHA3_512,
+]
 
 
 def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -133,7 +141,7 @@ class CertificateAuthority:
         key_size: int = 2048,
         crl_base_url: str | None = "http://127.0.0.1/crl",
         subject: SubjectFields = SubjectFields(),
-        hash_algorithm: hashes.HashAlgorithm | None = None,
+        hash_algorithm: SigningHash | None = None,
     ) -> CertificateAuthority:
         """A self-signed root CA."""
         key = key or new_key(key_size)
@@ -238,8 +246,8 @@ class CertificateAuthority:
         key: rsa.RSAPrivateKey | None = None,
         key_size: int = 2048,
         subject: SubjectFields = SubjectFields(),
-        cdp_url: str | None | type[...] = ...,
-        hash_algorithm: hashes.HashAlgorithm | None = None,
+        cdp_url: str | None | EllipsisType = ...,
+        hash_algorithm: SigningHash | None = None,
         san: bool = True,
         server_auth: bool = True,
         client_auth: bool = True,
@@ -267,6 +275,29 @@ class CertificateAuthority:
         )
         cert = builder.sign(self.key, hash_algorithm or hashes.SHA256())
         return Issued(cert=cert, key=key, chain=self.chain)
+
+    def certify(
+        self, common_name: str, key: ec.EllipticCurvePrivateKey, *, not_before: dt.datetime
+    ) -> x509.Certificate:
+        """A leaf certificate like :meth:`issue`'s defaults make, for an EC key.
+
+        Appliances hold RSA keys (``Issued.key``); this is for a client that
+        does not, such as the benchmarks' P-256 sensor.
+        """
+        builder = _leaf_builder(
+            common_name,
+            key=key,
+            subject=SubjectFields(),
+            issuer_name=self.cert.subject,
+            issuer_public_key=self.key.public_key(),
+            not_before=not_before,
+            not_after=not_before + dt.timedelta(days=365),
+            cdp_url=self.crl_url,
+            san=True,
+            server_auth=True,
+            client_auth=True,
+        )
+        return builder.sign(self.key, hashes.SHA256())
 
     # -- revocation --
 
@@ -314,7 +345,7 @@ def self_signed_leaf(
     key_size: int = 2048,
     subject: SubjectFields = SubjectFields(),
     cdp_url: str | None = None,
-    hash_algorithm: hashes.HashAlgorithm | None = None,
+    hash_algorithm: SigningHash | None = None,
 ) -> Issued:
     """An appliance certificate signed by its own key, like the one every
     appliance generates at first start: the same fields as a CA-signed leaf,
@@ -339,7 +370,7 @@ def self_signed_leaf(
 def _leaf_builder(
     common_name: str,
     *,
-    key: rsa.RSAPrivateKey,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     subject: SubjectFields,
     issuer_name: x509.Name,
     issuer_public_key: rsa.RSAPublicKey,

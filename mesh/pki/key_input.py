@@ -13,11 +13,13 @@ work is done (:mod:`mesh.pki.key_cost`).
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
 from mesh.pki.file_input import (
@@ -64,7 +66,7 @@ def key_from_bytes(
                 "give the .key file",
             )
         label, block = keys[0]
-        encrypted = label == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block
+        pem_encrypted = label == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block
         if label not in _KEY_LABELS:
             kind = label.decode().replace(" PRIVATE KEY", "")
             raise InputError(
@@ -75,12 +77,13 @@ def key_from_bytes(
         return _open_key(
             lambda pw: serialization.load_pem_private_key(
                 block, password=pw, unsafe_skip_rsa_key_validation=True),
-            encrypted=encrypted,
+            encrypted=pem_encrypted,
             password=password,
             where=where,
         )
     if data[:1] == b"\x30":
         check_key_cost(data, where)
+        encrypted: bool | None  # None: DER that opens as no key at all
         try:
             serialization.load_der_private_key(
                 data, password=None, unsafe_skip_rsa_key_validation=True)
@@ -126,7 +129,9 @@ def rsa_only(key: object, where: str) -> rsa.RSAPrivateKey:
     return key
 
 
-def _open_key(load, *, encrypted: bool, password: bytes | None, where: str) -> rsa.RSAPrivateKey:
+def _open_key(
+    load: Callable[[bytes | None], PrivateKeyTypes], *, encrypted: bool, password: bytes | None, where: str
+) -> rsa.RSAPrivateKey:
     if encrypted and password is None:
         raise ValidationFailed(
             FailureCode.PASSPHRASE_MISMATCH,

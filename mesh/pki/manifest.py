@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -220,7 +221,7 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
     return pki
 
 
-def read_manifest(folder: str | Path) -> dict:
+def read_manifest(folder: str | Path) -> dict[str, Any]:
     """``folder/pki.json`` as a dict, checked for the keys it must have."""
     path = Path(folder) / MANIFEST
     where = str(path)
@@ -247,13 +248,13 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def _entry(value: object, where: str) -> dict:
+def _entry(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(where, "is not a JSON object", "re-create the folder with mesh pki init")
     return value
 
 
-def _rel(entry: dict, key: str, where: str) -> str:
+def _rel(entry: dict[str, Any], key: str, where: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value:
         raise InputError(where, f"has no {key!r} path", "re-create the folder with mesh pki init")

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -24,7 +24,10 @@ from mesh.errors import InputError
 from mesh.scenario.load import ScenarioInvalid, load_scenario
 from mesh.scenario.model import Scenario
 from mesh.scenario.report import plural, print_result, summary_line, write_json, write_junit
-from mesh.scenario.result import RunResult
+from mesh.scenario.result import RunResult, StepRecord
+
+if TYPE_CHECKING:  # the runner loads the engine
+    from mesh.scenario.runner import RunView
 
 __all__ = ["check_command", "run_command"]
 
@@ -69,8 +72,8 @@ class _Progress:
         self.label = label
         self.quiet = quiet
 
-    def __call__(self, kind: str, record: Any, run: Any) -> None:
-        if kind == "started":
+    def __call__(self, kind: str, record: StepRecord | None, run: RunView | None) -> None:
+        if kind == "started" and run is not None:
             # Where the consoles answer is not progress: printed even when quiet.
             from mesh.scenario.consoles import console_lines
 
@@ -89,6 +92,7 @@ class _Progress:
         if kind == "started":
             text = f"started {len(run.scenario.appliances)} appliances: {states}"
         else:
+            assert record is not None  # a "step" milestone carries its record
             total = len(run.scenario.steps)
             outcome = "" if record.outcome == "done" else f" -> {record.outcome}"
             if record.code:
@@ -174,11 +178,12 @@ def run_command(args: argparse.Namespace) -> int:
         # Trio nurseries wrap what a task raised; an InputError (a port in
         # use, a node that would not start) is still one line for a person.
         wrong, _ = group.split(InputError)
-        while isinstance(wrong, BaseExceptionGroup):
-            wrong = wrong.exceptions[0]
         if wrong is None:
             raise
-        raise wrong from None
+        found: InputError | ExceptionGroup[InputError] = wrong
+        while isinstance(found, ExceptionGroup):
+            found = found.exceptions[0]
+        raise found from None
     if args.json:
         write_json(results, args.json)
     if args.junit:

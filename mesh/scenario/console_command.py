@@ -24,12 +24,16 @@ import datetime as dt
 import sys
 from collections import Counter
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from mesh.errors import InputError
+
+if TYPE_CHECKING:  # loaded when the command runs
+    from mesh.scenario.model import Scenario
+    from mesh.scenario.runner import RunView
 
 __all__ = ["console_command"]
 
@@ -81,12 +85,12 @@ def console_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _counts(run: Any) -> str:
+def _counts(run: RunView) -> str:
     counts = Counter(row.state for row in run.links())
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no links"
 
 
-async def _serve(scenario: Any, args: argparse.Namespace, names: list[str]) -> None:
+async def _serve(scenario: Scenario, args: argparse.Namespace, names: list[str]) -> None:
     from mesh.scenario.runner import start_scenario
     from mesh.web.mesh_backend import MeshConsole
     from mesh.web.server import serve_console

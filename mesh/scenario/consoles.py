@@ -19,16 +19,20 @@ when the scenario starts near the wall-clock time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from mesh.consoles import open_console
 
+if TYPE_CHECKING:  # the runner imports this module
+    from mesh.scenario.runner import RunView, ScenarioRun
+
+
 __all__ = ["console_lines", "open_scenario_consoles"]
 
 
-async def open_scenario_consoles(run: Any, nursery: trio.Nursery) -> dict[str, str]:
+async def open_scenario_consoles(run: ScenarioRun, nursery: trio.Nursery) -> dict[str, str]:
     """Serve the consoles ``run.scenario`` asks for in ``nursery``; name -> URL.
 
     ``run`` is a started :class:`~mesh.scenario.runner.ScenarioRun` (every
@@ -49,15 +53,14 @@ async def open_scenario_consoles(run: Any, nursery: trio.Nursery) -> dict[str, s
     return urls
 
 
-def console_lines(run: Any) -> list[str]:
+def console_lines(run: RunView) -> list[str]:
     """One line per console a run serves: 'console of NAME (ROLE): URL/'.
 
     ``run`` is anything with ``scenario`` and ``consoles`` (name -> URL): the
     in-process :class:`~mesh.scenario.runner.ScenarioRun` or the fleet of
     ``mesh run --processes``.
     """
-    consoles = getattr(run, "consoles", None) or {}
     return [
         f"console of {name} ({run.scenario.appliance(name).role}): {url}/"
-        for name, url in consoles.items()
+        for name, url in run.consoles.items()
     ]

@@ -10,7 +10,7 @@ between steps, there so a person can see each step's effect (0 disables it).
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import trio
 
@@ -22,12 +22,15 @@ from mesh.scenario.report import MAX_ROWS
 from mesh.scenario.result import LinkRow, RunResult
 from mesh.scenario.runner import ScenarioRun, start_scenario
 
+if TYPE_CHECKING:  # rich is imported when a table is drawn
+    from rich.table import Table
+
 __all__ = ["run_live", "live_table"]
 
 _STYLE = {"up": "green", "up-unvalidated": "yellow", "halted": "bold red", "down": "magenta"}
 
 
-def live_table(run: ScenarioRun, caption: str, rows: list[LinkRow] | None = None):
+def live_table(run: ScenarioRun, caption: str, rows: list[LinkRow] | None = None) -> Table:
     """A rich Table of the links as they stand, with the emulated time and step."""
     from rich.table import Table
     from rich.text import Text

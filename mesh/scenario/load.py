@@ -26,6 +26,7 @@ from mesh.validation.policy import PROFILES
 from mesh.scenario.model import (
     ACTIONS,
     CERTIFICATE_RECIPES,
+    DEFAULT_START,
     LINK_STATES,
     ROLES,
     UPLOAD_VERDICTS,
@@ -378,7 +379,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
     scenario = Scenario(
         name=head.get("name", default_name),
         description=head.get("description", ""),
-        start=head.get("start", Scenario.__attrs_attrs__.start.default),
+        start=head.get("start", DEFAULT_START),
         pki=pki,
         appliances=appliances,
         steps=steps,

@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+from typing import Callable
 
-from attrs import define, field
+from attrs import Attribute, define, field
 
 from mesh.pki.faults import RECIPES
 from mesh.roles import ROLES
@@ -140,8 +141,8 @@ def _rank(role: str) -> int:
     return ROLES.index(role) if role in ROLES else len(ROLES)
 
 
-def _one_of(allowed: tuple[str, ...]):
-    def check(instance, attribute, value):
+def _one_of(allowed: tuple[str, ...]) -> Callable[[object, Attribute[str], str], None]:
+    def check(instance: object, attribute: Attribute[str], value: str) -> None:
         if value not in allowed:
             raise ValueError(
                 f"{attribute.name}: {value!r} is not one of {', '.join(allowed)}"
@@ -150,12 +151,12 @@ def _one_of(allowed: tuple[str, ...]):
     return check
 
 
-def _not_negative(instance, attribute, value: dt.timedelta) -> None:
+def _not_negative(instance: object, attribute: Attribute[dt.timedelta], value: dt.timedelta) -> None:
     if value < dt.timedelta():
         raise ValueError(f"{attribute.name}: a duration cannot be negative")
 
 
-def _aware(instance, attribute, value: dt.datetime) -> None:
+def _aware(instance: object, attribute: Attribute[dt.datetime], value: dt.datetime) -> None:
     if value.tzinfo is None:
         raise ValueError(f"{attribute.name}: the instant needs a time zone (end it with Z)")
 
@@ -183,7 +184,7 @@ class PkiSpec:
         return (self.root,) if self.cross_signed_by is None else (self.root, self.cross_signed_by)
 
     @key_size.validator
-    def _check_key_size(self, attribute, value: int) -> None:
+    def _check_key_size(self, attribute: Attribute[int], value: int) -> None:
         if value not in (2048, 4096):
             raise ValueError(f"key_size: {value!r} is not 2048 or 4096")
 
@@ -196,8 +197,8 @@ class ApplianceDef:
     role: str = field(validator=_one_of(ROLES))
     certificate: str = field(default="ca-signed", validator=_one_of(CERTIFICATE_RECIPES))
     validation: bool = True
-    connects_to: tuple[str, ...] = field(default=(), converter=tuple)
-    forwards_to: tuple[str, ...] = field(default=(), converter=tuple)
+    connects_to: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
+    forwards_to: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
     #: Reach CRLs through the scenario's HTTP proxy instead of directly.
     crl_proxy: bool = False
     #: "hard" (an unreachable CRL halts the link) or "soft" (a warning).
@@ -207,7 +208,7 @@ class ApplianceDef:
     validator: str = field(default="strict", validator=_one_of(PROFILES))
     #: The roots it trusts, by name (``[pki]`` root or cross_signed_by);
     #: empty: the scenario's root.
-    trust: tuple[str, ...] = field(default=(), converter=tuple)
+    trust: tuple[str, ...] = field(default=(), converter=tuple[str, ...])
     #: Given the CRL files of every CA as published at the scenario start, out
     #: of band, and judging with them instead of fetching CDPs. They are not
     #: refreshed by later steps (an operator would have to copy new ones): a
@@ -272,7 +273,7 @@ class Expectation:
     verdict: str | None = None
 
     @state.validator
-    def _check_state(self, attribute, value: str | None) -> None:
+    def _check_state(self, attribute: Attribute[str | None], value: str | None) -> None:
         if value is not None and value not in LINK_STATES:
             raise ValueError(f"state: {value!r} is not one of {', '.join(LINK_STATES)}")
 
@@ -305,9 +306,9 @@ class Scenario:
     description: str = ""
     start: dt.datetime = field(default=DEFAULT_START, validator=_aware)
     pki: PkiSpec = field(factory=PkiSpec)
-    appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple)
-    steps: tuple[Step, ...] = field(default=(), converter=tuple)
-    expectations: tuple[Expectation, ...] = field(default=(), converter=tuple)
+    appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple[ApplianceDef, ...])
+    steps: tuple[Step, ...] = field(default=(), converter=tuple[Step, ...])
+    expectations: tuple[Expectation, ...] = field(default=(), converter=tuple[Expectation, ...])
     #: Where it was loaded from (for messages), or "" when built in Python.
     source: str = ""
     #: Serve the REST API and web console of every sensor and console during

@@ -267,10 +267,10 @@ class ProcessesBackend:
                 role = self.scenario.appliance(peer).role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
-        path = self.folder / f"{name}.toml"
+        config = self.folder / f"{name}.toml"
         # It may name the key's passphrase: as private as the key itself.
-        files.write_file(path, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
-        return path
+        files.write_file(config, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
+        return config
 
     @property
     def _links(self) -> set[tuple[str, str]]:
@@ -510,11 +510,11 @@ async def run_in_processes(
                 try:
                     await driver.start()
                     if progress:
-                        progress("started", None, backend)  # type: ignore[arg-type]
+                        progress("started", None, backend)
                     for index, step in enumerate(scenario.steps, 1):
                         record = await driver.play(index, step)
                         if progress:
-                            progress("step", record, backend)  # type: ignore[arg-type]
+                            progress("step", record, backend)
                     return driver.result(mode="processes")
                 finally:
                     with trio.CancelScope(shield=True):

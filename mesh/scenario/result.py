@@ -117,9 +117,9 @@ class RunResult:
     """Everything a run found out."""
 
     scenario: Scenario
-    links: tuple[LinkRow, ...] = field(converter=tuple)
-    expectations: tuple[ExpectationVerdict, ...] = field(converter=tuple)
-    steps: tuple[StepRecord, ...] = field(default=(), converter=tuple)
+    links: tuple[LinkRow, ...] = field(converter=tuple[LinkRow, ...])
+    expectations: tuple[ExpectationVerdict, ...] = field(converter=tuple[ExpectationVerdict, ...])
+    steps: tuple[StepRecord, ...] = field(default=(), converter=tuple[StepRecord, ...])
     started: dt.datetime
     ended: dt.datetime
     #: Wall-clock seconds the run took (for progress and the summary only).

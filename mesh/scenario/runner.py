@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Protocol
 
 import trio
 
@@ -50,6 +50,10 @@ from mesh.scenario.model import ROLES, Scenario, Step
 from mesh.scenario.result import LinkRow, RunResult, StepRecord
 from mesh.scenario.world import appliance_specs, start_world, upload_files
 
+if TYPE_CHECKING:  # the engine is imported when a run starts
+    from mesh.appliances import ApplianceSpec, EngineSettings, LinkStatus, Mesh
+    from mesh.validation.verdict import Verdict
+
 __all__ = [
     "run_scenario",
     "start_scenario",
@@ -63,10 +67,22 @@ __all__ = [
     "upload_verdict",
 ]
 
+
+class RunView(Protocol):
+    """What progress lines read of a running scenario: a :class:`ScenarioRun`,
+    or the ``mesh node`` processes of ``mesh run --processes``."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def consoles(self) -> Mapping[str, str]: ...
+    def links(self) -> list[LinkRow]: ...
+
+
 #: Called as the run goes: ("building", None, None) before the PKI is made,
 #: ("started", None, run) once the mesh is up, then ("step", StepRecord, run)
 #: after each step settles.
-Progress = Callable[[str, "StepRecord | None", "ScenarioRun | None"], None]
+Progress = Callable[[str, "StepRecord | None", "RunView | None"], None]
 
 #: Real seconds a CRL fetch may take. The scenario's CRL server is on
 #: loopback and answers in milliseconds unless a ``crl-slow`` step made it
@@ -85,9 +101,10 @@ def not_settled_in(group: BaseExceptionGroup) -> ScenarioNotSettled | None:
     stuck, rest = group.split(ScenarioNotSettled)
     if stuck is None or rest is not None:
         return None
-    while isinstance(stuck, BaseExceptionGroup):
-        stuck = stuck.exceptions[0]
-    return stuck  # type: ignore[return-value]
+    found: ScenarioNotSettled | ExceptionGroup[ScenarioNotSettled] = stuck
+    while isinstance(found, ExceptionGroup):
+        found = found.exceptions[0]
+    return found
 
 
 class ScenarioNotSettled(InputError):
@@ -106,37 +123,37 @@ class ScenarioNotSettled(InputError):
         )
 
 
-def _engine() -> Any:
+def _engine() -> type[Mesh]:
     from mesh.appliances import Mesh
 
     return Mesh
 
 
-def _settings() -> Any:
+def _settings() -> EngineSettings:
     from mesh.appliances import EngineSettings
 
     return EngineSettings(crl_timeout=CRL_TIMEOUT)
 
 
-def link_rows(statuses: Any) -> list[LinkRow]:
+def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:
     """The engine's LinkStatus list as report rows, in the engine's order."""
     rows = []
     for status in statuses:
-        state = getattr(status.state, "value", str(status.state))
+        state = status.state.value
         code = status.code.code if status.code is not None else None
         message = status.message or ""
         if state == "halted" and status.refused_by:
             message = message or (status.code.message if status.code else "")
         elif state == "up-unvalidated":
-            would = tuple(getattr(status, "would_fail", ()) or ())
-            off = ", ".join(getattr(status, "unvalidated_by", ()) or ())
+            would = status.would_fail
+            off = ", ".join(status.unvalidated_by)
             if would:
                 code = would[0].code
                 message = f"validation off on {off}; would fail: {would[0].message}"
             else:
                 message = f"validation off on {off}"
         elif state == "down":
-            message = message or getattr(status, "reason", "") or ""
+            message = message or status.reason
         rows.append(
             LinkRow(
                 dialer=status.dialer, listener=status.listener, state=state, code=code,
@@ -154,7 +171,7 @@ class MeshBackend:
     afresh; it returns once every link has the outcome of that attempt.
     """
 
-    def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
+    def __init__(self, scenario: Scenario, *, mesh: Mesh, pki: Pki, clock: EmulatedClock,
                  settle_timeout: float) -> None:
         self.scenario = scenario
         self.mesh = mesh
@@ -213,7 +230,7 @@ class ScenarioRun:
     :class:`~mesh.scenario.driver.Driver`, on a :class:`MeshBackend`.
     """
 
-    def __init__(self, scenario: Scenario, *, mesh: Any, pki: Pki, clock: EmulatedClock,
+    def __init__(self, scenario: Scenario, *, mesh: Mesh, pki: Pki, clock: EmulatedClock,
                  crl_server: CrlServer, proxy: ForwardProxy | None, events: EventLog,
                  settle_timeout: float | None = None) -> None:
         self.scenario = scenario
@@ -306,7 +323,7 @@ class ScenarioRun:
         return self.driver.result(mode=mode)
 
 
-def upload_verdict(verdict: Any) -> UploadVerdict:
+def upload_verdict(verdict: Verdict) -> UploadVerdict:
     """An upload step's outcome from the appliance's :class:`~mesh.validation.Verdict`."""
     if verdict.accepted:
         return UploadVerdict(accepted=True)

@@ -38,6 +38,7 @@ from attrs import define
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from OpenSSL import crypto
 
 from mesh.errors import FailureCode
@@ -117,10 +118,10 @@ class PathResult:
     error: Finding | None = None
 
 
-def public_key_der(key: object) -> bytes:
+def public_key_der(key: PublicKeyTypes) -> bytes:
     """The DER SubjectPublicKeyInfo of a public key: how two keys are compared
     (a certificate's and the key file's, a CA's and a CRL signer's)."""
-    return key.public_bytes(  # type: ignore[attr-defined]
+    return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 

@@ -95,7 +95,7 @@ def _presented(
     if san is not None:
         dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
         ips = [ip for ip in san.get_values_for_type(x509.IPAddress) if not isinstance(ip, (ipaddress.IPv4Network, ipaddress.IPv6Network))]
-        return dns, ips, True  # type: ignore[return-value]
+        return dns, ips, True
     cns = [
         str(attr.value) for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     ]

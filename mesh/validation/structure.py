@@ -16,7 +16,7 @@ A leaf that is itself the trust anchor is judged as a leaf.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -50,7 +50,10 @@ _PROCESSED = frozenset(
 )
 
 
-def _ext(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension | None:  # type: ignore[type-arg]
+E = TypeVar("E", bound=x509.ExtensionType)
+
+
+def _ext(cert: x509.Certificate, kind: type[E]) -> x509.Extension[E] | None:
     """The extension of that class, or None."""
     try:
         return cert.extensions.get_extension_for_class(kind)

@@ -34,7 +34,7 @@ with the checks it does not name slotted where they are most basic.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from attrs import define, field
 from cryptography import x509
@@ -44,6 +44,9 @@ from mesh.validation.finding import Finding
 from mesh.validation.memo import IdentityMemo
 from mesh.validation.policy import DEFAULT_POLICY, ValidationPolicy
 from mesh.validation.revocation import CrlLookup
+
+if TYPE_CHECKING:  # the verifier imports this module
+    from mesh.validation.verifier import CrlFile, CrlSource, Verifier
 
 __all__ = [
     "Finding",
@@ -157,9 +160,9 @@ def validate_peer(
     *,
     trust: Sequence[x509.Certificate],
     at: dt.datetime,
-    crls: Any = None,
+    crls: CrlSource | list[CrlFile] | tuple[CrlFile, ...] = None,
     policy: ValidationPolicy = DEFAULT_POLICY,
-    crl_files: Sequence[Any] = (),
+    crl_files: Sequence[CrlFile] = (),
 ) -> Verdict:
     """Judge a presented chain (leaf first) against ``trust`` at ``at``.
 
@@ -196,7 +199,7 @@ def crl_urls(
     *,
     at: dt.datetime | None = None,
     policy: ValidationPolicy = DEFAULT_POLICY,
-    crl_files: Sequence[Any] = (),
+    crl_files: Sequence[CrlFile] = (),
 ) -> list[str]:
     """The http:// CRL URLs :func:`validate_peer` will ask for, in path order.
 
@@ -209,12 +212,12 @@ def crl_urls(
 #: The verifiers validate_peer built: by the identity of the trust anchors and
 #: CRL files, then by the policy's value (callers often build an equal policy
 #: per call, e.g. with the peer's expected name).
-_VERIFIERS: IdentityMemo[dict[ValidationPolicy, Any]] = IdentityMemo(maxsize=64)
+_VERIFIERS: IdentityMemo[dict[ValidationPolicy, Verifier]] = IdentityMemo(maxsize=64)
 
 
 def verifier_for(
-    trust: Sequence[x509.Certificate], policy: ValidationPolicy, crl_files: Sequence[Any] = ()
-) -> Any:
+    trust: Sequence[x509.Certificate], policy: ValidationPolicy, crl_files: Sequence[CrlFile] = ()
+) -> Verifier:
     """The :class:`~mesh.validation.verifier.Verifier` for these anchors, policy
     and CRL files, built once and kept (so its memos serve every later call)."""
     from mesh.validation.verifier import Verifier

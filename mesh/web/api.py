@@ -45,15 +45,14 @@ answer forbids framing and MIME sniffing (:data:`CONTENT_SECURITY_POLICY`).
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
 from importlib import resources
-from typing import Any
+from typing import Any, Literal, overload
 
 from cryptography import x509
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -218,7 +217,11 @@ def _asset(name: str) -> bytes:
     return resources.files("mesh.web").joinpath(name).read_bytes()
 
 
-async def _file_field(form: Any, name: str, *, required: bool) -> bytes | None:
+@overload
+async def _file_field(form: FormData, name: str, *, required: Literal[True]) -> bytes: ...
+@overload
+async def _file_field(form: FormData, name: str, *, required: bool) -> bytes | None: ...
+async def _file_field(form: FormData, name: str, *, required: bool) -> bytes | None:
     value = form.get(name)
     if value is None or (isinstance(value, UploadFile) and not value.filename and value.size == 0):
         if required:
@@ -296,9 +299,7 @@ def build_app(
             return _bad_request('the body is not JSON; send {"enabled": true} or {"enabled": false}')
         if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
             return _bad_request('send {"enabled": true} or {"enabled": false}')
-        result = backend.set_validation(body["enabled"])
-        if inspect.isawaitable(result):
-            await result
+        backend.set_validation(body["enabled"])
         return JSONResponse({"enabled": bool(backend.validation_enabled())})
 
     async def events(request: Request) -> Response:

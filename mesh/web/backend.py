@@ -18,11 +18,15 @@ Two rules the backend keeps so the consoles stay honest:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from cryptography import x509
 
+from mesh.errors import FailureCode
 from mesh.pki.issue import Issued
+
+if TYPE_CHECKING:  # the consoles do not import the engine
+    from mesh.appliances.link_state import LinkState
 
 __all__ = ["ConsoleBackend", "LinkLike"]
 
@@ -30,15 +34,30 @@ __all__ = ["ConsoleBackend", "LinkLike"]
 class LinkLike(Protocol):
     """A link as the engine reports it (``mesh.appliances.LinkStatus`` has this shape).
 
-    ``code`` is a :class:`~mesh.errors.FailureCode`, its stable string, or None;
-    ``message`` may be None when ``code`` carries it.
+    ``state`` is shown as ``str(state)`` (``up``, ``halted``, ...); ``code`` is a
+    :class:`~mesh.errors.FailureCode`, its stable string, or None; ``message``
+    may be None when ``code`` carries it. ``unvalidated_by`` and ``would_fail``
+    explain an ``up-unvalidated`` link, ``reason`` a ``down`` one.
     """
 
-    dialer: str
-    listener: str
-    state: str
-    code: Any
-    message: str | None
+    @property
+    def dialer(self) -> str: ...
+    @property
+    def listener(self) -> str: ...
+    @property
+    def state(self) -> LinkState | str: ...
+    @property
+    def code(self) -> FailureCode | str | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def refused_by(self) -> str | None: ...
+    @property
+    def unvalidated_by(self) -> Sequence[str]: ...
+    @property
+    def would_fail(self) -> Sequence[FailureCode | str]: ...
+    @property
+    def reason(self) -> str: ...
 
 
 @runtime_checkable

@@ -112,9 +112,12 @@ async def serve_https(
     The accept loop is trio's ``serve_listeners``: out of file descriptors it
     waits and tries again instead of stopping.
     """
+    ssl_context = config.create_ssl_context()
+    if ssl_context is None:
+        raise ValueError("serve_https needs a config that makes a TLS context")
     listener = trio.SSLListener(
         trio.SocketListener(trio.socket.from_stdlib_socket(sock)),
-        config.create_ssl_context(),
+        ssl_context,
         https_compatible=True,
     )
     context = WorkerContext(None)

@@ -10,22 +10,30 @@ HTTPS connection is shown), its switch, its links and the event stream, and
 routes uploads and the switch through the appliance so that every change is
 recorded as the engine's own events.
 
-The engine is used by duck typing (``appliance.identity``, ``.spec.trust``,
-``.clock``, ``.events``, ``.validation``, ``.status()``, ``.upload()``,
-``.set_validation()``, ``.directory.role_of()``; ``mesh.appliance(name)``,
-``mesh.names``, ``mesh.role_of``): importing this module does not import it.
+The engine's types are named for the type checker only (``appliance.identity``,
+``.spec.trust``, ``.clock``, ``.events``, ``.validation``, ``.status()``,
+``.upload()``, ``.set_validation()``, ``.directory.role_of()``;
+``mesh.appliance(name)``, ``mesh.names``, ``mesh.role_of``): importing this
+module does not import the engine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from cryptography import x509
 
 from mesh.errors import FailureCode, ValidationFailed
 from mesh.pki import files
 from mesh.pki.issue import Issued
+
+if TYPE_CHECKING:
+    from mesh.appliances.appliance import Appliance
+    from mesh.appliances.mesh import Mesh
+    from mesh.appliances.status import LinkStatus
+    from mesh.events import Event
+    from mesh.roles import Role
 
 __all__ = ["ApplianceConsole", "MeshConsole", "certificates_from_upload"]
 
@@ -35,14 +43,14 @@ def certificates_from_upload(data: bytes, where: str) -> list[x509.Certificate]:
     return files.certificates_from_bytes(data, where=where)
 
 
-def _role_name(role: Any) -> str:
-    return str(getattr(role, "value", role or ""))
+def _role_name(role: Role | None) -> str:
+    return role.value if role is not None else ""
 
 
 class ApplianceConsole:
     """:class:`~mesh.web.backend.ConsoleBackend` for one engine ``Appliance``."""
 
-    def __init__(self, appliance: Any) -> None:
+    def __init__(self, appliance: Appliance) -> None:
         self._appliance = appliance
 
     @property
@@ -71,20 +79,19 @@ class ApplianceConsole:
     def validation_enabled(self) -> bool:
         return bool(self._appliance.validation)
 
-    def links(self) -> Sequence[Any]:
+    def links(self) -> Sequence[LinkStatus]:
         return self._appliance.status().links
 
     def roles(self) -> Mapping[str, str]:
         out = {self.name: self.role}
-        directory = getattr(self._appliance, "directory", None)
+        directory = self._appliance.directory
         for link in self.links():
             for end in (link.dialer, link.listener):
                 if end not in out:
-                    role = directory.role_of(end) if directory is not None else None
-                    out[end] = _role_name(role)
+                    out[end] = _role_name(directory.role_of(end))
         return out
 
-    def events_since(self, index: int) -> Sequence[Any]:
+    def events_since(self, index: int) -> Sequence[Event]:
         return self._appliance.events.since(index)
 
     def events_first(self) -> int:
@@ -113,12 +120,11 @@ class ApplianceConsole:
 class MeshConsole(ApplianceConsole):
     """Appliance ``name`` of a running ``Mesh``; its graph shows the whole mesh."""
 
-    def __init__(self, mesh: Any, name: str) -> None:
+    def __init__(self, mesh: Mesh, name: str) -> None:
         super().__init__(mesh.appliance(name))  # the engine's own error for an unknown name
         self._mesh = mesh
 
     def roles(self) -> Mapping[str, str]:
-        names = self._mesh.names
-        out = {n: _role_name(self._mesh.role_of(n)) for n in (names() if callable(names) else names)}
+        out = {n: _role_name(self._mesh.role_of(n)) for n in self._mesh.names}
         out.update({k: v for k, v in super().roles().items() if k not in out})
         return out

@@ -49,11 +49,11 @@ class _ConsoleConfig(Config):
         super().__init__()
         self._contexts = contexts
 
-    def create_ssl_context(self) -> ssl.SSLContext:  # type: ignore[override]
+    def create_ssl_context(self) -> ssl.SSLContext:
         return self._contexts.context()
 
     @property
-    def ssl_enabled(self) -> bool:  # type: ignore[override]
+    def ssl_enabled(self) -> bool:
         return True
 
 
@@ -107,7 +107,9 @@ async def serve_console(
     bound = sock.getsockname()
     app = build_app(backend, expiry_window=expiry_window)
     await serve_https(
-        ASGIWrapper(app), config, sock,
+        # starlette types ASGI messages as MutableMappings, hypercorn as TypedDicts
+        ASGIWrapper(app),  # type: ignore[arg-type]
+        config, sock,
         task_status=_Relay(task_status, ConsoleAddress(host=bound[0], port=bound[1])),
     )
 

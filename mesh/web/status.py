@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 from mesh.errors import FailureCode
-from mesh.web.backend import ConsoleBackend
+from mesh.web.backend import ConsoleBackend, LinkLike
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
 from mesh.web.certificate import certificate_summary
 
@@ -38,14 +38,14 @@ def _instant(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _code_of(value: Any) -> str:
+def _code_of(value: FailureCode | str) -> str:
     return value.code if isinstance(value, FailureCode) else str(value)
 
 
-def link_document(link: Any) -> dict[str, Any]:
+def link_document(link: LinkLike) -> dict[str, Any]:
     """One link (anything shaped like ``LinkStatus``) as plain JSON data."""
-    code = getattr(link, "code", None)
-    message = getattr(link, "message", None)
+    code = link.code
+    message = link.message
     if isinstance(code, FailureCode):
         message = message or code.message
         code = code.code
@@ -54,17 +54,17 @@ def link_document(link: Any) -> dict[str, Any]:
             message = FailureCode.from_code(code).message
         except ValueError:
             pass
-    state = str(getattr(link, "state", "unknown"))
-    refused_by = getattr(link, "refused_by", None)
-    unvalidated_by = [str(name) for name in getattr(link, "unvalidated_by", ()) or ()]
-    would_fail = [_code_of(c) for c in getattr(link, "would_fail", ()) or ()]
+    state = str(link.state)
+    refused_by = link.refused_by
+    unvalidated_by = [str(name) for name in link.unvalidated_by]
+    would_fail = [_code_of(c) for c in link.would_fail]
     if not message and state == "up-unvalidated":
         message = "validation is off"
         if unvalidated_by:
             message += " at " + ", ".join(unvalidated_by)
         if would_fail:
             message += "; with it on, this would fail: " + ", ".join(would_fail)
-    elif not message and state == "down" and getattr(link, "reason", ""):
+    elif not message and state == "down" and link.reason:
         message = str(link.reason)
     return {
         "name": f"{link.dialer} -> {link.listener}",

@@ -126,6 +126,23 @@ def test_an_https_crl_base_url_is_refused_as_the_document_says(tmp_path, capsys)
     assert not folder.exists()
 
 
+def test_revoking_under_a_ca_without_a_crl_url_is_one_line_and_changes_nothing(tmp_path, capsys):
+    folder = tmp_path / "pki"
+    assert main(["pki", "init", str(folder), "-a", "s1", "--at", AT]) == 0
+    manifest_path = folder / "pki.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["cas"].values():
+        entry["crl_url"] = None  # pki.json may name no CRL address; the loader accepts it
+    manifest_path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+
+    assert main(["pki", "revoke", str(folder), "s1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mesh: ") and err.count("\n") == 1, err
+    assert "CRL" in err
+    assert json.loads(manifest_path.read_text()) == manifest
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, key_pool):
     from mesh.pki.deployment import ApplianceRequest

@@ -39,6 +39,9 @@ class Link:
     code: FailureCode | None = None
     message: str | None = None
     refused_by: str | None = None
+    unvalidated_by: tuple[str, ...] = ()
+    would_fail: tuple[FailureCode, ...] = ()
+    reason: str = ""
 
 
 @define(kw_only=True, eq=False)

@@ -296,6 +296,7 @@ def test_link_document_explains_unvalidated_and_down_links():
         state: str
         code: object = None
         message: str | None = None
+        refused_by: str | None = None
         unvalidated_by: tuple = ()
         would_fail: tuple = ()
         reason: str = ""
