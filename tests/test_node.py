@@ -516,6 +516,6 @@ def test_every_config_problem_is_listed_at_once(tmp_path, capsys):
 
 
 def _node_keys():
-    from mesh.node import _KEYS
+    from mesh.node_config import _KEYS
 
     return _KEYS

@@ -1,0 +1,396 @@
+"""``mesh node``'s config file: read, checked, every problem reported at once.
+
+The format is :data:`mesh.cli.node.CONFIG` (what ``mesh node --help`` prints).
+Each key is read by a small function that raises one :class:`InputError`;
+:class:`ConfigProblems` runs them all, so a config with three mistakes gets
+three lines (as a scenario file does), never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+from attrs import define, field
+from cryptography import x509
+
+from mesh.appliances.appliance import EngineSettings
+from mesh.appliances.spec import ApplianceSpec, Role
+from mesh.consoles import has_console
+from mesh.errors import InputError, ValidationFailed
+from mesh.pki.files import load_certificate, load_certificates, load_key
+from mesh.pki.issue import Issued
+from mesh.pki.crl_files import load_crl_files
+from mesh.validation.chain import public_key_der
+from mesh.validation.policy import PROFILES, ValidationPolicy
+
+__all__ = ["NodeConfig", "PeerAddress", "ConfigInvalid", "ConfigProblems", "load_config"]
+
+T = TypeVar("T")
+
+_KEYS = {
+    "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
+    "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "start", "accept_from",
+    "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
+}  # fmt: skip
+
+
+@define(frozen=True, kw_only=True)
+class PeerAddress:
+    name: str
+    host: str
+    port: int
+    hostname: str
+    role: Role | None = None
+    speaks_mesh: bool = True
+
+
+@define(frozen=True, kw_only=True)
+class NodeConfig:
+    spec: ApplianceSpec
+    start: dt.datetime
+    connects_to: tuple[PeerAddress, ...] = ()
+    forwards_to: tuple[PeerAddress, ...] = ()
+    accept_from: tuple[str, ...] = ()
+    settings: EngineSettings = field(factory=EngineSettings)
+    #: The REST API's port on the listen host (0 picks one); None: no API.
+    #: A config file turns it on by default for sensors and consoles.
+    api_port: int | None = None
+    #: The config file it was read from, for messages ("" when built in Python).
+    source: str = ""
+
+
+def _address(text: object, where: str) -> tuple[str, int]:
+    if not isinstance(text, str) or ":" not in text:
+        raise InputError(where, f"{text!r} is not an address", 'write "host:port", e.g. "127.0.0.1:8443"')
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not host or not 0 <= number <= 65535:
+        raise InputError(where, f"{text!r} is not an address", 'write "host:port", e.g. "127.0.0.1:8443"')
+    return host, number
+
+
+#: Settings whose values are never repeated in an error: only their type is.
+_SECRETS = frozenset({"passphrase"})
+
+
+def _str(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = data.get(key, default)
+    if value is not None and not isinstance(value, str):
+        shown = _kind(value) if key in _SECRETS else repr(value)
+        raise InputError(f"{where}: {key}", f"must be a string, not {shown}", "quote it")
+    return value
+
+
+def _kind(value: object) -> str:
+    """What a TOML value is, without what it says."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+def _path(base: Path, value: str, where: str) -> Path:
+    # A file name with a line break would break the one-line error that
+    # names it (and no file a person means is called that).
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InputError(
+            where, f"{value!r} is not a file name", "write the file's path on one line"
+        )
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...]:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: {key}", "must be a table of name = \"host:port\"", f"write [{key}]")
+    out = []
+    for name, value in table.items():
+        here = f"{where}: {key}.{name}"
+        role = None
+        hostname = name
+        speaks_mesh = True
+        if isinstance(value, dict):
+            unknown = set(value) - {"address", "hostname", "role", "raw"}
+            if unknown:
+                raise InputError(
+                    here, f"unknown key {sorted(unknown)[0]!r}", "use address, hostname, role, raw"
+                )
+            raw = value.get("raw", False)
+            if not isinstance(raw, bool):
+                raise InputError(f"{here}.raw", f"must be true or false, not {raw!r}", "")
+            speaks_mesh = not raw
+            if "role" in value:
+                try:
+                    role = Role.parse(value["role"])
+                except ValueError as exc:
+                    raise InputError(f"{here}.role", str(exc), "") from None
+            hostname = str(value.get("hostname") or name)
+            value = value.get("address")
+        host, port = _address(value, here)
+        if port == 0:
+            raise InputError(here, "port 0 cannot be dialed", "give the port the peer listens on")
+        out.append(
+            PeerAddress(
+                name=name, host=host, port=port, hostname=hostname, role=role,
+                speaks_mesh=speaks_mesh,
+            )
+        )
+    return tuple(out)
+
+
+class ConfigInvalid(InputError):
+    """A node config with one or more problems, every one a line (as a scenario's)."""
+
+    def __init__(self, problems: list[InputError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.where, first.problem, first.fix)
+
+    def line(self) -> str:
+        return "\nmesh: ".join(problem.line() for problem in self.problems)
+
+
+class ConfigProblems:
+    """Collects every problem of a config, so a person fixes them in one go."""
+
+    def __init__(self) -> None:
+        self.problems: list[InputError] = []
+
+    def add(self, problem: InputError) -> None:
+        self.problems.append(problem)
+
+    def take(self, read: Callable[[], T], default: T) -> T:
+        """``read()``'s value, or ``default`` with its problem noted."""
+        try:
+            return read()
+        except InputError as problem:
+            self.problems.append(problem)
+            return default
+
+    def raise_if_any(self, where: str) -> None:
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise ConfigInvalid(self.problems)
+
+
+def _name(data: dict[str, Any], where: str) -> str:
+    name = _str(data, "name", where)
+    if not name:
+        raise InputError(f"{where}: name", "is missing", 'add name = "sensor-1"')
+    return name
+
+
+def _role(data: dict[str, Any], where: str) -> Role:
+    text = _str(data, "role", where)
+    if not text:
+        raise InputError(f"{where}: role", "is missing",
+                         "add role = \"sensor\" (or management-console, ha-console, forwarding-target)")
+    try:
+        return Role.parse(text)
+    except ValueError as exc:
+        raise InputError(f"{where}: role", str(exc), "") from None
+
+
+def _identity(data: dict[str, Any], base: Path, where: str) -> Issued | None:
+    certificate, key_file = _str(data, "certificate", where), _str(data, "key", where)
+    if (certificate is None) != (key_file is None):
+        raise InputError(
+            f"{where}: {'key' if certificate else 'certificate'}",
+            "is missing",
+            "give certificate and key together (or neither, for a self-signed first start)",
+        )
+    if not (certificate and key_file):
+        return None
+    cert = load_certificate(_path(base, certificate, f"{where}: certificate"))
+    try:
+        key = load_key(_path(base, key_file, f"{where}: key"), _str(data, "passphrase", where))
+    except ValidationFailed as exc:
+        raise InputError(f"{where}: passphrase", exc.code.message, "give the key's passphrase") from None
+    if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
+        raise InputError(
+            f"{where}: key",
+            f"{_path(base, key_file, where)} is not the key of the certificate "
+            f"{_path(base, certificate, where)}",
+            "give the certificate's own key",
+        )
+    chain_file = _str(data, "chain", where)
+    chain = tuple(load_certificates(_path(base, chain_file, f"{where}: chain"))) if chain_file else ()
+    return Issued(cert=cert, key=key, chain=chain)
+
+
+def _files(data: dict[str, Any], key: str, where: str, example: str) -> list[str]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: {key}", "must be a file name or a list of them", f"write {key} = {example}")
+    return value
+
+
+def _trust(data: dict[str, Any], base: Path, where: str) -> tuple[x509.Certificate, ...]:
+    names = _files(data, "trust", where, '["root.crt"]')
+    return tuple(cert for t in names for cert in load_certificates(_path(base, t, f"{where}: trust")))
+
+
+def _crl_files(data: dict[str, Any], base: Path, where: str) -> tuple[Any, ...]:
+    names = _files(data, "crl_files", where, '["issuing.crl"]')
+    return load_crl_files(_path(base, c, f"{where}: crl_files") for c in names)
+
+
+def _validation(data: dict[str, Any], where: str) -> bool:
+    validation = data.get("validation", True)
+    if not isinstance(validation, bool):
+        raise InputError(f"{where}: validation", f"must be true or false, not {validation!r}", "")
+    return validation
+
+
+def _choice(data: dict[str, Any], where: str, key: str, choices: Sequence[str], default: str) -> str:
+    value = _str(data, key, where, default) or default
+    if value not in choices:
+        raise InputError(f"{where}: {key}", f"{value!r} is not one of {', '.join(choices)}",
+                         f'write {key} = "{choices[0]}"')
+    return value
+
+
+def _start(data: dict[str, Any], where: str) -> dt.datetime:
+    start_text = data.get("start")
+    if start_text is None:
+        return dt.datetime.now(dt.timezone.utc)
+    if isinstance(start_text, dt.datetime):
+        return start_text if start_text.tzinfo else start_text.replace(tzinfo=dt.timezone.utc)
+    try:
+        start = dt.datetime.fromisoformat(str(start_text).replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{where}: start", f"{start_text!r} is not an instant", 'write "2027-01-15T09:00:00Z"') from None
+    return start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+
+
+def _accept_from(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    accept_from = data.get("accept_from", [])
+    if isinstance(accept_from, str):
+        accept_from = [accept_from]
+    if not isinstance(accept_from, list) or not all(isinstance(a, str) for a in accept_from):
+        raise InputError(
+            f"{where}: accept_from", "must be a name or a list of names", 'write accept_from = ["console"]'
+        )
+    return tuple(accept_from)
+
+
+def _backoff_cap(data: dict[str, Any], where: str) -> float:
+    cap = data.get("backoff_cap", 60)
+    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or cap <= 0:
+        raise InputError(f"{where}: backoff_cap", f"must be a positive number of seconds, not {cap!r}", "")
+    return float(cap)
+
+
+def _dialed(data: dict[str, Any], where: str) -> tuple[PeerAddress, ...]:
+    if "peers" in data and "connects_to" in data:
+        raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
+    return _peers(data, "peers" if "peers" in data else "connects_to", where)
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and check a node config; every problem is one InputError line."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(where, f"cannot be read ({exc.strerror or exc})", "check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(where, f"is not valid TOML ({exc})", "fix the syntax") from None
+    problems = ConfigProblems()
+    for key in sorted(set(data) - _KEYS):
+        problems.add(InputError(f"{where}: {key}", "is not a node setting",
+                                "known: " + ", ".join(sorted(_KEYS))))
+    base = path.parent
+    name = problems.take(lambda: _name(data, where), "")
+    role = problems.take(lambda: _role(data, where), None)
+    host, port = problems.take(
+        lambda: _address(_str(data, "listen", where, "127.0.0.1:0"), f"{where}: listen"),
+        ("127.0.0.1", 0),
+    )
+    identity = problems.take(lambda: _identity(data, base, where), None)
+    trust: tuple[x509.Certificate, ...] = problems.take(lambda: _trust(data, base, where), ())
+    validation = problems.take(lambda: _validation(data, where), True)
+    revocation = problems.take(lambda: _choice(data, where, "revocation", ("hard", "soft"), "hard"), "hard")
+    validator = problems.take(lambda: _choice(data, where, "validator", PROFILES, "strict"), "strict")
+    crl_files: tuple[Any, ...] = problems.take(lambda: _crl_files(data, base, where), ())
+    start = problems.take(lambda: _start(data, where), None)
+    accept_from: tuple[str, ...] = problems.take(lambda: _accept_from(data, where), ())
+    cap: float = problems.take(lambda: _backoff_cap(data, where), 60.0)
+    api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
+    connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where), ())
+    forwards_to: tuple[PeerAddress, ...] = problems.take(lambda: _peers(data, "forwards_to", where), ())
+    problems.raise_if_any(where)
+    assert role is not None and start is not None  # no problems: both were read
+    spec = ApplianceSpec(
+        name=name,
+        hostname=_str(data, "hostname", where),
+        role=role,
+        identity=identity,
+        trust=trust,
+        validation=validation,
+        connects_to=[p.name for p in connects_to],
+        forwards_to=[p.name for p in forwards_to],
+        crl_proxy=_str(data, "crl_proxy", where),
+        crl_files=crl_files,
+        policy=ValidationPolicy(revocation=revocation, validator=validator),  # type: ignore[arg-type]
+        host=host,
+        port=port,
+    )
+    return NodeConfig(
+        spec=spec,
+        start=start,
+        connects_to=connects_to,
+        forwards_to=forwards_to,
+        accept_from=accept_from,
+        settings=EngineSettings(backoff_initial=min(1.0, cap), backoff_cap=cap),
+        api_port=api_port,
+        source=where,
+    )
+
+
+def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:
+    """``api`` and ``api_port`` -> the API's port, or None when it is off."""
+    api = data.get("api", has_console(role))
+    if not isinstance(api, bool):
+        raise InputError(f"{where}: api", f"must be true or false, not {api!r}", "")
+    port = data.get("api_port", 0)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(
+            f"{where}: api_port",
+            f"{port!r} is not a port number",
+            "use 1-65535, or 0 to pick a free one",
+        )
+    if not has_console(role) and (data.get("api") is True or "api_port" in data):
+        raise InputError(
+            f"{where}: {'api' if data.get('api') is True else 'api_port'}",
+            "a forwarding-target has no REST API",
+            "remove it (sensors and consoles serve one)",
+        )
+    if api is False and "api_port" in data:
+        raise InputError(
+            f"{where}: api_port", "is set but api = false", "remove api_port, or set api = true"
+        )
+    return port if api else None
+
+
+# -- running --
+
