@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from typing import Callable, Mapping, Sequence
+from typing import AbstractSet, Callable, Mapping, Sequence
 
 from attrs import define, field
 from cryptography import x509
@@ -64,7 +64,8 @@ class CrlIndex:
     this_update: dt.datetime
     next_update: dt.datetime | None
     number: int | None
-    serials: frozenset[int]
+    #: Never changed after indexing (a set, not a frozenset: see crl_rules).
+    serials: AbstractSet[int]
     #: The facts the strict profile's CRL rules judge (:mod:`.crl_rules`).
     facts: CrlFacts = CrlFacts(problem=None, idp=None)
     #: The DER the CRL was loaded from, when it was: the signed part is sliced
