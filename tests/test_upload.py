@@ -59,8 +59,8 @@ class Deployment:
             argv += ["--chain", str(self.folder / entry["chain"])]
         if trust:
             argv += ["--trust", str(self.folder / self.manifest["root"])]
-        if passphrase and entry["passphrase"]:
-            argv += ["--passphrase", entry["passphrase"]]
+        if passphrase and entry["encrypted"]:
+            argv += ["--passphrase", self.pki.appliances[name].passphrase]
         return argv + list(extra)
 
 
@@ -268,7 +268,7 @@ def _load(deployment: Deployment, name: str) -> UploadMaterial:
         deployment.folder / entry["key"],
         deployment.folder / entry["chain"] if entry["chain"] else None,
         [deployment.folder / deployment.manifest["root"]],
-        entry["passphrase"],
+        deployment.pki.appliances[name].passphrase if entry["encrypted"] else None,
     )
 
 

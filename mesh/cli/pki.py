@@ -96,6 +96,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="ISO-TIME",
         help="revocation time and CRL thisUpdate (default: now)",
     )
+    add_passphrase_options(revoke, what="the PKI's passphrase (its keys are encrypted with it)")
     revoke.set_defaults(func="mesh.pki.commands:_revoke")
 
     issue = sub.add_parser(
@@ -112,6 +113,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     issue.add_argument(
         "--at", default=None, metavar="ISO-TIME", help="the instant it starts (default: now)"
     )
+    add_passphrase_options(issue, what="the PKI's passphrase (its keys are encrypted with it)")
     issue.set_defaults(func="mesh.pki.commands:_issue")
 
     crl = sub.add_parser("crl", help="re-issue every CA's CRL")
@@ -123,6 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     crl.add_argument(
         "--at", default=None, metavar="ISO-TIME", help="thisUpdate of the new CRLs (default: now)"
     )
+    add_passphrase_options(crl, what="the PKI's passphrase (its keys are encrypted with it)")
     crl.set_defaults(func="mesh.pki.commands:_crl")
 
     pki.set_defaults(func=lambda args: _help(pki))

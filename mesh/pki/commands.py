@@ -117,7 +117,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    pki = Pki.load(args.dir)
+    pki = Pki.load(args.dir, passphrase=passphrase_from(args))
     at = parse_instant(args.at)
     material = pki.material(args.name)
     if material.issuer is None:
@@ -141,7 +141,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    pki = Pki.load(args.dir)
+    pki = Pki.load(args.dir, passphrase=passphrase_from(args))
     at = parse_instant(args.at)
     material = pki.reissue(args.name, args.fault, at=at)
     pki.write(args.dir)
@@ -156,7 +156,7 @@ def _issue(args: argparse.Namespace) -> int:
 def _crl(args: argparse.Namespace) -> int:
     if not args.renew:
         raise InputError("mesh pki crl", "needs --renew", "run mesh pki crl DIR --renew")
-    pki = Pki.load(args.dir)
+    pki = Pki.load(args.dir, passphrase=passphrase_from(args))
     at = parse_instant(args.at)
     pki.renew_crls(at=at)
     pki.write(args.dir)

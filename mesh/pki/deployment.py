@@ -406,11 +406,14 @@ class Pki:
         return write_folder(self, folder)
 
     @classmethod
-    def load(cls, folder: str | Path, *, keys: KeySource | None = None) -> Pki:
-        """A PKI written by :meth:`write`, with its CAs' revocation state."""
+    def load(
+        cls, folder: str | Path, *, keys: KeySource | None = None, passphrase: str | None = None
+    ) -> Pki:
+        """A PKI written by :meth:`write`, with its CAs' revocation state;
+        ``passphrase`` opens its keys when they are encrypted."""
         from mesh.pki.manifest import load_folder  # the manifest imports this module
 
-        return load_folder(folder, keys=keys)
+        return load_folder(folder, keys=keys, passphrase=passphrase)
 
     # -- internals --
 

@@ -30,7 +30,9 @@ from typing import Any
 
 from cryptography import x509
 
-from mesh.errors import InputError
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mesh.errors import InputError, ValidationFailed
 from mesh.pki import files
 from mesh.pki.deployment import (
     _ISSUING,
@@ -69,7 +71,9 @@ def write_folder(pki: Pki, folder: str | Path) -> Path:
     for purpose, ca in pki.authorities.items():
         name = slug(ca.name)
         files.save_certificate(base / "ca" / f"{name}.crt", ca.cert)
-        files.save_key(base / "ca" / f"{name}.key", ca.key)
+        # With a passphrase the CA keys are encrypted with it too: they sign every
+        # certificate and CRL of the deployment.
+        files.save_key(base / "ca" / f"{name}.key", ca.key, passphrase=pki.passphrase)
         entry: dict[str, object] = {
             "purpose": purpose,
             "crt": f"ca/{name}.crt",
@@ -106,7 +110,9 @@ def write_folder(pki: Pki, folder: str | Path) -> Path:
             "crt": crt,
             "key": key,
             "chain": chain,
-            "passphrase": m.passphrase,
+            # Whether the key file is encrypted; never the passphrase itself:
+            # whoever uses the folder gives it (--passphrase-file, ...).
+            "encrypted": m.key_passphrase is not None,
             "common_name": m.common_name,
             "issuer": m.issuer,
         }
@@ -124,12 +130,14 @@ def write_folder(pki: Pki, folder: str | Path) -> Path:
         "cas": cas,
     }
     text = json.dumps(manifest, indent=2) + "\n"
-    # The manifest records passphrases, so it is as private as the keys.
+    # The manifest names every key file: as private as the keys.
     files.write_file(base / MANIFEST, text.encode(), mode=files.KEY_MODE)
     return base / MANIFEST
 
 
-def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
+def load_folder(
+    folder: str | Path, *, keys: KeySource | None = None, passphrase: str | None = None
+) -> Pki:
     """A PKI written by :meth:`write`, with its CAs' revocation state.
 
     The key of a ``key-mismatch`` appliance is the one on disk (which
@@ -157,7 +165,7 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
         ca = CertificateAuthority(
             name=ca_name,
             cert=files.load_certificate(base / _rel(entry, "crt", where)),
-            key=files.load_key(base / _rel(entry, "key", where)),
+            key=_ca_key(base / _rel(entry, "key", where), passphrase),
             crl_url=entry.get("crl_url"),
             parent=by_name.get(parent_name) if parent_name else None,
         )
@@ -185,6 +193,7 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
         crl_base_url=_base_of(authorities[_ROOT].crl_url),
         intermediate_name=issuing.name if issuing else DEFAULT_INTERMEDIATE,
         keys=keys or fresh_keys,
+        passphrase=passphrase,
         _crl_cache=cache,
     )
     if manifest.get("cross"):
@@ -193,12 +202,17 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
         qual = f"{where}: appliances.{name}"
         entry = _entry(entry, qual)
         fault = recipe(str(entry.get("fault", HEALTHY)), where=f"{qual}.fault")
-        passphrase = entry.get("passphrase")
-        key_passphrase = (
-            wrong_passphrase_for(passphrase or DEFAULT_PASSPHRASE)
-            if fault.files == "wrong-passphrase"
-            else passphrase
-        )
+        # Folders written before passphrases left pki.json recorded them.
+        recorded = entry.get("passphrase") or (passphrase if entry.get("encrypted") else None)
+        if fault.files == "wrong-passphrase":
+            recorded = recorded or DEFAULT_PASSPHRASE
+            key_passphrase: str | None = wrong_passphrase_for(recorded)
+        else:
+            key_passphrase = recorded
+        if entry.get("encrypted") and key_passphrase is None:
+            raise InputError(
+                f"{qual}.key", "is encrypted", "give the PKI's passphrase (--passphrase-file FILE)"
+            )
         cert = files.load_certificate(base / _rel(entry, "crt", qual))
         key = files.load_key(base / _rel(entry, "key", qual), key_passphrase)
         chain = (
@@ -214,11 +228,24 @@ def load_folder(folder: str | Path, *, keys: KeySource | None = None) -> Pki:
             issued=Issued(cert=cert, key=key, chain=issuer.chain if issuer else ()),
             key_file_key=key,
             chain=chain,
-            passphrase=passphrase,
+            passphrase=recorded,
             key_passphrase=key_passphrase,
             issuer=issuer_name,
         )
     return pki
+
+
+def _ca_key(path: Path, passphrase: str | None) -> rsa.RSAPrivateKey:
+    """A CA key, opened with the PKI's passphrase when it is encrypted."""
+    try:
+        return files.load_key(path, passphrase)
+    except ValidationFailed:
+        raise InputError(
+            str(path),
+            "is encrypted with the PKI's passphrase" if passphrase is None
+            else "does not open with the passphrase given",
+            "give the PKI's passphrase (--passphrase-file FILE, MESH_PASSPHRASE or --passphrase-prompt)",
+        ) from None
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:

@@ -77,25 +77,30 @@ def test_init_revoke(tmp_path, capsys):
     assert "sensor-1" in out and "wrong-passphrase" in out and "pw" not in out
     manifest = read_manifest(folder)
     assert manifest["appliances"]["mc"]["role"] == "management-console"
-    assert manifest["appliances"]["s2"]["passphrase"] == "pw"
+    assert manifest["appliances"]["s2"]["encrypted"] is True
+    assert "pw" not in (folder / "pki.json").read_text()  # the passphrase is never written
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("**/*.key"))
+    for ca_key in folder.glob("ca/*.key"):  # the CA keys are encrypted with it too
+        assert b"ENCRYPTED" in ca_key.read_bytes()
     crl_path = folder / manifest["crls"]["http://127.0.0.1:8080/crl/contoso-issuing-ca.crl"]
     before = _crl_number(crl_path)
 
     assert main(["pki", "init", str(folder)]) == 2
     assert "already holds a PKI" in capsys.readouterr().err
 
-    assert main(["pki", "revoke", str(folder), "sensor-1"]) == 0
+    assert main(["pki", "revoke", str(folder), "sensor-1"]) == 2  # the CA key needs it
+    assert "encrypted with the PKI's passphrase" in capsys.readouterr().err
+    assert main(["pki", "revoke", str(folder), "sensor-1", "--passphrase", "pw"]) == 0
     assert _crl_number(crl_path) == before + 1
     serial = files.load_certificate(folder / "appliances/sensor-1.crt").serial_number
     assert files.load_crl(crl_path).get_revoked_certificate_by_serial_number(serial)
-    assert main(["pki", "revoke", str(folder), "mc"]) == 0
+    assert main(["pki", "revoke", str(folder), "mc", "--passphrase", "pw"]) == 0
     assert _crl_number(crl_path) == before + 2
     crl = files.load_crl(crl_path)
     assert crl.get_revoked_certificate_by_serial_number(serial)
-    assert Pki.load(folder).appliances["mc"].role == "management-console"
+    assert Pki.load(folder, passphrase="pw").appliances["mc"].role == "management-console"
 
-    assert main(["pki", "revoke", str(folder), "nobody"]) == 2
+    assert main(["pki", "revoke", str(folder), "nobody", "--passphrase", "pw"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nobody" in err
 
@@ -305,7 +310,7 @@ def test_init_reads_the_passphrase_from_a_file(tmp_path, capsys, monkeypatch):
     secret = tmp_path / "secret.txt"
     secret.write_text("Kq7 from a file\n")
     manifest = _init_with(tmp_path, "--passphrase-file", str(secret))
-    assert manifest["appliances"]["s1"]["passphrase"] == "Kq7 from a file"
+    assert manifest["appliances"]["s1"]["encrypted"] is True
     key = files.load_key(tmp_path / "pki" / manifest["appliances"]["s1"]["key"], "Kq7 from a file")
     assert key.key_size == 2048
 
@@ -313,7 +318,9 @@ def test_init_reads_the_passphrase_from_a_file(tmp_path, capsys, monkeypatch):
 def test_init_reads_the_passphrase_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MESH_PASSPHRASE", "Kq7 from the environment")
     manifest = _init_with(tmp_path)
-    assert manifest["appliances"]["s1"]["passphrase"] == "Kq7 from the environment"
+    key = files.load_key(tmp_path / "pki" / manifest["appliances"]["s1"]["key"],
+                         "Kq7 from the environment")
+    assert key.key_size == 2048
 
 
 def test_a_prompt_without_a_terminal_is_one_line(tmp_path, capsys, monkeypatch):
@@ -327,10 +334,10 @@ def test_a_prompt_without_a_terminal_is_one_line(tmp_path, capsys, monkeypatch):
 
 def test_convert_reads_both_passphrases_from_files_or_the_environment(
         written, tmp_path, capsys, monkeypatch):
-    folder, _ = written
+    folder, pki = written
     entry = json.loads((folder / "pki.json").read_text())["appliances"]["ca-signed"]
     secret = tmp_path / "in.txt"
-    secret.write_text(entry["passphrase"] + "\n")
+    secret.write_text(pki.appliances["ca-signed"].passphrase + "\n")
     monkeypatch.setenv("MESH_OUT_PASSPHRASE", "Zx9 out")
     out = tmp_path / "re.key"
     assert main(["cert", "convert", str(folder / entry["key"]), str(out),

@@ -73,20 +73,24 @@ def test_write_and_load(pki, tmp_path):
         "http://127.0.0.1:8080/crl/contoso-issuing-ca.crl",
     }
     entry = manifest["appliances"]["sensor-1"]
-    assert {k: entry[k] for k in ("role", "fault", "crt", "key", "chain", "passphrase")} == {
+    assert {k: entry[k] for k in ("role", "fault", "crt", "key", "chain", "encrypted")} == {
         "role": "sensor",
         "fault": "ca-signed",
         "crt": "appliances/sensor-1.crt",
         "key": "appliances/sensor-1.key",
         "chain": "appliances/sensor-1.pem",
-        "passphrase": "s3cret",
+        "encrypted": True,
     }
+    assert "s3cret" not in manifest_path.read_text()
     for path in [manifest_path, *tmp_path.glob("**/*.key")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     key = files.load_key(tmp_path / entry["key"], "s3cret")
     assert key.public_key() == pki.appliances["sensor-1"].cert.public_key()
 
-    loaded = Pki.load(tmp_path)
+    with pytest.raises(InputError) as info:
+        Pki.load(tmp_path)  # the keys are encrypted: the passphrase is needed
+    assert "encrypted with the PKI's passphrase" in info.value.line()
+    loaded = Pki.load(tmp_path, passphrase="s3cret")
     assert loaded.at == pki.at
     assert loaded.trust_roots() == pki.trust_roots()
     assert loaded.appliances["sensor-2"].passphrase == "s3cret"
