@@ -17,6 +17,7 @@ to hypercorn's HTTP/2 code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -115,17 +116,49 @@ async def serve_https(
     ssl_context = config.create_ssl_context()
     if ssl_context is None:
         raise ValueError("serve_https needs a config that makes a TLS context")
-    listener = trio.SSLListener(
-        trio.SocketListener(trio.socket.from_stdlib_socket(sock)),
-        ssl_context,
-        https_compatible=True,
-    )
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     context = WorkerContext(None)
+    host, port = sock.getsockname()[:2]
 
-    async def one(stream: trio.SSLStream[trio.SocketStream]) -> None:
+    async def one(transport: trio.SocketStream) -> None:
+        if not await _starts_tls(transport, config.ssl_handshake_timeout):
+            await _use_https(transport, host, port)
+            return
+        stream = trio.SSLStream(transport, ssl_context, server_side=True, https_compatible=True)
         await Http11Connection(app, config, context, {}, stream).run()
 
     await trio.serve_listeners(one, [listener], task_status=_Started(task_status))
+
+
+#: The first byte of every TLS connection: a handshake record.
+_TLS_HANDSHAKE = 0x16
+
+
+async def _starts_tls(transport: trio.SocketStream, timeout: float) -> bool:
+    """Does the client open with a TLS record? (Peeked: the bytes stay for TLS.)"""
+    with trio.move_on_after(timeout):
+        try:
+            first = await transport.socket.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True  # let the TLS layer meet the broken connection
+        return not first or first[0] == _TLS_HANDSHAKE
+    return True
+
+
+async def _use_https(transport: trio.SocketStream, host: str, port: int) -> None:
+    """Plain HTTP on the HTTPS port: one 400 that says what to type instead."""
+    body = f"this port speaks HTTPS: use https://{host}:{port}/\n".encode()
+    head = (
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await transport.send_all(head + body)
+        await transport.send_eof()
+        with trio.move_on_after(1):  # read what the client sent, so no reset hides the answer
+            while await transport.receive_some(65536):
+                pass
+    await transport.aclose()
 
 
 class _Started:

@@ -90,3 +90,19 @@ async def test_an_h2_request_with_an_unread_body_ends_only_its_connection(consol
         answer = await client.get("/api/v1/status")
     assert answer.status_code == 200
     assert answer.json()["appliance"]["name"] == NAME
+
+
+async def test_plain_http_to_the_https_port_gets_a_400_saying_use_https(console):
+    """A person who typed http:// gets told, not a dropped connection."""
+    async with await trio.open_tcp_stream(console.host, console.port) as stream:
+        await stream.send_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(4096):
+                received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert body == (f"this port speaks HTTPS: use https://{console.host}:{console.port}/\n").encode()
+    # and HTTPS still answers
+    async with httpx.AsyncClient(verify=False) as client:
+        assert (await client.get(f"https://{console.host}:{console.port}/api/v1/status")).status_code == 200
