@@ -13,15 +13,13 @@ per expectation, so CI systems show which expectation broke and why.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import IO, Sequence
 
+from mesh.pki.file_output import write_file
 from mesh.scenario.result import ExpectationVerdict, LinkRow, RunResult
 
 __all__ = [
@@ -180,26 +178,11 @@ def json_report(results: Sequence[RunResult], *, interrupted: str | None = None)
     return reports[0] if len(reports) == 1 else reports
 
 
-def _write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over
-    ``path``: a reader sees the old file or the whole new one, never half."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_json(
     results: Sequence[RunResult], path: str | os.PathLike[str], *, interrupted: str | None = None
 ) -> None:
-    _write_atomically(path, json.dumps(json_report(results, interrupted=interrupted), indent=2) + "\n")
+    # Atomically (a temporary file, then renamed): a reader never sees half a report.
+    write_file(path, (json.dumps(json_report(results, interrupted=interrupted), indent=2) + "\n").encode())
 
 
 def junit_xml(results: Sequence[RunResult], *, interrupted: str | None = None) -> str:
@@ -251,4 +234,4 @@ def junit_xml(results: Sequence[RunResult], *, interrupted: str | None = None) -
 def write_junit(
     results: Sequence[RunResult], path: str | os.PathLike[str], *, interrupted: str | None = None
 ) -> None:
-    _write_atomically(path, junit_xml(results, interrupted=interrupted))
+    write_file(path, junit_xml(results, interrupted=interrupted).encode())
