@@ -41,7 +41,9 @@ __all__ = [
     "LinkHalted",
     "LinkDown",
     "LinkRecheck",
+    "CertificateShared",
     "ConnectionDropped",
+    "DuplicatePeer",
     "CrlFetched",
     "CrlFetchFailed",
     "CertificateUploaded",
@@ -356,6 +358,56 @@ class ConnectionDropped(Event):
         return f"{self.appliance}: dropped a connection from {self.peer} ({self.reason})"
 
 
+@define(frozen=True, kw_only=True)
+class DuplicatePeer(Event):
+    """A second connection claimed the name of a peer that is already connected.
+
+    Two appliances configured with one name would otherwise share one link
+    record, and whichever stopped last would decide the state shown for both.
+    The connection already live (from ``live``) is untouched; the newcomer
+    (from ``refused``) is declined and told why.
+    """
+
+    kind: ClassVar[str] = "duplicate-peer"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    peer: str
+    live: str
+    refused: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.appliance}: declined {self.peer} from {self.refused}: "
+            f"{self.peer} is already connected from {self.live}"
+        )
+
+
+@define(frozen=True, kw_only=True)
+class CertificateShared(Event):
+    """Two connected peers presented one certificate.
+
+    Each sensor, console and HA machine needs a certificate of its own: a
+    copied certificate and key make two appliances indistinguishable to
+    every check. A warning, not a refusal: the chain itself is valid.
+    """
+
+    kind: ClassVar[str] = "certificate-shared"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    peer: str
+    other: str
+    subject: str = _text("")
+    serial: int | None = None
+
+    def describe(self) -> str:
+        return (
+            f"{self.appliance}: {self.peer} presents the certificate {self.other} presents "
+            f"({self.subject}); each appliance needs a certificate of its own"
+        )
+
+
 # -- CRLs --
 
 
@@ -545,6 +597,8 @@ EVENT_KINDS: dict[str, type[Event]] = {
         LinkDown,
         LinkRecheck,
         ConnectionDropped,
+        DuplicatePeer,
+        CertificateShared,
         CrlFetched,
         CrlFetchFailed,
         CertificateUploaded,

@@ -66,6 +66,9 @@ class _Backend:
     def events_first(self) -> int:
         return 0
 
+    def conflicts(self):
+        return ()
+
     async def upload(self, **files) -> None:  # pragma: no cover - not used here
         raise NotImplementedError
 

@@ -288,6 +288,9 @@ class Capture(io.StringIO):
     def events(self) -> list[dict]:
         return [json.loads(line) for line in self.getvalue().splitlines()]
 
+    async def changed(self) -> None:
+        await self._changed.wait()
+
     async def wait_for(self, kind: str) -> list[dict]:
         while not any(e["kind"] == kind for e in self.events()):
             await self._changed.wait()
@@ -519,3 +522,73 @@ def _node_keys():
     from mesh.node_config import _KEYS
 
     return _KEYS
+
+
+# -- two appliances with one name, one certificate on two appliances --
+
+
+async def _in_process_node(nursery, path, out):
+    return await nursery.start(
+        lambda task_status: run_node(load_config(path), out=out, task_status=task_status)
+    )
+
+
+async def test_a_second_peer_with_a_connected_name_is_declined(files, nursery):
+    """The console keeps the first sensor-1's link; the copy is told why and backs off."""
+    console_out, first_out, copy_out = Capture(), Capture(), Capture()
+    console = await _in_process_node(
+        nursery, _config(files, "console", "management-console", "127.0.0.1:0"), console_out
+    )
+    peers = (
+        "[connects_to]\n"
+        f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    )
+    await _in_process_node(nursery, _config(files, "sensor-1", "sensor", "127.0.0.1:0", peers), first_out)
+    with trio.fail_after(20):
+        await console_out.wait_for("link-up")
+        copy_config = _config(files, "sensor-1", "sensor", "127.0.0.1:0", peers)
+        copy_config = copy_config.rename(files / "sensor-1-copy.toml")
+        async with trio.open_nursery() as copies:
+            await _in_process_node(copies, copy_config, copy_out)
+            [duplicate, *_] = await console_out.wait_for("duplicate-peer")
+            [down, *_] = await copy_out.wait_for("link-down")
+            copies.cancel_scope.cancel()
+
+    assert (duplicate["appliance"], duplicate["peer"]) == ("console", "sensor-1")
+    assert duplicate["live"].startswith("127.0.0.1:") and duplicate["refused"].startswith("127.0.0.1:")
+    assert duplicate["live"] != duplicate["refused"]
+    assert down["reason"] == "console declined the connection: sensor-1 is already connected to console"
+    # The first link was never touched: one link-up, no link-down, still delivering.
+    assert [e["kind"] for e in console_out.events() if e["kind"].startswith("link-")] == ["link-up"]
+    status = console.status()
+    assert str(status.link_to("sensor-1").state) == "up"
+    [conflict] = status.conflicts
+    assert conflict.kind == "duplicate-peer" and "already connected" in conflict.message
+    assert "warning: " in status.render()
+    assert not [e for e in first_out.events() if e["kind"] == "link-down"]
+
+
+async def test_one_certificate_on_two_appliances_is_a_warning(files, nursery):
+    console_out = Capture()
+    console = await _in_process_node(
+        nursery, _config(files, "console", "management-console", "127.0.0.1:0"), console_out
+    )
+    peers = (
+        "[connects_to]\n"
+        f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    )
+    await _in_process_node(nursery, _config(files, "sensor-1", "sensor", "127.0.0.1:0", peers), Capture())
+    with trio.fail_after(20):
+        await console_out.wait_for("link-up")
+        # sensor-2 is configured with sensor-1's certificate and key.
+        twin = _config(files, "sensor-1", "sensor", "127.0.0.1:0", peers)
+        twin.write_text(twin.read_text().replace('name = "sensor-1"', 'name = "sensor-2"'))
+        await _in_process_node(nursery, twin.rename(files / "sensor-2.toml"), Capture())
+        [shared] = await console_out.wait_for("certificate-shared")
+        while len(await console_out.wait_for("link-up")) < 2:
+            await console_out.changed()
+    assert (shared["peer"], shared["other"], shared["severity"]) == ("sensor-2", "sensor-1", "warning")
+    assert shared["subject"].startswith("CN=sensor-1")
+    # A warning, not a refusal: both links are up.
+    assert {str(link.state) for link in console.status().links} == {"up"}
+    assert [c.kind for c in console.status().conflicts] == ["certificate-shared"]

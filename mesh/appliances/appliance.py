@@ -292,6 +292,7 @@ class Appliance:
                 if self.name in (link.dialer, link.listener)
             ),
             errors=tuple(self.errors),
+            conflicts=self.conversation.claims.conflicts(),
         )
 
     # -- TLS contexts --

@@ -43,6 +43,7 @@ from OpenSSL import SSL
 
 from mesh.appliances.book import LinkBook
 from mesh.appliances.checks import PeerChecker
+from mesh.appliances.claims import Claim, PeerClaims
 from mesh.appliances.directory import Directory
 from mesh.appliances.ends import LinkEnds
 from mesh.appliances.link_state import Link, LinkState, Outcome, decide
@@ -53,7 +54,15 @@ from mesh.errors import FailureCode, ValidationFailed
 from mesh.events import ConnectionDropped
 from mesh.net import tls
 from mesh.net.framing import FrameError, FramedStream, LineStream
-from mesh.net.links import Judgement, PeerRefusedTls, PeerSilent, exchange_verdicts
+from mesh.net.links import (
+    Judgement,
+    PeerRefusedTls,
+    PeerSilent,
+    decline,
+    exchange_verdicts,
+    receive_verdict,
+    send_verdict,
+)
 from mesh.validation.policy import Purpose
 
 
@@ -144,6 +153,8 @@ class Conversation:
         self.ends = ends
         self._contexts = contexts
         self._error = error
+        #: The names (and certificates) this listener's live inbound links hold.
+        self.claims = PeerClaims(appliance=me.name)
 
     @property
     def name(self) -> str:
@@ -178,7 +189,7 @@ class Conversation:
             )
             await stream.aclose_forcefully()
             return
-        await self.converse(stream, pair=None, generation=None)
+        await self.converse(stream, pair=None, generation=None, address=client)
 
     def _dropped(self, client: str, reason: str) -> None:
         """An inbound connection that never became a link: one event, then it is closed."""
@@ -205,15 +216,22 @@ class Conversation:
         return Judgement.from_verdict(self.name, verdict, enforced=enabled)
 
     async def converse(
-        self, stream: tls.TlsStream, *, pair: LinkPair | None, generation: int | None
+        self,
+        stream: tls.TlsStream,
+        *,
+        pair: LinkPair | None,
+        generation: int | None,
+        address: str = "a client",
     ) -> bool:
         """Judge, exchange verdicts, then carry traffic; True if the link came up.
 
-        ``pair`` is the link this end dials (None: an inbound connection);
-        ``generation`` the dialer's attempt (None on the listener's end).
+        ``pair`` is the link this end dials (None: an inbound connection, from
+        ``address``); ``generation`` the dialer's attempt (None on the
+        listener's end).
         """
         as_dialer = pair is not None
         clean = False
+        claim: Claim | None = None
         try:
             chain = stream.peer_chain()
             check: tuple[Purpose, str | None] | None
@@ -247,10 +265,25 @@ class Conversation:
                 theirs = Judgement.not_checked(peer) if mine.accepted else None
             else:
                 framed = FramedStream(stream, max_frame=self.settings.max_frame)
+                timeout = self.settings.verdict_timeout
                 try:
-                    theirs = await exchange_verdicts(
-                        framed, mine, peer_name=peer, timeout=self.settings.verdict_timeout
-                    )
+                    if as_dialer:
+                        theirs = await exchange_verdicts(
+                            framed, mine, peer_name=peer, timeout=timeout
+                        )
+                    else:
+                        # The dialer's verdict first: it names the dialer,
+                        # and a name already connected is declined.
+                        theirs = await receive_verdict(framed, peer_name=peer, timeout=timeout)
+                        claim = self._claim(theirs.by, address, chain)
+                        if claim is None:
+                            await decline(
+                                framed,
+                                by=self.name,
+                                reason=f"{theirs.by} is already connected to {self.name}",
+                            )
+                            return False
+                        await send_verdict(framed, mine, peer_name=peer)
                 except PeerRefusedTls as exc:
                     theirs = tls_judgement(peer, str(exc))
                 except (PeerSilent, FrameError) as exc:
@@ -286,11 +319,22 @@ class Conversation:
             )
             return True
         finally:
+            if claim is not None:
+                self.claims.release(claim)
             with trio.CancelScope(shield=True):
                 if clean:  # a deliberate re-check: close_notify, not a reset
                     with trio.move_on_after(self.settings.handshake_timeout):
                         await stream.aclose()
                 await stream.aclose_forcefully()
+
+    def _claim(self, name: str, address: str, chain: Sequence[x509.Certificate]) -> Claim | None:
+        """Hold ``name`` for this inbound connection; None (and a warning) if it is held."""
+        claim, events = self.claims.claim(
+            name, address=address, leaf=chain[0] if chain else None, at=self.me.clock.now()
+        )
+        for event in events:
+            self.me.events.append(event)
+        return claim
 
     def refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
         """The listener's TLS stack refused us during the handshake (TLS 1.2)."""

@@ -11,6 +11,7 @@ import datetime as dt
 
 from attrs import define
 
+from mesh.appliances.claims import Conflict
 from mesh.appliances.link_state import Link, LinkState
 from mesh.errors import FailureCode
 
@@ -103,6 +104,8 @@ class ApplianceStatus:
     self_signed: bool
     links: tuple[LinkStatus, ...]
     errors: tuple[str, ...] = ()
+    #: Conflicts between peers (``mesh.appliances.claims``), the latest per kind and peer.
+    conflicts: tuple[Conflict, ...] = ()
 
     def link_to(self, peer: str) -> LinkStatus:
         for link in self.links:
@@ -117,5 +120,6 @@ class ApplianceStatus:
             + (" (self-signed)" if self.self_signed else "")
         )
         lines = [head] + ["  " + link.line() for link in self.links]
+        lines += ["  warning: " + conflict.message for conflict in self.conflicts]
         lines += ["  error: " + error for error in self.errors]
         return "\n".join(lines)

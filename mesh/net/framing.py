@@ -58,11 +58,12 @@ class FrameType(enum.IntEnum):
     ALERT = 4
     REPLICATE = 5
     FORWARD = 6
+    DECLINE = 7
 
     @property
     def is_application(self) -> bool:
         """True for traffic that may only cross a link both ends accepted."""
-        return self not in (FrameType.ACCEPT, FrameType.REFUSE)
+        return self not in (FrameType.ACCEPT, FrameType.REFUSE, FrameType.DECLINE)
 
     @property
     def label(self) -> str:

@@ -2,9 +2,14 @@
 
 Theory of operation. After the TLS handshake each end judges the other's
 presented chain (``Judgement``) and sends it as one frame: ``ACCEPT`` or
-``REFUSE`` with the code, the certificate concerned and the detail. Each end
-sends its own verdict *before* reading the peer's, so neither waits on the
-other and both learn both verdicts. What the pair means for the link (up only
+``REFUSE`` with the code, the certificate concerned and the detail. The
+dialer sends its verdict first and then reads the listener's
+(:func:`exchange_verdicts`); the listener reads the dialer's first
+(:func:`receive_verdict`), because only that frame tells it who the dialer
+claims to be, and a listener that already has a live link with that name
+answers ``DECLINE`` instead of a verdict (:func:`decline`): the newcomer
+learns why, and the live link is untouched. Both ends judge before the
+exchange, so the order costs no judging time, and both learn both verdicts. What the pair means for the link (up only
 when both accept, which refusal is read first) is the engine's rule, with the
 link's states and its record: ``mesh.appliances.link_state``.
 
@@ -30,7 +35,17 @@ from mesh.errors import FailureCode
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType
 from mesh.validation.verdict import Verdict
 
-__all__ = ["Judgement", "exchange_verdicts", "PeerSilent", "PeerRefusedTls", "tls_refusal"]
+__all__ = [
+    "Judgement",
+    "PeerDeclined",
+    "PeerRefusedTls",
+    "PeerSilent",
+    "decline",
+    "exchange_verdicts",
+    "receive_verdict",
+    "send_verdict",
+    "tls_refusal",
+]
 
 #: Names that moved to the engine and are still imported from here (see the header).
 _MOVED = {"LinkBook": "mesh.appliances.book", "LinkState": "mesh.appliances.link_state"}
@@ -59,6 +74,10 @@ class PeerRefusedTls(PeerSilent):
     a real server) refuses a certificate; the engine reports it as the peer's
     ``validation_failed``.
     """
+
+
+class PeerDeclined(PeerSilent):
+    """The listener declined the connection instead of judging it (see :func:`decline`)."""
 
 
 def tls_refusal(exc: BaseException) -> str | None:
@@ -159,19 +178,27 @@ class Judgement:
         )
 
 
-async def exchange_verdicts(
-    framed: FramedStream, mine: Judgement, *, peer_name: str, timeout: float
-) -> Judgement:
-    """Send our verdict, then read the peer's (within ``timeout`` trio seconds).
+async def send_verdict(framed: FramedStream, mine: Judgement, *, peer_name: str) -> None:
+    """Send our verdict.
 
     Raises:
-        PeerSilent: the peer closed, broke or sent nothing in time.
-        FrameError: the peer sent something other than a verdict.
+        PeerSilent: the peer closed or broke before it was sent.
     """
     try:
         await framed.send(mine.to_frame())
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         raise PeerSilent(f"{peer_name} closed the connection before our verdict was sent") from exc
+
+
+async def receive_verdict(framed: FramedStream, *, peer_name: str, timeout: float) -> Judgement:
+    """Read the peer's verdict (within ``timeout`` trio seconds).
+
+    Raises:
+        PeerDeclined: the listener declined the connection; the message says why.
+        PeerRefusedTls: the peer's TLS stack refused us with an alert.
+        PeerSilent: the peer closed, broke or sent nothing in time.
+        FrameError: the peer sent something other than a verdict.
+    """
     with trio.move_on_after(timeout):
         try:
             frame = await framed.receive()
@@ -182,7 +209,30 @@ async def exchange_verdicts(
             raise PeerSilent(f"{peer_name} closed the connection before sending its verdict") from exc
         if frame is None:
             raise PeerSilent(f"{peer_name} closed the connection before sending its verdict")
+        if frame.type is FrameType.DECLINE:
+            by = str(frame.body.get("appliance") or peer_name)
+            raise PeerDeclined(f"{by} declined the connection: {frame.body.get('reason', '')}")
         return Judgement.from_frame(frame, default_by=peer_name)
     raise PeerSilent(f"{peer_name} sent no verdict within {timeout:g} s")
 
 
+async def exchange_verdicts(
+    framed: FramedStream, mine: Judgement, *, peer_name: str, timeout: float
+) -> Judgement:
+    """The dialer's exchange: send our verdict, then read the peer's.
+
+    Raises: what :func:`send_verdict` and :func:`receive_verdict` raise.
+    """
+    await send_verdict(framed, mine, peer_name=peer_name)
+    return await receive_verdict(framed, peer_name=peer_name, timeout=timeout)
+
+
+async def decline(framed: FramedStream, *, by: str, reason: str) -> None:
+    """The listener's answer to a dialer it will not link with, in place of a verdict.
+
+    Best effort: a dialer that already went away needs no reason.
+    """
+    try:
+        await framed.send(Frame(type=FrameType.DECLINE, body={"appliance": by, "reason": reason}))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass

@@ -28,7 +28,7 @@ from mesh.pki.issue import Issued
 if TYPE_CHECKING:  # the consoles do not import the engine
     from mesh.appliances.link_state import LinkState
 
-__all__ = ["ConsoleBackend", "LinkLike"]
+__all__ = ["ConflictLike", "ConsoleBackend", "LinkLike"]
 
 
 class LinkLike(Protocol):
@@ -58,6 +58,17 @@ class LinkLike(Protocol):
     def would_fail(self) -> Sequence[FailureCode | str]: ...
     @property
     def reason(self) -> str: ...
+
+
+class ConflictLike(Protocol):
+    """A conflict between peers (``mesh.appliances.claims.Conflict`` has this shape)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def message(self) -> str: ...
 
 
 @runtime_checkable
@@ -97,6 +108,9 @@ class ConsoleBackend(Protocol):
 
     def events_first(self) -> int:
         """The stream position of the oldest event still kept (0: nothing dropped)."""
+
+    def conflicts(self) -> Sequence[ConflictLike]:
+        """Conflicts between the appliance's peers (a name claimed twice, a shared certificate)."""
 
     async def upload(
         self, *, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None

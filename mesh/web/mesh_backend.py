@@ -30,6 +30,7 @@ from mesh.pki.issue import Issued
 
 if TYPE_CHECKING:
     from mesh.appliances.appliance import Appliance
+    from mesh.appliances.claims import Conflict
     from mesh.appliances.mesh import Mesh
     from mesh.appliances.status import LinkStatus
     from mesh.events import Event
@@ -96,6 +97,9 @@ class ApplianceConsole:
 
     def events_first(self) -> int:
         return self._appliance.events.first
+
+    def conflicts(self) -> Sequence[Conflict]:
+        return self._appliance.conversation.claims.conflicts()
 
     async def upload(
         self, *, crt: bytes, key: bytes, chain: bytes | None, passphrase: str | None

@@ -11,7 +11,8 @@ Shape (every key always present)::
                  "message", "refused_by", "unvalidated", "unvalidated_by",
                  "would_fail"}],
       "roles": {"name": "role", ...},            # every appliance in the graph
-      "warnings": [{"kind": "certificate-expiring", ...}],
+      "warnings": [{"kind": "certificate-expiring", ...},
+                   {"kind": "duplicate-peer" | "certificate-shared", "peer", "message"}],
       "expiry_window_days": 30
     }
 
@@ -90,6 +91,8 @@ def status_document(
     warning = expiry_warning(identity.cert, at=now, window=window)
     if warning is not None:
         warnings.append(warning.as_dict())
+    for conflict in backend.conflicts():
+        warnings.append({"kind": conflict.kind, "peer": conflict.peer, "message": conflict.message})
     roles = dict(backend.roles())
     roles.setdefault(backend.name, backend.role)
     links = [link_document(link) for link in backend.links()]

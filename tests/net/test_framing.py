@@ -77,8 +77,12 @@ async def test_eof_mid_frame():
         await FramedStream(right).receive()
 
 
-def test_only_verdicts_are_not_application_traffic():
-    assert {t for t in FrameType if not t.is_application} == {FrameType.ACCEPT, FrameType.REFUSE}
+def test_only_verdicts_and_a_decline_are_not_application_traffic():
+    assert {t for t in FrameType if not t.is_application} == {
+        FrameType.ACCEPT,
+        FrameType.REFUSE,
+        FrameType.DECLINE,
+    }
 
 
 async def test_line_stream_writes_json_lines_and_drains_input():

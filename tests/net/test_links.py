@@ -8,7 +8,15 @@ import trio.testing
 
 from mesh.errors import FailureCode, Severity
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType, encode
-from mesh.net.links import Judgement, PeerSilent, exchange_verdicts
+from mesh.net.links import (
+    Judgement,
+    PeerDeclined,
+    PeerSilent,
+    decline,
+    exchange_verdicts,
+    receive_verdict,
+    send_verdict,
+)
 from mesh.validation.finding import Finding
 from mesh.validation.verdict import Verdict
 
@@ -68,6 +76,38 @@ async def test_exchange_sends_first_then_reads_both_ways():
         nursery.start_soon(side, "listener", b, refuse("c"), "s")
     assert results["dialer"] == refuse("c")
     assert results["listener"].by == "s" and results["listener"].accepted
+
+
+async def test_the_listener_reads_first_then_answers():
+    left, right = trio.testing.memory_stream_pair()
+    dialer, listener = FramedStream(left), FramedStream(right)
+    results = {}
+
+    async def dial():
+        results["dialer"] = await exchange_verdicts(dialer, ACCEPT, peer_name="c", timeout=5)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dial)
+        theirs = await receive_verdict(listener, peer_name="unknown client", timeout=5)
+        assert theirs == ACCEPT
+        await send_verdict(listener, refuse("c"), peer_name=theirs.by)
+    assert results["dialer"] == refuse("c")
+
+
+async def test_a_declined_dialer_learns_why():
+    left, right = trio.testing.memory_stream_pair()
+    dialer, listener = FramedStream(left), FramedStream(right)
+
+    async def listen():
+        theirs = await receive_verdict(listener, peer_name="unknown client", timeout=5)
+        await decline(listener, by="c", reason=f"{theirs.by} is already connected to c")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listen)
+        with pytest.raises(PeerDeclined) as caught:
+            await exchange_verdicts(dialer, Judgement(by="s", accepted=True), peer_name="c", timeout=5)
+    assert str(caught.value) == "c declined the connection: s is already connected to c"
+    assert isinstance(caught.value, PeerSilent)  # a dialer treats it as a link that never came up
 
 
 async def test_a_silent_or_closing_peer(autojump_clock):

@@ -84,6 +84,9 @@ class Appliance:
     def events_first(self) -> int:
         return self.dropped
 
+    def conflicts(self) -> list:
+        return []
+
     def forget(self, count: int) -> None:
         """Drop the oldest ``count`` events, as an appliance's bounded log does."""
         del self.log[:count]
