@@ -51,11 +51,14 @@ def _add_lint(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         description="Check every certificate in FILE against the certificate requirements "
         "(SHA-256 with RSA, RSA 2048 or 4096, valid dates, an http:// CRL Distribution Point, "
         "CN = the appliance's domain name, C, O and OU). CA certificates are judged as CAs. "
-        "Exit 0 when nothing is broken, 1 when any error or warning is found (notes do not "
+        "Given a folder (a deployment made by mesh pki init), every .crt, .cer and .der in it, "
+        "and a certificate (or key) that two files share is flagged: each appliance needs its "
+        "own. Exit 0 when nothing is broken, 1 when any error or warning is found (notes do not "
         "count), 2 on unusable input.",
     )
     lint_p.add_argument(
-        "file", metavar="FILE", help="a .crt (PEM or DER) or a chain file: every certificate in it"
+        "file", metavar="FILE",
+        help="a .crt (PEM or DER), a chain file (every certificate in it), or a folder",
     )
     lint_p.add_argument(
         "--no-validation", action="store_true",

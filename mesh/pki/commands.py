@@ -38,7 +38,7 @@ from mesh.pki.faults import HEALTHY, RECIPES
 from mesh.roles import ROLES
 from mesh.pki.deployment import ApplianceRequest, Pki
 from mesh.pki.manifest import MANIFEST
-from mesh.pki.lint import broken, lint
+from mesh.pki.lint import LintFinding, broken, lint, reuse
 from mesh.validation.chain import malformation
 
 __all__ = ["parse_appliance", "parse_instant", "ROLES"]
@@ -180,37 +180,56 @@ def _show(args: argparse.Namespace) -> int:
     return 0 if sound else 1
 
 
+#: The files ``mesh cert lint FOLDER`` reads: certificates, not chain files.
+_CERTIFICATE_SUFFIXES = (".crt", ".cer", ".der")
+
+
 def _lint(args: argparse.Namespace) -> int:
-    certs = files.load_certificates(args.file)
-    for cert in certs:
-        problem = malformation(cert)  # fields parse lazily: a damaged one is one line, here
-        if problem is not None:
-            raise InputError(
-                args.file, f"holds a damaged certificate ({problem})", "export the certificate again"
-            )
+    folder = Path(args.file)
+    paths = (
+        sorted(p for p in folder.iterdir() if p.suffix.lower() in _CERTIFICATE_SUFFIXES)
+        if folder.is_dir()
+        else [folder]
+    )
+    if not paths:
+        raise InputError(
+            args.file, "holds no certificate files (.crt, .cer, .der)", "give a file or a deployment folder"
+        )
     at = parse_instant(args.at)
-    # The first certificate is the appliance's; the name applies to it alone.
-    results = [
-        lint(cert, at=at, expected_name=args.name if n == 0 else None,
-             validation=not args.no_validation)
-        for n, cert in enumerate(certs)
-    ]
-    failed = any(broken(findings) for findings in results)
-    labels = [
-        args.file if len(certs) == 1 else f"{args.file} [{n}: {cert.subject.rfc4514_string()}]"
-        for n, cert in enumerate(certs, 1)
-    ]
+    # (label, file, position in the file, certificate, findings) for every certificate.
+    entries: list[tuple[str, str, int, x509.Certificate, list[LintFinding]]] = []
+    for path in paths:
+        where = str(path)
+        certs = files.load_certificates(where)
+        for cert in certs:
+            problem = malformation(cert)  # fields parse lazily: a damaged one is one line, here
+            if problem is not None:
+                raise InputError(
+                    where, f"holds a damaged certificate ({problem})", "export the certificate again"
+                )
+        for n, cert in enumerate(certs):
+            label = where if len(certs) == 1 else f"{where} [{n + 1}: {cert.subject.rfc4514_string()}]"
+            # The first certificate is the appliance's; the name applies to it alone.
+            findings = lint(
+                cert, at=at, expected_name=args.name if n == 0 else None,
+                validation=not args.no_validation,
+            )
+            entries.append((label, where, n + 1, cert, findings))
+    if len(paths) > 1:
+        for entry, extra in zip(entries, reuse([(e[0], e[3]) for e in entries])):
+            entry[4].extend(extra)
+    failed = any(broken(findings) for *_, findings in entries)
     if args.json:
         reports = [
-            {"file": args.file, "certificate": n, "subject": cert.subject.rfc4514_string(),
+            {"file": where, "certificate": n, "subject": cert.subject.rfc4514_string(),
              "ok": not broken(findings), "findings": [f.to_json() for f in findings]}
-            for n, (cert, findings) in enumerate(zip(certs, results), 1)
+            for _, where, n, cert, findings in entries
         ]
         if len(reports) == 1:
             reports[0] = {k: v for k, v in reports[0].items() if k not in ("certificate", "subject")}
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
-        for label, findings in zip(labels, results):
+        for label, *_, findings in entries:
             for finding in findings:
                 print(f"{label}: {finding.line()}")
             if not broken(findings):

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Sequence
 
 from attrs import define
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from mesh.errors import Severity
 
-__all__ = ["LintFinding", "lint", "broken", "name_matches", "CODES"]
+__all__ = ["LintFinding", "lint", "broken", "name_matches", "reuse", "CODES"]
 
 
 @define(frozen=True, kw_only=True)
@@ -75,6 +76,8 @@ CODES: dict[str, Severity] = {
     "no-country": Severity.WARNING,
     "no-organization": Severity.WARNING,
     "no-org-unit": Severity.WARNING,
+    "reused-certificate": Severity.WARNING,
+    "reused-key": Severity.WARNING,
 }
 
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -118,6 +121,56 @@ def lint(
     found += _subject(cert, None if ca else expected_name, domain=not ca)
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTE: 2}
     return sorted(found, key=lambda f: order[f.severity])
+
+
+def reuse(certificates: Sequence[tuple[str, x509.Certificate]]) -> list[list[LintFinding]]:
+    """Findings for appliance certificates that another file also holds, or whose key it holds.
+
+    ``certificates`` are (file, certificate) pairs of a deployment folder; the
+    answer has one list per pair. The source document asks for a unique
+    certificate for each sensor, management console and HA machine: a copied
+    certificate (or a new certificate on a copied key) makes two appliances
+    indistinguishable to every check. CA certificates are left out: a CA
+    rightly appears in every chain file.
+    """
+    by_der: dict[bytes, list[str]] = {}
+    by_key: dict[bytes, list[str]] = {}
+    ders: list[bytes | None] = []
+    keys: list[bytes | None] = []
+    for where, cert in certificates:
+        if _is_ca(cert):
+            ders.append(None)
+            keys.append(None)
+            continue
+        der = cert.public_bytes(serialization.Encoding.DER)
+        key = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        by_der.setdefault(der, []).append(where)
+        by_key.setdefault(key, []).append(where)
+        ders.append(der)
+        keys.append(key)
+    found: list[list[LintFinding]] = []
+    for (where, _), own_der, own_key in zip(certificates, ders, keys):
+        mine: list[LintFinding] = []
+        if own_der is not None and own_key is not None:
+            others = [w for w in by_der[own_der] if w != where]
+            if others:
+                mine.append(_finding(
+                    "reused-certificate",
+                    f"the same certificate is in {', '.join(others)}",
+                    "issue each appliance a certificate of its own",
+                ))
+            else:
+                others = [w for w in by_key[own_key] if w != where]
+                if others:
+                    mine.append(_finding(
+                        "reused-key",
+                        f"the certificate in {', '.join(others)} has the same key",
+                        "generate a new key for each appliance",
+                    ))
+        found.append(mine)
+    return found
 
 
 def broken(findings: list[LintFinding]) -> bool:

@@ -5,6 +5,8 @@ import stat
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 
@@ -188,10 +190,45 @@ def test_lint_command(written, capsys):
         == 1
     )
     assert "name-mismatch" in capsys.readouterr().out
-    for bad in ("appliances/ca-signed.key", "appliances", "missing.crt"):
+    for bad in ("appliances/ca-signed.key", "crl", "missing.crt"):
         assert main(["cert", "lint", str(folder / bad)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("mesh: ") and err.count("\n") == 1
+
+
+def test_lint_over_a_folder_flags_a_copied_certificate_and_a_reused_key(tmp_path, key_pool, capsys):
+    pki = Pki.build(
+        at=parse_instant(AT),
+        appliances=[parse_appliance(a) for a in ("sensor-1:sensor", "sensor-2:sensor", "cm:management-console")],
+        keys=key_pool.cursor(),
+    )
+    pki.write(tmp_path / "dep")
+    folder = tmp_path / "dep" / "appliances"
+    assert main(["cert", "lint", str(folder), "--at", AT, "--json"]) == 0
+    assert {r["ok"] for r in json.loads(capsys.readouterr().out)} == {True}
+
+    # sensor-3 is a copy of sensor-1; sensor-4 a new certificate on sensor-2's key.
+    (folder / "sensor-3.crt").write_bytes((folder / "sensor-1.crt").read_bytes())
+    again = pki.issuing.issue(
+        "sensor-4.contoso.test", not_before=parse_instant(AT), key=pki.appliances["sensor-2"].issued.key
+    )
+    files.save_certificate(folder / "sensor-4.crt", again.cert)
+    assert main(["cert", "lint", str(folder), "--at", AT, "--json"]) == 1
+    codes = {
+        Path(r["file"]).name: [f["code"] for f in r["findings"]]
+        for r in json.loads(capsys.readouterr().out)
+    }
+    assert codes == {
+        "cm.crt": [],
+        "sensor-1.crt": ["reused-certificate"],
+        "sensor-2.crt": ["reused-key"],
+        "sensor-3.crt": ["reused-certificate"],
+        "sensor-4.crt": ["reused-key"],
+    }
+    main(["cert", "lint", str(folder), "--at", AT])
+    out = capsys.readouterr().out
+    assert f"{folder / 'sensor-1.crt'}: warning reused-certificate" in " ".join(out.split())
+    assert f"the same certificate is in {folder / 'sensor-3.crt'}" in out
 
 
 def test_convert_table(written, tmp_path, capsys):
