@@ -24,7 +24,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mesh.errors import FailureCode
 from mesh.validation.finding import Finding
 
-__all__ = ["check_purpose", "check_path_purpose", "check_name", "names_of", "name_matches"]
+__all__ = [
+    "check_constrained_cn",
+    "check_name",
+    "check_path_purpose",
+    "check_purpose",
+    "name_matches",
+    "names_of",
+]
 
 _USAGE = {
     "client": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -148,6 +155,41 @@ def check_name(leaf: x509.Certificate, expected: str | None) -> list[Finding]:
             depth=0,
         )
     ]
+
+
+def check_constrained_cn(path: Sequence[x509.Certificate], expected: str | None) -> list[Finding]:
+    """``chain_untrusted`` for a SAN-less leaf that would be named by its CN under name constraints.
+
+    Name constraints (RFC 5280 4.2.1.10) constrain the SAN, not the subject
+    CN, which RFC 6125 6.4.4 keeps only as a legacy fallback. A CA that
+    constrains names therefore cannot vouch for a name read from a CN, so
+    mesh does not read one there: a leaf without a SAN, checked for a DNS
+    name on a path where any CA carries name constraints, is refused, as
+    Go's verifier refuses it (its NameConstraintsWithoutSANs). Without name
+    constraints on the path the CN still names the leaf (mesh's rule for the
+    source document's CN-named certificates).
+    """
+    if expected is None or _is_ip(expected) or not path:
+        return []
+    _, _, has_san = _presented(path[0])
+    if has_san:
+        return []
+    for depth, cert in enumerate(path[1:], 1):
+        try:
+            cert.extensions.get_extension_for_class(x509.NameConstraints)
+        except x509.ExtensionNotFound:
+            continue
+        return [
+            Finding.about(
+                FailureCode.CHAIN_UNTRUSTED,
+                path[0],
+                f"RFC 5280 4.2.1.10: {cert.subject.rfc4514_string() or 'a CA'} constrains names, "
+                "and this certificate has no subjectAltName, so its name would come from its CN, "
+                "which name constraints do not cover; put the name in a DNS subjectAltName",
+                depth=0,
+            )
+        ]
+    return []
 
 
 def check_path_purpose(

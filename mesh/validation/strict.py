@@ -18,7 +18,8 @@ key identifiers. Each candidate is judged in full, in this order:
    bounds;
 4. strength (RSA/DSA under the policy minimum, SHA-1/MD5 signatures);
 5. purpose: the leaf's EKU, and every CA's EKU below the anchor;
-6. the expected name (RFC 6125, SAN first, CN only without a SAN).
+6. the expected name (RFC 6125, SAN first, CN only without a SAN, and
+   never under name constraints: :func:`.identity.check_constrained_cn`).
 
 Why OpenSSL per path and not pyca's ``PolicyBuilder``: pyca's verifier
 refuses SHA-1 signatures and RSA keys under 2048 bits with no setting to
@@ -63,7 +64,12 @@ from OpenSSL import crypto
 from mesh.errors import FailureCode, Severity
 from mesh.validation.chain import VERIFY_ERROR_NAMES, malformation
 from mesh.validation.finding import Finding
-from mesh.validation.identity import check_name, check_path_purpose, check_purpose
+from mesh.validation.identity import (
+    check_constrained_cn,
+    check_name,
+    check_path_purpose,
+    check_purpose,
+)
 from mesh.validation.paths import Candidate
 from mesh.validation.period import check_periods
 from mesh.validation.policy import ValidationPolicy
@@ -144,6 +150,7 @@ class StrictChecker:
         findings += check_purpose(path[0], policy.purpose, any_usage=False)
         findings += check_path_purpose(path, policy.purpose, anchored=candidate.anchored)
         findings += check_name(path[0], policy.expected_name)
+        findings += check_constrained_cn(path, policy.expected_name)
         return Judged(candidate=candidate, findings=tuple(findings))
 
     def choose(self, judged: Sequence[Judged]) -> Judged:
@@ -171,20 +178,34 @@ class StrictChecker:
         DNS name constraints to the subject CN of a leaf that has no DNS
         SAN, even when the leaf has other SANs and so is not identified by
         its CN at all (RFC 6125 6.4.4). When OpenSSL's only objection is a
-        name constraint, the leaf has a SAN and pyca judged the path, pyca's
-        answer on the constraints stands. A leaf without any SAN is named
-        by its CN (mesh's rule), so its CN must satisfy the constraints and
-        OpenSSL's objection stands.
+        name constraint and the leaf has a SAN, pyca's answer on the
+        constraints stands. On a path with a self-issued intermediate (a CA
+        key rollover) pyca is asked only then, and only its acceptance
+        counts: it counts that intermediate against pathLen, so its refusal
+        proves nothing and OpenSSL's objection stays. A leaf without any SAN
+        is named by its CN (mesh's rule), so its CN must satisfy the
+        constraints and OpenSSL's objection stands.
         """
         openssl = self._openssl(path)
+        cn_only_objection = (
+            openssl is not None
+            and openssl[1] in _NAME_CONSTRAINT_ERRORS
+            and _has_san(path[0])
+        )
         if not _pyca_can_judge(path):
-            return [openssl[0]] if openssl else []
+            if openssl is None:
+                return []
+            if (
+                cn_only_objection
+                and _pyca_can_judge(path, self_issued=True)
+                and _pyca(path, at) is None
+            ):
+                return []
+            return [openssl[0]]
         pyca = _pyca(path, at)
         found = []
-        if openssl is not None:
-            finding, number = openssl
-            if not (number in _NAME_CONSTRAINT_ERRORS and _has_san(path[0])):
-                found.append(finding)
+        if openssl is not None and not cn_only_objection:
+            found.append(openssl[0])
         if pyca is not None:
             found.append(pyca)
         return found
@@ -253,11 +274,11 @@ _PYCA_SIGNATURES = frozenset(
 _PYCA_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 
-def _pyca_can_judge(path: Sequence[x509.Certificate]) -> bool:
+def _pyca_can_judge(path: Sequence[x509.Certificate], *, self_issued: bool = False) -> bool:
     """pyca judges a path only where it would not refuse for reasons that are
     not RFC 5280's: keys and signatures outside its web-PKI set, and
     self-issued intermediates (it counts them against pathLen, which RFC
-    5280 6.1.4 (l) does not)."""
+    5280 6.1.4 (l) does not; ``self_issued=True`` lets them through)."""
     last = len(path) - 1
     for depth, cert in enumerate(path):
         key = cert.public_key()
@@ -271,7 +292,7 @@ def _pyca_can_judge(path: Sequence[x509.Certificate]) -> bool:
             return False
         if depth < last and cert.signature_algorithm_oid not in _PYCA_SIGNATURES:
             return False
-        if 0 < depth < last and cert.subject == cert.issuer:
+        if not self_issued and 0 < depth < last and cert.subject == cert.issuer:
             return False
     return True
 

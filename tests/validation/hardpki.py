@@ -974,11 +974,12 @@ def _name_constraints() -> list[HardCase]:
           "root permits example.com, intermediate permits example.org; leaf svc.example.org",
           [leaf(widen, "svc.example.org"), widen.cert], [nc_root.cert], code=bad,
           rule=anchor_rule + ": an intermediate cannot widen the permitted set")
-    cn_rule = (rule + "; a subject CN used as the host name (RFC 6125 6.4.4, no SAN) must meet "
-               "the dNSName constraints, or a CN-only leaf escapes them (as OpenSSL checks)")
-    f.add("nc-cn-only-ok", "intermediate permits example.com; CN-only leaf host.example.com",
+    cn_rule = (rule + "; name constraints cover the SAN, not the subject CN, so a CA that "
+               "constrains names cannot vouch for a name read from a CN (RFC 6125 6.4.4): a "
+               "SAN-less leaf under name constraints is refused, as Go's verifier does")
+    f.add("nc-cn-only-within", "intermediate permits example.com; CN-only leaf host.example.com",
           [leaf(permit_dns, "host.example.com", san=None), permit_dns.cert], [top.cert],
-          name="host.example.com", rule=cn_rule)
+          name="host.example.com", code=bad, rule=cn_rule)
     f.add("nc-cn-only-violated", "intermediate permits example.com; CN-only leaf host.example.org",
           [leaf(permit_dns, "host.example.org", san=None), permit_dns.cert], [top.cert],
           name="host.example.org", code=bad, rule=cn_rule)

@@ -70,9 +70,10 @@ DOCUMENTED_ORACLE_DIFFERENCES: dict[str, str] = {
     "inter-eku-any-client": "openssl: as inter-eku-any-server, for sslclient (error 26); "
     "RFC 5280 4.2.1.12: anyExtendedKeyUsage means no restriction.",
     # -- CN, profile, path length (pyca) --
-    "nc-cn-only-ok": "pyca: its server verifier requires a SAN (CA/B BR 7.1.2.7.12); RFC 5280 "
-    "4.2.1.6 makes the SAN optional when the subject is not empty, and RFC 6125 6.4.4 uses the "
-    "CN when there is no SAN. The CN is within the permitted subtree.",
+    "nc-cn-only-within": "openssl: checks a SAN-less leaf's CN against the dNSName "
+    "constraints and accepts one within them; RFC 5280 4.2.1.10 constrains the SAN, so the CN "
+    "is a name no constraint covers, and mesh (like Go's verifier) does not read a name from "
+    "the CN on a path with name constraints.",
     "host-cn-only": "pyca: its server verifier requires a SAN (CA/B BR 7.1.2.7.12); RFC 5280 "
     "4.2.1.6 makes the SAN optional, and RFC 6125 6.4.4 uses the CN when there is no SAN.",
     "struct-inter-no-aki": "pyca: does not require the AKI in CA certificates; RFC 5280 "
