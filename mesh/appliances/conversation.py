@@ -62,6 +62,7 @@ from mesh.net.links import (
     exchange_verdicts,
     receive_verdict,
     send_verdict,
+    tls_refusal,
 )
 from mesh.validation.policy import Purpose
 
@@ -259,10 +260,15 @@ class Conversation:
             theirs: Judgement | None
             silence = ""
             if pair is not None and not self.directory.speaks_mesh(peer):
-                # A third-party server: its TLS stack already let us in, it sends
-                # no verdict, and it gets application data as JSON lines.
+                # A third-party server: no verdict exchange, application data
+                # as JSON lines. Its TLS stack's answer is its verdict.
                 framed = LineStream(stream, max_frame=self.settings.max_frame)
-                theirs = Judgement.not_checked(peer) if mine.accepted else None
+                theirs = None
+                if mine.accepted:
+                    try:
+                        theirs = await self._raw_verdict(stream, peer)
+                    except PeerSilent as exc:
+                        silence = str(exc)
             else:
                 framed = FramedStream(stream, max_frame=self.settings.max_frame)
                 timeout = self.settings.verdict_timeout
@@ -335,6 +341,31 @@ class Conversation:
         for event in events:
             self.me.events.append(event)
         return claim
+
+    async def _raw_verdict(self, stream: tls.TlsStream, peer: str) -> Judgement:
+        """A third-party server's verdict on us: its first record after the handshake.
+
+        Under TLS 1.2 its refusal ended the handshake; under TLS 1.3 it judges
+        our certificate after our handshake is done and answers with an
+        alert (refused: the link halts and is redialed with backoff, instead
+        of coming up and breaking at once, over and over) or a session
+        ticket. Silence for ``raw_verdict_wait`` counts as acceptance.
+
+        Raises:
+            PeerSilent: it closed without an alert: the link is down, not up.
+        """
+        if stream.version == "TLSv1.3":
+            with trio.move_on_after(self.settings.raw_verdict_wait):
+                try:
+                    heard = await stream.receive_next_record()
+                except trio.BrokenResourceError as exc:
+                    refusal = tls_refusal(exc)
+                    if refusal is not None:
+                        return tls_judgement(peer, refusal)
+                    raise PeerSilent(f"{peer} broke the connection after the handshake") from exc
+                if heard == b"":
+                    raise PeerSilent(f"{peer} closed the connection after the handshake")
+        return Judgement.not_checked(peer)
 
     def refused_by_tls(self, link: Link, peer: str, reason: str, generation: int) -> None:
         """The listener's TLS stack refused us during the handshake (TLS 1.2)."""

@@ -20,12 +20,20 @@ class EngineSettings:
     sending its own; the peer may first have to fetch CRLs, so keep it above
     ``crl_timeout`` (a peer that misses it is taken as down, not as refusing).
 
+    ``raw_verdict_wait`` is how long a dialer waits, after its TLS 1.3
+    handshake with a third-party server (no verdict exchange), for that
+    server's first record: a TLS 1.3 server judges the client's certificate
+    after the client's handshake is done, so an alert then is its refusal
+    (the link halts), and a session ticket, data or silence for this long
+    its acceptance.
+
     ``expiry_window``: an appliance whose own certificate comes this close to
     its notAfter says so with a ``certificate-expiring`` event (None: never).
     """
 
     handshake_timeout: float = 10.0
     verdict_timeout: float = 10.0
+    raw_verdict_wait: float = 1.0
     crl_timeout: float = 5.0
     backoff_initial: float = 1.0
     backoff_cap: float = 60.0

@@ -756,6 +756,30 @@ class TlsStream(trio.abc.Stream):
             assert received is not None
             return received
 
+    async def receive_next_record(self, max_bytes: int | None = None) -> bytes | None:
+        """Like :meth:`receive_some`, but None as soon as a record arrives that carries no data.
+
+        A TLS 1.3 server judges the client's certificate only after the
+        client's handshake is done, so the client learns its verdict from the
+        server's first record: an alert (this raises BrokenResourceError, as
+        :meth:`receive_some` does) or a session ticket (None here).
+        """
+        with self._recv_conflict:
+            self._check_status()
+            self._require_handshake("receive_next_record()")
+            limit = _RECEIVE_SIZE if max_bytes is None else operator.index(max_bytes)
+            start = self._inner_recv_count
+
+            def read_or_none() -> bytes | None:
+                try:
+                    return self._read(limit)
+                except SSL.WantReadError:
+                    if self._inner_recv_count != start:
+                        return None  # ciphertext came in and held no application data
+                    raise
+
+            return await self._retry(read_or_none)
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt and send all of ``data``."""
         with self._send_conflict:

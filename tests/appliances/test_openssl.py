@@ -6,6 +6,7 @@ mesh.clock) and wait for events, never for time.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import socket
@@ -146,6 +147,62 @@ async def test_an_s_server_that_refuses_the_appliance_halts_with_validation_fail
             0,
         )
         assert link.message == "Certificate validation failed"
+    finally:
+        server.kill()
+        await server.wait()
+
+
+async def _listening(port: int) -> None:
+    """Wait until a process listens on ``port`` (one probe connection, closed at once)."""
+    while True:
+        try:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+        except OSError:
+            await trio.sleep(0.02)
+            continue
+        await stream.aclose()
+        return
+
+
+async def test_a_third_party_target_that_refuses_the_appliance_halts_it_without_a_flap(
+    deployment, nursery, tmp_path
+):
+    """TLS 1.3: the server's alert comes after our handshake; it is its refusal, not a drop."""
+    deployment.build(("sensor-1", "sensor"), ("siem", "forwarding-target"))
+    cert, key, chain = _files(tmp_path, deployment.pki.appliances["siem"], "siem")
+    # It trusts only its own certificate, so it rejects the sensor's.
+    unrelated = save_certificate(tmp_path / "unrelated.crt", deployment.pki.appliances["siem"].cert)
+    port = _free_port()
+    # Four connections, then it exits: the probe below and three attempts.
+    server = await trio.lowlevel.open_process(
+        [
+            "openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", cert, "-key", key,
+            "-cert_chain", chain, "-CAfile", str(unrelated), "-Verify", "1",
+            "-verify_return_error", "-quiet", "-naccept", "4", "-tls1_3",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with trio.fail_after(20):
+            await _listening(port)
+            mesh = deployment.mesh([deployment.spec("sensor-1", "sensor", forwards_to=["siem"])])
+            mesh.add_external("siem", "127.0.0.1", port, hostname="siem.contoso.test", speaks_mesh=False)
+            await nursery.start(mesh.run)
+            halted = await _wait_for(mesh, LinkHalted, refused_by="siem")
+            while server.returncode is None:  # redialed after each backoff, refused again
+                mesh.clock.jump(dt.timedelta(seconds=60))
+                with trio.move_on_after(0.05):
+                    await server.wait()
+        assert halted.code is FailureCode.VALIDATION_FAILED
+        assert "siem refused the TLS handshake" in halted.detail
+        assert "unknown ca" in halted.detail
+        link = mesh.link("sensor-1", "siem")
+        assert (link.state, link.delivered) == (LinkState.HALTED, 0)
+        # Never up, never merely down, and one halt for three refusals: no flap.
+        assert len(mesh.events.of(LinkHalted)) == 1
+        assert not mesh.events.of(LinkUp) and not mesh.events.of(LinkDown)
     finally:
         server.kill()
         await server.wait()
