@@ -46,6 +46,7 @@ __all__ = [
     "DuplicatePeer",
     "CrlFetched",
     "CrlFetchFailed",
+    "CrlsRefreshed",
     "CertificateUploaded",
     "CertificateExpiring",
     "UploadRefused",
@@ -441,6 +442,23 @@ class CrlFetchFailed(Event):
         return f"{self.appliance}: CRL {self.url}: {self.code.message}"
 
 
+@define(frozen=True, kw_only=True)
+class CrlsRefreshed(Event):
+    """Someone asked ``appliance`` to refetch its CRLs now (``POST /api/v1/crls/refresh``).
+
+    Its cached CRLs are refetched at the next check instead of at their
+    nextUpdate, and its live links are judged afresh; what that finds follows
+    as ``crl-fetched``, ``link-recheck`` and link events.
+    """
+
+    kind: ClassVar[str] = "crls-refreshed"
+
+    appliance: str
+
+    def describe(self) -> str:
+        return f"{self.appliance}: CRLs refetched and live links judged afresh on request"
+
+
 # -- certificates and switches --
 
 
@@ -601,6 +619,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         CertificateShared,
         CrlFetched,
         CrlFetchFailed,
+        CrlsRefreshed,
         CertificateUploaded,
         CertificateExpiring,
         UploadRefused,

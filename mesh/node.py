@@ -14,6 +14,11 @@ carries the console's URL (``https://127.0.0.1:PORT``); ``curl --cacert ROOT
 URL/api/v1/status`` answers once the certificate is dated on the wall clock
 (``start`` near now), ``curl -k`` always.
 
+A node caches each CRL until its nextUpdate, as real appliances do; ``curl
+-k -X POST URL/api/v1/crls/refresh`` makes it refetch them and judge its live
+links afresh now (``Appliance.refresh_crls``: the links it dials through
+this node's own ``RetryGate``, those other nodes dial judged in place).
+
 Which end dials is the config's choice: with processes there is no shared
 topology to choose one dialer per pair, so list each link in one config only.
 Relative paths are relative to the config file. Every config problem is one

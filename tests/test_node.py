@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from mesh.cli import main
+from mesh.errors import FailureCode
 from mesh.net.crl_server import CrlServer
 from mesh.node import load_config, run_node
 from mesh.pki.files import save_certificate, save_chain, save_key
@@ -592,3 +593,96 @@ async def test_one_certificate_on_two_appliances_is_a_warning(files, nursery):
     # A warning, not a refusal: both links are up.
     assert {str(link.state) for link in console.status().links} == {"up"}
     assert [c.kind for c in console.status().conflicts] == ["certificate-shared"]
+
+
+# -- refetching CRLs on request --
+
+
+async def _refresh(url: str, **kwargs) -> "httpx.Response":
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, verify=False, timeout=30) as client:
+        return await client.post("/api/v1/crls/refresh", **kwargs)
+
+
+async def test_a_node_refetches_its_crls_and_rechecks_its_links_on_request(
+    tmp_path, keys, epoch, nursery
+):
+    """A revocation published while nodes run: each keeps its cached CRL until
+    asked; ``POST /api/v1/crls/refresh`` makes it refetch and judge its live
+    links afresh, the links it dials (closed and redialed) and those it
+    accepts from other processes (judged in place)."""
+    crl_server = CrlServer()
+    await nursery.start(crl_server.serve)
+    pki = Pki.build(
+        at=epoch,
+        appliances=[
+            ApplianceRequest(name="sensor-1", role="sensor"),
+            ApplianceRequest(name="console", role="management-console"),
+        ],
+        crl_base_url=f"{crl_server.base_url}/crl",
+        keys=keys,
+    )
+    crl_server.set_documents(pki.crl_documents(at=epoch))
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    for name, material in pki.appliances.items():
+        save_certificate(tmp_path / f"{name}.crt", material.cert)
+        save_key(tmp_path / f"{name}.key", material.issued.key)
+        save_chain(tmp_path / f"{name}.pem", material.chain)
+    console_out, sensor_out = Capture(), Capture()
+    console = await _started_node(
+        nursery, _config(tmp_path, "console", "management-console", "127.0.0.1:0"), console_out)
+    peer = f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    await _started_node(
+        nursery,
+        _config(tmp_path, "sensor-1", "sensor", "127.0.0.1:0", "[connects_to]\n" + peer),
+        sensor_out,
+    )
+    (console_api,) = [e["url"] for e in console_out.events() if e["kind"] == "api-listening"]
+    (sensor_api,) = [e["url"] for e in sensor_out.events() if e["kind"] == "api-listening"]
+    with trio.fail_after(30):
+        await console_out.wait_for("link-up")
+        await sensor_out.wait_for("link-up")
+
+    # The CA revokes the sensor and republishes; nobody refetches on their own.
+    pki.revoke("sensor-1", at=epoch)
+    crl_server.set_documents(pki.crl_documents(at=epoch))
+    crl_server.reset_counts()
+
+    # The sensor refetches (its console's certificate is fine) and redials;
+    # the console still judges with the CRL it cached, so the link comes back up.
+    with trio.fail_after(30):
+        answer = await _refresh(sensor_api)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["refreshed"] is True and body["pending"] == []
+    assert [(link["name"], link["state"]) for link in body["links"]] == [
+        ("sensor-1 -> console", "up")]
+    assert crl_server.requests() >= 1
+    kinds = [e["kind"] for e in sensor_out.events()]
+    assert kinds.index("crls-refreshed") < kinds.index("link-recheck")
+
+    # The console refetches and judges the live link it accepted: halted, revoked.
+    crl_server.reset_counts()
+    with trio.fail_after(30):
+        answer = await _refresh(console_api)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["pending"] == []
+    ((link,),) = [[link for link in body["links"] if link["dialer"] == "sensor-1"]]
+    assert (link["state"], link["code"], link["refused_by"]) == ("halted", "revoked", "console")
+    assert link["message"] == FailureCode.REVOKED.message
+    assert crl_server.requests() >= 1
+    halted = [e for e in console_out.events() if e["kind"] == "link-halted"]
+    assert [(e["dialer"], e["refused_by"], e["code"]) for e in halted] == [
+        ("sensor-1", "console", "revoked")]
+
+
+async def test_crl_refresh_from_another_origin_is_refused(tmp_path, nursery):
+    out = Capture()
+    await _started_node(nursery, _write(tmp_path, 'name = "a"\nrole = "sensor"\n'), out)
+    (url,) = [e["url"] for e in out.events() if e["kind"] == "api-listening"]
+    answer = await _refresh(url, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "forbidden_origin"
+    assert "crls-refreshed" not in [e["kind"] for e in out.events()]

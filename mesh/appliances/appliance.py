@@ -19,13 +19,15 @@ What stays here is the appliance itself: a first start makes a self-signed
 certificate; an upload is checked (``mesh.appliances.identity`` and the
 appliance's own validation) before it is used from the next connection on;
 the validation switch; the TLS contexts of its identity; its status, with
-the last :data:`ERROR_LINES` error lines.
+the last :data:`ERROR_LINES` error lines; and :meth:`Appliance.refresh_crls`,
+the operator's "refetch the CRLs now": like a real appliance it otherwise
+keeps a cached CRL until its nextUpdate, whatever the CA published since.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -41,6 +43,7 @@ from mesh.appliances.ends import LinkEnds
 from mesh.appliances.expiry_watch import ExpiryWatcher
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of
 from mesh.appliances.settings import EngineSettings
+from mesh.appliances.settle import MeshNotSettled, Settler
 from mesh.appliances.spec import ApplianceSpec, LinkPair, Role
 from mesh.appliances.status import ApplianceStatus, LinkStatus
 from mesh.appliances.traffic import AlertBoard, Inbox
@@ -51,6 +54,7 @@ from mesh.events import (
     ApplianceStarted,
     ApplianceStopped,
     CertificateUploaded,
+    CrlsRefreshed,
     UploadRefused,
     ValidationSwitched,
 )
@@ -64,6 +68,9 @@ __all__ = ["Appliance", "Directory", "EngineSettings", "RetryGate", "ERROR_LINES
 
 #: How many error lines an appliance's status keeps (the newest).
 ERROR_LINES = 20
+
+#: Seconds :meth:`Appliance.refresh_crls` waits for its links' new outcomes.
+REFRESH_TIMEOUT = 30.0
 
 
 class Appliance:
@@ -253,6 +260,46 @@ class Appliance:
         )
         self.expiry.renewed()
         return verdict
+
+    async def refresh_crls(
+        self,
+        *,
+        timeout: float = REFRESH_TIMEOUT,
+        settle: Callable[[float], Awaitable[None]] | None = None,
+    ) -> tuple[str, ...]:
+        """Refetch every cached CRL at the next check and judge the live links afresh now.
+
+        The path ``Mesh.revoke`` and ``Mesh.refresh`` take, for this one
+        appliance: its CRL cache is marked for refresh (a failed refetch keeps
+        a current CRL, as :mod:`mesh.net.crl_cache` rules), live links dialed
+        from another process are judged again in place
+        (``Conversation.recheck_accepted``), and ``settle`` (default: this
+        appliance's dials, closed cleanly and redialed through its
+        ``RetryGate``) waits for the new outcomes.
+
+        Returns:
+            The links (``"dialer -> listener"``) still without a new outcome
+            after ``timeout`` seconds; () when every one has it.
+        """
+        self.checker.invalidate()
+        self.events.append(CrlsRefreshed(at=self.clock.now(), appliance=self.name))
+        await self.conversation.recheck_accepted()
+        if settle is None:
+            settler = Settler(
+                book=self.book,
+                gate=self.gate,
+                pairs=lambda: self.dials,
+                running=lambda name: name == self.name and self.running,
+            )
+
+            async def settle(timeout: float) -> None:
+                await settler.settle(timeout=timeout, quiet=0.0, fresh=True, idle=False)
+
+        try:
+            await settle(timeout)
+        except MeshNotSettled as exc:
+            return exc.pending
+        return ()
 
     # -- expiry warnings --
 

@@ -25,7 +25,11 @@ unless the spec asks for it (``revalidate_every``): then each end re-judges
 the chain its peer presented, and a refusal halts the live link. A
 ``RetryGate.recheck`` (``Mesh.refresh``) makes the dialer close its live link
 cleanly (``link-recheck``, not ``link-down``) to redial at once; the
-listener's end in the same process takes that close as no news.
+listener's end in the same process takes that close as no news. A live link
+dialed from *another* process (``mesh node``) is out of reach of this
+process's gate: :meth:`Conversation.recheck_accepted` judges the chain its
+dialer presented again, in place, as ``revalidate_every`` does, and a refusal
+halts it (``Appliance.refresh_crls``, after a revocation).
 
 What each outcome means for the link, and what is reported, is the link's
 state machine (``mesh.appliances.link_state``), fed through ``LinkEnds``.
@@ -156,10 +160,24 @@ class Conversation:
         self._error = error
         #: The names (and certificates) this listener's live inbound links hold.
         self.claims = PeerClaims(appliance=me.name)
+        #: Live links dialed from another process, each with how to judge it again.
+        self._accepted: dict[object, Callable[[], Awaitable[None]]] = {}
 
     @property
     def name(self) -> str:
         return self.me.name
+
+    async def recheck_accepted(self) -> int:
+        """Judge every live link dialed from another process again; how many there were.
+
+        One by one: after the first, the CRLs come from the fetcher's memory.
+        A refusal halts the link (``link-halted``), as ``revalidate_every``
+        does; an accepted peer changes nothing and is not reported.
+        """
+        pending = list(self._accepted.values())
+        for judge_again in pending:
+            await judge_again()
+        return len(pending)
 
     # -- accepting --
 
@@ -320,8 +338,13 @@ class Conversation:
             if check is not None and self.spec.revalidate_every is not None:
                 recheck = (chain, *check)
             del chain
+            # A dialer elsewhere cannot be asked to redial: keep what it
+            # takes to judge its chain again here (``recheck_accepted``).
+            again = None
+            if pair is None and check is not None and not self.directory.is_local(link.dialer):
+                again = (stream.peer_chain, *check)
             clean = await self._carry(
-                link, framed, peer=peer, recheck=recheck, generation=generation
+                link, framed, peer=peer, recheck=recheck, generation=generation, again=again
             )
             return True
         finally:
@@ -383,6 +406,7 @@ class Conversation:
         peer: str,
         recheck: tuple[Sequence[x509.Certificate], Purpose, str | None] | None = None,
         generation: int | None = None,
+        again: tuple[Callable[[], Sequence[x509.Certificate]], Purpose, str | None] | None = None,
     ) -> bool:
         """Carry a live link's traffic until it ends; True if closed for a re-check.
 
@@ -391,6 +415,10 @@ class Conversation:
         ``link-recheck`` event instead of ``link-down``, and the dial loop
         redials at once. The listener's end of such a link, in the same process,
         sees ``link.rechecks`` move and records nothing: the new attempt tells.
+
+        ``again`` (the listener's end of a link dialed from another process):
+        the presented chain and the checks it passed, for
+        :meth:`recheck_accepted` to judge it again.
         """
         as_dialer = generation is not None
         plan = plan_for(
@@ -408,9 +436,35 @@ class Conversation:
             self.ends.rechecked(link)
             scope.cancel()
 
+        def halt(mine: Judgement, scope: trio.CancelScope) -> None:
+            """This end no longer accepts its live peer: the link halts."""
+            nonlocal halted_live
+            if watch is not None:  # a halted link is no longer live to re-check
+                self.gate.unwatch(watch)
+            self.ends.judged(link, Outcome.refused(mine), mine, None, generation=None)
+            halted_live = True
+            scope.cancel()
+
+        def judge_again_in(
+            scope: trio.CancelScope, handle: object
+        ) -> Callable[[], Awaitable[None]]:
+            assert again is not None
+            peer_chain, purpose, expected = again
+
+            def live() -> bool:
+                return handle in self._accepted and not halted_live and not scope.cancel_called
+
+            async def judge_again() -> None:
+                if not live():
+                    return
+                mine = await self.judge(peer_chain(), purpose=purpose, expected=expected)
+                if not mine.accepted and live():  # the link may have ended meanwhile
+                    halt(mine, scope)
+
+            return judge_again
+
         async def revalidate(scope: trio.CancelScope) -> None:
             """Optional: judge the live peer's chain again every ``revalidate_every``."""
-            nonlocal halted_live
             interval = self.spec.revalidate_every
             if interval is None or recheck is None:
                 return
@@ -419,11 +473,7 @@ class Conversation:
                 await self.me.clock.sleep(interval, kickable=False)
                 mine = await self.judge(chain, purpose=purpose, expected=expected)
                 if not mine.accepted:
-                    if watch is not None:  # a halted link is no longer live to re-check
-                        self.gate.unwatch(watch)
-                    self.ends.judged(link, Outcome.refused(mine), mine, None, generation=None)
-                    halted_live = True
-                    scope.cancel()
+                    halt(mine, scope)
                     return
 
         async def quietly(voice: Callable[[], Awaitable[None]]) -> None:
@@ -448,13 +498,23 @@ class Conversation:
         reason = "the link was halted"
         speaking = voices(self.me, link, framed, plan)
         revalidating = self.spec.revalidate_every is not None and recheck is not None
-        if not speaking and not revalidating and generation is None:
+        handle = object()
+        if not speaking and not revalidating and generation is None and again is None:
             reason = await hear()
+        elif not speaking and not revalidating and generation is None:
+            with trio.CancelScope() as scope:
+                self._accepted[handle] = judge_again_in(scope, handle)
+                try:
+                    reason = await hear()
+                finally:
+                    self._accepted.pop(handle, None)
         else:
             async with trio.open_nursery() as nursery:
                 if generation is not None:
                     scope = nursery.cancel_scope
                     watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
+                if again is not None:
+                    self._accepted[handle] = judge_again_in(nursery.cancel_scope, handle)
                 for voice in speaking:
                     nursery.start_soon(quietly, voice)
                 if revalidating:
@@ -462,6 +522,7 @@ class Conversation:
                 try:
                     reason = await hear()
                 finally:
+                    self._accepted.pop(handle, None)
                     if watch is not None:
                         self.gate.unwatch(watch)
                 nursery.cancel_scope.cancel()

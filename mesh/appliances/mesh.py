@@ -21,6 +21,7 @@ through this class. Its signatures are stable::
         await mesh.crl_fault("down" | "ok" | "slow" | ...)
         await mesh.advance(timedelta(days=365))     # validation, CRLs, backoff
         await mesh.refresh()                        # every link judged afresh now
+        await mesh.refresh_crls(name)               # name refetches its CRLs, then refresh()
         await mesh.stop(name); await mesh.start(name)
         mesh.raise_alert(sensor, "text")            # traffic for forwarding rules
         mesh.add_external(name, host, port, hostname=None, speaks_mesh=True)
@@ -66,6 +67,9 @@ the CRL server and asks every appliance to refresh that CRL at its next check
 (the emulated stand-in for an operator who wants the revocation seen now).
 ``advance`` republishes every CRL at the new instant as a CA's scheduled
 publication would, unless the server is in a fault that serves fixed variants.
+``refresh_crls(name)`` is that operator's request made to one appliance (its
+console's ``POST /api/v1/crls/refresh``): a CRL published behind the mesh's
+back (``pki.revoke`` and ``republish`` without ``revoke``) reaches it then.
 """
 
 from __future__ import annotations
@@ -397,6 +401,17 @@ class Mesh:
         if self.pki is None or self.crl_server is None:
             return
         self.crl_server.set_documents(self.pki.crl_documents(at=at or self.clock.now()))
+
+    async def refresh_crls(self, name: str, *, timeout: float = 60.0) -> tuple[str, ...]:
+        """``name`` refetches its CRLs at its next check, and every link is judged afresh.
+
+        ``Appliance.refresh_crls`` with :meth:`refresh` as the wait: returns
+        the links with no new outcome after ``timeout`` trio seconds (() when
+        all have one).
+        """
+        return await self.appliance(name).refresh_crls(
+            timeout=timeout, settle=lambda seconds: self.refresh(timeout=seconds)
+        )
 
     async def crl_fault(self, fault: str, *, path: str | None = None) -> None:
         """Make the CRL server misbehave (``down``, ``slow``, ``garbage``, ...) or ``ok``."""

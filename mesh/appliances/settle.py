@@ -69,8 +69,15 @@ class Settler:
         #: have an outcome from at least this generation to count as settled.
         self._fresh = 0
 
-    async def settle(self, *, timeout: float, quiet: float, fresh: bool) -> None:
+    async def settle(
+        self, *, timeout: float, quiet: float, fresh: bool, idle: bool = True
+    ) -> None:
         """Ask every dialer for a fresh attempt (``fresh``: re-check live links too), then wait.
+
+        ``idle=False`` returns once every link has its outcome, without waiting
+        for the process to go idle: what a ``mesh node`` answering an API call
+        waits for (its web server is never idle, and ``trio.testing`` needs
+        pytest, which a node need not have).
 
         Raises:
             MeshNotSettled: some link had no outcome after ``timeout`` trio seconds.
@@ -92,11 +99,12 @@ class Settler:
                     if not pending:
                         break
                 await self.book.wait_changed()
-            # trio has no public equivalent; trio.testing imports pytest, so
-            # only a settle pays for it, never a CLI start.
-            from trio.testing import wait_all_tasks_blocked
+            if idle:
+                # trio has no public equivalent; trio.testing imports pytest, so
+                # only a settle pays for it, never a CLI start.
+                from trio.testing import wait_all_tasks_blocked
 
-            await wait_all_tasks_blocked(cushion=quiet)
+                await wait_all_tasks_blocked(cushion=quiet)
         if waiting.cancelled_caught:
             unsettled = [
                 f"{p.dialer} -> {p.listener}"

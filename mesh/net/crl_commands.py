@@ -5,6 +5,10 @@ to a CRL file (``{"crls": {url: relative_path}}``). The server answers each URL'
 *path* on one local port: by default the port the URLs name, so the
 certificates' CDPs work as issued; ``--port`` overrides it (say, when the URLs
 name port 80 and you are not root).
+
+The files are watched (:mod:`mesh.net.crl_watch`): a CRL rewritten by ``mesh
+pki revoke`` is served from the next poll on, or at once on SIGHUP, without
+a restart; a file that is not a CRL is never swapped in.
 """
 
 from __future__ import annotations
@@ -21,12 +25,31 @@ import trio
 
 from mesh.errors import InputError
 from mesh.net.crl_server import CrlServer
+from mesh.net.crl_watch import CrlWatch
 
-__all__ = ["load_crl_documents"]
+__all__ = ["crl_files", "load_crl_documents"]
 
 
 def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
     """Read ``DIR/pki.json``: ``({url path: CRL bytes}, {ports the URLs name})``.
+
+    Raises:
+        InputError: one line naming the file or key and the fix.
+    """
+    files, ports = crl_files(folder)
+    documents: dict[str, bytes] = {}
+    for path, file in files.items():
+        try:
+            documents[path] = file.read_bytes()
+        except OSError as exc:
+            raise _unreadable(file, exc) from None
+    return documents, ports
+
+
+def crl_files(folder: str | Path) -> tuple[dict[str, Path], set[int]]:
+    """Read ``DIR/pki.json``: ``({url path: CRL file}, {ports the URLs name})``.
+
+    Each file is checked to be readable now.
 
     Raises:
         InputError: one line naming the file or key and the fix.
@@ -44,7 +67,7 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
     if not isinstance(crls, dict):
         raise InputError(f"{manifest_path}: crls", "missing or not an object of {url: file}",
                          "regenerate the folder with `mesh pki init`")
-    documents: dict[str, bytes] = {}
+    files: dict[str, Path] = {}
     ports: set[int] = set()
     for url, relative in crls.items():
         where = f"{manifest_path}: crls[{url!r}]"
@@ -57,22 +80,29 @@ def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
         if not isinstance(relative, str):
             raise InputError(where, "is not a file path", "give the CRL file relative to the folder")
         path = parsed.path or "/"
-        if path in documents:
+        if path in files:
             raise InputError(where, f"path {path} is served for another URL too",
                              "give each CRL its own path")
+        file = folder / relative
         try:
-            documents[path] = (folder / relative).read_bytes()
+            with open(file, "rb"):
+                pass
         except OSError as exc:
-            raise InputError(str(folder / relative), f"cannot be read ({exc.strerror or exc})",
-                             "rerun `mesh pki init` or fix the path in pki.json") from None
+            raise _unreadable(file, exc) from None
+        files[path] = file
         ports.add(parsed.port or 80)
-    if not documents:
+    if not files:
         raise InputError(f"{manifest_path}: crls", "names no CRL", "issue certificates with a CRL URL")
-    return documents, ports
+    return files, ports
+
+
+def _unreadable(file: Path, exc: OSError) -> InputError:
+    return InputError(str(file), f"cannot be read ({exc.strerror or exc})",
+                      "rerun `mesh pki init` or fix the path in pki.json")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    documents, ports = load_crl_documents(args.dir)
+    files, ports = crl_files(args.dir)
     port = args.port
     if port is None:
         if len(ports) != 1:
@@ -81,14 +111,22 @@ def _serve(args: argparse.Namespace) -> int:
         port = ports.pop()
     if not 0 <= port <= 65535:
         raise InputError("--port", f"{port} is not a port number", "give 0-65535 (0 picks a free one)")
-    server = CrlServer(documents, host=args.host, port=port)
+    server = CrlServer(host=args.host, port=port)
+    try:
+        watch = CrlWatch(server, files)
+    except OSError as exc:
+        raise _unreadable(Path(exc.filename), exc) from None
     _log_to_stderr()
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
+            # SIGHUP is handled from before the server answers: an early one
+            # reloads instead of ending the process.
+            await nursery.start(watch.reload_on_sighup)
             await nursery.start(server.serve)
-            print(f"mesh: serving {len(documents)} CRL(s) at {server.base_url} (Ctrl-C stops)",
-                  flush=True)
+            nursery.start_soon(watch.run)
+            print(f"mesh: serving {len(files)} CRL(s) at {server.base_url} (Ctrl-C stops; "
+                  "changed files are served anew, SIGHUP re-reads them now)", flush=True)
             for path in server.paths:
                 print(f"  {server.url(path)}", flush=True)
 
@@ -110,8 +148,9 @@ class _CliHandler(logging.StreamHandler[TextIO]):
 
 
 def _log_to_stderr() -> None:
-    """What the server logs (running out of descriptors, say) as ``mesh: ...`` lines."""
+    """What the server logs (running out of descriptors, a reload) as ``mesh: ...`` lines."""
     logger = logging.getLogger("mesh.net")
+    logger.setLevel(logging.INFO)  # the reload lines are news, not warnings
     if not any(isinstance(h, _CliHandler) for h in logger.handlers):
         handler = _CliHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mesh: %(message)s"))

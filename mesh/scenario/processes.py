@@ -158,6 +158,9 @@ class ProcessesBackend:
         self.publish()
 
     async def revoke(self, target: str) -> None:
+        """Revoke and republish. No node is asked to refetch its CRLs
+        (``POST /api/v1/crls/refresh``): the settle after every step restarts
+        each node, and a node starts with an empty CRL cache."""
         self.pki.revoke(target, at=self._now)
         self.publish()
 

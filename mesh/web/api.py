@@ -13,6 +13,15 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     files that are not certificates/keys at all.
 ``PUT /api/v1/validation``
     JSON ``{"enabled": true|false}``; 200 ``{"enabled": ...}``; 400 otherwise.
+``POST /api/v1/crls/refresh``
+    no body. The appliance refetches its cached CRLs (which it otherwise
+    keeps until their nextUpdate, as real appliances do) and judges every
+    live link afresh: links it dials are closed cleanly and redialed, links
+    dialed from another process are judged again in place. 200
+    ``{"refreshed": true, "pending": [...], "links": [...]}`` once every link
+    has its new outcome; ``links`` as in the status document, ``pending``
+    the ``"dialer -> listener"`` names still without one when it stopped
+    waiting (:data:`mesh.appliances.appliance.REFRESH_TIMEOUT`).
 ``GET /api/v1/events?since=N``
     200 ``{"since": N, "next": M, "dropped": D, "events": [...]}``: events
     N+D..M-1 of the stream, oldest first, at most ``limit`` of them (default
@@ -26,7 +35,7 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
 Passphrases and keys are read into memory, handed to the backend and never
 logged or echoed: an error names the field, never its content.
 
-Requests that change something (upload, switch) from a browser must come from
+Requests that change something (upload, switch, CRL refresh) from a browser must come from
 the console's own page: a cross-site page could otherwise make a browser post
 a multipart form here. A request whose ``Origin`` header names another origin
 is refused with 403 ``{"code": "forbidden_origin"}``; clients that send no
@@ -64,7 +73,7 @@ from mesh.printable import printable
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.backend import ConsoleBackend
 from mesh.web.certificate import certificate_summary
-from mesh.web.status import status_document
+from mesh.web.status import link_document, status_document
 
 __all__ = ["build_app", "MAX_FILE_BYTES", "MAX_EVENTS"]
 
@@ -302,6 +311,16 @@ def build_app(
         backend.set_validation(body["enabled"])
         return JSONResponse({"enabled": bool(backend.validation_enabled())})
 
+    async def refresh_crls(request: Request) -> Response:
+        if (refused := await _foreign_origin(request, backend)) is not None:
+            return refused
+        pending = await backend.refresh_crls()
+        return JSONResponse(
+            {"refreshed": True, "pending": list(pending),
+             "links": [link_document(link) for link in backend.links()]},
+            headers=_NO_STORE,
+        )
+
     async def events(request: Request) -> Response:
         raw = request.query_params.get("since", "0")
         since = _position(raw)
@@ -339,6 +358,7 @@ def build_app(
         Route("/api/v1/status", status, methods=["GET"]),
         Route("/api/v1/certificate", upload, methods=["POST"]),
         Route("/api/v1/validation", validation, methods=["PUT"]),
+        Route("/api/v1/crls/refresh", refresh_crls, methods=["POST"]),
         Route("/api/v1/events", events, methods=["GET"]),
         Route("/graph.svg", graph, methods=["GET"]),
     ] + [Route(path, asset(path), methods=["GET"]) for path in _ASSETS]

@@ -119,3 +119,11 @@ class ConsoleBackend(Protocol):
 
     def set_validation(self, enabled: bool) -> None:
         """Switch certificate validation on or off for new connections."""
+
+    async def refresh_crls(self) -> Sequence[str]:
+        """Refetch the cached CRLs now and judge every live link afresh.
+
+        An appliance otherwise keeps a CRL until its nextUpdate. Returns once
+        every link has its new outcome, or with the links (``"a -> b"``) that
+        had none within the backend's time limit.
+        """

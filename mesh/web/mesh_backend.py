@@ -12,9 +12,10 @@ recorded as the engine's own events.
 
 The engine's types are named for the type checker only (``appliance.identity``,
 ``.spec.trust``, ``.clock``, ``.events``, ``.validation``, ``.status()``,
-``.upload()``, ``.set_validation()``, ``.directory.role_of()``;
-``mesh.appliance(name)``, ``mesh.names``, ``mesh.role_of``): importing this
-module does not import the engine.
+``.upload()``, ``.set_validation()``, ``.refresh_crls()``,
+``.directory.role_of()``; ``mesh.appliance(name)``, ``mesh.names``,
+``mesh.role_of``, ``mesh.refresh_crls``): importing this module does not
+import the engine.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ class ApplianceConsole:
     def set_validation(self, enabled: bool) -> None:
         self._appliance.set_validation(enabled)
 
+    async def refresh_crls(self) -> Sequence[str]:
+        return await self._appliance.refresh_crls()
+
 
 class MeshConsole(ApplianceConsole):
     """Appliance ``name`` of a running ``Mesh``; its graph shows the whole mesh."""
@@ -127,6 +131,11 @@ class MeshConsole(ApplianceConsole):
     def __init__(self, mesh: Mesh, name: str) -> None:
         super().__init__(mesh.appliance(name))  # the engine's own error for an unknown name
         self._mesh = mesh
+
+    async def refresh_crls(self) -> Sequence[str]:
+        # Every link of the mesh judged afresh (Mesh.refresh), not only this
+        # appliance's dials: its inbound links are dialed by its neighbours here.
+        return await self._mesh.refresh_crls(self.name)
 
     def roles(self) -> Mapping[str, str]:
         out = {n: _role_name(self._mesh.role_of(n)) for n in self._mesh.names}

@@ -24,7 +24,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from mesh.errors import FailureCode, InputError, ValidationFailed
-from mesh.events import CertificateUploaded, Event, LinkHalted, UploadRefused, ValidationSwitched
+from mesh.events import (
+    CertificateUploaded,
+    CrlsRefreshed,
+    Event,
+    LinkHalted,
+    UploadRefused,
+    ValidationSwitched,
+)
 from mesh.pki.issue import CertificateAuthority, Issued, self_signed_leaf
 from mesh.web import serve_console
 
@@ -59,6 +66,8 @@ class Appliance:
     log: list[Event] = field(factory=list)
     #: Events dropped from the front of ``log`` (their positions still count).
     dropped: int = 0
+    #: Links ``refresh_crls`` reports as still without a new outcome.
+    still_pending: tuple[str, ...] = ()
 
     def identity(self) -> Issued:
         return self.current
@@ -95,6 +104,11 @@ class Appliance:
     def set_validation(self, enabled: bool) -> None:
         self.validation = enabled
         self.log.append(ValidationSwitched(at=self.instant, appliance=self.name, enabled=enabled))
+
+    async def refresh_crls(self) -> tuple[str, ...]:
+        await trio.lowlevel.checkpoint()
+        self.log.append(CrlsRefreshed(at=self.instant, appliance=self.name))
+        return self.still_pending
 
     def halt(self, peer: str, code: FailureCode) -> None:
         """What the engine does when ``peer``'s certificate fails a check."""

@@ -192,6 +192,30 @@ async def test_validation_switch(console, appliance):
         assert (await client.post("/api/v1/validation", json={"enabled": False})).status_code == 405
 
 
+async def test_crl_refresh(console, appliance):
+    async with _client(console, verify=False) as client:
+        answer = await client.post("/api/v1/crls/refresh")
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.json() == {
+            "refreshed": True,
+            "pending": [],
+            "links": [{
+                "name": f"{NAME} -> console.contoso.test", "dialer": NAME,
+                "listener": "console.contoso.test", "state": "up", "code": None,
+                "message": None, "refused_by": None, "unvalidated": False,
+                "unvalidated_by": [], "would_fail": [],
+            }],
+        }
+        assert [e.kind for e in appliance.log] == ["crls-refreshed"]
+        appliance.still_pending = (f"{NAME} -> console.contoso.test",)
+        answer = await client.post("/api/v1/crls/refresh")
+        assert answer.json()["pending"] == [f"{NAME} -> console.contoso.test"]
+        # Only POST refreshes: a GET (a link, a prefetch) changes nothing.
+        assert (await client.get("/api/v1/crls/refresh")).status_code == 405
+    assert len(appliance.log) == 2
+
+
 async def test_events_since(console, appliance):
     async with _client(console, verify=False) as client:
         first = (await client.get("/api/v1/events", params={"since": 0})).json()
@@ -278,10 +302,14 @@ async def test_changes_from_another_origin_are_refused(console, appliance, pki):
                                   headers={"origin": "https://evil.example"})
         same = await client.put("/api/v1/validation", json={"enabled": False},
                                 headers={"origin": console.url})
+        refresh = await client.post("/api/v1/crls/refresh",
+                                    headers={"origin": "https://evil.example"})
     assert (upload.status_code, upload.json()["code"]) == (403, "forbidden_origin")
     assert switch.status_code == 403
+    assert (refresh.status_code, refresh.json()["code"]) == (403, "forbidden_origin")
     assert same.status_code == 200
     assert appliance.current is pki.self_signed and appliance.validation is False
+    assert "crls-refreshed" not in [e.kind for e in appliance.log]
 
 
 def test_link_document_explains_unvalidated_and_down_links():

@@ -96,6 +96,26 @@ async def test_status_follows_a_revocation(running, cm_console):
         assert "certificate-revoked" in kinds and "link-halted" in kinds
 
 
+async def test_crl_refresh_shows_a_revocation_published_behind_the_mesh(running, cm_console):
+    """The CA revokes and republishes without telling the mesh (no Mesh.revoke):
+    the console keeps its cached CRL, until asked to refresh it."""
+    mesh = running.mesh
+    mesh.pki.revoke(S1, at=mesh.clock.now())
+    mesh.republish()
+    await running.settle()
+    assert str(mesh.link(S1, CM).state) == "up"  # cached until its nextUpdate
+    async with _client(cm_console) as client:
+        answer = await client.post("/api/v1/crls/refresh")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["refreshed"] is True and body["pending"] == []
+    halted = _link(body, S1)
+    assert (halted["state"], halted["code"], halted["refused_by"]) == ("halted", "revoked", CM)
+    assert _link(body, S2)["state"] == "up"
+    kinds = [e.kind for e in mesh.events]
+    assert kinds.index("crls-refreshed") < kinds.index("link-halted")
+
+
 async def test_uploads_go_through_the_engine(running, cm_console, keys):
     pki = running.pki
     fresh = pki.issuing.issue(CM, not_before=running.now() - dt.timedelta(minutes=1), key=keys(2048))
