@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -519,3 +520,100 @@ def _node_keys():
     from mesh.node_config import _KEYS
 
     return _KEYS
+
+
+# -- the README's upload example, on a fresh PKI --
+
+#: The node config the README's console section shows: no certificate, no trust.
+README_SENSOR = """\
+name = "sensor-1"
+role = "sensor"                 # no certificate and key: self-signed at first start
+"""
+
+
+async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
+    tmp_path, nursery, capsys, keys
+):
+    """`mesh pki init`, a node configured as the README shows (no trust), the README's
+    curl upload: accepted, the chain file's root becomes the node's trust anchor, and
+    the node judges its peers against it."""
+    from cryptography.hazmat.primitives import hashes
+
+    from mesh.net.crl_commands import load_crl_documents
+    from mesh.pki.files import load_certificate
+
+    crl_server = CrlServer()  # `mesh crl serve pki`, on a free port rather than 8099
+    await nursery.start(crl_server.serve)
+    pki = tmp_path / "pki"
+    assert main([
+        "pki", "init", str(pki), "--intermediate", "--crl-base-url", f"{crl_server.base_url}/crl",
+        "-a", "sensor-1", "-a", "sensor-2::revoked", "-a", "cm.contoso.test:management-console",
+    ]) == 0
+    crl_server.set_documents(load_crl_documents(pki)[0])
+    capsys.readouterr()
+
+    sensor_out = Capture()
+    await _started_node(nursery, _write(tmp_path, README_SENSOR, "sensor-1.toml"), sensor_out)
+    [started] = [e for e in sensor_out.events() if e["kind"] == "appliance-started"]
+    [listening] = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
+    assert started["self_signed"] is True
+    url = listening["url"]
+
+    with trio.fail_after(30):
+        answer = await trio.run_process(
+            ["curl", "--silent", "--show-error", "--max-time", "10",
+             "-k", "-F", "crt=@sensor-1.crt", "-F", "key=@sensor-1.key", "-F", "chain=@sensor-1.pem",
+             f"{url}/api/v1/certificate"],
+            cwd=pki / "appliances", capture_stdout=True, capture_stderr=True, check=False,
+        )
+    assert answer.returncode == 0, answer.stderr
+    body = json.loads(answer.stdout)
+    uploaded = load_certificate(pki / "appliances" / "sensor-1.crt")
+    assert body.get("accepted") is True, body
+    assert body["certificate"]["serial"] == format(uploaded.serial_number, "X")
+    root = load_certificate(pki / "ca" / "contoso-root-ca.crt")
+    [anchor] = [e for e in sensor_out.events() if e["kind"] == "trust-anchor-set"]
+    assert anchor == {
+        "kind": "trust-anchor-set",
+        "severity": "note",
+        "at": anchor["at"],
+        "appliance": "sensor-1",
+        "subject": root.subject.rfc4514_string(),
+        "sha256_fingerprint": root.fingerprint(hashes.SHA256()).hex(":").upper(),
+    }
+
+    # Peers are judged against the adopted root: the deployment's console is
+    # accepted, a console of another PKI is not (both dial the sensor, each
+    # trusting the Contoso root, so the refusal is the sensor's).
+    other = Pki.build(
+        at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), root="Fabrikam Root CA",
+        appliances=[ApplianceRequest(name="cm-fabrikam", role="management-console")], keys=keys,
+    )
+    save_certificate(tmp_path / "cm-fabrikam.crt", other.appliances["cm-fabrikam"].cert)
+    save_key(tmp_path / "cm-fabrikam.key", other.appliances["cm-fabrikam"].issued.key)
+    save_chain(tmp_path / "cm-fabrikam.pem", other.appliances["cm-fabrikam"].chain)
+    sensor = (
+        f'"sensor-1" = {{ address = "{started["address"]}", '
+        'hostname = "sensor-1.contoso.test", role = "sensor" }\n'
+    )
+    consoles = {
+        "cm.contoso.test": ("pki/appliances/cm.contoso.test", Capture()),
+        "cm-fabrikam": ("cm-fabrikam", Capture()),
+    }
+    for name, (files, out) in consoles.items():
+        config = _write(tmp_path, (
+            f'name = "{name}"\nrole = "management-console"\napi = false\n'
+            f'certificate = "{files}.crt"\nkey = "{files}.key"\nchain = "{files}.pem"\n'
+            'trust = ["pki/ca/contoso-root-ca.crt"]\nbackoff_cap = 0.5\n'
+            "[connects_to]\n" + sensor
+        ), f"{name}.toml")
+        await _started_node(nursery, config, out)
+    with trio.fail_after(30):
+        await sensor_out.wait_for("link-up")
+        [halted] = await sensor_out.wait_for("link-halted")
+    assert [(e["dialer"], e["listener"]) for e in sensor_out.events() if e["kind"] == "link-up"] == [
+        ("cm.contoso.test", "sensor-1")
+    ]
+    assert (halted["dialer"], halted["refused_by"], halted["code"]) == (
+        "cm-fabrikam", "sensor-1", "chain_untrusted"
+    )
