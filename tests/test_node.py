@@ -558,6 +558,8 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     [listening] = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
     assert started["self_signed"] is True
     url = listening["url"]
+    status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
+    assert status["validation"] == {"enabled": True, "trust": []}
 
     with trio.fail_after(30):
         answer = await trio.run_process(
@@ -581,6 +583,8 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
         "subject": root.subject.rfc4514_string(),
         "sha256_fingerprint": root.fingerprint(hashes.SHA256()).hex(":").upper(),
     }
+    status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
+    assert status["validation"] == {"enabled": True, "trust": [root.subject.rfc4514_string()]}
 
     # Peers are judged against the adopted root: the deployment's console is
     # accepted, a console of another PKI is not (both dial the sensor, each
