@@ -6,9 +6,12 @@ import datetime as dt
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import trio
@@ -524,11 +527,24 @@ def _node_keys():
 
 # -- the README's upload example, on a fresh PKI --
 
-#: The node config the README's console section shows: no certificate, no trust.
-README_SENSOR = """\
-name = "sensor-1"
-role = "sensor"                 # no certificate and key: self-signed at first start
-"""
+
+def _readme_commands() -> tuple[list[str], str, list[str]]:
+    """As the README writes them: the `mesh pki init` of its Certificates section, and
+    the node config and the upload of its Consoles section."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+    def commands(block: str) -> list[list[str]]:
+        lines = block.replace("\\\n", " ").splitlines()
+        argvs = [shlex.split(line.removeprefix("$ "), comments=True)
+                 for line in lines if not line.startswith("{")]  # {...}: output, not a command
+        return [argv for argv in argvs if argv]
+
+    certificates = readme.split("## Certificates", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    [init] = [argv for argv in commands(certificates) if argv[1:3] == ["pki", "init"]]
+    consoles = readme.split("## Consoles", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    config = consoles.split("$ cat sensor-1.toml\n", 1)[1].split("$ ", 1)[0]
+    [upload] = [argv for argv in commands(consoles) if argv[-1].endswith("/api/v1/certificate")]
+    return init, config, upload
 
 
 async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
@@ -542,18 +558,21 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     from mesh.net.crl_commands import load_crl_documents
     from mesh.pki.files import load_certificate
 
-    crl_server = CrlServer()  # `mesh crl serve pki`, on a free port rather than 8099
+    init, config, upload = _readme_commands()
+    assert tomllib.loads(config) == {"name": "sensor-1", "role": "sensor"}  # no trust
+    crl_server = CrlServer()  # `mesh crl serve pki`, on a free port rather than the README's
     await nursery.start(crl_server.serve)
     pki = tmp_path / "pki"
-    assert main([
-        "pki", "init", str(pki), "--intermediate", "--crl-base-url", f"{crl_server.base_url}/crl",
-        "-a", "sensor-1", "-a", "sensor-2::revoked", "-a", "cm.contoso.test:management-console",
-    ]) == 0
+    argv = init[1:]
+    assert argv[:3] == ["pki", "init", "pki"]
+    argv[2] = str(pki)
+    argv[argv.index("--crl-base-url") + 1] = f"{crl_server.base_url}/crl"
+    assert main(argv) == 0
     crl_server.set_documents(load_crl_documents(pki)[0])
     capsys.readouterr()
 
     sensor_out = Capture()
-    await _started_node(nursery, _write(tmp_path, README_SENSOR, "sensor-1.toml"), sensor_out)
+    await _started_node(nursery, _write(tmp_path, config, "sensor-1.toml"), sensor_out)
     [started] = [e for e in sensor_out.events() if e["kind"] == "appliance-started"]
     [listening] = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
     assert started["self_signed"] is True
@@ -563,8 +582,7 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
 
     with trio.fail_after(30):
         answer = await trio.run_process(
-            ["curl", "--silent", "--show-error", "--max-time", "10",
-             "-k", "-F", "crt=@sensor-1.crt", "-F", "key=@sensor-1.key", "-F", "chain=@sensor-1.pem",
+            [upload[0], "--silent", "--show-error", "--max-time", "10", *upload[1:-1],
              f"{url}/api/v1/certificate"],
             cwd=pki / "appliances", capture_stdout=True, capture_stderr=True, check=False,
         )
@@ -605,16 +623,16 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
         "cm-fabrikam": ("cm-fabrikam", Capture()),
     }
     for name, (files, out) in consoles.items():
-        config = _write(tmp_path, (
+        path = _write(tmp_path, (
             f'name = "{name}"\nrole = "management-console"\napi = false\n'
             f'certificate = "{files}.crt"\nkey = "{files}.key"\nchain = "{files}.pem"\n'
             'trust = ["pki/ca/contoso-root-ca.crt"]\nbackoff_cap = 0.5\n'
             "[connects_to]\n" + sensor
         ), f"{name}.toml")
-        await _started_node(nursery, config, out)
+        await _started_node(nursery, path, out)
     with trio.fail_after(30):
         await sensor_out.wait_for("link-up")
-        [halted] = await sensor_out.wait_for("link-halted")
+        halted = (await sensor_out.wait_for("link-halted"))[0]
     assert [(e["dialer"], e["listener"]) for e in sensor_out.events() if e["kind"] == "link-up"] == [
         ("cm.contoso.test", "sensor-1")
     ]
