@@ -347,10 +347,10 @@ async def test_in_process_nodes_report_a_remote_refusal(tmp_path, keys, epoch, n
 # -- the REST API and web console --
 
 
-async def _curl(*args: str) -> subprocess.CompletedProcess:
+async def _curl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return await trio.run_process(
         ["curl", "--silent", "--show-error", "--max-time", "10", *args],
-        capture_stdout=True, capture_stderr=True, check=False,
+        capture_stdout=True, capture_stderr=True, check=False, cwd=cwd,
     )
 
 
@@ -579,6 +579,23 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     url = listening["url"]
     status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
     assert status["validation"] == {"enabled": True, "trust": []}
+
+    # Without the root in the chain there is nothing to judge it against: refused,
+    # and the detail says what to do.
+    from mesh.pki.files import load_certificates
+
+    chain = load_certificates(pki / "appliances" / "sensor-1.pem")
+    save_chain(pki / "appliances" / "issuing-only.pem", [c for c in chain if c.issuer != c.subject])
+    no_root = [arg.replace("=@sensor-1.pem", "=@issuing-only.pem") for arg in upload[1:-1]]
+    assert no_root != upload[1:-1]
+    refused = await _curl(*no_root, f"{url}/api/v1/certificate", cwd=pki / "appliances")
+    assert json.loads(refused.stdout) == {
+        "code": "chain_untrusted",
+        "message": "Cannot validate chain of trust. The provided Certificate and Root CA do not match.",
+        "detail": "no trust anchor: this appliance has no trust configured and the uploaded "
+                  "chain holds no self-signed root; include the root CA in the chain (.pem) "
+                  "file or configure trust",
+    }
 
     with trio.fail_after(30):
         answer = await trio.run_process(
