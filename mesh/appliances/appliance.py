@@ -100,7 +100,9 @@ class Appliance:
         self.self_signed = False
         self.validation = spec.validation
         #: The roots peers are judged against: the spec's, or (without any)
-        #: the root of the first accepted upload's chain. Kept across restarts.
+        #: the root of the first accepted upload's chain. Like the uploaded
+        #: identity, it lasts as long as this object (a Mesh stop and start);
+        #: a ``mesh node`` process starts from its config again.
         self.trust: tuple[x509.Certificate, ...] = spec.trust
         self.port: int | None = spec.port or None
         self.running = False
