@@ -48,6 +48,7 @@ __all__ = [
     "CrlFetchFailed",
     "CrlsRefreshed",
     "CertificateUploaded",
+    "TrustAnchorSet",
     "CertificateExpiring",
     "UploadRefused",
     "CertificateRevoked",
@@ -476,6 +477,32 @@ class CertificateUploaded(Event):
 
 
 @define(frozen=True, kw_only=True)
+class TrustAnchorSet(Event):
+    """An appliance without configured trust took the root of an accepted upload as its anchor.
+
+    The source document has the admin upload a .pem holding every CA up to
+    the root; an appliance with no ``trust`` judges the upload against that
+    root and, once it is accepted, validates its peers against it. A change of
+    what an appliance trusts is never silent: this event names the root by
+    subject and SHA-256 fingerprint (hex with colons, as ``openssl x509
+    -fingerprint -sha256`` prints it), so an operator can compare it.
+    """
+
+    kind: ClassVar[str] = "trust-anchor-set"
+
+    appliance: str
+    subject: str = _text("")
+    sha256_fingerprint: str = _text("")
+
+    def describe(self) -> str:
+        return (
+            f"{self.appliance}: no trust was configured; trusts {self.subject} "
+            f"(SHA-256 {self.sha256_fingerprint}), the root of the accepted upload's chain, "
+            "from now on"
+        )
+
+
+@define(frozen=True, kw_only=True)
 class CertificateExpiring(Event):
     """``appliance``'s own certificate came within the warning window of its end.
 
@@ -621,6 +648,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         CrlFetchFailed,
         CrlsRefreshed,
         CertificateUploaded,
+        TrustAnchorSet,
         CertificateExpiring,
         UploadRefused,
         CertificateRevoked,

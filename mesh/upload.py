@@ -5,8 +5,9 @@ use it, and refuses the upload when a check fails. Its order, kept here:
 
 1. the key opens with the passphrase (``passphrase_mismatch``);
 2. the key matches the certificate (``key_mismatch``);
-3. the chain of trust holds, up to the anchors given with ``--trust``, else
-   the self-signed root found in the chain file (``chain_untrusted``);
+3. the chain of trust holds, up to the anchors :func:`upload_anchors` picks:
+   the configured ones (``--trust``, an appliance's ``trust``), else the
+   self-signed root found in the chain file (``chain_untrusted``);
 4. the dates (``expired``, ``not_yet_valid``);
 5. the CRL named by each CRL Distribution Point, fetched over HTTP
    (``revoked``, ``crl_*``).
@@ -21,6 +22,14 @@ Split in two so that an event loop can fetch in between:
 exit 2), :meth:`UploadMaterial.crl_urls` names what to fetch and
 :meth:`UploadMaterial.judge` is pure. :func:`check_upload` does all three,
 fetching with :class:`mesh.net.crl_fetch.CrlFetcher` unless given a lookup.
+
+Which roots an upload is judged against is one rule, :func:`upload_anchors`,
+for ``mesh cert check`` and every appliance alike: the source document has the
+admin upload a .pem holding every CA up to the root, so an appliance with no
+trust of its own judges the upload against that root, and takes it as its
+trust anchor when the upload is accepted (:meth:`UploadMaterial.adopted_root`;
+the appliance says so with a ``trust-anchor-set`` event). Configured trust is
+never replaced by an upload.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from typing import Iterable, Sequence, TextIO
 import attrs
 from attrs import define, field
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.errors import FailureCode, InputError, Severity, ValidationFailed
@@ -52,6 +62,11 @@ from mesh.validation.verdict import Verdict, crl_urls
 from mesh.validation.verifier import Verifier
 
 __all__ = [
+    "upload_anchors",
+    "UploadAnchors",
+    "TrustSetting",
+    "CLI_TRUST",
+    "APPLIANCE_TRUST",
     "judge_upload",
     "UploadMaterial",
     "check_upload",
@@ -64,6 +79,66 @@ Path = str | os.PathLike[str]
 #: What an upload is judged by: the source document's defaults. No purpose
 #: and no expected name: the certificate serves both ends of every channel.
 UPLOAD_POLICY = ValidationPolicy()
+
+
+@define(frozen=True, kw_only=True)
+class UploadAnchors:
+    """The roots an upload is judged against (made by :func:`upload_anchors`).
+
+    ``from_chain``: no trust was configured, so ``roots`` are the self-signed
+    roots of the uploaded chain (maybe none).
+    """
+
+    roots: tuple[x509.Certificate, ...]
+    from_chain: bool
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    """Names itself as issuer and carries its own key's signature: a root."""
+    if malformation(cert) is not None or not is_self_issued(cert):
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, *PARSE_ERRORS):
+        return False
+    return True
+
+
+def upload_anchors(
+    trust: Sequence[x509.Certificate], chain: Sequence[x509.Certificate]
+) -> UploadAnchors:
+    """Which roots an upload is judged against: the one rule every upload path follows.
+
+    The configured trust when there is any (``mesh cert check --trust``, an
+    appliance's ``trust``). Without it, the self-signed roots of the uploaded
+    chain: the source document has the admin upload a .pem holding every CA up
+    to the root, and refuses with "the provided Certificate and Root CA do not
+    match" when they do not. Only a certificate signed by its own key counts:
+    a certificate that merely names itself as its issuer is no root.
+    """
+    if trust:
+        return UploadAnchors(roots=tuple(trust), from_chain=False)
+    return UploadAnchors(roots=tuple(c for c in chain if _self_signed(c)), from_chain=True)
+
+
+@define(frozen=True, kw_only=True)
+class TrustSetting:
+    """How one surface configures trust, for the detail of an upload that found none.
+
+    ``missing`` says that nothing was configured, ``fix`` how to configure it.
+    """
+
+    missing: str
+    fix: str
+
+
+#: ``mesh cert check``: trust is its ``--trust`` option.
+CLI_TRUST = TrustSetting(missing="no --trust was given", fix="pass it with --trust ROOT.crt")
+
+#: An appliance (``mesh node``, a scenario, the web console): its ``trust`` setting.
+APPLIANCE_TRUST = TrustSetting(
+    missing="this appliance has no trust configured", fix="configure trust"
+)
 
 
 def _certificates(path: Path) -> list[x509.Certificate]:
@@ -94,15 +169,18 @@ class UploadMaterial:
 
     ``key`` is None when the passphrase did not open it (``key_findings``
     then says so). ``anchors`` are the trust anchors the chain is judged
-    against; ``anchor_source`` says where they came from, for the detail of a
-    ``chain_untrusted`` without any.
+    against (:func:`upload_anchors`); ``anchors_from_chain`` says they are the
+    chain's own roots. ``anchor_source`` names the chain and ``trust_setting``
+    the surface, for the detail of a ``chain_untrusted`` without any anchor.
     """
 
     cert: x509.Certificate
     key: rsa.RSAPrivateKey | None
     chain: tuple[x509.Certificate, ...] = ()
     anchors: tuple[x509.Certificate, ...] = ()
+    anchors_from_chain: bool = False
     anchor_source: str = ""
+    trust_setting: TrustSetting = CLI_TRUST
     key_findings: tuple[Finding, ...] = field(default=())
 
     # -- building --
@@ -131,16 +209,13 @@ class UploadMaterial:
         except ValidationFailed as exc:
             key = None
             opened = [Finding.about(exc.code, cert, exc.detail)]
-        if trust:
-            source = "--trust"
-        else:
-            source = f"the chain file {chain_path}" if chain_path is not None else ""
         return cls.of(
             cert,
             key,
             chain=chain,
-            trust=trust or None,
-            anchor_source=source,
+            trust=trust,
+            anchor_source=f"the chain file {chain_path}" if chain_path is not None else "",
+            trust_setting=CLI_TRUST,
             key_findings=opened,
         )
 
@@ -151,11 +226,13 @@ class UploadMaterial:
         key: rsa.RSAPrivateKey | None,
         *,
         chain: Sequence[x509.Certificate] = (),
-        trust: Sequence[x509.Certificate] | None = None,
+        trust: Sequence[x509.Certificate] = (),
         anchor_source: str = "",
+        trust_setting: TrustSetting = CLI_TRUST,
         key_findings: Sequence[Finding] = (),
     ) -> UploadMaterial:
-        """Material already in memory. ``trust=None``: the chain's self-signed root."""
+        """Material already in memory, judged against :func:`upload_anchors`
+        (``trust``, the configured anchors; none: the chain's self-signed root)."""
         findings = list(key_findings)
         if key is not None and public_key_der(key.public_key()) != public_key_der(cert.public_key()):
             findings.append(
@@ -165,16 +242,15 @@ class UploadMaterial:
                     "the key's public half is not the certificate's public key",
                 )
             )
-        if trust is None:
-            anchors = tuple(c for c in chain if malformation(c) is None and is_self_issued(c))
-        else:
-            anchors = tuple(trust)
+        anchors = upload_anchors(trust, chain)
         return cls(
             cert=cert,
             key=key,
             chain=tuple(chain),
-            anchors=anchors,
+            anchors=anchors.roots,
+            anchors_from_chain=anchors.from_chain,
             anchor_source=anchor_source,
+            trust_setting=trust_setting,
             key_findings=tuple(findings),
         )
 
@@ -213,12 +289,31 @@ class UploadMaterial:
         )
         return judge_upload(self, verifier=verifier, at=at, crls=crls)
 
+    def adopted_root(self, verdict: Verdict) -> x509.Certificate | None:
+        """The root an appliance without trust takes as its anchor after ``verdict``.
+
+        Only the root the accepted chain was validated to, and only when no
+        trust was configured: an upload never replaces configured trust, and a
+        refused upload, or one whose chain was not judged (validation off),
+        sets nothing.
+        """
+        if not (self.anchors_from_chain and verdict.accepted and not verdict.skipped):
+            return None
+        root = verdict.path[-1] if verdict.path else None
+        return root if root is not None and root in self.anchors else None
+
     def no_anchor_detail(self) -> str:
         """The detail of a ``chain_untrusted`` when nothing was given to trust."""
-        where = self.anchor_source or "no chain file was given"
-        if self.anchor_source:
-            where = f"{self.anchor_source} holds no self-signed root"
-        return f"no trust anchor: {where}; pass the root CA with --trust ROOT.crt"
+        missing, fix = self.trust_setting.missing, self.trust_setting.fix
+        if not self.anchor_source:
+            return (
+                f"no trust anchor: {missing} and no chain was given; "
+                f"give a chain (.pem) file holding every CA up to the root, or {fix}"
+            )
+        return (
+            f"no trust anchor: {missing} and {self.anchor_source} holds no self-signed root; "
+            f"include the root CA in the chain (.pem) file or {fix}"
+        )
 
 
 def judge_upload(

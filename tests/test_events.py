@@ -15,6 +15,7 @@ from mesh.events import (
     EVENT_KINDS,
     LinkHalted,
     MessageDelivered,
+    TrustAnchorSet,
     ValidationSkipped,
     ValidationSwitched,
 )
@@ -65,6 +66,29 @@ def test_warning_severity(epoch):
     assert ValidationSwitched(at=epoch, appliance="a", enabled=False).as_dict()["severity"] == (
         "warning"
     )
+
+
+def test_trust_anchor_set_names_the_root_and_its_fingerprint(epoch):
+    fingerprint = ":".join(["AB"] * 32)
+    event = TrustAnchorSet(
+        at=epoch,
+        appliance="sensor-1",
+        subject="CN=Contoso Root CA,O=Contoso Inc.,C=US",
+        sha256_fingerprint=fingerprint,
+    )
+    assert json.loads(event.to_json()) == {
+        "kind": "trust-anchor-set",
+        "severity": "note",
+        "at": "2027-01-15T09:00:00Z",
+        "appliance": "sensor-1",
+        "subject": "CN=Contoso Root CA,O=Contoso Inc.,C=US",
+        "sha256_fingerprint": fingerprint,
+    }
+    assert event.describe() == (
+        "sensor-1: no trust was configured; trusts CN=Contoso Root CA,O=Contoso Inc.,C=US "
+        f"(SHA-256 {fingerprint}), the root of the accepted upload's chain, from now on"
+    )
+    assert Event.from_json(event.to_json()) == event
 
 
 def test_kinds_are_unique_and_kebab_case():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import trio
@@ -347,10 +351,10 @@ async def test_in_process_nodes_report_a_remote_refusal(tmp_path, keys, epoch, n
 # -- the REST API and web console --
 
 
-async def _curl(*args: str) -> subprocess.CompletedProcess:
+async def _curl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return await trio.run_process(
         ["curl", "--silent", "--show-error", "--max-time", "10", *args],
-        capture_stdout=True, capture_stderr=True, check=False,
+        capture_stdout=True, capture_stderr=True, check=False, cwd=cwd,
     )
 
 
@@ -686,3 +690,136 @@ async def test_crl_refresh_from_another_origin_is_refused(tmp_path, nursery):
     assert answer.status_code == 403
     assert answer.json()["code"] == "forbidden_origin"
     assert "crls-refreshed" not in [e["kind"] for e in out.events()]
+
+
+# -- the README's upload example, on a fresh PKI --
+
+
+def _readme_commands() -> tuple[list[str], str, list[str]]:
+    """As the README writes them: the `mesh pki init` of its Certificates section, and
+    the node config and the upload of its Consoles section."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+    def commands(block: str) -> list[list[str]]:
+        lines = block.replace("\\\n", " ").splitlines()
+        argvs = [shlex.split(line.removeprefix("$ "), comments=True)
+                 for line in lines if not line.startswith("{")]  # {...}: output, not a command
+        return [argv for argv in argvs if argv]
+
+    certificates = readme.split("## Certificates", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    [init] = [argv for argv in commands(certificates) if argv[1:3] == ["pki", "init"]]
+    consoles = readme.split("## Consoles", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    config = consoles.split("$ cat sensor-1.toml\n", 1)[1].split("$ ", 1)[0]
+    [upload] = [argv for argv in commands(consoles) if argv[-1].endswith("/api/v1/certificate")]
+    return init, config, upload
+
+
+async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
+    tmp_path, nursery, capsys, keys
+):
+    """`mesh pki init`, a node configured as the README shows (no trust), the README's
+    curl upload: accepted, the chain file's root becomes the node's trust anchor, and
+    the node judges its peers against it."""
+    from cryptography.hazmat.primitives import hashes
+
+    from mesh.net.crl_commands import load_crl_documents
+    from mesh.pki.files import load_certificate
+
+    init, config, upload = _readme_commands()
+    assert tomllib.loads(config) == {"name": "sensor-1", "role": "sensor"}  # no trust
+    crl_server = CrlServer()  # `mesh crl serve pki`, on a free port rather than the README's
+    await nursery.start(crl_server.serve)
+    pki = tmp_path / "pki"
+    argv = init[1:]
+    assert argv[:3] == ["pki", "init", "pki"]
+    argv[2] = str(pki)
+    argv[argv.index("--crl-base-url") + 1] = f"{crl_server.base_url}/crl"
+    assert main(argv) == 0
+    crl_server.set_documents(load_crl_documents(pki)[0])
+    capsys.readouterr()
+
+    sensor_out = Capture()
+    await _started_node(nursery, _write(tmp_path, config, "sensor-1.toml"), sensor_out)
+    [started] = [e for e in sensor_out.events() if e["kind"] == "appliance-started"]
+    [listening] = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
+    assert started["self_signed"] is True
+    url = listening["url"]
+    status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
+    assert status["validation"] == {"enabled": True, "trust": []}
+
+    # Without the root in the chain there is nothing to judge it against: refused,
+    # and the detail says what to do.
+    from mesh.pki.files import load_certificates
+
+    chain = load_certificates(pki / "appliances" / "sensor-1.pem")
+    save_chain(pki / "appliances" / "issuing-only.pem", [c for c in chain if c.issuer != c.subject])
+    no_root = [arg.replace("=@sensor-1.pem", "=@issuing-only.pem") for arg in upload[1:-1]]
+    assert no_root != upload[1:-1]
+    refused = await _curl(*no_root, f"{url}/api/v1/certificate", cwd=pki / "appliances")
+    assert json.loads(refused.stdout) == {
+        "code": "chain_untrusted",
+        "message": "Cannot validate chain of trust. The provided Certificate and Root CA do not match.",
+        "detail": "no trust anchor: this appliance has no trust configured and the uploaded "
+                  "chain holds no self-signed root; include the root CA in the chain (.pem) "
+                  "file or configure trust",
+    }
+
+    with trio.fail_after(30):
+        answer = await trio.run_process(
+            [upload[0], "--silent", "--show-error", "--max-time", "10", *upload[1:-1],
+             f"{url}/api/v1/certificate"],
+            cwd=pki / "appliances", capture_stdout=True, capture_stderr=True, check=False,
+        )
+    assert answer.returncode == 0, answer.stderr
+    body = json.loads(answer.stdout)
+    uploaded = load_certificate(pki / "appliances" / "sensor-1.crt")
+    assert body.get("accepted") is True, body
+    assert body["certificate"]["serial"] == format(uploaded.serial_number, "X")
+    root = load_certificate(pki / "ca" / "contoso-root-ca.crt")
+    [anchor] = [e for e in sensor_out.events() if e["kind"] == "trust-anchor-set"]
+    assert anchor == {
+        "kind": "trust-anchor-set",
+        "severity": "note",
+        "at": anchor["at"],
+        "appliance": "sensor-1",
+        "subject": root.subject.rfc4514_string(),
+        "sha256_fingerprint": root.fingerprint(hashes.SHA256()).hex(":").upper(),
+    }
+    status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
+    assert status["validation"] == {"enabled": True, "trust": [root.subject.rfc4514_string()]}
+
+    # Peers are judged against the adopted root: the deployment's console is
+    # accepted, a console of another PKI is not (both dial the sensor, each
+    # trusting the Contoso root, so the refusal is the sensor's).
+    other = Pki.build(
+        at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), root="Fabrikam Root CA",
+        appliances=[ApplianceRequest(name="cm-fabrikam", role="management-console")], keys=keys,
+    )
+    save_certificate(tmp_path / "cm-fabrikam.crt", other.appliances["cm-fabrikam"].cert)
+    save_key(tmp_path / "cm-fabrikam.key", other.appliances["cm-fabrikam"].issued.key)
+    save_chain(tmp_path / "cm-fabrikam.pem", other.appliances["cm-fabrikam"].chain)
+    sensor = (
+        f'"sensor-1" = {{ address = "{started["address"]}", '
+        'hostname = "sensor-1.contoso.test", role = "sensor" }\n'
+    )
+    consoles = {
+        "cm.contoso.test": ("pki/appliances/cm.contoso.test", Capture()),
+        "cm-fabrikam": ("cm-fabrikam", Capture()),
+    }
+    for name, (files, out) in consoles.items():
+        path = _write(tmp_path, (
+            f'name = "{name}"\nrole = "management-console"\napi = false\n'
+            f'certificate = "{files}.crt"\nkey = "{files}.key"\nchain = "{files}.pem"\n'
+            'trust = ["pki/ca/contoso-root-ca.crt"]\nbackoff_cap = 0.5\n'
+            "[connects_to]\n" + sensor
+        ), f"{name}.toml")
+        await _started_node(nursery, path, out)
+    with trio.fail_after(30):
+        await sensor_out.wait_for("link-up")
+        halted = (await sensor_out.wait_for("link-halted"))[0]
+    assert [(e["dialer"], e["listener"]) for e in sensor_out.events() if e["kind"] == "link-up"] == [
+        ("cm.contoso.test", "sensor-1")
+    ]
+    assert (halted["dialer"], halted["refused_by"], halted["code"]) == (
+        "cm-fabrikam", "sensor-1", "chain_untrusted"
+    )

@@ -28,7 +28,7 @@ from mesh.net.crl_server import CrlServer
 from mesh.pki import files
 from mesh.pki.faults import RECIPES
 from mesh.pki.deployment import ApplianceRequest, Pki
-from mesh.upload import UploadMaterial, check_upload
+from mesh.upload import APPLIANCE_TRUST, UploadAnchors, UploadMaterial, check_upload, upload_anchors
 
 F = FailureCode
 HOUR = dt.timedelta(hours=1)
@@ -176,7 +176,11 @@ async def test_root_from_the_chain_file(deployment, capsys, tmp_path):
     status, out, _ = await run_cli(argv, capsys)
     failure = json.loads(out)["failures"][0]
     assert (status, failure["code"]) == (1, "chain_untrusted")
-    assert "--trust" in failure["detail"]
+    assert failure["detail"] == (
+        f"no trust anchor: no --trust was given and the chain file {no_root} holds no "
+        "self-signed root; include the root CA in the chain (.pem) file or pass it with "
+        "--trust ROOT.crt"
+    )
 
 
 async def test_no_validation_runs_only_the_key_checks(deployment, capsys):
@@ -474,3 +478,89 @@ async def test_a_hostile_reason_phrase_reaches_the_terminal_escaped(nursery, dep
     # (httpx drops the reason's non-ASCII bytes, \x9b among them)
     assert "HTTP 404 Not Found \\x1b]0;pwned\\x07 2Jxxx" in out
     assert len(out.splitlines()[1]) < 400
+
+
+# -- which anchors an upload is judged against --
+
+
+def _self_issued_not_self_signed(root: x509.Certificate, keys) -> x509.Certificate:
+    """The root's name as subject and issuer, but signed by a key that is not its own."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(root.subject)
+        .issuer_name(root.subject)
+        .public_key(keys(2048).public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(root.not_valid_before_utc)
+        .not_valid_after(root.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    return builder.sign(keys(2048), hashes.SHA256())
+
+
+def test_configured_trust_is_what_an_upload_is_judged_against(key_pool, epoch):
+    keys = key_pool.cursor()
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="s1")], keys=keys)
+    other = Pki.build(at=epoch, root="Fabrikam Root CA", keys=keys)
+    chain = (*pki.appliances["s1"].chain, pki.root.cert)
+    assert upload_anchors([other.root.cert], chain) == UploadAnchors(
+        roots=(other.root.cert,), from_chain=False
+    )
+
+
+def test_without_trust_the_chains_self_signed_root_is_the_anchor(key_pool, epoch):
+    keys = key_pool.cursor()
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="s1")], keys=keys)
+    issuing = pki.appliances["s1"].chain
+    assert upload_anchors((), (*issuing, pki.root.cert)) == UploadAnchors(
+        roots=(pki.root.cert,), from_chain=True
+    )
+    # The issuing CA is not a root; a certificate that only names itself as
+    # its issuer, without its own signature, is not one either.
+    assert upload_anchors((), issuing) == UploadAnchors(roots=(), from_chain=True)
+    forged = _self_issued_not_self_signed(pki.root.cert, keys)
+    assert upload_anchors((), (*issuing, forged)) == UploadAnchors(roots=(), from_chain=True)
+
+
+def test_an_accepted_upload_without_trust_adopts_the_root_it_was_judged_against(key_pool, epoch):
+    from mesh.validation import CrlIndex, crl_lookup
+
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="s1")], keys=key_pool.cursor())
+    issued = pki.appliances["s1"].issued
+    lookup = crl_lookup({url: CrlIndex.from_crl(crl) for url, crl in pki.crls().items()})
+    with_root = UploadMaterial.of(issued.cert, issued.key, chain=(*issued.chain, pki.root.cert))
+    verdict = with_root.judge(at=epoch + HOUR, crls=lookup)
+    assert verdict.accepted
+    assert with_root.adopted_root(verdict) == pki.root.cert
+    # Configured trust is kept, never replaced by an upload.
+    configured = UploadMaterial.of(
+        issued.cert, issued.key, chain=(*issued.chain, pki.root.cert), trust=[pki.root.cert]
+    )
+    verdict = configured.judge(at=epoch + HOUR, crls=lookup)
+    assert verdict.accepted and configured.adopted_root(verdict) is None
+    # Nothing is adopted from a refused upload, or one whose chain was not judged.
+    later = with_root.judge(at=epoch + dt.timedelta(days=400), crls=lookup)
+    assert later.primary.code is F.EXPIRED and with_root.adopted_root(later) is None
+    skipped = with_root.judge(at=epoch + HOUR, crls=lookup, validation=False)
+    assert skipped.accepted and skipped.skipped and with_root.adopted_root(skipped) is None
+
+
+def test_without_trust_or_root_the_detail_says_what_to_do(key_pool, epoch):
+    from mesh.validation import crl_lookup
+
+    pki = Pki.build(at=epoch, appliances=[ApplianceRequest(name="s1")], keys=key_pool.cursor())
+    issued = pki.appliances["s1"].issued
+    no_root = UploadMaterial.of(
+        issued.cert, issued.key, chain=issued.chain, anchor_source="the uploaded chain",
+        trust_setting=APPLIANCE_TRUST,
+    )
+    assert no_root.judge(at=epoch + HOUR, crls=crl_lookup({})).primary.detail == (
+        "no trust anchor: this appliance has no trust configured and the uploaded chain "
+        "holds no self-signed root; include the root CA in the chain (.pem) file or "
+        "configure trust"
+    )
+    no_chain = UploadMaterial.of(issued.cert, issued.key, trust_setting=APPLIANCE_TRUST)
+    assert no_chain.judge(at=epoch + HOUR, crls=crl_lookup({})).primary.detail == (
+        "no trust anchor: this appliance has no trust configured and no chain was given; "
+        "give a chain (.pem) file holding every CA up to the root, or configure trust"
+    )

@@ -18,10 +18,13 @@ takes the links it owns down with it. The parts, each in its own module:
 What stays here is the appliance itself: a first start makes a self-signed
 certificate; an upload is checked (``mesh.appliances.identity`` and the
 appliance's own validation) before it is used from the next connection on;
-the validation switch; the TLS contexts of its identity; its status, with
-the last :data:`ERROR_LINES` error lines; and :meth:`Appliance.refresh_crls`,
-the operator's "refetch the CRLs now": like a real appliance it otherwise
-keeps a cached CRL until its nextUpdate, whatever the CA published since.
+its trust, the configured roots or, without any, the root an accepted upload
+was judged against (``mesh.upload.upload_anchors``, the rule ``mesh cert
+check`` follows too; a ``trust-anchor-set`` event says so); the validation
+switch; the TLS contexts of its identity; its status, with the last
+:data:`ERROR_LINES` error lines; and :meth:`Appliance.refresh_crls`, the
+operator's "refetch the CRLs now": like a real appliance it otherwise keeps
+a cached CRL until its nextUpdate, whatever the CA published since.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Awaitable, Callable, Sequence
 import attrs
 import trio
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
 from mesh.appliances.book import LinkBook
@@ -55,12 +59,13 @@ from mesh.events import (
     ApplianceStopped,
     CertificateUploaded,
     CrlsRefreshed,
+    TrustAnchorSet,
     UploadRefused,
     ValidationSwitched,
 )
 from mesh.net import tls
 from mesh.pki.issue import Issued, KeySource
-from mesh.upload import UploadMaterial
+from mesh.upload import APPLIANCE_TRUST, UploadMaterial
 from mesh.validation.verdict import Verdict
 
 # Directory, EngineSettings and RetryGate are imported from here by ``mesh node``.
@@ -101,6 +106,11 @@ class Appliance:
         self.identity: Issued | None = spec.identity
         self.self_signed = False
         self.validation = spec.validation
+        #: The roots peers are judged against: the spec's, or (without any)
+        #: the root of the first accepted upload's chain. Like the uploaded
+        #: identity, it lasts as long as this object (a Mesh stop and start);
+        #: a ``mesh node`` process starts from its config again.
+        self.trust: tuple[x509.Certificate, ...] = spec.trust
         self.port: int | None = spec.port or None
         self.running = False
         self.checker = PeerChecker(
@@ -127,6 +137,7 @@ class Appliance:
             self,
             spec=spec,
             validation=lambda: self.validation,
+            trust=lambda: self.trust,
             checker=self.checker,
             directory=directory,
             settings=settings,
@@ -230,13 +241,22 @@ class Appliance:
     async def upload(
         self, issued: Issued, *, passphrase: str | None = None, key_pem: bytes | None = None
     ) -> Verdict:
-        """The upload-time check, then (if accepted) the new identity for new connections."""
+        """The upload-time check, then (if accepted) the new identity for new connections.
+
+        Judged against this appliance's trust or, when it has none, the root in
+        the uploaded chain, which it then trusts (``mesh.upload.upload_anchors``).
+        """
         try:
             issued = await open_key(issued, key_pem, passphrase)
         except ValidationFailed as exc:
             return self._refuse_upload(refusal_of(exc), issued.cert)
         material = UploadMaterial.of(
-            issued.cert, issued.key, chain=issued.chain, trust=self.spec.trust
+            issued.cert,
+            issued.key,
+            chain=issued.chain,
+            trust=self.trust,
+            anchor_source="the uploaded chain" if issued.chain else "",
+            trust_setting=APPLIANCE_TRUST,
         )
         policy = attrs.evolve(
             self.spec.policy, enabled=self.validation, purpose=None, expected_name=None
@@ -258,6 +278,9 @@ class Appliance:
                 validated=self.validation,
             )
         )
+        root = material.adopted_root(verdict)
+        if root is not None and not self.trust:
+            self._adopt(root)
         self.expiry.renewed()
         return verdict
 
@@ -300,6 +323,18 @@ class Appliance:
         except MeshNotSettled as exc:
             return exc.pending
         return ()
+    def _adopt(self, root: x509.Certificate) -> None:
+        """Trust ``root`` from now on: it had no trust, and an upload was judged against it."""
+        self.trust = (root,)
+        self._contexts.clear()
+        self.events.append(
+            TrustAnchorSet(
+                at=self.clock.now(),
+                appliance=self.name,
+                subject=root.subject.rfc4514_string(),
+                sha256_fingerprint=root.fingerprint(hashes.SHA256()).hex(":").upper(),
+            )
+        )
 
     # -- expiry warnings --
 
@@ -364,7 +399,7 @@ class Appliance:
                 credentials,
                 server=server,
                 chain=identity.chain,
-                trust=self.spec.trust,
+                trust=self.trust,
                 require_peer_cert=self.role.validates_clients if server else True,
             )
             cached = self._contexts[server] = (ctx, credentials)

@@ -128,6 +128,8 @@ class Conversation:
     Args:
         me: the appliance, as traffic sees it (name, role, clock, events, ...).
         validation: the appliance's validation switch, read at each judgement.
+        trust: the roots the appliance trusts now, read at each judgement (an
+            appliance without configured trust takes one at its first upload).
         contexts: the appliance's TLS context and credentials for a side.
         error: adds a line to the appliance's status errors.
     """
@@ -138,6 +140,7 @@ class Conversation:
         *,
         spec: ApplianceSpec,
         validation: Callable[[], bool],
+        trust: Callable[[], Sequence[x509.Certificate]],
         checker: PeerChecker,
         directory: Directory,
         settings: EngineSettings,
@@ -150,6 +153,7 @@ class Conversation:
         self.me = me
         self.spec = spec
         self._validation = validation
+        self._trust = trust
         self.checker = checker
         self.directory = directory
         self.settings = settings
@@ -230,7 +234,7 @@ class Conversation:
             expected_name=expected if self.spec.check_names else None,
         )
         verdict = await self.checker.check(
-            chain, trust=self.spec.trust, policy=policy, crl_files=self.spec.crl_files
+            chain, trust=self._trust(), policy=policy, crl_files=self.spec.crl_files
         )
         return Judgement.from_verdict(self.name, verdict, enforced=enabled)
 

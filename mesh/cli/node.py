@@ -17,7 +17,9 @@ certificate = "sensor-1.crt"           # omit certificate and key: self-signed
 key = "sensor-1.key"                   #   at first start, like a fresh appliance
 chain = "sensor-1.pem"                 # optional intermediates
 passphrase = "..."                     # optional, for an encrypted key
-trust = ["root.crt"]                   # the roots it trusts
+trust = ["root.crt"]                   # the roots it trusts; without it, the
+                                       #   root of the first accepted upload's
+                                       #   chain (a trust-anchor-set event)
 validation = true
 revocation = "hard"                    # or "soft"
 validator = "strict"                   # or "openssl": what a stock

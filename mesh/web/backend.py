@@ -87,7 +87,9 @@ class ConsoleBackend(Protocol):
         """The certificate, chain and key the appliance presents right now."""
 
     def trust_roots(self) -> Sequence[x509.Certificate]:
-        """Roots a client certificate may chain to (client certificates are optional)."""
+        """The roots the appliance trusts now (configured, or adopted at an upload):
+        the status lists them, and a client certificate may chain to them
+        (client certificates are optional)."""
 
     def now(self) -> dt.datetime:
         """The emulated instant: expiry is judged by it, never by the wall clock."""

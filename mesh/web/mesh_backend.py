@@ -11,7 +11,7 @@ routes uploads and the switch through the appliance so that every change is
 recorded as the engine's own events.
 
 The engine's types are named for the type checker only (``appliance.identity``,
-``.spec.trust``, ``.clock``, ``.events``, ``.validation``, ``.status()``,
+``.trust``, ``.clock``, ``.events``, ``.validation``, ``.status()``,
 ``.upload()``, ``.set_validation()``, ``.refresh_crls()``,
 ``.directory.role_of()``; ``mesh.appliance(name)``, ``mesh.names``,
 ``mesh.role_of``, ``mesh.refresh_crls``): importing this module does not
@@ -73,7 +73,7 @@ class ApplianceConsole:
         return identity
 
     def trust_roots(self) -> Sequence[x509.Certificate]:
-        return tuple(self._appliance.spec.trust)
+        return tuple(self._appliance.trust)
 
     def now(self) -> dt.datetime:
         return self._appliance.clock.now()

@@ -6,7 +6,8 @@ Shape (every key always present)::
       "appliance": {"name": ..., "role": ...},
       "now": "2027-01-15T09:00:00Z",            # emulated
       "certificate": {... see certificate_summary ...},
-      "validation": {"enabled": true},
+      "validation": {"enabled": true,
+                     "trust": ["CN=Contoso Root CA,..."]},  # anchors in use
       "links": [{"name": "a -> b", "dialer", "listener", "state", "code",
                  "message", "refused_by", "unvalidated", "unvalidated_by",
                  "would_fail"}],
@@ -15,6 +16,10 @@ Shape (every key always present)::
                    {"kind": "duplicate-peer" | "certificate-shared", "peer", "message"}],
       "expiry_window_days": 30
     }
+
+``validation.trust`` names (by subject) the roots the appliance judges its
+peers against now: its configured trust, or the root it adopted from an
+accepted upload when it had none (empty: nothing is trusted yet).
 
 A halted link carries its stable ``code`` and the exact operator ``message``.
 An unvalidated link names who skipped validation and the codes its checks
@@ -105,7 +110,10 @@ def status_document(
         "certificate": certificate_summary(
             identity.cert, at=now, window=window, chain=tuple(identity.chain)
         ),
-        "validation": {"enabled": bool(backend.validation_enabled())},
+        "validation": {
+            "enabled": bool(backend.validation_enabled()),
+            "trust": [root.subject.rfc4514_string() for root in backend.trust_roots()],
+        },
         "links": links,
         "roles": roles,
         "warnings": warnings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from mesh.appliances import LinkState
 from mesh.errors import FailureCode
@@ -15,6 +15,7 @@ from mesh.events import (
     CrlFetchFailed,
     LinkDown,
     LinkHalted,
+    TrustAnchorSet,
     UploadRefused,
 )
 from mesh.net.proxy import ForwardProxy
@@ -110,6 +111,89 @@ async def test_first_start_is_self_signed_then_uploads_bring_the_link_up(deploym
     assert len(mesh.events.of(CertificateUploaded)) == 2
     await mesh.settle()
     assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+
+async def test_without_trust_an_upload_is_judged_against_its_chains_root_and_adopts_it(
+    deployment, nursery
+):
+    """A fresh console with no trust: the .pem holding every CA up to the root
+    is what the upload is judged against, and what its peers are judged against after."""
+    pki = deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh(
+        [
+            deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+            deployment.spec("console", "management-console", identity=None, trust=()),
+        ]
+    )
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.CHAIN_UNTRUSTED)
+    console = mesh.appliance("console")
+    material = pki.appliances["console"]
+
+    # The chain without its root: refused, and the detail says what to do.
+    verdict = await mesh.upload("console", _issued(material))
+    assert (verdict.primary.code, verdict.primary.detail) == (
+        FailureCode.CHAIN_UNTRUSTED,
+        "no trust anchor: this appliance has no trust configured and the uploaded chain "
+        "holds no self-signed root; include the root CA in the chain (.pem) file or "
+        "configure trust",
+    )
+    assert console.trust == () and not mesh.events.of(TrustAnchorSet)
+
+    with_root = Issued(
+        cert=material.cert, key=material.issued.key, chain=(*material.chain, pki.root.cert)
+    )
+    verdict = await mesh.upload("console", with_root)
+    assert verdict.accepted, verdict.failures
+    assert console.trust == (pki.root.cert,)
+    assert mesh.events.kinds()[-2:] == ["certificate-uploaded", "trust-anchor-set"]
+    [adopted] = mesh.events.of(TrustAnchorSet)
+    assert (adopted.appliance, adopted.subject, adopted.sha256_fingerprint) == (
+        "console",
+        pki.root.cert.subject.rfc4514_string(),
+        pki.root.cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+    )
+    # Its peers are now judged against the adopted root.
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+
+    # Adopted trust is the appliance's trust now: another root does not replace it.
+    other = Pki.build(
+        at=deployment.epoch, root="Fabrikam Root CA",
+        appliances=[ApplianceRequest(name="console", role="management-console")],
+        keys=deployment.keys,
+    )
+    foreign = other.appliances["console"]
+    verdict = await mesh.upload("console", Issued(
+        cert=foreign.cert, key=foreign.issued.key, chain=(*foreign.chain, other.root.cert)
+    ))
+    assert verdict.primary.code is FailureCode.CHAIN_UNTRUSTED
+    assert console.trust == (pki.root.cert,) and len(mesh.events.of(TrustAnchorSet)) == 1
+
+    # An appliance with configured trust keeps it: nothing is adopted.
+    verdict = await mesh.upload("sensor-1", Issued(
+        cert=pki.appliances["sensor-1"].cert, key=pki.appliances["sensor-1"].issued.key,
+        chain=(*pki.appliances["sensor-1"].chain, pki.root.cert),
+    ))
+    assert verdict.accepted and len(mesh.events.of(TrustAnchorSet)) == 1
+
+
+async def test_without_trust_and_with_validation_off_nothing_is_adopted(deployment, nursery):
+    """With validation off the chain is not judged, so its root is not taken on trust."""
+    pki = deployment.build(("console", "management-console"))
+    mesh = deployment.mesh(
+        [deployment.spec("console", "management-console", identity=None, trust=(),
+                         validation=False)]
+    )
+    await nursery.start(mesh.run)
+    material = pki.appliances["console"]
+    verdict = await mesh.upload("console", Issued(
+        cert=material.cert, key=material.issued.key, chain=(*material.chain, pki.root.cert)
+    ))
+    assert verdict.accepted and verdict.skipped
+    assert mesh.appliance("console").trust == () and not mesh.events.of(TrustAnchorSet)
 
 
 async def test_a_refused_upload_changes_nothing(deployment, nursery):

@@ -54,7 +54,9 @@ async def test_status_of_a_self_signed_appliance(console, appliance, pki):
     assert cert["self_signed"] is True
     assert cert["subject"] == pki.self_signed.cert.subject.rfc4514_string()
     assert cert["serial"] == format(pki.self_signed.serial, "X")
-    assert doc["validation"] == {"enabled": True}
+    assert doc["validation"] == {
+        "enabled": True, "trust": [pki.root.cert.subject.rfc4514_string()]
+    }
     assert doc["links"][0]["name"] == f"{NAME} -> console.contoso.test"
     assert doc["links"][0]["state"] == "up"
     assert doc["roles"]["console.contoso.test"] == "management-console"
@@ -180,7 +182,7 @@ async def test_validation_switch(console, appliance):
         assert off.status_code == 200 and off.json() == {"enabled": False}
         assert appliance.validation is False
         status = (await client.get("/api/v1/status")).json()
-        assert status["validation"] == {"enabled": False}
+        assert status["validation"]["enabled"] is False
         for bad in ({"enabled": "no"}, {}, [True]):
             assert (await client.put("/api/v1/validation", json=bad)).status_code == 400
         garbage = await client.put("/api/v1/validation", content=b"{not json",

@@ -212,7 +212,9 @@ async def test_validation_switch_through_the_api(running, cm_console):
         await running.settle()
         doc = (await client.get("/api/v1/status")).json()
     assert running.mesh.appliance(CM).validation is False
-    assert doc["validation"] == {"enabled": False}
+    assert doc["validation"] == {
+        "enabled": False, "trust": [running.pki.root.cert.subject.rfc4514_string()]
+    }
     link = _link(doc, S1)
     assert (link["state"], link["unvalidated"], link["unvalidated_by"]) == ("up-unvalidated", True, [CM])
     assert link["message"].startswith(f"validation is off at {CM}")
