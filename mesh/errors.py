@@ -23,6 +23,7 @@ __all__ = [
     "MeshError",
     "ValidationFailed",
     "InputError",
+    "with_notes",
 ]
 
 
@@ -186,3 +187,18 @@ class InputError(MeshError):
         if self.fix:
             text += f"; {self.fix}"
         return text
+
+
+def with_notes(message: str, notes: tuple[str, ...]) -> str:
+    """A row's message with what an accepting end noted (``no_cdp``) after it.
+
+    A note never changes a link's state or code (expectations read those), so
+    the message is where a person reading the table meets it.
+    """
+    texts = []
+    for code in notes:
+        try:
+            texts.append(f"note: {code}: {FailureCode.from_code(code).message}")
+        except ValueError:
+            texts.append(f"note: {code}")
+    return "; ".join(([message] if message else []) + texts)

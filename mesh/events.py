@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import attrs
 from attrs import define, field
 
-from mesh.errors import FailureCode, Severity
+from mesh.errors import FailureCode, Severity, with_notes
 from mesh.validation.expiry import expiry_message
 
 __all__ = [
@@ -223,6 +223,11 @@ class LinkConnecting(Event):
         return f"{self.dialer} -> {self.listener}: connecting (attempt {self.attempt})"
 
 
+def _noted(codes: tuple[str, ...]) -> str:
+    """``; note: no_cdp: This certificate names no CRL ...`` for a link-up line."""
+    return "; " + with_notes("", codes) if codes else ""
+
+
 @define(frozen=True, kw_only=True)
 class LinkUp(Event):
     """Both ends ran every check and accepted."""
@@ -231,9 +236,11 @@ class LinkUp(Event):
 
     dialer: str
     listener: str
+    #: Codes an end noted without refusing (``no_cdp``: revocation not checked).
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"{self.dialer} -> {self.listener}: up, both ends validated"
+        return f"{self.dialer} -> {self.listener}: up, both ends validated" + _noted(self.notes)
 
 
 @define(frozen=True, kw_only=True)
@@ -246,10 +253,11 @@ class LinkUpUnvalidated(Event):
     dialer: str
     listener: str
     unvalidated_by: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         who = ", ".join(self.unvalidated_by)
-        return f"{self.dialer} -> {self.listener}: up, not validated by {who}"
+        return f"{self.dialer} -> {self.listener}: up, not validated by {who}" + _noted(self.notes)
 
 
 @define(frozen=True, kw_only=True)

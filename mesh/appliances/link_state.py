@@ -114,6 +114,8 @@ class Outcome:
     refusals: tuple[Judgement, ...] = ()
     unvalidated_by: tuple[str, ...] = ()
     would_fail: tuple[FailureCode, ...] = ()
+    #: What either accepting end noted (``no_cdp``, ...), for an up link.
+    notes: tuple[FailureCode, ...] = ()
 
     @classmethod
     def refused(cls, judgement: Judgement) -> Outcome:
@@ -128,8 +130,9 @@ def decide(dialer: Judgement, listener: Judgement) -> Outcome:
         return Outcome(state=LinkState.HALTED, primary=refusals[0], refusals=refusals)
     unvalidated = tuple(j.by for j in (dialer, listener) if not j.enforced)
     would_fail = tuple(dict.fromkeys(c for j in (dialer, listener) for c in j.would_fail))
+    notes = tuple(dict.fromkeys(c for j in (dialer, listener) for c in j.notes))
     state = LinkState.UP_UNVALIDATED if unvalidated else LinkState.UP
-    return Outcome(state=state, unvalidated_by=unvalidated, would_fail=would_fail)
+    return Outcome(state=state, unvalidated_by=unvalidated, would_fail=would_fail, notes=notes)
 
 
 # -- what moves a link --
@@ -328,6 +331,12 @@ class Link:
         outcome = self.outcome
         return outcome.unvalidated_by if outcome is not None and self.state.is_up else ()
 
+    @property
+    def notes(self) -> tuple[FailureCode, ...]:
+        """What the ends noted when they accepted (``no_cdp``, ...), while the link is up."""
+        outcome = self.outcome
+        return outcome.notes if outcome is not None and self.state.is_up else ()
+
 
 @define(kw_only=True, eq=False)
 class LinkEnd:
@@ -354,7 +363,7 @@ class LinkEnd:
             LinkStateError: the link's state does not allow the event.
         """
         link = self.link
-        before = (link.state, link.unvalidated_by)
+        before = (link.state, link.unvalidated_by, link.notes)
         try:
             after = next_state(link.state, event.trigger)
         except LinkStateError as exc:
@@ -400,7 +409,7 @@ class LinkEnd:
     def _judged(
         self,
         event: Judged,
-        before: tuple[LinkState, tuple[str, ...]],
+        before: tuple[LinkState, tuple[str, ...], tuple[FailureCode, ...]],
         *,
         owner: bool,
         at: dt.datetime,
@@ -450,9 +459,13 @@ class LinkEnd:
         else:
             self._skipped = None
 
-        if owner and outcome.state.is_up and before != (outcome.state, outcome.unvalidated_by):
+        now = (outcome.state, outcome.unvalidated_by, outcome.notes)
+        if owner and outcome.state.is_up and before != now:
+            notes = tuple(c.code for c in outcome.notes)
             if outcome.state is LinkState.UP:
-                news.append(LinkUp(at=at, dialer=link.dialer, listener=link.listener))
+                news.append(
+                    LinkUp(at=at, dialer=link.dialer, listener=link.listener, notes=notes)
+                )
             else:
                 news.append(
                     LinkUpUnvalidated(
@@ -460,6 +473,7 @@ class LinkEnd:
                         dialer=link.dialer,
                         listener=link.listener,
                         unvalidated_by=outcome.unvalidated_by,
+                        notes=notes,
                     )
                 )
         return news

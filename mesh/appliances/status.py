@@ -42,6 +42,8 @@ class LinkStatus:
     refusals: tuple[tuple[str, FailureCode], ...] = ()
     unvalidated_by: tuple[str, ...] = ()
     would_fail: tuple[FailureCode, ...] = ()
+    #: What an accepting end noted (``no_cdp``: revocation not checked), while up.
+    notes: tuple[FailureCode, ...] = ()
     attempts: int = 0
     since: dt.datetime | None = None
     reason: str = ""
@@ -57,6 +59,8 @@ class LinkStatus:
             text += " (validation off; would fail: " + ", ".join(c.code for c in self.would_fail) + ")"
         elif self.state is LinkState.DOWN and self.reason:
             text += f" ({self.reason})"
+        if self.notes:
+            text += " (note: " + ", ".join(c.code for c in self.notes) + ")"
         return text + f", {self.delivered} delivered"
 
     @classmethod
@@ -84,6 +88,7 @@ class LinkStatus:
             would_fail=outcome.would_fail
             if outcome is not None and link.state is LinkState.UP_UNVALIDATED
             else (),
+            notes=link.notes,
             attempts=link.attempts,
             since=link.since,
             reason=link.reason if link.state is LinkState.DOWN else "",

@@ -31,7 +31,7 @@ import trio
 from attrs import define
 from OpenSSL import SSL
 
-from mesh.errors import FailureCode
+from mesh.errors import FailureCode, Severity
 from mesh.net.framing import Frame, FrameError, FramedStream, FrameType
 from mesh.validation.verdict import Verdict
 
@@ -107,6 +107,9 @@ class Judgement:
     serial: int | None = None
     detail: str = ""
     would_fail: tuple[FailureCode, ...] = ()
+    #: What an accepting end noted without refusing (``no_cdp``: revocation
+    #: not checked; a soft-fail CRL problem): shown wherever the link's state is.
+    notes: tuple[FailureCode, ...] = ()
 
     @classmethod
     def from_verdict(cls, by: str, verdict: Verdict, *, enforced: bool) -> Judgement:
@@ -121,6 +124,13 @@ class Judgement:
             serial=primary.serial if primary is not None else None,
             detail=primary.detail if primary is not None else "",
             would_fail=failures if verdict.accepted else (),
+            notes=tuple(
+                dict.fromkeys(
+                    f.code for f in verdict.findings if f.severity is not Severity.ERROR
+                )
+            )
+            if verdict.accepted
+            else (),
         )
 
     @classmethod
@@ -144,6 +154,8 @@ class Judgement:
             body["detail"] = self.detail
         if self.would_fail:
             body["would_fail"] = [c.code for c in self.would_fail]
+        if self.notes:
+            body["notes"] = [c.code for c in self.notes]
         return Frame(type=FrameType.ACCEPT if self.accepted else FrameType.REFUSE, body=body)
 
     @classmethod
@@ -175,6 +187,7 @@ class Judgement:
             serial=serial_int,
             detail=str(body.get("detail", "")),
             would_fail=tuple(code_of(c) for c in body.get("would_fail", ())),
+            notes=tuple(code_of(c) for c in body.get("notes", ())),
         )
 
 

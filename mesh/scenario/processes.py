@@ -45,7 +45,7 @@ from typing import TextIO
 
 import trio
 
-from mesh.errors import FailureCode, InputError
+from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
 from mesh.events import (
     ApplianceStarted,
@@ -414,6 +414,9 @@ class ProcessesBackend:
             state = _STATE[type(event)]
             code = message = None
             refused_by = None
+            notes: tuple[str, ...] = ()
+            if isinstance(event, (LinkUp, LinkUpUnvalidated)):
+                notes = event.notes
             if isinstance(event, LinkHalted):
                 code, message, refused_by = event.code.code, event.code.message, event.refused_by
             elif isinstance(event, LinkUpUnvalidated):
@@ -432,7 +435,8 @@ class ProcessesBackend:
             elif isinstance(event, LinkDown):
                 message = event.reason
             out.append(LinkRow(dialer=dialer, listener=listener, state=state, code=code,
-                               message=message or "", refused_by=refused_by))
+                               message=with_notes(message or "", notes), refused_by=refused_by,
+                               notes=notes))
         return out
 
     def _trust_files(self, name: str) -> list[Path]:

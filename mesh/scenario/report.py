@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from typing import IO, Sequence
 
 from mesh.pki.file_output import write_file
-from mesh.scenario.result import ExpectationVerdict, LinkRow, RunResult
+from mesh.scenario.result import REPORT_FORMAT, ExpectationVerdict, LinkRow, RunResult
 
 __all__ = [
     "print_result",
@@ -173,7 +173,7 @@ def json_report(results: Sequence[RunResult], *, interrupted: str | None = None)
     """
     reports = [r.to_json() for r in results]
     if interrupted is not None:
-        reports.append({"scenario": interrupted, "ok": False, "interrupted": True,
+        reports.append({"format": REPORT_FORMAT, "scenario": interrupted, "ok": False, "interrupted": True,
                         "links": [], "expectations": [], "steps": []})
     return reports[0] if len(reports) == 1 else reports
 

@@ -14,7 +14,16 @@ from attrs import define, field
 
 from mesh.scenario.model import Expectation, Scenario, Step, format_duration, link_name, parse_link
 
-__all__ = ["LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge"]
+__all__ = ["LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge", "REPORT_FORMAT"]
+
+#: The JSON report's format version, its first key (``"format"``). Every
+#: writer of a report uses it; a change to the shape raises it.
+#:
+#: 1. (unnumbered) scenario, ok, interrupted, links (from, to, state, code,
+#:    message), expectations, steps.
+#: 2. ``format`` itself, and ``links[].notes``: the codes an accepting end
+#:    noted without refusing (``no_cdp``: revocation not checked).
+REPORT_FORMAT = 2
 
 
 @define(frozen=True, kw_only=True)
@@ -28,6 +37,8 @@ class LinkRow:
     message: str = ""
     refused_by: str | None = None
     delivered: int = 0
+    #: Codes an accepting end noted (``no_cdp``: revocation not checked).
+    notes: tuple[str, ...] = ()
 
     @property
     def link(self) -> str:
@@ -45,6 +56,7 @@ class LinkRow:
             "state": self.state,
             "code": self.code,
             "message": self.message,
+            "notes": list(self.notes),
         }
 
 
@@ -153,6 +165,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": REPORT_FORMAT,
             "scenario": self.scenario.name,
             "ok": self.ok,
             "interrupted": False,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mappin
 import trio
 
 from mesh.clock import EmulatedClock
-from mesh.errors import InputError
+from mesh.errors import InputError, with_notes
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
@@ -154,10 +154,12 @@ def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:
                 message = f"validation off on {off}"
         elif state == "down":
             message = message or status.reason
+        notes = tuple(c.code for c in status.notes)
         rows.append(
             LinkRow(
                 dialer=status.dialer, listener=status.listener, state=state, code=code,
-                message=message, refused_by=status.refused_by, delivered=status.delivered,
+                message=with_notes(message, notes), refused_by=status.refused_by,
+                delivered=status.delivered, notes=notes,
             )
         )
     return rows

@@ -10,7 +10,7 @@ Shape (every key always present)::
                      "trust": ["CN=Contoso Root CA,..."]},  # anchors in use
       "links": [{"name": "a -> b", "dialer", "listener", "state", "code",
                  "message", "refused_by", "unvalidated", "unvalidated_by",
-                 "would_fail"}],
+                 "would_fail", "notes"}],
       "roles": {"name": "role", ...},            # every appliance in the graph
       "warnings": [{"kind": "certificate-expiring", ...},
                    {"kind": "duplicate-peer" | "certificate-shared", "peer", "message"}],
@@ -23,7 +23,9 @@ accepted upload when it had none (empty: nothing is trusted yet).
 
 A halted link carries its stable ``code`` and the exact operator ``message``.
 An unvalidated link names who skipped validation and the codes its checks
-would have failed (``would_fail``); a down link says why, when the engine knows.
+would have failed (``would_fail``); a down link says why, when the engine knows. An up
+link lists what an accepting end noted (``notes``: ``no_cdp``, revocation not checked),
+and its message says it in words.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from mesh.errors import FailureCode
+from mesh.errors import FailureCode, with_notes
 from mesh.web.backend import ConsoleBackend, LinkLike
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW, expiry_warning
 from mesh.web.certificate import certificate_summary
@@ -72,6 +74,9 @@ def link_document(link: LinkLike) -> dict[str, Any]:
             message += "; with it on, this would fail: " + ", ".join(would_fail)
     elif not message and state == "down" and link.reason:
         message = str(link.reason)
+    notes = [_code_of(c) for c in link.notes]
+    if notes:
+        message = with_notes(message or "", tuple(notes))
     return {
         "name": f"{link.dialer} -> {link.listener}",
         "dialer": link.dialer,
@@ -83,6 +88,7 @@ def link_document(link: LinkLike) -> dict[str, Any]:
         "unvalidated": state == "up-unvalidated",
         "unvalidated_by": unvalidated_by,
         "would_fail": would_fail,
+        "notes": notes,
     }
 
 

@@ -14,7 +14,7 @@ import pytest
 from mesh.errors import FailureCode
 from mesh.scenario.model import ApplianceDef, Expectation, Scenario, Step
 from mesh.scenario.report import junit_xml, print_result, render_plain, summary_line, write_json
-from mesh.scenario.result import LinkRow, RunResult, StepRecord, judge
+from mesh.scenario.result import REPORT_FORMAT, LinkRow, RunResult, StepRecord, judge
 
 T0 = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.timezone.utc)
 T1 = T0 + dt.timedelta(days=90)
@@ -97,16 +97,17 @@ def test_json_report_has_the_documented_shape(tmp_path):
     path = tmp_path / "r.json"
     write_json([make_result()], path)
     report = json.loads(path.read_text())
-    assert set(report) == {"scenario", "ok", "interrupted", "links", "expectations", "steps"}
+    assert set(report) == {"format", "scenario", "ok", "interrupted", "links", "expectations", "steps"}
+    assert report["format"] == REPORT_FORMAT == 2
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
     assert report["links"][0] == {
         "from": "s1.test", "to": "cm.test", "state": "halted", "code": "revoked",
-        "message": FailureCode.REVOKED.message,
+        "message": FailureCode.REVOKED.message, "notes": [],
     }
     assert report["expectations"][1] == {
         "link": "s2.test -> cm.test", "expected": "halted", "actual": "up", "met": False,
     }
-    assert set(report["links"][1]) == {"from", "to", "state", "code", "message"}
+    assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes"}
     assert report["steps"][1]["outcome"] == "refused"
     assert report["steps"][0]["after"] == "90d"
     write_json([make_result(), make_result(wrong=False)], path)

@@ -6,6 +6,7 @@ import datetime as dt
 
 from mesh.errors import FailureCode
 from mesh.eventlog import EventLog
+from mesh.events import LinkUp
 from mesh.scenario.model import ApplianceDef, Expectation, PkiSpec, Scenario, Step
 from mesh.scenario.report import render_plain
 from mesh.scenario.runner import run_scenario
@@ -252,3 +253,25 @@ async def test_a_mesh_that_does_not_settle_is_one_line_naming_the_scenario_and_s
         f"no outcome yet for {S1} -> {CM}, {S2} -> {CM}; a peer or CRL server that never "
         "answers keeps a link waiting; check what that step changed"
     )
+
+
+async def test_a_revoked_certificate_without_a_cdp_is_up_with_the_no_cdp_note_everywhere(keys):
+    """Nothing refuses it (there is nowhere to look its revocation up), but nothing hides it."""
+    scenario = small(
+        certificate="no-cdp",
+        steps=[Step(after=dt.timedelta(hours=1), action="revoke", target=S1)],
+        expectations=[Expectation(link=f"{S1} -> {CM}", state="up")],
+    )
+    events = EventLog()
+    result = await run_scenario(scenario, keys=keys, events=events)
+    assert result.ok, [v.to_json() for v in result.failures]
+    row = result.link(f"{S1} -> {CM}")
+    assert (row.state, row.code, row.notes) == ("up", None, ("no_cdp",))
+    assert row.message == f"note: no_cdp: {FailureCode.NO_CDP.message}"
+    assert row.to_json()["notes"] == ["no_cdp"]
+    assert f"note: no_cdp: {FailureCode.NO_CDP.message}" in render_plain(result)
+    # The other sensor's certificate names its CDP: no note.
+    assert result.link(f"{S2} -> {CM}").notes == ()
+    [up, *_] = [e for e in events.of(LinkUp) if e.dialer == S1]
+    assert up.notes == ("no_cdp",)
+    assert "note: no_cdp" in up.log_line()

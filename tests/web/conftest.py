@@ -48,6 +48,7 @@ class Link:
     refused_by: str | None = None
     unvalidated_by: tuple[str, ...] = ()
     would_fail: tuple[FailureCode, ...] = ()
+    notes: tuple[FailureCode, ...] = ()
     reason: str = ""
 
 

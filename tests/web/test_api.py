@@ -206,7 +206,7 @@ async def test_crl_refresh(console, appliance):
                 "name": f"{NAME} -> console.contoso.test", "dialer": NAME,
                 "listener": "console.contoso.test", "state": "up", "code": None,
                 "message": None, "refused_by": None, "unvalidated": False,
-                "unvalidated_by": [], "would_fail": [],
+                "unvalidated_by": [], "would_fail": [], "notes": [],
             }],
         }
         assert [e.kind for e in appliance.log] == ["crls-refreshed"]
@@ -329,6 +329,7 @@ def test_link_document_explains_unvalidated_and_down_links():
         refused_by: str | None = None
         unvalidated_by: tuple = ()
         would_fail: tuple = ()
+        notes: tuple = ()
         reason: str = ""
 
     unvalidated = link_document(Seen("s", "cm", "up-unvalidated", unvalidated_by=("s",),
@@ -339,6 +340,9 @@ def test_link_document_explains_unvalidated_and_down_links():
         "connection refused")
     halted = link_document(Seen("s", "cm", "halted", code="expired"))
     assert halted["message"] == FailureCode.EXPIRED.message
+    noted = link_document(Seen("s", "cm", "up", notes=(FailureCode.NO_CDP,)))
+    assert (noted["notes"], noted["code"]) == (["no_cdp"], None)
+    assert noted["message"] == f"note: no_cdp: {FailureCode.NO_CDP.message}"
 
 
 # -- smaller holes: each request judged on what this console is, bounded --
