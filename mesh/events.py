@@ -329,6 +329,10 @@ class LinkDown(Event):
         return f"{self.dialer} -> {self.listener}: down ({self.reason})"
 
 
+#: Why a live link is closed on purpose unless said otherwise (``Mesh.refresh``).
+RECHECK_REASON = "to validate afresh"
+
+
 @define(frozen=True, kw_only=True)
 class LinkRecheck(Event):
     """The dialer closed a live link on purpose to validate it afresh (not a fault).
@@ -343,9 +347,10 @@ class LinkRecheck(Event):
     dialer: str
     listener: str
     state: str
+    reason: str = _text(RECHECK_REASON)
 
     def describe(self) -> str:
-        return f"{self.dialer} -> {self.listener}: {self.state} link closed to validate afresh"
+        return f"{self.dialer} -> {self.listener}: {self.state} link closed {self.reason}"
 
 
 @define(frozen=True, kw_only=True)
@@ -481,7 +486,7 @@ class CertificateUploaded(Event):
     validated: bool = True
 
     def describe(self) -> str:
-        return f"{self.appliance}: certificate {self.subject} uploaded, used from the next connection"
+        return f"{self.appliance}: certificate {self.subject} uploaded; live links are made again with it"
 
 
 @define(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ from mesh.net.crl_server import CrlServer
 from mesh.node import load_config, run_node
 from mesh.pki.files import save_certificate, save_chain, save_key
 from mesh.pki.deployment import ApplianceRequest, Pki
+from mesh.pki.issue import Issued
 
 # -- config errors --
 
@@ -823,3 +824,47 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     assert (halted["dialer"], halted["refused_by"], halted["code"]) == (
         "cm-fabrikam", "sensor-1", "chain_untrusted"
     )
+
+
+async def test_an_upload_makes_links_dialed_from_other_nodes_again(tmp_path, keys, epoch, nursery):
+    """The console closes its live links cleanly; the sensor redials and meets the new certificate."""
+    crl_server = CrlServer()
+    await nursery.start(crl_server.serve)
+    pki = Pki.build(
+        at=epoch,
+        appliances=[
+            ApplianceRequest(name="sensor-1", role="sensor"),
+            ApplianceRequest(name="console", role="management-console"),
+        ],
+        crl_base_url=f"{crl_server.base_url}/crl",
+        keys=keys,
+    )
+    crl_server.set_documents(pki.crl_documents(at=epoch))
+    save_certificate(tmp_path / "root.crt", pki.root.cert)
+    for name, material in pki.appliances.items():
+        save_certificate(tmp_path / f"{name}.crt", material.cert)
+        save_key(tmp_path / f"{name}.key", material.issued.key)
+        save_chain(tmp_path / f"{name}.pem", material.chain)
+    console_out, sensor_out = Capture(), Capture()
+    console = await _in_process_node(
+        nursery, _config(tmp_path, "console", "management-console", "127.0.0.1:0"), console_out
+    )
+    peers = (
+        "[connects_to]\n"
+        f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    )
+    await _in_process_node(
+        nursery, _config(tmp_path, "sensor-1", "sensor", "127.0.0.1:0", peers), sensor_out
+    )
+    with trio.fail_after(20):
+        await sensor_out.wait_for("link-up")
+        # A certificate for another host name: the upload does not judge names, the sensor does.
+        other = pki.issuing.issue("elsewhere.contoso.test", not_before=epoch, key=keys(2048))
+        verdict = await console.upload(
+            Issued(cert=other.cert, key=other.key, chain=pki.appliances["console"].chain)
+        )
+        assert verdict.accepted
+        [recheck] = await console_out.wait_for("link-recheck")
+        [halted] = await sensor_out.wait_for("link-halted")
+    assert (recheck["dialer"], recheck["reason"]) == ("sensor-1", "to present console's new certificate")
+    assert (halted["refused_by"], halted["code"]) == ("sensor-1", "name_mismatch")

@@ -17,7 +17,8 @@ takes the links it owns down with it. The parts, each in its own module:
 
 What stays here is the appliance itself: a first start makes a self-signed
 certificate; an upload is checked (``mesh.appliances.identity`` and the
-appliance's own validation) before it is used from the next connection on;
+appliance's own validation) before it is used, its live links then made
+again with it (a certificate is presented at the handshake);
 its trust, the configured roots or, without any, the root an accepted upload
 was judged against (``mesh.upload.upload_anchors``, the rule ``mesh cert
 check`` follows too; a ``trust-anchor-set`` event says so); the validation
@@ -282,7 +283,25 @@ class Appliance:
         if root is not None and not self.trust:
             self._adopt(root)
         self.expiry.renewed()
+        self._remake_links(f"to present {self.name}'s new certificate")
         return verdict
+
+    def _remake_links(self, reason: str) -> None:
+        """Close this appliance's live links cleanly so each is made again now.
+
+        A certificate is presented at the handshake, so live links would keep
+        the old one: links dialed in this process (by this appliance or to
+        it) redial at once through the gate, links dialed from another
+        process are closed for their dialer to redial. Each says ``reason``
+        in a ``link-recheck`` event.
+        """
+        live = {
+            link.key
+            for link in self.book
+            if self.name in link.key and link.state.is_up
+        }
+        self.gate.recheck_links(live, reason)
+        self.conversation.remake_accepted(reason)
 
     async def refresh_crls(
         self,

@@ -37,6 +37,7 @@ state machine (``mesh.appliances.link_state``), fed through ``LinkEnds``.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
 import attrs
@@ -166,6 +167,8 @@ class Conversation:
         self.claims = PeerClaims(appliance=me.name)
         #: Live links dialed from another process, each with how to judge it again.
         self._accepted: dict[object, Callable[[], Awaitable[None]]] = {}
+        #: The same links, each with how to close it so that its dialer makes it again.
+        self._remade: dict[object, Callable[[str], None]] = {}
 
     @property
     def name(self) -> str:
@@ -182,6 +185,16 @@ class Conversation:
         for judge_again in pending:
             await judge_again()
         return len(pending)
+
+    def remake_accepted(self, reason: str) -> None:
+        """Close every live link dialed from another process cleanly, for it to be made again.
+
+        Its dialer sees a clean close and redials; this end logs
+        ``link-recheck`` with ``reason``. (Links dialed in this process are
+        asked through the gate: ``RetryGate.recheck_links``.)
+        """
+        for remake in list(self._remade.values()):
+            remake(reason)
 
     # -- accepting --
 
@@ -434,10 +447,10 @@ class Conversation:
 
         watch: object | None = None
 
-        def recheck_now(scope: trio.CancelScope) -> None:
+        def recheck_now(scope: trio.CancelScope, reason: str) -> None:
             nonlocal rechecked
             rechecked = True
-            self.ends.rechecked(link)
+            self.ends.rechecked(link, reason)
             scope.cancel()
 
         def halt(mine: Judgement, scope: trio.CancelScope) -> None:
@@ -508,17 +521,21 @@ class Conversation:
         elif not speaking and not revalidating and generation is None:
             with trio.CancelScope() as scope:
                 self._accepted[handle] = judge_again_in(scope, handle)
+                self._remade[handle] = functools.partial(recheck_now, scope)
                 try:
                     reason = await hear()
                 finally:
                     self._accepted.pop(handle, None)
+                    self._remade.pop(handle, None)
         else:
             async with trio.open_nursery() as nursery:
                 if generation is not None:
-                    scope = nursery.cancel_scope
-                    watch = self.gate.watch_recheck(generation, lambda: recheck_now(scope))
+                    watch = self.gate.watch_recheck(
+                        generation, link.key, functools.partial(recheck_now, nursery.cancel_scope)
+                    )
                 if again is not None:
                     self._accepted[handle] = judge_again_in(nursery.cancel_scope, handle)
+                    self._remade[handle] = functools.partial(recheck_now, nursery.cancel_scope)
                 for voice in speaking:
                     nursery.start_soon(quietly, voice)
                 if revalidating:
@@ -527,6 +544,7 @@ class Conversation:
                     reason = await hear()
                 finally:
                     self._accepted.pop(handle, None)
+                    self._remade.pop(handle, None)
                     if watch is not None:
                         self.gate.unwatch(watch)
                 nursery.cancel_scope.cancel()

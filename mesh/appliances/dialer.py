@@ -21,7 +21,7 @@ every dialer close its live link cleanly and redial at once.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Collection
 
 import trio
 from attrs import define, field
@@ -34,6 +34,7 @@ from mesh.appliances.link_state import Link
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import LinkPair
 from mesh.clock import EmulatedClock
+from mesh.events import RECHECK_REASON
 from mesh.net import tls
 from mesh.net.links import tls_refusal
 
@@ -74,7 +75,7 @@ class RetryGate:
         #: The generation of the latest :meth:`recheck` (0: none yet).
         self.recheck_generation = 0
         #: What :meth:`recheck` calls: live links, by the attempt they came from.
-        self._watchers: dict[object, tuple[int, Callable[[], None]]] = {}
+        self._watchers: dict[object, tuple[int, tuple[str, str], Callable[[str], None]]] = {}
 
     def request(self) -> int:
         self.generation += 1
@@ -86,12 +87,23 @@ class RetryGate:
         generation = self.request()
         self.recheck_generation = generation
         watchers, self._watchers = self._watchers, {}
-        for _since, callback in watchers.values():
-            callback()
+        for _since, _link, callback in watchers.values():
+            callback(RECHECK_REASON)
         return generation
 
-    def watch_recheck(self, since: int, callback: Callable[[], None]) -> object:
-        """Call ``callback`` at the first :meth:`recheck` after an attempt of generation ``since``.
+    def recheck_links(self, links: Collection[tuple[str, str]], reason: str) -> None:
+        """Ask the live ``links`` (dialer, listener) dialed in this process to close cleanly
+        and redial at once; ``reason`` says why in their ``link-recheck`` events."""
+        for handle, (_since, link, callback) in list(self._watchers.items()):
+            if link in links:
+                del self._watchers[handle]
+                callback(reason)
+
+    def watch_recheck(
+        self, since: int, link: tuple[str, str], callback: Callable[[str], None]
+    ) -> object:
+        """Call ``callback(reason)`` at the first :meth:`recheck` after an attempt of
+        generation ``since``, or a :meth:`recheck_links` naming ``link``.
 
         At once if one already came. A callback, not a task waiting on an
         event: every live dialed link has one, and thousands of parked tasks
@@ -100,9 +112,9 @@ class RetryGate:
         """
         handle = object()
         if self.recheck_generation > since:
-            callback()
+            callback(RECHECK_REASON)
         else:
-            self._watchers[handle] = (since, callback)
+            self._watchers[handle] = (since, link, callback)
         return handle
 
     def unwatch(self, handle: object) -> None:
@@ -153,6 +165,7 @@ class Dialer:
         backoff = Backoff(initial=self.settings.backoff_initial, cap=self.settings.backoff_cap)
         while True:
             generation = self.gate.generation
+            rechecks = link.rechecks
             self.ends.attempted(link)
             try:
                 was_up = await self._attempt(pair, link, generation)
@@ -164,6 +177,8 @@ class Dialer:
                 was_up = False
             if was_up:
                 backoff.reset()
+            if link.rechecks != rechecks:
+                continue  # closed on purpose to be made again: at once
             await self.gate.pause(backoff.next_delay(), generation)
 
     async def _attempt(self, pair: LinkPair, link: Link, generation: int) -> bool:

@@ -28,7 +28,7 @@ from mesh.appliances.link_state import (
 )
 from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
-from mesh.events import LinkHalted
+from mesh.events import RECHECK_REASON, LinkHalted
 from mesh.net.links import Judgement
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ class LinkEnds:
     def stopped(self, link: Link, reason: str) -> None:
         self._handle(link, Stopped(reason=reason, attempt=self._attempt(link, None)))
 
-    def rechecked(self, link: Link) -> None:
-        self._handle(link, Rechecked(), touch=False)
+    def rechecked(self, link: Link, reason: str = RECHECK_REASON) -> None:
+        self._handle(link, Rechecked(reason=reason), touch=False)
 
     def _attempt(self, link: Link, generation: int | None) -> int | None:
         """The attempt an outcome answers: the dialer's; for a dialer elsewhere, every one so far."""

@@ -64,6 +64,7 @@ from attrs import define, field
 
 from mesh.errors import FailureCode, MeshError
 from mesh.events import (
+    RECHECK_REASON,
     Event,
     LinkConnecting,
     LinkDown,
@@ -209,9 +210,12 @@ class Stopped:
 
 @define(frozen=True, kw_only=True)
 class Rechecked:
-    """The dialer closes the live link on purpose, to judge it afresh (``Mesh.refresh``)."""
+    """The live link is closed on purpose and made again (``Mesh.refresh``, an upload)."""
 
     trigger: ClassVar[Trigger] = Trigger.RECHECKED
+
+    #: Why, for the ``link-recheck`` event: the words after "closed ".
+    reason: str = RECHECK_REASON
 
 
 LinkEvent = Attempted | Judged | Lost | Stopped | Rechecked
@@ -381,7 +385,15 @@ class LinkEnd:
         if not owner:
             return []
         if isinstance(event, Rechecked):
-            return [LinkRecheck(at=at, dialer=link.dialer, listener=link.listener, state=after.value)]
+            return [
+                LinkRecheck(
+                    at=at,
+                    dialer=link.dialer,
+                    listener=link.listener,
+                    state=after.value,
+                    reason=event.reason,
+                )
+            ]
         if link.dialer == self.me and link.attempts == 1:  # the dialer's first attempt
             return [LinkConnecting(at=at, dialer=link.dialer, listener=link.listener, attempt=1)]
         return []

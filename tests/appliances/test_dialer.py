@@ -12,6 +12,8 @@ from mesh.appliances.dialer import Backoff, RetryGate
 from mesh.clock import EmulatedClock
 from mesh.events import LinkDown
 
+AB = ("a", "b")  # a link, (dialer, listener)
+
 
 def test_backoff_is_capped_exponential():
     backoff = Backoff(initial=1, cap=10)
@@ -44,18 +46,32 @@ async def test_a_request_ends_a_pause_begun_before_it_and_skips_one_begun_after(
 async def test_a_recheck_calls_each_watcher_of_an_older_attempt_once(epoch):
     gate = RetryGate(EmulatedClock(epoch))
     called: list[str] = []
-    old = gate.watch_recheck(gate.generation, lambda: called.append("old"))
-    gone = gate.watch_recheck(gate.generation, lambda: called.append("gone"))
+    old = gate.watch_recheck(gate.generation, AB, lambda why: called.append("old"))
+    gone = gate.watch_recheck(gate.generation, AB, lambda why: called.append("gone"))
     gate.unwatch(gone)
     generation = gate.recheck()
     assert (called, gate.recheck_generation) == (["old"], generation)
     # An attempt older than the recheck is told at once; a newer one waits for the next.
-    gate.watch_recheck(generation - 1, lambda: called.append("late"))
-    gate.watch_recheck(generation, lambda: called.append("new"))
+    gate.watch_recheck(generation - 1, AB, lambda why: called.append("late"))
+    gate.watch_recheck(generation, AB, lambda why: called.append("new"))
     assert called == ["old", "late"]
     gate.recheck()
     assert called == ["old", "late", "new"]
     gate.unwatch(old)  # already called: nothing to undo
+
+
+async def test_a_recheck_of_some_links_calls_only_theirs_with_the_reason(epoch):
+    gate = RetryGate(EmulatedClock(epoch))
+    called: list[tuple[str, str]] = []
+    gate.watch_recheck(gate.generation, AB, lambda why: called.append(("a->b", why)))
+    gate.watch_recheck(gate.generation, ("c", "b"), lambda why: called.append(("c->b", why)))
+    generation = gate.generation
+    gate.recheck_links({AB}, "to present b's new certificate")
+    assert called == [("a->b", "to present b's new certificate")]
+    assert gate.generation == generation  # no other backoff is cut short
+    gate.recheck_links({AB}, "again")  # told once
+    gate.recheck()
+    assert called[1:] == [("c->b", "to validate afresh")]
 
 
 async def test_a_listener_nobody_knows_is_down_and_said_so_once(deployment, nursery):

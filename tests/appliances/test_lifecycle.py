@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import trio
+
 from cryptography.hazmat.primitives import hashes, serialization
 
 from mesh.appliances import LinkState
@@ -15,6 +17,7 @@ from mesh.events import (
     CrlFetchFailed,
     LinkDown,
     LinkHalted,
+    LinkRecheck,
     TrustAnchorSet,
     UploadRefused,
 )
@@ -383,3 +386,36 @@ async def test_a_repeated_refusal_is_reported_once_per_episode(deployment, nurse
     await mesh.settle()  # down in between: the refusal is news again
     assert len(mesh.events.of(LinkHalted, refused_by="console")) == 2
     assert mesh.link("sensor-1", "console").attempts >= 3
+
+
+async def test_an_accepted_upload_makes_the_live_links_again_with_the_new_certificate(
+    deployment, nursery, keys
+):
+    """No settle: the upload itself closes the live link cleanly and it is dialed again at once.
+
+    The new certificate names another host, which the upload does not judge
+    and the sensor does: only a link made again presents it, and halts.
+    """
+    mesh = _pair(deployment)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state is LinkState.UP
+    issuing = deployment.pki.issuing
+    other = issuing.issue("elsewhere.contoso.test", not_before=deployment.epoch, key=keys(2048))
+    with mesh.events.subscribe() as events:
+        verdict = await mesh.upload(
+            "console", Issued(cert=other.cert, key=other.key, chain=deployment.pki.appliances["console"].chain)
+        )
+        assert verdict.accepted
+        with trio.fail_after(10):
+            while not mesh.events.of(LinkHalted, refused_by="sensor-1"):
+                await events.receive()
+    [recheck] = mesh.events.of(LinkRecheck)
+    assert (recheck.dialer, recheck.listener, recheck.state) == ("sensor-1", "console", "up")
+    assert recheck.reason == "to present console's new certificate"
+    assert recheck.describe() == (
+        "sensor-1 -> console: up link closed to present console's new certificate"
+    )
+    link = mesh.link("sensor-1", "console")
+    assert (link.state, link.code) == (LinkState.HALTED, FailureCode.NAME_MISMATCH)
+    assert not mesh.events.of(LinkDown)  # closed on purpose, not lost
