@@ -132,8 +132,9 @@ async function poll() {
   try {
     const answer = await getJSON("/api/v1/events?since=" + state.since);
     document.getElementById("poll-state").textContent = "live";
+    // "next" moves past other appliances' events too, with none listed.
+    if (answer.ok) state.since = answer.body.next;
     if (answer.ok && answer.body.events.length) {
-      state.since = answer.body.next;
       behind = answer.body.events.length >= PAGE;  // a backlog: fetch the next page now
       showEvents(answer.body.events.slice(-200));
       if (answer.body.events.some(e => !QUIET.has(e.kind))) await refresh();

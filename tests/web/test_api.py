@@ -263,6 +263,23 @@ async def test_events_since(console, appliance):
             assert answer.status_code == 400
 
 
+async def test_events_list_only_what_concerns_this_appliance(console, appliance):
+    """Another appliance's events are left out; positions still count every event."""
+    from mesh.events import ValidationSwitched
+
+    appliance.log.append(ValidationSwitched(at=appliance.instant, appliance="sensor-2", enabled=False))
+    appliance.set_validation(False)
+    appliance.log.append(ValidationSwitched(at=appliance.instant, appliance="sensor-2", enabled=True))
+    async with _client(console, verify=False) as client:
+        answer = (await client.get("/api/v1/events", params={"since": 0})).json()
+        first = (await client.get("/api/v1/events", params={"since": 0, "limit": 1})).json()
+        rest = (await client.get("/api/v1/events", params={"since": first["next"]})).json()
+    assert (answer["next"], answer["dropped"]) == (3, 0)
+    assert [(e["appliance"], e["enabled"]) for e in answer["events"]] == [(NAME, False)]
+    assert (first["next"], len(first["events"])) == (3, 1)
+    assert rest == {"since": 3, "next": 3, "dropped": 0, "events": []}
+
+
 async def test_events_older_than_the_window_are_counted_as_dropped(console, appliance):
     """Positions count in the whole stream; what the appliance no longer keeps
     is reported, never silently skipped."""
