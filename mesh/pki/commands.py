@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -111,9 +112,21 @@ def _init(args: argparse.Namespace) -> int:
     if pki.intermediate:
         print(f", intermediate {pki.intermediate.name!r}", end="")
     print(f", certificates valid from {pki.at.isoformat()}")
-    for m in pki.appliances.values():
-        print(f"  {m.name:<20} {m.role:<18} {m.fault:<22} CN={m.common_name}")
+    rows = [(m.name, m.role, m.fault, f"CN={m.common_name}") for m in pki.appliances.values()]
+    for line in _table(rows):
+        print(line)
     return 0
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """``rows`` in columns as wide as their longest cell, two spaces apart.
+
+    Widths come from the content: appliance names are DNS names, often
+    longer than any fixed width would allow for.
+    """
+    widths = [max(map(len, column)) for column in zip(*rows)]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
 
 
 def _revoke(args: argparse.Namespace) -> int:

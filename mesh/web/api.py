@@ -23,12 +23,14 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     the ``"dialer -> listener"`` names still without one when it stopped
     waiting (:data:`mesh.appliances.appliance.REFRESH_TIMEOUT`).
 ``GET /api/v1/events?since=N``
-    200 ``{"since": N, "next": M, "dropped": D, "events": [...]}``: events
-    N+D..M-1 of the stream, oldest first, at most ``limit`` of them (default
-    and maximum :data:`MAX_EVENTS`); poll again with ``since=M``. Positions
-    count in the whole stream; an appliance keeps only its recent events in
-    memory, so ``dropped`` says how many events after N are no longer there
-    (0 while nothing was missed).
+    200 ``{"since": N, "next": M, "dropped": D, "events": [...]}``: the events
+    among N+D..M-1 of the stream that concern this appliance (they name it,
+    or no appliance: see :mod:`mesh.web.feed`), oldest first, at most
+    ``limit`` of them (default and maximum :data:`MAX_EVENTS`); poll again
+    with ``since=M``. Positions count in the whole stream, other appliances'
+    events included, so M may move on with no event listed; an appliance
+    keeps only its recent events in memory, so ``dropped`` says how many
+    positions after N are no longer there (0 while nothing was missed).
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
@@ -73,6 +75,7 @@ from mesh.printable import printable
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.backend import ConsoleBackend
 from mesh.web.certificate import certificate_summary
+from mesh.web.feed import event_page
 from mesh.web.status import link_document, status_document
 
 __all__ = ["build_app", "MAX_FILE_BYTES", "MAX_EVENTS"]
@@ -333,13 +336,7 @@ def build_app(
         limit = _position(raw_limit, most=MAX_EVENTS)
         if not limit:
             return _bad_request(f"limit={raw_limit!r} is not a number from 1 to {MAX_EVENTS}")
-        first = max(since, backend.events_first())
-        items = [_event_dict(e) for e in list(backend.events_since(since))[:limit]]
-        return JSONResponse(
-            {"since": since, "next": first + len(items), "dropped": first - since,
-             "events": items},
-            headers=_NO_STORE,
-        )
+        return JSONResponse(event_page(backend, since=since, limit=limit), headers=_NO_STORE)
 
     async def graph(request: Request) -> Response:
         document = status_document(backend, window=expiry_window)
@@ -368,11 +365,3 @@ def build_app(
     app.router.redirect_slashes = False
     return app
 
-
-def _event_dict(event: Any) -> dict[str, Any]:
-    if hasattr(event, "as_dict"):
-        data = dict(event.as_dict())
-        if hasattr(event, "describe"):
-            data.setdefault("text", event.describe())
-        return data
-    return dict(event)

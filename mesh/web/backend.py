@@ -108,7 +108,11 @@ class ConsoleBackend(Protocol):
     def events_since(self, index: int) -> Sequence[Any]:
         """Events from position ``index`` of the stream on (``mesh.events.Event``
         objects or their ``as_dict()`` mappings), oldest first; from
-        :meth:`events_first` on when ``index`` is older than what is kept."""
+        :meth:`events_first` on when ``index`` is older than what is kept.
+
+        The stream as it is, other appliances' events included (an in-process
+        mesh has one): the console lists those that concern this appliance
+        (:mod:`mesh.web.feed`) and keeps counting positions in the whole stream."""
 
     def events_first(self) -> int:
         """The stream position of the oldest event still kept (0: nothing dropped)."""

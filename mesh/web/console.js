@@ -2,7 +2,10 @@
 // and redraws. No framework, no build step: the package serves this file as is.
 "use strict";
 
-const state = { since: 0, status: null, refreshing: false };
+const state = { since: 0, status: null, refreshing: false, promptDismissed: false };
+// The source document prompts admins at first sign-in to replace the self-signed
+// certificate; a dismissal lasts as long as the browser tab (sessionStorage).
+const PROMPT_DISMISSED = "mesh.self-signed-prompt.dismissed";
 const POLL_MS = 1000;
 const PAGE = 1000;  // the API's largest page of events
 // Traffic, not state changes: not listed, and no reason to redraw.
@@ -32,8 +35,11 @@ function showStatus(doc) {
   document.title = doc.appliance.name + " · mesh console";
   document.getElementById("now").textContent = doc.now;
 
+  const prompting = showPrompt(doc.certificate.self_signed);
   const warnings = document.getElementById("warnings");
-  warnings.replaceChildren(...doc.warnings.map(w =>
+  // While the prompt is up it says what the self-signed warning would.
+  const shown = doc.warnings.filter(w => !(prompting && w.kind === "self-signed-certificate"));
+  warnings.replaceChildren(...shown.map(w =>
     el("div", { class: "warning", "data-kind": w.kind }, `${w.kind}: ${w.message}`)));
 
   const body = document.querySelector("#links tbody");
@@ -44,7 +50,8 @@ function showStatus(doc) {
         link.unvalidated ? "up (unvalidated)" : link.state)),
       el("td", { class: "code" }, link.code || ""),
       el("td", { class: "message" }, (link.message || "") +
-        (link.refused_by ? ` (refused by ${link.refused_by})` : "")))));
+        (link.refused_by ? ` (refused by ${link.refused_by})` : ""),
+        wouldFail(link)))));
 
   const c = doc.certificate;
   const rows = [
@@ -62,6 +69,40 @@ function showStatus(doc) {
   toggle.checked = doc.validation.enabled;
   document.getElementById("validation-label").textContent =
     doc.validation.enabled ? "on: peers are validated" : "off: peers are not validated";
+}
+
+// What an unvalidated link would fail with, once validation is on: each
+// operator message with its code beside it.
+function wouldFail(link) {
+  const codes = link.would_fail || [];
+  if (!codes.length) return "";
+  const messages = link.would_fail_messages || [];
+  return el("ul", { class: "would-fail" }, ...codes.map((code, i) =>
+    el("li", { "data-code": code }, el("code", {}, code), " " + (messages[i] || ""))));
+}
+
+function promptDismissed() {
+  if (state.promptDismissed) return true;
+  try { return sessionStorage.getItem(PROMPT_DISMISSED) === "1"; } catch (error) { return false; }
+}
+
+// The upload prompt: shown while the appliance is self-signed and the prompt
+// was not dismissed; the upload form moves up under it. Focus goes to the form
+// only when the prompt appears, never at a later redraw. Returns whether it shows.
+function showPrompt(selfSigned) {
+  const prompt = document.getElementById("self-signed-prompt");
+  const open = Boolean(selfSigned) && !promptDismissed();
+  const appearing = open && prompt.hidden;
+  prompt.hidden = !open;
+  document.querySelector("main").classList.toggle("upload-first", open);
+  if (appearing) document.getElementById("upload-crt").focus();
+  return open;
+}
+
+function dismissPrompt() {
+  state.promptDismissed = true;
+  try { sessionStorage.setItem(PROMPT_DISMISSED, "1"); } catch (error) { /* this page only */ }
+  if (state.status) showStatus(state.status);
 }
 
 async function refresh() {
@@ -91,8 +132,9 @@ async function poll() {
   try {
     const answer = await getJSON("/api/v1/events?since=" + state.since);
     document.getElementById("poll-state").textContent = "live";
+    // "next" moves past other appliances' events too, with none listed.
+    if (answer.ok) state.since = answer.body.next;
     if (answer.ok && answer.body.events.length) {
-      state.since = answer.body.next;
       behind = answer.body.events.length >= PAGE;  // a backlog: fetch the next page now
       showEvents(answer.body.events.slice(-200));
       if (answer.body.events.some(e => !QUIET.has(e.kind))) await refresh();
@@ -136,5 +178,6 @@ async function switchValidation(event) {
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("upload-form").addEventListener("submit", upload);
   document.getElementById("validation-switch").addEventListener("change", switchValidation);
+  document.getElementById("self-signed-dismiss").addEventListener("click", dismissPrompt);
   refresh().then(poll);
 });

@@ -8,7 +8,8 @@ The console reads the appliance's live identity (so an upload made any way,
 through the API, a scenario step or ``Mesh.upload``, changes what the next
 HTTPS connection is shown), its switch, its links and the event stream, and
 routes uploads and the switch through the appliance so that every change is
-recorded as the engine's own events.
+recorded as the engine's own events. In a mesh the event stream is the whole
+mesh's; the console picks out what concerns its appliance (:mod:`mesh.web.feed`).
 
 The engine's types are named for the type checker only (``appliance.identity``,
 ``.trust``, ``.clock``, ``.events``, ``.validation``, ``.status()``,

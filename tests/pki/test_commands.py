@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def test_init_revoke(tmp_path, capsys):
     assert main(["pki", "revoke", str(folder), "nobody", "--passphrase", "pw"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nobody" in err
+
+
+def test_init_table_stays_aligned_with_a_long_name(tmp_path, capsys):
+    long = "sensor-in-the-far-north-building-7.contoso.test"  # 47 characters
+    assert main(["pki", "init", str(tmp_path / "pki"), "-a", long, "-a", "s1::revoked",
+                 "-a", "cm:management-console", "--at", AT]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert rows == [
+        f"  {long}  sensor              ca-signed  CN={long}",
+        "  s1                                               sensor              revoked    CN=s1.contoso.test",
+        "  cm                                               management-console  ca-signed  CN=cm.contoso.test",
+    ]
+    starts = {tuple(m.start() for m in re.finditer(r"\S+", row)) for row in rows}
+    assert starts == {(2, 51, 71, 82)}  # every column starts at one offset in every row
 
 
 def test_init_bad_input_is_one_line(tmp_path, capsys):

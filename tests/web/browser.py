@@ -117,6 +117,14 @@ class WebDriver:
     async def attribute(self, css: str, name: str) -> str | None:
         return await self._call("GET", f"/element/{await self.find(css)}/attribute/{name}")
 
+    async def displayed(self, css: str) -> bool:
+        """Whether ``css`` is rendered visibly (WebDriver's "is displayed")."""
+        return await self._call("GET", f"/element/{await self.find(css)}/displayed")
+
+    async def execute(self, script: str, *args: Any) -> Any:
+        """The value ``script`` (a function body) returns in the page."""
+        return await self._call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
     async def wait_for_text(self, css: str, text: str) -> str:
         """Resolve once ``css`` exists and its text contains ``text`` (in the page)."""
         script = """

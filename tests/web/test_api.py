@@ -62,6 +62,30 @@ async def test_status_of_a_self_signed_appliance(console, appliance, pki):
     assert doc["roles"]["console.contoso.test"] == "management-console"
 
 
+async def test_a_self_signed_certificate_is_a_warning_until_an_upload(console, appliance, pki):
+    async with _client(console, verify=False) as client:
+        before = (await client.get("/api/v1/status")).json()
+        appliance.current = pki.leaf
+        after = (await client.get("/api/v1/status")).json()
+    assert before["warnings"] == [{
+        "kind": "self-signed-certificate",
+        "message": f"The certificate {pki.self_signed.cert.subject.rfc4514_string()} is "
+                   "self-signed; upload a CA-signed certificate, key and chain.",
+    }]
+    assert after["warnings"] == []
+
+
+async def test_an_unvalidated_link_names_the_messages_it_would_fail_with(console, appliance):
+    appliance.link_list[0].state = "up-unvalidated"
+    appliance.link_list[0].unvalidated_by = (NAME,)
+    appliance.link_list[0].would_fail = (FailureCode.EXPIRED, FailureCode.REVOKED)
+    async with _client(console, verify=False) as client:
+        link = (await client.get("/api/v1/status")).json()["links"][0]
+    assert link["would_fail"] == ["expired", "revoked"]
+    assert link["would_fail_messages"] == [FailureCode.EXPIRED.message, FailureCode.REVOKED.message]
+    assert link["message"] == f"validation is off at {NAME}; with it on, this would fail: expired, revoked"
+
+
 async def test_curl_k_against_the_self_signed_console(console):
     result = await _curl("-k", f"{console.url}/api/v1/status")
     assert result.returncode == 0, result.stderr
@@ -206,7 +230,7 @@ async def test_crl_refresh(console, appliance):
                 "name": f"{NAME} -> console.contoso.test", "dialer": NAME,
                 "listener": "console.contoso.test", "state": "up", "code": None,
                 "message": None, "refused_by": None, "unvalidated": False,
-                "unvalidated_by": [], "would_fail": [], "notes": [],
+                "unvalidated_by": [], "would_fail": [], "would_fail_messages": [], "notes": [],
             }],
         }
         assert [e.kind for e in appliance.log] == ["crls-refreshed"]
@@ -237,6 +261,23 @@ async def test_events_since(console, appliance):
         for bad in ({"since": "-1"}, {"since": "x"}, {"limit": "0"}, {"limit": "100000"}):
             answer = await client.get("/api/v1/events", params=bad)
             assert answer.status_code == 400
+
+
+async def test_events_list_only_what_concerns_this_appliance(console, appliance):
+    """Another appliance's events are left out; positions still count every event."""
+    from mesh.events import ValidationSwitched
+
+    appliance.log.append(ValidationSwitched(at=appliance.instant, appliance="sensor-2", enabled=False))
+    appliance.set_validation(False)
+    appliance.log.append(ValidationSwitched(at=appliance.instant, appliance="sensor-2", enabled=True))
+    async with _client(console, verify=False) as client:
+        answer = (await client.get("/api/v1/events", params={"since": 0})).json()
+        first = (await client.get("/api/v1/events", params={"since": 0, "limit": 1})).json()
+        rest = (await client.get("/api/v1/events", params={"since": first["next"]})).json()
+    assert (answer["next"], answer["dropped"]) == (3, 0)
+    assert [(e["appliance"], e["enabled"]) for e in answer["events"]] == [(NAME, False)]
+    assert (first["next"], len(first["events"])) == (3, 1)
+    assert rest == {"since": 3, "next": 3, "dropped": 0, "events": []}
 
 
 async def test_events_older_than_the_window_are_counted_as_dropped(console, appliance):
@@ -336,6 +377,11 @@ def test_link_document_explains_unvalidated_and_down_links():
                                      would_fail=(FailureCode.CHAIN_UNTRUSTED,)))
     assert unvalidated["message"] == "validation is off at s; with it on, this would fail: chain_untrusted"
     assert (unvalidated["unvalidated"], unvalidated["would_fail"]) == (True, ["chain_untrusted"])
+    assert unvalidated["would_fail_messages"] == [FailureCode.CHAIN_UNTRUSTED.message]
+    # A code this version does not know (another node's, newer) stands for itself.
+    newer = link_document(Seen("s", "cm", "up-unvalidated", would_fail=("quantum_unsafe",)))
+    assert (newer["would_fail"], newer["would_fail_messages"]) == (
+        ["quantum_unsafe"], ["quantum_unsafe"])
     assert link_document(Seen("s", "cm", "down", reason="connection refused"))["message"] == (
         "connection refused")
     halted = link_document(Seen("s", "cm", "halted", code="expired"))

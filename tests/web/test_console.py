@@ -7,6 +7,8 @@ from web.browser import dump_dom, open_webdriver
 from web.conftest import NAME, write_files
 
 PEER = "console.contoso.test"
+PROMPT = ("This appliance uses a locally generated self-signed certificate. "
+          "Upload the CA-signed certificate, key and chain below.")
 
 
 async def test_page_loads_over_https_and_shows_a_halted_link(console, appliance, tmp_path):
@@ -49,3 +51,54 @@ async def test_page_updates_as_events_arrive_and_refuses_an_upload(
     await driver.click("#validation-switch")
     await driver.wait_for_text("#validation-label", "off")
     assert appliance.validation is False
+
+
+async def test_an_unvalidated_link_shows_the_message_beside_each_code(console, appliance, tmp_path):
+    link = appliance.link_list[0]
+    link.state, link.unvalidated_by = "up-unvalidated", (NAME,)
+    link.would_fail = (FailureCode.EXPIRED, FailureCode.REVOKED)
+    dom = await dump_dom(f"{console.url}/", profile=tmp_path / "profile",
+                         cert=appliance.current.cert)
+    assert ('<ul class="would-fail">'
+            f'<li data-code="expired"><code>expired</code> {FailureCode.EXPIRED.message}</li>'
+            f'<li data-code="revoked"><code>revoked</code> {FailureCode.REVOKED.message}</li>'
+            '</ul>') in dom
+
+
+async def test_a_self_signed_appliance_prompts_for_an_upload_until_dismissed(
+    nursery, console, appliance, pki, tmp_path
+):
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#appliance-name", NAME)
+    assert await driver.displayed("#self-signed-prompt")
+    assert await driver.text("#self-signed-prompt-text") == PROMPT
+    # The form is opened for it: first on the page, its certificate field focused.
+    assert await driver.execute("return document.activeElement.id") == "upload-crt"
+    assert await driver.execute(
+        "return document.querySelector('main').classList.contains('upload-first')") is True
+    # The prompt says it; the warnings do not repeat it meanwhile.
+    assert await driver.text("#warnings") == ""
+
+    await driver.click("#self-signed-dismiss")
+    warning = (f"self-signed-certificate: The certificate "
+               f"{pki.self_signed.cert.subject.rfc4514_string()} is self-signed; "
+               "upload a CA-signed certificate, key and chain.")
+    assert await driver.wait_for_text("#warnings", warning) == warning
+    assert not await driver.displayed("#self-signed-prompt")
+
+    # Dismissed for the session: a reload shows the warning, not the prompt.
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#warnings", warning)
+    assert not await driver.displayed("#self-signed-prompt")
+    assert await driver.execute("return document.activeElement.id") != "upload-crt"
+
+
+async def test_a_ca_signed_appliance_does_not_prompt(console, appliance, pki, tmp_path):
+    appliance.current = pki.leaf
+    dom = await dump_dom(f"{console.url}/", profile=tmp_path / "profile", cert=pki.leaf.cert)
+    assert f'<span id="appliance-name">{NAME}</span>' in dom
+    assert '<div id="self-signed-prompt" class="prompt" role="alert" hidden="">' in dom
+    assert "<main>" in dom  # not the upload-first layout
+    assert "self-signed-certificate" not in dom

@@ -93,7 +93,29 @@ async def test_status_follows_a_revocation(running, cm_console):
         assert _link(doc, S2)["state"] == "up"
         kinds = [e["kind"] for e in (await client.get(
             "/api/v1/events", params={"since": before})).json()["events"]]
-        assert "certificate-revoked" in kinds and "link-halted" in kinds
+        # The halted link names the console; the revocation is the sensor's own event.
+        assert "link-halted" in kinds and "certificate-revoked" not in kinds
+
+
+async def test_each_console_lists_the_events_that_concern_its_appliance(nursery, running):
+    s1 = await nursery.start(serve_console, MeshConsole(running.mesh, S1))
+    s2 = await nursery.start(serve_console, MeshConsole(running.mesh, S2))
+    before = len(running.mesh.events)
+    await running.mesh.revoke(S1)
+    await running.settle()
+    await running.mesh.crl_fault("ok")  # the CRL server's event: the whole mesh's
+    async with _client(s1) as one, _client(s2) as two:
+        seen_by_s1 = (await one.get("/api/v1/events", params={"since": before})).json()
+        seen_by_s2 = (await two.get("/api/v1/events", params={"since": before})).json()
+    assert seen_by_s1["dropped"] == seen_by_s2["dropped"] == 0
+    kinds_s1 = [e["kind"] for e in seen_by_s1["events"]]
+    assert {"certificate-revoked", "link-halted", "crl-server-changed"} <= set(kinds_s1)
+    named = {"appliance", "dialer", "listener", "refused_by", "sender", "receiver"}
+    for event in seen_by_s2["events"]:
+        names = {event[k] for k in named if k in event}
+        assert not names or S2 in names, event
+    assert "crl-server-changed" in [e["kind"] for e in seen_by_s2["events"]]
+    assert "certificate-revoked" not in [e["kind"] for e in seen_by_s2["events"]]
 
 
 async def test_crl_refresh_shows_a_revocation_published_behind_the_mesh(running, cm_console):
