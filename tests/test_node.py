@@ -868,3 +868,23 @@ async def test_an_upload_makes_links_dialed_from_other_nodes_again(tmp_path, key
         [halted] = await sensor_out.wait_for("link-halted")
     assert (recheck["dialer"], recheck["reason"]) == ("sensor-1", "to present console's new certificate")
     assert (halted["refused_by"], halted["code"]) == ("sensor-1", "name_mismatch")
+
+
+async def test_a_peer_that_stops_cleanly_is_a_normal_close(files, nursery):
+    console_out = Capture()
+    console = await _in_process_node(
+        nursery, _config(files, "console", "management-console", "127.0.0.1:0"), console_out
+    )
+    peers = (
+        "[connects_to]\n"
+        f'console = {{ address = "{console.address}", hostname = "console.contoso.test" }}\n'
+    )
+    with trio.fail_after(20):
+        async with trio.open_nursery() as sensor:
+            await _in_process_node(
+                sensor, _config(files, "sensor-1", "sensor", "127.0.0.1:0", peers), Capture()
+            )
+            await console_out.wait_for("link-up")
+            sensor.cancel_scope.cancel()  # what SIGTERM or Ctrl-C does to a node
+        [down] = await console_out.wait_for("link-down")
+    assert down["reason"] == "sensor-1 closed the link"

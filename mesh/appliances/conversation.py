@@ -38,6 +38,7 @@ state machine (``mesh.appliances.link_state``), fed through ``LinkEnds``.
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
 import attrs
@@ -86,6 +87,10 @@ CONNECTION_ERRORS = (
     trio.ClosedResourceError,
     OSError,
 )
+
+#: How long a deliberate close waits to hand its close_notify over (trio seconds):
+#: an appliance that stops does not wait long on a peer that reads nothing.
+CLOSE_TIMEOUT = 1.0
 
 #: This appliance's TLS context and credentials for one side (``server=``).
 Contexts = Callable[..., tuple[SSL.Context, tls.Credentials]]
@@ -367,9 +372,13 @@ class Conversation:
         finally:
             if claim is not None:
                 self.claims.release(claim)
+            if trio.current_effective_deadline() == -math.inf:
+                # The appliance is stopping (a step, SIGTERM, Ctrl-C): its peers
+                # get a close_notify and log a normal close, not a broken link.
+                clean = True
             with trio.CancelScope(shield=True):
-                if clean:  # a deliberate re-check: close_notify, not a reset
-                    with trio.move_on_after(self.settings.handshake_timeout):
+                if clean:  # a deliberate close: close_notify, not a reset
+                    with trio.move_on_after(CLOSE_TIMEOUT):
                         await stream.aclose()
                 await stream.aclose_forcefully()
 
