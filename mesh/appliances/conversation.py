@@ -55,7 +55,7 @@ from mesh.appliances.ends import LinkEnds
 from mesh.appliances.link_state import Link, LinkState, Outcome, decide
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, LinkPair
-from mesh.appliances.traffic import LINK_ERRORS, TrafficEnd, listen, plan_for, voices
+from mesh.appliances.traffic import LINK_ERRORS, TrafficEnd, greets, listen, plan_for, voices
 from mesh.errors import FailureCode, ValidationFailed
 from mesh.events import ConnectionDropped
 from mesh.net import tls
@@ -350,6 +350,13 @@ class Conversation:
                 outcome = decide(mine, theirs)
             else:
                 outcome = decide(theirs, mine)
+            if outcome.state.is_up and self.ends.owns(link):
+                # Before the outcome is news: a settle waits for the first frame too.
+                link.greeting = greets(
+                    self.directory.role_of(link.dialer),
+                    self.directory.role_of(link.listener),
+                    mutual=link.mutual,
+                )
             self.ends.judged(link, outcome, mine, theirs, generation=generation)
             if outcome.state is LinkState.HALTED:
                 return False
@@ -512,7 +519,7 @@ class Conversation:
 
         async def hear() -> str:
             try:
-                return await listen(self.me, link, framed, peer)
+                return await listen(self.me, link, framed, peer, greeted=self.book.touch)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
             except FrameError as exc:

@@ -318,6 +318,11 @@ class Link:
     #: re-check (``Mesh.refresh``), so the listener's end, in the same
     #: process, knows that close was not a fault.
     rechecks: int = 0
+    #: True from an up outcome until the first application frame of that
+    #: connection arrived, on a link where an end speaks at once (a sensor's
+    #: heartbeat, a console's snapshot): what ``Mesh.settle`` waits for
+    #: instead of the whole process going quiet.
+    greeting: bool = False
     received: Counter[str] = field(factory=Counter)
     cursors: dict[str, int] = field(factory=dict)
 

@@ -455,19 +455,28 @@ class Mesh:
         )
 
     async def settle(
-        self, *, timeout: float = 60.0, quiet: float = 0.002, fresh: bool = False
+        self,
+        *,
+        timeout: float = 60.0,
+        quiet: float = 0.002,
+        fresh: bool = False,
+        idle: bool = True,
     ) -> None:
         """Return once every link has made a fresh attempt and the mesh is idle.
 
         A link that is up stays up (validation happens at connection start)
         unless ``fresh`` (or an earlier :meth:`refresh` whose outcome is still
-        due): then every live link is closed and judged afresh too.
+        due): then every live link is closed and judged afresh too. A link
+        that came up has its first frame delivered (a sensor's heartbeat).
+        ``idle=False`` returns then, without waiting for the whole process
+        to go quiet: what a scenario step needs (halted dialers retrying on
+        their backoff would keep a big mesh busy for seconds).
 
         Raises:
             MeshNotSettled: (a ``trio.TooSlowError``) some link had no outcome
                 after ``timeout`` trio seconds; its message names them.
         """
-        await self._settler.settle(timeout=timeout, quiet=quiet, fresh=fresh)
+        await self._settler.settle(timeout=timeout, quiet=quiet, fresh=fresh, idle=idle)
 
     async def refresh(self, *, timeout: float = 60.0, quiet: float = 0.002) -> None:
         """Judge every link afresh now, as if each had just been dialed.

@@ -120,6 +120,8 @@ class Settler:
         link = self.book.find(pair.dialer, pair.listener)
         if link is None:
             return False
+        if link.state.is_up and link.greeting:
+            return False  # up, but its first frame has not arrived yet
         if link.state.is_up and link.done_generation >= self._fresh:
             return True
         return link.done_generation >= generation

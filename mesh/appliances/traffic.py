@@ -45,6 +45,7 @@ __all__ = [
     "Inbox",
     "TrafficEnd",
     "Plan",
+    "greets",
     "plan_for",
     "voices",
     "listen",
@@ -162,6 +163,15 @@ class Plan(enum.Enum):
     FORWARD = "forward"
 
 
+def greets(dialer: Role | None, listener: Role | None, *, mutual: bool) -> bool:
+    """Does an end of this link send a frame as soon as it is up (a heartbeat, a snapshot)?"""
+    speaking = (
+        plan_for(dialer, listener, as_dialer=True, mutual=mutual) if dialer else Plan.NOTHING,
+        plan_for(listener, dialer, as_dialer=False, mutual=mutual) if listener else Plan.NOTHING,
+    )
+    return any(p in (Plan.HEARTBEATS_AND_ALERTS, Plan.REPLICATE) for p in speaking)
+
+
 def plan_for(me: Role, peer: Role | None, *, as_dialer: bool, mutual: bool) -> Plan:
     if not mutual:
         return Plan.FORWARD if as_dialer else Plan.NOTHING
@@ -238,14 +248,27 @@ async def _stream_alerts(
         link.cursors[cursor_key] = position + 1
 
 
-async def listen(me: TrafficEnd, link: Link, framed: FramedStream | LineStream, peer: str) -> str:
-    """Receive and count application frames until the peer closes; returns why it ended."""
+async def listen(
+    me: TrafficEnd,
+    link: Link,
+    framed: FramedStream | LineStream,
+    peer: str,
+    greeted: Callable[[], None] | None = None,
+) -> str:
+    """Receive and count application frames until the peer closes; returns why it ended.
+
+    ``greeted`` is called once the link's awaited first frame (``Link.greeting``) came.
+    """
     while True:
         frame = await framed.receive()
         if frame is None:
             return f"{peer} closed the link"
         if not frame.type.is_application:
             raise FrameError(f"{peer} sent a {frame.type.label} frame on a live link")
+        if link.greeting:
+            link.greeting = False
+            if greeted is not None:
+                greeted()
         link.received[me.name] += 1
         me.inbox.add(peer, frame)
         me.events.append(

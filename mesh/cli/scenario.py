@@ -34,6 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the final table")
     run.add_argument(
+        "--fresh-keys", action="store_true",
+        help="generate new RSA keys for this run instead of reusing the key cache "
+        "(~/.cache/mesh/keys, MESH_KEY_CACHE; test keys for emulated appliances only)",
+    )
+    run.add_argument(
         "--processes", action="store_true",
         help="run every appliance as its own `mesh node` process on real ports",
     )

@@ -27,6 +27,7 @@ from mesh.scenario.report import plural, print_result, summary_line, write_json,
 from mesh.scenario.result import RunResult, StepRecord
 
 if TYPE_CHECKING:  # the runner loads the engine
+    from mesh.pki.issue import KeySource
     from mesh.scenario.runner import RunView
 
 __all__ = ["check_command", "run_command"]
@@ -101,6 +102,17 @@ class _Progress:
         print(f"{self.label} {text}", file=sys.stderr, flush=True)
 
 
+async def _fresh_keys(scenario: Scenario) -> KeySource:
+    """``--fresh-keys``: new keys, made in parallel in memory; the key cache untouched."""
+    from mesh.pki.keys import fresh_keys
+    from mesh.scenario.keygen import keys_for
+
+    made = await trio.to_thread.run_sync(
+        lambda: keys_for(scenario, cache=None), abandon_on_cancel=True
+    )
+    return made or fresh_keys
+
+
 async def _run_all(
     scenarios: list[Scenario], args: argparse.Namespace, results: list[RunResult]
 ) -> None:
@@ -114,16 +126,17 @@ async def _run_all(
             label = f"[{scenario.name}]" if len(scenarios) == 1 else f"[{n}/{len(scenarios)} {scenario.name}]"
             progress = _Progress(label, quiet=args.quiet or args.live)
             events = EventLog(sink) if sink else EventLog()
+            keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
             if args.processes:
                 from mesh.scenario.processes import run_in_processes
 
-                result = await run_in_processes(scenario, sink=sink, progress=progress)
+                result = await run_in_processes(scenario, keys=keys, sink=sink, progress=progress)
             elif args.live:
                 from mesh.scenario.live import run_live
 
-                result = await run_live(scenario, events=events, pace=max(args.pace, 0.0))
+                result = await run_live(scenario, events=events, pace=max(args.pace, 0.0), keys=keys)
             else:
-                result = await run_scenario(scenario, events=events, progress=progress)
+                result = await run_scenario(scenario, keys=keys, events=events, progress=progress)
             print_result(result)
             results.append(result)
     finally:

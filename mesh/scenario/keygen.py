@@ -1,31 +1,29 @@
-"""RSA keys for a big scenario, generated on every CPU at once.
+"""The RSA keys a scenario will ask for, made before its PKI is built.
 
 Key generation is most of what building a large deployment costs (about
-70 ms per RSA-2048 key here, 200 sensors take 15 s), and it holds the GIL, so
-threads do not help. For a fleet, the keys the PKI will ask for are made up
-front in worker processes and handed out in order; anything beyond the
-estimate is generated on demand. Keys travel from the workers as PKCS#8 DER
-over the pool's pipes, in memory only: nothing touches the disk.
+70 ms per RSA-2048 key here) and it holds the GIL, so threads do not help.
+The keys the PKI will ask for are estimated up front and taken from the
+persistent key cache (``mesh.pki.key_cache``), which generates what it lacks
+on every CPU at once and keeps it for the next run: the second run of a big
+scenario generates nothing. This deliberately gives up an older promise of
+this module, that keys never touch the disk: the cache holds unencrypted
+test keys for emulated appliances (0600, in a 0700 folder). ``mesh run
+--fresh-keys`` (``cache=None`` here) keeps to the old way: new keys, made in
+worker processes and handed over in memory only.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mesh.pki.faults import recipe
 from mesh.pki.issue import KeySource, new_key
+from mesh.pki.key_cache import PARALLEL_FROM, KeyCache, generate_keys, load_trusted_key
 from mesh.scenario.model import Scenario
 
 __all__ = ["PARALLEL_FROM", "estimate", "parallel_keys", "keys_for"]
-
-#: Below this many keys a pool's start-up costs more than it saves.
-PARALLEL_FROM = 24
 
 #: CA keys a PKI may ask for: root, issuing, unrelated root, and the
 #: dedicated intermediates of the CA faults.
@@ -46,26 +44,12 @@ def estimate(scenario: Scenario) -> Counter[int]:
     return need
 
 
-def _generate(bits: int) -> bytes:
-    return new_key(bits).private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def parallel_keys(need: Counter[int], *, workers: int | None = None) -> KeySource:
-    """A KeySource whose first keys of each size were made in parallel."""
+    """A KeySource whose first keys of each size were made in parallel, in memory only."""
     sizes = [bits for bits, n in sorted(need.items()) for _ in range(n)]
-    # "spawn": the caller may have threads (trio's), which fork does not mix with.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
-        made = list(pool.map(_generate, sizes, chunksize=4))
     ready: dict[int, list[rsa.RSAPrivateKey]] = {}
-    for bits, der in zip(sizes, made):
-        key = serialization.load_der_private_key(der, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        ready.setdefault(bits, []).append(key)
+    for bits, der in zip(sizes, generate_keys(sizes, workers=workers)):
+        ready.setdefault(bits, []).append(load_trusted_key(der))
 
     def take(bits: int) -> rsa.RSAPrivateKey:
         stock = ready.get(bits)
@@ -74,9 +58,12 @@ def parallel_keys(need: Counter[int], *, workers: int | None = None) -> KeySourc
     return take
 
 
-def keys_for(scenario: Scenario) -> KeySource | None:
-    """Parallel keys when the scenario is big enough and there are CPUs to share; else None."""
+def keys_for(scenario: Scenario, *, cache: KeyCache | None) -> KeySource | None:
+    """The keys of ``scenario``: from ``cache``; without one, made in parallel when
+    the scenario is big enough (None: let the PKI make each on demand)."""
     need = estimate(scenario)
-    if (os.cpu_count() or 1) < 2 or sum(need.values()) < PARALLEL_FROM:
+    if cache is not None:
+        return cache.source(need)
+    if sum(need.values()) < PARALLEL_FROM:
         return None
     return parallel_keys(need)

@@ -218,8 +218,10 @@ class MeshBackend:
             await self.mesh.start(target)
 
     async def settle(self, where: str, *, fresh: bool = True) -> None:
+        # Every link's outcome and every new link's first frame, not a quiet
+        # process: halted dialers go on retrying on their backoff meanwhile.
         try:
-            await self.mesh.settle(timeout=self.settle_timeout, fresh=fresh)
+            await self.mesh.settle(timeout=self.settle_timeout, fresh=fresh, idle=False)
         except trio.TooSlowError as exc:
             raise ScenarioNotSettled(self.scenario.name, where, str(exc)) from None
 

@@ -21,6 +21,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.deployment import ApplianceMaterial, ApplianceRequest, Pki
 from mesh.pki.issue import Issued, KeySource
 from mesh.pki.keys import fresh_keys
+from mesh.pki.key_cache import KeyCache
 from mesh.scenario.keygen import keys_for
 from mesh.scenario.model import ApplianceDef, Scenario
 
@@ -169,9 +170,13 @@ async def start_world(
         progress("building", None, None)
     # abandon_on_cancel: a Ctrl-C while keys are made or the PKI is signed
     # ends the run at once; the worker finishes on its own and is discarded.
+    # Without keys given: the user's key cache (mesh.pki.key_cache), filled
+    # on every CPU with what it lacks.
     keys = (
         keys
-        or await trio.to_thread.run_sync(keys_for, scenario, abandon_on_cancel=True)
+        or await trio.to_thread.run_sync(
+            lambda: keys_for(scenario, cache=KeyCache.default()), abandon_on_cancel=True
+        )
         or fresh_keys
     )
     pki = await trio.to_thread.run_sync(

@@ -62,6 +62,33 @@ async def test_after_a_recheck_a_live_link_must_be_judged_afresh(epoch):
     await settler.settle(timeout=5, quiet=0, fresh=False)
 
 
+def test_an_up_link_awaiting_its_first_frame_has_not_settled(epoch):
+    settler, book, gate = _settler(epoch)
+    generation = gate.request()
+    _up(book, epoch, attempt=generation)
+    link = book.find(PAIR.dialer, PAIR.listener)
+    link.greeting = True  # the sensor's first heartbeat is on its way
+    assert not settler.settled(PAIR, generation)
+    link.greeting = False
+    assert settler.settled(PAIR, generation)
+
+
+async def test_a_settle_without_idle_returns_while_other_work_goes_on(epoch):
+    """A step needs outcomes, not a quiet process: a busy task does not hold it up."""
+    settler, book, gate = _settler(epoch)
+    async with trio.open_nursery() as nursery:
+
+        async def busy() -> None:  # a halted dialer retrying, say
+            while True:
+                await trio.sleep(0)
+
+        nursery.start_soon(busy)
+        _up(book, epoch, attempt=gate.generation + 1)
+        with trio.fail_after(5):
+            await settler.settle(timeout=5, quiet=0.002, fresh=False, idle=False)
+        nursery.cancel_scope.cancel()
+
+
 def test_not_settling_names_the_first_five_links_still_waiting():
     error = MeshNotSettled(0.5, tuple(f"s{n} -> c" for n in range(7)))
     assert isinstance(error, trio.TooSlowError)

@@ -181,7 +181,7 @@ def assert_no_secrets(texts: dict[str, str], keys, passphrases) -> None:
 @pytest.fixture
 def recorded(monkeypatch, key_pool) -> RecordingKeys:
     recorder = RecordingKeys(key_pool.cursor())
-    monkeypatch.setattr(mesh.scenario.world, "keys_for", lambda scenario: recorder)
+    monkeypatch.setattr(mesh.scenario.world, "keys_for", lambda scenario, cache: recorder)
     monkeypatch.setattr(mesh.pki.deployment, "DEFAULT_PASSPHRASE", SECRET)
     return recorder
 

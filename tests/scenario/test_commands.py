@@ -216,3 +216,26 @@ def test_a_report_path_that_cannot_be_written_is_one_line_and_creates_nothing(tm
     missing = tmp_path / "no-such-folder" / "r.json"
     assert main(["run", "-q", str(path), "--json", str(missing)]) == 2
     assert capsys.readouterr().err == f"mesh: {missing}: cannot be written; choose another path\n"
+
+
+def test_run_reuses_the_key_cache_and_fresh_keys_leaves_it_alone(tmp_path, capsys, monkeypatch):
+    from mesh.pki import key_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MESH_KEY_CACHE", str(cache))
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["run", "--quiet", str(good)]) == 0
+    stored = (cache / "rsa-2048.der").read_bytes()
+    assert stored
+
+    def never(sizes, **kwargs):
+        raise AssertionError(f"generated {len(sizes)} keys although the cache holds them")
+
+    monkeypatch.setattr(key_cache, "generate_keys", never)
+    assert main(["run", "--quiet", str(good)]) == 0  # a second run generates nothing
+    monkeypatch.undo()
+    monkeypatch.setenv("MESH_KEY_CACHE", str(cache))
+    assert main(["run", "--quiet", "--fresh-keys", str(good)]) == 0
+    assert (cache / "rsa-2048.der").read_bytes() == stored
+    capsys.readouterr()

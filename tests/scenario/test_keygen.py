@@ -35,7 +35,7 @@ def test_estimate_counts_every_key_the_run_asks_for():
 def test_small_scenarios_do_not_start_a_pool():
     tiny = loads_scenario('[[appliance]]\nname = "a.test"\nrole = "sensor"\n')
     assert sum(estimate(tiny).values()) < PARALLEL_FROM
-    assert keys_for(tiny) is None
+    assert keys_for(tiny, cache=None) is None
 
 
 def test_parallel_keys_are_distinct_and_of_the_asked_size():
