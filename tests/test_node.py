@@ -13,6 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from typing import Any
+
 import attrs
 import pytest
 import trio
@@ -617,7 +619,7 @@ async def test_one_certificate_on_two_appliances_is_a_warning(files, nursery):
 # -- refetching CRLs on request --
 
 
-async def _refresh(url: str, **kwargs) -> "httpx.Response":
+async def _refresh(url: str, **kwargs) -> Any:
     import httpx
 
     async with httpx.AsyncClient(base_url=url, verify=False, timeout=30) as client:
@@ -828,7 +830,7 @@ async def test_an_upload_makes_links_dialed_from_other_nodes_again(
     written, tmp_path, keys, epoch, nursery
 ):
     """The console closes its live links cleanly; the sensor redials and meets the new certificate."""
-    pki, crl_server = written.pki, written.crl_server
+    pki = written.pki
     console_out, sensor_out = Capture(), Capture()
     console = await _in_process_node(
         nursery, _config(tmp_path, "console", "management-console", "127.0.0.1:0"), console_out
