@@ -106,6 +106,15 @@ def test_several_scenarios_are_matched_by_name_and_named_on_each_line(files, cap
     ], [])
 
 
+def test_a_scenario_run_twice_is_matched_run_by_run(files, capsys):
+    # mesh run a.toml a.toml: the second run of a name meets the second run.
+    before = [report("a"), report("a")]
+    after = [report("a"), report("a", [row(S1), row(S2, "halted", "expired", EXPIRED)])]
+    assert run_diff(capsys, *files(before, after)) == (1, [
+        f'[a #2] {S2} -> {CM}: up -> halted/expired "{EXPIRED}"',
+    ], [])
+
+
 def test_one_scenario_each_is_compared_whatever_the_names(files, capsys):
     # The same scenario renamed, or a healthy and a broken variant of it.
     after = report("demo-revoked", [row(S1, "halted", "revoked", REVOKED), row(S2)])
