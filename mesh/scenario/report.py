@@ -174,6 +174,7 @@ def json_report(results: Sequence[RunResult], *, interrupted: str | None = None)
     reports = [r.to_json() for r in results]
     if interrupted is not None:
         reports.append({"format": REPORT_FORMAT, "scenario": interrupted, "ok": False, "interrupted": True,
+                        "start": {"at": None, "links": []},
                         "links": [], "expectations": [], "steps": []})
     return reports[0] if len(reports) == 1 else reports
 
