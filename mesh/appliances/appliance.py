@@ -223,7 +223,7 @@ class Appliance:
                 task_status.started(self.port)
         finally:
             self.running = False
-            for link in self.book:
+            for link in self.book.of(self.name):
                 if self.ends.owns(link):
                     self.ends.stopped(link, f"{self.name} stopped")
             with trio.CancelScope(shield=True):
@@ -295,11 +295,7 @@ class Appliance:
         process are closed for their dialer to redial. Each says ``reason``
         in a ``link-recheck`` event.
         """
-        live = {
-            link.key
-            for link in self.book
-            if self.name in link.key and link.state.is_up
-        }
+        live = {link.key for link in self.book.of(self.name) if link.state.is_up}
         self.gate.recheck_links(live, reason)
         self.conversation.remake_accepted(reason)
 
@@ -387,11 +383,7 @@ class Appliance:
             subject=identity.cert.subject.rfc4514_string() if identity else "",
             serial=identity.cert.serial_number if identity else None,
             self_signed=self.self_signed,
-            links=tuple(
-                LinkStatus.of(link)
-                for link in self.book
-                if self.name in (link.dialer, link.listener)
-            ),
+            links=tuple(LinkStatus.of(link) for link in self.book.of(self.name)),
             errors=tuple(self.errors),
             conflicts=self.conversation.claims.conflicts(),
         )

@@ -20,6 +20,9 @@ class LinkBook:
 
     def __init__(self) -> None:
         self._links: dict[tuple[str, str], Link] = {}
+        #: Each appliance's links, either end: a console of 5,000 sensors
+        #: stopping (or reporting its status) must not walk every link of the mesh.
+        self._by_end: dict[str, list[Link]] = {}
         self._changed = trio.Event()
 
     def get(self, dialer: str, listener: str, *, mutual: bool = True) -> Link:
@@ -27,7 +30,13 @@ class LinkBook:
         link = self._links.get(key)
         if link is None:
             link = self._links[key] = Link(dialer=dialer, listener=listener, mutual=mutual)
+            for end in dict.fromkeys(key):
+                self._by_end.setdefault(end, []).append(link)
         return link
+
+    def of(self, name: str) -> list[Link]:
+        """The links ``name`` dials or answers, oldest first."""
+        return list(self._by_end.get(name, ()))
 
     def find(self, dialer: str, listener: str) -> Link | None:
         return self._links.get((dialer, listener))

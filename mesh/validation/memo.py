@@ -61,7 +61,7 @@ class IdentityMemo(Generic[T]):
             self._entries.clear()
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=4096)
 def certificate_from_der(der: bytes) -> x509.Certificate:
     """One ``x509.Certificate`` object per DER seen recently.
 

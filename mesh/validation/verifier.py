@@ -95,7 +95,7 @@ class Verifier:
         self._anchors = tuple(c for c in self.trust if malformation(c) is None)
         self._checker = StrictChecker()
         self._first_path = FirstPath()
-        self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=256)
+        self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=4096)
         self._lock = threading.Lock()
 
     @property

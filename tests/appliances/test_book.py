@@ -25,3 +25,12 @@ async def test_link_book_keeps_one_record_per_pair_and_wakes_waiters():
         assert woke == []
         book.touch()
     assert woke == [True]
+
+
+def test_each_appliance_finds_its_own_links():
+    book = LinkBook()
+    ab, cb, aa = book.get("a", "b"), book.get("c", "b"), book.get("a", "a")
+    assert book.of("b") == [ab, cb]
+    assert book.of("a") == [ab, aa]  # a link to itself is listed once
+    assert book.of("c") == [cb] and book.of("nobody") == []
+    assert book.get("a", "b") is ab and book.of("b") == [ab, cb]  # found again, not re-listed
