@@ -97,15 +97,18 @@ def test_json_report_has_the_documented_shape(tmp_path):
     path = tmp_path / "r.json"
     write_json([make_result()], path)
     report = json.loads(path.read_text())
-    assert set(report) == {"format", "scenario", "ok", "interrupted", "links", "expectations", "steps"}
+    assert set(report) == {"format", "scenario", "ok", "interrupted", "validation", "links",
+                           "expectations", "steps"}
     assert report["format"] == REPORT_FORMAT == 2
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
+    assert report["validation"] == "on"
     assert report["links"][0] == {
         "from": "s1.test", "to": "cm.test", "state": "halted", "code": "revoked",
         "message": FailureCode.REVOKED.message, "notes": [],
     }
     assert report["expectations"][1] == {
         "link": "s2.test -> cm.test", "expected": "halted", "actual": "up", "met": False,
+        "mode": "on", "judged": True,
     }
     assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes"}
     assert report["steps"][1]["outcome"] == "refused"
