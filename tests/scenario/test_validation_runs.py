@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import attrs
 import pytest
 
+from mesh.cli import main
 from mesh.errors import FailureCode
 from mesh.scenario.both import BothResult
 from mesh.scenario.model import ApplianceDef, Expectation, PkiSpec, Scenario, Step
@@ -239,3 +240,109 @@ def test_junit_of_a_both_run_has_each_expectation_once_named_with_its_run():
     ]
     assert cases[2].find("failure").get("message") == "expected up-unvalidated/revoked, actual halted/revoked"
     assert suite.find("system-out").text == render_both_plain(both)
+
+
+# -- mesh run --validation ----------------------------------------------------
+
+FILE = f"""
+[scenario]
+name = "revoked-sensor"
+
+[[appliance]]
+name = "{CM}"
+role = "management-console"
+
+[[appliance]]
+name = "{S1}"
+role = "sensor"
+certificate = "revoked"
+connects_to = ["{CM}"]
+
+[[step]]
+after = "1h"
+action = "set-validation"
+target = "{CM}"
+enabled = true
+
+[[expect]]
+link = "{LINK}"
+state = "halted"
+code = "revoked"
+
+[[expect]]
+link = "{LINK}"
+state = "up-unvalidated"
+code = "revoked"
+mode = "off"
+"""
+
+
+def scenario_file(tmp_path, text=FILE):
+    path = tmp_path / "revoked-sensor.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_run_both_prints_one_table_and_writes_both_runs(tmp_path, capsys):
+    report, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    status = main(["run", "--validation", "both", scenario_file(tmp_path),
+                   "--json", str(report), "--junit", str(junit)])
+    captured = capsys.readouterr()
+    assert status == 0, captured
+    out = captured.out.splitlines()
+    assert out[1] == "  validation on (as written) and off (on every appliance from the start), side by side"
+    assert out[3].endswith("+1h set-validation cm.contoso.test on; off run: skipped (validation off run)")
+    assert out[5].split() == ["LINK", "VALIDATION", "ON", "VALIDATION", "OFF", "OFF:", "WOULD", "FAIL"]
+    assert out[6] == (f"{LINK}  halted/revoked  up-unvalidated/revoked  "
+                      f"revoked: {FailureCode.REVOKED.message}")
+    assert out[8].startswith("PASS  on   expect[1]") and out[9].startswith("PASS  off  expect[2]")
+    assert out[-1] == ("PASS revoked-sensor: 2/2 expectations hold (validation on 1/1, off 1/1; "
+                       "1 link: on 1 halted; off 1 up-unvalidated)")
+    err = captured.err.splitlines()
+    assert err[0] == "[revoked-sensor, validation on] building the PKI and the CRL server"
+    assert "[revoked-sensor, validation off] step 1/1 +1h set-validation cm.contoso.test on " \
+           "-> skipped (validation off run): 1 up-unvalidated" in err
+    document = json.loads(report.read_text())
+    assert (document["validation"], document["ok"], list(document["runs"])) == ("both", True, ["on", "off"])
+    assert document["runs"]["off"]["links"][0]["state"] == "up-unvalidated"
+    cases = ET.parse(junit).getroot().find("testsuite").findall("testcase")
+    assert [c.get("name").rsplit(" [", 1)[1] for c in cases] == ["validation on]", "validation off]"]
+
+
+def test_run_off_plays_only_the_off_run(tmp_path, capsys):
+    assert main(["run", "-q", "--validation", "off", scenario_file(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "scenario revoked-sensor [validation off]"
+    assert out[-3].startswith("SKIP  expect[1]")
+    assert out[-1] == ("PASS revoked-sensor [validation off]: 1/1 expectations hold, 1 not judged "
+                       "(1 link: 1 up-unvalidated)")
+
+
+def test_an_expectation_a_plain_run_does_not_judge_never_changes_its_exit_status(tmp_path, capsys):
+    # Judged, this one would fail: the off run's link is up-unvalidated.
+    wrong = FILE.replace('state = "up-unvalidated"\ncode = "revoked"\nmode = "off"',
+                         'state = "halted"\ncode = "revoked"\nmode = "off"')
+    path = scenario_file(tmp_path, wrong)
+    for argv in (["run", "-q", path], ["run", "-q", "--validation", "on", path]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == "PASS revoked-sensor: 1/1 expectations hold, 1 not judged (1 link: 1 halted)"
+    assert main(["run", "-q", "--validation", "both", path]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "FAIL revoked-sensor: 1/2 expectations hold (validation on 1/1, off 0/1;")
+
+
+def test_run_with_a_validation_that_is_not_a_run_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--validation", "maybe", scenario_file(tmp_path)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "mesh run: error: argument --validation: invalid choice: 'maybe' (choose from 'on', 'off', 'both')")
+
+
+def test_run_both_with_processes(tmp_path, capsys):
+    assert main(["run", "-q", "--processes", "--validation", "both", scenario_file(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[6] == (f"{LINK}  halted/revoked  up-unvalidated/revoked  "
+                      f"revoked: {FailureCode.REVOKED.message}")
+    assert out[-1].startswith("PASS revoked-sensor: 2/2 expectations hold (validation on 1/1, off 1/1;")
