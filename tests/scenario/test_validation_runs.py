@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import attrs
@@ -346,3 +347,19 @@ def test_run_both_with_processes(tmp_path, capsys):
     assert out[6] == (f"{LINK}  halted/revoked  up-unvalidated/revoked  "
                       f"revoked: {FailureCode.REVOKED.message}")
     assert out[-1].startswith("PASS revoked-sensor: 2/2 expectations hold (validation on 1/1, off 1/1;")
+
+
+def test_on_a_terminal_the_both_table_is_drawn_with_rich(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("COLUMNS", "200")
+    out = Terminal()
+    print_result(BothResult(on=hand_made("on"), off=hand_made("off")), out)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # without the colours
+    assert "validation on" in text and "off: would fail" in text
+    assert "halted/revoked" in text and "up-unvalidated/revoked" in text
+    assert f"revoked: {WOULD}" in text
+    assert "PASS  off  expect[2]" in text and "PASS revoked-sensor: 3/3 expectations hold" in text
