@@ -64,7 +64,7 @@ def test_quick_run_of_every_measurement(tmp_path, keys):
     failed = {k: v for k, v in data["status"].items() if v.startswith("failed")}
     assert not failed
     measured = {f["measurement"] for f in data["figures"]}
-    assert {"crl", "openssl", "stdlib", "handshake", "rsa", "stall", "engine", "nodes"} <= measured
+    assert {"crl", "openssl", "stdlib", "handshake", "rsa", "stall", "engine", "nodes", "scenario"} <= measured
     by_name = {t["name"]: t for t in data["targets"]}
     # Ratios within the run exist even in quick mode; their verdicts are not asserted.
     assert by_name["validated handshakes vs openssl s_server/s_time pair"]["value"] is not None

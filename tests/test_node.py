@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -182,8 +184,16 @@ async def _node(config_path) -> Node:
     return Node(process)
 
 
+@attrs.define(frozen=True)
+class Written:
+    """A sensor-1 and console deployment written to a folder, its CRLs served."""
+
+    pki: Pki
+    crl_server: CrlServer
+
+
 @pytest.fixture
-async def files(tmp_path, keys, epoch, nursery):
+async def written(tmp_path, keys, epoch, nursery) -> Written:
     crl_server = CrlServer()
     await nursery.start(crl_server.serve)
     pki = Pki.build(
@@ -201,6 +211,11 @@ async def files(tmp_path, keys, epoch, nursery):
         save_certificate(tmp_path / f"{name}.crt", material.cert)
         save_key(tmp_path / f"{name}.key", material.issued.key)
         save_chain(tmp_path / f"{name}.pem", material.chain)
+    return Written(pki=pki, crl_server=crl_server)
+
+
+@pytest.fixture
+async def files(written, tmp_path):
     return tmp_path
 
 
@@ -603,7 +618,7 @@ async def test_one_certificate_on_two_appliances_is_a_warning(files, nursery):
 # -- refetching CRLs on request --
 
 
-async def _refresh(url: str, **kwargs) -> "httpx.Response":
+async def _refresh(url: str, **kwargs) -> Any:
     import httpx
 
     async with httpx.AsyncClient(base_url=url, verify=False, timeout=30) as client:
@@ -611,29 +626,13 @@ async def _refresh(url: str, **kwargs) -> "httpx.Response":
 
 
 async def test_a_node_refetches_its_crls_and_rechecks_its_links_on_request(
-    tmp_path, keys, epoch, nursery
+    written, tmp_path, keys, epoch, nursery
 ):
     """A revocation published while nodes run: each keeps its cached CRL until
     asked; ``POST /api/v1/crls/refresh`` makes it refetch and judge its live
     links afresh, the links it dials (closed and redialed) and those it
     accepts from other processes (judged in place)."""
-    crl_server = CrlServer()
-    await nursery.start(crl_server.serve)
-    pki = Pki.build(
-        at=epoch,
-        appliances=[
-            ApplianceRequest(name="sensor-1", role="sensor"),
-            ApplianceRequest(name="console", role="management-console"),
-        ],
-        crl_base_url=f"{crl_server.base_url}/crl",
-        keys=keys,
-    )
-    crl_server.set_documents(pki.crl_documents(at=epoch))
-    save_certificate(tmp_path / "root.crt", pki.root.cert)
-    for name, material in pki.appliances.items():
-        save_certificate(tmp_path / f"{name}.crt", material.cert)
-        save_key(tmp_path / f"{name}.key", material.issued.key)
-        save_chain(tmp_path / f"{name}.pem", material.chain)
+    pki, crl_server = written.pki, written.crl_server
     console_out, sensor_out = Capture(), Capture()
     console = await _started_node(
         nursery, _config(tmp_path, "console", "management-console", "127.0.0.1:0"), console_out)
@@ -826,25 +825,11 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     )
 
 
-async def test_an_upload_makes_links_dialed_from_other_nodes_again(tmp_path, keys, epoch, nursery):
+async def test_an_upload_makes_links_dialed_from_other_nodes_again(
+    written, tmp_path, keys, epoch, nursery
+):
     """The console closes its live links cleanly; the sensor redials and meets the new certificate."""
-    crl_server = CrlServer()
-    await nursery.start(crl_server.serve)
-    pki = Pki.build(
-        at=epoch,
-        appliances=[
-            ApplianceRequest(name="sensor-1", role="sensor"),
-            ApplianceRequest(name="console", role="management-console"),
-        ],
-        crl_base_url=f"{crl_server.base_url}/crl",
-        keys=keys,
-    )
-    crl_server.set_documents(pki.crl_documents(at=epoch))
-    save_certificate(tmp_path / "root.crt", pki.root.cert)
-    for name, material in pki.appliances.items():
-        save_certificate(tmp_path / f"{name}.crt", material.cert)
-        save_key(tmp_path / f"{name}.key", material.issued.key)
-        save_chain(tmp_path / f"{name}.pem", material.chain)
+    pki = written.pki
     console_out, sensor_out = Capture(), Capture()
     console = await _in_process_node(
         nursery, _config(tmp_path, "console", "management-console", "127.0.0.1:0"), console_out

@@ -38,6 +38,7 @@ MEASUREMENTS: dict[str, str] = {
     "stall": "mesh.bench.stall",
     "engine": "mesh.bench.engine",
     "nodes": "mesh.bench.nodes",
+    "scenario": "mesh.bench.scenario_run",
 }
 
 

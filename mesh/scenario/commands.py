@@ -190,7 +190,7 @@ def _interrupted(
     stopped = scenarios[len(results)].name if len(results) < len(scenarios) else None
     if results:  # absent when nothing finished; otherwise complete, marked interrupted
         if args.json:
-            write_json(results, args.json, interrupted=stopped)
+            write_json(results, args.json, interrupted=stopped, validation=args.validation)
         if args.junit:
             write_junit(results, args.junit, interrupted=stopped)
     print("mesh: interrupted", file=sys.stderr, flush=True)

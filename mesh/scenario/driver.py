@@ -6,7 +6,9 @@ everywhere: the clock jumps by ``after``, the action runs (its
 :class:`~mesh.scenario.actions.Action` knows which backend call it is), a
 ``scenario-step`` event is logged, the backend settles (every link attempts
 afresh and has an outcome), and the expectations due after that step are
-judged on the link table.
+judged on the link table. That table is kept, after the start and after every
+step, for the report (``start.links``, ``steps[].links``): read once per
+moment, the table the report shows is the one the expectations were judged on.
 
 The same loop plays the "off" run of ``mesh run --validation off|both``
 (``validation="off"``): the backend runs the scenario with validation off on
@@ -23,12 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from attrs import evolve
+
 from mesh.eventlog import EventLog
 from mesh.scenario.actions import Action
 from mesh.scenario.backend import Backend, UploadVerdict
 from mesh.scenario.events import ExpectationsChecked, StepPlayed
 from mesh.scenario.model import VALIDATION_RUNS, Scenario, Step
-from mesh.scenario.result import ExpectationVerdict, RunResult, StepRecord, judge, not_judged
+from mesh.scenario.result import (
+    ExpectationVerdict, LinkRow, RunResult, StepRecord, judge, not_judged,
+)
 
 __all__ = ["Driver", "SKIPPED_IN_OFF_RUN"]
 
@@ -51,6 +57,8 @@ class Driver:
         self.records: list[StepRecord] = []
         self._uploads: dict[int, StepRecord] = {}
         self._verdicts: dict[int, ExpectationVerdict] = {}
+        #: The link table after the start settle (:meth:`check` of step 0).
+        self.start_links: tuple[LinkRow, ...] = ()
         self._started_wall = time.monotonic()
 
     async def start(self) -> None:
@@ -80,23 +88,30 @@ class Driver:
                        code=record.code)
         )
         await backend.settle(f"step {index} ({step.describe()})")
+        links = tuple(backend.links())
+        record = evolve(record, links=links)
         self.records.append(record)
         if isinstance(outcome, UploadVerdict):
             self._uploads[index] = record
-        self.check(index)
+        self.check(index, links)
         return record
 
-    def check(self, after: int) -> None:
-        """Judge the expectations due after step ``after`` (0 = after start)."""
+    def check(self, after: int, links: tuple[LinkRow, ...] | None = None) -> None:
+        """Judge the expectations due after step ``after`` (0 = after start).
+
+        ``links`` is the table read once the mesh settled (read now when not
+        given). After start that table is kept as :attr:`start_links`: the
+        runners settle at start in their own way and then call this.
+        """
         last = len(self.scenario.steps)
-        rows = None
+        rows = tuple(self.backend.links()) if links is None else links
+        if after == 0:
+            self.start_links = rows
         judged = []
         for i, expectation in enumerate(self.scenario.expectations, 1):
             due = expectation.due if expectation.due is not None else last
             if due != after or i in self._verdicts or expectation.mode != self.validation:
                 continue
-            if rows is None:
-                rows = self.backend.links()
             self._verdicts[i] = judge(i, expectation, links=rows, uploads=self._uploads,
                                       checked_after=after, at=self.backend.now())
             judged.append(self._verdicts[i])
@@ -125,6 +140,7 @@ class Driver:
             links=self.backend.links(),
             expectations=verdicts,
             steps=self.records,
+            start_links=self.start_links,
             started=self.scenario.start,
             ended=self.backend.now(),
             seconds=time.monotonic() - self._started_wall,

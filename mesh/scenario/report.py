@@ -202,24 +202,29 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def json_report(results: Sequence[ScenarioResult], *, interrupted: str | None = None) -> object:
+def json_report(results: Sequence[ScenarioResult], *, interrupted: str | None = None,
+                validation: str = "on") -> object:
     """One scenario: its report object. Several: a list of them, in run order.
 
     ``interrupted`` names the scenario a Ctrl-C stopped: it closes the report
-    as ``{"scenario", "ok": false, "interrupted": true}`` with nothing judged.
+    as ``{"scenario", "ok": false, "interrupted": true}`` with nothing judged,
+    and ``validation`` as asked (even "both": it holds no run).
     """
     reports = [r.to_json() for r in results]
     if interrupted is not None:
         reports.append({"format": REPORT_FORMAT, "scenario": interrupted, "ok": False, "interrupted": True,
+                        "validation": validation, "start": {"at": None, "links": []},
                         "links": [], "expectations": [], "steps": []})
     return reports[0] if len(reports) == 1 else reports
 
 
 def write_json(
-    results: Sequence[ScenarioResult], path: str | os.PathLike[str], *, interrupted: str | None = None
+    results: Sequence[ScenarioResult], path: str | os.PathLike[str], *, interrupted: str | None = None,
+    validation: str = "on",
 ) -> None:
     # Atomically (a temporary file, then renamed): a reader never sees half a report.
-    write_file(path, (json.dumps(json_report(results, interrupted=interrupted), indent=2) + "\n").encode())
+    report = json_report(results, interrupted=interrupted, validation=validation)
+    write_file(path, (json.dumps(report, indent=2) + "\n").encode())
 
 
 def _junit_cases(result: ScenarioResult) -> list[tuple[ExpectationVerdict, str]]:

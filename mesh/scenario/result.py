@@ -25,7 +25,13 @@ __all__ = [
 #:    message), expectations, steps.
 #: 2. ``format`` itself, and ``links[].notes``: the codes an accepting end
 #:    noted without refusing (``no_cdp``: revocation not checked).
-REPORT_FORMAT = 2
+#: 3. the link table as it stood after the start settle (``start``: ``at``,
+#:    ``links``) and after every step (``steps[].links``), rows shaped as the
+#:    final ``links``: what the expectations of that moment were judged on,
+#:    so two runs can be compared step by step (``mesh diff --step N``).
+#:    ``start`` is its own object, not a step 0: every entry of ``steps`` is
+#:    an action that was played.
+REPORT_FORMAT = 3
 
 
 @define(frozen=True, kw_only=True)
@@ -131,6 +137,9 @@ class StepRecord:
     outcome: str = "done"
     code: str | None = None
     message: str = ""
+    #: The link table once the mesh settled after the step (what the
+    #: expectations due after it were judged on).
+    links: tuple[LinkRow, ...] = field(default=(), converter=tuple[LinkRow, ...])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +151,7 @@ class StepRecord:
             "outcome": self.outcome,
             "code": self.code,
             "message": self.message,
+            "links": [row.to_json() for row in self.links],
         }
 
 
@@ -153,6 +163,8 @@ class RunResult:
     links: tuple[LinkRow, ...] = field(converter=tuple[LinkRow, ...])
     expectations: tuple[ExpectationVerdict, ...] = field(converter=tuple[ExpectationVerdict, ...])
     steps: tuple[StepRecord, ...] = field(default=(), converter=tuple[StepRecord, ...])
+    #: The link table once the mesh settled at start (before any step).
+    start_links: tuple[LinkRow, ...] = field(default=(), converter=tuple[LinkRow, ...])
     started: dt.datetime
     ended: dt.datetime
     #: Wall-clock seconds the run took (for progress and the summary only).
@@ -203,6 +215,8 @@ class RunResult:
             "ok": self.ok,
             "interrupted": False,
             "validation": self.validation,
+            "start": {"at": self.started.isoformat(),
+                      "links": [row.to_json() for row in self.start_links]},
             "links": [row.to_json() for row in self.links],
             "expectations": [v.to_json() for v in self.expectations],
             "steps": [s.to_json() for s in self.steps],

@@ -90,6 +90,13 @@ Progress = Callable[[str, "StepRecord | None", "RunView | None"], None]
 #: make such a step wait longer for the same verdict.
 CRL_TIMEOUT = 1.0
 
+#: Emulated seconds a scenario's dialer waits before redialing a link that
+#: failed. Every step asks each link for a fresh attempt (``Mesh.refresh``)
+#: and waits for it, so what a retry between steps would find, the next step
+#: finds anyway; a short backoff only makes a big mesh whose links halted
+#: (a CRL outage) redial, in the background, while the next step is judged.
+SCENARIO_BACKOFF = 600.0
+
 #: Real seconds the mesh may take to reach an outcome on every link after the
 #: start or a step. The engine's own timeouts (handshake, verdict, CRL fetch)
 #: end every attempt well within it, so reaching it means the run is stuck.
@@ -132,7 +139,9 @@ def _engine() -> type[Mesh]:
 def _settings() -> EngineSettings:
     from mesh.appliances import EngineSettings
 
-    return EngineSettings(crl_timeout=CRL_TIMEOUT)
+    return EngineSettings(
+        crl_timeout=CRL_TIMEOUT, backoff_initial=SCENARIO_BACKOFF, backoff_cap=SCENARIO_BACKOFF
+    )
 
 
 def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:

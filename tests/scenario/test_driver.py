@@ -98,6 +98,21 @@ async def test_a_step_jumps_the_clock_acts_settles_then_judges():
     result = driver.result(mode="test")
     assert [v.met for v in result.expectations] == [True, True]
     assert [type(e) for e in events.events] == [ExpectationsChecked, StepPlayed, ExpectationsChecked]
+    # The table after start and after each step is kept for the report.
+    assert result.start_links == (LinkRow(dialer=S1, listener=CM, state="up"),)
+    assert result.steps[0].links == (
+        LinkRow(dialer=S1, listener=CM, state="halted", code="revoked"),
+    )
+
+
+async def test_every_table_is_kept_even_when_no_expectation_is_due():
+    backend = Recorder()
+    driver = Driver(scenario(Step(action="revoke", target=S1)), backend, EventLog())
+    await driver.start()
+    await driver.play(1, driver.scenario.steps[0])
+    result = driver.result(mode="test")
+    assert [row.state for row in result.start_links] == ["up"]
+    assert [[row.state for row in step.links] for step in result.steps] == [["halted"]]
 
 
 async def test_an_upload_step_records_the_verdict():

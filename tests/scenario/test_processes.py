@@ -33,8 +33,12 @@ ALL = sorted(p.stem for p in LIBRARY.glob("*.toml"))
 NAMES = ALL if os.environ.get("MESH_PROCESSES_ALL") == "1" else QUICK
 
 
+def rows(links):
+    return [(row.link, row.state, row.code) for row in links]
+
+
 def table(result):
-    return [(row.link, row.state, row.code) for row in result.links]
+    return rows(result.links)
 
 
 @pytest.mark.slow
@@ -51,6 +55,10 @@ async def test_processes_give_the_same_link_table_as_in_process(name, keys, key_
     kinds = {json.loads(line)["kind"] for line in sink.getvalue().splitlines()}
     assert {"appliance-started", "link-connecting"} <= kinds
     assert table(apart) == table(inside)
+    # The same driver keeps the table after start and after every step for both.
+    assert rows(apart.start_links) == rows(inside.start_links) != []
+    if name != "crl-server-down":  # differs after its first step by design
+        assert [rows(s.links) for s in apart.steps] == [rows(s.links) for s in inside.steps]
     if name != "crl-server-down":
         assert apart.ok, [v.to_json() for v in apart.failures]
 

@@ -13,7 +13,7 @@ import pytest
 
 from mesh.errors import FailureCode
 from mesh.scenario.model import ApplianceDef, Expectation, Scenario, Step
-from mesh.scenario.report import junit_xml, print_result, render_plain, summary_line, write_json
+from mesh.scenario.report import json_report, junit_xml, print_result, render_plain, summary_line, write_json
 from mesh.scenario.result import REPORT_FORMAT, LinkRow, RunResult, StepRecord, judge
 
 T0 = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.timezone.utc)
@@ -41,16 +41,19 @@ def make_result(n_sensors: int = 2, *, wrong: bool = True) -> RunResult:
                     message=FailureCode.REVOKED.message, refused_by="cm.test")]
     rows += [LinkRow(dialer=f"s{i}.test", listener="cm.test", state="up")
              for i in range(2, n_sensors + 1)]
+    healthy = [LinkRow(dialer=f"s{i}.test", listener="cm.test", state="up")
+               for i in range(1, n_sensors + 1)]
     steps = [
-        StepRecord(index=1, step=scenario.steps[0], at=T1),
+        StepRecord(index=1, step=scenario.steps[0], at=T1, links=rows),
         StepRecord(index=2, step=scenario.steps[1], at=T1, outcome="refused",
-                   code="passphrase_mismatch", message=FailureCode.PASSPHRASE_MISMATCH.message),
+                   code="passphrase_mismatch", message=FailureCode.PASSPHRASE_MISMATCH.message,
+                   links=rows),
     ]
     uploads = {2: steps[1]}
     verdicts = [judge(i, e, links=rows, uploads=uploads, checked_after=e.due or 2, at=T1)
                 for i, e in enumerate(expectations, 1)]
     return RunResult(scenario=scenario, links=rows, expectations=verdicts, steps=steps,
-                     started=T0, ended=T1, seconds=0.25)
+                     start_links=healthy, started=T0, ended=T1, seconds=0.25)
 
 
 def test_judge_compares_state_and_code():
@@ -97,9 +100,11 @@ def test_json_report_has_the_documented_shape(tmp_path):
     path = tmp_path / "r.json"
     write_json([make_result()], path)
     report = json.loads(path.read_text())
-    assert set(report) == {"format", "scenario", "ok", "interrupted", "validation", "links",
-                           "expectations", "steps"}
-    assert report["format"] == REPORT_FORMAT == 2
+    assert set(report) == {
+        "format", "scenario", "ok", "interrupted", "validation", "start", "links", "expectations",
+        "steps",
+    }
+    assert report["format"] == REPORT_FORMAT == 3
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
     assert report["validation"] == "on"
     assert report["links"][0] == {
@@ -113,8 +118,29 @@ def test_json_report_has_the_documented_shape(tmp_path):
     assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes"}
     assert report["steps"][1]["outcome"] == "refused"
     assert report["steps"][0]["after"] == "90d"
+    # The link table after the start settle and after every step, rows as in links.
+    assert report["start"] == {
+        "at": "2027-01-15T09:00:00+00:00",
+        "links": [
+            {"from": "s1.test", "to": "cm.test", "state": "up", "code": None, "message": "",
+             "notes": []},
+            {"from": "s2.test", "to": "cm.test", "state": "up", "code": None, "message": "",
+             "notes": []},
+        ],
+    }
+    assert [step["links"] for step in report["steps"]] == [report["links"], report["links"]]
     write_json([make_result(), make_result(wrong=False)], path)
     assert [r["ok"] for r in json.loads(path.read_text())] == [False, True]
+
+
+def test_an_interrupted_scenario_has_the_same_keys_with_nothing_in_them():
+    report = json_report([make_result()], interrupted="stopped")
+    assert isinstance(report, list)
+    assert set(report[1]) == set(report[0])
+    assert report[1] == {
+        "format": 3, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
+        "start": {"at": None, "links": []}, "links": [], "expectations": [], "steps": [],
+    }
 
 
 def test_junit_has_one_case_per_expectation_and_parses():

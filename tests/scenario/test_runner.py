@@ -52,6 +52,11 @@ async def test_a_revocation_mid_run_halts_the_link_at_its_next_connection(keys):
     kinds = events.kinds()
     assert "certificate-revoked" in kinds and "link-halted" in kinds
     assert [v.when for v in result.expectations] == ["after start", "at the end", "at the end"]
+    # The report keeps the table after start and after the step.
+    assert [(r.link, r.outcome) for r in result.start_links] == [
+        (f"{S1} -> {CM}", "up"), (f"{S2} -> {CM}", "up")]
+    assert [(r.link, r.outcome) for r in result.steps[0].links] == [
+        (f"{S1} -> {CM}", "halted/revoked"), (f"{S2} -> {CM}", "up")]
 
 
 async def test_upload_verdicts_are_recorded_and_judged(keys):
