@@ -363,3 +363,26 @@ def test_on_a_terminal_the_both_table_is_drawn_with_rich(monkeypatch):
     assert "halted/revoked" in text and "up-unvalidated/revoked" in text
     assert f"revoked: {WOULD}" in text
     assert "PASS  off  expect[2]" in text and "PASS revoked-sensor: 3/3 expectations hold" in text
+
+
+def test_ctrl_c_in_the_off_run_of_a_second_scenario_keeps_the_first_pair(tmp_path, capsys, monkeypatch):
+    from mesh.scenario import runner
+
+    real, calls = runner.run_scenario, []
+
+    async def interrupted(scenario, **kwargs):
+        calls.append(kwargs["validation"])
+        if len(calls) == 4:  # the second scenario's off run
+            raise KeyboardInterrupt
+        return await real(scenario, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario", interrupted)
+    first = scenario_file(tmp_path)
+    second = tmp_path / "second.toml"
+    second.write_text(FILE.replace('name = "revoked-sensor"', 'name = "second"'))
+    report = tmp_path / "r.json"
+    assert main(["run", "-q", "--validation", "both", first, str(second), "--json", str(report)]) == 130
+    assert calls == ["on", "off", "on", "off"]
+    done, stopped = json.loads(report.read_text())
+    assert (done["validation"], done["ok"], list(done["runs"])) == ("both", True, ["on", "off"])
+    assert (stopped["scenario"], stopped["validation"], stopped["interrupted"]) == ("second", "both", True)
