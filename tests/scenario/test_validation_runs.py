@@ -386,3 +386,35 @@ def test_ctrl_c_in_the_off_run_of_a_second_scenario_keeps_the_first_pair(tmp_pat
     done, stopped = json.loads(report.read_text())
     assert (done["validation"], done["ok"], list(done["runs"])) == ("both", True, ["on", "off"])
     assert (stopped["scenario"], stopped["validation"], stopped["interrupted"]) == ("second", "both", True)
+
+
+def test_mesh_diff_reads_a_both_report_as_its_two_runs(tmp_path, capsys):
+    from mesh.scenario.diff import read_report
+
+    both = tmp_path / "both.json"
+    write_json([BothResult(on=hand_made("on"), off=hand_made("off"))], both)
+    assert [s.name for s in read_report(both).scenarios] == [
+        "revoked-sensor", "revoked-sensor, validation off"]
+    # A run as written and a --validation off run, each reported alone, match the pair's runs.
+    apart = tmp_path / "apart.json"
+    write_json([hand_made("on"), hand_made("off")], apart)
+    assert main(["diff", str(apart), str(both)]) == 0
+    assert capsys.readouterr().out == "no link changed\n"
+    off = hand_made("off")
+    halted = attrs.evolve(off.links[0], state="halted", message=WOULD)
+    changed = tmp_path / "changed.json"
+    write_json([BothResult(on=hand_made("on"), off=attrs.evolve(off, links=[halted, off.links[1]]))],
+               changed)
+    assert main(["diff", str(both), str(changed)]) == 1
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        f"[revoked-sensor, validation off] {LINK}: up-unvalidated/revoked")
+
+
+def test_mesh_diff_names_where_a_both_report_broke(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"format": 3, "scenario": "x", "validation": "both", "ok": True,
+                                  "runs": {"on": []}}))
+    assert main(["diff", str(broken), str(broken)]) == 2
+    assert capsys.readouterr().err == (
+        f"mesh: {broken}: is not a mesh report (runs.on is [], not an object); "
+        "pass a report written by mesh run --json\n")
