@@ -7,7 +7,9 @@ and pytest-trio gets these fixtures without a conftest:
     ``await mesh_run(source)`` plays a whole scenario in-process and returns
     its :class:`~mesh.scenario.result.RunResult`. ``source`` is a path to a
     scenario file, TOML text, or a :class:`~mesh.scenario.model.Scenario`
-    built in Python.
+    built in Python. ``await mesh_run(source, validation="off")`` plays its
+    validation off run (every appliance off from the start, ``set-validation``
+    steps skipped); expectations of the other run come back not judged.
 ``mesh_start``
     ``async with mesh_start(source) as run:`` starts the mesh and hands over a
     :class:`~mesh.scenario.runner.ScenarioRun` to act on between steps
@@ -107,7 +109,8 @@ def assert_link(
 
 
 def assert_expectations_hold(result: RunResult) -> None:
-    """Assert every expectation of the scenario held, listing the ones that did not."""
+    """Assert every expectation the run judged held, listing the ones that did not
+    (those of the other validation run are not judged, see ``mode``)."""
     if result.ok:
         return
     lines = [

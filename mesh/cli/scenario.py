@@ -42,4 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--processes", action="store_true",
         help="run every appliance as its own `mesh node` process on real ports",
     )
+    run.add_argument(
+        "--validation", choices=("on", "off", "both"), default="on",
+        help="on: the scenario as written (default); off: validation off on every appliance "
+        "from the start, set-validation steps skipped; both: play it both ways and print "
+        "one table side by side. [[expect]] mode = \"on\" | \"off\" names the run "
+        "an expectation is judged in; the other run does not judge it",
+    )
     run.set_defaults(func="mesh.scenario.commands:run_command")

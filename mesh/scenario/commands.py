@@ -8,6 +8,10 @@ scenario runs until every file given is sound.
 Output stays bounded whatever the mesh's size: one progress line per step on
 stderr (never one per link or per event), then the final table, which folds
 healthy links when there are many.
+
+``--validation both`` plays each scenario twice, as written and with
+validation off (:mod:`mesh.scenario.both`), on whichever backend was asked
+for, and prints one table for the pair; its exit status is that of the pair.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
 from mesh.errors import InputError
+from mesh.scenario.both import BothResult, ScenarioResult
 from mesh.scenario.load import ScenarioInvalid, load_scenario
 from mesh.scenario.model import Scenario
 from mesh.scenario.report import plural, print_result, summary_line, write_json, write_junit
@@ -113,30 +118,50 @@ async def _fresh_keys(scenario: Scenario) -> KeySource:
     return made or fresh_keys
 
 
-async def _run_all(
-    scenarios: list[Scenario], args: argparse.Namespace, results: list[RunResult]
-) -> None:
-    """Play each scenario; ``results`` gets each finished one (what a Ctrl-C keeps)."""
+async def _play(
+    scenario: Scenario, args: argparse.Namespace, *, validation: str, label: str,
+    sink: TextIO | None,
+) -> RunResult:
+    """One run of ``scenario`` ("on": as written, "off": validation off) on the backend asked for."""
     from mesh.eventlog import EventLog
     from mesh.scenario.runner import run_scenario
 
+    progress = _Progress(label, quiet=args.quiet or args.live)
+    events = EventLog(sink) if sink else EventLog()
+    keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
+    if args.processes:
+        from mesh.scenario.processes import run_in_processes
+
+        return await run_in_processes(scenario, keys=keys, sink=sink, progress=progress,
+                                      validation=validation)
+    if args.live:
+        from mesh.scenario.live import run_live
+
+        return await run_live(scenario, events=events, pace=max(args.pace, 0.0), keys=keys,
+                              validation=validation)
+    return await run_scenario(scenario, keys=keys, events=events, progress=progress,
+                              validation=validation)
+
+
+async def _run_all(
+    scenarios: list[Scenario], args: argparse.Namespace, results: list[ScenarioResult]
+) -> None:
+    """Play each scenario; ``results`` gets each finished one (what a Ctrl-C keeps)."""
     sink = open(args.events, "w", encoding="utf-8") if args.events else None
     try:
         for n, scenario in enumerate(scenarios, 1):
-            label = f"[{scenario.name}]" if len(scenarios) == 1 else f"[{n}/{len(scenarios)} {scenario.name}]"
-            progress = _Progress(label, quiet=args.quiet or args.live)
-            events = EventLog(sink) if sink else EventLog()
-            keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
-            if args.processes:
-                from mesh.scenario.processes import run_in_processes
-
-                result = await run_in_processes(scenario, keys=keys, sink=sink, progress=progress)
-            elif args.live:
-                from mesh.scenario.live import run_live
-
-                result = await run_live(scenario, events=events, pace=max(args.pace, 0.0), keys=keys)
+            label = scenario.name if len(scenarios) == 1 else f"{n}/{len(scenarios)} {scenario.name}"
+            result: ScenarioResult
+            if args.validation == "both":
+                on = await _play(scenario, args, validation="on", sink=sink,
+                                 label=f"[{label}, validation on]")
+                off = await _play(scenario, args, validation="off", sink=sink,
+                                  label=f"[{label}, validation off]")
+                result = BothResult(on=on, off=off)
             else:
-                result = await run_scenario(scenario, keys=keys, events=events, progress=progress)
+                tag = ", validation off" if args.validation == "off" else ""
+                result = await _play(scenario, args, validation=args.validation, sink=sink,
+                                     label=f"[{label}{tag}]")
             print_result(result)
             results.append(result)
     finally:
@@ -157,13 +182,15 @@ def _check_writable(path: str) -> None:
         raise InputError(path, "cannot be written", "choose another path")
 
 
-def _interrupted(scenarios: list[Scenario], results: list[RunResult], args: argparse.Namespace) -> int:
+def _interrupted(
+    scenarios: list[Scenario], results: list[ScenarioResult], args: argparse.Namespace
+) -> int:
     """Ctrl-C: the child processes were stopped on the way out (the runners'
     cleanup is shielded); the reports say how far the run got; exit 130."""
     stopped = scenarios[len(results)].name if len(results) < len(scenarios) else None
     if results:  # absent when nothing finished; otherwise complete, marked interrupted
         if args.json:
-            write_json(results, args.json, interrupted=stopped)
+            write_json(results, args.json, interrupted=stopped, validation=args.validation)
         if args.junit:
             write_junit(results, args.junit, interrupted=stopped)
     print("mesh: interrupted", file=sys.stderr, flush=True)
@@ -180,7 +207,7 @@ def run_command(args: argparse.Namespace) -> int:
     for path in (args.json, args.junit, args.events):
         if path:
             _check_writable(path)
-    results: list[RunResult] = []
+    results: list[ScenarioResult] = []
     try:
         trio.run(_run_all, scenarios, args, results)
     except KeyboardInterrupt:

@@ -17,7 +17,11 @@ one line naming both versions: its rows may mean what this mesh cannot tell.
 A file that is no report is one line naming it and where its shape broke.
 
 Matching. A report holds one scenario (an object) or several (a list); they
-are matched by name, the n-th run of a name with the n-th. Two reports of one
+are matched by name, the n-th run of a name with the n-th. The report of a
+``mesh run --validation both`` run (``"validation": "both"``, ``"runs"``)
+stands for its two runs: the run as written under the scenario's name, the
+validation off run under ``<name>, validation off``, as a ``--validation
+off`` run is named; so each run of the pair meets its like in the other report. Two reports of one
 scenario each are compared whatever their names: the usual pair is a scenario
 and a variant of it (the same mesh with a sensor revoked) under another name.
 """
@@ -305,6 +309,27 @@ def _tables(entry: Mapping[str, Any], where: str, at: str) -> dict[int, LinkTabl
     return tables
 
 
+def _runs(
+    entries: Sequence[Mapping[str, Any]], places: list[str], formats: list[int], where: str
+) -> list[tuple[Mapping[str, Any], str, int]]:
+    """(entry, key path, format) of each run: a ``--validation both`` entry
+    stands for its two runs (see the module docstring)."""
+    out: list[tuple[Mapping[str, Any], str, int]] = []
+    for entry, at, version in zip(entries, places, formats):
+        if entry.get("validation") != "both" or entry.get("interrupted") is True:
+            out.append((entry, at, version))
+            continue
+        runs = entry.get("runs")
+        if not isinstance(runs, Mapping):
+            raise _not_report(where, f"{_path(at, 'runs')} is {_shown(runs)}, not an object")
+        for name in ("on", "off"):
+            run, here = runs.get(name), _path(_path(at, "runs"), name)
+            if not isinstance(run, Mapping):
+                raise _not_report(where, f"{here} is {_shown(run)}, not an object")
+            out.append((run, here, _format(run, where, here)))
+    return out
+
+
 def parse_report(document: object, *, where: str) -> Report:
     """A ``mesh run --json`` document, checked and read; ``where`` names it in errors.
 
@@ -324,9 +349,10 @@ def parse_report(document: object, *, where: str) -> Report:
     # Versions first: a newer report may be shaped in ways this mesh cannot check.
     formats = [_format(entry, where, at) for entry, at in zip(entries, places)]
     scenarios = []
-    for entry, at, version in zip(entries, places, formats):
+    for entry, at, version in _runs(entries, places, formats, where):
+        off = ", validation off" if entry.get("validation") == "off" else ""
         scenarios.append(ScenarioReport(
-            name=_text(entry, "scenario", where, at, "name"),
+            name=_text(entry, "scenario", where, at, "name") + off,
             format=version,
             interrupted=entry.get("interrupted") is True,
             links=_table(entry, where, at),

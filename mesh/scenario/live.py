@@ -37,7 +37,8 @@ def live_table(run: ScenarioRun, caption: str, rows: list[LinkRow] | None = None
 
     rows = run.links() if rows is None else rows
     table = Table(
-        title=f"{run.scenario.name} — {run.now():%Y-%m-%d %H:%M}Z — {caption}",
+        title=f"{run.scenario.name}{' [validation off]' if run.driver.validation == 'off' else ''} — "
+        f"{run.now():%Y-%m-%d %H:%M}Z — {caption}",
         title_justify="left", show_edge=False, pad_edge=False,
     )
     for column in ("link", "state", "code"):
@@ -61,15 +62,19 @@ async def run_live(
     pace: float = 0.6,
     file: IO[str] | None = None,
     keys: KeySource | None = None,
+    validation: str = "on",
 ) -> RunResult:
-    """Run ``scenario`` while a live table on ``file`` (stdout) follows its links."""
+    """Run ``scenario`` while a live table on ``file`` (stdout) follows its links.
+
+    ``validation="off"``: the validation off run (see :func:`~mesh.scenario.runner.start_scenario`).
+    """
     from rich.console import Console
     from rich.live import Live
 
     console = Console(file=file or sys.stdout)
     events = events if events is not None else EventLog()
     caption = "starting"
-    async with start_scenario(scenario, events=events, keys=keys) as run:
+    async with start_scenario(scenario, events=events, keys=keys, validation=validation) as run:
         for line in console_lines(run):
             console.print(line, highlight=False, soft_wrap=True)
         with Live(live_table(run, "started"), console=console, refresh_per_second=8,
@@ -86,7 +91,7 @@ async def run_live(
                 live.update(live_table(run, caption))
                 if pace:
                     await trio.sleep(pace)
-                for index, step in enumerate(scenario.steps, 1):
+                for index, step in enumerate(run.scenario.steps, 1):
                     caption = f"step {index}/{len(scenario.steps)}: {step.describe()}"
                     live.update(live_table(run, caption))
                     await run.play(index, step)

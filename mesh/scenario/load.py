@@ -30,6 +30,7 @@ from mesh.scenario.model import (
     LINK_STATES,
     ROLES,
     UPLOAD_VERDICTS,
+    VALIDATION_RUNS,
     ApplianceDef,
     Expectation,
     PkiSpec,
@@ -244,6 +245,7 @@ _EXPECT: _Spec = {
     "after_step": (_step_number, False, ""),
     "upload_step": (_positive_int, False, ""),
     "verdict": (_choice("an upload verdict", UPLOAD_VERDICTS), False, ""),
+    "mode": (_choice("a validation run", VALIDATION_RUNS), False, ""),
 }
 _TOP = {"scenario": "table", "pki": "table", "appliance": "array", "step": "array", "expect": "array"}
 

@@ -19,7 +19,7 @@ import difflib
 import re
 from typing import Callable
 
-from attrs import Attribute, define, field
+from attrs import Attribute, define, evolve, field
 
 from mesh.pki.faults import RECIPES
 from mesh.roles import ROLES
@@ -32,6 +32,7 @@ __all__ = [
     "TARGETED_ACTIONS",
     "LINK_STATES",
     "UPLOAD_VERDICTS",
+    "VALIDATION_RUNS",
     "CERTIFICATE_RECIPES",
     "DEFAULT_START",
     "PkiSpec",
@@ -56,6 +57,11 @@ LINK_STATES = ("up", "up-unvalidated", "halted", "down", "connecting")
 
 #: What an upload step can be expected to return.
 UPLOAD_VERDICTS = ("accepted", "refused")
+
+#: The runs ``mesh run --validation`` plays, as an expectation's ``mode``
+#: names them: "on" is the scenario as written, "off" the same scenario with
+#: validation off on every appliance from the start.
+VALIDATION_RUNS = ("on", "off")
 
 #: Certificate recipes an appliance may start with or upload: the healthy one,
 #: a self-signed one (what the appliance generates at first start), and every
@@ -263,6 +269,9 @@ class Expectation:
     verdict of an upload step (``upload_step``, ``verdict``, optional ``code``).
     ``after_step`` None means at the end; 0 means once the mesh has started,
     before the first step; N means after step N (counted from 1) settles.
+    ``mode`` names the run it is judged in (:data:`VALIDATION_RUNS`): one
+    file then pins what a link does with validation as written and with it
+    off, where suites used to keep a ``-validation-off`` twin of the file.
     """
 
     link: str | None = None
@@ -271,6 +280,7 @@ class Expectation:
     after_step: int | None = None
     upload_step: int | None = None
     verdict: str | None = None
+    mode: str = field(default="on", validator=_one_of(VALIDATION_RUNS))
 
     @state.validator
     def _check_state(self, attribute: Attribute[str | None], value: str | None) -> None:
@@ -351,6 +361,15 @@ class Scenario:
             for a in self.appliances
             if a.role != "forwarding-target" and (a.api if a.api is not None else self.api)
         ]
+
+    def with_validation_off(self) -> Scenario:
+        """The same scenario with validation off on every appliance from the start.
+
+        The "off" run of ``mesh run --validation off|both``. Its steps stay as
+        written, numbered as in the file, so ``after_step`` means the same
+        moment in both runs; the driver skips ``set-validation`` steps in it.
+        """
+        return evolve(self, appliances=[evolve(a, validation=False) for a in self.appliances])
 
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""

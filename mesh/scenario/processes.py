@@ -415,6 +415,7 @@ class ProcessesBackend:
             code = message = None
             refused_by = None
             notes: tuple[str, ...] = ()
+            would: list[str] = []
             if isinstance(event, (LinkUp, LinkUpUnvalidated)):
                 notes = event.notes
             if isinstance(event, LinkHalted):
@@ -425,7 +426,7 @@ class ProcessesBackend:
                            if isinstance(e, ValidationSkipped)
                            and (e.dialer, e.listener) == key]
                 off = ", ".join(event.unvalidated_by)
-                would = [c for e in skipped for c in e.would_fail]
+                would = list(dict.fromkeys(c for e in skipped for c in e.would_fail))
                 if would:
                     code = would[0]
                     message = (f"validation off on {off}; would fail: "
@@ -436,7 +437,7 @@ class ProcessesBackend:
                 message = event.reason
             out.append(LinkRow(dialer=dialer, listener=listener, state=state, code=code,
                                message=with_notes(message or "", notes), refused_by=refused_by,
-                               notes=notes))
+                               notes=notes, would_fail=tuple(would)))
         return out
 
     def _trust_files(self, name: str) -> list[Path]:
@@ -484,16 +485,21 @@ async def run_in_processes(
     sink: TextIO | None = None,
     progress: Progress | None = None,
     settle_timeout: float | None = None,
+    validation: str = "on",
 ) -> RunResult:
     """Play ``scenario`` with every appliance as a ``mesh node`` process.
 
     ``sink`` receives every node's events, as the JSON lines the nodes print.
+    ``validation="off"`` plays the validation off run: every node's config
+    says ``validation = false`` and ``set-validation`` steps are skipped.
 
     Raises:
         ScenarioNotSettled: the nodes did not settle (``settle_timeout``
             seconds, default NODE_TIMEOUT) at start or after a step.
     """
     check_scenario(scenario)
+    if validation == "off":
+        scenario = scenario.with_validation_off()
     if len(scenario.appliances) > MAX_NODES:
         raise InputError(
             scenario.source or scenario.name,
@@ -513,7 +519,7 @@ async def run_in_processes(
                     nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
                 )
                 backend.publish()
-                driver = Driver(scenario, backend, EventLog())
+                driver = Driver(scenario, backend, EventLog(), validation=validation)
                 try:
                     await driver.start()
                     if progress:

@@ -14,7 +14,9 @@ from attrs import define, field
 
 from mesh.scenario.model import Expectation, Scenario, Step, format_duration, link_name, parse_link
 
-__all__ = ["LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge", "REPORT_FORMAT"]
+__all__ = [
+    "LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge", "not_judged", "REPORT_FORMAT",
+]
 
 #: The JSON report's format version, its first key (``"format"``). Every
 #: writer of a report uses it; a change to the shape raises it.
@@ -45,6 +47,9 @@ class LinkRow:
     delivered: int = 0
     #: Codes an accepting end noted (``no_cdp``: revocation not checked).
     notes: tuple[str, ...] = ()
+    #: Of an up-unvalidated link: every check that would have failed with
+    #: validation on (``code`` is the first), for the validation-off column.
+    would_fail: tuple[str, ...] = ()
 
     @property
     def link(self) -> str:
@@ -68,7 +73,12 @@ class LinkRow:
 
 @define(frozen=True, kw_only=True)
 class ExpectationVerdict:
-    """One expectation checked: what was expected, what was seen, whether it held."""
+    """One expectation checked: what was expected, what was seen, whether it held.
+
+    An expectation whose ``mode`` names a run that was not played (``mode =
+    "off"`` in a run as written) is not judged: ``judged`` is false, and it
+    counts neither as met nor as failed, so it never changes a run's verdict.
+    """
 
     index: int
     expectation: Expectation
@@ -79,10 +89,16 @@ class ExpectationVerdict:
     checked_after: int
     at: dt.datetime
     message: str = ""
+    judged: bool = True
 
     @property
     def subject(self) -> str:
         return self.expectation.subject
+
+    @property
+    def mode(self) -> str:
+        """The run it is judged in: "on" (as written) or "off"."""
+        return self.expectation.mode
 
     @property
     def expected(self) -> str:
@@ -97,12 +113,17 @@ class ExpectationVerdict:
         return f"after step {self.checked_after}"
 
     def to_json(self) -> dict[str, Any]:
-        """The report's entry: exactly the keys of the documented JSON contract."""
+        """The report's entry: exactly the keys of the documented JSON contract.
+
+        One not judged has ``"judged": false`` and null ``actual`` and ``met``.
+        """
         return {
             "link": self.subject,
             "expected": self.expected,
-            "actual": self.actual,
-            "met": self.met,
+            "actual": self.actual if self.judged else None,
+            "met": self.met if self.judged else None,
+            "mode": self.mode,
+            "judged": self.judged,
         }
 
 
@@ -150,14 +171,26 @@ class RunResult:
     seconds: float = 0.0
     #: "in-process" or "processes".
     mode: str = "in-process"
+    #: Which run of ``mesh run --validation`` this is: "on" (as written) or
+    #: "off" (validation off on every appliance from the start).
+    validation: str = "on"
 
     @property
     def ok(self) -> bool:
-        return all(v.met for v in self.expectations)
+        return all(v.met for v in self.judged)
+
+    @property
+    def judged(self) -> list[ExpectationVerdict]:
+        return [v for v in self.expectations if v.judged]
 
     @property
     def failures(self) -> list[ExpectationVerdict]:
-        return [v for v in self.expectations if not v.met]
+        return [v for v in self.judged if not v.met]
+
+    @property
+    def not_judged(self) -> list[ExpectationVerdict]:
+        """Expectations whose ``mode`` names the other run."""
+        return [v for v in self.expectations if not v.judged]
 
     def link(self, name: str) -> LinkRow:
         """The row of 'a -> b'; KeyError naming the links there are."""
@@ -181,6 +214,7 @@ class RunResult:
             "scenario": self.scenario.name,
             "ok": self.ok,
             "interrupted": False,
+            "validation": self.validation,
             "start": {"at": self.started.isoformat(),
                       "links": [row.to_json() for row in self.start_links]},
             "links": [row.to_json() for row in self.links],
@@ -217,4 +251,16 @@ def judge(
     return ExpectationVerdict(
         index=index, expectation=expectation, actual=actual, met=met,
         checked_after=checked_after, at=at, message=message,
+    )
+
+
+def not_judged(
+    index: int, expectation: Expectation, *, checked_after: int, at: dt.datetime
+) -> ExpectationVerdict:
+    """An expectation whose ``mode`` names a run that was not played; says which run judges it."""
+    mode = expectation.mode
+    return ExpectationVerdict(
+        index=index, expectation=expectation, actual="not judged", met=False, judged=False,
+        checked_after=checked_after, at=at,
+        message=f"judged only in the validation {mode} run (mesh run --validation {mode} or both)",
     )

@@ -164,11 +164,12 @@ def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:
         elif state == "down":
             message = message or status.reason
         notes = tuple(c.code for c in status.notes)
+        would_fail = tuple(c.code for c in status.would_fail) if state == "up-unvalidated" else ()
         rows.append(
             LinkRow(
                 dialer=status.dialer, listener=status.listener, state=state, code=code,
                 message=with_notes(message, notes), refused_by=status.refused_by,
-                delivered=status.delivered, notes=notes,
+                delivered=status.delivered, notes=notes, would_fail=would_fail,
             )
         )
     return rows
@@ -245,7 +246,7 @@ class ScenarioRun:
 
     def __init__(self, scenario: Scenario, *, mesh: Mesh, pki: Pki, clock: EmulatedClock,
                  crl_server: CrlServer, proxy: ForwardProxy | None, events: EventLog,
-                 settle_timeout: float | None = None) -> None:
+                 settle_timeout: float | None = None, validation: str = "on") -> None:
         self.scenario = scenario
         #: Real seconds each settle may take (None: :data:`SETTLE_TIMEOUT`).
         self.settle_timeout = SETTLE_TIMEOUT if settle_timeout is None else settle_timeout
@@ -257,7 +258,7 @@ class ScenarioRun:
         self.events = events
         self.backend = MeshBackend(scenario, mesh=mesh, pki=pki, clock=clock,
                                    settle_timeout=self.settle_timeout)
-        self.driver = Driver(scenario, self.backend, events)
+        self.driver = Driver(scenario, self.backend, events, validation=validation)
         #: Appliance name -> URL of the REST API and web console it serves
         #: during the run (those the scenario's ``api`` keys ask for).
         self.consoles: dict[str, str] = {}
@@ -358,6 +359,7 @@ async def start_scenario(
     progress: Progress | None = None,
     settle_timeout: float | None = None,
     consoles: bool = True,
+    validation: str = "on",
 ) -> AsyncIterator[ScenarioRun]:
     """Start a scenario's mesh and yield it once every link has made its first attempt.
 
@@ -365,12 +367,16 @@ async def start_scenario(
     when this yields. Leaving the block stops everything. ``consoles=False``
     serves none of the consoles the scenario's ``api`` keys ask for: for a
     caller that serves its own (``mesh console``), so that no appliance is
-    served twice.
+    served twice. ``validation="off"`` plays the validation off run: every
+    appliance starts with validation off and ``set-validation`` steps are
+    skipped (see :mod:`mesh.scenario.driver`).
 
     Raises:
         ScenarioNotSettled: the mesh did not settle at start or after a step.
     """
     check_scenario(scenario)
+    if validation == "off":
+        scenario = scenario.with_validation_off()
     Mesh = _engine()
     events = events if events is not None else EventLog()
     try:
@@ -386,7 +392,8 @@ async def start_scenario(
                 mesh.add(spec)
             await nursery.start(mesh.run)
             run = ScenarioRun(scenario, mesh=mesh, pki=pki, clock=clock, crl_server=crl_server,
-                              proxy=proxy, events=events, settle_timeout=settle_timeout)
+                              proxy=proxy, events=events, settle_timeout=settle_timeout,
+                              validation=validation)
             if consoles:
                 run.consoles = await open_scenario_consoles(run, nursery)
             await run.backend.settle("at start", fresh=False)
@@ -412,15 +419,19 @@ async def run_scenario(
     events: EventLog | None = None,
     progress: Progress | None = None,
     settle_timeout: float | None = None,
+    validation: str = "on",
 ) -> RunResult:
     """Play a whole scenario in this process and return what it found.
+
+    ``validation`` is "on" (the scenario as written) or "off" (validation off
+    on every appliance from the start, ``set-validation`` steps skipped).
 
     Raises:
         ScenarioNotSettled: the mesh did not settle at start or after a step.
     """
     async with start_scenario(scenario, keys=keys, events=events, progress=progress,
-                              settle_timeout=settle_timeout) as run:
-        for index, step in enumerate(scenario.steps, 1):
+                              settle_timeout=settle_timeout, validation=validation) as run:
+        for index, step in enumerate(run.scenario.steps, 1):
             record = await run.play(index, step)
             if progress:
                 progress("step", record, run)

@@ -80,7 +80,7 @@ def test_run_writes_json_junit_and_events_and_exits_1_on_a_failed_expectation(tm
     assert [r["ok"] for r in reports] == [True, False]
     assert reports[1]["expectations"][0] == {
         "link": "sensor-1.contoso.test -> cm.contoso.test", "expected": "halted/revoked",
-        "actual": "up", "met": False,
+        "actual": "up", "met": False, "mode": "on", "judged": True,
     }
     suites = ET.parse(junit).getroot()
     assert suites.get("tests") == "2" and suites.get("failures") == "1"

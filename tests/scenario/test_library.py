@@ -50,3 +50,42 @@ async def test_the_readme_scenario_example_holds(keys):
     assert scenario.name == "revoked-sensor"
     result = await run_scenario(scenario, keys=keys)
     assert result.ok and result.expectations[0].expected == "halted/revoked"
+
+
+def _judged_off(path: Path) -> bool:
+    return any(e.mode == "off" for e in load_scenario(path).expectations)
+
+
+OFF_FILES = [p for p in FILES if _judged_off(p)]
+
+
+def test_some_library_scenario_pins_the_validation_off_run():
+    assert [p.stem for p in OFF_FILES] == ["a-year-later"]
+
+
+@pytest.mark.parametrize("path", OFF_FILES, ids=[p.stem for p in OFF_FILES])
+async def test_library_scenarios_with_off_expectations_pass_both_ways(path, keys):
+    from mesh.scenario.both import BothResult
+    from mesh.scenario.runner import run_scenario
+
+    scenario = load_scenario(path)
+    both = BothResult(on=await run_scenario(scenario, keys=keys),
+                      off=await run_scenario(scenario, keys=keys, validation="off"))
+    assert both.ok, [f"expect[{v.index}] [{v.mode}] {v.subject}: expected {v.expected} {v.when}, "
+                     f"got {v.actual}" for v in both.failures]
+
+
+async def test_the_readme_validation_both_example_is_what_mesh_prints(keys):
+    from mesh.scenario.both import BothResult
+    from mesh.scenario.report import render_both_plain
+    from mesh.scenario.runner import run_scenario
+
+    readme = (LIBRARY.parent / "README.md").read_text()
+    example = readme.split("mesh run --validation both scenarios/a-year-later.toml", 1)[1]
+    shown = example.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    scenario = load_scenario(LIBRARY / "a-year-later.toml")
+    both = BothResult(on=await run_scenario(scenario, keys=keys),
+                      off=await run_scenario(scenario, keys=keys, validation="off"))
+    printed = render_both_plain(both).splitlines()
+    table = printed[printed.index(shown[0]):]
+    assert shown == table

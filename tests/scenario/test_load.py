@@ -272,6 +272,11 @@ CASES = [
          'state = "halted"'],
     ),
     (
+        "expect-bad-mode",
+        '[[expect]]\nlink = "sensor-1.contoso.test -> cm.contoso.test"\nstate = "up"\nmode = "both"\n',
+        ["bad.toml: expect[1].mode: 'both' is not a validation run; use one of on, off"],
+    ),
+    (
         "expect-upload-of-a-non-upload-step",
         '[[step]]\naction = "crl-down"\n[[expect]]\nupload_step = 1\nverdict = "accepted"\n',
         ["bad.toml: expect[1].upload_step: step 1 is a 'crl-down', not an upload; "
@@ -430,3 +435,17 @@ def test_count_problems_are_reported_once(table, line):
     with pytest.raises(ScenarioInvalid) as info:
         loads_scenario("[[appliance]]\n" + table, source="c.toml")
     assert info.value.lines() == [line]
+
+
+def test_an_expectation_names_the_run_it_is_judged_in():
+    scenario = loads_scenario(BASE + """
+[[expect]]
+link = "sensor-1.contoso.test -> cm.contoso.test"
+state = "up"
+
+[[expect]]
+link = "sensor-1.contoso.test -> cm.contoso.test"
+state = "up-unvalidated"
+mode = "off"
+""", source="modes.toml")
+    assert [e.mode for e in scenario.expectations] == ["on", "off"]

@@ -101,16 +101,19 @@ def test_json_report_has_the_documented_shape(tmp_path):
     write_json([make_result()], path)
     report = json.loads(path.read_text())
     assert set(report) == {
-        "format", "scenario", "ok", "interrupted", "start", "links", "expectations", "steps",
+        "format", "scenario", "ok", "interrupted", "validation", "start", "links", "expectations",
+        "steps",
     }
     assert report["format"] == REPORT_FORMAT == 3
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
+    assert report["validation"] == "on"
     assert report["links"][0] == {
         "from": "s1.test", "to": "cm.test", "state": "halted", "code": "revoked",
         "message": FailureCode.REVOKED.message, "notes": [],
     }
     assert report["expectations"][1] == {
         "link": "s2.test -> cm.test", "expected": "halted", "actual": "up", "met": False,
+        "mode": "on", "judged": True,
     }
     assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes"}
     assert report["steps"][1]["outcome"] == "refused"
@@ -135,7 +138,7 @@ def test_an_interrupted_scenario_has_the_same_keys_with_nothing_in_them():
     assert isinstance(report, list)
     assert set(report[1]) == set(report[0])
     assert report[1] == {
-        "format": 3, "scenario": "stopped", "ok": False, "interrupted": True,
+        "format": 3, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
         "start": {"at": None, "links": []}, "links": [], "expectations": [], "steps": [],
     }
 
