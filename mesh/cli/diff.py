@@ -23,6 +23,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--step", type=int, metavar="N",
         help="compare the tables after step N (0: after start) instead of the final ones "
-        "(reports of format 3 on both sides)",
+        "(reports of format 3 or later on both sides)",
     )
     parser.set_defaults(func="mesh.scenario.diff:diff_command")

@@ -8,7 +8,7 @@ per link or scenario found in only one report; exit 1 when anything differs
 (a CI job can fail on it), 0 when nothing does, 2 when a report is unusable.
 
 Reading. Every format this mesh has written is read: 1 (no ``format`` key,
-no ``notes``), 2, and 3 (:data:`~mesh.scenario.result.REPORT_FORMAT`), which
+no ``notes``), 2, 3 and 4 (:data:`~mesh.scenario.result.REPORT_FORMAT`), which
 adds the table after start and after every step that ``--step N`` compares.
 Their link rows share ``from``, ``to``, ``state``, ``code`` and ``message``,
 and those are what is compared; ``notes`` is not, since the message already
@@ -433,7 +433,7 @@ def compare(before: Report, after: Report, *, step: int | None = None) -> Diff:
                     raise InputError(
                         report.where,
                         f"report format {scenario.format} keeps only the final link table",
-                        "--step needs format 3 on both sides: compare without --step, or run again",
+                        "--step needs format 3 or later on both sides: compare without --step, or run again",
                     )
     pairs: list[tuple[str, ScenarioReport | None, ScenarioReport | None]]
     several = not (len(before.scenarios) == 1 == len(after.scenarios))

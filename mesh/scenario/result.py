@@ -31,7 +31,12 @@ __all__ = [
 #:    so two runs can be compared step by step (``mesh diff --step N``).
 #:    ``start`` is its own object, not a step 0: every entry of ``steps`` is
 #:    an action that was played.
-REPORT_FORMAT = 3
+#: 4. which validation run a report is (``validation``: ``on`` or ``off``),
+#:    and per expectation its ``mode`` and whether it was ``judged`` (an
+#:    expectation for the other run is not: ``actual`` and ``met`` null); a
+#:    ``--validation both`` scenario is one object holding both reports
+#:    (``validation: "both"``, ``runs: {"on", "off"}``).
+REPORT_FORMAT = 4
 
 
 @define(frozen=True, kw_only=True)

@@ -199,7 +199,7 @@ def test_step_needs_format_3_on_both_sides(files, capsys):
         del step["links"]
     assert run_diff(capsys, *files(report(), old), "--step", "1") == (2, [], [
         "mesh: after.json: report format 2 keeps only the final link table; "
-        "--step needs format 3 on both sides: compare without --step, or run again",
+        "--step needs format 3 or later on both sides: compare without --step, or run again",
     ])
 
 
@@ -243,9 +243,10 @@ def test_a_newer_format_is_refused_naming_both_versions(files, capsys):
 
 def test_a_newer_format_inside_a_list_is_refused_too(files, capsys):
     newer = report("b")
-    newer["format"] = 4
+    newer["format"] = REPORT_FORMAT + 1
     assert run_diff(capsys, *files(report(), [report("a"), newer]))[2] == [
-        "mesh: after.json: report format 4 is newer than this mesh reads (3); upgrade mesh",
+        f"mesh: after.json: report format {REPORT_FORMAT + 1} is newer than this mesh reads "
+        f"({REPORT_FORMAT}); upgrade mesh",
     ]
 
 

@@ -104,7 +104,7 @@ def test_json_report_has_the_documented_shape(tmp_path):
         "format", "scenario", "ok", "interrupted", "validation", "start", "links", "expectations",
         "steps",
     }
-    assert report["format"] == REPORT_FORMAT == 3
+    assert report["format"] == REPORT_FORMAT == 4
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
     assert report["validation"] == "on"
     assert report["links"][0] == {
@@ -138,7 +138,7 @@ def test_an_interrupted_scenario_has_the_same_keys_with_nothing_in_them():
     assert isinstance(report, list)
     assert set(report[1]) == set(report[0])
     assert report[1] == {
-        "format": 3, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
+        "format": 4, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
         "start": {"at": None, "links": []}, "links": [], "expectations": [], "steps": [],
     }
 
