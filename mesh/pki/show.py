@@ -24,12 +24,13 @@ from mesh.errors import InputError
 from mesh.pki import files
 from mesh.pki.file_input import looks_pem
 
-__all__ = ["show_file", "certificate_lines", "request_lines", "key_lines"]
+__all__ = ["show_file", "certificate_lines", "request_lines", "key_lines", "key_text", "cdp_text"]
 
 _CSR_MARK = b"-----BEGIN CERTIFICATE REQUEST-----"
 
 
-def _key_text(key: object) -> str:
+def key_text(key: object) -> str:
+    """'RSA 2048 bits', 'EC secp256r1 (256 bits)': a public key as the reports name it."""
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA {key.key_size} bits"
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -62,7 +63,8 @@ def _subject_lines(name: x509.Name) -> list[str]:
     return lines
 
 
-def _cdp_text(cert: x509.Certificate) -> str:
+def cdp_text(cert: x509.Certificate) -> str:
+    """The CRL Distribution Point URLs, comma-separated; '(none)' without the extension."""
     try:
         points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     except x509.ExtensionNotFound:
@@ -85,8 +87,8 @@ def certificate_lines(cert: x509.Certificate) -> list[str]:
         f"{'signature hash:':<26}{_hash_text(cert)}",
         f"{'valid from:':<26}{cert.not_valid_before_utc.isoformat()}",
         f"{'valid to:':<26}{cert.not_valid_after_utc.isoformat()}",
-        f"{'public key:':<26}{_key_text(cert.public_key())}",
-        f"{'CRL distribution point:':<26}{_cdp_text(cert)}",
+        f"{'public key:':<26}{key_text(cert.public_key())}",
+        f"{'CRL distribution point:':<26}{cdp_text(cert)}",
         *_subject_lines(cert.subject),
         f"{'issuer:':<26}{cert.issuer.rfc4514_string()}",
         f"{'serial:':<26}{cert.serial_number:X}",
@@ -99,7 +101,7 @@ def request_lines(csr: x509.CertificateSigningRequest) -> list[str]:
     return [
         f"{'signature algorithm:':<26}{getattr(oid, '_name', oid.dotted_string)}",
         f"{'signature hash:':<26}{_hash_text(csr)}",
-        f"{'public key:':<26}{_key_text(csr.public_key())}",
+        f"{'public key:':<26}{key_text(csr.public_key())}",
         *_subject_lines(csr.subject),
         f"{'signature:':<26}{'verified' if csr.is_signature_valid else 'DOES NOT VERIFY'}",
     ]
@@ -108,7 +110,7 @@ def request_lines(csr: x509.CertificateSigningRequest) -> list[str]:
 def key_lines(key: rsa.RSAPrivateKey) -> list[str]:
     """A private key's type and size, and whether its parts are consistent
     (cryptography checks an RSA key's parts when it loads it)."""
-    return [f"{'private key:':<26}{_key_text(key.public_key())}", f"{'key check:':<26}ok"]
+    return [f"{'private key:':<26}{key_text(key.public_key())}", f"{'key check:':<26}ok"]
 
 
 def show_file(path: str, passphrase: str | None = None) -> tuple[list[str], bool]:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TextIO
 
 import trio
+from attrs import evolve
 
 from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
@@ -63,6 +64,7 @@ from mesh.pki.issue import KeySource, slug
 from mesh.validation.policy import ValidationPolicy
 from mesh.scenario.load import check_scenario
 from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.model import Scenario
 from mesh.scenario.result import LinkRow, RunResult
@@ -528,7 +530,8 @@ async def run_in_processes(
                         record = await driver.play(index, step)
                         if progress:
                             progress("step", record, backend)
-                    return driver.result(mode="processes")
+                    return evolve(driver.result(mode="processes"),
+                                  certificates=certificates_in_play(scenario, pki))
                 finally:
                     with trio.CancelScope(shield=True):
                         await backend.stop_all()

@@ -15,7 +15,8 @@ from attrs import define, field
 from mesh.scenario.model import Expectation, Scenario, Step, format_duration, link_name, parse_link
 
 __all__ = [
-    "LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "judge", "not_judged", "REPORT_FORMAT",
+    "LinkRow", "ExpectationVerdict", "StepRecord", "RunResult", "CertificateFacts", "judge",
+    "not_judged", "REPORT_FORMAT",
 ]
 
 #: The JSON report's format version, its first key (``"format"``). Every
@@ -161,6 +162,27 @@ class StepRecord:
 
 
 @define(frozen=True, kw_only=True)
+class CertificateFacts:
+    """What an appliance's certificate said when the run started, as text.
+
+    Text, not the certificate: a report shows it, and the result stays plain
+    data (:func:`mesh.scenario.certificates.certificates_in_play` reads them).
+    """
+
+    appliance: str
+    #: The scenario's ``certificate`` key: the fault recipe that made it.
+    recipe: str
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    #: The CRL Distribution Point URLs, or "(none)".
+    cdp: str
+    #: "RSA 2048 bits".
+    key: str
+
+
+@define(frozen=True, kw_only=True)
 class RunResult:
     """Everything a run found out."""
 
@@ -179,6 +201,10 @@ class RunResult:
     #: Which run of ``mesh run --validation`` this is: "on" (as written) or
     #: "off" (validation off on every appliance from the start).
     validation: str = "on"
+    #: Each appliance's certificate at start (not in the JSON report).
+    certificates: tuple[CertificateFacts, ...] = field(
+        default=(), converter=tuple[CertificateFacts, ...]
+    )
 
     @property
     def ok(self) -> bool:

@@ -34,6 +34,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Protocol
 
 import trio
+from attrs import evolve
 
 from mesh.clock import EmulatedClock
 from mesh.errors import InputError, with_notes
@@ -44,6 +45,7 @@ from mesh.pki.deployment import Pki
 from mesh.pki.issue import KeySource
 from mesh.scenario.consoles import open_scenario_consoles
 from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import ROLES, Scenario, Step
@@ -262,6 +264,8 @@ class ScenarioRun:
         #: Appliance name -> URL of the REST API and web console it serves
         #: during the run (those the scenario's ``api`` keys ask for).
         self.consoles: dict[str, str] = {}
+        #: Each appliance's certificate as the run started (the HTML report's table).
+        self.certificates = certificates_in_play(scenario, pki)
 
     @property
     def records(self) -> list[StepRecord]:
@@ -334,7 +338,7 @@ class ScenarioRun:
         self.driver.check(after)
 
     def result(self, *, started: dt.datetime | None = None, mode: str = "in-process") -> RunResult:
-        return self.driver.result(mode=mode)
+        return evolve(self.driver.result(mode=mode), certificates=self.certificates)
 
 
 def upload_verdict(verdict: Verdict) -> UploadVerdict:
