@@ -10,7 +10,8 @@ Memory stays bounded in long runs: the log keeps the last ``window`` events
 JSON-lines sink, when there is one, receives every event. Positions count in
 the whole stream (``len(log)`` is how many were ever appended), so a reader
 that asks for events :meth:`since` a position older than the window learns
-from :attr:`first` how many it missed.
+from :attr:`first` how many it missed. A report of the whole run wants its
+beginning instead, however long it grew: ``head`` keeps the first events too.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class EventLog:
         sink: where JSON lines go: a path (appended to, created 0644) or an open
             text stream (``sys.stdout``); None keeps events in memory only.
         window: how many recent events stay in memory (None: all of them).
+        head: how many of the first events stay in memory too (:attr:`head`).
     """
 
     def __init__(
@@ -50,8 +52,11 @@ class EventLog:
         sink: str | os.PathLike[str] | TextIO | None = None,
         *,
         window: int | None = DEFAULT_WINDOW,
+        head: int = 0,
     ) -> None:
         self._events: deque[Event] = deque(maxlen=window)
+        self._head_size = head
+        self._head: list[Event] = []
         self._total = 0
         self._counts: Counter[str] = Counter()
         self._subscribers: list[trio.MemorySendChannel[Event]] = []
@@ -67,6 +72,8 @@ class EventLog:
 
     def append(self, event: Event) -> Event:
         self._events.append(event)
+        if len(self._head) < self._head_size:
+            self._head.append(event)
         self._total += 1
         self._counts[event.kind] += 1
         if self._sink is not None:
@@ -110,6 +117,11 @@ class EventLog:
     def events(self) -> list[Event]:
         """The events in memory (the window), oldest first."""
         return list(self._events)
+
+    @property
+    def head(self) -> list[Event]:
+        """The first events ever appended, up to the ``head`` asked for, oldest first."""
+        return list(self._head)
 
     def counts(self) -> dict[str, int]:
         """How many events of each kind were ever appended."""

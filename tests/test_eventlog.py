@@ -88,3 +88,14 @@ def test_the_sink_gets_every_event_whatever_the_window(epoch, tmp_path):
         log.append(ValidationSwitched(at=epoch, appliance=f"a{n}", enabled=False))
     log.close()
     assert len(path.read_text().splitlines()) == 4
+
+
+def test_head_keeps_the_first_events_however_long_the_run(epoch):
+    log = EventLog(window=3, head=2)
+    events = [LinkDown(at=epoch, dialer=f"s{i}", listener="c", reason="refused") for i in range(6)]
+    for event in events:
+        log.append(event)
+    assert log.head == events[:2]
+    assert log.events == events[3:]
+    assert len(log) == 6
+    assert EventLog().head == []
