@@ -51,6 +51,7 @@ __all__ = [
     "ScenarioDifference",
     "ScenarioReport",
     "compare",
+    "compare_tables",
     "diff_command",
     "parse_report",
     "read_report",
@@ -400,7 +401,10 @@ def _by_name(report: Report) -> dict[str, ScenarioReport]:
     return out
 
 
-def _links(label: str, before: LinkTable, after: LinkTable) -> list[LinkDifference]:
+def compare_tables(label: str, before: LinkTable, after: LinkTable) -> list[LinkDifference]:
+    """The links whose state, code or message differ between two tables, and
+    those only one has, in ``before``'s order: two reports' tables, or one
+    run's tables at two moments (the HTML report's changes per step)."""
     found = []
     for (dialer, listener), old in before.items():
         new = after.get((dialer, listener))
@@ -454,7 +458,7 @@ def compare(before: Report, after: Report, *, step: int | None = None) -> Diff:
             differences.append(ScenarioDifference(scenario=label, change=Change.INTERRUPTED,
                                                   before=old_run, after=new_run))
         else:
-            differences += _links(label, old_run.table(step, before.where),
+            differences += compare_tables(label, old_run.table(step, before.where),
                                   new_run.table(step, after.where))
     return Diff(before=before.where, after=after.where, differences=differences, several=several)
 
