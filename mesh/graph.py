@@ -34,6 +34,8 @@ __all__ = [
     "render_mermaid",
     "render_svg",
     "states_from_report",
+    "GROUP_ABOVE",
+    "grouped",
 ]
 
 FORMATS = ("dot", "mermaid", "svg")
@@ -157,6 +159,51 @@ class Graph:
                     pass
             edges.append(evolve(edge, state=seen.get("state"), code=code, message=message))
         return evolve(self, edges=edges)
+
+
+# -- big meshes --
+
+#: Above this many links a drawing groups the healthy ones (:func:`grouped`).
+GROUP_ABOVE = 60
+
+
+def grouped(graph: Graph, *, above: int = GROUP_ABOVE) -> Graph:
+    """The graph with its healthy links folded, when it has more than ``above`` links.
+
+    Why: a thousand sensor boxes make a drawing nobody reads and a page that
+    crawls, while what a person looks for is the few links that are not up.
+    So every appliance whose links are all up is folded into one node per
+    (role, listener), named for what it stands for ("998 sensors up"), with
+    one up link to that listener; an appliance with any link not up keeps
+    its own box and every link of its own, named and labelled as usual.
+    A fold of one appliance is not worth a node: it stays as it is.
+    """
+    if len(graph.edges) <= above:
+        return graph
+    roles = {node.name: node.role for node in graph.nodes}
+    troubled = {edge.dialer for edge in graph.edges if edge.state != "up"}
+    folds: dict[tuple[str, str], list[Edge]] = {}
+    for edge in graph.edges:
+        if edge.dialer not in troubled:
+            folds.setdefault((roles.get(edge.dialer, ""), edge.listener), []).append(edge)
+    listeners = {listener for _, listener in folds}
+    edges: list[Edge] = []
+    gone: set[tuple[str, str]] = set()  # (dialer, listener) drawn by a fold
+    group_nodes: list[Node] = []
+    for (role, listener), members in folds.items():
+        dialers = {edge.dialer for edge in members}
+        if len(dialers) < 2:
+            continue
+        noun = f"{role or 'appliance'}s"
+        name = f"{len(dialers)} {noun} up" + (f" to {listener}" if len(listeners) > 1 else "")
+        group_nodes.append(Node(name=name, role=f"{role} group" if role else "group"))
+        edges.append(Edge(dialer=name, listener=listener, forward=members[0].forward, state="up"))
+        gone |= {(edge.dialer, edge.listener) for edge in members}
+    kept = [e for e in graph.edges if (e.dialer, e.listener) not in gone]
+    drawn = {n for e in kept for n in (e.dialer, e.listener)}
+    folded = {dialer for dialer, _ in gone}
+    nodes = [n for n in graph.nodes if n.name not in folded or n.name in drawn]
+    return evolve(graph, nodes=[*nodes, *group_nodes], edges=[*kept, *edges])
 
 
 # -- text formats --

@@ -7,7 +7,19 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mesh.errors import FailureCode, InputError
-from mesh.graph import Graph, render_dot, render_mermaid, render_svg, states_from_report
+from attrs import evolve
+
+from mesh.graph import (
+    GROUP_ABOVE,
+    Edge,
+    Graph,
+    Node,
+    grouped,
+    render_dot,
+    render_mermaid,
+    render_svg,
+    states_from_report,
+)
 from mesh.scenario.load import loads_scenario
 
 SCENARIO = """
@@ -167,3 +179,47 @@ def test_report_without_links_is_an_input_error():
     with pytest.raises(InputError) as info:
         states_from_report({"scenario": "x"}, where="run.json")
     assert info.value.line().startswith("run.json: has no link states")
+
+
+def _fleet(sensors: int, *, halted: tuple[int, ...] = ()) -> Graph:
+    nodes = [Node(name="cm", role="management-console")]
+    nodes += [Node(name=f"sensor-{i}", role="sensor") for i in range(sensors)]
+    edges = [
+        Edge(dialer=f"sensor-{i}", listener="cm", state="halted" if i in halted else "up",
+             code="revoked" if i in halted else None)
+        for i in range(sensors)
+    ]
+    return Graph(nodes=nodes, edges=edges)
+
+
+def test_a_small_mesh_is_drawn_whole():
+    graph = _fleet(GROUP_ABOVE)
+    assert grouped(graph) is graph
+
+
+def test_a_big_mesh_folds_its_healthy_links_and_names_the_others():
+    graph = grouped(_fleet(1000, halted=(3, 700)))
+    assert [n.name for n in graph.nodes] == ["cm", "sensor-3", "sensor-700", "998 sensors up"]
+    assert [(e.name, e.state, e.label) for e in graph.edges] == [
+        ("sensor-3 -> cm", "halted", "halted: revoked"),
+        ("sensor-700 -> cm", "halted", "halted: revoked"),
+        ("998 sensors up -> cm", "up", "up"),
+    ]
+    svg = render_svg(graph)
+    assert 'data-node="998 sensors up"' in svg and svg.count('class="node"') == 4
+
+
+def test_folds_per_listener_are_named_for_it():
+    edges = [Edge(dialer=f"s{i}", listener=f"cm{i % 2}", state="up") for i in range(70)]
+    nodes = [Node(name=f"s{i}", role="sensor") for i in range(70)]
+    graph = grouped(Graph(nodes=nodes, edges=edges))
+    assert sorted(n.name for n in graph.nodes) == ["35 sensors up to cm0", "35 sensors up to cm1"]
+    assert sorted(e.listener for e in graph.edges) == ["cm0", "cm1"]
+
+
+def test_a_dialer_with_any_link_not_up_keeps_all_its_links():
+    graph = _fleet(80)
+    extra = Edge(dialer="sensor-1", listener="siem", state="halted", code="expired")
+    result = grouped(evolve(graph, edges=[*graph.edges, extra]))
+    assert {e.name for e in result.edges} == {
+        "sensor-1 -> cm", "sensor-1 -> siem", "79 sensors up -> cm"}
