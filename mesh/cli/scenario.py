@@ -26,6 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("files", nargs="+", metavar="FILE", help="scenario .toml files")
     run.add_argument("--json", metavar="FILE", help="write the JSON report here")
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML here (one test case per expectation)")
+    run.add_argument(
+        "--html", metavar="FILE",
+        help="write a self-contained HTML report here: the mesh drawn after every step, "
+        "expectations, events and certificates",
+    )
     run.add_argument("--events", metavar="FILE", help="write every event here as JSON lines")
     run.add_argument("--live", action="store_true", help="show the links changing state as it runs")
     run.add_argument(

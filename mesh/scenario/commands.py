@@ -32,7 +32,9 @@ from mesh.scenario.report import plural, print_result, summary_line, write_json,
 from mesh.scenario.result import RunResult, StepRecord
 
 if TYPE_CHECKING:  # the runner loads the engine
+    from mesh.eventlog import EventLog
     from mesh.pki.issue import KeySource
+    from mesh.scenario.html_report import Played, Timeline
     from mesh.scenario.runner import RunView
 
 __all__ = ["check_command", "run_command"]
@@ -120,14 +122,12 @@ async def _fresh_keys(scenario: Scenario) -> KeySource:
 
 async def _play(
     scenario: Scenario, args: argparse.Namespace, *, validation: str, label: str,
-    sink: TextIO | None,
+    sink: TextIO | None, events: EventLog,
 ) -> RunResult:
     """One run of ``scenario`` ("on": as written, "off": validation off) on the backend asked for."""
-    from mesh.eventlog import EventLog
     from mesh.scenario.runner import run_scenario
 
     progress = _Progress(label, quiet=args.quiet or args.live)
-    events = EventLog(sink) if sink else EventLog()
     keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
     if args.processes:
         from mesh.scenario.processes import run_in_processes
@@ -143,27 +143,57 @@ async def _play(
                               validation=validation)
 
 
+def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
+    """A run's events: the sink gets them all; with ``--html`` the log keeps
+    the first ones too, for the report's timeline."""
+    from mesh.eventlog import EventLog
+
+    head = 0
+    if args.html:
+        from mesh.scenario.html_report import EVENTS_SHOWN
+
+        head = EVENTS_SHOWN
+    return EventLog(sink, head=head)
+
+
+def _timeline(events: EventLog, args: argparse.Namespace) -> Timeline | None:
+    """What the report shows of a run's events; None: ``--processes`` keeps them in the nodes."""
+    from mesh.scenario.html_report import Timeline
+
+    return None if args.processes else Timeline.of(events)
+
+
 async def _run_all(
-    scenarios: list[Scenario], args: argparse.Namespace, results: list[ScenarioResult]
+    scenarios: list[Scenario], args: argparse.Namespace, results: list[ScenarioResult],
+    played: list[Played],
 ) -> None:
-    """Play each scenario; ``results`` gets each finished one (what a Ctrl-C keeps)."""
+    """Play each scenario; ``results`` gets each finished one (what a Ctrl-C
+    keeps), and with ``--html`` ``played`` gets it with its runs' events."""
     sink = open(args.events, "w", encoding="utf-8") if args.events else None
     try:
         for n, scenario in enumerate(scenarios, 1):
             label = scenario.name if len(scenarios) == 1 else f"{n}/{len(scenarios)} {scenario.name}"
             result: ScenarioResult
+            logs = []
             if args.validation == "both":
-                on = await _play(scenario, args, validation="on", sink=sink,
+                logs = [_event_log(sink, args), _event_log(sink, args)]
+                on = await _play(scenario, args, validation="on", sink=sink, events=logs[0],
                                  label=f"[{label}, validation on]")
-                off = await _play(scenario, args, validation="off", sink=sink,
+                off = await _play(scenario, args, validation="off", sink=sink, events=logs[1],
                                   label=f"[{label}, validation off]")
                 result = BothResult(on=on, off=off)
             else:
                 tag = ", validation off" if args.validation == "off" else ""
+                logs = [_event_log(sink, args)]
                 result = await _play(scenario, args, validation=args.validation, sink=sink,
-                                     label=f"[{label}{tag}]")
+                                     events=logs[0], label=f"[{label}{tag}]")
             print_result(result)
             results.append(result)
+            if args.html:
+                from mesh.scenario.html_report import Played
+
+                played.append(Played(result=result,
+                                     timelines=[_timeline(log, args) for log in logs]))
     finally:
         if sink:
             sink.close()
@@ -182,8 +212,16 @@ def _check_writable(path: str) -> None:
         raise InputError(path, "cannot be written", "choose another path")
 
 
+def _write_html(played: list[Played], args: argparse.Namespace, *,
+                interrupted: str | None = None) -> None:
+    from mesh.scenario.html_report import write_html
+
+    write_html(played, args.html, interrupted=interrupted)
+
+
 def _interrupted(
-    scenarios: list[Scenario], results: list[ScenarioResult], args: argparse.Namespace
+    scenarios: list[Scenario], results: list[ScenarioResult], args: argparse.Namespace,
+    played: list[Played],
 ) -> int:
     """Ctrl-C: the child processes were stopped on the way out (the runners'
     cleanup is shielded); the reports say how far the run got; exit 130."""
@@ -193,6 +231,8 @@ def _interrupted(
             write_json(results, args.json, interrupted=stopped, validation=args.validation)
         if args.junit:
             write_junit(results, args.junit, interrupted=stopped)
+        if args.html:
+            _write_html(played, args, interrupted=stopped)
     print("mesh: interrupted", file=sys.stderr, flush=True)
     return 130
 
@@ -204,17 +244,18 @@ def run_command(args: argparse.Namespace) -> int:
     scenarios = _load_all(args.files)
     if scenarios is None:
         return 2
-    for path in (args.json, args.junit, args.events):
+    for path in (args.json, args.junit, args.html, args.events):
         if path:
             _check_writable(path)
     results: list[ScenarioResult] = []
+    played: list[Played] = []
     try:
-        trio.run(_run_all, scenarios, args, results)
+        trio.run(_run_all, scenarios, args, results, played)
     except KeyboardInterrupt:
-        return _interrupted(scenarios, results, args)
+        return _interrupted(scenarios, results, args, played)
     except BaseExceptionGroup as group:
         if group.subgroup(KeyboardInterrupt) is not None:
-            return _interrupted(scenarios, results, args)
+            return _interrupted(scenarios, results, args, played)
         # Trio nurseries wrap what a task raised; an InputError (a port in
         # use, a node that would not start) is still one line for a person.
         wrong, _ = group.split(InputError)
@@ -228,6 +269,8 @@ def run_command(args: argparse.Namespace) -> int:
         write_json(results, args.json)
     if args.junit:
         write_junit(results, args.junit)
+    if args.html:
+        _write_html(played, args)
     if len(results) > 1:
         passed = sum(r.ok for r in results)
         print(f"\n{passed}/{len(results)} scenarios passed")

@@ -239,3 +239,60 @@ def test_run_reuses_the_key_cache_and_fresh_keys_leaves_it_alone(tmp_path, capsy
     assert main(["run", "--quiet", "--fresh-keys", str(good)]) == 0
     assert (cache / "rsa-2048.der").read_bytes() == stored
     capsys.readouterr()
+
+
+def test_run_writes_an_html_report_of_a_library_scenario(tmp_path, capsys):
+    import re
+    from pathlib import Path
+
+    from mesh.errors import FailureCode
+
+    library = Path(__file__).resolve().parents[2] / "scenarios"
+    page = tmp_path / "report.html"
+    assert main(["run", "-q", str(library / "troubleshoot-revoked.toml"), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert 'data-scenario="troubleshoot-revoked"' in text
+    assert re.findall(r'data-testid="moment" data-step="(\d+)"', text) == ["0", "1"]
+    assert text.count("<svg") == 2
+    assert FailureCode.REVOKED.message in text and "halted: revoked" in text
+    assert re.findall(r'data-verdict="(\w+)"', text) == ["pass"] * 4
+    # The certificates it started with, and the recipe that made each one.
+    rows = re.findall(r'<tr data-appliance="([^"]+)"><td>[^<]*</td><td class="recipe">(\w[\w-]*)',
+                      text)
+    assert rows == [("cm.contoso.test", "ca-signed"), ("sensor-1.contoso.test", "revoked"),
+                    ("sensor-2.contoso.test", "ca-signed")]
+    assert "CN=Contoso Issuing CA" in text and "RSA 2048 bits" in text
+    assert 'data-kind="link-halted"' in text and 'data-kind="certificate-uploaded"' in text
+    assert list(tmp_path.iterdir()) == [page]
+
+
+def test_ctrl_c_keeps_the_html_report_of_the_finished_scenarios(tmp_path, capsys, monkeypatch):
+    _interrupt_on(2, monkeypatch)
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(GOOD)
+    second.write_text(GOOD)
+    page = tmp_path / "r.html"
+    assert main(["run", "-q", str(first), str(second), "--html", str(page)]) == 130
+    text = page.read_text()
+    assert 'data-scenario="first"' in text and 'data-scenario="second"' not in text
+    assert "interrupted during scenario second" in text
+
+
+def test_an_html_report_path_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    assert main(["run", "-q", str(path), "--html", str(tmp_path / "nowhere" / "r.html")]) == 2
+    assert "r.html: cannot be written" in capsys.readouterr().err
+
+
+def test_validation_both_puts_both_runs_in_the_html_report(tmp_path, capsys):
+    import re
+
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD.replace('state = "up"', 'state = "up"\nmode = "on"'))
+    page = tmp_path / "r.html"
+    assert main(["run", "-q", str(path), "--validation", "both", "--html", str(page)]) == 0
+    text = page.read_text()
+    assert re.findall(r'data-testid="run" data-validation="(on|off)"', text) == ["on", "off"]
+    assert re.findall(r'data-verdict="([\w-]+)"', text) == ["pass", "not-judged"]
+    assert text.count('data-testid="event-count"') == 2
