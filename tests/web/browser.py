@@ -47,7 +47,15 @@ def spki_pin(cert: x509.Certificate) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def chromium_args(profile: Path, cert: x509.Certificate) -> list[str]:
+#: No network at all: every host resolves to nothing, every proxy is a dead port.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+           "--proxy-bypass-list=<-loopback>"]
+
+
+def chromium_args(profile: Path, cert: x509.Certificate | None, *, offline: bool = False) -> list[str]:
+    """The flags of every test browser. ``cert``: the one server key it accepts
+    over TLS (None: it opens local files only); ``offline``: no network (:data:`OFFLINE`)."""
+    pin = [f"--ignore-certificate-errors-spki-list={spki_pin(cert)}"] if cert is not None else []
     return [
         "--headless",
         "--no-sandbox",
@@ -59,15 +67,18 @@ def chromium_args(profile: Path, cert: x509.Certificate) -> list[str]:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
-        f"--ignore-certificate-errors-spki-list={spki_pin(cert)}",
+        *pin,
+        *(OFFLINE if offline else []),
     ]
 
 
-async def dump_dom(url: str, *, profile: Path, cert: x509.Certificate) -> str:
+async def dump_dom(url: str, *, profile: Path, cert: x509.Certificate | None,
+                   offline: bool = False) -> str:
     """The page's DOM once its scripts have run (virtual time lets fetches finish)."""
     need_chromium()
     result = await trio.run_process(
-        [CHROMIUM, *chromium_args(profile, cert), "--virtual-time-budget=3000", "--dump-dom", url],
+        [CHROMIUM, *chromium_args(profile, cert, offline=offline), "--virtual-time-budget=3000",
+         "--dump-dom", url],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
@@ -138,7 +149,8 @@ class WebDriver:
         return await self._call("POST", "/execute/async", {"script": script, "args": [css, text]})
 
 
-async def open_webdriver(nursery: trio.Nursery, *, profile: Path, cert: x509.Certificate) -> WebDriver:
+async def open_webdriver(nursery: trio.Nursery, *, profile: Path, cert: x509.Certificate | None,
+                         offline: bool = False) -> WebDriver:
     """Start chromedriver and a headless session; both end with ``nursery``."""
     need_chromium(driver=True)
     port = _free_port()
@@ -154,7 +166,7 @@ async def open_webdriver(nursery: trio.Nursery, *, profile: Path, cert: x509.Cer
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
     answer = await client.post("/session", json={"capabilities": {"alwaysMatch": {
         "browserName": "chrome",
-        "goog:chromeOptions": {"binary": CHROMIUM, "args": chromium_args(profile, cert)},
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": chromium_args(profile, cert, offline=offline)},
         "timeouts": {"script": 20000, "pageLoad": 20000, "implicit": 5000},
     }}})
     value = answer.json()["value"]
