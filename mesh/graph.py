@@ -35,6 +35,7 @@ __all__ = [
     "render_svg",
     "states_from_report",
     "GROUP_ABOVE",
+    "NAMED_AT_MOST",
     "grouped",
 ]
 
@@ -163,47 +164,64 @@ class Graph:
 
 # -- big meshes --
 
-#: Above this many links a drawing groups the healthy ones (:func:`grouped`).
+#: Above this many links a drawing folds them (:func:`grouped`).
 GROUP_ABOVE = 60
+#: Links not up sharing a role, listener, state and code are drawn by name up
+#: to this many; more are folded too (a CRL outage halts every sensor).
+NAMED_AT_MOST = 12
 
 
-def grouped(graph: Graph, *, above: int = GROUP_ABOVE) -> Graph:
-    """The graph with its healthy links folded, when it has more than ``above`` links.
+def grouped(graph: Graph, *, above: int = GROUP_ABOVE, named: int = NAMED_AT_MOST) -> Graph:
+    """The graph with its links folded, when it has more than ``above`` links.
 
     Why: a thousand sensor boxes make a drawing nobody reads and a page that
     crawls, while what a person looks for is the few links that are not up.
     So every appliance whose links are all up is folded into one node per
     (role, listener), named for what it stands for ("998 sensors up"), with
-    one up link to that listener; an appliance with any link not up keeps
-    its own box and every link of its own, named and labelled as usual.
-    A fold of one appliance is not worth a node: it stays as it is.
+    one up link to that listener; appliances with a link not up keep their
+    own box and every link of their own, named and labelled as usual, unless
+    more than ``named`` of them share a role, listener, state and code: then
+    those are one node too ("1000 sensors halted"), its link labelled with the
+    code and carrying the message. A fold of one appliance is not worth a
+    node: it stays as it is.
     """
     if len(graph.edges) <= above:
         return graph
     roles = {node.name: node.role for node in graph.nodes}
     troubled = {edge.dialer for edge in graph.edges if edge.state != "up"}
-    folds: dict[tuple[str, str], list[Edge]] = {}
+    folds: dict[tuple[str, str, str | None, str | None], list[Edge]] = {}
     for edge in graph.edges:
-        if edge.dialer not in troubled:
-            folds.setdefault((roles.get(edge.dialer, ""), edge.listener), []).append(edge)
-    listeners = {listener for _, listener in folds}
-    edges: list[Edge] = []
-    gone: set[tuple[str, str]] = set()  # (dialer, listener) drawn by a fold
-    group_nodes: list[Node] = []
-    for (role, listener), members in folds.items():
-        dialers = {edge.dialer for edge in members}
-        if len(dialers) < 2:
-            continue
-        noun = f"{role or 'appliance'}s"
-        name = f"{len(dialers)} {noun} up" + (f" to {listener}" if len(listeners) > 1 else "")
-        group_nodes.append(Node(name=name, role=f"{role} group" if role else "group"))
-        edges.append(Edge(dialer=name, listener=listener, forward=members[0].forward, state="up"))
-        gone |= {(edge.dialer, edge.listener) for edge in members}
+        if edge.state == "up" and edge.dialer in troubled:
+            continue  # drawn beside its other links
+        key = (roles.get(edge.dialer, ""), edge.listener, edge.state, edge.code)
+        folds.setdefault(key, []).append(edge)
+    chosen = {
+        key: members for key, members in folds.items()
+        if len({e.dialer for e in members}) >= (2 if key[2] == "up" else named + 1)
+    }
+    several = len({listener for _, listener, _, _ in chosen}) > 1
+    codes: dict[tuple[str, str, str | None], int] = {}
+    for role, listener, state, _ in chosen:
+        codes[role, listener, state] = codes.get((role, listener, state), 0) + 1
+    nodes_added: list[Node] = []
+    edges_added: list[Edge] = []
+    gone: set[tuple[str, str]] = set()  # (dialer, listener) a fold draws
+    for (role, listener, state, code), members in chosen.items():
+        count = len({e.dialer for e in members})
+        name = f"{count} {role or 'appliance'}s {state or 'declared'}"
+        if codes[role, listener, state] > 1:  # the same state with several codes
+            name += f" ({code})"
+        if several:
+            name += f" to {listener}"
+        first = members[0]
+        nodes_added.append(Node(name=name, role=f"{role} group" if role else "group"))
+        edges_added.append(evolve(first, dialer=name))
+        gone |= {(e.dialer, e.listener) for e in members}
     kept = [e for e in graph.edges if (e.dialer, e.listener) not in gone]
     drawn = {n for e in kept for n in (e.dialer, e.listener)}
     folded = {dialer for dialer, _ in gone}
     nodes = [n for n in graph.nodes if n.name not in folded or n.name in drawn]
-    return evolve(graph, nodes=[*nodes, *group_nodes], edges=[*kept, *edges])
+    return evolve(graph, nodes=[*nodes, *nodes_added], edges=[*kept, *edges_added])
 
 
 # -- text formats --

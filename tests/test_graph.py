@@ -11,6 +11,7 @@ from attrs import evolve
 
 from mesh.graph import (
     GROUP_ABOVE,
+    NAMED_AT_MOST,
     Edge,
     Graph,
     Node,
@@ -223,3 +224,29 @@ def test_a_dialer_with_any_link_not_up_keeps_all_its_links():
     result = grouped(evolve(graph, edges=[*graph.edges, extra]))
     assert {e.name for e in result.edges} == {
         "sensor-1 -> cm", "sensor-1 -> siem", "79 sensors up -> cm"}
+
+
+def test_many_links_halted_alike_are_folded_too_with_their_code_and_message():
+    halted = tuple(range(1, 101))
+    graph = _fleet(101, halted=halted)
+    graph = evolve(graph, edges=[evolve(e, message=FailureCode.REVOKED.message) if e.code else e
+                                 for e in graph.edges])
+    result = grouped(graph)
+    assert [n.name for n in result.nodes] == ["cm", "sensor-0", "100 sensors halted"]
+    edge = next(e for e in result.edges if e.dialer == "100 sensors halted")
+    assert (edge.state, edge.code, edge.message) == ("halted", "revoked", FailureCode.REVOKED.message)
+    assert "100 sensors halted -&gt; cm: halted (revoked): " in render_svg(result)
+
+
+def test_up_to_twelve_alike_stay_named():
+    result = grouped(_fleet(100, halted=tuple(range(NAMED_AT_MOST))))
+    assert sum(e.state == "halted" for e in result.edges) == NAMED_AT_MOST
+    assert "88 sensors up" in {n.name for n in result.nodes}
+
+
+def test_the_same_state_with_two_codes_gets_two_named_folds():
+    graph = _fleet(100, halted=tuple(range(40)))
+    edges = [evolve(e, code="expired") if e.code and int(e.dialer.split("-")[1]) < 20 else e
+             for e in graph.edges]
+    names = {n.name for n in grouped(evolve(graph, edges=edges)).nodes}
+    assert {"20 sensors halted (expired)", "20 sensors halted (revoked)", "60 sensors up"} <= names
