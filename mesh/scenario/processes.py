@@ -516,6 +516,7 @@ async def run_in_processes(
                 crl_server, proxy, pki, keys = await start_world(
                     scenario, nursery, keys=keys, progress=progress
                 )
+                certificates = certificates_in_play(scenario, pki)  # before any upload
                 backend = ProcessesBackend(
                     scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
                     nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
@@ -530,8 +531,7 @@ async def run_in_processes(
                         record = await driver.play(index, step)
                         if progress:
                             progress("step", record, backend)
-                    return evolve(driver.result(mode="processes"),
-                                  certificates=certificates_in_play(scenario, pki))
+                    return evolve(driver.result(mode="processes"), certificates=certificates)
                 finally:
                     with trio.CancelScope(shield=True):
                         await backend.stop_all()

@@ -61,6 +61,10 @@ async def test_processes_give_the_same_link_table_as_in_process(name, keys, key_
         assert [rows(s.links) for s in apart.steps] == [rows(s.links) for s in inside.steps]
     if name != "crl-server-down":
         assert apart.ok, [v.to_json() for v in apart.failures]
+    # Both keep the certificates they started with (the HTML report's table).
+    started = [(c.appliance, c.recipe, c.subject, c.issuer, c.not_after) for c in apart.certificates]
+    assert started == [(c.appliance, c.recipe, c.subject, c.issuer, c.not_after)
+                       for c in inside.certificates] != []
 
 
 async def test_a_fleet_too_big_for_processes_is_one_clear_line():
