@@ -9,6 +9,9 @@ Output stays bounded whatever the mesh's size: one progress line per step on
 stderr (never one per link or per event), then the final table, which folds
 healthy links when there are many.
 
+``--html`` writes one page for people (:mod:`mesh.scenario.html_report`); the
+runs then keep their first events for its timeline (``EventLog(head=...)``).
+
 ``--validation both`` plays each scenario twice, as written and with
 validation off (:mod:`mesh.scenario.both`), on whichever backend was asked
 for, and prints one table for the pair; its exit status is that of the pair.
