@@ -37,7 +37,7 @@ from mesh.scenario.result import RunResult, StepRecord
 if TYPE_CHECKING:  # the runner loads the engine
     from mesh.eventlog import EventLog
     from mesh.pki.issue import KeySource
-    from mesh.scenario.html_report import Played, Timeline
+    from mesh.scenario.html_report import Played
     from mesh.scenario.runner import RunView
 
 __all__ = ["check_command", "run_command"]
@@ -136,7 +136,7 @@ async def _play(
         from mesh.scenario.processes import run_in_processes
 
         return await run_in_processes(scenario, keys=keys, sink=sink, progress=progress,
-                                      validation=validation)
+                                      validation=validation, events=events)
     if args.live:
         from mesh.scenario.live import run_live
 
@@ -148,7 +148,8 @@ async def _play(
 
 def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
     """A run's events: the sink gets them all; with ``--html`` the log keeps
-    the first ones too, for the report's timeline."""
+    the first ones too, for the report's timeline. Under ``--processes`` the
+    nodes' lines go to the sink as they print them, so the log has none."""
     from mesh.eventlog import EventLog
 
     head = 0
@@ -156,14 +157,9 @@ def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
         from mesh.scenario.html_report import EVENTS_SHOWN
 
         head = EVENTS_SHOWN
-    return EventLog(sink, head=head)
+    return EventLog(None if args.processes else sink, head=head)
 
 
-def _timeline(events: EventLog, args: argparse.Namespace) -> Timeline | None:
-    """What the report shows of a run's events; None: ``--processes`` keeps them in the nodes."""
-    from mesh.scenario.html_report import Timeline
-
-    return None if args.processes else Timeline.of(events)
 
 
 async def _run_all(
@@ -193,10 +189,10 @@ async def _run_all(
             print_result(result)
             results.append(result)
             if args.html:
-                from mesh.scenario.html_report import Played
+                from mesh.scenario.html_report import Played, Timeline
 
                 played.append(Played(result=result,
-                                     timelines=[_timeline(log, args) for log in logs]))
+                                     timelines=[Timeline.of(log) for log in logs]))
     finally:
         if sink:
             sink.close()

@@ -75,7 +75,7 @@ class Played:
     """One scenario as ``mesh run`` played it, with each run's events.
 
     ``timelines`` follows the runs: one for a run, (on, off) for a
-    ``--validation both`` pair; None where the backend kept none (``--processes``).
+    ``--validation both`` pair; None (or missing) where no events were kept.
     """
 
     result: ScenarioResult
@@ -227,8 +227,7 @@ def _options(items: Sequence[str]) -> str:
 
 def _timeline(run: RunResult, timeline: Timeline | None) -> str:
     if timeline is None:
-        return ('<p class="none" data-testid="timeline">this backend keeps no event timeline '
-                "(run without --processes, or pass --events FILE)</p>")
+        return '<p class="none" data-testid="timeline">no events were kept for this run</p>'
     events = timeline.events
     appliances = [a.name for a in run.scenario.appliances]
     kinds = sorted({e.kind for e in events})

@@ -109,8 +109,11 @@ class ProcessesBackend:
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery,
-                 crl_server: CrlServer | None = None, settle_timeout: float | None = None) -> None:
+                 crl_server: CrlServer | None = None, settle_timeout: float | None = None,
+                 log: EventLog | None = None) -> None:
         self.scenario = scenario
+        #: Where every node's events are appended too, parsed (the HTML report's timeline).
+        self.log = log
         self.pki = pki
         self.folder = folder
         self.proxy_url = proxy_url
@@ -329,6 +332,8 @@ class ProcessesBackend:
                     continue  # not an event of a kind this mesh knows
                 self._arrivals += 1
                 node.events.append((self._arrivals, event))
+                if self.log is not None:
+                    self.log.append(event)
                 if isinstance(event, ApplianceStarted):
                     node.address = self.last_address[node.name] = event.address
                     node.started_at = self._arrivals
@@ -488,10 +493,13 @@ async def run_in_processes(
     progress: Progress | None = None,
     settle_timeout: float | None = None,
     validation: str = "on",
+    events: EventLog | None = None,
 ) -> RunResult:
     """Play ``scenario`` with every appliance as a ``mesh node`` process.
 
-    ``sink`` receives every node's events, as the JSON lines the nodes print.
+    ``sink`` receives every node's events, as the JSON lines the nodes print;
+    ``events`` (give it no sink of its own) gets them parsed, in the order
+    they arrive, with the scenario's own events (steps, verdicts).
     ``validation="off"`` plays the validation off run: every node's config
     says ``validation = false`` and ``set-validation`` steps are skipped.
 
@@ -520,9 +528,11 @@ async def run_in_processes(
                 backend = ProcessesBackend(
                     scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
                     nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
+                    log=events,
                 )
                 backend.publish()
-                driver = Driver(scenario, backend, EventLog(), validation=validation)
+                driver = Driver(scenario, backend, events if events is not None else EventLog(),
+                                validation=validation)
                 try:
                     await driver.start()
                     if progress:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mesh.cli import main
 
 GOOD = """
@@ -296,3 +298,20 @@ def test_validation_both_puts_both_runs_in_the_html_report(tmp_path, capsys):
     assert re.findall(r'data-testid="run" data-validation="(on|off)"', text) == ["on", "off"]
     assert re.findall(r'data-verdict="([\w-]+)"', text) == ["pass", "not-judged"]
     assert text.count('data-testid="event-count"') == 2
+
+
+@pytest.mark.slow
+def test_processes_html_report_has_the_nodes_events_and_certificates(tmp_path, capsys):
+    import re
+    from pathlib import Path
+
+    library = Path(__file__).resolve().parents[2] / "scenarios"
+    page, events = tmp_path / "report.html", tmp_path / "events.jsonl"
+    assert main(["run", "-q", "--processes", str(library / "troubleshoot-revoked.toml"),
+                 "--html", str(page), "--events", str(events)]) == 0
+    text = page.read_text()
+    assert 'data-kind="link-halted"' in text and 'data-kind="appliance-started"' in text
+    assert re.findall(r'<td class="recipe">([\w-]+)', text) == ["ca-signed", "revoked", "ca-signed"]
+    # The --events file has each node line once, as before.
+    lines = events.read_text().splitlines()
+    assert len(lines) == len(set(lines)) > 0

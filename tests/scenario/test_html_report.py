@@ -117,7 +117,7 @@ def test_the_timeline_is_filterable_and_says_what_it_left_out():
     assert '<option value="link-halted">link-halted</option>' in page
     assert "the first 2 of 6,000 events; 5,998 left out" in page
     assert "+90d" in page  # on the emulated clock, from the start
-    assert html_report([Played(result=make_result())]).count("keeps no event timeline") == 1
+    assert html_report([Played(result=make_result())]).count("no events were kept") == 1
 
 
 def test_the_page_needs_nothing_from_the_network():
