@@ -334,8 +334,12 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
-    """A standalone SVG document; ``highlight`` outlines one appliance (the page's own)."""
+def render_svg(graph: Graph, *, highlight: str | None = None, ids: str = "") -> str:
+    """A standalone SVG document; ``highlight`` outlines one appliance (the page's own).
+
+    ``ids`` prefixes the SVG's element ids (its arrow markers): a page that
+    inlines several drawings gives each its own, so no id appears twice.
+    """
     centres = _layout(graph)
     roles = {node.name: node.role for node in graph.nodes}
     width = max((x for x, _ in centres.values()), default=0) + _BOX_W / 2 + _MARGIN
@@ -353,7 +357,7 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
         "<defs>",
     ]
     for state, style in STATE_STYLES.items():
-        marker = f"arrow-{state or 'none'}"
+        marker = f"{ids}arrow-{state or 'none'}"
         out.append(
             f'<marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" '
             f'markerHeight="10" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
@@ -375,7 +379,7 @@ def render_svg(graph: Graph, *, highlight: str | None = None) -> str:
         sx, sy = _clip(x1, y1, dx, dy)
         tx, ty = _clip(x2, y2, -dx, -dy)
         style = _style(edge.state)
-        marker = f"arrow-{edge.state if edge.state in STATE_STYLES else 'none'}"
+        marker = f"{ids}arrow-{edge.state if edge.state in STATE_STYLES else 'none'}"
         dash = f' stroke-dasharray="{style.dash}"' if style.dash else ""
         stroke = 3 if edge.state == "halted" else 2
         title = edge.name + (f": {edge.state}" if edge.state else "")

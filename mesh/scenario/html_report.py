@@ -113,10 +113,10 @@ def _table(rows: Sequence[LinkRow]) -> LinkTable:
             for r in rows}
 
 
-def _drawing(base: Graph, rows: Sequence[LinkRow]) -> str:
+def _drawing(base: Graph, rows: Sequence[LinkRow], ids: str) -> str:
     states = {(r.dialer, r.listener): {"state": r.state, "code": r.code, "message": r.message}
               for r in rows}
-    return render_svg(grouped(base.with_states(states)))
+    return render_svg(grouped(base.with_states(states)), ids=ids)
 
 
 def _change_list(before: Sequence[LinkRow] | None, after: Sequence[LinkRow]) -> str:
@@ -140,12 +140,12 @@ def _change_list(before: Sequence[LinkRow] | None, after: Sequence[LinkRow]) -> 
             f"<ul>{items}</ul></div>")
 
 
-def _moments(run: RunResult) -> str:
+def _moments(run: RunResult, anchor: str) -> str:
     base = evolve(Graph.from_scenario(run.scenario), title="")
     parts = [
         '<div class="moment" data-testid="moment" data-step="0">'
         f'<h4>At start <span class="when">{_e(_instant(run.started))}</span></h4>'
-        f'<div class="drawing">{_drawing(base, run.start_links)}</div>'
+        f'<div class="drawing">{_drawing(base, run.start_links, f"{anchor}-0-")}</div>'
         f"{_change_list(None, run.start_links)}</div>"
     ]
     before: Sequence[LinkRow] = run.start_links
@@ -160,7 +160,7 @@ def _moments(run: RunResult) -> str:
             f"<h4>After step {record.index}: {_e(record.step.describe())}{_e(outcome)} "
             f'<span class="when">{_e(_instant(record.at))} '
             f"({_e(_offset(record.at, run.started))})</span></h4>{note}{message}"
-            f'<div class="drawing">{_drawing(base, record.links)}</div>'
+            f'<div class="drawing">{_drawing(base, record.links, f"{anchor}-{record.index}-")}</div>'
             f"{_change_list(before, record.links)}</div>"
         )
         before = record.links
@@ -273,7 +273,7 @@ def _run_section(run: RunResult, timeline: Timeline | None, tag: str, anchor: st
         f'<p class="summary">{_e(summary)}; emulated {_e(_instant(run.started))} → '
         f"{_e(_instant(run.ended))}</p>"
         f"<h3>Expectations</h3>{_expectations(run)}"
-        f"<h3>The mesh, step by step</h3>{_moments(run)}"
+        f"<h3>The mesh, step by step</h3>{_moments(run, anchor)}"
         f"<h3>Certificates at start</h3>{_certificates(run)}"
         f"<h3>Events</h3>{_timeline(run, timeline)}</div>"
     )

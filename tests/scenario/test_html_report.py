@@ -132,3 +132,11 @@ def test_written_atomically(tmp_path):
     text = path.read_text()
     assert 'data-testid="interrupted"' in text and "next &lt;one&gt;" in text
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_no_element_id_appears_twice_in_a_page_of_several_drawings():
+    page = html_report([Played(result=make_result()), Played(result=make_result())])
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)) > 10
+    used = set(re.findall(r'url\(#([^)]+)\)', page))
+    assert used and used <= set(ids)
