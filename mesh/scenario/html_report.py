@@ -358,7 +358,7 @@ tr.verdict-not-judged{color:#78909c}
 .step-message{color:#c62828}
 .events td{font-size:.92em}.events td.text{font-family:monospace;white-space:pre-wrap}
 tr.severity-error{background:#ffebee}tr.severity-warning{background:#fff8e1}
-.certificates td{font-size:.92em;word-break:break-word}
+.certificates td{font-size:.92em;word-break:break-word}.certificates td:last-child{white-space:nowrap}
 """
 
 # The timeline's filters: rows carry their kind and the appliances they are
