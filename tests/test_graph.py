@@ -5,10 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-
-from mesh.errors import FailureCode, InputError
 from attrs import evolve
 
+from mesh.errors import FailureCode, InputError
 from mesh.graph import (
     GROUP_ABOVE,
     NAMED_AT_MOST,
