@@ -142,12 +142,12 @@ def _change_list(before: Sequence[LinkRow] | None, after: Sequence[LinkRow]) -> 
 
 def _moments(run: RunResult, anchor: str) -> str:
     base = evolve(Graph.from_scenario(run.scenario), title="")
-    parts = [
+    parts = [(
         '<div class="moment" data-testid="moment" data-step="0">'
         f'<h4>At start <span class="when">{_e(_instant(run.started))}</span></h4>'
         f'<div class="drawing">{_drawing(base, run.start_links, f"{anchor}-0-")}</div>'
         f"{_change_list(None, run.start_links)}</div>"
-    ]
+    )]
     before: Sequence[LinkRow] = run.start_links
     for record in run.steps:
         outcome = ""
