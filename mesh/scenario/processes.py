@@ -225,11 +225,23 @@ class ProcessesBackend:
         await self.publish()
 
     async def upload(self, target: str, certificate: str) -> UploadVerdict:
-        from mesh.upload import check_upload
-
         material = self.pki.reissue(target, certificate, at=self._now)
         self._uploads += 1
         paths = self._write_identity(target, material, f"upload{self._uploads}")
+        verdict = await self.judge_upload(target, paths, material)
+        if verdict.accepted:
+            self.identity[target] = material
+        return verdict
+
+    async def judge_upload(self, target: str, paths: dict[str, str],
+                           material: ApplianceMaterial) -> UploadVerdict:
+        """``target``'s upload check on the uploaded files ``paths``, in this process.
+
+        The same check as ``mesh cert check``, with the appliance's policy;
+        its CRLs are fetched from here, where the CRL server (and proxy) run.
+        """
+        from mesh.upload import check_upload
+
         appliance = self.scenario.appliance(target)
         proxy = self.proxy_url if appliance.crl_proxy else None
         verdict = await trio.to_thread.run_sync(
@@ -244,8 +256,6 @@ class ProcessesBackend:
                 ),
             )
         )
-        if verdict.accepted:
-            self.identity[target] = material
         return upload_verdict(verdict)
 
     async def set_validation(self, target: str, enabled: bool) -> None:
