@@ -28,6 +28,11 @@ would have failed. Settling waits for events, not for time.
 One difference is inherent: a node starts with an empty CRL cache, so a CRL
 server that is down halts links at once, where a long-running in-process
 appliance keeps using its cached CRL until its nextUpdate.
+
+Where a node runs and how its peers reach it is a :class:`Placement`:
+:class:`Loopback` here; ``--hosts`` (:mod:`.hosts`) puts every node in a
+network namespace of its own and keeps everything else of this backend,
+through :func:`play_nodes` and a subclass that serves CRLs from a host.
 """
 
 from __future__ import annotations
