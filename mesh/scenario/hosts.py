@@ -42,13 +42,14 @@ them: ``mesh hosts clean`` removes them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, TextIO
+from typing import Iterator, Mapping, TextIO
 
 import trio
 from cryptography.hazmat.primitives import serialization
@@ -217,7 +218,7 @@ class CrlHost:
         assert process.stdout is not None and process.stderr is not None
         self.nursery.start_soon(self._read, process.stdout, self._stdout)
         self.nursery.start_soon(self._read, process.stderr, self._stderr)
-        with trio.fail_after(NODE_TIMEOUT):
+        with self._within("did not start serving"):
             while not any(line.startswith("mesh: serving") for line in self._stdout):
                 if process.returncode is not None:
                     await process.wait()
@@ -239,13 +240,24 @@ class CrlHost:
         assert self.process is not None
         seen = len(self._stderr)
         self.process.send_signal(signal.SIGHUP)
-        with trio.fail_after(NODE_TIMEOUT):
+        with self._within("did not answer SIGHUP"):
             while not any(line.startswith("mesh: SIGHUP:") for line in self._stderr[seen:]):
                 if self.process.returncode is not None:
                     raise InputError(f"mesh crl serve on {self.host.name}",
                                      "exited instead of reloading its CRL files",
                                      self._stderr[-1] if self._stderr else "")
                 await self._changed.wait()
+
+    @contextlib.contextmanager
+    def _within(self, problem: str) -> Iterator[None]:
+        """At most NODE_TIMEOUT seconds, or one line naming ``problem``."""
+        try:
+            with trio.fail_after(NODE_TIMEOUT):
+                yield
+        except trio.TooSlowError:
+            raise InputError(f"mesh crl serve on {self.host.name}",
+                             f"{problem} within {NODE_TIMEOUT:g} s",
+                             self._stderr[-1] if self._stderr else "") from None
 
     async def _read(self, stream: trio.abc.ReceiveStream, into: list[str]) -> None:
         buffer = b""

@@ -136,3 +136,18 @@ async def test_the_namespaces_reach_each_other_by_name_and_leave_nothing(tmp_pat
     assert f"network namespace {plan.switch}" in removed
     assert not any(plan.prefix in ns for ns in await netns.leftovers())
     assert not (netns.ETC_NETNS / plan.switch).exists()
+
+
+@needs_root
+async def test_a_failing_ip_command_is_one_line_naming_it():
+    plan = plan_hosts(NAMES[:1], run_id=netns.new_run_id())
+    await netns.ip("netns", "add", plan.switch)  # taken before the run makes it
+    try:
+        with pytest.raises(InputError) as info:
+            await netns.create(plan)
+        line = info.value.line()
+        assert line.startswith(f"ip netns add {plan.switch}: failed (")
+        assert line.endswith("; `mesh hosts clean` removes what a run left")
+        assert "\n" not in line
+    finally:
+        await netns.destroy(plan)
