@@ -332,6 +332,8 @@ async def _end_processes(namespace: str) -> list[str]:
     pids = [int(p) for p in (await ip("netns", "pids", namespace)).split()]
     ended = []
     for pid in pids:
+        if pid == os.getpid():  # `ip netns exec NS mesh hosts clean` ends everything but itself
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
