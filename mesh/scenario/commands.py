@@ -129,6 +129,11 @@ async def _play(
     progress = _Progress(label, quiet=args.quiet or args.live)
     events = EventLog(sink) if sink else EventLog()
     keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
+    if args.hosts:
+        from mesh.scenario.hosts import run_on_hosts
+
+        return await run_on_hosts(scenario, keys=keys, sink=sink, progress=progress,
+                                  validation=validation)
     if args.processes:
         from mesh.scenario.processes import run_in_processes
 
@@ -198,12 +203,27 @@ def _interrupted(
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.live and args.processes:
-        raise InputError("--live", "cannot be combined with --processes",
-                         "drop one of them (the live view follows the in-process run)")
+    for option in ("processes", "hosts"):
+        if args.live and getattr(args, option):
+            raise InputError("--live", f"cannot be combined with --{option}",
+                             "drop one of them (the live view follows the in-process run)")
+    if args.processes and args.hosts:
+        raise InputError("--hosts", "cannot be combined with --processes",
+                         "drop one of them (--hosts runs processes too, each on a host of its own)")
+    if args.hosts:
+        from mesh.hosts.netns import missing_privilege
+
+        missing = missing_privilege()
+        if missing is not None:
+            raise InputError("mesh run --hosts", missing, "run it as root, or without --hosts")
     scenarios = _load_all(args.files)
     if scenarios is None:
         return 2
+    if args.hosts:  # every refusal before the first scenario runs
+        from mesh.scenario.hosts import check_hosts_scenario
+
+        for scenario in scenarios:
+            check_hosts_scenario(scenario)
     for path in (args.json, args.junit, args.events):
         if path:
             _check_writable(path)
