@@ -439,7 +439,7 @@ def _check_command(args: argparse.Namespace) -> int:
             at=at,
             validation=not args.no_validation,
             proxy=args.proxy,
-            policy=attrs.evolve(UPLOAD_POLICY, validator=args.profile),
+            policy=attrs.evolve(UPLOAD_POLICY, validator=args.profile, revocation=args.revocation),
             crl_files=load_crl_files(args.crl),
         )
     if args.json:

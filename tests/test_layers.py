@@ -26,6 +26,7 @@ FORBIDDEN = {
     "mesh.appliances": ("mesh.scenario",),
     "mesh.web": ("mesh.scenario",),
     "mesh.graph": ("mesh.scenario",),  # the web console draws with it
+    "mesh.hosts": ("mesh.appliances", "mesh.scenario", "mesh.web", "mesh.net"),
 }
 
 #: What the command-line parsers may import besides the standard library.

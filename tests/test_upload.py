@@ -337,6 +337,9 @@ async def test_crls_through_a_proxy(nursery, key_pool, epoch, tmp_path, capsys):
     )
     status, out, _ = await run_cli(deployment.argv("s1"), capsys)
     assert (status, json.loads(out)["failures"][0]["code"]) == (1, "crl_unreachable")
+    # soft-fail revocation, as an appliance configured so judges it: a warning
+    status, out, _ = await run_cli(deployment.argv("s1", "--revocation", "soft"), capsys)
+    assert (status, {w["code"] for w in json.loads(out)["warnings"]}) == (0, {"crl_unreachable"})
     status, out, _ = await run_cli(deployment.argv("s1", "--proxy", proxy.url), capsys)
     assert status == 0, out
     assert proxy.forwarded() == 2

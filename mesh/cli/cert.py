@@ -143,6 +143,11 @@ def _add_check(cert_subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "complete CRL processing; openssl: what a stock OpenSSL-based appliance accepts",
     )
     check.add_argument(
+        "--revocation", choices=("hard", "soft"), default="hard",
+        help="hard (default): a CRL that cannot be fetched fails the check; soft: it is a "
+        "warning (what an appliance configured with soft-fail revocation does)",
+    )
+    check.add_argument(
         "--no-validation", action="store_true",
         help="run only the key checks; report validation as skipped",
     )

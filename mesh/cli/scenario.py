@@ -54,4 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "one table side by side. [[expect]] mode = \"on\" | \"off\" names the run "
         "an expectation is judged in; the other run does not judge it",
     )
+    run.add_argument(
+        "--hosts", action="store_true",
+        help="run every appliance as a `mesh node` on a host of its own: a Linux network "
+        "namespace on a private switch (10.213.0.0/16), the CRL server on crl.<domain>:80; "
+        "needs root and ip",
+    )
     run.set_defaults(func="mesh.scenario.commands:run_command")

@@ -12,7 +12,10 @@ at start, so a revocation never reached anyone who fetched from it.
   every file: temp file, then ``os.replace``) changes the inode; an in-place
   rewrite changes size or mtime.
 - **SIGHUP re-reads every file now**, changed signature or not: what an
-  operator sends after copying a CRL with a tool that keeps the mtime.
+  operator sends after copying a CRL with a tool that keeps the mtime. Its
+  answer is exactly one line starting ``SIGHUP:`` (what it reloaded, or that
+  nothing changed), so a program that rewrote the files and signalled knows
+  when the server serves them (``mesh run --hosts`` waits for it).
 - **Only a CRL is swapped in.** A changed file is parsed with the parser the
   appliances use (:func:`mesh.net.crl_parse.parse_crl`); a file that does
   not parse (empty, cut short by a writer that does not rename, HTML) or
@@ -128,10 +131,14 @@ class CrlWatch:
             self.server.publish(url_path, data)
             number = f"CRL number {index.number}" if index.number is not None else "no CRL number"
             reloaded.append((url_path, f"{entry.path} ({number}) at {url_path}"))
+        # A forced check's line starts with "SIGHUP: ", whatever it found: who
+        # sent the signal knows which line answers it (a poll's line may come first).
+        cause = "SIGHUP: " if force else ""
         if len(reloaded) == 1:
-            _log.info("reloaded %s", reloaded[0][1])
+            _log.info("%sreloaded %s", cause, reloaded[0][1])
         elif reloaded:
-            _log.info("reloaded %d CRL files: %s", len(reloaded), ", ".join(r[1] for r in reloaded))
+            _log.info("%sreloaded %d CRL files: %s", cause, len(reloaded),
+                      ", ".join(r[1] for r in reloaded))
         elif force:
             _log.info("SIGHUP: no CRL file changed")
         self._checks += 1

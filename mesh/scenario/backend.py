@@ -3,8 +3,8 @@
 The driver (:mod:`.driver`) plays steps and judges expectations; a backend
 runs the appliances: in this process (:class:`~mesh.scenario.runner.MeshBackend`),
 as one ``mesh node`` process each (:class:`~mesh.scenario.processes.ProcessesBackend`),
-and, next, on hosts of their own or as a fleet reached through its control
-plane. Every backend answers the same calls, so a scenario means the same
+on hosts of their own (:class:`~mesh.scenario.hosts.HostsBackend`, network
+namespaces), and, next, as a fleet reached through its control plane. Every backend answers the same calls, so a scenario means the same
 thing whichever runs it.
 """
 

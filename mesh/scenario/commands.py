@@ -132,6 +132,11 @@ async def _play(
 
     progress = _Progress(label, quiet=args.quiet or args.live)
     keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
+    if args.hosts:
+        from mesh.scenario.hosts import run_on_hosts
+
+        return await run_on_hosts(scenario, keys=keys, sink=sink, progress=progress,
+                                  validation=validation, events=events)
     if args.processes:
         from mesh.scenario.processes import run_in_processes
 
@@ -148,8 +153,8 @@ async def _play(
 
 def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
     """A run's events: the sink gets them all; with ``--html`` the log keeps
-    the first ones too, for the report's timeline. Under ``--processes`` the
-    nodes' lines go to the sink as they print them, so the log has none."""
+    the first ones too, for the report's timeline. Under ``--processes`` and
+    ``--hosts`` the nodes' lines go to the sink as they print them, so the log has none."""
     from mesh.eventlog import EventLog
 
     head = 0
@@ -157,7 +162,7 @@ def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
         from mesh.scenario.html_report import EVENTS_SHOWN
 
         head = EVENTS_SHOWN
-    return EventLog(None if args.processes else sink, head=head)
+    return EventLog(None if args.processes or args.hosts else sink, head=head)
 
 
 
@@ -237,12 +242,27 @@ def _interrupted(
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.live and args.processes:
-        raise InputError("--live", "cannot be combined with --processes",
-                         "drop one of them (the live view follows the in-process run)")
+    for option in ("processes", "hosts"):
+        if args.live and getattr(args, option):
+            raise InputError("--live", f"cannot be combined with --{option}",
+                             "drop one of them (the live view follows the in-process run)")
+    if args.processes and args.hosts:
+        raise InputError("--hosts", "cannot be combined with --processes",
+                         "drop one of them (--hosts runs processes too, each on a host of its own)")
+    if args.hosts:
+        from mesh.hosts.netns import missing_privilege
+
+        missing = missing_privilege()
+        if missing is not None:
+            raise InputError("mesh run --hosts", missing, "run it as root, or without --hosts")
     scenarios = _load_all(args.files)
     if scenarios is None:
         return 2
+    if args.hosts:  # every refusal before the first scenario runs
+        from mesh.scenario.hosts import check_hosts_scenario
+
+        for scenario in scenarios:
+            check_hosts_scenario(scenario)
     for path in (args.json, args.junit, args.html, args.events):
         if path:
             _check_writable(path)

@@ -28,6 +28,11 @@ would have failed. Settling waits for events, not for time.
 One difference is inherent: a node starts with an empty CRL cache, so a CRL
 server that is down halts links at once, where a long-running in-process
 appliance keeps using its cached CRL until its nextUpdate.
+
+Where a node runs and how its peers reach it is a :class:`Placement`:
+:class:`Loopback` here; ``--hosts`` (:mod:`.hosts`) puts every node in a
+network namespace of its own and keeps everything else of this backend,
+through :func:`play_nodes` and a subclass that serves CRLs from a host.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Awaitable, Callable, Protocol, TextIO
 
 import trio
 from attrs import evolve
@@ -76,7 +81,15 @@ from mesh.scenario.runner import (
 )
 from mesh.scenario.world import start_world
 
-__all__ = ["run_in_processes", "ProcessesBackend", "NODE_TIMEOUT", "MAX_NODES"]
+__all__ = [
+    "run_in_processes",
+    "play_nodes",
+    "Loopback",
+    "Placement",
+    "ProcessesBackend",
+    "NODE_TIMEOUT",
+    "MAX_NODES",
+]
 
 #: Real seconds a node may take to start listening, or a step to settle.
 NODE_TIMEOUT = 60.0
@@ -104,16 +117,69 @@ class _Node:
         self.stderr = b""
 
 
+class Placement(Protocol):
+    """Where each node runs and how its peers reach it.
+
+    The one thing that differs between ``--processes`` (:class:`Loopback`:
+    every node on 127.0.0.1, a port of its own) and ``--hosts`` (every node
+    in a network namespace of its own, :mod:`mesh.scenario.hosts`); the
+    backend's bookkeeping, configs, settling and link table are shared.
+    """
+
+    def listen(self, name: str) -> str:
+        """The ``listen`` address of ``name``'s node config."""
+        ...
+
+    def dial(self, name: str, reported: str | None) -> str:
+        """The address its dialers' configs name for ``name``.
+
+        ``reported``: where its node said it listens, now or last time
+        (None: it never started).
+        """
+        ...
+
+    def command(self, name: str, argv: list[str]) -> list[str]:
+        """The command that runs ``argv`` (``python -m mesh node ...``) where ``name`` lives."""
+        ...
+
+    def api_ports(self, consoles: list[str]) -> dict[str, int]:
+        """The API port of each console, fixed for the whole run."""
+        ...
+
+    def console_url(self, name: str, port: int) -> str: ...
+
+
+class Loopback:
+    """``--processes``: every node on 127.0.0.1, on a port it picks (see the module docstring)."""
+
+    def listen(self, name: str) -> str:
+        return "127.0.0.1:0"
+
+    def dial(self, name: str, reported: str | None) -> str:
+        return reported or _NOWHERE
+
+    def command(self, name: str, argv: list[str]) -> list[str]:
+        return argv
+
+    def api_ports(self, consoles: list[str]) -> dict[str, int]:
+        # A console keeps its port across node generations: see the module docstring.
+        return dict(zip(consoles, _api_ports(len(consoles))))
+
+    def console_url(self, name: str, port: int) -> str:
+        return f"https://127.0.0.1:{port}"
+
+
 class ProcessesBackend:
     """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
-                 log: EventLog | None = None) -> None:
+                 placement: Placement | None = None) -> None:
         self.scenario = scenario
-        #: Where every node's events are appended too, parsed (the HTML report's timeline).
-        self.log = log
+        #: Where every node's events are appended too, parsed (the HTML report's
+        #: timeline); :func:`play_nodes` sets the run's.
+        self.log: EventLog | None = None
         self.pki = pki
         self.folder = folder
         self.proxy_url = proxy_url
@@ -121,6 +187,7 @@ class ProcessesBackend:
         self.nursery = nursery
         self.crl_server = crl_server
         self.settle_timeout = NODE_TIMEOUT if settle_timeout is None else settle_timeout
+        self.placement: Placement = placement or Loopback()
         self._now = scenario.start
         self.validation = {a.name: a.validation for a in scenario.appliances}
         self.running = {a.name: True for a in scenario.appliances}
@@ -134,10 +201,8 @@ class ProcessesBackend:
         self._arrivals = 0
         self._changed = trio.Event()
         self._uploads = 0
-        consoles = scenario.consoles()
-        # A console keeps its port across node generations: see the module docstring.
-        self.api_port_of = dict(zip(consoles, _api_ports(len(consoles))))
-        self.consoles = {n: f"https://127.0.0.1:{p}" for n, p in self.api_port_of.items()}
+        self.api_port_of = self.placement.api_ports(scenario.consoles())
+        self.consoles = {n: self.placement.console_url(n, p) for n, p in self.api_port_of.items()}
         files.save_certificate(folder / "root.crt", pki.root.cert)
         for ca in pki.authorities.values():
             if ca.parent is None:
@@ -160,21 +225,33 @@ class ProcessesBackend:
 
     async def advance(self, delta: dt.timedelta) -> None:
         self._now = self._now + delta
-        self.publish()
+        await self.publish()
 
     async def revoke(self, target: str) -> None:
         """Revoke and republish. No node is asked to refetch its CRLs
         (``POST /api/v1/crls/refresh``): the settle after every step restarts
         each node, and a node starts with an empty CRL cache."""
         self.pki.revoke(target, at=self._now)
-        self.publish()
+        await self.publish()
 
     async def upload(self, target: str, certificate: str) -> UploadVerdict:
-        from mesh.upload import check_upload
-
         material = self.pki.reissue(target, certificate, at=self._now)
         self._uploads += 1
         paths = self._write_identity(target, material, f"upload{self._uploads}")
+        verdict = await self.judge_upload(target, paths, material)
+        if verdict.accepted:
+            self.identity[target] = material
+        return verdict
+
+    async def judge_upload(self, target: str, paths: dict[str, str],
+                           material: ApplianceMaterial) -> UploadVerdict:
+        """``target``'s upload check on the uploaded files ``paths``, in this process.
+
+        The same check as ``mesh cert check``, with the appliance's policy;
+        its CRLs are fetched from here, where the CRL server (and proxy) run.
+        """
+        from mesh.upload import check_upload
+
         appliance = self.scenario.appliance(target)
         proxy = self.proxy_url if appliance.crl_proxy else None
         verdict = await trio.to_thread.run_sync(
@@ -189,8 +266,6 @@ class ProcessesBackend:
                 ),
             )
         )
-        if verdict.accepted:
-            self.identity[target] = material
         return upload_verdict(verdict)
 
     async def set_validation(self, target: str, enabled: bool) -> None:
@@ -225,7 +300,8 @@ class ProcessesBackend:
                 problem += f" and {len(pending) - 5} more" if len(pending) > 5 else ""
             raise ScenarioNotSettled(self.scenario.name, where, problem)
 
-    def publish(self) -> None:
+    async def publish(self) -> None:
+        """Serve the CRLs as of the emulated instant."""
         if self.crl_server is not None:
             self.crl_server.set_documents(self.pki.crl_documents(at=self._now))
 
@@ -246,7 +322,7 @@ class ProcessesBackend:
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
-            'listen = "127.0.0.1:0"',
+            f"listen = {json.dumps(self.placement.listen(name))}",
             f"trust = {json.dumps([str(p) for p in self._trust_files(name)])}",
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
@@ -288,15 +364,15 @@ class ProcessesBackend:
         """Where ``peer`` listens now, or where it last did (a stopped one refuses)."""
         node = self.nodes.get(peer)
         if node is not None and node.address is not None:
-            return node.address
-        return self.last_address.get(peer, _NOWHERE)
+            return self.placement.dial(peer, node.address)
+        return self.placement.dial(peer, self.last_address.get(peer))
 
     # -- processes --
 
     async def _spawn(self, name: str) -> None:
         config = self._config(name)
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "mesh", "node", "--config", str(config)],
+            self.placement.command(name, [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -367,6 +443,10 @@ class ProcessesBackend:
             async with trio.open_nursery() as nursery:
                 for name in wave:
                     nursery.start_soon(self._started, self.nodes[name])
+
+    async def aclose(self) -> None:
+        """Stop every process this backend started (the run's shielded cleanup)."""
+        await self.stop_all()
 
     async def stop_all(self) -> None:
         for node in self.nodes.values():
@@ -510,30 +590,71 @@ async def run_in_processes(
     check_scenario(scenario)
     if validation == "off":
         scenario = scenario.with_validation_off()
+    check_fleet_size(scenario, "--processes", "run it without --processes")
+
+    async def backend(nursery: trio.Nursery, folder: Path) -> ProcessesBackend:
+        crl_server, proxy, pki, _ = await start_world(
+            scenario, nursery, keys=keys, progress=progress
+        )
+        return ProcessesBackend(
+            scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
+            nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
+        )
+
+    return await play_nodes(
+        scenario, backend, progress=progress, mode="processes", validation=validation,
+        events=events,
+    )
+
+
+def check_fleet_size(scenario: Scenario, option: str, fix: str) -> None:
+    """One line when ``scenario`` has more appliances than node processes make sense for."""
     if len(scenario.appliances) > MAX_NODES:
         raise InputError(
             scenario.source or scenario.name,
-            f"has {len(scenario.appliances)} appliances, too many for --processes "
+            f"has {len(scenario.appliances)} appliances, too many for {option} "
             f"(one Python process each; at most {MAX_NODES})",
-            "run it without --processes",
+            fix,
         )
+
+
+async def play_nodes(
+    scenario: Scenario,
+    make_backend: Callable[[trio.Nursery, Path], Awaitable[ProcessesBackend]],
+    *,
+    progress: Progress | None,
+    mode: str,
+    validation: str = "on",
+    events: EventLog | None = None,
+) -> RunResult:
+    """Play ``scenario`` on the node backend ``make_backend(nursery, folder)`` builds.
+
+    ``validation`` is the run's (``"off"``: the driver skips ``set-validation``
+    steps; the caller has already switched validation off in ``scenario``).
+    ``events`` (with no sink of its own) gets the nodes' events, parsed as
+    they arrive, and the driver's; the result keeps each appliance's
+    certificate as the backend's PKI had it before the first step.
+
+    The loop of every node backend (``--processes``, ``--hosts``): a private
+    temporary folder for the node configs and files, the driver, and on every
+    way out (a result, an error, Ctrl-C) the backend's processes stopped
+    under a shield before the folder goes.
+
+    Raises:
+        ScenarioNotSettled: the nodes did not settle at start or after a step.
+    """
     try:
         with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
             folder = Path(tmp)
             async with trio.open_nursery() as nursery:
-                crl_server, proxy, pki, keys = await start_world(
-                    scenario, nursery, keys=keys, progress=progress
-                )
-                certificates = certificates_in_play(scenario, pki)  # before any upload
-                backend = ProcessesBackend(
-                    scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
-                    nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
-                    log=events,
-                )
-                backend.publish()
-                driver = Driver(scenario, backend, events if events is not None else EventLog(),
-                                validation=validation)
+                backend: ProcessesBackend | None = None
                 try:
+                    backend = await make_backend(nursery, folder)
+                    certificates = certificates_in_play(scenario, backend.pki)  # before any upload
+                    backend.log = events
+                    await backend.publish()
+                    driver = Driver(scenario, backend, events if events is not None else EventLog(),
+                                    validation=validation)
                     await driver.start()
                     if progress:
                         progress("started", None, backend)
@@ -541,10 +662,11 @@ async def run_in_processes(
                         record = await driver.play(index, step)
                         if progress:
                             progress("step", record, backend)
-                    return evolve(driver.result(mode="processes"), certificates=certificates)
+                    return evolve(driver.result(mode=mode), certificates=certificates)
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await backend.stop_all()
+                    if backend is not None:
+                        with trio.CancelScope(shield=True):
+                            await backend.aclose()
                     nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps what the run raised; stuck nodes are one line.

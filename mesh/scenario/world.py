@@ -32,6 +32,7 @@ __all__ = [
     "HIDDEN_CRL_HOST",
     "appliance_specs",
     "build_pki",
+    "make_pki",
     "start_crl_service",
     "start_world",
     "upload_files",
@@ -166,6 +167,23 @@ async def start_world(
     loop, so the CRL server already answers meanwhile.
     """
     crl_server, proxy, base_url = await start_crl_service(scenario, nursery)
+    pki, keys = await make_pki(scenario, crl_base_url=base_url, keys=keys, progress=progress)
+    return crl_server, proxy, pki, keys
+
+
+async def make_pki(
+    scenario: Scenario,
+    *,
+    crl_base_url: str,
+    keys: KeySource | None = None,
+    progress: Callable[[str, Any, Any], None] | None = None,
+) -> tuple[Pki, KeySource]:
+    """The keys, then the PKI whose CRL Distribution Points start with ``crl_base_url``.
+
+    For a backend whose CRL server's URL is known before it runs
+    (``--hosts``: ``http://crl.<domain>/crl``); :func:`start_world` calls it
+    once its server listens.
+    """
     if progress:
         progress("building", None, None)
     # abandon_on_cancel: a Ctrl-C while keys are made or the PKI is signed
@@ -180,8 +198,8 @@ async def start_world(
         or fresh_keys
     )
     pki = await trio.to_thread.run_sync(
-        lambda: build_pki(scenario, crl_base_url=base_url, keys=keys), abandon_on_cancel=True
+        lambda: build_pki(scenario, crl_base_url=crl_base_url, keys=keys), abandon_on_cancel=True
     )
-    return crl_server, proxy, pki, keys
+    return pki, keys
 
 

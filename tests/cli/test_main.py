@@ -32,6 +32,8 @@ COMMANDS = [
     ["crl"],
     ["crl", "serve"],
     ["node"],
+    ["hosts"],
+    ["hosts", "clean"],
 ]
 
 HEAVY = ("trio", "OpenSSL", "cryptography", "pytest")
@@ -130,6 +132,7 @@ def test_every_handler_names_a_function():
         "console": "mesh.scenario.console_command:console_command",
         "crl serve": "mesh.net.crl_commands:_serve",
         "node": "mesh.node:_command",
+        "hosts clean": "mesh.hosts.commands:clean_command",
     }
     for name in named.values():
         assert callable(handler(name)), name

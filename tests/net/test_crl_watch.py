@@ -125,7 +125,7 @@ async def test_sighup_reloads_at_once(server, watch, crl_file, second, nursery, 
     with trio.fail_after(5):
         await watch.wait_checks(1)
     assert await served(server) == second
-    assert lines(caplog) == [f"reloaded {crl_file} (CRL number 2) at {PATH}"]
+    assert lines(caplog) == [f"SIGHUP: reloaded {crl_file} (CRL number 2) at {PATH}"]
 
 
 async def test_sighup_with_nothing_changed_says_so(watch, nursery, caplog):
@@ -219,7 +219,7 @@ def test_cli_reloads_on_sighup_and_serves_the_new_crl(tmp_path, crl_file, second
         write_file(crl_file, second)
         process.send_signal(signal.SIGHUP)
         assert _line_within(process.stderr, 10).decode() == (
-            f"mesh: reloaded {crl_file} (CRL number 2) at {PATH}\n")
+            f"mesh: SIGHUP: reloaded {crl_file} (CRL number 2) at {PATH}\n")
         fetched = subprocess.run(["curl", "-sf", "--max-time", "10", url],
                                  capture_output=True, check=True, timeout=20)
         assert fetched.stdout == second

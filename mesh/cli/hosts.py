@@ -1,0 +1,28 @@
+"""The arguments of ``mesh hosts clean``; the command is :mod:`mesh.hosts.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hosts = subparsers.add_parser("hosts", help="the network namespaces of `mesh run --hosts`")
+    hosts_sub = hosts.add_subparsers(dest="hosts_command", metavar="SUBCOMMAND")
+    clean = hosts_sub.add_parser(
+        "clean",
+        help="remove what a killed `mesh run --hosts` left",
+        description="Remove the network namespaces and /etc/netns folders named like a "
+        "`mesh run --hosts` run's (mesh-<6 hex digits>-...), ending the processes still in "
+        "them; nothing else is touched. Prints one line per thing removed. Needs root.",
+    )
+    clean.set_defaults(func="mesh.hosts.commands:clean_command")
+    hosts.set_defaults(func=lambda args: _help(hosts))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    """``mesh hosts`` alone: its help, exit 2 (as ``mesh pki`` does)."""
+    parser.print_help(sys.stderr)
+    return 2

@@ -1,0 +1,1 @@
+"""Hosts of their own for ``mesh run --hosts``: see :mod:`mesh.hosts.netns`."""

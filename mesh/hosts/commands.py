@@ -1,0 +1,30 @@
+"""``mesh hosts clean``: what a ``mesh run --hosts`` killed with SIGKILL left behind.
+
+A run removes its namespaces itself on every way out it sees (a result, an
+error, Ctrl-C); SIGKILL is the one it cannot see. Its nodes then keep
+running in their namespaces, which is why cleaning ends them first.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import trio
+
+from mesh.errors import InputError
+from mesh.hosts import netns
+
+__all__ = ["clean_command"]
+
+
+def clean_command(args: argparse.Namespace) -> int:
+    missing = netns.missing_privilege()
+    if missing is not None:
+        raise InputError("mesh hosts clean", missing, "run it as root")
+    removed = trio.run(netns.clean)
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print("nothing to clean: no network namespace or /etc/netns folder is named "
+              "mesh-<6 hex digits>-")
+    return 0

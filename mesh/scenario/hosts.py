@@ -1,0 +1,384 @@
+"""``mesh run --hosts``: every appliance a ``mesh node`` on a host of its own.
+
+Theory of operation. The hosts are Linux network namespaces on a private
+switch (:mod:`mesh.hosts.netns`: names, addresses, hosts files, cleanup).
+Everything else is the ``--processes`` backend (:mod:`.processes`): the
+same node configs, restarts at every settle, event parsing and link table.
+What differs is a :class:`~.processes.Placement` and the CRL server:
+
+- **Nodes** run as ``ip netns exec NS python -m mesh node --config ...``,
+  listen on their host's address, port :data:`NODE_PORT` (the same on every
+  host: each has its own address), and dial peers by DNS name
+  (``cm.contoso.test:8443``), which the namespace's hosts file resolves.
+  A stopped peer's name still resolves; nothing listens there, so its
+  dialers are refused, as on a real network. Consoles serve on
+  :data:`API_PORT` of their host, reachable from inside the run's
+  namespaces only (``ip netns exec <ns> curl -k https://NAME:9443/``).
+- **The CRL server** is ``mesh crl serve`` on a host of its own,
+  ``crl.<domain>`` port 80 (:func:`mesh.hosts.netns.crl_domain` gives the
+  domain: the appliances' common DNS suffix), and the scenario's PKI names
+  ``http://crl.<domain>/crl/...`` in every CRL Distribution Point. It serves
+  files of the run's folder: a step that changes the CRLs (a revocation, a
+  clock jump) rewrites them and sends SIGHUP, and the step settles only once
+  the server's ``SIGHUP:`` line says it serves them (its own once-a-second
+  poll would get there too, but a node restarted meanwhile would fetch the
+  old ones). ``crl-down`` stops that process (connections are refused),
+  ``crl-up`` starts it again.
+- **Uploads** are judged on the target's own host: ``mesh cert check`` with
+  the appliance's policy runs in its namespace, so its CRLs come over the
+  run's network, as the node's would.
+
+Not there yet (each refused in one line before anything is made): the CRL
+server's other faults (``crl-slow``, ``crl-garbage``: ``mesh crl serve`` has
+no faults) and the CRL proxy (it runs in the runner, which no namespace can
+reach). Firewall steps (block, partition, loss, bandwidth) do not exist as
+steps at all yet.
+
+Cleanup is guaranteed by a shielded ``finally``: the node and CRL processes
+are stopped, then every namespace and ``/etc/netns`` folder of the run is
+removed, on a result, an error or Ctrl-C. A run killed with SIGKILL leaves
+them: ``mesh hosts clean`` removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator, Mapping, TextIO
+
+import trio
+from cryptography.hazmat.primitives import serialization
+
+from mesh.errors import FailureCode, InputError
+from mesh.eventlog import EventLog
+from mesh.hosts import netns
+from mesh.hosts.netns import Host, HostsPlan
+from mesh.pki import files
+from mesh.pki.deployment import ApplianceMaterial, Pki
+from mesh.pki.issue import KeySource
+from mesh.scenario.actions import Action
+from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.load import check_scenario
+from mesh.scenario.model import Scenario
+from mesh.scenario.processes import NODE_TIMEOUT, ProcessesBackend, check_fleet_size, play_nodes
+from mesh.scenario.result import RunResult
+from mesh.scenario.runner import Progress
+from mesh.scenario.world import make_pki
+
+__all__ = [
+    "API_PORT",
+    "CRL_PORT",
+    "HostsBackend",
+    "NODE_PORT",
+    "OnHosts",
+    "check_hosts_scenario",
+    "crl_base_url",
+    "run_on_hosts",
+]
+
+#: The port every node listens on, on its own host's address.
+NODE_PORT = 8443
+
+#: The port a console's API listens on, on its host.
+API_PORT = 9443
+
+#: The CRL server's port: the CRL Distribution Points name no port.
+CRL_PORT = 80
+
+#: Steps a hosts run cannot play yet, and why.
+UNSUPPORTED = {
+    Action.CRL_SLOW: "mesh crl serve has no slow fault",
+    Action.CRL_GARBAGE: "mesh crl serve has no garbage fault",
+}
+
+
+def crl_base_url(plan: HostsPlan) -> str:
+    """What every CRL Distribution Point of a hosts run starts with."""
+    return f"http://{plan.crl.name}/crl"
+
+
+def check_hosts_scenario(scenario: Scenario) -> None:
+    """One line naming what a hosts run cannot play yet (see the module docstring).
+
+    Raises:
+        InputError: the first such step or setting.
+    """
+    where = scenario.source or scenario.name
+    for index, step in enumerate(scenario.steps, 1):
+        why = UNSUPPORTED.get(step.action)
+        if why is not None:
+            raise InputError(f"{where}: step[{index}] {step.action}",
+                             f"is not supported by --hosts yet ({why})", "run it without --hosts")
+    if scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances):
+        raise InputError(f"{where}: crl_proxy", "is not supported by --hosts yet "
+                         "(the CRL proxy runs in the runner, which no host can reach)",
+                         "run it without --hosts")
+
+
+class OnHosts:
+    """The :class:`~.processes.Placement` of a hosts run: a namespace each, DNS names, fixed ports."""
+
+    def __init__(self, plan: HostsPlan) -> None:
+        self.plan = plan
+
+    def listen(self, name: str) -> str:
+        return f"{self.plan.host(name).address}:{NODE_PORT}"
+
+    def dial(self, name: str, reported: str | None) -> str:
+        return f"{name}:{NODE_PORT}"
+
+    def command(self, name: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.plan.host(name).namespace, *argv]
+
+    def api_ports(self, consoles: list[str]) -> dict[str, int]:
+        return {name: API_PORT for name in consoles}
+
+    def console_url(self, name: str, port: int) -> str:
+        return f"https://{name}:{port}"
+
+
+class CrlHost:
+    """``mesh crl serve`` on the run's CRL host, serving CRL files of ``folder``."""
+
+    def __init__(self, host: Host, folder: Path, nursery: trio.Nursery) -> None:
+        self.host = host
+        self.folder = folder
+        self.nursery = nursery
+        #: False between a crl-down and a crl-up.
+        self.wanted = True
+        self.process: trio.Process | None = None
+        #: CRL URL -> (its file, the bytes last written there).
+        self._files: dict[str, tuple[Path, bytes]] = {}
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._changed = trio.Event()
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def publish(self, documents: Mapping[str, bytes]) -> None:
+        """Serve ``documents`` ({CRL URL: DER}) from the next fetch on.
+
+        Returns once the server serves them (or at once while it is down).
+        """
+        changed, new_urls = self._write(documents)
+        if not self.wanted:
+            return
+        if self.process is None or new_urls:
+            await self.stop()  # new URLs: the server reads pki.json at start only
+            await self.start()
+        elif changed:
+            await self._reload()
+
+    async def set_up(self, up: bool) -> None:
+        """``crl-up`` / ``crl-down``: the server process runs, or it does not."""
+        self.wanted = up
+        if up and self.process is None:
+            await self.start()
+        elif not up:
+            await self.stop()
+
+    def _write(self, documents: Mapping[str, bytes]) -> tuple[bool, bool]:
+        """Write the changed CRL files (and ``pki.json`` for new URLs): (changed, new URLs)."""
+        changed = new_urls = False
+        for url, data in documents.items():
+            if url not in self._files:
+                path = self.folder / "crl" / f"{len(self._files)}.crl"
+                path.parent.mkdir(exist_ok=True)
+                self._files[url] = (path, b"")
+                new_urls = True
+            path, written = self._files[url]
+            if data != written:
+                files.write_file(path, data)
+                self._files[url] = (path, data)
+                changed = True
+        if new_urls:
+            manifest = {"crls": {url: str(path.relative_to(self.folder))
+                                 for url, (path, _) in self._files.items()}}
+            files.write_file(self.folder / "pki.json", json.dumps(manifest, indent=2).encode())
+        return changed, new_urls
+
+    async def start(self) -> None:
+        """Start the server; return once it listens.
+
+        Raises:
+            InputError: it exited first (one line, with its last words).
+        """
+        argv = ["ip", "netns", "exec", self.host.namespace, sys.executable, "-m", "mesh",
+                "crl", "serve", str(self.folder), "--host", str(self.host.address),
+                "--port", str(CRL_PORT)]
+        process = await trio.lowlevel.open_process(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.process = process
+        self._stdout, self._stderr = [], []
+        assert process.stdout is not None and process.stderr is not None
+        self.nursery.start_soon(self._read, process.stdout, self._stdout)
+        self.nursery.start_soon(self._read, process.stderr, self._stderr)
+        with self._within("did not start serving"):
+            while not any(line.startswith("mesh: serving") for line in self._stdout):
+                if process.returncode is not None:
+                    await process.wait()
+                    self.process = None
+                    said = self._stderr[-1] if self._stderr else f"exit status {process.returncode}"
+                    raise InputError(f"mesh crl serve on {self.host.name}", "exited before serving",
+                                     said)
+                await self._changed.wait()
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            if process.returncode is None:
+                process.terminate()
+            await process.wait()
+
+    async def _reload(self) -> None:
+        """SIGHUP, then wait for the server's answer (its one ``SIGHUP:`` line)."""
+        assert self.process is not None
+        seen = len(self._stderr)
+        self.process.send_signal(signal.SIGHUP)
+        with self._within("did not answer SIGHUP"):
+            while not any(line.startswith("mesh: SIGHUP:") for line in self._stderr[seen:]):
+                if self.process.returncode is not None:
+                    raise InputError(f"mesh crl serve on {self.host.name}",
+                                     "exited instead of reloading its CRL files",
+                                     self._stderr[-1] if self._stderr else "")
+                await self._changed.wait()
+
+    @contextlib.contextmanager
+    def _within(self, problem: str) -> Iterator[None]:
+        """At most NODE_TIMEOUT seconds, or one line naming ``problem``."""
+        try:
+            with trio.fail_after(NODE_TIMEOUT):
+                yield
+        except trio.TooSlowError:
+            raise InputError(f"mesh crl serve on {self.host.name}",
+                             f"{problem} within {NODE_TIMEOUT:g} s",
+                             self._stderr[-1] if self._stderr else "") from None
+
+    async def _read(self, stream: trio.abc.ReceiveStream, into: list[str]) -> None:
+        buffer = b""
+        async for chunk in stream:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            into.extend(line.decode(errors="replace") for line in lines)
+            self._poke()
+        self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+class HostsBackend(ProcessesBackend):
+    """The scenario's appliances as ``mesh node`` processes, each on a host of its own."""
+
+    def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, plan: HostsPlan,
+                 sink: TextIO | None, nursery: trio.Nursery,
+                 settle_timeout: float | None = None) -> None:
+        super().__init__(scenario, pki, folder, proxy_url=None, sink=sink, nursery=nursery,
+                         settle_timeout=settle_timeout, placement=OnHosts(plan))
+        self.plan = plan
+        self.crl_host = CrlHost(plan.crl, folder / "crl-server", nursery)
+
+    async def publish(self) -> None:
+        crls = self.pki.crls(at=self._now)
+        await self.crl_host.publish(
+            {url: crl.public_bytes(serialization.Encoding.DER) for url, crl in crls.items()}
+        )
+
+    async def crl_fault(self, fault: str) -> None:
+        if fault not in ("down", "ok"):  # check_hosts_scenario refused these
+            raise InputError(f"crl fault {fault!r}", "is not supported by --hosts yet",
+                             "run it without --hosts")
+        await self.crl_host.set_up(fault == "ok")
+
+    async def judge_upload(self, target: str, paths: dict[str, str],
+                           material: ApplianceMaterial) -> UploadVerdict:
+        """``mesh cert check`` on ``target``'s own host, with the appliance's policy."""
+        appliance = self.scenario.appliance(target)
+        argv = [sys.executable, "-m", "mesh", "cert", "check", "--json",
+                "--crt", paths["certificate"], "--key", paths["key"],
+                "--at", self._now.isoformat(), "--profile", appliance.validator,
+                "--revocation", appliance.revocation]
+        if "chain" in paths:
+            argv += ["--chain", paths["chain"]]
+        for trust in self._trust_files(target):
+            argv += ["--trust", str(trust)]
+        if not self.validation[target]:
+            argv.append("--no-validation")
+        if material.passphrase:
+            secret = Path(paths["key"]).with_suffix(".passphrase")
+            files.write_file(secret, material.passphrase.encode() + b"\n", mode=files.KEY_MODE)
+            argv += ["--passphrase-file", str(secret)]
+        # The admin's passphrase is the one given here, never the runner's own.
+        env = {k: v for k, v in os.environ.items() if k != "MESH_PASSPHRASE"}
+        done = await trio.run_process(self.placement.command(target, argv), env=env,
+                                      capture_stdout=True, capture_stderr=True, check=False)
+        if done.returncode not in (0, 1):
+            said = done.stderr.decode(errors="replace").strip().splitlines()
+            raise InputError(f"mesh cert check on {target}", "failed",
+                             said[-1] if said else f"exit status {done.returncode}")
+        report = json.loads(done.stdout)
+        if report["valid"]:
+            return UploadVerdict(accepted=True)
+        code = report["failures"][0]["code"] if report["failures"] else None
+        return UploadVerdict(accepted=False, code=code,
+                             message=FailureCode.from_code(code).message if code else "")
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.crl_host.stop()
+
+
+async def run_on_hosts(
+    scenario: Scenario,
+    *,
+    keys: KeySource | None = None,
+    sink: TextIO | None = None,
+    progress: Progress | None = None,
+    settle_timeout: float | None = None,
+    run_id: str | None = None,
+    validation: str = "on",
+    events: EventLog | None = None,
+) -> RunResult:
+    """Play ``scenario`` with every appliance a ``mesh node`` on a host of its own.
+
+    ``validation="off"`` plays the validation off run, and ``events`` gets the
+    nodes' events, as ``run_in_processes`` does.
+
+    Raises:
+        InputError: no root or no ``ip`` (one line); a step or setting hosts
+            cannot play yet; an ``ip`` command failed.
+        ScenarioNotSettled: the nodes did not settle at start or after a step.
+    """
+    check_scenario(scenario)
+    if validation == "off":
+        scenario = scenario.with_validation_off()
+    check_fleet_size(scenario, "--hosts", "run it without --hosts")
+    check_hosts_scenario(scenario)
+    plan = netns.plan_hosts([a.name for a in scenario.appliances],
+                            run_id=run_id or netns.new_run_id())
+    missing = netns.missing_privilege()
+    if missing is not None:
+        raise InputError("mesh run --hosts", missing, "run it as root, or without --hosts")
+
+    async def backend(nursery: trio.Nursery, folder: Path) -> ProcessesBackend:
+        pki, _ = await make_pki(scenario, crl_base_url=crl_base_url(plan), keys=keys,
+                                progress=progress)
+        return HostsBackend(scenario, pki, folder, plan=plan, sink=sink, nursery=nursery,
+                            settle_timeout=settle_timeout)
+
+    try:
+        await netns.create(plan)
+        return await play_nodes(
+            scenario, backend, progress=progress, mode="hosts", validation=validation,
+            events=events,
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await netns.destroy(plan)

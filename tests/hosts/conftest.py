@@ -1,0 +1,33 @@
+"""Hosts tests need root; each one leaves the machine's namespaces and links as it found them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from mesh.hosts.netns import missing_privilege
+
+_WHY = missing_privilege()
+
+#: Tests that make namespaces skip, saying why, without root or ip.
+needs_root = pytest.mark.skipif(_WHY is not None, reason=f"mesh run --hosts {_WHY}")
+
+
+def _state() -> tuple[str, str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    # Counters and states move on their own; the names are what a run must not change.
+    names = sorted(line.split(":")[1].strip() for line in links.splitlines() if ":" in line)
+    return listing, "\n".join(names)
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(request):
+    """After each hosts test that makes namespaces: ``ip netns list`` and ``ip link`` as before."""
+    if _WHY is not None:
+        yield
+        return
+    before = _state()
+    yield
+    assert _state() == before

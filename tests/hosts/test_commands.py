@@ -1,0 +1,89 @@
+"""``mesh hosts clean``: removes what a killed run left, and nothing else."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from mesh.cli import main
+from mesh.hosts import netns
+
+from tests.hosts.conftest import needs_root
+
+
+def test_without_root_it_says_so_in_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(netns, "missing_privilege",
+                        lambda: "needs root (CAP_NET_ADMIN) to make network namespaces")
+    assert main(["hosts", "clean"]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: mesh hosts clean: needs root (CAP_NET_ADMIN) to make network namespaces; "
+        "run it as root\n"
+    )
+
+
+def test_mesh_hosts_alone_prints_its_help_and_exits_2(capsys):
+    assert main(["hosts"]) == 2
+    assert capsys.readouterr().err.startswith("usage: mesh hosts [-h] SUBCOMMAND ...\n")
+
+
+@needs_root
+def test_clean_removes_a_leftover_with_the_prefix_and_nothing_else(capsys):
+    ours, theirs = "mesh-0f0f0f-1", "meshy-0f0f0f-1"  # the second only looks alike
+    for name in (ours, theirs):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        (netns.ETC_NETNS / name).mkdir(parents=True)
+        (netns.ETC_NETNS / name / "hosts").write_text("127.0.0.1\tlocalhost\n")
+    try:
+        assert main(["hosts", "clean"]) == 0
+        assert capsys.readouterr().out == (
+            f"removed network namespace {ours}\nremoved folder /etc/netns/{ours}\n"
+        )
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert theirs in listed and ours not in listed
+        assert (netns.ETC_NETNS / theirs / "hosts").exists()
+        assert main(["hosts", "clean"]) == 0
+        assert capsys.readouterr().out.startswith("nothing to clean")
+    finally:
+        subprocess.run(["ip", "netns", "del", theirs])
+        subprocess.run(["ip", "netns", "del", ours], stderr=subprocess.DEVNULL)
+        for name in (ours, theirs):
+            subprocess.run(["rm", "-rf", str(netns.ETC_NETNS / name)])
+        try:
+            netns.ETC_NETNS.rmdir()
+        except OSError:
+            pass
+
+
+@needs_root
+@pytest.mark.slow
+def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(tmp_path, capsys):
+    path = tmp_path / "two.toml"
+    path.write_text(
+        '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n\n'
+        '[[appliance]]\nname = "sensor-1.contoso.test"\nrole = "sensor"\n'
+        'connects_to = ["cm.contoso.test"]\n\n[[step]]\nafter = "1d"\naction = "advance"\n'
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mesh", "run", "--hosts", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        for line in run.stderr:
+            if "started 2 appliances" in line:
+                break
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        run.kill()
+        run.stderr.close()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert left.count("mesh-") == 4  # switch, CRL host, two appliances
+    assert main(["hosts", "clean"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # the two nodes and the CRL server were still running in their namespaces
+    assert sum(line.startswith("removed process ") for line in out) == 3, out
+    assert sum(line.startswith("removed network namespace mesh-") for line in out) == 4, out
+    assert sum(line.startswith("removed folder /etc/netns/mesh-") for line in out) == 4, out
