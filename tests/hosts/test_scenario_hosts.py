@@ -190,3 +190,17 @@ def test_ctrl_c_on_mesh_run_hosts_exits_130_and_leaves_nothing(tmp_path):
         process.kill()
     assert process.returncode == 130, err
     assert err.endswith("mesh: interrupted\n")
+
+
+@needs_root
+@pytest.mark.slow
+def test_hosts_html_report_has_the_nodes_events_and_the_certificates_at_start(tmp_path, capsys):
+    import re
+
+    page = tmp_path / "report.html"
+    assert main(["run", "-q", "--hosts", str(LIBRARY / "troubleshoot-revoked.toml"),
+                 "--html", str(page)]) == 0
+    text = page.read_text()
+    assert 'data-kind="link-halted"' in text and 'data-kind="appliance-started"' in text
+    assert re.findall(r'<td class="recipe">([\w-]+)', text) == ["ca-signed", "revoked", "ca-signed"]
+    assert text.count('data-testid="moment"') == 2
