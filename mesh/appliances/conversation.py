@@ -318,18 +318,11 @@ class Conversation:
                             framed, mine, peer_name=peer, timeout=timeout
                         )
                     else:
-                        # The dialer's verdict first: it names the dialer,
-                        # and a name already connected is declined.
-                        theirs = await receive_verdict(framed, peer_name=peer, timeout=timeout)
-                        claim = self._claim(theirs.by, address, chain)
+                        theirs, claim = await self._answer(
+                            framed, mine, peer=peer, address=address, chain=chain
+                        )
                         if claim is None:
-                            await decline(
-                                framed,
-                                by=self.name,
-                                reason=f"{theirs.by} is already connected to {self.name}",
-                            )
-                            return False
-                        await send_verdict(framed, mine, peer_name=peer)
+                            return False  # declined: a live link holds that name
                 except PeerRefusedTls as exc:
                     theirs = tls_judgement(peer, str(exc))
                 except (PeerSilent, FrameError) as exc:
@@ -388,6 +381,36 @@ class Conversation:
                     with trio.move_on_after(CLOSE_TIMEOUT):
                         await stream.aclose()
                 await stream.aclose_forcefully()
+
+    async def _answer(
+        self,
+        framed: FramedStream,
+        mine: Judgement,
+        *,
+        peer: str,
+        address: str,
+        chain: Sequence[x509.Certificate],
+    ) -> tuple[Judgement, Claim | None]:
+        """The listener's exchange: the dialer's verdict, then ours, or a decline.
+
+        The dialer's verdict comes first because it names the dialer: a name
+        another live connection holds is answered with ``DECLINE`` (no
+        claim returned). A claim is released here if our verdict cannot be
+        sent, and by the caller when the connection ends.
+        """
+        theirs = await receive_verdict(framed, peer_name=peer, timeout=self.settings.verdict_timeout)
+        claim = self._claim(theirs.by, address, chain)
+        if claim is None:
+            await decline(
+                framed, by=self.name, reason=f"{theirs.by} is already connected to {self.name}"
+            )
+            return theirs, None
+        try:
+            await send_verdict(framed, mine, peer_name=peer)
+        except BaseException:
+            self.claims.release(claim)
+            raise
+        return theirs, claim
 
     def _claim(self, name: str, address: str, chain: Sequence[x509.Certificate]) -> Claim | None:
         """Hold ``name`` for this inbound connection; None (and a warning) if it is held."""
