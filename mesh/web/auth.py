@@ -44,26 +44,23 @@ MAX_SESSIONS = 64
 
 
 class Denial(Enum):
-    """Why a request was refused: the HTTP status, the stable code and the message."""
+    """Why a request was refused: HTTP status, stable code, the event's reason, the message."""
 
-    MISSING = (401, "unauthorized",
+    MISSING = (401, "unauthorized", "no-credential",
                "this request needs the console's token: send 'Authorization: Bearer <token>' "
                "with the token from the file the api-listening event names, or sign in on the page")
-    UNKNOWN_SESSION = (401, "unauthorized",
+    UNKNOWN_SESSION = (401, "unauthorized", "unknown-session",
                        "the session is unknown or signed out; sign in again with the console's token")
-    WRONG_TOKEN = (403, "forbidden", "the token is not this console's; use the token from "
-                                     "the file this console's api-listening event names")
+    WRONG_TOKEN = (403, "forbidden", "wrong-token",
+                   "the token is not this console's; use the token from the file this "
+                   "console's api-listening event names")
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, reason: str, message: str) -> None:
         self.status = status
         self.code = code
+        #: What the api-denied event says; never what was presented.
+        self.reason = reason
         self.message = message
-
-    @property
-    def reason(self) -> str:
-        """What the api-denied event says: ``no-credential``, ``unknown-session``, ``wrong-token``."""
-        return {"MISSING": "no-credential", "UNKNOWN_SESSION": "unknown-session",
-                "WRONG_TOKEN": "wrong-token"}[self.name]
 
 
 def is_loopback(host: str) -> bool:

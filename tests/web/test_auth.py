@@ -231,3 +231,37 @@ def test_the_denied_event_names_no_credential(epoch):
         "appliance": "s", "method": "POST", "path": "/api/v1/crls/refresh",
         "reason": "wrong-token"}
     assert event.log_line().endswith("s: POST /api/v1/crls/refresh refused (wrong-token)")
+
+
+# -- the judge, without a server --
+
+
+@pytest.mark.parametrize(("authorization", "session", "expected"), [
+    (None, None, Denial.MISSING),
+    ("Bearer right", None, None),
+    ("bearer right", None, None),
+    ("Bearer wrong", None, Denial.WRONG_TOKEN),
+    ("Bearer right ", None, None),
+    ("Basic right", None, Denial.MISSING),
+    ("Bearer", None, Denial.MISSING),
+    (None, "unknown", Denial.UNKNOWN_SESSION),
+    ("Bearer wrong", "any", Denial.WRONG_TOKEN),  # a bearer token decides alone
+])
+def test_judge(tmp_path, authorization, session, expected):
+    auth = ConsoleAuth(token="right", token_file=tmp_path / "t")
+    assert auth.judge(authorization, session) is expected
+
+
+def test_sessions_are_kept_by_digest_and_bounded(tmp_path):
+    from mesh.web.auth import MAX_SESSIONS
+
+    auth = ConsoleAuth(token="right", token_file=tmp_path / "t")
+    first = auth.sign_in()
+    assert auth.judge(None, first) is None and auth.signed_in(first)
+    assert first not in repr(auth) and "right" not in repr(auth)
+    for _ in range(MAX_SESSIONS):
+        auth.sign_in()
+    assert auth.judge(None, first) is Denial.UNKNOWN_SESSION  # the oldest was forgotten
+    second = auth.sign_in()
+    auth.sign_out(second)
+    assert not auth.signed_in(second)
