@@ -5,7 +5,7 @@ console) or ``api = true`` on one ``[[appliance]]`` (which also turns one off
 with ``api = false``); :meth:`Scenario.consoles` says which. Each serves on a
 free port of 127.0.0.1 for as long as the run lasts, presenting the
 appliance's current certificate, and an ``api-listening`` event records its
-URL and its token file in the run's event stream. ``mesh run`` prints the URLs at start.
+URL and its token file in the run's event stream. ``mesh run`` prints both at start.
 The token files (one per console, 0600) are in a private temporary folder
 (0700) that is removed when the run ends; changes need ``Authorization:
 Bearer <token>`` (or the page's sign-in).
@@ -54,11 +54,12 @@ async def open_scenario_consoles(run: ScenarioRun, nursery: trio.Nursery) -> dic
             token_file=folder / f"{name}.api-token", where=f"console of {name}",
         )
         urls[name] = event.url
+        run.console_tokens[name] = event.token_file
     return urls
 
 
 def console_lines(run: RunView) -> list[str]:
-    """One line per console a run serves: 'console of NAME (ROLE): URL/'.
+    """One line per console a run serves: 'console of NAME (ROLE): URL/ (token in FILE)'.
 
     ``run`` is anything with ``scenario`` and ``consoles`` (name -> URL): the
     in-process :class:`~mesh.scenario.runner.ScenarioRun` or the fleet of
@@ -66,5 +67,6 @@ def console_lines(run: RunView) -> list[str]:
     """
     return [
         f"console of {name} ({run.scenario.appliance(name).role}): {url}/"
+        + (f" (token in {run.console_tokens[name]})" if name in run.console_tokens else "")
         for name, url in run.consoles.items()
     ]

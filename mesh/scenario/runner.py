@@ -76,6 +76,8 @@ class RunView(Protocol):
     def scenario(self) -> Scenario: ...
     @property
     def consoles(self) -> Mapping[str, str]: ...
+    @property
+    def console_tokens(self) -> Mapping[str, str]: ...
     def links(self) -> list[LinkRow]: ...
 
 
@@ -262,6 +264,8 @@ class ScenarioRun:
         #: Appliance name -> URL of the REST API and web console it serves
         #: during the run (those the scenario's ``api`` keys ask for).
         self.consoles: dict[str, str] = {}
+        #: Appliance name -> the file holding its console's token (0600).
+        self.console_tokens: dict[str, str] = {}
 
     @property
     def records(self) -> list[StepRecord]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -160,7 +161,12 @@ def test_mesh_run_prints_the_urls_at_start(tmp_path, capsys):
         f"[api] console of {S1} (sensor)",
         f"[api] console of {S2} (sensor)",
     ]
-    assert all(line.endswith("/") for line in lines)
+    urls = [line.split(": ", 1)[1].split(" (token in ")[0] for line in lines]
+    assert all(url.endswith("/") for url in urls)
+    # Each names its token file, all in one private folder of the run.
+    files = [Path(line.split(" (token in ", 1)[1].removesuffix(")")) for line in lines]
+    assert [f.name for f in files] == [f"{CM}.api-token", f"{S1}.api-token", f"{S2}.api-token"]
+    assert len({f.parent for f in files}) == 1
 
 
 @pytest.mark.slow
@@ -184,6 +190,16 @@ async def test_processes_serve_the_consoles_on_ports_kept_across_steps(key_pool)
             )
             assert result.returncode == 0, result.stderr
             answers[kind] = json.loads(result.stdout)
+            # Each node generation writes a new token beside its config; a change
+            # without it is refused.
+            token_file = Path(fleet.console_tokens[S1])
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            refused = subprocess.run(
+                ["curl", "-k", "--silent", "--show-error", "--max-time", "10", "-X", "POST",
+                 f"{fleet.consoles[S1]}/api/v1/crls/refresh"],
+                capture_output=True, text=True, check=False,
+            )
+            assert json.loads(refused.stdout)["code"] == "unauthorized"
 
     sink = io.StringIO()
     await run_in_processes(scenario, keys=key_pool.cursor(), sink=sink, progress=progress)
