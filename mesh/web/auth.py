@@ -34,7 +34,7 @@ from attrs import define, field
 from mesh.events import ApiDenied, Event
 from mesh.pki.file_output import write_file
 
-__all__ = ["ConsoleAuth", "Denial", "TOKEN_FILE_MODE", "is_loopback", "new_token_file"]
+__all__ = ["ConsoleAuth", "Denial", "MAX_SESSIONS", "TOKEN_FILE_MODE", "is_loopback", "new_token_file"]
 
 #: The token file: its owner reads it, nobody else.
 TOKEN_FILE_MODE = 0o600
