@@ -4,7 +4,13 @@ The API and the page live in :mod:`mesh.web`; this module is the small piece
 ``mesh node`` and the scenario runner share to switch them on: which roles
 have a console at all, and the ``api-listening`` event that tells a person (or
 the process that started a node) the URL, as one JSON line among the
-appliance's other events.
+appliance's other events, and the console's token file.
+
+Every console makes its own random token when it opens and writes it to
+``token_file`` (0600, atomically): whoever can read that file may change the
+appliance through the console (:mod:`mesh.web.auth`). The event names the
+file, never the token; a refused request becomes an ``api-denied`` event in
+the same stream.
 
 Sensors and consoles serve an API, as the source document's appliances do.
 Forwarding targets are third-party servers (a SIEM, a syslog receiver) that
@@ -17,7 +23,10 @@ actually opened, so an appliance without one does not pay for it.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import trio
@@ -29,7 +38,7 @@ from mesh.roles import Role
 if TYPE_CHECKING:  # mesh.web is imported only when a console opens
     from mesh.web.backend import ConsoleBackend
 
-__all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console"]
+__all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console", "private_folder"]
 
 #: Roles whose appliances serve a REST API and web console.
 CONSOLE_ROLES = ("sensor", "management-console", "ha-console")
@@ -46,6 +55,7 @@ async def open_console(
     *,
     events: EventLog,
     now: Callable[[], dt.datetime],
+    token_file: Path,
     host: str = "127.0.0.1",
     port: int = 0,
     where: str = "api port",
@@ -58,6 +68,8 @@ async def open_console(
             appliance's certificate, which a first start may only now have made).
         events: where the ``api-listening`` event goes.
         now: the emulated clock, for the event's instant.
+        token_file: where the console's new token is written (0600); its
+            folder must exist and should be private to this user.
         host, port: where to listen; port 0 picks a free one.
         where: names the setting in the one-line error when the port is taken.
 
@@ -65,13 +77,36 @@ async def open_console(
         The event recorded, whose ``url`` is where the console answers.
 
     Raises:
-        InputError: the port is in use or the address is not this machine's.
+        InputError: the port is in use, the address is not this machine's, or
+            the token file cannot be written.
     """
+    from mesh.web.auth import ConsoleAuth, new_token_file
     from mesh.web.server import serve_console
 
+    auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
+                       record=events.append)
     address = await nursery.start(
-        partial(serve_console, backend, host=host, port=port, where=where)
+        partial(serve_console, backend, auth=auth, host=host, port=port, where=where)
     )
-    event = ApiListening(at=now(), appliance=backend.name, role=backend.role, url=address.url)
+    event = ApiListening(at=now(), appliance=backend.name, role=backend.role, url=address.url,
+                         token_file=str(token_file))
     events.append(event)
     return event
+
+
+def private_folder(nursery: trio.Nursery) -> Path:
+    """A new folder only this user can enter (0700), removed when ``nursery`` ends.
+
+    For the token files of consoles that have no folder of their own (an
+    in-process scenario run): they live as long as the run.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="mesh-consoles-"))
+
+    async def remove_at_end() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    nursery.start_soon(remove_at_end)
+    return folder

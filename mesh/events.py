@@ -31,6 +31,7 @@ from mesh.validation.expiry import expiry_message
 
 __all__ = [
     "Event",
+    "ApiDenied",
     "ApiListening",
     "ApplianceStarted",
     "ApplianceStopped",
@@ -637,9 +638,32 @@ class ApiListening(Event):
     appliance: str
     role: str
     url: str
+    #: The file holding the console's token (0600); the token itself is never in an event.
+    token_file: str = ""
 
     def describe(self) -> str:
-        return f"{self.appliance} ({self.role}): REST API and web console at {self.url}/"
+        where = f" (token in {self.token_file})" if self.token_file else ""
+        return f"{self.appliance} ({self.role}): REST API and web console at {self.url}/{where}"
+
+
+@define(frozen=True, kw_only=True)
+class ApiDenied(Event):
+    """A console refused a request without a valid credential; nothing changed.
+
+    ``reason`` is ``no-credential``, ``unknown-session`` or ``wrong-token``;
+    what was presented is never recorded.
+    """
+
+    kind: ClassVar[str] = "api-denied"
+    severity: ClassVar[Severity] = Severity.WARNING
+
+    appliance: str
+    method: str
+    path: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.appliance}: {self.method} {self.path} refused ({self.reason})"
 
 
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -670,5 +694,6 @@ EVENT_KINDS: dict[str, type[Event]] = {
         CrlServerChanged,
         MessageDelivered,
         ApiListening,
+        ApiDenied,
     )
 }

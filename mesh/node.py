@@ -10,13 +10,16 @@ The config file is read by :mod:`mesh.node_config` and documented in :data:`mesh
 --help`` prints, and the README).
 
 With ``api`` on, an ``api-listening`` event follows ``appliance-started`` and
-carries the console's URL (``https://127.0.0.1:PORT``); ``curl --cacert ROOT
-URL/api/v1/status`` answers once the certificate is dated on the wall clock
-(``start`` near now), ``curl -k`` always.
+carries the console's URL (``https://127.0.0.1:PORT``) and its token file
+(``api_token_file``, default ``<name>.api-token`` beside the config, 0600,
+a new token at every start); ``curl --cacert ROOT URL/api/v1/status``
+answers once the certificate is dated on the wall clock (``start`` near
+now), ``curl -k`` always. Changes need ``-H "Authorization: Bearer $(cat
+FILE)"``.
 
 A node caches each CRL until its nextUpdate, as real appliances do; ``curl
 -k -X POST URL/api/v1/crls/refresh`` makes it refetch them and judge its live
-links afresh now (``Appliance.refresh_crls``: the links it dials through
+links afresh now (with the token header) (``Appliance.refresh_crls``: the links it dials through
 this node's own ``RetryGate``, those other nodes dial judged in place).
 
 Which end dials is the config's choice: with processes there is no shared
@@ -37,7 +40,7 @@ import trio
 from mesh.appliances.appliance import Appliance, RetryGate
 from mesh.appliances.spec import LinkPair, Role
 from mesh.clock import EmulatedClock
-from mesh.consoles import open_console
+from mesh.consoles import open_console, private_folder
 from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
@@ -118,9 +121,10 @@ async def run_node(
 
             # After the appliance's start: a first start makes the
             # self-signed certificate the console presents.
+            token_file = config.api_token_file or private_folder(nursery) / "api-token"
             await open_console(
                 nursery, ApplianceConsole(appliance), events=events, now=clock.now,
-                host=config.spec.host, port=config.api_port,
+                token_file=token_file, host=config.spec.host, port=config.api_port,
                 where=f"{config.source or 'node config'}: api_port",
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)

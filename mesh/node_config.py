@@ -34,6 +34,7 @@ _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
     "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "start", "accept_from",
     "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
+    "api_token_file",
 }  # fmt: skip
 
 
@@ -58,6 +59,10 @@ class NodeConfig:
     #: The REST API's port on the listen host (0 picks one); None: no API.
     #: A config file turns it on by default for sensors and consoles.
     api_port: int | None = None
+    #: Where the console writes its token (0600) at every start; None: a
+    #: private temporary folder for the node's lifetime. A config file
+    #: defaults to ``<name>.api-token`` beside itself.
+    api_token_file: Path | None = None
     #: The config file it was read from, for messages ("" when built in Python).
     source: str = ""
 
@@ -336,6 +341,7 @@ def load_config(path: str | Path) -> NodeConfig:
     accept_from: tuple[str, ...] = problems.take(lambda: _accept_from(data, where), ())
     cap: float = problems.take(lambda: _backoff_cap(data, where), 60.0)
     api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
+    token_file = problems.take(lambda: _api_token_file(data, base, name, api_port, where), None)
     connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where), ())
     forwards_to: tuple[PeerAddress, ...] = problems.take(lambda: _peers(data, "forwards_to", where), ())
     problems.raise_if_any(where)
@@ -363,8 +369,22 @@ def load_config(path: str | Path) -> NodeConfig:
         accept_from=accept_from,
         settings=EngineSettings(backoff_initial=min(1.0, cap), backoff_cap=cap),
         api_port=api_port,
+        api_token_file=token_file,
         source=where,
     )
+
+
+def _api_token_file(
+    data: dict[str, Any], base: Path, name: str, api_port: int | None, where: str
+) -> Path | None:
+    """``api_token_file``, default ``<name>.api-token`` beside the config; None without an API."""
+    value = _str(data, "api_token_file", where)
+    if value is not None and api_port is None and data.get("api") is False:
+        raise InputError(f"{where}: api_token_file", "is set but api = false",
+                         "remove api_token_file, or set api = true")
+    if api_port is None:
+        return None
+    return _path(base, value or f"{name}.api-token", f"{where}: api_token_file").absolute()
 
 
 def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ def test_the_event_is_one_json_line(epoch):
     event = ApiListening(at=epoch, appliance="s", role="sensor", url="https://127.0.0.1:9443")
     assert json.loads(event.to_json()) == {
         "kind": "api-listening", "severity": "note", "at": "2027-01-15T09:00:00Z",
-        "appliance": "s", "role": "sensor", "url": "https://127.0.0.1:9443",
+        "appliance": "s", "role": "sensor", "url": "https://127.0.0.1:9443", "token_file": "",
     }
     assert "https://127.0.0.1:9443/" in event.describe()
     assert EVENT_KINDS["api-listening"] is ApiListening
@@ -76,19 +77,25 @@ class _Backend:
         raise NotImplementedError
 
 
-async def test_open_console_serves_and_records_the_url(epoch, keys, nursery):
+async def test_open_console_serves_and_records_the_url(epoch, keys, nursery, tmp_path):
     issued = self_signed_leaf("s", not_before=epoch, key=keys(2048))
     clock = EmulatedClock(epoch)
     events = EventLog()
-    event = await open_console(nursery, _Backend(issued, epoch), events=events, now=clock.now)
+    token_file = tmp_path / "s.api-token"
+    event = await open_console(nursery, _Backend(issued, epoch), events=events, now=clock.now,
+                               token_file=token_file)
     assert events.events == [event]
     assert event.at == epoch and event.url.startswith("https://127.0.0.1:")
+    assert event.token_file == str(token_file)
+    token = token_file.read_text().strip()
+    assert len(token) >= 43 and token not in event.to_json() + event.log_line()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     async with httpx.AsyncClient(verify=False, timeout=10) as client:
         answer = await client.get(f"{event.url}/api/v1/status")
     assert answer.status_code == 200 and answer.json()["appliance"]["name"] == "s"
 
 
-async def test_a_taken_port_names_the_setting(epoch, keys, nursery):
+async def test_a_taken_port_names_the_setting(epoch, keys, nursery, tmp_path):
     issued = self_signed_leaf("s", not_before=epoch, key=keys(2048))
     with trio.socket.socket() as taken:
         await taken.bind(("127.0.0.1", 0))
@@ -97,6 +104,6 @@ async def test_a_taken_port_names_the_setting(epoch, keys, nursery):
         with pytest.raises(InputError) as info:
             await open_console(
                 nursery, _Backend(issued, epoch), events=EventLog(), now=lambda: epoch,
-                port=port, where="node.toml: api_port",
+                port=port, where="node.toml: api_port", token_file=tmp_path / "s.api-token",
             )
     assert info.value.where == "node.toml: api_port" and "already in use" in info.value.problem

@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from mesh.cli import main
-from mesh.errors import FailureCode
+from mesh.errors import FailureCode, InputError
 from mesh.net.crl_server import CrlServer
 from mesh.node import load_config, run_node
 from mesh.pki.files import save_certificate, save_chain, save_key
@@ -618,11 +618,17 @@ async def test_one_certificate_on_two_appliances_is_a_warning(files, nursery):
 # -- refetching CRLs on request --
 
 
-async def _refresh(url: str, **kwargs) -> Any:
+def _token(listening: dict[str, Any]) -> dict[str, str]:
+    """The header a script sends: the token from the file api-listening names."""
+    return {"Authorization": f"Bearer {Path(listening['token_file']).read_text().strip()}"}
+
+
+async def _refresh(listening: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, verify=False, timeout=30) as client:
-        return await client.post("/api/v1/crls/refresh", **kwargs)
+    async with httpx.AsyncClient(base_url=listening["url"], verify=False, timeout=30) as client:
+        return await client.post("/api/v1/crls/refresh",
+                                 headers=_token(listening) if headers is None else headers)
 
 
 async def test_a_node_refetches_its_crls_and_rechecks_its_links_on_request(
@@ -642,8 +648,8 @@ async def test_a_node_refetches_its_crls_and_rechecks_its_links_on_request(
         _config(tmp_path, "sensor-1", "sensor", "127.0.0.1:0", "[connects_to]\n" + peer),
         sensor_out,
     )
-    (console_api,) = [e["url"] for e in console_out.events() if e["kind"] == "api-listening"]
-    (sensor_api,) = [e["url"] for e in sensor_out.events() if e["kind"] == "api-listening"]
+    (console_api,) = [e for e in console_out.events() if e["kind"] == "api-listening"]
+    (sensor_api,) = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
     with trio.fail_after(30):
         await console_out.wait_for("link-up")
         await sensor_out.wait_for("link-up")
@@ -685,11 +691,58 @@ async def test_a_node_refetches_its_crls_and_rechecks_its_links_on_request(
 async def test_crl_refresh_from_another_origin_is_refused(tmp_path, nursery):
     out = Capture()
     await _started_node(nursery, _write(tmp_path, 'name = "a"\nrole = "sensor"\n'), out)
-    (url,) = [e["url"] for e in out.events() if e["kind"] == "api-listening"]
-    answer = await _refresh(url, headers={"Origin": "https://evil.example"})
+    (listening,) = [e for e in out.events() if e["kind"] == "api-listening"]
+    answer = await _refresh(listening, headers={"Origin": "https://evil.example", **_token(listening)})
     assert answer.status_code == 403
     assert answer.json()["code"] == "forbidden_origin"
     assert "crls-refreshed" not in [e["kind"] for e in out.events()]
+
+
+async def test_a_node_writes_its_token_beside_its_config_and_refuses_changes_without_it(
+    tmp_path, nursery
+):
+    import stat
+
+    out = Capture()
+    await _started_node(nursery, _write(tmp_path, 'name = "a"\nrole = "sensor"\n'), out)
+    (listening,) = [e for e in out.events() if e["kind"] == "api-listening"]
+    token_file = Path(listening["token_file"])
+    assert token_file == (tmp_path / "a.api-token").absolute()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+
+    refused = await _refresh(listening, headers={})
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    wrong = await _refresh(listening, headers={"Authorization": "Bearer " + token[::-1]})
+    assert wrong.status_code == 403 and wrong.json()["code"] == "forbidden"
+    assert "crls-refreshed" not in [e["kind"] for e in out.events()]
+    assert [(e["kind"], e["method"], e["path"], e["reason"]) for e in out.events()
+            if e["kind"] == "api-denied"] == [
+        ("api-denied", "POST", "/api/v1/crls/refresh", "no-credential"),
+        ("api-denied", "POST", "/api/v1/crls/refresh", "wrong-token")]
+    assert (await _refresh(listening)).status_code == 200
+    # Not in any event line the node printed, nor in its status.
+    assert token not in out.getvalue()
+    status = await _curl("-k", f"{listening['url']}/api/v1/status")
+    assert token not in status.stdout.decode()
+
+
+async def test_api_token_file_puts_the_token_where_the_config_says(tmp_path, nursery):
+    out = Capture()
+    (tmp_path / "run").mkdir()
+    await _started_node(nursery, _write(
+        tmp_path, 'name = "a"\nrole = "sensor"\napi_token_file = "run/console.token"\n'), out)
+    (listening,) = [e for e in out.events() if e["kind"] == "api-listening"]
+    assert listening["token_file"] == str((tmp_path / "run" / "console.token").absolute())
+    assert (await _refresh(listening)).status_code == 200
+
+
+def test_api_token_file_without_an_api_is_one_line(tmp_path):
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\napi = false\napi_token_file = "t"\n')
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert info.value.line() == (f"{path}: api_token_file: is set but api = false; "
+                                 "remove api_token_file, or set api = true")
 
 
 # -- the README's upload example, on a fresh PKI --
@@ -744,6 +797,18 @@ async def test_the_readme_upload_example_is_accepted_and_its_root_trusted(
     [listening] = [e for e in sensor_out.events() if e["kind"] == "api-listening"]
     assert started["self_signed"] is True
     url = listening["url"]
+    # The README's header reads the token file named beside the config; the
+    # command runs where the upload's files are, so the file is named in full here.
+    header = "Authorization: Bearer $(cat sensor-1.api-token)"
+    assert upload[upload.index("-H") + 1] == header
+    assert listening["token_file"] == str((tmp_path / "sensor-1.api-token").absolute())
+    token = Path(listening["token_file"]).read_text().strip()
+    upload = [arg.replace("$(cat sensor-1.api-token)", token) for arg in upload]
+
+    # Without the header the same upload is refused and nothing changes.
+    no_token = [a for a in upload[1:-1] if a != "-H" and not a.startswith("Authorization:")]
+    unauthorized = await _curl(*no_token, f"{url}/api/v1/certificate", cwd=pki / "appliances")
+    assert json.loads(unauthorized.stdout)["code"] == "unauthorized"
     status = json.loads((await _curl("-k", f"{url}/api/v1/status")).stdout)
     assert status["validation"] == {"enabled": True, "trust": []}
 

@@ -12,8 +12,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "console",
         help="run a scenario with each appliance's REST API and web console on HTTPS",
         description="Start a scenario's mesh, serve the REST API and web console of each "
-        "appliance over HTTPS (one line per console: name, role, URL), play the timeline "
-        "at a pace a person can follow, and keep serving until Ctrl-C.",
+        "appliance over HTTPS (one line per console: name, role, URL, token file), play "
+        "the timeline at a pace a person can follow, and keep serving until Ctrl-C. "
+        "Changes need the console's token: curl -H \"Authorization: Bearer $(cat FILE)\", "
+        "or the page's sign-in.",
     )
     parser.add_argument("scenario", metavar="FILE.toml", help="scenario file")
     parser.add_argument(

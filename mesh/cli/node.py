@@ -36,6 +36,10 @@ api = true                             # REST API and web console over HTTPS
                                        #   (default: on for sensors and consoles,
                                        #   forwarding targets have none)
 api_port = 0                           # its port on the listen host; 0 picks one
+api_token_file = "sensor-1.api-token"  # where the console writes its token
+                                       #   (0600, new at every start; default:
+                                       #   NAME.api-token beside this file);
+                                       #   changes through the API need it
 
 [connects_to]                          # peers this node dials ([peers] works too)
 console = "127.0.0.1:8443"             # name = "host:port", or a table:

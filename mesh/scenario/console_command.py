@@ -3,7 +3,7 @@
 For demos and for poking at the REST API by hand: the scenario's PKI, CRL
 server and appliances start as ``mesh run`` starts them, each appliance (or
 those named with ``--appliance``) serves its REST API and web page over HTTPS,
-one line per console is printed (``NAME ROLE URL``), the timeline plays at a
+one line per console is printed (``NAME ROLE URL TOKEN_FILE``), the timeline plays at a
 pace a person can follow, and the consoles stay up until Ctrl-C (or, with
 ``--once``, until the timeline ends).
 
@@ -12,6 +12,10 @@ them by the wall clock: ``--wall-clock`` starts the scenario now so that a
 browser sees valid dates, and ``--root FILE`` writes the scenario's root CA
 for ``curl --cacert FILE`` (the certificates name the appliance's domain name,
 so point that name at 127.0.0.1 with ``curl --resolve NAME:PORT:127.0.0.1``).
+
+Each console's token (what a change needs: ``curl -H "Authorization: Bearer
+$(cat TOKEN_FILE)"``, or the page's sign-in) is in a file of a private
+temporary folder (0700, the files 0600) removed when the command ends.
 
 It belongs to the scenario layer, not to :mod:`mesh.web`: it runs a scenario,
 and the consoles never import the scenario layer (docs/architecture.md).
@@ -91,7 +95,9 @@ def _counts(run: RunView) -> str:
 
 
 async def _serve(scenario: Scenario, args: argparse.Namespace, names: list[str]) -> None:
+    from mesh.consoles import private_folder
     from mesh.scenario.runner import start_scenario
+    from mesh.web.auth import ConsoleAuth, new_token_file
     from mesh.web.mesh_backend import MeshConsole
     from mesh.web.server import serve_console
 
@@ -110,14 +116,18 @@ async def _serve(scenario: Scenario, args: argparse.Namespace, names: list[str])
             print(f"[{scenario.name}] root CA certificate written to {args.root}",
                   file=sys.stderr, flush=True)
         async with trio.open_nursery() as nursery:
+            folder = private_folder(nursery)
             for index, name in enumerate(names):
                 backend = MeshConsole(run.mesh, name)
+                token_file = folder / f"{name}.api-token"
+                auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
+                                   record=run.events.append)
                 address = await nursery.start(partial(
-                    serve_console, backend, host=args.host,
+                    serve_console, backend, auth=auth, host=args.host,
                     port=args.port + index if args.port else 0,
                     expiry_window=window, where=f"console of {name}",
                 ))
-                print(f"{name}  {backend.role}  {address.url}/", flush=True)
+                print(f"{name}  {backend.role}  {address.url}/  {token_file}", flush=True)
             print(f"[{scenario.name}] started: {_counts(run)}", file=sys.stderr, flush=True)
             total = len(scenario.steps)
             for index, step in enumerate(scenario.steps, 1):

@@ -203,6 +203,9 @@ class ProcessesBackend:
         self._uploads = 0
         self.api_port_of = self.placement.api_ports(scenario.consoles())
         self.consoles = {n: self.placement.console_url(n, p) for n, p in self.api_port_of.items()}
+        # Each node writes its token beside its config (the run's private folder),
+        # a new one at every node generation.
+        self.console_tokens = {n: str(folder / f"{n}.api-token") for n in self.api_port_of}
         files.save_certificate(folder / "root.crt", pki.root.cert)
         for ca in pki.authorities.values():
             if ca.parent is None:

@@ -78,6 +78,8 @@ class RunView(Protocol):
     def scenario(self) -> Scenario: ...
     @property
     def consoles(self) -> Mapping[str, str]: ...
+    @property
+    def console_tokens(self) -> Mapping[str, str]: ...
     def links(self) -> list[LinkRow]: ...
 
 
@@ -266,6 +268,8 @@ class ScenarioRun:
         self.consoles: dict[str, str] = {}
         #: Each appliance's certificate as the run started (the HTML report's table).
         self.certificates = certificates_in_play(scenario, pki)
+        #: Appliance name -> the file holding its console's token (0600).
+        self.console_tokens: dict[str, str] = {}
 
     @property
     def records(self) -> list[StepRecord]:

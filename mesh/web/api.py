@@ -31,11 +31,24 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     events included, so M may move on with no event listed; an appliance
     keeps only its recent events in memory, so ``dropped`` says how many
     positions after N are no longer there (0 while nothing was missed).
+``POST /api/v1/session``
+    JSON ``{"token": "..."}``: the page signs in. 200 ``{"signed_in": true}``
+    and a session cookie (``Secure; HttpOnly; SameSite=Strict; Path=/``);
+    403 ``forbidden`` for a wrong token. ``DELETE`` signs out (200, the
+    cookie cleared); ``GET`` says ``{"signed_in": ..., "reads_open": ...}``.
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
 Passphrases and keys are read into memory, handed to the backend and never
 logged or echoed: an error names the field, never its content.
+
+Credentials (:mod:`mesh.web.auth`): every request that changes something
+(any method but GET) needs ``Authorization: Bearer <token>`` or the page's
+session cookie: without either (or with an unknown session) 401
+``{"code": "unauthorized"}`` and ``WWW-Authenticate: Bearer``; a wrong token
+403 ``{"code": "forbidden"}``; nothing changes and an ``api-denied`` event is
+recorded. Reads need the credential too when the console does not listen on
+loopback (the page and its script and style stay open, to sign in).
 
 Requests that change something (upload, switch, CRL refresh) from a browser must come from
 the console's own page: a cross-site page could otherwise make a browser post
@@ -58,7 +71,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from importlib import resources
-from typing import Any, Literal, overload
+from typing import Any, Awaitable, Callable, Literal, overload
 
 from cryptography import x509
 from starlette.applications import Starlette
@@ -70,9 +83,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mesh.errors import InputError, ValidationFailed
+from mesh.events import ApiDenied
 from mesh.graph import Graph, render_svg
 from mesh.printable import printable
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
+from mesh.web.auth import ConsoleAuth, Denial
 from mesh.web.backend import ConsoleBackend
 from mesh.web.certificate import certificate_summary
 from mesh.web.feed import event_page
@@ -92,6 +107,9 @@ MAX_UPLOAD_BYTES = 4 * MAX_FILE_BYTES
 
 #: Largest ``PUT /api/v1/validation`` body.
 MAX_SWITCH_BYTES = 1024
+
+#: Largest ``POST /api/v1/session`` body.
+MAX_SIGN_IN_BYTES = 1024
 
 #: The page loads only its own script, style and graph, and may not be framed.
 CONTENT_SECURITY_POLICY = (
@@ -141,13 +159,7 @@ async def _foreign_origin(request: Request, backend: ConsoleBackend) -> JSONResp
     origin = origins[0]
     if len(origins) == 1 and origin.lower() in _own_origins(request, backend):
         return None
-    # Drain (a bounded amount of) the body unread, so the client reads the
-    # answer instead of a connection reset mid-upload.
-    drained = 0
-    async for chunk in request.stream():
-        drained += len(chunk)
-        if drained > 4 * MAX_FILE_BYTES:
-            break
+    await _drain(request)
     shown = printable(origin, 100) if len(origins) == 1 else "several origins at once"
     return JSONResponse(
         {"code": "forbidden_origin",
@@ -256,17 +268,113 @@ async def _file_field(form: FormData, name: str, *, required: bool) -> bytes | N
 _EXT = {"crt": "crt", "key": "key", "chain": "pem"}
 
 
+async def _drain(request: Request) -> None:
+    """Read (a bounded amount of) the body unread, so the client reads the
+    answer instead of a connection reset mid-upload. A body announced larger
+    than any upload is not read at all: refusing it must not cost the time
+    of reading it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        return
+    drained = 0
+    async for chunk in request.stream():
+        drained += len(chunk)
+        if drained > 4 * MAX_FILE_BYTES:
+            break
+
+
+def _session_cookie(request: Request) -> str:
+    """The cookie's name: one per console port, as browsers share cookies across
+    the ports of one host and two consoles must not overwrite each other's."""
+    server = request.scope.get("server") or ("", 0)
+    return f"mesh-session-{server[1]}"
+
+
+_Handler = Callable[[Request], Awaitable[Response]]
+
+
 def build_app(
-    backend: ConsoleBackend, *, expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW
+    backend: ConsoleBackend,
+    *,
+    auth: ConsoleAuth,
+    reads_open: bool = True,
+    expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
 ) -> Starlette:
-    """The ASGI app serving ``backend``'s API and console page."""
+    """The ASGI app serving ``backend``'s API and console page; ``auth`` guards it.
+
+    ``reads_open``: GETs need no credential (a console on loopback only).
+    """
+
+    async def refused(request: Request) -> Response | None:
+        """None when the request carries a credential, else the 401/403 answer (and the event)."""
+        denial = auth.judge(request.headers.get("authorization"),
+                            request.cookies.get(_session_cookie(request)))
+        if denial is None:
+            return None
+        await _drain(request)
+        auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
+                            path=request.url.path, reason=denial.reason))
+        headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
+        return JSONResponse({"code": denial.code, "message": denial.message},
+                            status_code=denial.status, headers=headers)
+
+    def guarded(handler: _Handler, *, changes: bool) -> _Handler:
+        """``handler`` behind the credential check: always when it ``changes``
+        state, for reads only when the console is not on loopback."""
+        if not changes and reads_open:
+            return handler
+
+        async def check(request: Request) -> Response:
+            if changes and (foreign := await _foreign_origin(request, backend)) is not None:
+                return foreign
+            if (denied := await refused(request)) is not None:
+                return denied
+            return await handler(request)
+
+        return check
+
+    async def session_state(request: Request) -> Response:
+        return JSONResponse(
+            {"signed_in": auth.signed_in(request.cookies.get(_session_cookie(request))),
+             "reads_open": reads_open},
+            headers=_NO_STORE,
+        )
+
+    async def sign_in(request: Request) -> Response:
+        if (foreign := await _foreign_origin(request, backend)) is not None:
+            return foreign
+        try:
+            body = json.loads(await _capped(request, MAX_SIGN_IN_BYTES).body())
+        except _TooLarge:
+            return _too_large(MAX_SIGN_IN_BYTES, 'send {"token": "..."}')
+        except (ValueError, RecursionError):
+            return _bad_request('the body is not JSON; send {"token": "..."}')
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            return _bad_request('send {"token": "..."} with the token from the console\'s token file')
+        if not auth.token_matches(token.strip()):
+            auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
+                                path=request.url.path, reason=Denial.WRONG_TOKEN.reason))
+            return JSONResponse({"code": Denial.WRONG_TOKEN.code,
+                                 "message": Denial.WRONG_TOKEN.message}, status_code=403)
+        answer = JSONResponse({"signed_in": True}, headers=_NO_STORE)
+        answer.set_cookie(_session_cookie(request), auth.sign_in(), path="/", secure=True,
+                          httponly=True, samesite="strict")
+        return answer
+
+    async def sign_out(request: Request) -> Response:
+        if (foreign := await _foreign_origin(request, backend)) is not None:
+            return foreign
+        name = _session_cookie(request)
+        auth.sign_out(request.cookies.get(name))
+        answer = JSONResponse({"signed_in": False}, headers=_NO_STORE)
+        answer.delete_cookie(name, path="/", secure=True, httponly=True, samesite="strict")
+        return answer
 
     async def status(request: Request) -> Response:
         return JSONResponse(status_document(backend, window=expiry_window), headers=_NO_STORE)
 
     async def upload(request: Request) -> Response:
-        if (refused := await _foreign_origin(request, backend)) is not None:
-            return refused
         try:
             async with _capped(request, MAX_UPLOAD_BYTES).form(max_files=3, max_fields=8) as form:
                 crt = await _file_field(form, "crt", required=True)
@@ -301,8 +409,6 @@ def build_app(
         )
 
     async def validation(request: Request) -> Response:
-        if (refused := await _foreign_origin(request, backend)) is not None:
-            return refused
         try:
             body = json.loads(await _capped(request, MAX_SWITCH_BYTES).body())
         except _TooLarge:
@@ -315,8 +421,6 @@ def build_app(
         return JSONResponse({"enabled": bool(backend.validation_enabled())})
 
     async def refresh_crls(request: Request) -> Response:
-        if (refused := await _foreign_origin(request, backend)) is not None:
-            return refused
         pending = await backend.refresh_crls()
         return JSONResponse(
             {"refreshed": True, "pending": list(pending),
@@ -352,12 +456,17 @@ def build_app(
         return serve
 
     routes = [
-        Route("/api/v1/status", status, methods=["GET"]),
-        Route("/api/v1/certificate", upload, methods=["POST"]),
-        Route("/api/v1/validation", validation, methods=["PUT"]),
-        Route("/api/v1/crls/refresh", refresh_crls, methods=["POST"]),
-        Route("/api/v1/events", events, methods=["GET"]),
-        Route("/graph.svg", graph, methods=["GET"]),
+        Route("/api/v1/status", guarded(status, changes=False), methods=["GET"]),
+        Route("/api/v1/certificate", guarded(upload, changes=True), methods=["POST"]),
+        Route("/api/v1/validation", guarded(validation, changes=True), methods=["PUT"]),
+        Route("/api/v1/crls/refresh", guarded(refresh_crls, changes=True), methods=["POST"]),
+        Route("/api/v1/events", guarded(events, changes=False), methods=["GET"]),
+        Route("/graph.svg", guarded(graph, changes=False), methods=["GET"]),
+        # Signing in is the credential check itself; the page and its assets
+        # stay open so that a person can reach the sign-in form.
+        Route("/api/v1/session", session_state, methods=["GET"]),
+        Route("/api/v1/session", sign_in, methods=["POST"]),
+        Route("/api/v1/session", sign_out, methods=["DELETE"]),
     ] + [Route(path, asset(path), methods=["GET"]) for path in _ASSETS]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
     # Starlette redirects "/x/" to "/x" with a Location built from the Host

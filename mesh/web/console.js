@@ -1,8 +1,11 @@
 // The console page: reads /api/v1/status, polls /api/v1/events for changes,
 // and redraws. No framework, no build step: the package serves this file as is.
+// Changes need a sign-in with the console's token: the server answers with an
+// HttpOnly session cookie, which this script never sees; it asks
+// /api/v1/session whether it is signed in.
 "use strict";
 
-const state = { since: 0, status: null, refreshing: false, promptDismissed: false };
+const state = { since: 0, status: null, refreshing: false, promptDismissed: false, signedIn: false };
 // The source document prompts admins at first sign-in to replace the self-signed
 // certificate; a dismissal lasts as long as the browser tab (sessionStorage).
 const PROMPT_DISMISSED = "mesh.self-signed-prompt.dismissed";
@@ -157,6 +160,7 @@ async function upload(event) {
     verdict.textContent = "Accepted: " + answer.body.certificate.subject +
       " (serial " + answer.body.certificate.serial + ") is in use from the next connection.";
   } else {
+    if (answer.status === 401) showSession(false);
     verdict.className = "refused";
     verdict.dataset.code = answer.body.code || "";
     verdict.textContent = answer.body.message || ("Upload failed (HTTP " + answer.status + ")");
@@ -165,12 +169,53 @@ async function upload(event) {
   await refresh();
 }
 
+function showSession(signedIn) {
+  state.signedIn = signedIn;
+  document.getElementById("sign-in-form").hidden = signedIn;
+  document.getElementById("sign-out").hidden = !signedIn;
+  const line = document.getElementById("sign-in-state");
+  line.className = signedIn ? "accepted" : "";
+  line.textContent = signedIn ? "signed in" : "signed out";
+}
+
+async function checkSession() {
+  const answer = await getJSON("/api/v1/session");
+  if (answer.ok) showSession(Boolean(answer.body.signed_in));
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const field = document.getElementById("sign-in-token");
+  const answer = await getJSON("/api/v1/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: field.value.trim() }),
+  });
+  field.value = "";
+  if (answer.ok) {
+    showSession(true);
+    await refresh();
+  } else {
+    showSession(false);
+    const line = document.getElementById("sign-in-state");
+    line.className = "refused";
+    line.dataset.code = answer.body.code || "";
+    line.textContent = answer.body.message || ("Sign-in failed (HTTP " + answer.status + ")");
+  }
+}
+
+async function signOut() {
+  await getJSON("/api/v1/session", { method: "DELETE" });
+  showSession(false);
+}
+
 async function switchValidation(event) {
   const answer = await getJSON("/api/v1/validation", {
     method: "PUT",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ enabled: event.target.checked }),
   });
+  if (answer.status === 401) showSession(false);
   if (!answer.ok) event.target.checked = !event.target.checked;
   await refresh();
 }
@@ -179,5 +224,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("upload-form").addEventListener("submit", upload);
   document.getElementById("validation-switch").addEventListener("change", switchValidation);
   document.getElementById("self-signed-dismiss").addEventListener("click", dismissPrompt);
-  refresh().then(poll);
+  document.getElementById("sign-in-form").addEventListener("submit", signIn);
+  document.getElementById("sign-out").addEventListener("click", signOut);
+  checkSession().then(refresh).then(poll);
 });

@@ -2,7 +2,9 @@
 
 ``await nursery.start(serve_console, backend)`` binds 127.0.0.1 (port 0 picks
 a free one), starts answering, and reports the bound port; cancelling the
-nursery stops it. The certificate follows the appliance's identity at every
+nursery stops it. Nothing changes state without the console's credential
+(:class:`mesh.web.auth.ConsoleAuth`, given by the caller, which also says
+where its token file is). The certificate follows the appliance's identity at every
 new connection (see :mod:`mesh.web.tls`): no restart after an upload.
 """
 
@@ -22,6 +24,7 @@ from hypercorn.config import Config
 from mesh.errors import InputError
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
+from mesh.web.auth import ConsoleAuth, is_loopback
 from mesh.web.backend import ConsoleBackend
 from mesh.web.connection import serve_https
 from mesh.web.tls import IdentityContexts
@@ -78,6 +81,7 @@ def _bind(host: str, port: int, where: str) -> socket.socket:
 async def serve_console(
     backend: ConsoleBackend,
     *,
+    auth: ConsoleAuth,
     host: str = "127.0.0.1",
     port: int = 0,
     expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
@@ -87,6 +91,7 @@ async def serve_console(
     """Serve ``backend``'s REST API and web console over HTTPS until cancelled.
 
     Args:
+        auth: the console's token and sessions; state changes need them.
         host, port: where to listen; port 0 picks a free port.
         expiry_window: certificates this close to their end are flagged.
         where: names the setting in the one-line error when the port is taken.
@@ -105,7 +110,9 @@ async def serve_console(
     config.graceful_timeout = 1.0
     sock = _bind(host, port, where)
     bound = sock.getsockname()
-    app = build_app(backend, expiry_window=expiry_window)
+    # Off loopback, other machines reach the console: reads need the credential too.
+    app = build_app(backend, auth=auth, reads_open=is_loopback(bound[0]),
+                    expiry_window=expiry_window)
     await serve_https(
         # starlette types ASGI messages as MutableMappings, hypercorn as TypedDicts
         ASGIWrapper(app),  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ from mesh.pki.faults import wrong_passphrase_for
 from mesh.pki.files import save_certificate, save_chain, save_key
 from mesh.scenario.load import load_scenario
 from mesh.scenario.runner import start_scenario
-from mesh.web import MeshConsole, serve_console
+from mesh.consoles import open_console
+from mesh.web import MeshConsole
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 PASSPHRASE_SCENARIO = SCENARIOS / "troubleshoot-passphrase-mismatch.toml"
@@ -106,7 +107,7 @@ def test_cert_convert_writes_key_outputs_0600(tmp_path, capsys, keys, epoch, tar
     assert _mode(tmp_path / target) == 0o600
 
 
-async def test_web_console_key_files_are_private_and_gone(keys, monkeypatch):
+async def test_web_console_key_files_are_private_and_gone(keys, monkeypatch, tmp_path):
     """The HTTPS console hands its key to OpenSSL through a 0700 folder of 0600 files."""
     seen: list[tuple[int, dict[str, int]]] = []
     real_rmtree = shutil.rmtree
@@ -122,7 +123,9 @@ async def test_web_console_key_files_are_private_and_gone(keys, monkeypatch):
     scenario = _starting_at(scenario, start)
     async with start_scenario(scenario, keys=keys) as run:
         async with trio.open_nursery() as nursery:
-            console = await nursery.start(serve_console, MeshConsole(run.mesh, "cm.contoso.test"))
+            console = await open_console(
+                nursery, MeshConsole(run.mesh, "cm.contoso.test"), events=run.events,
+                now=run.clock.now, token_file=tmp_path / "cm.api-token")
             async with httpx.AsyncClient(base_url=console.url, verify=False, timeout=20) as client:
                 assert (await client.get("/api/v1/status")).status_code == 200
             nursery.cancel_scope.cancel()
@@ -203,13 +206,17 @@ def test_a_full_run_writes_no_secrets(tmp_path, capsys, recorded):
     assert_no_secrets(texts, recorded.handed, [SECRET, wrong_passphrase_for(SECRET)])
 
 
-async def test_the_api_answers_no_secrets(recorded, monkeypatch):
+async def test_the_api_answers_no_secrets(recorded, monkeypatch, tmp_path):
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     scenario = _starting_at(load_scenario(PASSPHRASE_SCENARIO), start)
     answers: dict[str, str] = {}
+    token_file = tmp_path / "cm.api-token"
     async with start_scenario(scenario) as run:
         async with trio.open_nursery() as nursery:
-            console = await nursery.start(serve_console, MeshConsole(run.mesh, "cm.contoso.test"))
+            console = await open_console(
+                nursery, MeshConsole(run.mesh, "cm.contoso.test"), events=run.events,
+                now=run.clock.now, token_file=token_file)
+            token = token_file.read_text().strip()
             pki = run.pki
             fresh = pki.issuing.issue(
                 "cm.contoso.test", not_before=start - dt.timedelta(minutes=1), key=recorded(2048)
@@ -221,7 +228,10 @@ async def test_the_api_answers_no_secrets(recorded, monkeypatch):
                 serialization.PrivateFormat.PKCS8,
                 serialization.BestAvailableEncryption(SECRET.encode()),
             )
-            async with httpx.AsyncClient(base_url=console.url, verify=False, timeout=20) as client:
+            async with httpx.AsyncClient(
+                base_url=console.url, verify=False, timeout=20,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as client:
                 answers["status"] = (await client.get("/api/v1/status")).text
                 for guess in ("wrong-" + SECRET, SECRET):
                     response = await client.post(
@@ -239,10 +249,19 @@ async def test_the_api_answers_no_secrets(recorded, monkeypatch):
                 answers["status after"] = (await client.get("/api/v1/status")).text
                 answers["events"] = (await client.get("/api/v1/events")).text
                 answers["page"] = (await client.get("/")).text
+                # A wrong token and a signed-in page are refused or answered without it.
+                answers["wrong token"] = (await client.post(
+                    "/api/v1/crls/refresh", headers={"Authorization": "Bearer x" + token})).text
+                answers["sign in"] = (await client.post("/api/v1/session", json={"token": token})).text
+                answers["session cookie"] = "; ".join(client.cookies.values())
+            answers["event log"] = "\n".join(e.to_json() + e.log_line() for e in run.events.events)
             nursery.cancel_scope.cancel()
     assert '"accepted":true' in answers[f"upload {SECRET[:6]}"].replace(" ", "")
+    assert '"api-denied"' in answers["event log"]
+    assert answers["session cookie"]
     assert_no_secrets(
-        answers, recorded.handed, [SECRET, "wrong-" + SECRET, wrong_passphrase_for(SECRET)]
+        answers, recorded.handed,
+        [SECRET, "wrong-" + SECRET, wrong_passphrase_for(SECRET), token, "x" + token],
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import signal
 import socket
 import subprocess
@@ -51,6 +53,9 @@ def test_once_prints_one_line_per_console(scenario, capsys):
     assert [line.split()[:2] for line in lines] == [
         ["cm.contoso.test", "management-console"], ["sensor-1.contoso.test", "sensor"]]
     assert all(line.split()[2].startswith("https://127.0.0.1:") for line in lines)
+    # The token files were private, and are gone with the consoles.
+    assert all(line.split()[3].endswith(".api-token") for line in lines)
+    assert not any(os.path.exists(line.split()[3]) for line in lines)
     assert "[first-start] started: 1 halted" in err
     assert "[first-start] step 1/1 +1h set-validation sensor-1.contoso.test off: 1 up-unvalidated" in err
 
@@ -90,7 +95,8 @@ async def test_consoles_answer_curl_k_until_interrupted(scenario):
                 chunk = await process.stdout.receive_some()
                 assert chunk, "mesh console exited before printing its console"
                 seen += chunk
-        name, role, url = seen.decode().splitlines()[0].split()
+        name, role, url, token_file = seen.decode().splitlines()[0].split()
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
         assert (name, role) == ("cm.contoso.test", "management-console")
         result = await trio.run_process(
             ["curl", "-k", "--silent", "--show-error", "--max-time", "10", f"{url}api/v1/status"],
@@ -121,7 +127,7 @@ async def test_curl_cacert_root_against_a_ca_signed_console(scenario, tmp_path):
                 chunk = await process.stdout.receive_some()
                 assert chunk, "mesh console exited before printing its console"
                 seen += chunk
-        name, _, url = seen.decode().splitlines()[0].split()
+        name, _, url, _ = seen.decode().splitlines()[0].split()
         port = url.rstrip("/").rsplit(":", 1)[1]
         result = await trio.run_process(
             ["curl", "--silent", "--show-error", "--max-time", "10", "--cacert", str(root),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -160,7 +161,12 @@ def test_mesh_run_prints_the_urls_at_start(tmp_path, capsys):
         f"[api] console of {S1} (sensor)",
         f"[api] console of {S2} (sensor)",
     ]
-    assert all(line.endswith("/") for line in lines)
+    urls = [line.split(": ", 1)[1].split(" (token in ")[0] for line in lines]
+    assert all(url.endswith("/") for url in urls)
+    # Each names its token file, all in one private folder of the run.
+    files = [Path(line.split(" (token in ", 1)[1].removesuffix(")")) for line in lines]
+    assert [f.name for f in files] == [f"{CM}.api-token", f"{S1}.api-token", f"{S2}.api-token"]
+    assert len({f.parent for f in files}) == 1
 
 
 @pytest.mark.slow
@@ -184,6 +190,16 @@ async def test_processes_serve_the_consoles_on_ports_kept_across_steps(key_pool)
             )
             assert result.returncode == 0, result.stderr
             answers[kind] = json.loads(result.stdout)
+            # Each node generation writes a new token beside its config; a change
+            # without it is refused.
+            token_file = Path(fleet.console_tokens[S1])
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            refused = subprocess.run(
+                ["curl", "-k", "--silent", "--show-error", "--max-time", "10", "-X", "POST",
+                 f"{fleet.consoles[S1]}/api/v1/crls/refresh"],
+                capture_output=True, text=True, check=False,
+            )
+            assert json.loads(refused.stdout)["code"] == "unauthorized"
 
     sink = io.StringIO()
     await run_in_processes(scenario, keys=key_pool.cursor(), sink=sink, progress=progress)
@@ -204,3 +220,43 @@ async def test_the_live_view_prints_the_urls_first(keys):
     assert result.ok
     first = out.getvalue().splitlines()[0]
     assert first.startswith(f"console of {CM} (management-console): https://127.0.0.1:")
+
+
+async def test_a_runs_consoles_need_their_tokens_which_never_leak(mesh_start):
+    """Each console of a run has its own token, in a private folder that goes
+    with the run; a change without it is refused and recorded, and the token
+    is in no event, log line or report."""
+    import stat
+    from pathlib import Path
+
+    from mesh.scenario.report import render_plain
+
+    source = _with(TOPOLOGY, **{CM: True, S1: True})
+    async with mesh_start(source) as run:
+        listening = {e.appliance: e for e in run.events if e.kind == "api-listening"}
+        files = {name: Path(e.token_file) for name, e in listening.items()}
+        folder = files[CM].parent
+        assert files == {CM: folder / f"{CM}.api-token", S1: folder / f"{S1}.api-token"}
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files.values())
+        tokens = {name: f.read_text().strip() for name, f in files.items()}
+        assert tokens[CM] != tokens[S1]
+
+        async with httpx.AsyncClient(base_url=run.consoles[CM], verify=False, timeout=10) as client:
+            refused = await client.put("/api/v1/validation", json={"enabled": False})
+            other = await client.put("/api/v1/validation", json={"enabled": False},
+                                     headers={"Authorization": f"Bearer {tokens[S1]}"})
+            assert run.mesh.appliance(CM).validation is True
+            accepted = await client.put("/api/v1/validation", json={"enabled": False},
+                                        headers={"Authorization": f"Bearer {tokens[CM]}"})
+        assert (refused.status_code, other.status_code, accepted.status_code) == (401, 403, 200)
+        assert run.mesh.appliance(CM).validation is False
+        denied = [(e.appliance, e.method, e.path, e.reason) for e in run.events if e.kind == "api-denied"]
+        assert denied == [(CM, "PUT", "/api/v1/validation", "no-credential"),
+                          (CM, "PUT", "/api/v1/validation", "wrong-token")]
+        result = run.result()
+        outputs = "\n".join(e.to_json() + "\n" + e.log_line() for e in run.events)
+        outputs += json.dumps(result.to_json()) + render_plain(result)
+    for token in tokens.values():
+        assert token not in outputs
+    assert not folder.exists()  # gone with the run

@@ -33,7 +33,8 @@ from mesh.events import (
     ValidationSwitched,
 )
 from mesh.pki.issue import CertificateAuthority, Issued, self_signed_leaf
-from mesh.web import serve_console
+from mesh.web import ConsoleAddress, serve_console
+from mesh.web.auth import ConsoleAuth, new_token_file
 
 NAME = "sensor-1.contoso.test"
 
@@ -198,10 +199,46 @@ def appliance(pki: Pki) -> Appliance:
     )
 
 
+@define(frozen=True, kw_only=True)
+class Served:
+    """A console serving, its credential, and the api-denied events it recorded."""
+
+    address: ConsoleAddress
+    auth: ConsoleAuth
+    recorded: list[Event]
+
+    @property
+    def url(self) -> str:
+        return self.address.url
+
+    @property
+    def host(self) -> str:
+        return self.address.host
+
+    @property
+    def port(self) -> int:
+        return self.address.port
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a script sends to change something: the console's token."""
+        return {"Authorization": f"Bearer {self.auth.token}"}
+
+
+async def serve(nursery, backend, token_file: Path, **kwargs) -> Served:
+    """``backend``'s console with a fresh token in ``token_file`` (0600)."""
+    recorded: list[Event] = []
+    auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
+                       record=recorded.append)
+    address = await nursery.start(lambda task_status: serve_console(
+        backend, auth=auth, task_status=task_status, **kwargs))
+    return Served(address=address, auth=auth, recorded=recorded)
+
+
 @pytest.fixture
-async def console(nursery, appliance):
+async def console(nursery, appliance, tmp_path) -> Served:
     """The appliance's console, serving on a free port of 127.0.0.1."""
-    return await nursery.start(serve_console, appliance)
+    return await serve(nursery, appliance, tmp_path / "console.api-token")
 
 
 def pem(cert: x509.Certificate) -> bytes:

@@ -21,7 +21,9 @@ def _trusting(root_path) -> ssl.SSLContext:
 
 
 def _client(console, verify) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=console.url, verify=verify, timeout=10)
+    """A script's client: it sends the console's token."""
+    return httpx.AsyncClient(base_url=console.url, verify=verify, timeout=10,
+                             headers=console.headers)
 
 
 async def _presented(console) -> x509.Certificate:
@@ -450,14 +452,17 @@ async def test_since_and_limit_are_plain_ascii_digits(console, since):
     assert by_limit.status_code == 400, since
 
 
-async def test_an_oversized_upload_is_refused_before_its_body_is_read(console):
-    """50 MB announced, 64 KiB sent: the answer comes without waiting for the rest."""
+@pytest.mark.parametrize("signed", [True, False], ids=["with-token", "without"])
+async def test_an_oversized_upload_is_refused_before_its_body_is_read(console, signed):
+    """50 MB announced, 64 KiB sent: the answer comes without waiting for the rest,
+    413 with the token, 401 without it."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     stream = await trio.open_ssl_over_tcp_stream(console.host, console.port, ssl_context=context)
+    token = f"Authorization: Bearer {console.auth.token}\r\n" if signed else ""
     head = (f"POST /api/v1/certificate HTTP/1.1\r\nHost: {console.host}:{console.port}\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"{token}Content-Type: multipart/form-data; boundary=b\r\n"
             f"Content-Length: {50 * 1024 * 1024}\r\n\r\n").encode()
     await stream.send_all(head + b"--b\r\nContent-Disposition: form-data; name=\"crt\"; "
                           b"filename=\"a.crt\"\r\n\r\n" + b"a" * 65536)
@@ -469,6 +474,10 @@ async def test_an_oversized_upload_is_refused_before_its_body_is_read(console):
                 break
             received += chunk
     await stream.aclose()
+    if not signed:
+        assert received.startswith(b"HTTP/1.1 401 ")
+        assert json.loads(received.split(b"\r\n\r\n", 1)[1])["code"] == "unauthorized"
+        return
     assert received.startswith(b"HTTP/1.1 413 ")
     assert json.loads(received.split(b"\r\n\r\n", 1)[1]) == {
         "code": "too_large",

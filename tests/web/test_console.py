@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mesh.errors import FailureCode
+from mesh.web.auth import Denial
 from web.browser import dump_dom, open_webdriver
 from web.conftest import NAME, write_files
 
@@ -19,6 +20,62 @@ async def test_page_loads_over_https_and_shows_a_halted_link(console, appliance,
     assert f'data-link="{NAME} -&gt; {PEER}" data-state="halted"' in dom
     assert FailureCode.REVOKED.message in dom
     assert 'class="link link-halted"' in dom  # drawn red in the graph too
+
+
+async def sign_in(driver, token: str) -> None:
+    """What an admin does first: paste the token from the console's token file."""
+    await driver.send_keys("#sign-in-token", token)
+    await driver.click("#sign-in-submit")
+    await driver.wait_for_text("#sign-in-state", "signed in")
+
+
+async def test_the_upload_form_is_refused_before_signing_in_and_works_after(
+    nursery, console, appliance, pki, tmp_path
+):
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#appliance-name", NAME)
+    assert await driver.text("#sign-in-state") == "signed out"
+    files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
+
+    # Signed out: refused, nothing changes, the refusal is an event.
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.send_keys("#upload-chain", str(files["chain"]))
+    await driver.click("#upload-submit")
+    assert await driver.wait_for_text("#upload-verdict", Denial.MISSING.message) == Denial.MISSING.message
+    assert await driver.attribute("#upload-verdict", "data-code") == "unauthorized"
+    assert appliance.current is pki.self_signed
+    assert [(e.kind, e.method, e.path, e.reason) for e in console.recorded] == [
+        ("api-denied", "POST", "/api/v1/certificate", "no-credential")]
+
+    # A wrong token does not sign in.
+    await driver.send_keys("#sign-in-token", "not-" + console.auth.token)
+    await driver.click("#sign-in-submit")
+    assert await driver.wait_for_text("#sign-in-state", Denial.WRONG_TOKEN.message) == \
+        Denial.WRONG_TOKEN.message
+    assert await driver.execute("return document.cookie") == ""
+
+    # Signed in with the token file's token: the same form is accepted.
+    await sign_in(driver, console.auth.token)
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.send_keys("#upload-chain", str(files["chain"]))
+    await driver.click("#upload-submit")
+    await driver.wait_for_text("#upload-verdict", "Accepted: ")
+    assert appliance.current.cert == pki.leaf.cert
+    # The session cookie is HttpOnly: the page's script never sees it.
+    assert await driver.execute("return document.cookie") == ""
+
+    # Signed out again: refused again.
+    await driver.click("#sign-out")
+    await driver.wait_for_text("#sign-in-state", "signed out")
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.click("#upload-submit")
+    await driver.wait_for_text("#upload-verdict", Denial.MISSING.message)
+    assert [e.reason for e in console.recorded] == ["no-credential", "wrong-token", "no-credential"]
 
 
 async def test_page_updates_as_events_arrive_and_refuses_an_upload(
@@ -38,6 +95,7 @@ async def test_page_updates_as_events_arrive_and_refuses_an_upload(
     await driver.wait_for_text("#graph .link-halted title", FailureCode.REVOKED.message)
 
     # An upload through the form with a certificate from a root nobody trusts.
+    await sign_in(driver, console.auth.token)
     files = write_files(tmp_path / "upload", pki.stranger)
     await driver.send_keys("#upload-crt", str(files["crt"]))
     await driver.send_keys("#upload-key", str(files["key"]))

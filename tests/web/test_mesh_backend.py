@@ -9,10 +9,10 @@ import pytest
 import trio
 
 from mesh.errors import FailureCode
-from mesh.web import serve_console
 from mesh.pki.issue import CertificateAuthority
 from web.browser import dump_dom, open_webdriver
-from web.conftest import key_pem, pem, write_files
+from web.conftest import key_pem, pem, serve, write_files
+from web.test_console import sign_in
 
 pytest.importorskip("mesh.appliances.mesh", reason="the engine's Mesh is not in this tree yet")
 
@@ -61,12 +61,13 @@ async def running(keys):
 
 
 @pytest.fixture
-async def cm_console(nursery, running):
-    return await nursery.start(serve_console, MeshConsole(running.mesh, CM))
+async def cm_console(nursery, running, tmp_path):
+    return await serve(nursery, MeshConsole(running.mesh, CM), tmp_path / "cm.api-token")
 
 
 def _client(console) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=console.url, verify=False, timeout=20)
+    return httpx.AsyncClient(base_url=console.url, verify=False, timeout=20,
+                             headers=console.headers)
 
 
 def _link(doc, dialer):
@@ -97,9 +98,9 @@ async def test_status_follows_a_revocation(running, cm_console):
         assert "link-halted" in kinds and "certificate-revoked" not in kinds
 
 
-async def test_each_console_lists_the_events_that_concern_its_appliance(nursery, running):
-    s1 = await nursery.start(serve_console, MeshConsole(running.mesh, S1))
-    s2 = await nursery.start(serve_console, MeshConsole(running.mesh, S2))
+async def test_each_console_lists_the_events_that_concern_its_appliance(nursery, running, tmp_path):
+    s1 = await serve(nursery, MeshConsole(running.mesh, S1), tmp_path / "s1.api-token")
+    s2 = await serve(nursery, MeshConsole(running.mesh, S2), tmp_path / "s2.api-token")
     before = len(running.mesh.events)
     await running.mesh.revoke(S1)
     await running.settle()
@@ -205,6 +206,7 @@ async def test_form_upload_refused_by_the_engine(nursery, running, cm_console, k
     driver = await open_webdriver(nursery, profile=tmp_path / "profile", cert=cert)
     await driver.get(f"{cm_console.url}/")
     await driver.wait_for_text("#appliance-name", CM)
+    await sign_in(driver, cm_console.auth.token)
     await driver.send_keys("#upload-crt", str(files["crt"]))
     await driver.send_keys("#upload-key", str(files["key"]))
     await driver.click("#upload-submit")
@@ -214,12 +216,12 @@ async def test_form_upload_refused_by_the_engine(nursery, running, cm_console, k
     assert running.mesh.appliance(CM).identity.cert == cert
 
 
-async def test_appliance_console_serves_one_appliance(nursery, running):
+async def test_appliance_console_serves_one_appliance(nursery, running, tmp_path):
     from mesh.web import ApplianceConsole
 
     backend = ApplianceConsole(running.mesh.appliance(S1))
     assert backend.roles() == {S1: "sensor", CM: "management-console"}
-    console = await nursery.start(serve_console, backend)
+    console = await serve(nursery, backend, tmp_path / "console.api-token")
     async with _client(console) as client:
         doc = (await client.get("/api/v1/status")).json()
     assert doc["appliance"] == {"name": S1, "role": "sensor"}
