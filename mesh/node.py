@@ -1,7 +1,9 @@
 """``mesh node --config FILE.toml``: one appliance as its own OS process, on real ports.
 
 Two or more such processes on one machine form a mesh, the first step to
-spreading appliances across hosts. The process prints every event as one JSON
+spreading appliances across hosts. A shard config (``[[appliance]]`` tables,
+:func:`mesh.node_config.load_shard`) runs several appliances in one process
+as one :class:`ShardMesh` (:func:`run_shard`). The process prints every event as one JSON
 object per line on stdout (``appliance-started`` carries the address it
 listens on, useful with port 0) and runs until it is killed; SIGTERM or
 SIGINT stops it cleanly (``appliance-stopped``, exit status 0).

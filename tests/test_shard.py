@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from mesh.cli import main
 from mesh.node_config import load_shard
@@ -84,3 +89,53 @@ def test_local_is_only_for_shards(tmp_path, capsys):
     path = _write(tmp_path, 'name = "a"\nrole = "sensor"\n[connects_to]\nb = "local"\n')
     assert main(["node", "--config", str(path)]) == 2
     assert "connects_to.b: 'local' names no appliance of this shard" in capsys.readouterr().err
+
+
+def test_the_readme_shard_config_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Several appliances in one process", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    example = example.replace('"127.0.0.1:8443"', '"127.0.0.1:0"')
+    shard = load_shard(_write(tmp_path, example))
+    assert [n.spec.name for n in shard.nodes] == ["console", "sensor-1"]
+
+
+def test_a_shard_process_runs_its_appliances_and_links_them_in_process(tmp_path):
+    path = _write(tmp_path, """\
+start = "2027-01-15T09:00:00Z"
+backoff_cap = 1
+
+[[appliance]]
+name = "console"
+role = "management-console"
+api = false
+
+[[appliance]]
+name = "sensor-1"
+role = "sensor"
+api = false
+[appliance.connects_to]
+console = "local"
+""")
+    with subprocess.Popen(
+        [sys.executable, "-m", "mesh", "node", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as process:
+        started, outcome = set(), None
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                event = json.loads(line)
+                if event["kind"] == "appliance-started":
+                    started.add(event["appliance"])
+                if event["kind"] in ("link-up", "link-halted") and event["dialer"] == "sensor-1":
+                    outcome = event
+                    break
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+    assert started == {"console", "sensor-1"}
+    # Both self-signed, trusting nothing: the link has an outcome all the same.
+    assert outcome is not None and outcome["listener"] == "console"
+    assert process.returncode == 0

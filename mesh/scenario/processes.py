@@ -1,4 +1,5 @@
-"""``mesh run --processes``: every appliance its own ``mesh node`` OS process.
+"""``mesh run --processes``: every appliance its own ``mesh node`` OS process;
+``mesh run --workers N``: the appliances spread over N shard processes.
 
 Theory of operation. :class:`ProcessesBackend` is one backend of the scenario
 driver (:mod:`.driver`). It keeps what the in-process engine keeps in memory —
@@ -28,6 +29,13 @@ would have failed. Settling waits for events, not for time.
 One difference is inherent: a node starts with an empty CRL cache, so a CRL
 server that is down halts links at once, where a long-running in-process
 appliance keeps using its cached CRL until its nextUpdate.
+
+Which appliances a process runs is ``ProcessesBackend.shards``: one each
+(``--processes``), or the plan of :mod:`.shards` (``--workers N``), whose
+processes are ``mesh node`` with a shard config. A process's events go to
+every appliance of it they name, so a link within a shard (one outcome, from
+its shared link book) is seen from both ends; a listener names its dialers
+in other shards (``accept_from``) so it checks names as one mesh would.
 
 Where a node runs and how its peers reach it is a :class:`Placement`:
 :class:`Loopback` here; ``--hosts`` (:mod:`.hosts`) puts every node in a
