@@ -146,6 +146,7 @@ class ShardMesh(Mesh):
                          settings=shard.nodes[0].settings)
         self._accept_from = {n.spec.name: n.accept_from for n in shard.nodes}
         self._roles = {p.name: p.role for p in shard.external()}
+        self._merged: dict[str, tuple[str, ...]] = {}
         for node in shard.nodes:
             self.add(node.spec)
         for peer in shard.external():
@@ -153,9 +154,14 @@ class ShardMesh(Mesh):
                               speaks_mesh=peer.speaks_mesh)
 
     def expected_dialers(self, listener: str) -> Sequence[str]:
-        here = super().expected_dialers(listener)
-        elsewhere = self._accept_from.get(listener, ())
-        return tuple(dict.fromkeys((*here, *elsewhere))) if elsewhere else here
+        # Asked at every handshake: merged once (its appliances are all added in __init__),
+        # not per call, since a console's list names every sensor.
+        merged = self._merged.get(listener)
+        if merged is None:
+            here = super().expected_dialers(listener)
+            elsewhere = self._accept_from.get(listener, ())
+            merged = self._merged[listener] = tuple(dict.fromkeys((*here, *elsewhere)))
+        return merged
 
     def role_of(self, name: str) -> Role | None:
         return super().role_of(name) or self._roles.get(name)
