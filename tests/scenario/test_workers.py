@@ -71,6 +71,15 @@ def test_workers_with_processes_or_hosts_is_one_line(option, capsys):
     )
 
 
+def test_workers_must_be_a_count_or_auto(capsys):
+    with pytest.raises(SystemExit) as exiting:
+        main(["run", "--workers", "0", str(LIBRARY / "showcase.toml")])
+    assert exiting.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "mesh run: error: argument --workers: '0' is not a number of workers; give 1 or more, or auto"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["troubleshoot-revoked", "showcase"])
 async def test_two_workers_give_the_same_link_table_as_in_process(name, keys, key_pool):
