@@ -195,6 +195,13 @@ class ProcessesBackend:
             else plan_shards(names, scenario.links(), workers, where=scenario.source or scenario.name)
         )
         self.shard_of = {name: number for number, shard in enumerate(self.shards) for name in shard}
+        # The topology never changes during a run: computed once, not per config
+        # line (a console's config names every sensor that dials it).
+        self._link_list = scenario.links()
+        self._link_set = set(self._link_list)
+        self._dialers_of: dict[str, list[str]] = {}
+        for dialer, listener in self._link_list:
+            self._dialers_of.setdefault(listener, []).append(dialer)
         #: Where every node's events are appended too, parsed (the HTML report's
         #: timeline); :func:`play_nodes` sets the run's.
         self.log: EventLog | None = None
@@ -369,7 +376,7 @@ class ProcessesBackend:
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
         if here is not None:
-            dialers = [d for d, l in self.scenario.links() if l == name]
+            dialers = self._dialers_of.get(name, [])
             if any(d not in local for d in dialers):
                 lines.append(f"accept_from = {json.dumps(dialers)}")
         material = self.identity[name]
@@ -396,7 +403,7 @@ class ProcessesBackend:
 
     @property
     def _links(self) -> set[tuple[str, str]]:
-        return set(self.scenario.links())
+        return self._link_set
 
     def _address_of(self, peer: str) -> str:
         """Where ``peer`` listens now, or where it last did (a stopped one refuses)."""
@@ -481,9 +488,11 @@ class ProcessesBackend:
         self.nodes = {}
         waiting = [[n for n in shard if self.running[n]] for shard in self.shards]
         waiting = [shard for shard in waiting if shard]
-        dials = {shard[0]: {l for d, l in self._links if d in shard and self.running[l]
-                            and l not in shard}
-                 for shard in waiting}
+        dials = {}
+        for shard in waiting:
+            members = set(shard)
+            dials[shard[0]] = {l for d, l in self._links
+                               if d in members and self.running[l] and l not in members}
         while waiting:
             listening = {n for n, node in self.nodes.items() if node.address is not None}
             ready = [shard for shard in waiting if dials[shard[0]] <= listening]
@@ -526,7 +535,7 @@ class ProcessesBackend:
     def _unsettled(self) -> list[tuple[str, str]]:
         """The links of running dialers that have no outcome yet from both ends."""
         waiting = []
-        for dialer, listener in self.scenario.links():
+        for dialer, listener in self._link_list:
             if dialer not in self.nodes:
                 continue
             link = (dialer, listener)
@@ -544,7 +553,7 @@ class ProcessesBackend:
 
     def rows(self) -> list[LinkRow]:
         out = []
-        for dialer, listener in self.scenario.links():
+        for dialer, listener in self._link_list:
             key = (dialer, listener)
             event = self._final(dialer, key) or self._final(listener, key)
             if event is None:
