@@ -659,6 +659,9 @@ async def run_in_processes(
         scenario = scenario.with_validation_off()
     if workers is None:
         check_fleet_size(scenario, "--processes", "run it without --processes")
+    elif min(workers, len(scenario.appliances)) > MAX_NODES:
+        raise InputError("--workers", f"{workers} shard processes are too many "
+                         f"(a Python process each; at most {MAX_NODES})", "give fewer")
 
     async def backend(nursery: trio.Nursery, folder: Path) -> ProcessesBackend:
         crl_server, proxy, pki, _ = await start_world(

@@ -100,3 +100,19 @@ async def test_two_workers_give_the_same_link_table_as_in_process(name, keys, ke
         # mesh.scenario.processes); its final table agrees again.
         assert [rows(s.links) for s in apart.steps] == [rows(s.links) for s in inside.steps]
         assert apart.ok, [v.to_json() for v in apart.failures]
+
+
+async def test_more_workers_than_make_sense_is_one_line():
+    from mesh.scenario.load import loads_scenario
+    from mesh.scenario.processes import MAX_NODES
+
+    scenario = loads_scenario(
+        f'[[appliance]]\nname = "s{{n}}.test"\nrole = "sensor"\ncount = {MAX_NODES + 1}\n',
+        source="fleet.toml",
+    )
+    with pytest.raises(InputError) as info:
+        await run_in_processes(scenario, workers=MAX_NODES + 1)
+    assert info.value.line() == (
+        f"--workers: {MAX_NODES + 1} shard processes are too many "
+        f"(a Python process each; at most {MAX_NODES}); give fewer"
+    )
