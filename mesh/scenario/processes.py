@@ -121,6 +121,10 @@ class _Node:
         self.process = process
         #: (arrival number across the whole fleet, event).
         self.events: list[tuple[int, Event]] = []
+        #: Its last outcome event of each link, with its arrival number: what
+        #: settling asks after every line, so a console's thousands of events
+        #: are not scanned per link.
+        self.outcomes: dict[tuple[str, str], tuple[int, Event]] = {}
         self.address: str | None = None
         #: Arrival number of its ``appliance-started`` event (None: not yet).
         self.started_at: int | None = None
@@ -462,6 +466,8 @@ class ProcessesBackend:
                 named = [getattr(event, key, None) for key in ("appliance", "dialer", "listener")]
                 for node in {n: group[n] for n in named if isinstance(n, str) and n in group}.values():
                     node.events.append((self._arrivals, event))
+                    if isinstance(event, _OUTCOMES):
+                        node.outcomes[(event.dialer, event.listener)] = (self._arrivals, event)
                 if self.log is not None:
                     self.log.append(event)
                 if isinstance(event, ApplianceStarted) and event.appliance in group:
@@ -525,12 +531,8 @@ class ProcessesBackend:
         node = self.nodes.get(name)
         if node is None:
             return None
-        found = None
-        for arrival, event in node.events:
-            if (arrival > after and isinstance(event, _OUTCOMES)
-                    and (event.dialer, event.listener) == link):
-                found = event
-        return found
+        arrival, event = node.outcomes.get(link, (0, None))
+        return event if event is not None and arrival > after else None
 
     def _unsettled(self) -> list[tuple[str, str]]:
         """The links of running dialers that have no outcome yet from both ends."""
