@@ -1,7 +1,9 @@
 """``mesh node --config FILE.toml``: one appliance as its own OS process, on real ports.
 
 Two or more such processes on one machine form a mesh, the first step to
-spreading appliances across hosts. The process prints every event as one JSON
+spreading appliances across hosts. A shard config (``[[appliance]]`` tables,
+:func:`mesh.node_config.load_shard`) runs several appliances in one process
+as one :class:`ShardMesh` (:func:`run_shard`). The process prints every event as one JSON
 object per line on stdout (``appliance-started`` carries the address it
 listens on, useful with port 0) and runs until it is killed; SIGTERM or
 SIGINT stops it cleanly (``appliance-stopped``, exit status 0).
@@ -38,6 +40,7 @@ from typing import Sequence, TextIO
 import trio
 
 from mesh.appliances.appliance import Appliance, RetryGate
+from mesh.appliances.mesh import Mesh
 from mesh.appliances.spec import LinkPair, Role
 from mesh.clock import EmulatedClock
 from mesh.consoles import open_console, private_folder
@@ -45,9 +48,10 @@ from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
 
-from mesh.node_config import NodeConfig, PeerAddress, load_config
+from mesh.node_config import NodeConfig, PeerAddress, ShardConfig, load_config, load_shard
 
-__all__ = ["NodeConfig", "PeerAddress", "load_config", "run_node"]
+__all__ = ["NodeConfig", "PeerAddress", "ShardConfig", "load_config", "load_shard", "run_node",
+           "run_shard"]
 
 
 class NodeDirectory:
@@ -131,6 +135,73 @@ async def run_node(
         task_status.started(appliance)
 
 
+class ShardMesh(Mesh):
+    """A ``Mesh`` that also knows what its config says of appliances elsewhere.
+
+    A listener here may be dialled from other shards too: those dialers are
+    its config's ``accept_from``, so a listener with one dialer in all
+    requires that dialer's name, as in one in-process mesh, and a listener
+    with several requires none (a lone ``Mesh`` would see only its own).
+    """
+
+    def __init__(self, shard: ShardConfig, out: TextIO | None) -> None:
+        super().__init__(clock=EmulatedClock(shard.start),
+                         events=EventLog(out if out is not None else sys.stdout),
+                         settings=shard.nodes[0].settings)
+        self._accept_from = {n.spec.name: n.accept_from for n in shard.nodes}
+        self._roles = {p.name: p.role for p in shard.external()}
+        self._merged: dict[str, tuple[str, ...]] = {}
+        for node in shard.nodes:
+            self.add(node.spec)
+        for peer in shard.external():
+            self.add_external(peer.name, peer.host, peer.port, hostname=peer.hostname,
+                              speaks_mesh=peer.speaks_mesh)
+
+    def expected_dialers(self, listener: str) -> Sequence[str]:
+        # Asked at every handshake: merged once (its appliances are all added in __init__),
+        # not per call, since a console's list names every sensor.
+        merged = self._merged.get(listener)
+        if merged is None:
+            here = super().expected_dialers(listener)
+            elsewhere = self._accept_from.get(listener, ())
+            merged = self._merged[listener] = tuple(dict.fromkeys((*here, *elsewhere)))
+        return merged
+
+    def role_of(self, name: str) -> Role | None:
+        return super().role_of(name) or self._roles.get(name)
+
+
+async def run_shard(
+    shard: ShardConfig,
+    *,
+    out: TextIO | None = None,
+    task_status: trio.TaskStatus[Mesh] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a shard's appliances in this process until cancelled, events as JSON lines.
+
+    One :class:`ShardMesh`: each appliance fetches its own CRLs and keeps its
+    own state; links between them go over loopback TCP within this process,
+    links to other shards to the addresses the config gives.
+    """
+    mesh = ShardMesh(shard, out)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mesh.run)
+        for node in shard.nodes:
+            if node.api_port is None:
+                continue
+            from mesh.web.mesh_backend import ApplianceConsole
+
+            token_file = node.api_token_file or private_folder(nursery) / f"{node.spec.name}.api-token"
+            await open_console(
+                nursery, ApplianceConsole(mesh.appliance(node.spec.name)), events=mesh.events,
+                now=mesh.clock.now, token_file=token_file, host=node.spec.host,
+                port=node.api_port,
+                where=f"{node.source or 'node config'}: {node.spec.name}: api_port",
+            )
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        task_status.started(mesh)
+
+
 async def _stop_on_signal(scope: trio.CancelScope) -> None:
     """SIGTERM or SIGINT: stop cleanly, so the last line is ``appliance-stopped``."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -140,9 +211,12 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    shard = load_shard(args.config)
     try:
-        trio.run(run_node, config)
+        if len(shard.nodes) == 1:
+            trio.run(run_node, shard.nodes[0])
+        else:
+            trio.run(run_shard, shard)
     except BaseExceptionGroup as group:
         # A port in use surfaces from inside the appliance's nursery: still one line.
         error = _first(group, InputError)

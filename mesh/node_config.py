@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from attrs import define, field
+from attrs import define, evolve, field
 from cryptography import x509
 
 from mesh.appliances.appliance import EngineSettings
@@ -26,7 +26,10 @@ from mesh.pki.crl_files import load_crl_files
 from mesh.validation.chain import public_key_der
 from mesh.validation.policy import PROFILES, ValidationPolicy
 
-__all__ = ["NodeConfig", "PeerAddress", "ConfigInvalid", "ConfigProblems", "load_config"]
+__all__ = [
+    "NodeConfig", "PeerAddress", "ShardConfig", "ConfigInvalid", "ConfigProblems", "load_config",
+    "load_shard",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +39,13 @@ _KEYS = {
     "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
     "api_token_file",
 }  # fmt: skip
+
+#: A shard config's own keys; everything else is in its ``[[appliance]]`` tables.
+_SHARD_KEYS = {"appliance", "start", "backoff_cap"}
+
+#: A peer's address in a shard config when it is another appliance of the
+#: same shard: the process links them itself (loopback, as ``Mesh`` does).
+LOCAL = "local"
 
 
 @define(frozen=True, kw_only=True)
@@ -65,6 +75,29 @@ class NodeConfig:
     api_token_file: Path | None = None
     #: The config file it was read from, for messages ("" when built in Python).
     source: str = ""
+
+
+@define(frozen=True, kw_only=True)
+class ShardConfig:
+    """Several appliances for one process: one clock, one link book, one retry gate.
+
+    Links between its appliances stay in the process; ``external()`` are the
+    peers elsewhere, dialled at their addresses.
+    """
+
+    nodes: tuple[NodeConfig, ...]
+    start: dt.datetime
+    source: str = ""
+
+    def names(self) -> set[str]:
+        return {node.spec.name for node in self.nodes}
+
+    def external(self) -> list[PeerAddress]:
+        """Every peer an appliance here dials that is not in this shard, once."""
+        here = self.names()
+        peers = {p.name: p for n in self.nodes for p in (*n.connects_to, *n.forwards_to)
+                 if p.name not in here}
+        return list(peers.values())
 
 
 def _address(text: object, where: str) -> tuple[str, int]:
@@ -117,7 +150,8 @@ def _path(base: Path, value: str, where: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...]:
+def _peers(data: dict[str, Any], key: str, where: str,
+           local: frozenset[str] = frozenset()) -> tuple[PeerAddress, ...]:
     table = data.get(key, {})
     if not isinstance(table, dict):
         raise InputError(f"{where}: {key}", "must be a table of name = \"host:port\"", f"write [{key}]")
@@ -144,6 +178,13 @@ def _peers(data: dict[str, Any], key: str, where: str) -> tuple[PeerAddress, ...
                     raise InputError(f"{here}.role", str(exc), "") from None
             hostname = str(value.get("hostname") or name)
             value = value.get("address")
+        if value == LOCAL:
+            if name not in local:
+                raise InputError(here, f"{LOCAL!r} names no appliance of this shard",
+                                 'give its address, "host:port"')
+            out.append(PeerAddress(name=name, host="", port=0, hostname=hostname, role=role,
+                                   speaks_mesh=speaks_mesh))
+            continue
         host, port = _address(value, here)
         if port == 0:
             raise InputError(here, "port 0 cannot be dialed", "give the port the peer listens on")
@@ -302,29 +343,98 @@ def _backoff_cap(data: dict[str, Any], where: str) -> float:
     return float(cap)
 
 
-def _dialed(data: dict[str, Any], where: str) -> tuple[PeerAddress, ...]:
+def _dialed(data: dict[str, Any], where: str, local: frozenset[str]) -> tuple[PeerAddress, ...]:
     if "peers" in data and "connects_to" in data:
         raise InputError(f"{where}: peers", "and connects_to both list peers to dial", "keep one")
-    return _peers(data, "peers" if "peers" in data else "connects_to", where)
+    return _peers(data, "peers" if "peers" in data else "connects_to", where, local)
 
 
-def load_config(path: str | Path) -> NodeConfig:
-    """Read and check a node config; every problem is one InputError line."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(where, f"cannot be read ({exc.strerror or exc})", "check the path") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(where, f"is not valid TOML ({exc})", "fix the syntax") from None
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and check a one-appliance node config; every problem is one InputError line."""
+    path = Path(path)
+    data = _read_toml(path)
     problems = ConfigProblems()
     for key in sorted(set(data) - _KEYS):
-        problems.add(InputError(f"{where}: {key}", "is not a node setting",
+        problems.add(InputError(f"{path}: {key}", "is not a node setting",
                                 "known: " + ", ".join(sorted(_KEYS))))
-    base = path.parent
+    config = _appliance(data, path.parent, str(path), problems, start=None, cap=None)
+    problems.raise_if_any(str(path))
+    assert config is not None  # no problems: it was read
+    return evolve(config, source=str(path))
+
+
+def load_shard(path: str | Path) -> ShardConfig:
+    """A node config with ``[[appliance]]`` tables, or a one-appliance config as a shard of one.
+
+    The tables take every key of a one-appliance config but ``start`` and
+    ``backoff_cap``, which the shard's one clock and retry gate share, so
+    they are set once at the top. A peer that is another appliance of the
+    shard is written ``name = "local"``. Every problem of every table is one
+    line, all at once.
+    """
+    path = Path(path)
+    where = str(path)
+    data = _read_toml(path)
+    if "appliance" not in data:
+        single = load_config(path)
+        return ShardConfig(nodes=(single,), start=single.start, source=where)
+    problems = ConfigProblems()
+    for key in sorted(set(data) - _SHARD_KEYS):
+        problems.add(InputError(f"{where}: {key}", "is not a shard setting",
+                                "known: " + ", ".join(sorted(_SHARD_KEYS))))
+    start = problems.take(lambda: _start(data, where), None)
+    cap: float = problems.take(lambda: _backoff_cap(data, where), 60.0)
+    tables = data["appliance"]
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        problems.add(InputError(f"{where}: appliance", "must be [[appliance]] tables", "write [[appliance]]"))
+        tables = []
+    local = frozenset(t["name"] for t in tables if isinstance(t.get("name"), str))
+    nodes: list[NodeConfig] = []
+    seen: dict[str, str] = {}
+    for number, table in enumerate(tables, 1):
+        here = f"{where}: appliance[{number}]"
+        for key in sorted(set(table) & (_SHARD_KEYS - {"appliance"})):
+            problems.add(InputError(f"{here}: {key}", "is a shard setting",
+                                    "set it once, before the first [[appliance]]"))
+        for key in sorted(set(table) - _KEYS):
+            problems.add(InputError(f"{here}: {key}", "is not a node setting",
+                                    "known: " + ", ".join(sorted(_KEYS - _SHARD_KEYS))))
+        node = _appliance(table, path.parent, here, problems, start=start, cap=cap, local=local)
+        name = table.get("name")
+        if isinstance(name, str) and name:
+            if name in seen:
+                problems.add(InputError(f"{here}: name", f"{name!r} is already {seen[name]}",
+                                        "give each appliance its own name"))
+            seen.setdefault(name, f"appliance[{number}]")
+        if node is not None:
+            nodes.append(evolve(node, source=where))
+    problems.raise_if_any(where)
+    assert start is not None  # no problems: it was read
+    return ShardConfig(nodes=tuple(nodes), start=start, source=where)
+
+
+def _appliance(
+    data: dict[str, Any], base: Path, where: str, problems: ConfigProblems, *,
+    start: dt.datetime | None, cap: float | None, local: frozenset[str] = frozenset(),
+) -> NodeConfig | None:
+    """One appliance's settings (a whole single config, or one ``[[appliance]]`` table).
+
+    ``start`` and ``cap``: the shard's, or None to read them from ``data``.
+    Problems go to ``problems``; the result is None when there were any.
+    """
+    before = len(problems.problems)
     name = problems.take(lambda: _name(data, where), "")
     role = problems.take(lambda: _role(data, where), None)
     host, port = problems.take(
@@ -337,25 +447,31 @@ def load_config(path: str | Path) -> NodeConfig:
     revocation = problems.take(lambda: _choice(data, where, "revocation", ("hard", "soft"), "hard"), "hard")
     validator = problems.take(lambda: _choice(data, where, "validator", PROFILES, "strict"), "strict")
     crl_files: tuple[Any, ...] = problems.take(lambda: _crl_files(data, base, where), ())
-    start = problems.take(lambda: _start(data, where), None)
+    if start is None:
+        start = problems.take(lambda: _start(data, where), None)
     accept_from: tuple[str, ...] = problems.take(lambda: _accept_from(data, where), ())
-    cap: float = problems.take(lambda: _backoff_cap(data, where), 60.0)
+    if cap is None:
+        cap = problems.take(lambda: _backoff_cap(data, where), 60.0)
     api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
     token_file = problems.take(lambda: _api_token_file(data, base, name, api_port, where), None)
-    connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where), ())
-    forwards_to: tuple[PeerAddress, ...] = problems.take(lambda: _peers(data, "forwards_to", where), ())
-    problems.raise_if_any(where)
-    assert role is not None and start is not None  # no problems: both were read
+    connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where, local), ())
+    forwards_to: tuple[PeerAddress, ...] = problems.take(
+        lambda: _peers(data, "forwards_to", where, local), ()
+    )
+    hostname = problems.take(lambda: _str(data, "hostname", where), None)
+    crl_proxy = problems.take(lambda: _str(data, "crl_proxy", where), None)
+    if len(problems.problems) > before or role is None or start is None:
+        return None
     spec = ApplianceSpec(
         name=name,
-        hostname=_str(data, "hostname", where),
+        hostname=hostname,
         role=role,
         identity=identity,
         trust=trust,
         validation=validation,
         connects_to=[p.name for p in connects_to],
         forwards_to=[p.name for p in forwards_to],
-        crl_proxy=_str(data, "crl_proxy", where),
+        crl_proxy=crl_proxy,
         crl_files=crl_files,
         policy=ValidationPolicy(revocation=revocation, validator=validator),  # type: ignore[arg-type]
         host=host,

@@ -51,6 +51,11 @@ siem = "127.0.0.1:6514"
 # syslog = { address = "10.0.0.9:6514", raw = true }   # a third-party server:
 #   no verdict exchange, alerts as JSON lines
 
+A shard config runs several appliances in this one process: start and
+backoff_cap at the top, then one [[appliance]] table each with the keys above
+(its peers in [appliance.connects_to]; name = "local" for an appliance of the
+same shard; accept_from for its dialers in other shards).
+
 Which end dials is the config's choice: list each link in one config only.
 Relative paths are relative to the config file. Every problem in the config
 is one line naming the file and key, all of them at once, exit status 2.
@@ -60,7 +65,7 @@ is one line naming the file and key, all of them at once, exit status 2.
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "node",
-        help="run one appliance as its own process, on real ports",
+        help="run one appliance (or a shard of them) as its own process, on real ports",
         description="Run one appliance as its own OS process; events go to stdout as JSON\n"
         "lines. SIGTERM or SIGINT stops it cleanly (appliance-stopped, exit 0).",
         epilog="A config file:\n\n" + CONFIG,

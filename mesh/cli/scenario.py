@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 __all__ = ["add_parser"]
+
+
+def _workers(text: str) -> int:
+    """``--workers``'s value: a positive count, or ``auto`` for the CPU count."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers; give 1 or more, or auto")
+    return count
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument(
         "--processes", action="store_true",
         help="run every appliance as its own `mesh node` process on real ports",
+    )
+    run.add_argument(
+        "--workers", type=_workers, metavar="N",
+        help="spread the appliances over N `mesh node` shard processes on real ports, "
+        "each running many appliances (auto: the CPU count)",
     )
     run.add_argument(
         "--validation", choices=("on", "off", "both"), default="on",

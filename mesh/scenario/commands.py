@@ -137,11 +137,12 @@ async def _play(
 
         return await run_on_hosts(scenario, keys=keys, sink=sink, progress=progress,
                                   validation=validation, events=events)
-    if args.processes:
+    if args.processes or args.workers:
         from mesh.scenario.processes import run_in_processes
 
         return await run_in_processes(scenario, keys=keys, sink=sink, progress=progress,
-                                      validation=validation, events=events)
+                                      validation=validation, events=events,
+                                      workers=args.workers)
     if args.live:
         from mesh.scenario.live import run_live
 
@@ -153,8 +154,8 @@ async def _play(
 
 def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
     """A run's events: the sink gets them all; with ``--html`` the log keeps
-    the first ones too, for the report's timeline. Under ``--processes`` and
-    ``--hosts`` the nodes' lines go to the sink as they print them, so the log has none."""
+    the first ones too, for the report's timeline. Under ``--processes``,
+    ``--workers`` and ``--hosts`` the nodes' lines go to the sink as they print them, so the log has none."""
     from mesh.eventlog import EventLog
 
     head = 0
@@ -162,7 +163,7 @@ def _event_log(sink: TextIO | None, args: argparse.Namespace) -> EventLog:
         from mesh.scenario.html_report import EVENTS_SHOWN
 
         head = EVENTS_SHOWN
-    return EventLog(None if args.processes or args.hosts else sink, head=head)
+    return EventLog(None if args.processes or args.hosts or args.workers else sink, head=head)
 
 
 
@@ -246,6 +247,13 @@ def run_command(args: argparse.Namespace) -> int:
         if args.live and getattr(args, option):
             raise InputError("--live", f"cannot be combined with --{option}",
                              "drop one of them (the live view follows the in-process run)")
+    for option in ("processes", "hosts"):
+        if args.workers and getattr(args, option):
+            raise InputError("--workers", f"cannot be combined with --{option}",
+                             "drop one of them (--workers runs shard processes on this machine)")
+    if args.live and args.workers:
+        raise InputError("--live", "cannot be combined with --workers",
+                         "drop one of them (the live view follows the in-process run)")
     if args.processes and args.hosts:
         raise InputError("--hosts", "cannot be combined with --processes",
                          "drop one of them (--hosts runs processes too, each on a host of its own)")

@@ -1,4 +1,5 @@
-"""``mesh run --processes``: every appliance its own ``mesh node`` OS process.
+"""``mesh run --processes``: every appliance its own ``mesh node`` OS process;
+``mesh run --workers N``: the appliances spread over N shard processes.
 
 Theory of operation. :class:`ProcessesBackend` is one backend of the scenario
 driver (:mod:`.driver`). It keeps what the in-process engine keeps in memory —
@@ -29,6 +30,13 @@ One difference is inherent: a node starts with an empty CRL cache, so a CRL
 server that is down halts links at once, where a long-running in-process
 appliance keeps using its cached CRL until its nextUpdate.
 
+Which appliances a process runs is ``ProcessesBackend.shards``: one each
+(``--processes``), or the plan of :mod:`.shards` (``--workers N``), whose
+processes are ``mesh node`` with a shard config. A process's events go to
+every appliance of it they name, so a link within a shard (one outcome, from
+its shared link book) is seen from both ends; a listener names its dialers
+in other shards (``accept_from``) so it checks names as one mesh would.
+
 Where a node runs and how its peers reach it is a :class:`Placement`:
 :class:`Loopback` here; ``--hosts`` (:mod:`.hosts`) puts every node in a
 network namespace of its own and keeps everything else of this backend,
@@ -53,6 +61,7 @@ from attrs import evolve
 
 from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
+from mesh.node_config import LOCAL
 from mesh.events import (
     ApplianceStarted,
     Event,
@@ -79,6 +88,7 @@ from mesh.scenario.runner import (
     not_settled_in,
     upload_verdict,
 )
+from mesh.scenario.shards import plan_shards
 from mesh.scenario.world import start_world
 
 __all__ = [
@@ -111,6 +121,10 @@ class _Node:
         self.process = process
         #: (arrival number across the whole fleet, event).
         self.events: list[tuple[int, Event]] = []
+        #: Its last outcome event of each link, with its arrival number: what
+        #: settling asks after every line, so a console's thousands of events
+        #: are not scanned per link.
+        self.outcomes: dict[tuple[str, str], tuple[int, Event]] = {}
         self.address: str | None = None
         #: Arrival number of its ``appliance-started`` event (None: not yet).
         self.started_at: int | None = None
@@ -175,8 +189,23 @@ class ProcessesBackend:
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
-                 placement: Placement | None = None) -> None:
+                 placement: Placement | None = None, workers: int | None = None) -> None:
         self.scenario = scenario
+        names = [a.name for a in scenario.appliances]
+        #: The appliances each process runs: one each (``--processes``,
+        #: ``workers=None``) or a plan of at most ``workers`` shards.
+        self.shards: list[list[str]] = (
+            [[name] for name in names] if workers is None
+            else plan_shards(names, scenario.links(), workers, where=scenario.source or scenario.name)
+        )
+        self.shard_of = {name: number for number, shard in enumerate(self.shards) for name in shard}
+        # The topology never changes during a run: computed once, not per config
+        # line (a console's config names every sensor that dials it).
+        self._link_list = scenario.links()
+        self._link_set = set(self._link_list)
+        self._dialers_of: dict[str, list[str]] = {}
+        for dialer, listener in self._link_list:
+            self._dialers_of.setdefault(listener, []).append(dialer)
         #: Where every node's events are appended too, parsed (the HTML report's
         #: timeline); :func:`play_nodes` sets the run's.
         self.log: EventLog | None = None
@@ -320,8 +349,29 @@ class ProcessesBackend:
             out["chain"] = f"{base}.pem"
         return out
 
-    def _config(self, name: str) -> Path:
+    def _config(self, names: list[str]) -> Path:
+        """The node config of a process running ``names``: one appliance's, or a shard's."""
+        if len(names) == 1:
+            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1",
+                     *self._settings(names[0], table="")]
+            config = self.folder / f"{names[0]}.toml"
+        else:
+            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1"]
+            for name in names:
+                lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
+            config = self.folder / f"shard-{self.shard_of[names[0]]}.toml"
+        # It may name the key's passphrase: as private as the key itself.
+        files.write_file(config, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
+        return config
+
+    def _settings(self, name: str, *, table: str, here: list[str] | None = None) -> list[str]:
+        """``name``'s keys of a node config; its peers in ``[{table}connects_to]`` tables.
+
+        ``here``: the appliances of its shard, whose peers are ``"local"`` and
+        whose listeners name the dialers in other shards (``accept_from``).
+        """
         a = self.scenario.appliance(name)
+        local = set(here or ())
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
@@ -330,10 +380,12 @@ class ProcessesBackend:
             f"validation = {'true' if self.validation[name] else 'false'}",
             f"revocation = {json.dumps(a.revocation)}",
             f"validator = {json.dumps(a.validator)}",
-            f"start = {json.dumps(self._now.isoformat())}",
-            "backoff_cap = 1",
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
+        if here is not None:
+            dialers = self._dialers_of.get(name, [])
+            if any(d not in local for d in dialers):
+                lines.append(f"accept_from = {json.dumps(dialers)}")
         material = self.identity[name]
         if material is not None:
             for key, path in self._write_identity(name, material, "current").items():
@@ -344,24 +396,21 @@ class ProcessesBackend:
             lines.append(f"crl_proxy = {json.dumps(self.proxy_url)}")
         if a.crl_files:
             lines.append(f"crl_files = {json.dumps(self.crl_files)}")
-        for table, peers in (("connects_to", a.connects_to), ("forwards_to", a.forwards_to)):
+        for key, peers in (("connects_to", a.connects_to), ("forwards_to", a.forwards_to)):
             dialed = [p for p in peers if (name, p) in self._links]
             if not dialed:
                 continue
-            lines.append(f"\n[{table}]")
+            lines.append(f"\n[{table}{key}]")
             for peer in dialed:
-                address = self._address_of(peer)
+                address = LOCAL if peer in local and self.running[peer] else self._address_of(peer)
                 role = self.scenario.appliance(peer).role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
-        config = self.folder / f"{name}.toml"
-        # It may name the key's passphrase: as private as the key itself.
-        files.write_file(config, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
-        return config
+        return lines
 
     @property
     def _links(self) -> set[tuple[str, str]]:
-        return set(self.scenario.links())
+        return self._link_set
 
     def _address_of(self, peer: str) -> str:
         """Where ``peer`` listens now, or where it last did (a stopped one refuses)."""
@@ -372,17 +421,18 @@ class ProcessesBackend:
 
     # -- processes --
 
-    async def _spawn(self, name: str) -> None:
-        config = self._config(name)
+    async def _spawn(self, names: list[str]) -> None:
+        """One process running ``names`` (one appliance, or a shard's running ones)."""
+        config = self._config(names)
         process = await trio.lowlevel.open_process(
-            self.placement.command(name, [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
+            self.placement.command(names[0], [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        node = _Node(name, process)
-        self.nodes[name] = node
-        self.nursery.start_soon(self._read, node)
-        self.nursery.start_soon(self._read_stderr, node)
+        group = {name: _Node(name, process) for name in names}
+        self.nodes.update(group)
+        self.nursery.start_soon(self._read, group)
+        self.nursery.start_soon(self._read_stderr, group)
 
     async def _started(self, node: _Node) -> None:
         """Wait until ``node`` reported its address (or died: one line)."""
@@ -394,10 +444,16 @@ class ProcessesBackend:
                                  detail[-1] if detail else f"exit status {node.process.returncode}")
             await self._changed.wait()
 
-    async def _read(self, node: _Node) -> None:
+    async def _read(self, group: dict[str, _Node]) -> None:
+        """Parse the lines of one process; an event goes to every appliance of it that it names.
+
+        A link between two appliances of one shard has one outcome (its
+        shared link book's), so both ends see it.
+        """
         buffer = b""
-        assert node.process.stdout is not None
-        async for chunk in node.process.stdout:
+        process = next(iter(group.values())).process
+        assert process.stdout is not None
+        async for chunk in process.stdout:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
@@ -410,19 +466,26 @@ class ProcessesBackend:
                 except ValueError:
                     continue  # not an event of a kind this mesh knows
                 self._arrivals += 1
-                node.events.append((self._arrivals, event))
+                named = [getattr(event, key, None) for key in ("appliance", "dialer", "listener")]
+                for node in {n: group[n] for n in named if isinstance(n, str) and n in group}.values():
+                    node.events.append((self._arrivals, event))
+                    if isinstance(event, _OUTCOMES):
+                        node.outcomes[(event.dialer, event.listener)] = (self._arrivals, event)
                 if self.log is not None:
                     self.log.append(event)
-                if isinstance(event, ApplianceStarted):
+                if isinstance(event, ApplianceStarted) and event.appliance in group:
+                    node = group[event.appliance]
                     node.address = self.last_address[node.name] = event.address
                     node.started_at = self._arrivals
             self._poke()
         self._poke()
 
-    async def _read_stderr(self, node: _Node) -> None:
-        assert node.process.stderr is not None
-        async for chunk in node.process.stderr:
-            node.stderr += chunk
+    async def _read_stderr(self, group: dict[str, _Node]) -> None:
+        process = next(iter(group.values())).process
+        assert process.stderr is not None
+        async for chunk in process.stderr:
+            for node in group.values():
+                node.stderr += chunk
         self._poke()
 
     def _poke(self) -> None:
@@ -430,33 +493,39 @@ class ProcessesBackend:
         self._changed = trio.Event()
 
     async def start_all(self) -> None:
-        """Start every appliance the scenario has not stopped, each after those it dials."""
+        """Start every shard's running appliances, each shard after those its appliances dial."""
         self.nodes = {}
-        waiting = [a.name for a in self.scenario.appliances if self.running[a.name]]
-        dials = {name: {l for d, l in self._links if d == name and self.running[l]}
-                 for name in waiting}
+        waiting = [[n for n in shard if self.running[n]] for shard in self.shards]
+        waiting = [shard for shard in waiting if shard]
+        dials = {}
+        for shard in waiting:
+            members = set(shard)
+            dials[shard[0]] = {l for d, l in self._links
+                               if d in members and self.running[l] and l not in members}
         while waiting:
             listening = {n for n, node in self.nodes.items() if node.address is not None}
-            ready = [n for n in waiting if dials[n] <= listening]
+            ready = [shard for shard in waiting if dials[shard[0]] <= listening]
             # A cycle of dialers: start the rest together (see the module docstring).
             wave = ready or list(waiting)
-            for name in wave:
-                await self._spawn(name)
-            waiting = [n for n in waiting if n not in wave]
+            for shard in wave:
+                await self._spawn(shard)
+            waiting = [shard for shard in waiting if shard not in wave]
             async with trio.open_nursery() as nursery:
-                for name in wave:
-                    nursery.start_soon(self._started, self.nodes[name])
+                for shard in wave:
+                    for name in shard:
+                        nursery.start_soon(self._started, self.nodes[name])
 
     async def aclose(self) -> None:
         """Stop every process this backend started (the run's shielded cleanup)."""
         await self.stop_all()
 
     async def stop_all(self) -> None:
-        for node in self.nodes.values():
-            if node.process.returncode is None:
-                node.process.terminate()
-        for node in self.nodes.values():
-            await node.process.wait()
+        processes = list({id(n.process): n.process for n in self.nodes.values()}.values())
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            await process.wait()
 
     # -- reading the link table --
 
@@ -465,17 +534,13 @@ class ProcessesBackend:
         node = self.nodes.get(name)
         if node is None:
             return None
-        found = None
-        for arrival, event in node.events:
-            if (arrival > after and isinstance(event, _OUTCOMES)
-                    and (event.dialer, event.listener) == link):
-                found = event
-        return found
+        arrival, event = node.outcomes.get(link, (0, None))
+        return event if event is not None and arrival > after else None
 
     def _unsettled(self) -> list[tuple[str, str]]:
         """The links of running dialers that have no outcome yet from both ends."""
         waiting = []
-        for dialer, listener in self.scenario.links():
+        for dialer, listener in self._link_list:
             if dialer not in self.nodes:
                 continue
             link = (dialer, listener)
@@ -493,7 +558,7 @@ class ProcessesBackend:
 
     def rows(self) -> list[LinkRow]:
         out = []
-        for dialer, listener in self.scenario.links():
+        for dialer, listener in self._link_list:
             key = (dialer, listener)
             event = self._final(dialer, key) or self._final(listener, key)
             if event is None:
@@ -577,8 +642,12 @@ async def run_in_processes(
     settle_timeout: float | None = None,
     validation: str = "on",
     events: EventLog | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Play ``scenario`` with every appliance as a ``mesh node`` process.
+
+    ``workers``: spread the appliances over that many shard processes
+    instead (``mesh run --workers N``; :mod:`.shards` plans which runs where).
 
     ``sink`` receives every node's events, as the JSON lines the nodes print;
     ``events`` (give it no sink of its own) gets them parsed, in the order
@@ -593,7 +662,11 @@ async def run_in_processes(
     check_scenario(scenario)
     if validation == "off":
         scenario = scenario.with_validation_off()
-    check_fleet_size(scenario, "--processes", "run it without --processes")
+    if workers is None:
+        check_fleet_size(scenario, "--processes", "run it without --processes")
+    elif min(workers, len(scenario.appliances)) > MAX_NODES:
+        raise InputError("--workers", f"{workers} shard processes are too many "
+                         f"(a Python process each; at most {MAX_NODES})", "give fewer")
 
     async def backend(nursery: trio.Nursery, folder: Path) -> ProcessesBackend:
         crl_server, proxy, pki, _ = await start_world(
@@ -602,10 +675,12 @@ async def run_in_processes(
         return ProcessesBackend(
             scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
             nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
+            workers=workers,
         )
 
     return await play_nodes(
-        scenario, backend, progress=progress, mode="processes", validation=validation,
+        scenario, backend, progress=progress,
+        mode="processes" if workers is None else "workers", validation=validation,
         events=events,
     )
 

@@ -196,7 +196,7 @@ class RunResult:
     ended: dt.datetime
     #: Wall-clock seconds the run took (for progress and the summary only).
     seconds: float = 0.0
-    #: "in-process" or "processes".
+    #: "in-process", "processes" or "workers".
     mode: str = "in-process"
     #: Which run of ``mesh run --validation`` this is: "on" (as written) or
     #: "off" (validation off on every appliance from the start).

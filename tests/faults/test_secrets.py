@@ -340,10 +340,11 @@ async def test_node_files_of_a_process_run_are_private(tmp_path, keys, nursery):
     scenario = load_scenario(PASSPHRASE_SCENARIO)
     scenario = attrs_evolve_appliance(scenario, "sensor-1.contoso.test", certificate="wrong-passphrase")
     pki = build_pki(scenario, crl_base_url="http://127.0.0.1:1/crl", keys=keys)
-    fleet = ProcessesBackend(scenario, pki, tmp_path, proxy_url=None, sink=None, nursery=nursery)
+    fleet = ProcessesBackend(scenario, pki, tmp_path, proxy_url=None, sink=None, nursery=nursery,
+                             workers=len(scenario.appliances) - 1)
     old = os.umask(0)
     try:
-        configs = [fleet._config(a.name) for a in scenario.appliances]
+        configs = [fleet._config(shard) for shard in fleet.shards]
     finally:
         os.umask(old)
     assert any("passphrase" in c.read_text() for c in configs)
