@@ -383,6 +383,8 @@ async def start_scenario(
         ScenarioNotSettled: the mesh did not settle at start or after a step.
     """
     check_scenario(scenario)
+    if (firewall := scenario.firewall_line("a run in one process")) is not None:
+        raise InputError(*firewall)
     if validation == "off":
         scenario = scenario.with_validation_off()
     Mesh = _engine()

@@ -280,3 +280,17 @@ async def test_a_revoked_certificate_without_a_cdp_is_up_with_the_no_cdp_note_ev
     [up, *_] = [e for e in events.of(LinkUp) if e.dialer == S1]
     assert up.notes == ("no_cdp",)
     assert "note: no_cdp" in up.log_line()
+
+
+async def test_firewall_rules_are_refused_where_nothing_enforces_them(keys):
+    import pytest
+    from attrs import evolve
+
+    from mesh.errors import InputError
+    from mesh.scenario.model import Block
+
+    scenario = evolve(small(), blocks=[Block(source=S2, destination="crl", port=80, origin="block[1]")])
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == ("small: block[1]: firewall rules need hosts of their own, "
+                                 "which a run in one process does not give; run it with --hosts (as root)")
