@@ -429,14 +429,16 @@ class Mesh:
         )
         await trio.lowlevel.checkpoint()
 
-    async def advance(self, delta: dt.timedelta) -> dt.datetime:
+    async def advance(self, delta: dt.timedelta, *, wake: bool = True) -> dt.datetime:
         """Jump the clock: validation time, CRL freshness and backoff move together.
 
         Running appliances whose certificate the jump carried into the expiry
         window say so (``certificate-expiring``) before this returns.
+        ``wake=False``: sleepers (backoffs) wake at the next kick, not now
+        (``EmulatedClock.jump``); the caller settles or refreshes next.
         """
         previous = self.clock.now()
-        self.clock.jump(delta)
+        self.clock.jump(delta, wake=wake)
         self.events.append(ClockAdvanced(at=self.clock.now(), delta=delta, previous=previous))
         for appliance in self._appliances.values():
             if appliance.running:
