@@ -117,6 +117,11 @@ class Appliance:
         #: a ``mesh node`` process starts from its config again.
         self.trust: tuple[x509.Certificate, ...] = spec.trust
         self.port: int | None = spec.port or None
+        #: Whether it opens a listener when it runs. A ``Mesh`` turns it off
+        #: for a sensor that nothing dials: at thousands of sensors, a
+        #: listening socket each is a descriptor, a task and memory that no
+        #: connection ever uses (real sensors only dial out, too).
+        self.listens = True
         self.running = False
         self.checker = PeerChecker(
             spec.name,
@@ -192,11 +197,13 @@ class Appliance:
     async def run(
         self,
         *,
-        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED,
         scope: trio.CancelScope | None = None,
         done: trio.Event | None = None,
     ) -> None:
         """Listen and dial until cancelled; ``task_status.started(port)`` once listening.
+
+        The port is None for an appliance that does not listen (:attr:`listens`).
 
         ``scope`` stops the appliance when cancelled and ``done`` is set once it
         has stopped: what a ``Mesh`` keeps per appliance, passed in so that it
@@ -209,21 +216,23 @@ class Appliance:
             if done is not None:
                 done.set()
 
-    async def _run(self, task_status: trio.TaskStatus[int]) -> None:
+    async def _run(self, task_status: trio.TaskStatus[int | None]) -> None:
         if self.identity is None:
             self.identity = first_start_identity(
                 self.directory.hostname_of(self.name), at=self.clock.now(), keys=self._keys
             )
             self.self_signed = True
-        try:
-            listeners = await trio.open_tcp_listeners(self.port or 0, host=self.spec.host)
-        except OSError as exc:
-            raise InputError(
-                f"appliance {self.name!r} address {self.spec.host}:{self.port or 0}",
-                f"cannot listen ({exc.strerror or exc})",
-                "pick a free port or stop whatever holds it",
-            ) from None
-        self.port = int(listeners[0].socket.getsockname()[1])
+        listeners: list[trio.SocketListener] = []
+        if self.listens:
+            try:
+                listeners = await trio.open_tcp_listeners(self.port or 0, host=self.spec.host)
+            except OSError as exc:
+                raise InputError(
+                    f"appliance {self.name!r} address {self.spec.host}:{self.port or 0}",
+                    f"cannot listen ({exc.strerror or exc})",
+                    "pick a free port or stop whatever holds it",
+                ) from None
+            self.port = int(listeners[0].socket.getsockname()[1])
         self.running = True
         self.events.append(
             ApplianceStarted(

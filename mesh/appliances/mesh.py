@@ -330,6 +330,13 @@ class Mesh:
     async def _launch(self, name: str) -> None:
         assert self._nursery is not None
         appliance = self.appliance(name)
+        # A sensor that nothing here dials, and that has no port of its own
+        # for peers elsewhere, listens for nothing (see Appliance.listens).
+        appliance.listens = bool(
+            appliance.spec.port
+            or appliance.role is not Role.SENSOR
+            or self.expected_dialers(name)
+        )
         scope = trio.CancelScope()
         done = trio.Event()
         self._scopes[name] = scope
