@@ -14,7 +14,7 @@ The config file is read by :mod:`mesh.node_config` and documented in :data:`mesh
 With ``api`` on, an ``api-listening`` event follows ``appliance-started`` and
 carries the console's URL (``https://127.0.0.1:PORT``) and its token file
 (``api_token_file``, default ``<name>.api-token`` beside the config, 0600,
-a new token at every start); ``curl --cacert ROOT URL/api/v1/status``
+a new token at every start unless the file already holds one); ``curl --cacert ROOT URL/api/v1/status``
 answers once the certificate is dated on the wall clock (``start`` near
 now), ``curl -k`` always. Changes need ``-H "Authorization: Bearer $(cat
 FILE)"``.
@@ -130,6 +130,7 @@ async def run_node(
                 nursery, ApplianceConsole(appliance), events=events, now=clock.now,
                 token_file=token_file, host=config.spec.host, port=config.api_port,
                 where=f"{config.source or 'node config'}: api_port",
+                operator_cas=config.operator_cas, admin_password=config.admin_password,
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(appliance)
@@ -197,6 +198,7 @@ async def run_shard(
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
                 port=node.api_port,
                 where=f"{node.source or 'node config'}: {node.spec.name}: api_port",
+                operator_cas=node.operator_cas, admin_password=node.admin_password,
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(mesh)

@@ -290,6 +290,28 @@ def _session_cookie(request: Request) -> str:
     return f"mesh-session-{server[1]}"
 
 
+_SIGN_IN_SHAPE = '{"token": "..."} or {"user": "admin", "password": "..."}'
+
+
+def _sign_in_credential(body: Any) -> dict[str, str] | None:
+    """The sign-in's one credential: ``token``, or ``user`` and ``password``; else None."""
+    if not isinstance(body, dict):
+        return None
+    if set(body) == {"token"} and isinstance(body["token"], str) and body["token"].strip():
+        return {"token": body["token"].strip()}
+    if (set(body) == {"user", "password"} and isinstance(body["user"], str)
+            and isinstance(body["password"], str) and body["password"]):
+        return {"user": body["user"], "password": body["password"]}
+    return None
+
+
+def _denied(denial: Denial) -> JSONResponse:
+    """The answer to a refused request: its status, stable code and message, nothing presented."""
+    headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
+    return JSONResponse({"code": denial.code, "message": denial.message},
+                        status_code=denial.status, headers=headers)
+
+
 _Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -305,18 +327,14 @@ def build_app(
     ``reads_open``: GETs need no credential (a console on loopback only).
     """
 
-    async def refused(request: Request) -> Response | None:
+    async def refused(request: Request, changes: bool = True) -> Response | None:
         """None when the request carries a credential, else the 401/403 answer (and the event)."""
-        denial = auth.judge(request.headers.get("authorization"),
-                            request.cookies.get(_session_cookie(request)))
+        denial = auth.check(request, appliance=backend.name, at=backend.now(), changes=changes,
+                            cookie=_session_cookie(request))
         if denial is None:
             return None
         await _drain(request)
-        auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
-                            path=request.url.path, reason=denial.reason))
-        headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
-        return JSONResponse({"code": denial.code, "message": denial.message},
-                            status_code=denial.status, headers=headers)
+        return _denied(denial)
 
     def guarded(handler: _Handler, *, changes: bool) -> _Handler:
         """``handler`` behind the credential check: always when it ``changes``
@@ -327,38 +345,45 @@ def build_app(
         async def check(request: Request) -> Response:
             if changes and (foreign := await _foreign_origin(request, backend)) is not None:
                 return foreign
-            if (denied := await refused(request)) is not None:
+            if (denied := await refused(request, changes)) is not None:
                 return denied
             return await handler(request)
 
         return check
 
     async def session_state(request: Request) -> Response:
-        return JSONResponse(
-            {"signed_in": auth.signed_in(request.cookies.get(_session_cookie(request))),
-             "reads_open": reads_open},
-            headers=_NO_STORE,
-        )
+        session = request.cookies.get(_session_cookie(request))
+        state: dict[str, Any] = {"signed_in": auth.signed_in(session), "reads_open": reads_open}
+        if session is not None and state["signed_in"]:
+            state["csrf_token"] = auth.csrf_token(session)
+        return JSONResponse(state, headers=_NO_STORE)
 
     async def sign_in(request: Request) -> Response:
         if (foreign := await _foreign_origin(request, backend)) is not None:
             return foreign
+        if (cross := auth.cross_site(request, appliance=backend.name, at=backend.now())) is not None:
+            await _drain(request)
+            return _denied(cross)
         try:
             body = json.loads(await _capped(request, MAX_SIGN_IN_BYTES).body())
         except _TooLarge:
-            return _too_large(MAX_SIGN_IN_BYTES, 'send {"token": "..."}')
+            return _too_large(MAX_SIGN_IN_BYTES, _SIGN_IN_SHAPE)
         except (ValueError, RecursionError):
-            return _bad_request('the body is not JSON; send {"token": "..."}')
-        token = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token.strip():
-            return _bad_request('send {"token": "..."} with the token from the console\'s token file')
-        if not auth.token_matches(token.strip()):
+            return _bad_request(f"the body is not JSON; send {_SIGN_IN_SHAPE}")
+        credential = _sign_in_credential(body)
+        if credential is None:
+            return _bad_request(f"send {_SIGN_IN_SHAPE}, with the token from the console's "
+                                "token file or the admin user's password")
+        denial = await auth.sign_in_with(**credential)
+        if denial is not None:
             auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
-                                path=request.url.path, reason=Denial.WRONG_TOKEN.reason))
-            return JSONResponse({"code": Denial.WRONG_TOKEN.code,
-                                 "message": Denial.WRONG_TOKEN.message}, status_code=403)
-        answer = JSONResponse({"signed_in": True}, headers=_NO_STORE)
-        answer.set_cookie(_session_cookie(request), auth.sign_in(), path="/", secure=True,
+                                path=request.url.path, reason=denial.reason),
+                      source=request.client.host if request.client else "")
+            return _denied(denial)
+        session = auth.sign_in()
+        answer = JSONResponse({"signed_in": True, "csrf_token": auth.csrf_token(session)},
+                              headers=_NO_STORE)
+        answer.set_cookie(_session_cookie(request), session, path="/", secure=True,
                           httponly=True, samesite="strict")
         return answer
 

@@ -50,7 +50,7 @@ async def test_no_credential_is_401_and_changes_nothing(console, appliance, pki,
     assert answer.json() == {"code": "unauthorized", "message": Denial.MISSING.message}
     assert _unchanged(appliance, pki)
     assert console.recorded == [ApiDenied(at=pki.now, appliance=appliance.name, method=method,
-                                          path=path, reason="no-credential")]
+                                          path=path, reason="no-credential", source="127.0.0.1")]
 
 
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "token"])
@@ -129,7 +129,8 @@ def test_loopback_addresses():
 
 async def _signed_in(client: httpx.AsyncClient, console) -> httpx.Response:
     answer = await client.post("/api/v1/session", json={"token": console.auth.token})
-    assert answer.status_code == 200 and answer.json() == {"signed_in": True}
+    assert answer.status_code == 200 and answer.json()["signed_in"] is True
+    client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
     return answer
 
 
@@ -229,7 +230,7 @@ def test_the_denied_event_names_no_credential(epoch):
     assert event.as_dict() == {
         "kind": "api-denied", "severity": "warning", "at": "2027-01-15T09:00:00Z",
         "appliance": "s", "method": "POST", "path": "/api/v1/crls/refresh",
-        "reason": "wrong-token"}
+        "reason": "wrong-token", "source": "", "coalesced": 0}
     assert event.log_line().endswith("s: POST /api/v1/crls/refresh refused (wrong-token)")
 
 
