@@ -653,8 +653,9 @@ class ApiDenied(Event):
     ``reason`` is one of :class:`mesh.web.auth.Denial`'s reasons
     (``no-credential``, ``wrong-token``, ``operator-cert-expired``, ...);
     what was presented is never recorded. ``source`` is the client's address.
-    A flood from one source is one event a second: ``coalesced`` counts the
-    refusals from it since its previous event that got none of their own.
+    A flood from one source is one event a second for each reason:
+    ``coalesced`` counts the refusals of that source and reason since its
+    previous event that got none of their own.
     """
 
     kind: ClassVar[str] = "api-denied"

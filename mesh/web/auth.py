@@ -33,7 +33,7 @@ users reach them, and need a credential too elsewhere.
 Secrets are compared in constant time and never logged, evented or echoed: a
 refusal names the method, the path, the source address and the reason only,
 and a flood of refusals from one address is one ``api-denied`` event a second
-with a count of the rest (:data:`DENIED_EVENT_INTERVAL`).
+for each reason, with a count of the rest (:data:`DENIED_EVENT_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ CSRF_HEADER = "x-csrf-token"
 #: The one user name the admin password signs in with.
 ADMIN_USER = "admin"
 
-#: At most one ``api-denied`` event per source address in this many seconds.
+#: At most one ``api-denied`` event per source address and reason in this many seconds.
 DENIED_EVENT_INTERVAL = 1.0
 
 #: Source addresses whose refusals are being coalesced; the oldest is forgotten past this.
@@ -326,7 +326,7 @@ class ConsoleAuth:
     #: sha256(session id) -> None, oldest first: ids themselves are not kept.
     _sessions: OrderedDict[bytes, None] = field(factory=OrderedDict, init=False, repr=False)
     _csrf_key: bytes = field(factory=lambda: os.urandom(32), init=False, repr=False)
-    _quiet: OrderedDict[str, _Quiet] = field(factory=OrderedDict, init=False, repr=False)
+    _quiet: OrderedDict[tuple[str, str], _Quiet] = field(factory=OrderedDict, init=False, repr=False)
     #: One scrypt at a time: guesses cost their time, and memory stays bounded.
     _password_limiter: trio.CapacityLimiter = field(
         factory=lambda: trio.CapacityLimiter(1), init=False, repr=False)
@@ -428,20 +428,22 @@ class ConsoleAuth:
         return session is not None and _digest(session) in self._sessions
 
     def deny(self, event: ApiDenied, *, source: str = "") -> bool:
-        """Record ``event``, at most one per ``source`` each :data:`DENIED_EVENT_INTERVAL`.
+        """Record ``event``: at most one per source and reason each :data:`DENIED_EVENT_INTERVAL`.
 
         A refusal within the interval of the last recorded one from the same
-        source is counted instead, and the count rides on that source's next
-        event (``coalesced``). Returns whether ``event`` was recorded.
+        source for the same reason is counted instead, and the count rides on
+        the next event of that source and reason (``coalesced``). A new kind
+        of refusal is always news. Returns whether ``event`` was recorded.
         """
         now = self.monotonic()
-        quiet = self._quiet.get(source)
+        key = (source, event.reason)
+        quiet = self._quiet.get(key)
         if quiet is not None and now - quiet.last < DENIED_EVENT_INTERVAL:
             quiet.coalesced += 1
             return False
         self.record(evolve(event, source=source, coalesced=quiet.coalesced if quiet else 0))
-        self._quiet[source] = _Quiet(last=now)
-        self._quiet.move_to_end(source)
+        self._quiet[key] = _Quiet(last=now)
+        self._quiet.move_to_end(key)
         while len(self._quiet) > MAX_SOURCES:
             self._quiet.popitem(last=False)
         return True
