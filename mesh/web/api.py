@@ -32,22 +32,29 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     keeps only its recent events in memory, so ``dropped`` says how many
     positions after N are no longer there (0 while nothing was missed).
 ``POST /api/v1/session``
-    JSON ``{"token": "..."}``: the page signs in. 200 ``{"signed_in": true}``
-    and a session cookie (``Secure; HttpOnly; SameSite=Strict; Path=/``);
-    403 ``forbidden`` for a wrong token. ``DELETE`` signs out (200, the
-    cookie cleared); ``GET`` says ``{"signed_in": ..., "reads_open": ...}``.
+    JSON ``{"token": "..."}`` or ``{"user": "admin", "password": "..."}``
+    (with ``admin_password_hash`` configured): the page signs in. 200
+    ``{"signed_in": true, "csrf_token": "..."}`` and a session cookie
+    (``Secure; HttpOnly; SameSite=Strict; Path=/``); 403 ``forbidden`` for a
+    wrong token or password. ``DELETE`` signs out (200, the cookie cleared);
+    ``GET`` says ``{"signed_in": ..., "reads_open": ...}`` (and the
+    ``csrf_token`` of a live session).
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
 Passphrases and keys are read into memory, handed to the backend and never
 logged or echoed: an error names the field, never its content.
 
-Credentials (:mod:`mesh.web.auth`): every request that changes something
-(any method but GET) needs ``Authorization: Bearer <token>`` or the page's
-session cookie: without either (or with an unknown session) 401
-``{"code": "unauthorized"}`` and ``WWW-Authenticate: Bearer``; a wrong token
-403 ``{"code": "forbidden"}``; nothing changes and an ``api-denied`` event is
-recorded. Reads need the credential too when the console does not listen on
+Credentials (:mod:`mesh.web.auth`, whose :meth:`~mesh.web.auth.ConsoleAuth.check`
+decides for every route): every request that changes something (any method
+but GET) needs ``Authorization: Bearer <token>``, an operator client
+certificate, or the page's session cookie with its ``X-CSRF-Token``: without
+any (or with an unknown session) 401 ``{"code": "unauthorized"}`` and
+``WWW-Authenticate: Bearer``; a wrong token 403 ``{"code": "forbidden"}``, a
+bad operator certificate 403 ``operator_cert_*``, a cookie without its CSRF
+token 403 ``forbidden_csrf``, a browser's ``Sec-Fetch-Site: cross-site`` or
+``same-site`` 403 ``forbidden_cross_site``; nothing changes and an
+``api-denied`` event is recorded. Reads need the credential too when the console does not listen on
 loopback (the page and its script and style stay open, to sign in).
 
 Requests that change something (upload, switch, CRL refresh) from a browser must come from
