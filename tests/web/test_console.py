@@ -238,11 +238,9 @@ async def _serve_page(nursery, identity, html: str) -> int:
     return listeners[0].transport_listener.socket.getsockname()[1]
 
 
-async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
-    nursery, console, appliance, pki, tmp_path
-):
-    """A page of another origin auto-submits the upload form, with a certificate
-    the appliance would accept, at a browser signed in to the console."""
+async def _cross_site_upload(nursery, console, appliance, pki) -> int:
+    """The port of a page that posts the upload form to ``console`` as soon as it loads,
+    with a certificate, key and chain the appliance would accept."""
     from html import escape
 
     from web.conftest import key_pem, pem
@@ -251,10 +249,18 @@ async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
               "chain": b"".join(pem(c) for c in pki.leaf.chain)}
     form = "".join(f'<textarea name="{name}">{escape(value.decode())}</textarea>'
                    for name, value in fields.items())
-    evil = await _serve_page(nursery, appliance.current, (
+    return await _serve_page(nursery, appliance.current, (
         f'<form id="f" method="post" action="{console.url}/api/v1/certificate" '
         f'enctype="multipart/form-data">{form}</form>'
         '<script>document.getElementById("f").submit()</script>'))
+
+
+async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
+    nursery, console, appliance, pki, tmp_path
+):
+    """A page of another origin auto-submits the upload form, with a certificate
+    the appliance would accept, at a browser signed in to the console."""
+    evil = await _cross_site_upload(nursery, console, appliance, pki)
     driver = await open_webdriver(nursery, profile=tmp_path / "profile",
                                   cert=appliance.current.cert)
     await driver.get(f"{console.url}/")
@@ -278,3 +284,31 @@ async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
     await driver.send_keys("#upload-chain", str(files["chain"]))
     await driver.click("#upload-submit")
     await driver.wait_for_text("#upload-verdict", "Accepted: ")
+
+
+async def test_behind_the_origin_check_fetch_metadata_and_then_the_csrf_token_refuse_it(
+    nursery, console, appliance, pki, tmp_path, monkeypatch
+):
+    """Each layer alone stops the post: the browser does send the session cookie
+    (another port of this host is the same site), so the layers are what stand."""
+    import mesh.web.api
+    import mesh.web.auth
+
+    async def no_origin_check(request, backend):
+        return None
+
+    evil = await _cross_site_upload(nursery, console, appliance, pki)
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await sign_in(driver, console.auth.token)
+
+    monkeypatch.setattr(mesh.web.api, "_foreign_origin", no_origin_check)
+    await driver.get(f"https://127.0.0.1:{evil}/")
+    await driver.wait_for_text("body", '"code":"forbidden_cross_site"')
+
+    monkeypatch.setattr(mesh.web.auth, "_cross_site", lambda site: False)
+    await driver.get(f"https://127.0.0.1:{evil}/")
+    await driver.wait_for_text("body", '"code":"forbidden_csrf"')
+    assert appliance.current is pki.self_signed
+    assert [e.reason for e in console.recorded] == ["cross-site", "no-csrf-token"]
