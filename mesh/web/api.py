@@ -137,6 +137,28 @@ def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"code": "bad_request", "message": message}, status_code=400)
 
 
+_SIGN_IN_SHAPE = '{"token": "..."} or {"user": "admin", "password": "..."}'
+
+
+def _sign_in_credential(body: Any) -> dict[str, str] | None:
+    """The sign-in's one credential: ``token``, or ``user`` and ``password``; else None."""
+    if not isinstance(body, dict):
+        return None
+    if set(body) == {"token"} and isinstance(body["token"], str) and body["token"].strip():
+        return {"token": body["token"].strip()}
+    if (set(body) == {"user", "password"} and isinstance(body["user"], str)
+            and isinstance(body["password"], str) and body["password"]):
+        return {"user": body["user"], "password": body["password"]}
+    return None
+
+
+def _denied(denial: Denial) -> JSONResponse:
+    """The answer to a refused request: its status, stable code and message, nothing presented."""
+    headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
+    return JSONResponse({"code": denial.code, "message": denial.message},
+                        status_code=denial.status, headers=headers)
+
+
 def _own_origins(request: Request, backend: ConsoleBackend) -> set[str]:
     """The origins of this console's own page: https, its port, and a name it answers to.
 
@@ -295,28 +317,6 @@ def _session_cookie(request: Request) -> str:
     the ports of one host and two consoles must not overwrite each other's."""
     server = request.scope.get("server") or ("", 0)
     return f"mesh-session-{server[1]}"
-
-
-_SIGN_IN_SHAPE = '{"token": "..."} or {"user": "admin", "password": "..."}'
-
-
-def _sign_in_credential(body: Any) -> dict[str, str] | None:
-    """The sign-in's one credential: ``token``, or ``user`` and ``password``; else None."""
-    if not isinstance(body, dict):
-        return None
-    if set(body) == {"token"} and isinstance(body["token"], str) and body["token"].strip():
-        return {"token": body["token"].strip()}
-    if (set(body) == {"user", "password"} and isinstance(body["user"], str)
-            and isinstance(body["password"], str) and body["password"]):
-        return {"user": body["user"], "password": body["password"]}
-    return None
-
-
-def _denied(denial: Denial) -> JSONResponse:
-    """The answer to a refused request: its status, stable code and message, nothing presented."""
-    headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
-    return JSONResponse({"code": denial.code, "message": denial.message},
-                        status_code=denial.status, headers=headers)
 
 
 _Handler = Callable[[Request], Awaitable[Response]]
