@@ -61,11 +61,11 @@ async def open_console(
     events: EventLog,
     now: Callable[[], dt.datetime],
     token_file: Path,
+    operator_cas: tuple[x509.Certificate, ...] = (),
+    admin_password: PasswordHash | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     where: str = "api port",
-    operator_cas: tuple[x509.Certificate, ...] = (),
-    admin_password: PasswordHash | None = None,
 ) -> ApiListening:
     """Serve ``backend``'s console in ``nursery`` and record an ``api-listening`` event.
 
@@ -78,10 +78,10 @@ async def open_console(
         token_file: where the console's new token is written (0600); its
             folder must exist and should be private to this user. When it
             already holds a token (0600 or 0400), that token is used.
-        host, port: where to listen; port 0 picks a free one.
-        where: names the setting in the one-line error when the port is taken.
         operator_cas: the CAs whose client certificates may change the appliance.
         admin_password: the admin password's hash, for the page's sign-in.
+        host, port: where to listen; port 0 picks a free one.
+        where: names the setting in the one-line error when the port is taken.
 
     Returns:
         The event recorded, whose ``url`` is where the console answers.

@@ -128,9 +128,9 @@ async def run_node(
             token_file = config.api_token_file or private_folder(nursery) / "api-token"
             await open_console(
                 nursery, ApplianceConsole(appliance), events=events, now=clock.now,
+                operator_cas=config.operator_cas, admin_password=config.admin_password,
                 token_file=token_file, host=config.spec.host, port=config.api_port,
                 where=f"{config.source or 'node config'}: api_port",
-                operator_cas=config.operator_cas, admin_password=config.admin_password,
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(appliance)
@@ -196,9 +196,9 @@ async def run_shard(
             await open_console(
                 nursery, ApplianceConsole(mesh.appliance(node.spec.name)), events=mesh.events,
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
+                operator_cas=node.operator_cas, admin_password=node.admin_password,
                 port=node.api_port,
                 where=f"{node.source or 'node config'}: {node.spec.name}: api_port",
-                operator_cas=node.operator_cas, admin_password=node.admin_password,
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(mesh)
