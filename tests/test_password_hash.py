@@ -63,3 +63,18 @@ def test_the_command_prints_a_hash_and_takes_no_password_argument(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "mesh", "hash-password", "pw"],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert refused.returncode == 2 and "unrecognized arguments" in refused.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_password_is_asked_twice_without_echo(monkeypatch):
+    answers = iter(["typed twice", "typed twice", "first", "second"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    assert read_password(_Terminal()) == "typed twice"
+    with pytest.raises(InputError) as info:
+        read_password(_Terminal())
+    assert info.value.line() == "password: the two entries differ; type the same password twice"
+    assert "first" not in info.value.line()
