@@ -49,9 +49,10 @@ __all__ = [
 ]
 
 
-#: The most appliances one ``count`` may stand for (each is a listening
-#: socket, a key and a certificate).
-MAX_COUNT = 2000
+#: The most appliances one ``count`` may stand for (each is a key and a
+#: certificate): a fleet for ``mesh run --workers``. How many one process
+#: can hold is the backend's check (``Scenario.descriptor_line``).
+MAX_COUNT = 20_000
 
 
 class ScenarioInvalid(InputError):

@@ -419,6 +419,23 @@ class Scenario:
                 f"firewall rules need hosts of their own, which {option} does not give",
                 "run it with --hosts (as root)")
 
+    def descriptor_line(self, option: str, budget: int) -> tuple[str, str, str] | None:
+        """(where, problem, fix) when one process cannot hold every link's sockets.
+
+        A process may hold at most 20,000 descriptors here (the hard limit);
+        a run in one process holds both ends of every link, one socket each,
+        plus a listener per appliance that is dialed.
+        """
+        links = self.links()
+        listeners = len({listener for _dialer, listener in links})
+        needed = 2 * len(links) + listeners
+        if needed <= budget:
+            return None
+        return (self.source or self.name,
+                f"has {len(links):,} links: {option} would hold {needed:,} sockets, "
+                f"more than the {budget:,} one process may",
+                "spread it over processes with --workers N")
+
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""
         return sum((step.after for step in self.steps), dt.timedelta())

@@ -38,6 +38,7 @@ from attrs import evolve
 
 from mesh.clock import EmulatedClock
 from mesh.errors import InputError, with_notes
+from mesh.scenario.shards import MAX_SOCKETS
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
@@ -390,6 +391,8 @@ async def start_scenario(
     check_scenario(scenario)
     if (firewall := scenario.firewall_line("a run in one process")) is not None:
         raise InputError(*firewall)
+    if (crowded := scenario.descriptor_line("a run in one process", MAX_SOCKETS)) is not None:
+        raise InputError(*crowded)
     if validation == "off":
         scenario = scenario.with_validation_off()
     Mesh = _engine()

@@ -425,7 +425,7 @@ def test_count_expands_one_table_into_numbered_appliances():
          "or write the name out"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 100000\n',
          "c.toml: appliance[1].count: 100000 is more appliances than one run can hold; "
-         "use at most 2000"),
+         "use at most 20000"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 50\nconnects_to = ["cm.tset"]\n',
          "c.toml: appliance[1].connects_to[1]: 'cm.tset' is not an appliance; "
          "use the name of one of the 50 appliances"),

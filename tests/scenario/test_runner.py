@@ -316,3 +316,20 @@ async def test_a_step_judges_halted_links_once_after_its_action_not_at_the_jump(
     step_3 = [i for i, e in enumerate(events) if e.kind == "scenario-step" and e.index == 3][0]
     assert kinds[last_jump:step_3].count("crl-fetch-failed") == 0
     assert kinds[last_jump:step_3].count("link-halted") == 0
+
+
+async def test_a_fleet_past_one_process_descriptors_is_one_line_naming_workers(keys):
+    import pytest
+
+    from mesh.errors import InputError
+    from mesh.scenario.load import loads_scenario
+
+    scenario = loads_scenario(
+        '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n'
+        '[[appliance]]\nname = "sensor-{n}.contoso.test"\nrole = "sensor"\ncount = 9000\n'
+        'connects_to = ["cm.contoso.test"]\n', source="fleet.toml")
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == (
+        "fleet.toml: has 9,000 links: a run in one process would hold 18,001 sockets, "
+        "more than the 18,000 one process may; spread it over processes with --workers N")
