@@ -31,6 +31,7 @@ COMMANDS = [
     ["console"],
     ["crl"],
     ["crl", "serve"],
+    ["crl", "proxy"],
     ["node"],
     ["hosts"],
     ["hosts", "clean"],
@@ -131,6 +132,7 @@ def test_every_handler_names_a_function():
         "graph": "mesh.scenario.graph_command:graph_command",
         "console": "mesh.scenario.console_command:console_command",
         "crl serve": "mesh.net.crl_commands:_serve",
+        "crl proxy": "mesh.net.crl_commands:_proxy",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",
     }

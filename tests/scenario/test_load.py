@@ -221,7 +221,7 @@ CASES = [
         "bad-action",
         '[[step]]\naction = "revokee"\ntarget = "cm.contoso.test"\n',
         ["bad.toml: step[1].action: 'revokee' is not an action; use one of advance, revoke, "
-         "upload, set-validation, crl-down, crl-up, crl-slow, crl-garbage, stop, start"],
+         "upload, set-validation, crl-down, crl-up, crl-slow, crl-garbage, stop, start, block, unblock, partition, heal, loss, bandwidth"],
     ),
     (
         "step-target-unknown",
