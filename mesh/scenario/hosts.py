@@ -4,7 +4,8 @@ Theory of operation. The hosts are Linux network namespaces on a private
 switch (:mod:`mesh.hosts.netns`: names, addresses, hosts files, cleanup).
 Everything else is the ``--processes`` backend (:mod:`.processes`): the
 same node configs, restarts at every settle, event parsing and link table.
-What differs is a :class:`~.processes.Placement` and the CRL server:
+What differs is a :class:`~.processes.Placement`, the CRL server and proxy,
+and a network between the hosts:
 
 - **Nodes** run as ``ip netns exec NS python -m mesh node --config ...``,
   listen on their host's address, port :data:`NODE_PORT` (the same on every
@@ -24,20 +25,37 @@ What differs is a :class:`~.processes.Placement` and the CRL server:
   poll would get there too, but a node restarted meanwhile would fetch the
   old ones). ``crl-down`` stops that process (connections are refused),
   ``crl-up`` starts it again.
+- **The CRL proxy**, when an appliance fetches through one, is ``mesh crl
+  proxy`` on a host of its own, ``proxy.<domain>`` port :data:`PROXY_PORT`;
+  nodes with ``crl_proxy`` name it in their configs. It resolves
+  ``crl.<domain>`` through its hosts file like any host. ``crl_proxy_only``
+  becomes a kernel rule: every appliance is refused at the CRL host, so only
+  the proxy reaches it (:func:`network_policy`).
 - **Uploads** are judged on the target's own host: ``mesh cert check`` with
-  the appliance's policy runs in its namespace, so its CRLs come over the
-  run's network, as the node's would.
+  the appliance's policy (and proxy) runs in its namespace, so its CRLs come
+  over the run's network, as the node's would.
+- **Network policy** is the kernel's (:mod:`mesh.hosts.firewall`): the
+  ``[[block]]`` tables are nftables rules loaded before any node starts;
+  ``block`` / ``unblock`` / ``partition`` / ``heal`` / ``loss`` steps change
+  the :class:`~mesh.hosts.firewall.NetworkPolicy` and reload every host's
+  table, ``bandwidth`` puts a tc token bucket on the host's veth. The
+  methods here are one line each: the policy lives in :mod:`mesh.hosts`.
+  A link that is ``down`` between two running nodes, where the policy in
+  force cuts that pair on :data:`NODE_PORT`, gets the policy's ``reason``
+  (``network: blocked``, ``network: partitioned``, ``network: loss``): the
+  state stays ``down``, the report says the network did it. There is no
+  ``latency`` step: the kernel here has no ``netem``, and nftables cannot
+  delay a packet.
 
 Not there yet (each refused in one line before anything is made): the CRL
 server's other faults (``crl-slow``, ``crl-garbage``: ``mesh crl serve`` has
-no faults) and the CRL proxy (it runs in the runner, which no namespace can
-reach). Firewall steps (block, partition, loss, bandwidth) do not exist as
-steps at all yet.
+no faults).
 
-Cleanup is guaranteed by a shielded ``finally``: the node and CRL processes
-are stopped, then every namespace and ``/etc/netns`` folder of the run is
-removed, on a result, an error or Ctrl-C. A run killed with SIGKILL leaves
-them: ``mesh hosts clean`` removes them.
+Cleanup is guaranteed by a shielded ``finally``: the node, CRL and proxy
+processes are stopped, then every namespace and ``/etc/netns`` folder of the run is
+removed (rules and qdiscs live in them, so they go too), on a result, an
+error or Ctrl-C. A run killed with SIGKILL leaves them: ``mesh hosts clean``
+removes them.
 """
 
 from __future__ import annotations

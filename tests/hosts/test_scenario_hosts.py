@@ -1,8 +1,8 @@
 """``mesh run --hosts`` (:mod:`mesh.scenario.hosts`): same link table as in process, nothing left.
 
 Each node is a Python process on a host of its own, so the slow tests are
-few: three small library scenarios (a halt and an upload, an expiry, the CRL
-server down and back) and one run stopped by Ctrl-C. Without root they skip,
+few: four small library scenarios (a halt and an upload, an expiry, the CRL
+server down and back, the CRL proxy on a host of its own) and one run stopped by Ctrl-C. Without root they skip,
 saying why; the refusals need no root.
 """
 
@@ -28,8 +28,9 @@ from tests.hosts.conftest import needs_root
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
-#: The default suite compares three small scenarios; MESH_HOSTS_ALL=1 every
-#: library scenario --hosts plays (those it refuses are left out).
+#: The default suite compares four small scenarios; MESH_HOSTS_ALL=1 every
+#: library scenario --hosts plays (those it refuses are left out, and the
+#: network ones, which have no in-process run: tests/hosts/test_policy_scenarios.py).
 QUICK = ["troubleshoot-revoked", "troubleshoot-expired", "crl-server-down", "crl-through-proxy"]
 
 
