@@ -294,3 +294,24 @@ async def test_firewall_rules_are_refused_where_nothing_enforces_them(keys):
         await run_scenario(scenario, keys=keys)
     assert info.value.line() == ("small: block[1]: firewall rules need hosts of their own, "
                                  "which a run in one process does not give; run it with --hosts (as root)")
+
+
+async def test_network_steps_are_refused_where_nothing_enforces_them(keys):
+    import pytest
+    from attrs import evolve
+
+    from mesh.errors import InputError
+    from mesh.scenario.model import Step
+    from mesh.scenario.processes import run_in_processes
+
+    scenario = evolve(small(), steps=[Step(action="advance"),
+                                      Step(action="partition", between=[[S2], ["crl"]])])
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == ("small: step[2] partition: a network step needs hosts of their "
+                                 "own, which a run in one process does not give; run it with "
+                                 "--hosts (as root)")
+    with pytest.raises(InputError) as info:
+        await run_in_processes(scenario, keys=keys)
+    assert info.value.line().startswith("small: step[2] partition: a network step needs hosts "
+                                        "of their own, which --processes does not give")
