@@ -12,6 +12,7 @@ from mesh.scenario.backend import Backend, UploadVerdict
 from mesh.scenario.driver import Driver
 from mesh.scenario.events import ExpectationsChecked, StepPlayed
 from mesh.scenario.model import ApplianceDef, Expectation, Scenario, Step
+from mesh.scenario.hosts import HostsBackend
 from mesh.scenario.processes import ProcessesBackend
 from mesh.scenario.result import LinkRow
 from mesh.scenario.runner import MeshBackend
@@ -177,9 +178,19 @@ async def test_every_action_is_one_backend_call(action):
     assert backend.calls == expected[action]
 
 
-@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend, Recorder])
+@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend, HostsBackend, Recorder])
 def test_every_backend_answers_every_call(backend):
     wanted = {name for name in dir(Backend) if not name.startswith("_")}
     assert wanted <= set(dir(backend)), wanted - set(dir(backend))
     for method, _ in _CALLS.values():
         assert callable(getattr(backend, method))
+
+
+@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend])
+async def test_a_backend_without_hosts_fails_closed_on_a_network_step(backend):
+    from mesh.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        await backend.partition(object.__new__(backend), ((S1,), (CM,)), False)
+    assert info.value.line() == ("step partition: needs hosts of their own, which this run does "
+                                 "not give; run it with --hosts (as root)")
