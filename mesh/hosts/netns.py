@@ -73,6 +73,9 @@ NETWORK = ipaddress.IPv4Network("10.213.0.0/16")
 #: What every object of a run is named with; ``mesh hosts clean`` looks for it.
 PREFIX = re.compile(r"^mesh-[0-9a-f]{6}-")
 
+#: A run's id: what its prefix carries between ``mesh-`` and ``-``.
+RUN_ID = re.compile(r"[0-9a-f]{6}")
+
 #: Where ``ip netns exec`` finds the files it mounts over ``/etc``.
 ETC_NETNS = Path("/etc/netns")
 
@@ -183,7 +186,7 @@ def plan_hosts(names: Sequence[str], *, run_id: str, proxy: bool = False) -> Hos
         InputError: a name is not a DNS name, is given twice, is the CRL
             host's name, or there are more than :data:`MAX_HOSTS`.
     """
-    if not re.fullmatch(r"[0-9a-f]{6}", run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"a run id is six hex digits, not {run_id!r}")
     if len(names) > MAX_HOSTS:
         raise InputError(f"{len(names)} appliances", "do not fit one /24 of --hosts",
@@ -294,17 +297,19 @@ async def _namespaces() -> list[str]:
     return [line.split()[0] for line in listing.splitlines() if line.strip()]
 
 
-async def leftovers() -> list[str]:
-    """The namespaces and ``/etc/netns`` folders named like a run's (:data:`PREFIX`)."""
-    found = {ns for ns in await _namespaces() if PREFIX.match(ns)}
+async def leftovers(run: str | None = None) -> list[str]:
+    """The namespaces and ``/etc/netns`` folders named like a run's (:data:`PREFIX`),
+    or like run ``run``'s only."""
+    pattern = PREFIX if run is None else re.compile(f"^mesh-{re.escape(run)}-")
+    found = {ns for ns in await _namespaces() if pattern.match(ns)}
     if ETC_NETNS.is_dir():
-        found |= {entry.name for entry in ETC_NETNS.iterdir() if PREFIX.match(entry.name)}
+        found |= {entry.name for entry in ETC_NETNS.iterdir() if pattern.match(entry.name)}
     return sorted(found)
 
 
-async def clean() -> list[str]:
-    """Remove what runs left (``mesh hosts clean``): one line per thing removed."""
-    return await _remove(await leftovers())
+async def clean(run: str | None = None) -> list[str]:
+    """Remove what runs (or run ``run``) left (``mesh hosts clean``): one line per thing removed."""
+    return await _remove(await leftovers(run))
 
 
 async def _remove(namespaces: list[str]) -> list[str]:

@@ -213,10 +213,11 @@ def test_a_sigkilled_runs_rules_live_in_its_namespaces_and_clean_takes_them(tmp_
     # The machine's own ruleset never had them.
     assert subprocess.run(["nft", "list", "ruleset"], capture_output=True,
                           text=True).stdout == root_rules
-    assert main(["hosts", "clean"]) == 0
+    prefix = sensors[0].rsplit("-", 1)[0] + "-"
+    # Only this run's: other runs on the machine are left alone.
+    assert main(["hosts", "clean", "--run", prefix.split("-")[1]]) == 0
     out = capsys.readouterr().out.splitlines()
     # switch, CRL, proxy and three appliances
-    assert sum(line.startswith("removed network namespace mesh-") for line in out) == 6, out
-    prefix = sensors[0].rsplit("-", 1)[0] + "-"
+    assert sum(line.startswith(f"removed network namespace {prefix}") for line in out) == 6, out
     assert prefix not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                         text=True).stdout
