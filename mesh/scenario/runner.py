@@ -202,7 +202,12 @@ class MeshBackend(NoNetwork):
         return link_rows(self.mesh.links())
 
     async def advance(self, delta: dt.timedelta) -> None:
-        await self.mesh.advance(delta)
+        # Every step ends in a settle that judges each link afresh at the new
+        # instant, after the step's action (and wakes every sleeper). Woken by
+        # the jump itself, every halted dialer whose backoff the jump ended
+        # would first retry against the world before the action: a second
+        # handshake per halted link, whose outcome the settle then replaces.
+        await self.mesh.advance(delta, wake=False)
 
     async def revoke(self, target: str) -> None:
         await self.mesh.revoke(target)
