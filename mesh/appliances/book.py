@@ -24,6 +24,8 @@ class LinkBook:
         #: stopping (or reporting its status) must not walk every link of the mesh.
         self._by_end: dict[str, list[Link]] = {}
         self._changed = trio.Event()
+        #: Changes so far (each :meth:`touch`): lets a waiter batch them.
+        self.touches = 0
 
     def get(self, dialer: str, listener: str, *, mutual: bool = True) -> Link:
         key = (dialer, listener)
@@ -46,6 +48,7 @@ class LinkBook:
 
     def touch(self) -> None:
         """Something changed: wake every :meth:`wait_changed`."""
+        self.touches += 1
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 

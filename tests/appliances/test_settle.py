@@ -97,3 +97,35 @@ def test_not_settling_names_the_first_five_links_still_waiting():
         "s0 -> c, s1 -> c, s2 -> c, s3 -> c, s4 -> c and 2 more"
     )
     assert str(MeshNotSettled(2, ())) == "the mesh did not settle within 2 s: it never went idle"
+
+
+async def test_waiting_for_many_links_looks_at_each_a_bounded_number_of_times(epoch):
+    # Links come up one per scheduling round, each a change of the book. A pass
+    # over every pending link per change was quadratic: at 400 links, ~40,000
+    # looks; batched, a few per link.
+    pairs = [LinkPair(dialer=f"sensor-{n}", listener="console") for n in range(400)]
+    book, gate = LinkBook(), RetryGate(EmulatedClock(epoch))
+    looked = [0]
+
+    class Counting(Settler):
+        def settled(self, pair, generation):
+            looked[0] += 1
+            return super().settled(pair, generation)
+
+    settler = Counting(book=book, gate=gate, pairs=lambda: pairs, running=lambda name: True)
+    accepted = Judgement(by="x", accepted=True)
+
+    async def come_up():
+        for pair in pairs:
+            await trio.sleep(0)
+            end = LinkEnd(me=pair.dialer, link=book.get(pair.dialer, pair.listener))
+            end.handle(Attempted(), owner=True, at=epoch)
+            end.handle(Judged(outcome=decide(accepted, accepted), mine=accepted, theirs=accepted,
+                              attempt=gate.generation), owner=True, at=epoch)
+            book.touch()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(come_up)
+        with trio.fail_after(10):
+            await settler.settle(timeout=10, quiet=0, fresh=False, idle=False)
+    assert looked[0] < 20 * len(pairs)
