@@ -36,7 +36,7 @@ from mesh.events import ApiListening
 from mesh.roles import Role
 
 if TYPE_CHECKING:  # mesh.web is imported only when a console opens
-    from mesh.web.backend import ConsoleBackend
+    from mesh.web.backend import ConsoleBackend, NodeControl
 
 __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console", "private_folder"]
 
@@ -59,6 +59,7 @@ async def open_console(
     host: str = "127.0.0.1",
     port: int = 0,
     where: str = "api port",
+    control: NodeControl | None = None,
 ) -> ApiListening:
     """Serve ``backend``'s console in ``nursery`` and record an ``api-listening`` event.
 
@@ -72,6 +73,8 @@ async def open_console(
             folder must exist and should be private to this user.
         host, port: where to listen; port 0 picks a free one.
         where: names the setting in the one-line error when the port is taken.
+        control: the node process's clock and stop/start (``mesh node``), for
+            the API's ``/api/v1/clock`` and ``/api/v1/running``.
 
     Returns:
         The event recorded, whose ``url`` is where the console answers.
@@ -86,7 +89,8 @@ async def open_console(
     auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
                        record=events.append)
     address = await nursery.start(
-        partial(serve_console, backend, auth=auth, host=host, port=port, where=where)
+        partial(serve_console, backend, auth=auth, host=host, port=port, where=where,
+                control=control)
     )
     event = ApiListening(at=now(), appliance=backend.name, role=backend.role, url=address.url,
                          token_file=str(token_file))

@@ -25,7 +25,7 @@ from mesh.errors import InputError
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
 from mesh.web.auth import ConsoleAuth, is_loopback
-from mesh.web.backend import ConsoleBackend
+from mesh.web.backend import ConsoleBackend, NodeControl
 from mesh.web.connection import serve_https
 from mesh.web.tls import IdentityContexts
 
@@ -86,6 +86,7 @@ async def serve_console(
     port: int = 0,
     expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
     where: str = "console port",
+    control: NodeControl | None = None,
     task_status: trio.TaskStatus[ConsoleAddress] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``backend``'s REST API and web console over HTTPS until cancelled.
@@ -95,6 +96,8 @@ async def serve_console(
         host, port: where to listen; port 0 picks a free port.
         expiry_window: certificates this close to their end are flagged.
         where: names the setting in the one-line error when the port is taken.
+        control: the node process's clock and stop/start, for the API's
+            control routes (``mesh node``; None elsewhere).
         task_status: started with the :class:`ConsoleAddress` once listening.
 
     Raises:
@@ -112,7 +115,7 @@ async def serve_console(
     bound = sock.getsockname()
     # Off loopback, other machines reach the console: reads need the credential too.
     app = build_app(backend, auth=auth, reads_open=is_loopback(bound[0]),
-                    expiry_window=expiry_window)
+                    expiry_window=expiry_window, control=control)
     await serve_https(
         # starlette types ASGI messages as MutableMappings, hypercorn as TypedDicts
         ASGIWrapper(app),  # type: ignore[arg-type]
