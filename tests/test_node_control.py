@@ -14,7 +14,10 @@ import trio
 
 from mesh.node import load_shard, run_shard
 from tests.test_node import Capture, _config, _started_node, _token, _write
-from tests.test_node import files as node_files, written as node_written  # noqa: F401 (fixtures)
+import tests.test_node as _node_tests
+
+#: The two-node deployment of tests/test_node.py (fixtures).
+written, files = _node_tests.written, _node_tests.files
 
 EPOCH = dt.datetime(2027, 1, 15, 9, tzinfo=dt.timezone.utc)
 
