@@ -16,12 +16,17 @@ import logging
 import socket
 import ssl
 
+from typing import Callable, Sequence
+
 import trio
 from attrs import define
+from cryptography import x509
+from starlette.applications import Starlette
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 
 from mesh.errors import InputError
+from mesh.pki.issue import Issued
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
 from mesh.web.auth import ConsoleAuth, is_loopback
@@ -29,7 +34,7 @@ from mesh.web.backend import ConsoleBackend, NodeControl
 from mesh.web.connection import serve_https
 from mesh.web.tls import IdentityContexts
 
-__all__ = ["ConsoleAddress", "serve_console"]
+__all__ = ["ConsoleAddress", "serve_api", "serve_console"]
 
 
 @define(frozen=True, kw_only=True)
@@ -103,7 +108,34 @@ async def serve_console(
     Raises:
         InputError: the port is in use or the address is not this machine's.
     """
-    contexts = IdentityContexts(backend.identity, backend.trust_roots)
+    await serve_api(
+        lambda reads_open: build_app(backend, auth=auth, reads_open=reads_open,
+                                     expiry_window=expiry_window, control=control),
+        backend.identity, backend.trust_roots, host=host, port=port, where=where,
+        task_status=task_status,
+    )
+
+
+async def serve_api(
+    make_app: Callable[[bool], Starlette],
+    identity: Callable[[], Issued],
+    trust_roots: Callable[[], Sequence[x509.Certificate]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    where: str = "api port",
+    task_status: trio.TaskStatus[ConsoleAddress] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the app ``make_app(reads_open)`` makes over HTTPS until cancelled.
+
+    The one server stack of every API (an appliance's console, the CRL
+    server's control API): ``identity`` is read at every new connection,
+    ``reads_open`` is true when the bound address is loopback.
+
+    Raises:
+        InputError: the port is in use or the address is not this machine's.
+    """
+    contexts = IdentityContexts(identity, trust_roots)
     contexts.context()  # fail here, not at the first handshake, if the identity is unusable
     config = _ConsoleConfig(contexts)
     config.accesslog = None
@@ -114,8 +146,7 @@ async def serve_console(
     sock = _bind(host, port, where)
     bound = sock.getsockname()
     # Off loopback, other machines reach the console: reads need the credential too.
-    app = build_app(backend, auth=auth, reads_open=is_loopback(bound[0]),
-                    expiry_window=expiry_window, control=control)
+    app = make_app(is_loopback(bound[0]))
     await serve_https(
         # starlette types ASGI messages as MutableMappings, hypercorn as TypedDicts
         ASGIWrapper(app),  # type: ignore[arg-type]

@@ -130,7 +130,7 @@ def test_every_handler_names_a_function():
         "diff": "mesh.scenario.diff:diff_command",
         "graph": "mesh.scenario.graph_command:graph_command",
         "console": "mesh.scenario.console_command:console_command",
-        "crl serve": "mesh.net.crl_commands:_serve",
+        "crl serve": "mesh.crl_service:serve_command",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",
     }
