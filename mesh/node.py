@@ -52,7 +52,7 @@ from mesh.consoles import open_console, private_folder
 from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
-from mesh.node_control import LoneControl, ShardControl
+from mesh.node_control import LoneControl, ShardControl, ShardRefresh
 
 from mesh.node_config import NodeConfig, PeerAddress, ShardConfig, load_config, load_shard
 
@@ -192,6 +192,7 @@ async def run_shard(
     links to other shards to the addresses the config gives.
     """
     mesh = ShardMesh(shard, out)
+    refresh = ShardRefresh(mesh)
     async with trio.open_nursery() as nursery:
         await nursery.start(mesh.run)
         for node in shard.nodes:
@@ -201,7 +202,8 @@ async def run_shard(
 
             token_file = node.api_token_file or private_folder(nursery) / f"{node.spec.name}.api-token"
             await open_console(
-                nursery, ApplianceConsole(mesh.appliance(node.spec.name)), events=mesh.events,
+                nursery, ApplianceConsole(mesh.appliance(node.spec.name), refresh=refresh.refresh),
+                events=mesh.events,
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
                 port=node.api_port,
                 where=f"{node.source or 'node config'}: {node.spec.name}: api_port",

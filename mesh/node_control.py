@@ -16,6 +16,14 @@ the two kinds of node process:
   the clock is the shard's, shared by all its appliances, so moving it
   through one console moves it for every appliance of the shard.
 
+In a shard, the appliances also share one retry gate: a refresh through one
+console makes every dialer of the shard redial. So a shard's refreshes are
+whole-shard ones (:class:`ShardRefresh`): every appliance refetches its CRLs
+and judges the links it accepted, then every link of the shard is judged
+afresh once; refreshes asked while one runs are served together by the
+next, so a driver asking each of a shard's thousand consoles costs two
+whole-shard refreshes, not a thousand (each of which would redial them all).
+
 Moving the clock records ``clock-advanced`` and has every running appliance
 say whether its certificate is now in its expiry window, as
 ``Mesh.advance`` does in a scenario run; it does not republish CRLs (the
@@ -28,13 +36,14 @@ import datetime as dt
 
 import trio
 
-from mesh.appliances.appliance import Appliance
+from mesh.appliances.appliance import REFRESH_TIMEOUT, Appliance
 from mesh.appliances.mesh import Mesh
+from mesh.appliances.settle import MeshNotSettled
 from mesh.clock import EmulatedClock
 from mesh.eventlog import EventLog
 from mesh.events import ClockAdvanced
 
-__all__ = ["LoneControl", "ShardControl"]
+__all__ = ["LoneControl", "ShardControl", "ShardRefresh"]
 
 
 async def _move(clock: EmulatedClock, to: dt.datetime, events: EventLog,
@@ -121,3 +130,64 @@ class ShardControl:
 
     async def stop(self) -> None:
         await self._mesh.stop(self._name)
+
+
+class _Round:
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.pending: tuple[str, ...] = ()
+
+
+class ShardRefresh:
+    """A shard's CRL refreshes, whole-shard and coalesced (see the module docstring)."""
+
+    def __init__(self, mesh: Mesh, *, timeout: float = REFRESH_TIMEOUT) -> None:
+        self._mesh = mesh
+        self._timeout = timeout
+        #: The round callers join: it starts after the one running now.
+        self._waiting: _Round | None = None
+        self._busy = False
+
+    async def refresh(self) -> tuple[str, ...]:
+        """Once a whole-shard refresh that started after this call has ended:
+        the links still without an outcome (() when all have one)."""
+        if self._waiting is None:
+            self._waiting = _Round()
+        joined = self._waiting
+        if not self._busy:
+            self._busy = True
+            current: _Round | None = None
+            try:
+                while self._waiting is not None:
+                    current, self._waiting = self._waiting, None
+                    current.pending = await self._refresh_all()
+                    current.done.set()
+            finally:
+                self._busy = False
+                # Cancelled mid-way (the asking client went away): nobody is
+                # left waiting on a round that will not run.
+                for left in (current, self._waiting):
+                    if left is not None and not left.done.is_set():
+                        left.pending = ("the refresh was interrupted",)
+                        left.done.set()
+                self._waiting = None
+        await joined.done.wait()
+        return joined.pending
+
+    async def _refresh_all(self) -> tuple[str, ...]:
+        mesh = self._mesh
+
+        async def no_wait(seconds: float) -> None:
+            await trio.lowlevel.checkpoint()
+
+        for name in mesh.names:
+            appliance = mesh.appliance(name)
+            if appliance.running:
+                # Its CRLs refetched at the next check and the links it accepted
+                # from other processes judged again; the waiting is the shard's.
+                await appliance.refresh_crls(timeout=self._timeout, settle=no_wait)
+        try:
+            await mesh.settle(timeout=self._timeout, quiet=0.0, fresh=True, idle=False)
+        except MeshNotSettled as exc:
+            return exc.pending
+        return ()

@@ -672,7 +672,9 @@ async def run_in_processes(
         crl_server, proxy, pki, _ = await start_world(
             scenario, nursery, keys=keys, progress=progress
         )
-        return ProcessesBackend(
+        from mesh.scenario.live_nodes import LiveNodesBackend
+
+        return LiveNodesBackend(
             scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
             nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
             workers=workers,
@@ -747,8 +749,20 @@ async def play_nodes(
                             await backend.aclose()
                     nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # The nursery wraps what the run raised; stuck nodes are one line.
-        stuck = not_settled_in(group)
+        # The nursery wraps what the run raised; stuck nodes, or a node that
+        # answered what the driver cannot use, are one line.
+        stuck = not_settled_in(group) or input_error_in(group)
         if stuck is None:
             raise
         raise stuck from None
+
+
+def input_error_in(group: BaseExceptionGroup) -> InputError | None:
+    """The first :class:`InputError` of ``group`` when that is all it holds (one line to print)."""
+    found, rest = group.split(InputError)
+    if found is None or rest is not None:
+        return None
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, InputError) else None

@@ -22,7 +22,7 @@ import the engine.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Sequence
 
 from cryptography import x509
 
@@ -53,8 +53,12 @@ def _role_name(role: Role | None) -> str:
 class ApplianceConsole:
     """:class:`~mesh.web.backend.ConsoleBackend` for one engine ``Appliance``."""
 
-    def __init__(self, appliance: Appliance) -> None:
+    def __init__(self, appliance: Appliance, *,
+                 refresh: Callable[[], Awaitable[Sequence[str]]] | None = None) -> None:
         self._appliance = appliance
+        #: How ``refresh_crls`` is done when not by the appliance alone (a
+        #: shard refreshes all its appliances together: ``mesh.node_control``).
+        self._refresh = refresh
 
     @property
     def name(self) -> str:
@@ -123,6 +127,8 @@ class ApplianceConsole:
         self._appliance.set_validation(enabled)
 
     async def refresh_crls(self) -> Sequence[str]:
+        if self._refresh is not None:
+            return await self._refresh()
         return await self._appliance.refresh_crls()
 
 

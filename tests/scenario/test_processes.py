@@ -89,7 +89,7 @@ async def test_nodes_that_do_not_settle_are_one_line_naming_the_step(key_pool):
     from mesh.scenario.model import ApplianceDef, Scenario, Step
     from mesh.scenario.runner import ScenarioNotSettled
 
-    # Every node restarts with an empty CRL cache into a CRL server that never
+    # Every node is asked to refetch its CRLs from a CRL server that never
     # answers: each check waits the node's CRL timeout (5 s), longer than 3 s.
     cm, s1 = "cm.contoso.test", "sensor-1.contoso.test"
     scenario = Scenario(

@@ -1,0 +1,144 @@
+"""``mesh run --processes`` / ``--workers N``: the nodes start once, the steps go through their APIs.
+
+Why: restarting every node at every step (a new clock instant, switch and
+identity in its config, an empty CRL cache) is what the step means only
+approximately, and it made a 1,000-sensor run over two workers spend most
+of its time starting processes. Here the processes start once, as
+:class:`~mesh.scenario.processes.ProcessesBackend` starts them (its configs,
+its listeners-first order, its event reading for the start), every
+appliance that can have a console serves one (port 0, its URL and token file
+from its ``api-listening`` event), and from the first step on the run is a
+:class:`~mesh.scenario.fleet.FleetBackend` over those consoles and the
+run's CRL server (in this process). Nodes keep their CRL caches across
+steps, as they would in the field and as the in-process run does.
+
+The link table at start comes from the nodes' events (as before); after each
+step from the refresh answers (:mod:`.fleet`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from mesh.consoles import has_console
+from mesh.errors import InputError
+from mesh.events import ApiListening
+from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.fleet import FleetBackend, LocalCrl
+from mesh.scenario.fleet_client import Api, FleetClient
+from mesh.scenario.processes import ProcessesBackend
+from mesh.scenario.result import LinkRow
+from mesh.scenario.runner import ScenarioNotSettled
+
+__all__ = ["LiveNodesBackend"]
+
+
+class LiveNodesBackend(ProcessesBackend):
+    """Nodes started once, then driven through their consoles (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every appliance that can serve a console does (the driver's way in),
+        # on a port it picks; the URLs printed stay those the scenario asks for.
+        asked = set(self.api_port_of)
+        self.api_port_of = {a.name: 0 for a in self.scenario.appliances if has_console(a.role)}
+        self._asked = asked
+        self.consoles = {}
+        self.console_tokens = {}
+        self.client = FleetClient()
+        self.fleet: FleetBackend | None = None
+
+    # -- start: the processes, once --
+
+    async def settle(self, where: str) -> None:
+        if self.fleet is not None:
+            await self.fleet.settle(where)
+            return
+        with trio.move_on_after(self.settle_timeout) as waiting:
+            await self.start_all()
+            while self._unsettled() or self._without_api():
+                self._check_alive()
+                await self._changed.wait()
+        if waiting.cancelled_caught:
+            pending = [f"{d} -> {l}" for d, l in self._unsettled()] + self._without_api()
+            raise ScenarioNotSettled(self.scenario.name, where,
+                                     f"the mesh nodes did not settle within {self.settle_timeout:g} s"
+                                     + (": waiting for " + ", ".join(pending[:5]) if pending else ""))
+        apis = {}
+        for name in self.api_port_of:
+            listening = self._listening(name)
+            assert listening is not None
+            token = Path(listening.token_file).read_text(encoding="utf-8").strip()
+            apis[name] = Api(name=name, url=listening.url, token=token)
+            if name in self._asked:
+                self.consoles[name] = listening.url
+                self.console_tokens[name] = listening.token_file
+        assert self.crl_server is not None
+        self.fleet = FleetBackend(self.scenario, self.pki, client=self.client, apis=apis,
+                                  crl=LocalCrl(self.crl_server), now=self._now,
+                                  settle_timeout=self.settle_timeout)
+
+    def _listening(self, name: str) -> ApiListening | None:
+        node = self.nodes.get(name)
+        if node is None:
+            return None
+        for _, event in node.events:
+            if isinstance(event, ApiListening) and event.appliance == name:
+                return event
+        return None
+
+    def _without_api(self) -> list[str]:
+        return [f"{name}'s console" for name in self.api_port_of if self._listening(name) is None]
+
+    def _check_alive(self) -> None:
+        for node in self.nodes.values():
+            if node.process.returncode is not None:
+                detail = node.stderr.decode(errors="replace").strip().splitlines()
+                raise InputError(f"mesh node {node.name}", "exited during the run",
+                                 detail[-1] if detail else f"exit status {node.process.returncode}")
+
+    # -- steps: through the fleet --
+
+    def _fleet(self) -> FleetBackend:
+        if self.fleet is None:
+            raise RuntimeError("the nodes have not started: settle first")
+        return self.fleet
+
+    def now(self) -> dt.datetime:
+        return self.fleet.now() if self.fleet is not None else self._now
+
+    def links(self) -> list[LinkRow]:
+        if self.fleet is None or not self.fleet.settled:
+            return self.rows()
+        return self.fleet.links()
+
+    async def advance(self, delta: dt.timedelta) -> None:
+        await self._fleet().advance(delta)
+
+    async def revoke(self, target: str) -> None:
+        await self._fleet().revoke(target)
+
+    async def upload(self, target: str, certificate: str) -> UploadVerdict:
+        return await self._fleet().upload(target, certificate)
+
+    async def set_validation(self, target: str, enabled: bool) -> None:
+        await self._fleet().set_validation(target, enabled)
+
+    async def crl_fault(self, fault: str) -> None:
+        await self._fleet().crl_fault(fault)
+
+    async def stop(self, target: str) -> None:
+        await self._fleet().stop(target)
+
+    async def start(self, target: str) -> None:
+        await self._fleet().start(target)
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.aclose()
+        finally:
+            await self.stop_all()
