@@ -202,7 +202,8 @@ async def run_shard(
 
             token_file = node.api_token_file or private_folder(nursery) / f"{node.spec.name}.api-token"
             await open_console(
-                nursery, ApplianceConsole(mesh.appliance(node.spec.name), refresh=refresh.refresh),
+                nursery, ApplianceConsole(mesh.appliance(node.spec.name), refresh=refresh.refresh,
+                                 process_links=mesh.links),
                 events=mesh.events,
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
                 port=node.api_port,

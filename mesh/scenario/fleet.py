@@ -25,11 +25,16 @@ The steps:
 Settling: a scenario asks what the *next* connection does after each step,
 so every node is asked to refetch its CRLs and judge its links afresh
 (``POST /api/v1/crls/refresh``), which answers once each link the node dials
-has a new outcome, with its link table. Listeners are asked before the
-appliances that dial them (waves along the topology), so that a listener
-has dropped its cached CRLs before a dialer's new connection reaches it. The
-link table is each dialer's own view from its answer (the listener's, for a
-dialer without an API). Nothing here sleeps or polls: every wait is an
+has a new outcome, with its link table. A shard refreshes as a whole (its
+appliances share one retry gate), so when the driver knows which appliances
+share a process (``--workers``) it asks one console per process and reads
+every link of the process from the answer (``process_links``); otherwise
+(an inventory) it asks every console and the shard answers them together.
+Listeners are asked before the appliances that dial them (waves along the
+topology, per process), so that a listener has dropped its cached CRLs and
+judged the links it accepted before a dialer's new connection reaches it.
+The link table is each dialer's own view from its answer (the listener's,
+for a dialer without an API). Nothing here sleeps or polls: every wait is an
 answer.
 
 The emulated instant is the driver's (the scenario's start plus every
@@ -39,20 +44,23 @@ The emulated instant is the driver's (the scenario's start plus every
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import trio
 
 from mesh.errors import with_notes
+from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.pki.deployment import Pki
 from mesh.scenario.backend import UploadVerdict
 from mesh.scenario.fleet_client import Api, FleetClient, FleetError, upload_parts
 from mesh.scenario.model import Scenario
-from mesh.scenario.result import LinkRow
-from mesh.scenario.runner import ScenarioNotSettled
+from mesh.scenario.inventory import Inventory
+from mesh.scenario.result import LinkRow, RunResult
+from mesh.scenario.runner import SETTLE_TIMEOUT, Progress, ScenarioNotSettled
 
-__all__ = ["CrlControl", "FleetBackend", "LocalCrl", "RemoteCrl", "listeners_first", "row_of"]
+__all__ = ["CrlControl", "FleetBackend", "LocalCrl", "RemoteCrl", "listeners_first", "row_of",
+           "run_on_inventory"]
 
 #: Faults under which the CRL server serves its own old documents: an
 #: ``advance`` does not republish over them (as in one process).
@@ -140,7 +148,7 @@ class FleetBackend:
 
     def __init__(self, scenario: Scenario, pki: Pki, *, client: FleetClient,
                  apis: Mapping[str, Api], crl: CrlControl, now: dt.datetime,
-                 settle_timeout: float) -> None:
+                 settle_timeout: float, processes: Sequence[Sequence[str]] | None = None) -> None:
         self.scenario = scenario
         self.pki = pki
         self.client = client
@@ -152,8 +160,21 @@ class FleetBackend:
         self._now = now
         self._fault = "ok"
         self._links = scenario.links()
-        self._waves = listeners_first([a.name for a in scenario.appliances if a.name in self.apis],
-                                      self._links)
+        # Who is asked to refresh: one console per process when the driver knows
+        # which appliances share one (a shard refreshes as a whole), else every console.
+        known = processes if processes is not None else [[name] for name in self.apis]
+        self._processes: dict[str, tuple[Api, tuple[str, ...]]] = {}
+        for members in known:
+            asked = next((name for name in members if name in self.apis), None)
+            if asked is not None:
+                self._processes[asked] = (self.apis[asked], tuple(members))
+        process_of = {name: asked for asked, (_, members) in self._processes.items()
+                      for name in members}
+        self._process_of = process_of
+        self._waves = listeners_first(
+            list(self._processes),
+            [(process_of[d], process_of[l]) for d, l in self._links
+             if d in process_of and l in process_of])
         #: (dialer, listener) -> the link document last answered for it.
         self._seen: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.running = {a.name: True for a in scenario.appliances}
@@ -180,7 +201,9 @@ class FleetBackend:
 
     async def advance(self, delta: dt.timedelta) -> None:
         self._now += delta
-        await self._each(list(self.apis.values()), lambda api: self.client.move_clock(api, self._now))
+        # One request per process: a shard's appliances share one clock.
+        await self._each([api for api, _ in self._processes.values()],
+                         lambda api: self.client.move_clock(api, self._now))
         if self._fault not in _OWN_DOCUMENTS:
             await self.publish()
 
@@ -219,14 +242,16 @@ class FleetBackend:
         pending: list[str] = []
         answered: set[str] = set()
 
-        async def one(name: str) -> None:
-            body = await self.client.refresh(self.apis[name])
-            answered.add(name)
+        async def one(asked: str) -> None:
+            api, members = self._processes[asked]
+            body = await self.client.refresh(api)
+            answered.update(members)
             pending.extend(str(p) for p in body.get("pending") or ())
-            for link in body.get("links") or ():
+            # Every link of the process (a node of another version: its appliance's own).
+            for link in body.get("process_links", body.get("links")) or ():
                 key = (str(link.get("dialer")), str(link.get("listener")))
-                # The dialer's view; the listener's only for a dialer without an API.
-                if key[0] == name or key[0] not in self.apis:
+                # The dialer's view; the listener's only for a dialer no process answers for.
+                if key[0] in members or (key[0] not in self._process_of and key[1] in members):
                     self._seen[key] = link
 
         with trio.move_on_after(self.settle_timeout) as waiting:
@@ -237,8 +262,8 @@ class FleetBackend:
         if waiting.cancelled_caught:
             # The links whose judging end has not answered yet.
             pending = [f"{d} -> {l}" for d, l in self._links
-                       if (d if d in self.apis else l) in self.apis
-                       and (d if d in self.apis else l) not in answered]
+                       if (d if d in self._process_of else l) in self._process_of
+                       and (d if d in self._process_of else l) not in answered]
         else:
             self.settled = True
         if pending:
@@ -266,3 +291,83 @@ class FleetBackend:
         async with trio.open_nursery() as nursery:
             for api in apis:
                 nursery.start_soon(call, api)
+
+
+async def run_on_inventory(
+    scenario: Scenario,
+    inventory: Inventory,
+    *,
+    progress: Progress | None = None,
+    settle_timeout: float | None = None,
+    events: EventLog | None = None,
+) -> RunResult:
+    """Play ``scenario`` on the fleet ``inventory`` describes (``mesh run --inventory``).
+
+    The fleet runs as it was started (its switches, certificates, clocks):
+    the CRLs are published as of the scenario's start, every node is asked
+    to refresh (the start's table), then the steps are played through the
+    APIs. Nothing is started or stopped but by ``stop``/``start`` steps.
+
+    Raises:
+        InputError: the inventory lacks an appliance of the scenario or the
+            CRL API, or an API answered what the driver cannot use.
+        ScenarioNotSettled: a node had links without an outcome after a step.
+    """
+    from attrs import evolve
+
+    from mesh.scenario.certificates import certificates_in_play
+    from mesh.scenario.driver import Driver
+    from mesh.scenario.inventory import check_inventory
+    from mesh.scenario.load import check_scenario
+    from mesh.scenario.processes import input_error_in
+
+    check_scenario(scenario)
+    check_inventory(inventory, scenario)
+    pki = Pki.load(inventory.pki)
+    try:
+        async with FleetClient(operator=inventory.operator) as client:
+            crl: CrlControl = (RemoteCrl(client, inventory.crl) if inventory.crl is not None
+                               else _NoCrl())
+            backend = FleetBackend(
+                scenario, pki, client=client, apis=inventory.nodes, crl=crl, now=scenario.start,
+                settle_timeout=SETTLE_TIMEOUT if settle_timeout is None else settle_timeout)
+            certificates = certificates_in_play(scenario, pki)
+            if inventory.crl is not None:
+                await backend.publish()
+            driver = Driver(scenario, backend, events if events is not None else EventLog())
+            await driver.start()
+            if progress:
+                progress("started", None, _View(scenario, backend))
+            for index, step in enumerate(scenario.steps, 1):
+                record = await driver.play(index, step)
+                if progress:
+                    progress("step", record, _View(scenario, backend))
+            return evolve(driver.result(mode="inventory"), certificates=certificates)
+    except BaseExceptionGroup as group:
+        error = input_error_in(group)
+        if error is None:
+            raise
+        raise error from None
+
+
+class _NoCrl:
+    """An inventory without ``[crl]``: its scenario has no step that needs one."""
+
+    async def publish(self, documents: Mapping[str, bytes]) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def fault(self, fault: str) -> None:
+        raise FleetError("the inventory", "has no [crl] table", "add the CRL server's control API")
+
+
+class _View:
+    """What progress lines read of a fleet run (no consoles of its own to print)."""
+
+    def __init__(self, scenario: Scenario, backend: FleetBackend) -> None:
+        self.scenario = scenario
+        self.consoles: dict[str, str] = {}
+        self.console_tokens: dict[str, str] = {}
+        self._backend = backend
+
+    def links(self) -> list[LinkRow]:
+        return self._backend.links()

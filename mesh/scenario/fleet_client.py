@@ -34,7 +34,7 @@ from mesh.errors import InputError
 from mesh.pki.deployment import ApplianceMaterial
 from mesh.scenario.backend import UploadVerdict
 
-__all__ = ["Api", "FleetClient", "FleetError", "Operator", "instant"]
+__all__ = ["Api", "FleetClient", "FleetError", "Operator", "instant", "upload_parts"]
 
 
 class FleetError(InputError):
@@ -92,10 +92,12 @@ class FleetClient:
                 verify.verify_mode = ssl.CERT_NONE
             assert isinstance(verify, ssl.SSLContext)
             verify.load_cert_chain(str(operator.certificate), str(operator.key))
+        # Idle connections are dropped well before the consoles drop them (120 s):
+        # reusing one the server is closing fails the request.
         self._client = httpx.AsyncClient(
             verify=verify, timeout=timeout, trust_env=False,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None,
-                                keepalive_expiry=300.0),
+                                keepalive_expiry=60.0),
         )
 
     async def __aenter__(self) -> FleetClient:

@@ -45,12 +45,28 @@ class LiveNodesBackend(ProcessesBackend):
         # Every appliance that can serve a console does (the driver's way in),
         # on a port it picks; the URLs printed stay those the scenario asks for.
         asked = set(self.api_port_of)
-        self.api_port_of = {a.name: 0 for a in self.scenario.appliances if has_console(a.role)}
+        self.api_port_of = {name: 0 for name in self._driven(asked)}
         self._asked = asked
         self.consoles = {}
         self.console_tokens = {}
         self.client = FleetClient()
         self.fleet: FleetBackend | None = None
+
+    def _driven(self, asked: set[str]) -> list[str]:
+        """The appliances whose consoles the driver uses (port 0 each): one per
+        process (its refresh is the process's, its clock the process's), each
+        target of a step that acts on one appliance, and those the scenario
+        asks for. A thousand consoles would cost the start more than the steps."""
+        targeted = {step.target for step in self.scenario.steps
+                    if str(step.action) in ("upload", "set-validation", "stop", "start")}
+        role = {a.name: a.role for a in self.scenario.appliances}
+        chosen = set(asked) | {t for t in targeted if t and has_console(role.get(t, ""))}
+        for shard in self.shards:
+            if not chosen & set(shard):
+                first = next((name for name in shard if has_console(role[name])), None)
+                if first is not None:
+                    chosen.add(first)
+        return [a.name for a in self.scenario.appliances if a.name in chosen]
 
     # -- start: the processes, once --
 
@@ -80,7 +96,7 @@ class LiveNodesBackend(ProcessesBackend):
         assert self.crl_server is not None
         self.fleet = FleetBackend(self.scenario, self.pki, client=self.client, apis=apis,
                                   crl=LocalCrl(self.crl_server), now=self._now,
-                                  settle_timeout=self.settle_timeout)
+                                  settle_timeout=self.settle_timeout, processes=self.shards)
 
     def _listening(self, name: str) -> ApiListening | None:
         node = self.nodes.get(name)

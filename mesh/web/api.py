@@ -22,6 +22,12 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     has its new outcome; ``links`` as in the status document, ``pending``
     the ``"dialer -> listener"`` names still without one when it stopped
     waiting (:data:`mesh.appliances.appliance.REFRESH_TIMEOUT`).
+    ``process_links``: the same for every appliance of this process: in a
+    shard (several appliances in one ``mesh node``, one console each) a
+    refresh through any console refreshes the whole shard, which shares one
+    retry gate (:class:`mesh.node_control.ShardRefresh`; refreshes asked
+    while one runs are answered together by the next), so one request per
+    shard and this list tell a driver every link of it.
 ``POST /api/v1/clock``
     JSON ``{"advance_seconds": N}`` (N >= 0) or ``{"now": "2028-01-15T09:00:00Z"}``
     (an ISO 8601 instant with its offset): the emulated clock moves forward
@@ -477,7 +483,8 @@ def build_app(
         pending = await backend.refresh_crls()
         return JSONResponse(
             {"refreshed": True, "pending": list(pending),
-             "links": [link_document(link) for link in backend.links()]},
+             "links": [link_document(link) for link in backend.links()],
+             "process_links": [link_document(link) for link in backend.process_links()]},
             headers=_NO_STORE,
         )
 

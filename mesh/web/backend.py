@@ -128,6 +128,11 @@ class ConsoleBackend(Protocol):
     def set_validation(self, enabled: bool) -> None:
         """Switch certificate validation on or off for new connections."""
 
+    def process_links(self) -> Sequence[LinkLike]:
+        """Every link of every appliance that runs in this process with this one
+        (a shard's, or a mesh's; a lone appliance's own): what a driver that
+        refreshed a whole shard through one console reads back."""
+
     async def refresh_crls(self) -> Sequence[str]:
         """Refetch the cached CRLs now and judge every live link afresh.
 

@@ -54,8 +54,10 @@ class ApplianceConsole:
     """:class:`~mesh.web.backend.ConsoleBackend` for one engine ``Appliance``."""
 
     def __init__(self, appliance: Appliance, *,
-                 refresh: Callable[[], Awaitable[Sequence[str]]] | None = None) -> None:
+                 refresh: Callable[[], Awaitable[Sequence[str]]] | None = None,
+                 process_links: Callable[[], Sequence[LinkStatus]] | None = None) -> None:
         self._appliance = appliance
+        self._process_links = process_links
         #: How ``refresh_crls`` is done when not by the appliance alone (a
         #: shard refreshes all its appliances together: ``mesh.node_control``).
         self._refresh = refresh
@@ -126,6 +128,9 @@ class ApplianceConsole:
     def set_validation(self, enabled: bool) -> None:
         self._appliance.set_validation(enabled)
 
+    def process_links(self) -> Sequence[LinkStatus]:
+        return self._process_links() if self._process_links is not None else self.links()
+
     async def refresh_crls(self) -> Sequence[str]:
         if self._refresh is not None:
             return await self._refresh()
@@ -138,6 +143,9 @@ class MeshConsole(ApplianceConsole):
     def __init__(self, mesh: Mesh, name: str) -> None:
         super().__init__(mesh.appliance(name))  # the engine's own error for an unknown name
         self._mesh = mesh
+
+    def process_links(self) -> Sequence[LinkStatus]:
+        return self._mesh.links()
 
     async def refresh_crls(self) -> Sequence[str]:
         # Every link of the mesh judged afresh (Mesh.refresh), not only this

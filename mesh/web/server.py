@@ -50,6 +50,10 @@ class ConsoleAddress:
         return f"https://{host}:{self.port}"
 
 
+#: Seconds an idle keep-alive connection stays open (hypercorn's default is 5).
+KEEP_ALIVE_SECONDS = 120.0
+
+
 class _ConsoleConfig(Config):
     """hypercorn's Config with our own, swapping, TLS context."""
 
@@ -143,6 +147,9 @@ async def serve_api(
     # uploads carry keys and passphrases, and nothing here logs a request).
     config.errorlog = logging.getLogger("mesh.web")
     config.graceful_timeout = 1.0
+    # A driver asks every node at every step, minutes apart at most: keeping
+    # its connections open spares a TLS handshake per node per step.
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     sock = _bind(host, port, where)
     bound = sock.getsockname()
     # Off loopback, other machines reach the console: reads need the credential too.
