@@ -1,6 +1,11 @@
 """``mesh run --processes``: every appliance its own ``mesh node`` OS process;
 ``mesh run --workers N``: the appliances spread over N shard processes.
 
+Those two start their processes once and play every step through the nodes'
+APIs (:class:`~mesh.scenario.live_nodes.LiveNodesBackend`, a subclass of the
+backend below that keeps its start); the restart-per-step settle described
+here is what ``--hosts`` (:mod:`.hosts`) still does.
+
 Theory of operation. :class:`ProcessesBackend` is one backend of the scenario
 driver (:mod:`.driver`). It keeps what the in-process engine keeps in memory —
 each appliance's certificate files, its validation switch, whether a step

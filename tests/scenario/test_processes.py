@@ -15,7 +15,7 @@ from mesh.scenario.runner import run_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
-#: A node costs a Python start-up per step, so the default suite compares a
+#: A node costs a Python start-up, so the default suite compares a
 #: few scenarios that cover a halt, an upload, validation off, a forwarding
 #: link, the CRL proxy, per-appliance trust and validator profiles, and CRL
 #: files;
