@@ -150,3 +150,59 @@ console = "local"
         assert answer.json() == {"running": True}
         assert mesh.appliance("sensor-1").running
 
+
+
+async def test_a_shards_refreshes_are_whole_shard_and_asked_together_run_at_most_twice(
+        tmp_path, nursery):
+    """Every console of a shard asks at once: one round runs, the rest share the next;
+    each answer lists every link of the shard (process_links)."""
+    path = _write(tmp_path, """\
+start = "2027-01-15T09:00:00Z"
+
+[[appliance]]
+name = "console"
+role = "management-console"
+api_port = 0
+validation = false
+
+[[appliance]]
+name = "sensor-1"
+role = "sensor"
+api_port = 0
+validation = false
+[appliance.connects_to]
+console = "local"
+
+[[appliance]]
+name = "sensor-2"
+role = "sensor"
+api_port = 0
+validation = false
+[appliance.connects_to]
+console = "local"
+""", name="shard.toml")
+    out = Capture()
+    await nursery.start(lambda task_status: run_shard(load_shard(path), out=out,
+                                                      task_status=task_status))
+    apis = [_listening(out, name) for name in ("console", "sensor-1", "sensor-2")]
+    answers = {}
+
+    async def ask(api):
+        answers[api["appliance"]] = await _call(api, "POST", "/api/v1/crls/refresh")
+
+    with trio.fail_after(30):
+        while len(await out.wait_for("link-up-unvalidated")) < 2:
+            await out.changed()
+        async with trio.open_nursery() as asking:
+            for api in apis:
+                asking.start_soon(ask, api)
+    for name, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["pending"] == []
+        assert sorted(link["name"] for link in body["process_links"]) == [
+            "sensor-1 -> console", "sensor-2 -> console"]
+        assert {link["state"] for link in body["process_links"]} == {"up-unvalidated"}
+    # Each round refreshes all three appliances; three requests made at most two rounds.
+    refreshed = [e for e in out.events() if e["kind"] == "crls-refreshed"]
+    assert len(refreshed) in (3, 6)

@@ -32,13 +32,18 @@ from mesh.scenario.fleet import FleetBackend, LocalCrl
 from mesh.scenario.fleet_client import Api, FleetClient
 from mesh.scenario.processes import ProcessesBackend
 from mesh.scenario.result import LinkRow
-from mesh.scenario.runner import ScenarioNotSettled
+from mesh.scenario.runner import SCENARIO_BACKOFF, ScenarioNotSettled
 
 __all__ = ["LiveNodesBackend"]
 
 
 class LiveNodesBackend(ProcessesBackend):
     """Nodes started once, then driven through their consoles (see the module docstring)."""
+
+    #: As in one process (:data:`mesh.scenario.runner.SCENARIO_BACKOFF`): every
+    #: step asks each link for a fresh attempt anyway, and a thousand halted
+    #: links redialing every second between steps would only load the machine.
+    backoff_cap = SCENARIO_BACKOFF
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

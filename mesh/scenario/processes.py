@@ -191,6 +191,10 @@ class Loopback:
 class ProcessesBackend:
     """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
+    #: Seconds a node's dialer waits at most before redialing a failed link:
+    #: short, as a node lives for one step here.
+    backoff_cap = 1.0
+
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
@@ -357,11 +361,11 @@ class ProcessesBackend:
     def _config(self, names: list[str]) -> Path:
         """The node config of a process running ``names``: one appliance's, or a shard's."""
         if len(names) == 1:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1",
+            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}",
                      *self._settings(names[0], table="")]
             config = self.folder / f"{names[0]}.toml"
         else:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1"]
+            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}"]
             for name in names:
                 lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
             config = self.folder / f"shard-{self.shard_of[names[0]]}.toml"
