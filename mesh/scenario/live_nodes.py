@@ -30,7 +30,7 @@ from mesh.events import ApiListening
 from mesh.scenario.backend import UploadVerdict
 from mesh.scenario.fleet import FleetBackend, LocalCrl
 from mesh.scenario.fleet_client import Api, FleetClient
-from mesh.scenario.processes import ProcessesBackend
+from mesh.scenario.processes import Placement, ProcessesBackend
 from mesh.scenario.result import LinkRow
 from mesh.scenario.runner import SCENARIO_BACKOFF, ScenarioNotSettled
 
@@ -47,6 +47,18 @@ class LiveNodesBackend(ProcessesBackend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Appliances a step acts on that have no console (forwarding targets:
+        # third-party servers) are changed the old way: their own process,
+        # restarted with the new state on the same address.
+        role = {a.name: a.role for a in self.scenario.appliances}
+        self._restarted = {t for t in self._targets() if not has_console(role.get(t, ""))}
+        if self._restarted:
+            kept = [[n for n in shard if n not in self._restarted] for shard in self.shards]
+            self.shards = [shard for shard in kept if shard] + [[n] for n in sorted(self._restarted)]
+            self.shard_of = {name: number for number, shard in enumerate(self.shards)
+                             for name in shard}
+        self._same_address: dict[str, str] = {}
+        self.placement = _SameAddress(self.placement, self._same_address)
         # Every appliance that can serve a console does (the driver's way in),
         # on a port it picks; the URLs printed stay those the scenario asks for.
         asked = set(self.api_port_of)
@@ -62,8 +74,7 @@ class LiveNodesBackend(ProcessesBackend):
         process (its refresh is the process's, its clock the process's), each
         target of a step that acts on one appliance, and those the scenario
         asks for. A thousand consoles would cost the start more than the steps."""
-        targeted = {step.target for step in self.scenario.steps
-                    if str(step.action) in ("upload", "set-validation", "stop", "start")}
+        targeted = self._targets()
         role = {a.name: a.role for a in self.scenario.appliances}
         chosen = set(asked) | {t for t in targeted if t and has_console(role.get(t, ""))}
         for shard in self.shards:
@@ -72,6 +83,11 @@ class LiveNodesBackend(ProcessesBackend):
                 if first is not None:
                     chosen.add(first)
         return [a.name for a in self.scenario.appliances if a.name in chosen]
+
+    def _targets(self) -> set[str]:
+        """The appliances a step acts on by name (upload, set-validation, stop, start)."""
+        return {step.target for step in self.scenario.steps
+                if str(step.action) in ("upload", "set-validation", "stop", "start") and step.target}
 
     # -- start: the processes, once --
 
@@ -144,22 +160,82 @@ class LiveNodesBackend(ProcessesBackend):
         await self._fleet().revoke(target)
 
     async def upload(self, target: str, certificate: str) -> UploadVerdict:
-        return await self._fleet().upload(target, certificate)
+        if target not in self._restarted:
+            return await self._fleet().upload(target, certificate)
+        # Judged here as `mesh cert check` judges the files, then the process
+        # restarts presenting them (the way every step used to work).
+        self._now = self._fleet().now()
+        verdict = await ProcessesBackend.upload(self, target, certificate)
+        if verdict.accepted:
+            await self._restart(target)
+        return verdict
 
     async def set_validation(self, target: str, enabled: bool) -> None:
-        await self._fleet().set_validation(target, enabled)
+        if target not in self._restarted:
+            await self._fleet().set_validation(target, enabled)
+            return
+        self.validation[target] = bool(enabled)
+        await self._restart(target)
 
     async def crl_fault(self, fault: str) -> None:
         await self._fleet().crl_fault(fault)
 
     async def stop(self, target: str) -> None:
-        await self._fleet().stop(target)
+        if target not in self._restarted:
+            await self._fleet().stop(target)
+            return
+        self.running[target] = self._fleet().running[target] = False
+        await self._restart(target)
 
     async def start(self, target: str) -> None:
-        await self._fleet().start(target)
+        if target not in self._restarted:
+            await self._fleet().start(target)
+            return
+        self.running[target] = self._fleet().running[target] = True
+        await self._restart(target)
+
+    async def _restart(self, name: str) -> None:
+        """Stop ``name``'s own process and, if it runs, start it again with its
+        state now, listening where it did (its dialers' configs name that address)."""
+        node = self.nodes.pop(name, None)
+        if node is not None:
+            if node.process.returncode is None:
+                node.process.terminate()
+            await node.process.wait()
+        address = self.last_address.get(name)
+        if not self.running[name] or address is None:
+            return
+        self._same_address[name] = address
+        self._now = self._fleet().now()
+        await self._spawn([name])
+        with trio.fail_after(self.settle_timeout):
+            await self._started(self.nodes[name])
 
     async def aclose(self) -> None:
         try:
             await self.client.aclose()
         finally:
             await self.stop_all()
+
+
+class _SameAddress:
+    """A placement whose nodes listen again where they did, once restarted."""
+
+    def __init__(self, inner: Placement, fixed: dict[str, str]) -> None:
+        self._inner = inner
+        self._fixed = fixed
+
+    def listen(self, name: str) -> str:
+        return self._fixed.get(name) or self._inner.listen(name)
+
+    def dial(self, name: str, reported: str | None) -> str:
+        return self._inner.dial(name, reported)
+
+    def command(self, name: str, argv: list[str]) -> list[str]:
+        return self._inner.command(name, argv)
+
+    def api_ports(self, consoles: list[str]) -> dict[str, int]:
+        return self._inner.api_ports(consoles)
+
+    def console_url(self, name: str, port: int) -> str:
+        return self._inner.console_url(name, port)
