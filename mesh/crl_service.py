@@ -22,7 +22,7 @@ import json
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
@@ -31,6 +31,9 @@ from mesh.events import Event
 from mesh.net.crl_commands import _first_leaf, _log_to_stderr, _unreadable, crl_files
 from mesh.net.crl_server import CrlServer
 from mesh.net.crl_watch import CrlWatch
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["serve_command", "serve_crl_api"]
 
@@ -47,11 +50,13 @@ async def serve_crl_api(
     host: str = "127.0.0.1",
     port: int = 0,
     record: Callable[[Event], object] | None = None,
+    operator_cas: tuple[x509.Certificate, ...] = (),
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``server``'s control API over HTTPS until cancelled; started with its URL.
 
-    ``record`` receives the ``api-denied`` events.
+    ``record`` receives the ``api-denied`` events; ``operator_cas``: the CAs whose
+    client certificates may change the server, as on a console.
 
     Raises:
         InputError: the port is in use, or the token file cannot be written.
@@ -62,7 +67,7 @@ async def serve_crl_api(
     from mesh.web.server import serve_api
 
     auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
-                       record=record or (lambda event: None))
+                       record=record or (lambda event: None), operator_cas=operator_cas)
     name = host if host not in ("0.0.0.0", "::", "") else "localhost"
     identity = self_signed_leaf(name, not_before=_wall_clock() - dt.timedelta(minutes=5), days=365)
     async with trio.open_nursery() as nursery:
@@ -70,7 +75,7 @@ async def serve_crl_api(
             serve_api,
             lambda reads_open: build_crl_app(server, auth=auth, now=_wall_clock,
                                              reads_open=reads_open),
-            lambda: identity, lambda: (), host=host, port=port, where="--api-port"))
+            lambda: identity, lambda: operator_cas, host=host, port=port, where="--api-port"))
         task_status.started(address.url)
 
 
@@ -85,6 +90,14 @@ def serve_command(args: argparse.Namespace) -> int:
     for option, value in (("--port", port), ("--api-port", args.api_port)):
         if value is not None and not 0 <= value <= 65535:
             raise InputError(option, f"{value} is not a port number", "give 0-65535 (0 picks a free one)")
+    operator_cas: tuple[x509.Certificate, ...] = ()
+    if args.operator_ca is not None:
+        if args.api_port is None:
+            raise InputError("--operator-ca", "is set but the control API is off",
+                             "add --api-port N (0 picks a free one)")
+        from mesh.pki.operator import load_operator_cas
+
+        operator_cas = load_operator_cas(Path(args.operator_ca))
     if args.api_token_file is not None and args.api_port is None:
         raise InputError("--api-token-file", "is set but the control API is off",
                          "add --api-port N (0 picks a free one)")
@@ -113,7 +126,7 @@ def serve_command(args: argparse.Namespace) -> int:
             if args.api_port is not None:
                 url = await nursery.start(partial(
                     serve_crl_api, server, token_file=token_file, host=args.api_host or args.host,
-                    port=args.api_port, record=record))
+                    port=args.api_port, record=record, operator_cas=operator_cas))
                 print(f"mesh: control API at {url}/api/v1/ (token in {token_file})", flush=True)
 
     try:

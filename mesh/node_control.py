@@ -93,7 +93,7 @@ class LoneControl:
             done = self._done = trio.Event()
             appliance = self._appliance
 
-            async def one(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+            async def one(task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
                     with scope:
                         await appliance.run(task_status=task_status)

@@ -32,4 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--api-token-file", default=None,
         help="where the control API's token is written, 0600 (default DIR/crl-api.token)",
     )
+    serve.add_argument(
+        "--operator-ca", default=None, metavar="FILE",
+        help="the operator CA (PEM) whose client certificates may change the server through "
+             "the control API, besides its token",
+    )
     serve.set_defaults(func="mesh.crl_service:serve_command")

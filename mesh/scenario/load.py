@@ -32,6 +32,7 @@ from mesh.scenario.model import (
     UPLOAD_VERDICTS,
     VALIDATION_RUNS,
     ApplianceDef,
+    Block,
     Expectation,
     PkiSpec,
     Scenario,
@@ -48,9 +49,10 @@ __all__ = [
 ]
 
 
-#: The most appliances one ``count`` may stand for (each is a listening
-#: socket, a key and a certificate).
-MAX_COUNT = 2000
+#: The most appliances one ``count`` may stand for (each is a key and a
+#: certificate): a fleet for ``mesh run --workers``. How many one process
+#: can hold is the backend's check (``Scenario.descriptor_line``).
+MAX_COUNT = 20_000
 
 
 class ScenarioInvalid(InputError):
@@ -130,6 +132,12 @@ def _key_size(value: Any) -> int:
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Bad(f"{value!r} is not a positive whole number", "write a number like 365")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise _Bad(f"{value!r} is not a port", "use a number from 1 to 65535, like 80")
     return value
 
 
@@ -247,7 +255,14 @@ _EXPECT: _Spec = {
     "verdict": (_choice("an upload verdict", UPLOAD_VERDICTS), False, ""),
     "mode": (_choice("a validation run", VALIDATION_RUNS), False, ""),
 }
-_TOP = {"scenario": "table", "pki": "table", "appliance": "array", "step": "array", "expect": "array"}
+_BLOCK: _Spec = {
+    "from": (_string('"sensor-2.contoso.test"'), True, 'from = "sensor-2.contoso.test"'),
+    "to": (_string('"crl"'), True, 'to = "crl"'),
+    "port": (_port, False, ""),
+    "drop": (_boolean, False, ""),
+}
+_TOP = {"scenario": "table", "pki": "table", "appliance": "array", "block": "array",
+        "step": "array", "expect": "array"}
 
 
 class _Collector:
@@ -340,6 +355,15 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
     if "appliance" not in data:
         c.add("appliance", "no appliances", "add at least one [[appliance]] table")
 
+    blocks: list[Block] = []
+    for i, raw in enumerate(c.array(data.get("block", _MISSING), "block"), 1):
+        fields = c.table(raw, f"block[{i}]", _BLOCK)
+        if fields is None or "from" not in fields or "to" not in fields:
+            continue
+        blocks.append(Block(source=fields["from"], destination=fields["to"],
+                            port=fields.get("port"), drop=fields.get("drop", False),
+                            origin=f"block[{i}]"))
+
     steps: list[Step] = []
     for i, raw in enumerate(c.array(data.get("step", _MISSING), "step"), 1):
         fields = c.table(raw, f"step[{i}]", _STEP)
@@ -386,6 +410,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
         appliances=appliances,
         steps=steps,
         expectations=expectations,
+        blocks=blocks,
         source=source,
         api=head.get("api", False),
     )

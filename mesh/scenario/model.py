@@ -39,6 +39,8 @@ __all__ = [
     "ApplianceDef",
     "Step",
     "Expectation",
+    "Block",
+    "NETWORK_HOSTS",
     "Scenario",
     "parse_duration",
     "format_duration",
@@ -308,6 +310,36 @@ class Expectation:
         return self.after_step
 
 
+#: Hosts a network rule may name besides appliances: the CRL server, the
+#: CRL proxy, and every host (``"*"``).
+NETWORK_HOSTS = ("crl", "proxy", "*")
+
+
+@define(frozen=True, kw_only=True)
+class Block:
+    """A firewall rule in force from the start: ``source`` cannot reach ``destination``.
+
+    What organizational security policy does to the appliances (the source
+    document's "some organizational security policies may block access to
+    this port"). ``port`` None blocks every port; ``drop`` drops packets
+    silently (a connection then times out) where the default refuses them
+    (the connection is refused at once). Enforced by the kernel in a hosts
+    run; the Kubernetes export writes it as NetworkPolicies.
+    """
+
+    source: str
+    destination: str
+    port: int | None = None
+    drop: bool = False
+    #: Where it was written (``block[2]``), for messages.
+    origin: str = ""
+
+    def describe(self) -> str:
+        """One line for reports: 'sensor-2.contoso.test -> crl:80 (refused)'."""
+        port = "" if self.port is None else f":{self.port}"
+        return f"{self.source} -> {self.destination}{port} ({'dropped' if self.drop else 'refused'})"
+
+
 @define(frozen=True, kw_only=True)
 class Scenario:
     """A whole scenario: PKI, appliances, timeline and expectations."""
@@ -319,6 +351,8 @@ class Scenario:
     appliances: tuple[ApplianceDef, ...] = field(default=(), converter=tuple[ApplianceDef, ...])
     steps: tuple[Step, ...] = field(default=(), converter=tuple[Step, ...])
     expectations: tuple[Expectation, ...] = field(default=(), converter=tuple[Expectation, ...])
+    #: Firewall rules in force from the start (``[[block]]`` tables).
+    blocks: tuple[Block, ...] = field(default=(), converter=tuple[Block, ...])
     #: Where it was loaded from (for messages), or "" when built in Python.
     source: str = ""
     #: Serve the REST API and web console of every sensor and console during
@@ -370,6 +404,37 @@ class Scenario:
         moment in both runs; the driver skips ``set-validation`` steps in it.
         """
         return evolve(self, appliances=[evolve(a, validation=False) for a in self.appliances])
+
+    def firewall_line(self, option: str) -> tuple[str, str, str] | None:
+        """(where, problem, fix) when ``option``'s backend cannot enforce the firewall rules.
+
+        Only a hosts run has a kernel between the appliances; elsewhere a
+        ``[[block]]`` would silently not hold, and a scenario must fail
+        closed rather than pass for the wrong reason.
+        """
+        if not self.blocks:
+            return None
+        block = self.blocks[0]
+        return (f"{self.source or self.name}: {block.origin or 'block[1]'}",
+                f"firewall rules need hosts of their own, which {option} does not give",
+                "run it with --hosts (as root)")
+
+    def descriptor_line(self, option: str, budget: int) -> tuple[str, str, str] | None:
+        """(where, problem, fix) when one process cannot hold every link's sockets.
+
+        A process may hold at most 20,000 descriptors here (the hard limit);
+        a run in one process holds both ends of every link, one socket each,
+        plus a listener per appliance that is dialed.
+        """
+        links = self.links()
+        listeners = len({listener for _dialer, listener in links})
+        needed = 2 * len(links) + listeners
+        if needed <= budget:
+            return None
+        return (self.source or self.name,
+                f"has {len(links):,} links: {option} would hold {needed:,} sockets, "
+                f"more than the {budget:,} one process may",
+                "spread it over processes with --workers N")
 
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""
@@ -444,6 +509,15 @@ class Scenario:
             if step.action == "set-validation" and step.enabled is None:
                 out.append((f"{where}.enabled", "set-validation needs enabled",
                             "add enabled = true or enabled = false"))
+        for i, block in enumerate(self.blocks, 1):
+            where = block.origin or f"block[{i}]"
+            for key, end in (("from", block.source), ("to", block.destination)):
+                if end not in names and end not in NETWORK_HOSTS:
+                    out.append((f"{where}.{key}", f"{end!r} is not an appliance or a network host",
+                                _suggest(end, [*names, *NETWORK_HOSTS])))
+            if block.source == block.destination and block.source != "*":
+                out.append((f"{where}.to", "a host cannot be blocked from itself",
+                            "name another host"))
         declared = set(self.links())
         for i, expect in enumerate(self.expectations, 1):
             where = f"expect[{i}]"

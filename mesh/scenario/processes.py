@@ -669,6 +669,9 @@ async def run_in_processes(
             seconds, default NODE_TIMEOUT) at start or after a step.
     """
     check_scenario(scenario)
+    option = "--processes" if workers is None else "--workers"
+    if (firewall := scenario.firewall_line(option)) is not None:
+        raise InputError(*firewall)
     if validation == "off":
         scenario = scenario.with_validation_off()
     if workers is None:

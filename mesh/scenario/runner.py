@@ -38,6 +38,7 @@ from attrs import evolve
 
 from mesh.clock import EmulatedClock
 from mesh.errors import InputError, with_notes
+from mesh.scenario.shards import MAX_SOCKETS
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
@@ -202,7 +203,12 @@ class MeshBackend:
         return link_rows(self.mesh.links())
 
     async def advance(self, delta: dt.timedelta) -> None:
-        await self.mesh.advance(delta)
+        # Every step ends in a settle that judges each link afresh at the new
+        # instant, after the step's action (and wakes every sleeper). Woken by
+        # the jump itself, every halted dialer whose backoff the jump ended
+        # would first retry against the world before the action: a second
+        # handshake per halted link, whose outcome the settle then replaces.
+        await self.mesh.advance(delta, wake=False)
 
     async def revoke(self, target: str) -> None:
         await self.mesh.revoke(target)
@@ -383,6 +389,10 @@ async def start_scenario(
         ScenarioNotSettled: the mesh did not settle at start or after a step.
     """
     check_scenario(scenario)
+    if (firewall := scenario.firewall_line("a run in one process")) is not None:
+        raise InputError(*firewall)
+    if (crowded := scenario.descriptor_line("a run in one process", MAX_SOCKETS)) is not None:
+        raise InputError(*crowded)
     if validation == "off":
         scenario = scenario.with_validation_off()
     Mesh = _engine()

@@ -27,7 +27,9 @@ Routes:
     (:class:`mesh.net.crl_server.Fault`). 200 ``{"fault": ...}``; 400 for
     another name or a fault that needs documents the server does not have.
 
-Every change needs ``Authorization: Bearer <token>``: without one 401
+Every change needs ``Authorization: Bearer <token>`` or an operator client
+certificate (``mesh crl serve --operator-ca``), judged by
+:meth:`mesh.web.auth.ConsoleAuth.check` as on a console: without one 401
 ``unauthorized``, with a wrong one 403 ``forbidden``; nothing changes and an
 ``api-denied`` event (``appliance`` = ``crl-server``) is recorded. A request
 naming another ``Origin`` is refused (403 ``forbidden_origin``): browsers
@@ -49,7 +51,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mesh.events import ApiDenied
 from mesh.net.crl_server import CrlServer, Fault
 from mesh.printable import printable
 from mesh.web.auth import ConsoleAuth
@@ -117,10 +118,10 @@ def build_crl_app(server: CrlServer, *, auth: ConsoleAuth, now: Callable[[], dt.
                 shown = printable(origins[0], 100)
                 return _bad(f"requests from {shown} may not change the CRL server",
                             403, "forbidden_origin")
-            denial = auth.judge(request.headers.get("authorization"), None)
+            # The consoles' one judgement: a bearer token or an operator certificate.
+            denial = auth.check(request, appliance=CRL_SERVER_NAME, at=now(), changes=changes,
+                                cookie="mesh-crl-session")
             if denial is not None:
-                auth.deny(ApiDenied(at=now(), appliance=CRL_SERVER_NAME, method=request.method,
-                                    path=request.url.path, reason=denial.reason))
                 headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
                 return JSONResponse({"code": denial.code, "message": denial.message},
                                     status_code=denial.status, headers=headers)

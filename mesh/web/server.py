@@ -115,7 +115,9 @@ async def serve_console(
     await serve_api(
         lambda reads_open: build_app(backend, auth=auth, reads_open=reads_open,
                                      expiry_window=expiry_window, control=control),
-        backend.identity, backend.trust_roots, host=host, port=port, where=where,
+        # Client certificates may chain to the appliance's roots or be operator credentials.
+        backend.identity, lambda: (*backend.trust_roots(), *auth.operator_cas),
+        host=host, port=port, where=where,
         task_status=task_status,
     )
 

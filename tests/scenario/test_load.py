@@ -162,7 +162,7 @@ CASES = [
         "unknown-top-level",
         '[sceanrio]\nname = "x"\n',
         ["bad.toml: sceanrio: unknown key; did you mean 'scenario'? use one of "
-         "scenario, pki, appliance, step, expect"],
+         "scenario, pki, appliance, block, step, expect"],
     ),
     (
         "missing-role",
@@ -425,7 +425,7 @@ def test_count_expands_one_table_into_numbered_appliances():
          "or write the name out"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 100000\n',
          "c.toml: appliance[1].count: 100000 is more appliances than one run can hold; "
-         "use at most 2000"),
+         "use at most 20000"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 50\nconnects_to = ["cm.tset"]\n',
          "c.toml: appliance[1].connects_to[1]: 'cm.tset' is not an appliance; "
          "use the name of one of the 50 appliances"),
@@ -449,3 +449,29 @@ state = "up-unvalidated"
 mode = "off"
 """, source="modes.toml")
     assert [e.mode for e in scenario.expectations] == ["on", "off"]
+
+
+def test_a_block_table_is_a_firewall_rule_in_force_from_the_start():
+    text = GOOD + '\n[[block]]\nfrom = "sensor-1.contoso.test"\nto = "crl"\nport = 80\n' \
+        '\n[[block]]\nfrom = "*"\nto = "ha.contoso.test"\ndrop = true\n'
+    blocks = loads_scenario(text, source="revoked.toml").blocks
+    assert [b.describe() for b in blocks] == [
+        "sensor-1.contoso.test -> crl:80 (refused)",
+        "* -> ha.contoso.test (dropped)",
+    ]
+
+
+@pytest.mark.parametrize("table, line", [
+    ('from = "sensor-9.contoso.test"\nto = "crl"',
+     "bad.toml: block[1].from: 'sensor-9.contoso.test' is not an appliance or a network host; "
+     "did you mean 'sensor-1.contoso.test'?"),
+    ('from = "crl"\nto = "crl"', "bad.toml: block[1].to: a host cannot be blocked from itself; "
+     "name another host"),
+    ('from = "crl"\nto = "cm.contoso.test"\nport = 0',
+     "bad.toml: block[1].port: 0 is not a port; use a number from 1 to 65535, like 80"),
+    ('to = "crl"', 'bad.toml: block[1].from: missing; add from = "sensor-2.contoso.test"'),
+])
+def test_bad_blocks_give_exact_lines(table, line):
+    with pytest.raises(ScenarioInvalid) as info:
+        loads_scenario(GOOD + "\n[[block]]\n" + table + "\n", source="bad.toml")
+    assert info.value.lines() == [line]
