@@ -3,9 +3,10 @@
 Why one module: every request the driver sends to a node's console
 (:mod:`mesh.web.api`) or to ``mesh crl serve``'s control API
 (:mod:`mesh.web.crl_api`) goes through :class:`FleetClient`, so the
-credential (a bearer token per API today; an operator client certificate,
-when the consoles accept one, given once as ``operator``) and the TLS trust
-are decided in one place.
+credential (a bearer token per API, and/or one operator client certificate
+for every API, given as ``operator``: its TLS context is
+:class:`mesh.console_client.ConsoleCredential`'s) and the TLS trust are
+decided in one place.
 
 Each API is an :class:`Api`: its URL, its name for messages and its token.
 Tokens are read when the Api is made and never logged or put in a message.
@@ -30,6 +31,7 @@ from typing import Any, Mapping
 import httpx
 from attrs import define, field
 
+from mesh.console_client import ConsoleCredential
 from mesh.errors import InputError
 from mesh.pki.deployment import ApplianceMaterial
 from mesh.scenario.backend import UploadVerdict
@@ -80,18 +82,16 @@ class FleetClient:
     def __init__(self, *, operator: Operator | None = None, timeout: float = REQUEST_TIMEOUT) -> None:
         operator = operator or Operator()
         verify: ssl.SSLContext | bool = False
-        if operator.ca is not None:
+        if operator.certificate is not None and operator.key is not None:
+            # The consoles' own client-side credential code (mesh.console_client).
+            verify = ConsoleCredential.operator(operator.certificate, operator.key).ssl_context(
+                cafile=operator.ca, verify=operator.ca is not None)
+        elif operator.ca is not None:
             verify = ssl.create_default_context(cafile=str(operator.ca))
+        if isinstance(verify, ssl.SSLContext) and operator.ca is not None:
             # The consoles present the appliance's certificate, named for the
             # appliance, not for the address the inventory dials.
             verify.check_hostname = False
-        if operator.certificate is not None and operator.key is not None:
-            if verify is False:
-                verify = ssl.create_default_context()
-                verify.check_hostname = False
-                verify.verify_mode = ssl.CERT_NONE
-            assert isinstance(verify, ssl.SSLContext)
-            verify.load_cert_chain(str(operator.certificate), str(operator.key))
         # Idle connections are dropped well before the consoles drop them (120 s):
         # reusing one the server is closing fails the request.
         self._client = httpx.AsyncClient(
