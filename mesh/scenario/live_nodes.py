@@ -30,7 +30,7 @@ from mesh.events import ApiListening
 from mesh.scenario.backend import UploadVerdict
 from mesh.scenario.fleet import FleetBackend, LocalCrl
 from mesh.scenario.fleet_client import Api, FleetClient
-from mesh.scenario.processes import Placement, ProcessesBackend
+from mesh.scenario.processes import NODE_TIMEOUT, Placement, ProcessesBackend
 from mesh.scenario.result import LinkRow
 from mesh.scenario.runner import SCENARIO_BACKOFF, ScenarioNotSettled
 
@@ -95,7 +95,10 @@ class LiveNodesBackend(ProcessesBackend):
         if self.fleet is not None:
             await self.fleet.settle(where)
             return
-        with trio.move_on_after(self.settle_timeout) as waiting:
+        # Starting Python processes is not what a step's settle timeout bounds:
+        # at least NODE_TIMEOUT for the start (a loaded machine takes seconds).
+        start_timeout = max(self.settle_timeout, NODE_TIMEOUT)
+        with trio.move_on_after(start_timeout) as waiting:
             await self.start_all()
             while self._unsettled() or self._without_api():
                 self._check_alive()
@@ -103,7 +106,7 @@ class LiveNodesBackend(ProcessesBackend):
         if waiting.cancelled_caught:
             pending = [f"{d} -> {l}" for d, l in self._unsettled()] + self._without_api()
             raise ScenarioNotSettled(self.scenario.name, where,
-                                     f"the mesh nodes did not settle within {self.settle_timeout:g} s"
+                                     f"the mesh nodes did not settle within {start_timeout:g} s"
                                      + (": waiting for " + ", ".join(pending[:5]) if pending else ""))
         apis = {}
         for name in self.api_port_of:
