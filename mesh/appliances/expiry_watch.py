@@ -132,11 +132,21 @@ class ExpiryWatch:
         self.clock = clock
         self._watchers: set[ExpiryWatcher] = set()
         self._sleep: trio.CancelScope | None = None
+        #: When the earliest window opens, as the watch last worked it out.
+        self._next: dt.datetime | None = None
 
     def add(self, watcher: ExpiryWatcher) -> None:
+        """Watch one more certificate: checked now, and the watch woken only if it is due first.
+
+        Not a full pass per appliance added: a mesh adds thousands as it
+        starts, and a pass over all of them each time is quadratic.
+        """
         watcher.shared = self
         self._watchers.add(watcher)
-        self.changed()
+        watcher.check()
+        when = watcher.opens()
+        if when is not None and (self._next is None or when < self._next):
+            self.changed()
 
     def discard(self, watcher: ExpiryWatcher) -> None:
         watcher.shared = None
@@ -156,6 +166,7 @@ class ExpiryWatch:
                 when = watcher.opens()
                 if when is not None and (opens is None or when < opens):
                     opens = when
+            self._next = opens
             with trio.CancelScope() as self._sleep:
                 if opens is None:
                     await trio.sleep_forever()

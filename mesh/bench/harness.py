@@ -39,6 +39,7 @@ MEASUREMENTS: dict[str, str] = {
     "engine": "mesh.bench.engine",
     "nodes": "mesh.bench.nodes",
     "scenario": "mesh.bench.scenario_run",
+    "workers": "mesh.bench.workers",
 }
 
 

@@ -52,7 +52,7 @@ from mesh.errors import with_notes
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.pki.deployment import Pki
-from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.fleet_client import Api, FleetClient, FleetError, upload_parts
 from mesh.scenario.model import Scenario
 from mesh.scenario.inventory import Inventory
@@ -143,7 +143,7 @@ def row_of(link: Mapping[str, Any]) -> LinkRow:
                    refused_by=link.get("refused_by"), notes=notes, would_fail=would)
 
 
-class FleetBackend:
+class FleetBackend(NoNetwork):
     """The scenario's appliances, running somewhere, driven through their APIs."""
 
     def __init__(self, scenario: Scenario, pki: Pki, *, client: FleetClient,

@@ -45,7 +45,7 @@ from mesh.net.proxy import ForwardProxy
 from mesh.pki.deployment import Pki
 from mesh.pki.issue import KeySource
 from mesh.scenario.consoles import open_scenario_consoles
-from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.load import check_scenario
@@ -180,7 +180,7 @@ def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:
     return rows
 
 
-class MeshBackend:
+class MeshBackend(NoNetwork):
     """The in-process backend: every appliance a task of one :class:`~mesh.appliances.Mesh`.
 
     ``settle`` is ``Mesh.settle(fresh=True)``: every dialer closes its live

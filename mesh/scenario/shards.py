@@ -50,13 +50,58 @@ def _listeners_first(names: Sequence[str], links: Sequence[tuple[str, str]]) -> 
     return order
 
 
-def _cut(order: list[str], count: int) -> list[list[str]]:
+def _components(names: Sequence[str], links: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """The groups of appliances that links join, each in ``names``' order, largest first."""
+    parent = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for dialer, listener in links:
+        if dialer in parent and listener in parent:
+            parent[root(dialer)] = root(listener)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(root(name), []).append(name)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _pack(groups: list[list[str]], degree: dict[str, int], workers: int) -> list[list[str]]:
+    """Whole groups into ``workers`` shards, fewest appliances first; more when none has room."""
+    shards: list[list[str]] = [[] for _ in range(workers)]
+    held = [0] * workers
+    for group in groups:
+        need = sum(degree.get(name, 0) for name in group)
+        room = [i for i in range(len(shards)) if held[i] + need <= MAX_SOCKETS]
+        if not room:
+            shards.append([])
+            held.append(0)
+            room = [len(shards) - 1]
+        best = min(room, key=lambda i: (len(shards[i]), i))
+        shards[best] += group
+        held[best] += need
+    return [shard for shard in shards if shard]
+
+
+def _cut(order: list[str], degree: dict[str, int], count: int) -> list[list[str]]:
+    """``order`` in runs of near-equal length, a run ending early where the budget says."""
     size, extra = divmod(len(order), count)
-    shards, at = [], 0
-    for number in range(count):
-        length = size + (1 if number < extra else 0)
-        shards.append(order[at:at + length])
-        at += length
+    shards: list[list[str]] = []
+    current: list[str] = []
+    held = 0
+    for name in order:
+        length = size + (1 if len(shards) < extra else 0)
+        need = degree.get(name, 0)
+        if current and (len(current) >= length or held + need > MAX_SOCKETS):
+            shards.append(current)
+            current, held = [], 0
+        current.append(name)
+        held += need
+    if current:
+        shards.append(current)
     return shards
 
 
@@ -65,27 +110,32 @@ def plan_shards(names: Sequence[str], links: Sequence[tuple[str, str]], workers:
     """``names`` in at most ``workers`` shards (more when a worker would exceed the budget).
 
     ``workers`` at or above the number of appliances is one appliance per
-    shard: the ``--processes`` case.
+    shard: the ``--processes`` case. When every group of linked appliances
+    fits in its fair share (a console and its sensors, four times over),
+    groups stay whole and no link crosses between workers; otherwise the
+    appliances are cut, listeners first, into contiguous runs.
 
     Raises:
         InputError: one appliance alone has more links than a worker may hold.
     """
-    own: dict[str, int] = {}
+    degree: dict[str, int] = {}
     for dialer, listener in links:
-        own[dialer] = own.get(dialer, 0) + 1
-        own[listener] = own.get(listener, 0) + 1
+        degree[dialer] = degree.get(dialer, 0) + 1
+        degree[listener] = degree.get(listener, 0) + 1
     for name in names:
-        if own.get(name, 0) > MAX_SOCKETS:
+        if degree.get(name, 0) > MAX_SOCKETS:
             raise InputError(
                 where,
-                f"{name} has {own[name]} links, more sockets than one worker may hold "
+                f"{name} has {degree[name]} links, more sockets than one worker may hold "
                 f"(at most {MAX_SOCKETS} of its 20,000 file descriptors)",
                 "spread its links over more appliances",
             )
-    order = _listeners_first(names, links)
-    count = max(1, min(workers, len(order)))
-    while True:
-        shards = _cut(order, count)
-        if count >= len(order) or max(sockets(s, links) for s in shards) <= MAX_SOCKETS:
-            return shards
-        count += 1
+    count = max(1, min(workers, len(names)))
+    if count >= len(names):
+        return [[name] for name in _listeners_first(names, links)]
+    groups = _components(names, links)
+    fair = -(-len(names) // count)
+    if len(groups) > 1 and len(groups[0]) <= fair:
+        return [_listeners_first(shard, links)
+                for shard in _pack([_listeners_first(g, links) for g in groups], degree, count)]
+    return _cut(_listeners_first(names, links), degree, count)

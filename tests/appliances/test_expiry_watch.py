@@ -185,3 +185,30 @@ async def test_one_shared_watch_warns_each_certificate_at_its_own_time(keys, epo
         assert [e.appliance for e in events.of(CertificateExpiring)] == ["sensor-1", "sensor-2",
                                                                         "sensor-1"]
         nursery.cancel_scope.cancel()
+
+
+async def test_adding_watchers_to_a_running_watch_costs_one_check_each(keys, epoch):
+    # A mesh adds thousands of appliances as it starts: a full pass per add
+    # was quadratic (5,000 sensors took minutes to come up).
+    from mesh.appliances.expiry_watch import ExpiryWatch
+
+    clock, events = EmulatedClock(epoch), EventLog()
+    issued = _certificate(keys, epoch, days=400)
+    checks = [0]
+
+    class Counting(ExpiryWatcher):
+        def check(self) -> None:
+            checks[0] += 1
+            super().check()
+
+    shared = ExpiryWatch(clock)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shared.run)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(300):
+            shared.add(Counting(f"sensor-{n}", clock=clock, events=events,
+                                window=dt.timedelta(days=30), identity=lambda: issued))
+            await trio.sleep(0)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert checks[0] < 3 * 300

@@ -33,6 +33,7 @@ COMMANDS = [
     ["hash-password"],
     ["crl"],
     ["crl", "serve"],
+    ["crl", "proxy"],
     ["node"],
     ["hosts"],
     ["hosts", "clean"],
@@ -135,6 +136,7 @@ def test_every_handler_names_a_function():
         "console": "mesh.scenario.console_command:console_command",
         "hash-password": "mesh.password_hash:_command",
         "crl serve": "mesh.crl_service:serve_command",
+        "crl proxy": "mesh.net.crl_commands:_proxy",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",
     }

@@ -296,6 +296,27 @@ async def test_firewall_rules_are_refused_where_nothing_enforces_them(keys):
                                  "which a run in one process does not give; run it with --hosts (as root)")
 
 
+async def test_network_steps_are_refused_where_nothing_enforces_them(keys):
+    import pytest
+    from attrs import evolve
+
+    from mesh.errors import InputError
+    from mesh.scenario.model import Step
+    from mesh.scenario.processes import run_in_processes
+
+    scenario = evolve(small(), steps=[Step(action="advance"),
+                                      Step(action="partition", between=[[S2], ["crl"]])])
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == ("small: step[2] partition: a network step needs hosts of their "
+                                 "own, which a run in one process does not give; run it with "
+                                 "--hosts (as root)")
+    with pytest.raises(InputError) as info:
+        await run_in_processes(scenario, keys=keys)
+    assert info.value.line().startswith("small: step[2] partition: a network step needs hosts "
+                                        "of their own, which --processes does not give")
+
+
 async def test_a_step_judges_halted_links_once_after_its_action_not_at_the_jump(keys):
     # Halted dialers back off; a step's `after` ends their backoff. Woken by
     # the jump, they would retry while the CRL server is still down (a
