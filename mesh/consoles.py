@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # mesh.web is imported only when a console opens
     from cryptography import x509
 
     from mesh.password_hash import PasswordHash
-    from mesh.web.backend import ConsoleBackend
+    from mesh.web.backend import ConsoleBackend, NodeControl
 
 __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console", "private_folder"]
 
@@ -66,6 +66,7 @@ async def open_console(
     host: str = "127.0.0.1",
     port: int = 0,
     where: str = "api port",
+    control: NodeControl | None = None,
 ) -> ApiListening:
     """Serve ``backend``'s console in ``nursery`` and record an ``api-listening`` event.
 
@@ -82,6 +83,8 @@ async def open_console(
         admin_password: the admin password's hash, for the page's sign-in.
         host, port: where to listen; port 0 picks a free one.
         where: names the setting in the one-line error when the port is taken.
+        control: the node process's clock and stop/start (``mesh node``), for
+            the API's ``/api/v1/clock`` and ``/api/v1/running``.
 
     Returns:
         The event recorded, whose ``url`` is where the console answers.
@@ -97,7 +100,8 @@ async def open_console(
                        record=events.append, operator_cas=operator_cas,
                        admin_password=admin_password)
     address = await nursery.start(
-        partial(serve_console, backend, auth=auth, host=host, port=port, where=where)
+        partial(serve_console, backend, auth=auth, host=host, port=port, where=where,
+                control=control)
     )
     event = ApiListening(at=now(), appliance=backend.name, role=backend.role, url=address.url,
                          token_file=str(token_file))

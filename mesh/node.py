@@ -19,6 +19,11 @@ answers once the certificate is dated on the wall clock (``start`` near
 now), ``curl -k`` always. Changes need ``-H "Authorization: Bearer $(cat
 FILE)"``.
 
+The console also moves the node's emulated clock (``POST /api/v1/clock``)
+and stops and starts its appliance (``PUT /api/v1/running``) without
+stopping the process (:mod:`mesh.node_control`): what a scenario driver
+reaching running nodes uses. A shard's appliances share one clock.
+
 A node caches each CRL until its nextUpdate, as real appliances do; ``curl
 -k -X POST URL/api/v1/crls/refresh`` makes it refetch them and judge its live
 links afresh now (with the token header) (``Appliance.refresh_crls``: the links it dials through
@@ -47,6 +52,7 @@ from mesh.consoles import open_console, private_folder
 from mesh.errors import InputError
 from mesh.eventlog import EventLog
 from mesh.net.links import LinkBook
+from mesh.node_control import LoneControl, ShardControl, ShardRefresh
 
 from mesh.node_config import NodeConfig, PeerAddress, ShardConfig, load_config, load_shard
 
@@ -119,7 +125,9 @@ async def run_node(
         settings=config.settings,
     )
     async with trio.open_nursery() as nursery:
-        await nursery.start(appliance.run)
+        # In a scope of its own, so the console can stop and start it (PUT /api/v1/running).
+        control = LoneControl(appliance, clock=clock, events=events, nursery=nursery)
+        await control.start()
         if config.api_port is not None:
             from mesh.web.mesh_backend import ApplianceConsole
 
@@ -130,7 +138,7 @@ async def run_node(
                 nursery, ApplianceConsole(appliance), events=events, now=clock.now,
                 operator_cas=config.operator_cas, admin_password=config.admin_password,
                 token_file=token_file, host=config.spec.host, port=config.api_port,
-                where=f"{config.source or 'node config'}: api_port",
+                where=f"{config.source or 'node config'}: api_port", control=control,
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(appliance)
@@ -185,6 +193,7 @@ async def run_shard(
     links to other shards to the addresses the config gives.
     """
     mesh = ShardMesh(shard, out)
+    refresh = ShardRefresh(mesh)
     async with trio.open_nursery() as nursery:
         await nursery.start(mesh.run)
         for node in shard.nodes:
@@ -194,11 +203,14 @@ async def run_shard(
 
             token_file = node.api_token_file or private_folder(nursery) / f"{node.spec.name}.api-token"
             await open_console(
-                nursery, ApplianceConsole(mesh.appliance(node.spec.name)), events=mesh.events,
+                nursery, ApplianceConsole(mesh.appliance(node.spec.name), refresh=refresh.refresh,
+                                 process_links=mesh.links),
+                events=mesh.events,
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
                 operator_cas=node.operator_cas, admin_password=node.admin_password,
                 port=node.api_port,
                 where=f"{node.source or 'node config'}: {node.spec.name}: api_port",
+                control=ShardControl(mesh, node.spec.name),
             )
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         task_status.started(mesh)

@@ -343,8 +343,11 @@ class Conversation:
                 outcome = decide(mine, theirs)
             else:
                 outcome = decide(theirs, mine)
-            if outcome.state.is_up and self.ends.owns(link):
-                # Before the outcome is news: a settle waits for the first frame too.
+            if (outcome.state.is_up and self.ends.owns(link)
+                    and self.directory.is_local(link.dialer) and self.directory.is_local(link.listener)):
+                # Before the outcome is news: a settle waits for the first frame too
+                # (only when both ends are in this process: it is received elsewhere
+                # otherwise, and this record would wait for it forever).
                 link.greeting = greets(
                     self.directory.role_of(link.dialer),
                     self.directory.role_of(link.listener),

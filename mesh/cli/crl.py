@@ -1,4 +1,4 @@
-"""The arguments of ``mesh crl serve``; the command is :mod:`mesh.net.crl_commands`."""
+"""The arguments of ``mesh crl serve``; the command is :mod:`mesh.crl_service`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="port to listen on (default: the port the CRL URLs name)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.set_defaults(func="mesh.net.crl_commands:_serve")
+    serve.add_argument(
+        "--api-port", type=int, default=None,
+        help="also serve the control API (publish CRLs, faults down/up) over HTTPS on this "
+             "port (0 picks a free one); off by default",
+    )
+    serve.add_argument("--api-host", default=None,
+                       help="address of the control API (default: --host)")
+    serve.add_argument(
+        "--api-token-file", default=None,
+        help="where the control API's token is written, 0600 (default DIR/crl-api.token)",
+    )
+    serve.add_argument(
+        "--operator-ca", default=None, metavar="FILE",
+        help="the operator CA (PEM) whose client certificates may change the server through "
+             "the control API, besides its token",
+    )
+    serve.set_defaults(func="mesh.crl_service:serve_command")
     proxy = crl_sub.add_parser(
         "proxy",
         help="run a forwarding HTTP proxy for CRL fetches until interrupted",

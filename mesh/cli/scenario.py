@@ -79,4 +79,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "namespace on a private switch (10.213.0.0/16), the CRL server on crl.<domain>:80; "
         "needs root and ip",
     )
+    run.add_argument(
+        "--inventory", metavar="FLEET.toml",
+        help="drive appliances already running anywhere, through their REST APIs and the "
+        "CRL server's control API, as FLEET.toml lists them (see the README); nothing is "
+        "started",
+    )
     run.set_defaults(func="mesh.scenario.commands:run_command")

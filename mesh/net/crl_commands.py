@@ -1,4 +1,4 @@
-"""``mesh crl serve DIR``: a PKI folder's CRLs over HTTP, for appliances and curl;
+"""The PKI folder side of ``mesh crl serve DIR`` (the command is :mod:`mesh.crl_service`);
 ``mesh crl proxy``: the forwarding proxy appliances may fetch them through.
 
 The folder's manifest, ``DIR/pki.json``, maps each CRL Distribution Point URL
@@ -25,11 +25,11 @@ import httpx
 import trio
 
 from mesh.errors import InputError
-from mesh.net.crl_server import CrlServer
-from mesh.net.crl_watch import CrlWatch
 from mesh.net.proxy import ForwardProxy
 
 __all__ = ["crl_files", "load_crl_documents"]
+
+# ``mesh crl serve`` itself (with its optional control API) is mesh.crl_service.
 
 
 def load_crl_documents(folder: str | Path) -> tuple[dict[str, bytes], set[int]]:
@@ -101,48 +101,6 @@ def crl_files(folder: str | Path) -> tuple[dict[str, Path], set[int]]:
 def _unreadable(file: Path, exc: OSError) -> InputError:
     return InputError(str(file), f"cannot be read ({exc.strerror or exc})",
                       "rerun `mesh pki init` or fix the path in pki.json")
-
-
-def _serve(args: argparse.Namespace) -> int:
-    files, ports = crl_files(args.dir)
-    port = args.port
-    if port is None:
-        if len(ports) != 1:
-            raise InputError(args.dir, f"the CRL URLs name several ports ({sorted(ports)})",
-                             "pass --port N to serve them all on one")
-        port = ports.pop()
-    if not 0 <= port <= 65535:
-        raise InputError("--port", f"{port} is not a port number", "give 0-65535 (0 picks a free one)")
-    server = CrlServer(host=args.host, port=port)
-    try:
-        watch = CrlWatch(server, files)
-    except OSError as exc:
-        raise _unreadable(Path(exc.filename), exc) from None
-    _log_to_stderr()
-
-    async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            # SIGHUP is handled from before the server answers: an early one
-            # reloads instead of ending the process.
-            await nursery.start(watch.reload_on_sighup)
-            await nursery.start(server.serve)
-            nursery.start_soon(watch.run)
-            print(f"mesh: serving {len(files)} CRL(s) at {server.base_url} (Ctrl-C stops; "
-                  "changed files are served anew, SIGHUP re-reads them now)", flush=True)
-            for path in server.paths:
-                print(f"  {server.url(path)}", flush=True)
-
-    try:
-        trio.run(run)
-    except BaseExceptionGroup as group:
-        # Surface what a person caused (port in use, Ctrl-C) the way the CLI
-        # renders it, not as an exception group traceback.
-        for kind in (KeyboardInterrupt, InputError):
-            found = group.subgroup(kind)
-            if found is not None:
-                raise _first_leaf(found) from None
-        raise
-    return 0
 
 
 def _proxy(args: argparse.Namespace) -> int:

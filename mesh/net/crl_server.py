@@ -115,6 +115,10 @@ class CrlServer(HttpServer):
         for path, data in documents.items():
             self._variants[fault][_norm(path)] = bytes(data)
 
+    def documents(self) -> dict[str, bytes]:
+        """{path: bytes} of what ``ok`` serves now (a copy)."""
+        return dict(self._documents)
+
     @property
     def paths(self) -> list[str]:
         return sorted(self._documents)

@@ -4,7 +4,9 @@ The driver (:mod:`.driver`) plays steps and judges expectations; a backend
 runs the appliances: in this process (:class:`~mesh.scenario.runner.MeshBackend`),
 as one ``mesh node`` process each (:class:`~mesh.scenario.processes.ProcessesBackend`),
 on hosts of their own (:class:`~mesh.scenario.hosts.HostsBackend`, network
-namespaces), and, next, as a fleet reached through its control plane. Every backend answers the same calls, so a scenario means the same
+namespaces), and as a running fleet reached through its APIs
+(:class:`~mesh.scenario.fleet.FleetBackend`: ``--processes`` and ``--workers``
+after their start, ``--inventory``). Every backend answers the same calls, so a scenario means the same
 thing whichever runs it.
 """
 

@@ -132,6 +132,12 @@ async def _play(
 
     progress = _Progress(label, quiet=args.quiet or args.live)
     keys = await _fresh_keys(scenario) if args.fresh_keys else None  # None: the cache
+    if args.inventory:
+        from mesh.scenario.fleet import run_on_inventory
+        from mesh.scenario.inventory import load_inventory
+
+        return await run_on_inventory(scenario, load_inventory(args.inventory), progress=progress,
+                                      events=events)
     if args.hosts:
         from mesh.scenario.hosts import run_on_hosts
 
@@ -271,6 +277,18 @@ def run_command(args: argparse.Namespace) -> int:
     if args.live and args.workers:
         raise InputError("--live", "cannot be combined with --workers",
                          "drop one of them (the live view follows the in-process run)")
+    if args.inventory:
+        for option in ("processes", "hosts", "workers", "live", "fresh_keys"):
+            if getattr(args, option):
+                raise InputError("--inventory", f"cannot be combined with --{option.replace('_', '-')}",
+                                 "drop one of them (--inventory drives a fleet that already runs)")
+        if args.validation != "on":
+            raise InputError("--inventory", f"cannot be combined with --validation {args.validation}",
+                             "the fleet runs with the switches it was started with; "
+                             "use set-validation steps")
+        from mesh.scenario.inventory import load_inventory
+
+        load_inventory(args.inventory)  # one line now, before any scenario runs
     if args.processes and args.hosts:
         raise InputError("--hosts", "cannot be combined with --processes",
                          "drop one of them (--hosts runs processes too, each on a host of its own)")

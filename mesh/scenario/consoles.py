@@ -10,10 +10,9 @@ The token files (one per console, 0600) are in a private temporary folder
 (0700) that is removed when the run ends; changes need ``Authorization:
 Bearer <token>`` (or the page's sign-in).
 
-With ``mesh run --processes`` each ``mesh node`` serves its own console on a
-port the run fixes for all its node generations (see
-:mod:`mesh.scenario.processes`): the URL stays the same, though the console
-is briefly away while its node restarts between steps.
+With ``mesh run --processes`` each ``mesh node`` serves its own console; the
+nodes start once (:mod:`mesh.scenario.live_nodes`), so a console keeps its
+URL and token for the whole run.
 
 The certificates are dated on the scenario's emulated clock, which browsers
 and curl do not share: ``curl -k`` always works; ``curl --cacert ROOT`` only

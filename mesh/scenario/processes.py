@@ -1,6 +1,11 @@
 """``mesh run --processes``: every appliance its own ``mesh node`` OS process;
 ``mesh run --workers N``: the appliances spread over N shard processes.
 
+Those two start their processes once and play every step through the nodes'
+APIs (:class:`~mesh.scenario.live_nodes.LiveNodesBackend`, a subclass of the
+backend below that keeps its start); the restart-per-step settle described
+here is what ``--hosts`` (:mod:`.hosts`) still does.
+
 Theory of operation. :class:`ProcessesBackend` is one backend of the scenario
 driver (:mod:`.driver`). It keeps what the in-process engine keeps in memory —
 each appliance's certificate files, its validation switch, whether a step
@@ -186,6 +191,10 @@ class Loopback:
 class ProcessesBackend(NoNetwork):
     """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
+    #: Seconds a node's dialer waits at most before redialing a failed link:
+    #: short, as a node lives for one step here.
+    backoff_cap = 1.0
+
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
@@ -352,11 +361,11 @@ class ProcessesBackend(NoNetwork):
     def _config(self, names: list[str]) -> Path:
         """The node config of a process running ``names``: one appliance's, or a shard's."""
         if len(names) == 1:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1",
+            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}",
                      *self._settings(names[0], table="")]
             config = self.folder / f"{names[0]}.toml"
         else:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1"]
+            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}"]
             for name in names:
                 lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
             config = self.folder / f"shard-{self.shard_of[names[0]]}.toml"
@@ -675,7 +684,9 @@ async def run_in_processes(
         crl_server, proxy, pki, _ = await start_world(
             scenario, nursery, keys=keys, progress=progress
         )
-        return ProcessesBackend(
+        from mesh.scenario.live_nodes import LiveNodesBackend
+
+        return LiveNodesBackend(
             scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
             nursery=nursery, crl_server=crl_server, settle_timeout=settle_timeout,
             workers=workers,
@@ -750,8 +761,20 @@ async def play_nodes(
                             await backend.aclose()
                     nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # The nursery wraps what the run raised; stuck nodes are one line.
-        stuck = not_settled_in(group)
+        # The nursery wraps what the run raised; stuck nodes, or a node that
+        # answered what the driver cannot use, are one line.
+        stuck = not_settled_in(group) or input_error_in(group)
         if stuck is None:
             raise
         raise stuck from None
+
+
+def input_error_in(group: BaseExceptionGroup) -> InputError | None:
+    """The first :class:`InputError` of ``group`` when that is all it holds (one line to print)."""
+    found, rest = group.split(InputError)
+    if found is None or rest is not None:
+        return None
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, InputError) else None

@@ -22,6 +22,33 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     has its new outcome; ``links`` as in the status document, ``pending``
     the ``"dialer -> listener"`` names still without one when it stopped
     waiting (:data:`mesh.appliances.appliance.REFRESH_TIMEOUT`).
+    ``process_links``: the same for every appliance of this process: in a
+    shard (several appliances in one ``mesh node``, one console each) a
+    refresh through any console refreshes the whole shard, which shares one
+    retry gate (:class:`mesh.node_control.ShardRefresh`; refreshes asked
+    while one runs are answered together by the next), so one request per
+    shard and this list tell a driver every link of it.
+``POST /api/v1/clock``
+    JSON ``{"advance_seconds": N}`` (N >= 0) or ``{"now": "2028-01-15T09:00:00Z"}``
+    (an ISO 8601 instant with its offset): the emulated clock moves forward
+    by N seconds, or to that instant (not at all when it is already past it:
+    the clock never runs backwards). 200 ``{"now": ...}``, the new instant,
+    once certificates the jump carried into their expiry window have said
+    so; 400 otherwise. Cached CRLs are judged by the new time at their next
+    use; ``crls/refresh`` makes that now. In a shard process (several
+    appliances, one console each) the appliances share one clock: moving it
+    through any console moves it for all, so a driver asks each console for
+    the same ``now`` and the clock moves once.
+``PUT /api/v1/running``
+    JSON ``{"running": false}``: the appliance stops (what a scenario's
+    ``stop`` step does: its listener and links close, its peers see them go
+    down) while this console keeps answering; ``{"running": true}`` starts it
+    again on its old address. 200 ``{"running": ...}`` once it has stopped or
+    listens again; 400 otherwise.
+
+Both answer 404 ``{"code": "no_control"}`` on a console served inside a
+scenario run (``mesh run``, ``mesh console``), whose own steps do this;
+``mesh node`` processes (one appliance or a shard) serve them.
 ``GET /api/v1/events?since=N``
     200 ``{"since": N, "next": M, "dropped": D, "events": [...]}``: the events
     among N+D..M-1 of the stream that concern this appliance (they name it,
@@ -57,7 +84,7 @@ token 403 ``forbidden_csrf``, a browser's ``Sec-Fetch-Site: cross-site`` or
 ``api-denied`` event is recorded. Reads need the credential too when the console does not listen on
 loopback (the page and its script and style stay open, to sign in).
 
-Requests that change something (upload, switch, CRL refresh) from a browser must come from
+Requests that change something (upload, switch, CRL refresh, clock, running) from a browser must come from
 the console's own page: a cross-site page could otherwise make a browser post
 a multipart form here. A request whose ``Origin`` header names another origin
 is refused with 403 ``{"code": "forbidden_origin"}``; clients that send no
@@ -95,7 +122,7 @@ from mesh.graph import Graph, render_svg
 from mesh.printable import printable
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.auth import ConsoleAuth, Denial
-from mesh.web.backend import ConsoleBackend
+from mesh.web.backend import ConsoleBackend, NodeControl
 from mesh.web.certificate import certificate_summary
 from mesh.web.feed import event_page
 from mesh.web.status import link_document, status_document
@@ -114,6 +141,9 @@ MAX_UPLOAD_BYTES = 4 * MAX_FILE_BYTES
 
 #: Largest ``PUT /api/v1/validation`` body.
 MAX_SWITCH_BYTES = 1024
+
+#: Largest ``POST /api/v1/clock`` or ``PUT /api/v1/running`` body.
+MAX_CONTROL_BYTES = 1024
 
 #: Largest ``POST /api/v1/session`` body.
 MAX_SIGN_IN_BYTES = 1024
@@ -319,6 +349,32 @@ def _session_cookie(request: Request) -> str:
     return f"mesh-session-{server[1]}"
 
 
+def _clock_target(body: dict[str, Any], now: dt.datetime) -> dt.datetime | None:
+    """The instant a clock request asks for, or None when it is not one of the two shapes."""
+    if set(body) == {"advance_seconds"}:
+        seconds = body["advance_seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            return None
+        if not 0 <= seconds <= _MAX_ADVANCE_SECONDS:  # NaN fails too
+            return None
+        return now + dt.timedelta(seconds=seconds)
+    if set(body) == {"now"} and isinstance(body["now"], str) and len(body["now"]) <= 64:
+        try:
+            at = dt.datetime.fromisoformat(body["now"])
+        except ValueError:
+            return None
+        return at if at.tzinfo is not None and at.utcoffset() is not None else None
+    return None
+
+
+#: A clock moves at most a thousand years in one request (timedelta's own bound is near).
+_MAX_ADVANCE_SECONDS = 1000 * 366 * 86400
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 _Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -328,10 +384,13 @@ def build_app(
     auth: ConsoleAuth,
     reads_open: bool = True,
     expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
+    control: NodeControl | None = None,
 ) -> Starlette:
     """The ASGI app serving ``backend``'s API and console page; ``auth`` guards it.
 
     ``reads_open``: GETs need no credential (a console on loopback only).
+    ``control``: the node process's clock and stop/start (``mesh node``);
+    without it those routes answer 404 ``no_control``.
     """
 
     async def refused(request: Request, changes: bool = True) -> Response | None:
@@ -456,9 +515,58 @@ def build_app(
         pending = await backend.refresh_crls()
         return JSONResponse(
             {"refreshed": True, "pending": list(pending),
-             "links": [link_document(link) for link in backend.links()]},
+             "links": [link_document(link) for link in backend.links()],
+             "process_links": [link_document(link) for link in backend.process_links()]},
             headers=_NO_STORE,
         )
+
+    async def control_body(request: Request, usage: str) -> dict[str, Any] | Response:
+        """The JSON object of a control request, or the answer refusing it."""
+        if control is None:
+            await _drain(request)
+            return JSONResponse(
+                {"code": "no_control",
+                 "message": "this console is served inside a scenario run, whose steps move "
+                            "its clock and stop its appliance; a mesh node process serves this"},
+                status_code=404)
+        try:
+            body = json.loads(await _capped(request, MAX_CONTROL_BYTES).body())
+        except _TooLarge:
+            return _too_large(MAX_CONTROL_BYTES, f"send {usage}")
+        except (ValueError, RecursionError):
+            return _bad_request(f"the body is not JSON; send {usage}")
+        if not isinstance(body, dict):
+            return _bad_request(f"send {usage}")
+        return body
+
+    async def clock(request: Request) -> Response:
+        usage = '{"advance_seconds": N} or {"now": "2028-01-15T09:00:00Z"}'
+        body = await control_body(request, usage)
+        if isinstance(body, Response):
+            return body
+        assert control is not None
+        to = _clock_target(body, backend.now())
+        if to is None:
+            return _bad_request(f"send {usage} (seconds a number from 0 on; an instant with its offset)")
+        now = await control.move_clock(to)
+        return JSONResponse({"now": _instant(now)}, headers=_NO_STORE)
+
+    async def running(request: Request) -> Response:
+        usage = '{"running": true} or {"running": false}'
+        body = await control_body(request, usage)
+        if isinstance(body, Response):
+            return body
+        assert control is not None
+        if set(body) != {"running"} or not isinstance(body["running"], bool):
+            return _bad_request(f"send {usage}")
+        try:
+            if body["running"]:
+                await control.start()
+            else:
+                await control.stop()
+        except InputError as exc:  # its old port is taken meanwhile
+            return JSONResponse({"code": "cannot_start", "message": exc.line()}, status_code=409)
+        return JSONResponse({"running": control.running()}, headers=_NO_STORE)
 
     async def events(request: Request) -> Response:
         raw = request.query_params.get("since", "0")
@@ -492,6 +600,8 @@ def build_app(
         Route("/api/v1/certificate", guarded(upload, changes=True), methods=["POST"]),
         Route("/api/v1/validation", guarded(validation, changes=True), methods=["PUT"]),
         Route("/api/v1/crls/refresh", guarded(refresh_crls, changes=True), methods=["POST"]),
+        Route("/api/v1/clock", guarded(clock, changes=True), methods=["POST"]),
+        Route("/api/v1/running", guarded(running, changes=True), methods=["PUT"]),
         Route("/api/v1/events", guarded(events, changes=False), methods=["GET"]),
         Route("/graph.svg", guarded(graph, changes=False), methods=["GET"]),
         # Signing in is the credential check itself; the page and its assets

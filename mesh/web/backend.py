@@ -28,7 +28,7 @@ from mesh.pki.issue import Issued
 if TYPE_CHECKING:  # the consoles do not import the engine
     from mesh.appliances.link_state import LinkState
 
-__all__ = ["ConflictLike", "ConsoleBackend", "LinkLike"]
+__all__ = ["ConflictLike", "ConsoleBackend", "LinkLike", "NodeControl"]
 
 
 class LinkLike(Protocol):
@@ -128,6 +128,11 @@ class ConsoleBackend(Protocol):
     def set_validation(self, enabled: bool) -> None:
         """Switch certificate validation on or off for new connections."""
 
+    def process_links(self) -> Sequence[LinkLike]:
+        """Every link of every appliance that runs in this process with this one
+        (a shard's, or a mesh's; a lone appliance's own): what a driver that
+        refreshed a whole shard through one console reads back."""
+
     async def refresh_crls(self) -> Sequence[str]:
         """Refetch the cached CRLs now and judge every live link afresh.
 
@@ -135,3 +140,33 @@ class ConsoleBackend(Protocol):
         every link has its new outcome, or with the links (``"a -> b"``) that
         had none within the backend's time limit.
         """
+
+
+class NodeControl(Protocol):
+    """What a ``mesh node`` process lets a console change beyond its appliance.
+
+    A scenario step moves the emulated clock or stops an appliance; a
+    driver reaching a fleet of running nodes does both through the API
+    (``POST /api/v1/clock``, ``PUT /api/v1/running``). A console served
+    inside a scenario run has none: the run's own steps do that there.
+
+    In a shard (several appliances in one process) every console's control
+    moves the same clock, the shard's: ``move_clock`` moves it *at least* to
+    an instant, so asking each console of a shard for the same instant moves
+    the clock once.
+    """
+
+    def running(self) -> bool:
+        """True while the appliance listens and dials."""
+
+    async def move_clock(self, to: dt.datetime) -> dt.datetime:
+        """Move the emulated clock forward to ``to`` (not at all when it is past
+        already); returns the new instant. Certificates the jump carries into
+        their expiry window are reported before this returns."""
+
+    async def stop(self) -> None:
+        """Stop the appliance: its listener and links close, peers see them go
+        down; the console keeps answering. Returns once it has stopped."""
+
+    async def start(self) -> None:
+        """Start a stopped appliance again, on its old address; returns once it listens."""

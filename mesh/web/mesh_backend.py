@@ -22,7 +22,7 @@ import the engine.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Sequence
 
 from cryptography import x509
 
@@ -53,8 +53,14 @@ def _role_name(role: Role | None) -> str:
 class ApplianceConsole:
     """:class:`~mesh.web.backend.ConsoleBackend` for one engine ``Appliance``."""
 
-    def __init__(self, appliance: Appliance) -> None:
+    def __init__(self, appliance: Appliance, *,
+                 refresh: Callable[[], Awaitable[Sequence[str]]] | None = None,
+                 process_links: Callable[[], Sequence[LinkStatus]] | None = None) -> None:
         self._appliance = appliance
+        self._process_links = process_links
+        #: How ``refresh_crls`` is done when not by the appliance alone (a
+        #: shard refreshes all its appliances together: ``mesh.node_control``).
+        self._refresh = refresh
 
     @property
     def name(self) -> str:
@@ -122,7 +128,12 @@ class ApplianceConsole:
     def set_validation(self, enabled: bool) -> None:
         self._appliance.set_validation(enabled)
 
+    def process_links(self) -> Sequence[LinkStatus]:
+        return self._process_links() if self._process_links is not None else self.links()
+
     async def refresh_crls(self) -> Sequence[str]:
+        if self._refresh is not None:
+            return await self._refresh()
         return await self._appliance.refresh_crls()
 
 
@@ -132,6 +143,9 @@ class MeshConsole(ApplianceConsole):
     def __init__(self, mesh: Mesh, name: str) -> None:
         super().__init__(mesh.appliance(name))  # the engine's own error for an unknown name
         self._mesh = mesh
+
+    def process_links(self) -> Sequence[LinkStatus]:
+        return self._mesh.links()
 
     async def refresh_crls(self) -> Sequence[str]:
         # Every link of the mesh judged afresh (Mesh.refresh), not only this

@@ -16,20 +16,25 @@ import logging
 import socket
 import ssl
 
+from typing import Callable, Sequence
+
 import trio
 from attrs import define
+from cryptography import x509
+from starlette.applications import Starlette
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 
 from mesh.errors import InputError
+from mesh.pki.issue import Issued
 from mesh.validation.expiry import DEFAULT_EXPIRY_WINDOW
 from mesh.web.api import build_app
 from mesh.web.auth import ConsoleAuth, is_loopback
-from mesh.web.backend import ConsoleBackend
+from mesh.web.backend import ConsoleBackend, NodeControl
 from mesh.web.connection import serve_https
 from mesh.web.tls import IdentityContexts
 
-__all__ = ["ConsoleAddress", "serve_console"]
+__all__ = ["ConsoleAddress", "serve_api", "serve_console"]
 
 
 @define(frozen=True, kw_only=True)
@@ -43,6 +48,10 @@ class ConsoleAddress:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}"
+
+
+#: Seconds an idle keep-alive connection stays open (hypercorn's default is 5).
+KEEP_ALIVE_SECONDS = 120.0
 
 
 class _ConsoleConfig(Config):
@@ -86,6 +95,7 @@ async def serve_console(
     port: int = 0,
     expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
     where: str = "console port",
+    control: NodeControl | None = None,
     task_status: trio.TaskStatus[ConsoleAddress] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``backend``'s REST API and web console over HTTPS until cancelled.
@@ -95,13 +105,43 @@ async def serve_console(
         host, port: where to listen; port 0 picks a free port.
         expiry_window: certificates this close to their end are flagged.
         where: names the setting in the one-line error when the port is taken.
+        control: the node process's clock and stop/start, for the API's
+            control routes (``mesh node``; None elsewhere).
         task_status: started with the :class:`ConsoleAddress` once listening.
 
     Raises:
         InputError: the port is in use or the address is not this machine's.
     """
-    contexts = IdentityContexts(
-        backend.identity, lambda: (*backend.trust_roots(), *auth.operator_cas))
+    await serve_api(
+        lambda reads_open: build_app(backend, auth=auth, reads_open=reads_open,
+                                     expiry_window=expiry_window, control=control),
+        # Client certificates may chain to the appliance's roots or be operator credentials.
+        backend.identity, lambda: (*backend.trust_roots(), *auth.operator_cas),
+        host=host, port=port, where=where,
+        task_status=task_status,
+    )
+
+
+async def serve_api(
+    make_app: Callable[[bool], Starlette],
+    identity: Callable[[], Issued],
+    trust_roots: Callable[[], Sequence[x509.Certificate]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    where: str = "api port",
+    task_status: trio.TaskStatus[ConsoleAddress] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the app ``make_app(reads_open)`` makes over HTTPS until cancelled.
+
+    The one server stack of every API (an appliance's console, the CRL
+    server's control API): ``identity`` is read at every new connection,
+    ``reads_open`` is true when the bound address is loopback.
+
+    Raises:
+        InputError: the port is in use or the address is not this machine's.
+    """
+    contexts = IdentityContexts(identity, trust_roots)
     contexts.context()  # fail here, not at the first handshake, if the identity is unusable
     config = _ConsoleConfig(contexts)
     config.accesslog = None
@@ -109,11 +149,13 @@ async def serve_console(
     # uploads carry keys and passphrases, and nothing here logs a request).
     config.errorlog = logging.getLogger("mesh.web")
     config.graceful_timeout = 1.0
+    # A driver asks every node at every step, minutes apart at most: keeping
+    # its connections open spares a TLS handshake per node per step.
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     sock = _bind(host, port, where)
     bound = sock.getsockname()
     # Off loopback, other machines reach the console: reads need the credential too.
-    app = build_app(backend, auth=auth, reads_open=is_loopback(bound[0]),
-                    expiry_window=expiry_window)
+    app = make_app(is_loopback(bound[0]))
     await serve_https(
         # starlette types ASGI messages as MutableMappings, hypercorn as TypedDicts
         ASGIWrapper(app),  # type: ignore[arg-type]

@@ -135,7 +135,7 @@ def test_every_handler_names_a_function():
         "graph": "mesh.scenario.graph_command:graph_command",
         "console": "mesh.scenario.console_command:console_command",
         "hash-password": "mesh.password_hash:_command",
-        "crl serve": "mesh.net.crl_commands:_serve",
+        "crl serve": "mesh.crl_service:serve_command",
         "crl proxy": "mesh.net.crl_commands:_proxy",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",

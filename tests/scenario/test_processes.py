@@ -15,13 +15,11 @@ from mesh.scenario.runner import run_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
-#: A node costs a Python start-up per step, so the default suite compares a
+#: A node costs a Python start-up, so the default suite compares a
 #: few scenarios that cover a halt, an upload, validation off, a forwarding
 #: link, the CRL proxy, per-appliance trust and validator profiles, and CRL
 #: files;
-#: MESH_PROCESSES_ALL=1 compares the whole library
-#: (measured: every final table agrees; crl-server-down differs after its
-#: first step by design, see mesh.scenario.processes).
+#: MESH_PROCESSES_ALL=1 compares the whole library, the table after every step.
 QUICK = [
     "troubleshoot-revoked",
     "forwarding-bad-certificate-validation-off",
@@ -57,10 +55,9 @@ async def test_processes_give_the_same_link_table_as_in_process(name, keys, key_
     assert table(apart) == table(inside)
     # The same driver keeps the table after start and after every step for both.
     assert rows(apart.start_links) == rows(inside.start_links) != []
-    if name != "crl-server-down":  # differs after its first step by design
-        assert [rows(s.links) for s in apart.steps] == [rows(s.links) for s in inside.steps]
-    if name != "crl-server-down":
-        assert apart.ok, [v.to_json() for v in apart.failures]
+    # Nodes keep their CRL caches across steps, as in one process: every step's table agrees.
+    assert [rows(s.links) for s in apart.steps] == [rows(s.links) for s in inside.steps]
+    assert apart.ok, [v.to_json() for v in apart.failures]
     # Both keep the certificates they started with (the HTML report's table).
     started = [(c.appliance, c.recipe, c.subject, c.issuer, c.not_after) for c in apart.certificates]
     assert started == [(c.appliance, c.recipe, c.subject, c.issuer, c.not_after)
@@ -89,7 +86,7 @@ async def test_nodes_that_do_not_settle_are_one_line_naming_the_step(key_pool):
     from mesh.scenario.model import ApplianceDef, Scenario, Step
     from mesh.scenario.runner import ScenarioNotSettled
 
-    # Every node restarts with an empty CRL cache into a CRL server that never
+    # Every node is asked to refetch its CRLs from a CRL server that never
     # answers: each check waits the node's CRL timeout (5 s), longer than 3 s.
     cm, s1 = "cm.contoso.test", "sensor-1.contoso.test"
     scenario = Scenario(

@@ -108,6 +108,9 @@ class Appliance:
         self.validation = enabled
         self.log.append(ValidationSwitched(at=self.instant, appliance=self.name, enabled=enabled))
 
+    def process_links(self) -> list[Link]:
+        return self.links()
+
     async def refresh_crls(self) -> tuple[str, ...]:
         await trio.lowlevel.checkpoint()
         self.log.append(CrlsRefreshed(at=self.instant, appliance=self.name))

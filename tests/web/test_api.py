@@ -225,16 +225,15 @@ async def test_crl_refresh(console, appliance):
         answer = await client.post("/api/v1/crls/refresh")
         assert answer.status_code == 200
         assert answer.headers["cache-control"] == "no-store"
-        assert answer.json() == {
-            "refreshed": True,
-            "pending": [],
-            "links": [{
-                "name": f"{NAME} -> console.contoso.test", "dialer": NAME,
-                "listener": "console.contoso.test", "state": "up", "code": None,
-                "message": None, "refused_by": None, "unvalidated": False,
-                "unvalidated_by": [], "would_fail": [], "would_fail_messages": [], "notes": [],
-            }],
+        link = {
+            "name": f"{NAME} -> console.contoso.test", "dialer": NAME,
+            "listener": "console.contoso.test", "state": "up", "code": None,
+            "message": None, "refused_by": None, "unvalidated": False,
+            "unvalidated_by": [], "would_fail": [], "would_fail_messages": [], "notes": [],
         }
+        # A lone appliance's process links are its own.
+        assert answer.json() == {"refreshed": True, "pending": [], "links": [link],
+                                 "process_links": [link]}
         assert [e.kind for e in appliance.log] == ["crls-refreshed"]
         appliance.still_pending = (f"{NAME} -> console.contoso.test",)
         answer = await client.post("/api/v1/crls/refresh")
@@ -482,3 +481,15 @@ async def test_an_oversized_upload_is_refused_before_its_body_is_read(console, s
     assert json.loads(received.split(b"\r\n\r\n", 1)[1]) == {
         "code": "too_large",
         "message": "the body is larger than 1024 KiB; upload a single certificate, key and chain"}
+
+
+async def test_a_console_without_node_control_says_so_and_changes_nothing(console, appliance):
+    """Consoles served inside a scenario run have no clock or stop control of their own."""
+    before = appliance.now()
+    async with _client(console, False) as client:
+        for method, path, body in (("POST", "/api/v1/clock", {"advance_seconds": 60}),
+                                   ("PUT", "/api/v1/running", {"running": False})):
+            answer = await client.request(method, path, json=body)
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["code"] == "no_control"
+    assert appliance.now() == before

@@ -18,6 +18,8 @@ CHANGES = [
     ("PUT", "/api/v1/validation", {"json": {"enabled": False}}),
     ("POST", "/api/v1/crls/refresh", {}),
     ("POST", "/api/v1/certificate", {"files": {"crt": ("a.crt", b"x"), "key": ("a.key", b"y")}}),
+    ("POST", "/api/v1/clock", {"json": {"advance_seconds": 60}}),
+    ("PUT", "/api/v1/running", {"json": {"running": False}}),
 ]
 IDS = [path for _, path, _ in CHANGES]
 
