@@ -58,6 +58,7 @@ from typing import Awaitable, Callable, Protocol, TextIO
 
 import trio
 from attrs import evolve
+from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
@@ -187,7 +188,7 @@ class ProcessesBackend:
     """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
-                 sink: TextIO | None, nursery: trio.Nursery,
+                 sink: TextIO | None, nursery: trio.Nursery | None,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
                  placement: Placement | None = None, workers: int | None = None) -> None:
         self.scenario = scenario
@@ -235,16 +236,16 @@ class ProcessesBackend:
         # Each node writes its token beside its config (the run's private folder),
         # a new one at every node generation.
         self.console_tokens = {n: str(folder / f"{n}.api-token") for n in self.api_port_of}
-        files.save_certificate(folder / "root.crt", pki.root.cert)
+        self._save(folder / "root.crt", files.certificate_bytes(pki.root.cert))
         for ca in pki.authorities.values():
             if ca.parent is None:
-                files.save_certificate(folder / f"trust-{slug(ca.name)}.crt", ca.cert)
+                self._save(folder / f"trust-{slug(ca.name)}.crt", files.certificate_bytes(ca.cert))
         # CRL files handed out of band: the CRLs as published at the start.
         self.crl_files = []
         if any(a.crl_files for a in scenario.appliances):
             for number, crl in enumerate(pki.crls(at=scenario.start).values()):
                 path = folder / f"start-{number}.crl"
-                files.save_crl(path, crl)
+                self._save(path, crl.public_bytes(serialization.Encoding.DER))
                 self.crl_files.append(str(path))
 
     # -- the Backend protocol --
@@ -339,30 +340,50 @@ class ProcessesBackend:
 
     # -- files --
 
+    def _save(self, path: Path, data: bytes, *, private: bool = False) -> None:
+        """Write one file a node config names (``private``: it holds a key, 0600).
+
+        The one place node files are made, so another writer (the Kubernetes
+        export's Secrets) keeps the same configs.
+        """
+        if private:
+            files.write_file(path, data, mode=files.KEY_MODE)
+        else:
+            files.write_file(path, data)
+
     def _write_identity(self, name: str, material: ApplianceMaterial, tag: str) -> dict[str, str]:
         base = self.folder / f"{name}.{tag}"
-        files.save_certificate(f"{base}.crt", material.cert)
-        files.save_key(f"{base}.key", material.key_file_key, passphrase=material.key_passphrase)
+        self._save(Path(f"{base}.crt"), files.certificate_bytes(material.cert))
+        self._save(Path(f"{base}.key"),
+                   files.key_bytes(material.key_file_key, passphrase=material.key_passphrase),
+                   private=True)
         out = {"certificate": f"{base}.crt", "key": f"{base}.key"}
         if material.chain:
-            files.save_chain(f"{base}.pem", material.chain)
+            self._save(Path(f"{base}.pem"), files.chain_bytes(material.chain))
             out["chain"] = f"{base}.pem"
         return out
 
     def _config(self, names: list[str]) -> Path:
         """The node config of a process running ``names``: one appliance's, or a shard's."""
+        name = names[0] if len(names) == 1 else f"shard-{self.shard_of[names[0]]}"
+        config = self.folder / f"{name}.toml"
+        # It may name the key's passphrase: as private as the key itself.
+        files.write_file(config, self.config_text(names).encode(), mode=files.KEY_MODE)
+        return config
+
+    def config_text(self, names: list[str]) -> str:
+        """The node config of a process running ``names`` (its files saved by ``_save``)."""
+        lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1"]
         if len(names) == 1:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1",
-                     *self._settings(names[0], table="")]
-            config = self.folder / f"{names[0]}.toml"
+            lines += self._settings(names[0], table="")
         else:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", "backoff_cap = 1"]
             for name in names:
                 lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
-            config = self.folder / f"shard-{self.shard_of[names[0]]}.toml"
-        # It may name the key's passphrase: as private as the key itself.
-        files.write_file(config, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
-        return config
+        return "\n".join(lines) + "\n"
+
+    def _token_file(self, name: str) -> str | None:
+        """The ``api_token_file`` of ``name``'s config (None: the node's default, beside it)."""
+        return None
 
     def _settings(self, name: str, *, table: str, here: list[str] | None = None) -> list[str]:
         """``name``'s keys of a node config; its peers in ``[{table}connects_to]`` tables.
@@ -382,6 +403,8 @@ class ProcessesBackend:
             f"validator = {json.dumps(a.validator)}",
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
+        if name in self.api_port_of and (token := self._token_file(name)) is not None:
+            lines.append(f"api_token_file = {json.dumps(token)}")
         if here is not None:
             dialers = self._dialers_of.get(name, [])
             if any(d not in local for d in dialers):
@@ -424,6 +447,7 @@ class ProcessesBackend:
     async def _spawn(self, names: list[str]) -> None:
         """One process running ``names`` (one appliance, or a shard's running ones)."""
         config = self._config(names)
+        assert self.nursery is not None  # a backend that runs nodes has one
         process = await trio.lowlevel.open_process(
             self.placement.command(names[0], [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
