@@ -357,9 +357,10 @@ def _endpoints(shards: list[Shard]) -> list[Endpoint]:
 
 def _pods(shards: list[Shard]) -> list[Pod]:
     return [
-        *(Pod(key=s.key, labels={**_NODE_LABELS, _SHARD: s.key}, hosts=s.names) for s in shards),
-        Pod(key=CRL_SERVICE, labels=_CRL_LABELS, hosts=(CRL_SERVICE,)),
-        Pod(key="driver", labels=_DRIVER_LABELS, control=True),
+        *(Pod(key=s.key, kind="node", labels={**_NODE_LABELS, _SHARD: s.key}, hosts=s.names)
+          for s in shards),
+        Pod(key=CRL_SERVICE, kind="crl", labels=_CRL_LABELS, hosts=(CRL_SERVICE,)),
+        Pod(key="driver", kind="driver", labels=_DRIVER_LABELS),
     ]
 
 

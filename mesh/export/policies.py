@@ -48,10 +48,11 @@ class Pod:
 
     key: str
     labels: Mapping[str, str]
+    #: "node" (appliances: they dial), "crl" (the CRL server: it only listens) or
+    #: "driver" (the scenario driver: it reaches every control port, whatever the blocks).
+    kind: str
     #: The scenario hosts it runs (appliance names, or "crl"); () for the driver.
     hosts: tuple[str, ...] = ()
-    #: The scenario driver: it reaches every control port, whatever the blocks.
-    control: bool = False
 
 
 @define(frozen=True, kw_only=True)
@@ -95,9 +96,9 @@ def isolated(blocks: Iterable[Block], appliances: Sequence[str]) -> list[str]:
 def _allowed(source: Pod, endpoint: Endpoint, blocks: Sequence[Block]) -> bool:
     if source.key == endpoint.pod:
         return False  # within a pod: no network between them
-    if source.control:
+    if source.kind == "driver":
         return endpoint.kind in ("api", "crl")
-    if endpoint.kind == "api":
+    if source.kind != "node" or endpoint.kind == "api":
         return False
     return not any(blocked(blocks, host, endpoint.host, endpoint.port) for host in source.hosts)
 
@@ -129,7 +130,7 @@ def network_policies(
          ]}},
     ]
     by_key = {pod.key: pod for pod in pods}
-    nodes = {pod.key for pod in pods if all(pod.labels.get(k) == v for k, v in node_labels.items())}
+    nodes = {pod.key for pod in pods if pod.kind == "node"}
     listening: dict[str, list[Endpoint]] = {}
     for endpoint in endpoints:
         listening.setdefault(endpoint.pod, []).append(endpoint)

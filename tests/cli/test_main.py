@@ -34,6 +34,8 @@ COMMANDS = [
     ["node"],
     ["hosts"],
     ["hosts", "clean"],
+    ["export"],
+    ["export", "kubernetes"],
 ]
 
 HEAVY = ("trio", "OpenSSL", "cryptography", "pytest")
@@ -133,6 +135,7 @@ def test_every_handler_names_a_function():
         "crl serve": "mesh.net.crl_commands:_serve",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",
+        "export kubernetes": "mesh.export.commands:kubernetes_command",
     }
     for name in named.values():
         assert callable(handler(name)), name
