@@ -41,7 +41,7 @@ from mesh.pki.deployment import Pki
 from mesh.scenario.hosts import API_PORT, NODE_PORT
 from mesh.scenario.model import Scenario
 from mesh.scenario.processes import ProcessesBackend
-from mesh.scenario.shards import plan_shards
+from mesh.scenario.shards import MAX_SOCKETS, plan_shards
 
 __all__ = ["API_BASE", "CONFIG", "InCluster", "NODE_BASE", "NodeFiles", "Shard", "plan_fleet"]
 
@@ -130,6 +130,20 @@ def _shards(scenario: Scenario, count: int, where: str) -> list[list[str]]:
     return [[name] for name in alone] + planned
 
 
+def _grown(shards: int, workers: int, count: int, *, alone: int) -> str | None:
+    """Why ``shards`` are more than the ``workers`` asked for (None: they are not)."""
+    if shards <= max(1, workers):
+        return None
+    reasons = []
+    if alone:
+        reasons.append(f"the {alone} appliances [[block]] rules name run alone")
+    if count > workers:
+        reasons.append("each shard's node config must fit one ConfigMap")
+    if shards - alone > count:
+        reasons.append(f"a worker holds at most {MAX_SOCKETS:,} link sockets")
+    return f"{shards} shards, not {workers}: " + "; ".join(reasons)
+
+
 def plan_fleet(scenario: Scenario, pki: Pki, services: dict[str, str], *, workers: int,
                tokens: dict[str, str] | None = None) -> tuple[list[Shard], str | None]:
     """The shards and their configs; and a line saying why there are more than asked, or None.
@@ -141,6 +155,7 @@ def plan_fleet(scenario: Scenario, pki: Pki, services: dict[str, str], *, worker
             would need more ports than its pod has below the ephemeral range.
     """
     where = scenario.source or scenario.name
+    names = [a.name for a in scenario.appliances]
     count = max(1, workers)
     consoles = set(scenario.consoles())
     tokens = tokens if tokens is not None else {
@@ -155,24 +170,20 @@ def plan_fleet(scenario: Scenario, pki: Pki, services: dict[str, str], *, worker
                              "give more --workers")
         writer = NodeFiles(scenario, pki, plan, InCluster(plan, services))
         shards = []
-        for number, names in enumerate(plan):
-            config = writer.config_text(names)
+        for number, members in enumerate(plan):
+            config = writer.config_text(members)
             files = {**writer.common, **writer.take()}
             shards.append(Shard(
-                number=number, names=tuple(names), config=config,
+                number=number, names=tuple(members), config=config,
                 files={**{n: data for n, (data, _) in files.items()},
-                       **{f"{n}.api-token": (tokens[n] + "\n").encode() for n in names if n in consoles}},
+                       **{f"{n}.api-token": (tokens[n] + "\n").encode() for n in members if n in consoles}},
                 ports={n: (NODE_BASE + i, API_BASE + i if n in consoles else None)
-                       for i, n in enumerate(names)},
+                       for i, n in enumerate(members)},
             ))
         size = max(len(s.config.encode()) for s in shards)
         if size <= OBJECT_BUDGET:
-            grown = None
-            if len(plan) > max(1, workers):
-                grown = (f"{len(plan)} shards, not {workers}: every appliance a [[block]] names "
-                         "runs alone, and each shard's node config fits one ConfigMap")
-            return shards, grown
-        if all(len(names) == 1 for names in plan):
+            return shards, _grown(len(plan), workers, count, alone=len(isolated(scenario.blocks, names)))
+        if all(len(members) == 1 for members in plan):
             raise InputError(where, f"one appliance's node config is {size:,} bytes, more than "
                              f"one ConfigMap may hold ({OBJECT_BUDGET:,})", "give it fewer peers")
         count = max(count + 1, math.ceil(count * size / OBJECT_BUDGET))
