@@ -44,6 +44,6 @@ def kubernetes_command(args: argparse.Namespace) -> int:
         print(f"mesh: {export.grown}")
     print(f"mesh: build the image from mesh's source tree: podman build -f {out}/Containerfile "
           f"-t {args.image} .")
-    print(f"mesh: deploy: kubectl apply -k {out}   (the Job 'driver' plays the timeline: "
-          f"kubectl -n {export.namespace} logs -f job/driver)")
+    print(f"mesh: deploy: {export.apply_command(str(out))}   (the Job 'driver' plays the "
+          f"timeline: kubectl -n {export.namespace} logs -f job/driver)")
     return 0

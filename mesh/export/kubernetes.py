@@ -48,7 +48,7 @@ from mesh.errors import InputError
 from mesh.export import objects
 from mesh.export.fleet import CONFIG, Shard, plan_fleet
 from mesh.export.names import check_label, namespace_for, service_names
-from mesh.export.objects import LABELS, config_map, metadata, projected, render
+from mesh.export.objects import LABELS, config_map, metadata, projected
 from mesh.export.policies import Endpoint, Pod, network_policies
 from mesh.pki.deployment import Pki
 from mesh.pki.issue import KeySource
@@ -85,6 +85,10 @@ UNSUPPORTED = {
     Action.CRL_DOWN: "the driver cannot stop the CRL server's pod",
     Action.CRL_UP: "the driver cannot stop or start the CRL server's pod",
 }
+
+#: ``kubectl apply`` (client side) keeps a copy of each object in an annotation
+#: of at most 256 KiB; an object bigger than this needs ``--server-side``.
+CLIENT_SIDE_APPLY = 200_000
 
 #: Where things are mounted in the pods.
 NODE_MOUNT = "/etc/mesh/node"
@@ -145,6 +149,14 @@ class Export:
     pki: Pki = field(repr=False)
     #: Why there are more shards than asked, or None.
     grown: str | None = None
+    #: Bytes of data of the biggest ConfigMap or Secret (as written).
+    largest: int = 0
+
+    def apply_command(self, out: str) -> str:
+        """How to deploy it: ``kubectl apply -k``, server side once an object is too big
+        for the annotation client-side apply keeps (:data:`CLIENT_SIDE_APPLY`)."""
+        side = " --server-side" if self.largest > CLIENT_SIDE_APPLY else ""
+        return f"kubectl apply{side} -k {out}"
 
 
 def check_exportable(scenario: Scenario) -> None:
@@ -220,6 +232,11 @@ def export_kubernetes(
     shards, grown = plan_fleet(scenario, pki, services, workers=workers)
     files: dict[str, str] = {}
     private: set[str] = set()
+    made: list[dict[str, Any]] = []
+
+    def render(documents: list[dict[str, Any]]) -> str:
+        made.extend(documents)
+        return objects.render(documents)
 
     files["namespace.yaml"] = render([{
         "apiVersion": "v1", "kind": "Namespace",
@@ -240,8 +257,10 @@ def export_kubernetes(
         "resources": list(files),
     }])
     files["Containerfile"] = CONTAINERFILE.format(out=out, image=image, uid=objects.RUN_AS)
+    largest = max(sum(len(v) for part in ("data", "binaryData") for v in o.get(part, {}).values())
+                  for o in made if o["kind"] in ("ConfigMap", "Secret"))
     return Export(namespace=namespace, files=files, private=frozenset(private), shards=shards,
-                  services=services, pki=pki, grown=grown)
+                  services=services, pki=pki, grown=grown, largest=largest)
 
 
 def _pod_template(labels: Mapping[str, str], containers: list[dict[str, Any]],

@@ -524,3 +524,16 @@ def test_the_containerfile_copies_what_exists_and_runs_as_the_pods_user(exported
     assert (ROOT / "pyproject.toml").read_text().count('name = "mesh"') == 1
     assert f"USER {RUN_AS}:{RUN_AS}" in lines
     assert any(line.startswith("RUN pip install") and line.split()[-2] == "." for line in lines)
+
+
+def test_objects_too_big_for_client_side_apply_are_deployed_server_side(objects, exported):
+    from attrs import evolve
+
+    from mesh.export.kubernetes import CLIENT_SIDE_APPLY
+
+    sizes = [sum(len(v) for part in ("data", "binaryData") for v in o.get(part, {}).values())
+             for o in objects if o["kind"] in ("ConfigMap", "Secret")]
+    assert exported.largest == max(sizes) < CLIENT_SIDE_APPLY
+    assert exported.apply_command("fleet") == "kubectl apply -k fleet"
+    big = evolve(exported, largest=CLIENT_SIDE_APPLY + 1)
+    assert big.apply_command("fleet") == "kubectl apply --server-side -k fleet"
