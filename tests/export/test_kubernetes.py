@@ -16,6 +16,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 from cryptography import x509
@@ -28,7 +29,6 @@ from mesh.node_config import load_shard
 from mesh.scenario.hosts import API_PORT, CRL_PORT, NODE_PORT
 from mesh.scenario.load import load_scenario
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 ROOT = Path(mesh.__file__).parent.parent
 
@@ -347,24 +347,21 @@ def test_every_certificates_crl_distribution_point_names_the_crl_service(objects
 
 
 def test_the_commands_the_pods_run_are_commands_mesh_knows(objects):
+    import argparse
+
     from mesh.cli import build_parser
 
     parser = build_parser()
-    for template in _templates(objects):
-        for container in template["spec"]["containers"]:
-            command = container["command"]
-            if command[:2] == ["mesh", "run"] and "--inventory" not in parser._option_string_actions \
-                    and not _run_knows_inventory(parser):
-                pytest.skip("mesh run --inventory is not on this branch yet")
-            if command[0] == "mesh":
-                parser.parse_args(command[1:])
-
-
-def _run_knows_inventory(parser) -> bool:
-    import argparse
-
+    commands = [c["command"] for t in _templates(objects) for c in t["spec"]["containers"]]
+    assert sorted(c[:2] for c in commands).count(["mesh", "node"]) == len(_named(objects, "StatefulSet"))
+    for command in commands:
+        if command[:2] != ["mesh", "run"]:
+            parser.parse_args(command[1:])
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return "--inventory" in sub.choices["run"]._option_string_actions
+    if "--inventory" not in sub.choices["run"]._option_string_actions:
+        pytest.skip("the driver's `mesh run --inventory` is not on this branch yet")
+    (run,) = [c for c in commands if c[:2] == ["mesh", "run"]]
+    parser.parse_args(run[1:])
 
 
 # -- network policies --
