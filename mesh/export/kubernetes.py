@@ -17,10 +17,11 @@ export writes down for a cluster, from the same code (:mod:`.fleet`):
   at the scenario's start, behind the Service ``crl`` on port 80; every CRL
   Distribution Point reads ``http://crl/crl/<ca>.crl``;
 - the scenario's ``[[block]]`` rules as NetworkPolicies (:mod:`.policies`);
-- a Job that waits for the fleet to listen, then runs the scenario driver
-  against it, ``mesh run --inventory``, with an inventory built from the
-  Services (the format of ``mesh run --inventory``: every console's API and
-  token, the PKI folder revoke and upload steps draw on);
+- a Job that unpacks its folder and waits for the fleet to listen
+  (:mod:`.unpack`), then runs the scenario driver against it, ``mesh run
+  --inventory``, with an inventory built from the Services (the format of
+  ``mesh run --inventory``: every console's API and token, the PKI folder
+  revoke and upload steps draw on, sent as a gzip'd tar in parts);
 - a Containerfile that installs mesh from this source tree.
 
 What cannot be a manifest is refused in one line before anything is made
@@ -37,7 +38,9 @@ the files' text; :mod:`.commands` writes them.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -50,6 +53,7 @@ from mesh.export.fleet import CONFIG, Shard, plan_fleet
 from mesh.export.names import check_label, namespace_for, service_names
 from mesh.export.objects import LABELS, config_map, metadata, projected
 from mesh.export.policies import Endpoint, Pod, network_policies
+from mesh.export.unpack import PARTS
 from mesh.pki.deployment import Pki
 from mesh.pki.issue import KeySource
 from mesh.scenario.actions import Action
@@ -94,29 +98,14 @@ CLIENT_SIDE_APPLY = 200_000
 NODE_MOUNT = "/etc/mesh/node"
 CRL_MOUNT = "/etc/mesh/crl"
 DRIVER_MOUNT = "/etc/mesh/driver"
+#: The driver's working folder (memory-backed): :mod:`.unpack` fills it.
+DRIVER_WORK = "/run/mesh"
 
 _COMPONENT = "app.kubernetes.io/component"
 _SHARD = "mesh/shard"
 _NODE_LABELS = {**LABELS, _COMPONENT: "node"}
 _CRL_LABELS = {**LABELS, _COMPONENT: "crl"}
 _DRIVER_LABELS = {**LABELS, _COMPONENT: "driver"}
-
-#: The driver's first container: wait until every console and the CRL server listen.
-_WAIT = """\
-import socket, sys, time
-# Every line of fleet.txt is "host port"; the driver starts once each answers.
-deadline = time.monotonic() + 900
-for line in open(sys.argv[1]):
-    host, port = line.split()
-    while True:
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit(f"{host}:{port} did not answer within 15 minutes")
-            time.sleep(2)
-"""
 
 CONTAINERFILE = """\
 # mesh, as every pod of `mesh export kubernetes` runs it. Build it from the
@@ -405,19 +394,36 @@ def _inventory(shards: list[Shard], services: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pki_files(pki: Pki) -> dict[str, bytes]:
-    """The PKI folder (``Pki.write``'s layout) as {pki/relative path: bytes}."""
+def _pki_parts(pki: Pki) -> dict[str, bytes]:
+    """The PKI folder (``Pki.write``'s layout) as a gzip'd tar cut into Secret-sized parts.
+
+    One file of it, ``pki.json``, names every appliance: too big for any one
+    Secret in a big fleet (:mod:`.unpack` joins the parts in the pod).
+    """
+    buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="mesh-export-") as tmp:
         pki.write(tmp)
-        root = Path(tmp)
-        return {f"pki/{p.relative_to(root).as_posix()}": p.read_bytes()
-                for p in sorted(root.rglob("*")) if p.is_file()}
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for path in sorted(Path(tmp).rglob("*")):
+                info = tar.gettarinfo(str(path), arcname=f"pki/{path.relative_to(tmp).as_posix()}")
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                if path.is_file():
+                    with open(path, "rb") as data:
+                        tar.addfile(info, data)
+                else:
+                    tar.addfile(info)
+    archive = buffer.getvalue()
+    size = objects.OBJECT_BUDGET // 4 * 3  # its base64 fits the budget
+    return {f"{PARTS}{n:03d}": archive[at:at + size]
+            for n, at in enumerate(range(0, len(archive), size))}
 
 
 def _driver(scenario: Scenario, scenario_text: str, pki: Pki, shards: list[Shard],
             services: Mapping[str, str], namespace: str, image: str,
             where: str) -> list[dict[str, Any]]:
-    """The driver's ConfigMap (inventory, scenario), Secrets (PKI, tokens) and Job."""
+    """The driver's ConfigMap (inventory, scenario, fleet), Secrets (PKI, tokens) and Job."""
     fleet = [f"{CRL_SERVICE} {CRL_PORT}"] + [
         f"{services[name]} {API_PORT}" for shard in shards for name in shard.names
         if shard.ports[name][1] is not None
@@ -426,24 +432,24 @@ def _driver(scenario: Scenario, scenario_text: str, pki: Pki, shards: list[Shard
         "inventory.toml": _inventory(shards, services),
         "scenario.toml": scenario_text,
         "fleet.txt": "\n".join(fleet) + "\n",
-        "wait-for-fleet.py": _WAIT,
     }, labels=_DRIVER_LABELS, where=f"{where}: the driver's inventory")
     tokens = {f"tokens/{name}.token": shard.files[f"{name}.api-token"]
               for shard in shards for name in shard.names if shard.ports[name][1] is not None}
-    secrets, sources = objects.secrets("driver-files", namespace, {**_pki_files(pki), **tokens},
+    secrets, sources = objects.secrets("driver-files", namespace, {**_pki_parts(pki), **tokens},
                                        labels=_DRIVER_LABELS, where=f"{where}: the driver's PKI")
-    mount = [{"name": "driver", "mountPath": DRIVER_MOUNT, "readOnly": True}]
-    wait = _container("wait-for-fleet", image,
-                      ["python", f"{DRIVER_MOUNT}/wait-for-fleet.py", f"{DRIVER_MOUNT}/fleet.txt"], mount)
-    run = _container("driver", image, ["mesh", "run", "--inventory", f"{DRIVER_MOUNT}/inventory.toml",
-                                       f"{DRIVER_MOUNT}/scenario.toml"], mount)
-    volume = projected("driver", [{"configMap": {"name": "driver"}}, *sources])
+    work = {"name": "work", "mountPath": DRIVER_WORK}
+    unpack = _container("unpack", image, ["python", "-m", "mesh.export.unpack", DRIVER_MOUNT, DRIVER_WORK],
+                        [{"name": "driver", "mountPath": DRIVER_MOUNT, "readOnly": True}, work])
+    run = _container("driver", image, ["mesh", "run", "--inventory", f"{DRIVER_WORK}/inventory.toml",
+                                       f"{DRIVER_WORK}/scenario.toml"], [work])
+    volumes = [projected("driver", [{"configMap": {"name": "driver"}}, *sources]),
+               {"name": "work", "emptyDir": {"medium": "Memory"}}]
     return [config, *secrets, {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": metadata("driver", namespace, _DRIVER_LABELS),
         "spec": {
             # A failed run is not replayed: its steps changed the fleet.
             "backoffLimit": 0,
-            "template": _pod_template(_DRIVER_LABELS, [run], [volume], restartPolicy="Never",
-                                      initContainers=[wait]),
+            "template": _pod_template(_DRIVER_LABELS, [run], volumes, restartPolicy="Never",
+                                      initContainers=[unpack]),
         },
     }]

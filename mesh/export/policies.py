@@ -94,13 +94,18 @@ def isolated(blocks: Iterable[Block], appliances: Sequence[str]) -> list[str]:
 
 
 def _allowed(source: Pod, endpoint: Endpoint, blocks: Sequence[Block]) -> bool:
+    """``blocks``: those whose source is one of ``source``'s hosts, or "*"."""
     if source.key == endpoint.pod:
         return False  # within a pod: no network between them
     if source.kind == "driver":
         return endpoint.kind in ("api", "crl")
     if source.kind != "node" or endpoint.kind == "api":
         return False
-    return not any(blocked(blocks, host, endpoint.host, endpoint.port) for host in source.hosts)
+    # blocked() for each host of the pod, with the blocks that can apply to one of them.
+    return not any(
+        block.destination in (endpoint.host, "*") and block.port in (None, endpoint.port)
+        for block in blocks
+    )
 
 
 def _peer(labels: Mapping[str, str]) -> dict[str, Any]:
@@ -134,11 +139,14 @@ def network_policies(
     listening: dict[str, list[Endpoint]] = {}
     for endpoint in endpoints:
         listening.setdefault(endpoint.pod, []).append(endpoint)
+    # The blocks that may apply to each pod's hosts: found once, not per port and host.
+    applies = {pod.key: [b for b in blocks if b.source == "*" or b.source in set(pod.hosts)]
+               for pod in pods}
     for key, here in listening.items():
         # Ports with the same allowed sources share one rule.
         rules: dict[frozenset[str], list[int]] = {}
         for endpoint in here:
-            sources = frozenset(p.key for p in pods if _allowed(p, endpoint, blocks))
+            sources = frozenset(p.key for p in pods if _allowed(p, endpoint, applies[p.key]))
             if sources:
                 rules.setdefault(sources, []).append(endpoint.pod_port)
         ingress = []

@@ -203,6 +203,9 @@ class ProcessesBackend:
         # The topology never changes during a run: computed once, not per config
         # line (a console's config names every sensor that dials it).
         self._link_list = scenario.links()
+        #: {name: appliance}: a config line looks an appliance up by name, and
+        #: ``Scenario.appliance`` scans the list (quadratic over a big fleet).
+        self._appliance = {a.name: a for a in scenario.appliances}
         self._link_set = set(self._link_list)
         self._dialers_of: dict[str, list[str]] = {}
         for dialer, listener in self._link_list:
@@ -285,7 +288,7 @@ class ProcessesBackend:
         """
         from mesh.upload import check_upload
 
-        appliance = self.scenario.appliance(target)
+        appliance = self._appliance[target]
         proxy = self.proxy_url if appliance.crl_proxy else None
         verdict = await trio.to_thread.run_sync(
             lambda: check_upload(
@@ -391,7 +394,7 @@ class ProcessesBackend:
         ``here``: the appliances of its shard, whose peers are ``"local"`` and
         whose listeners name the dialers in other shards (``accept_from``).
         """
-        a = self.scenario.appliance(name)
+        a = self._appliance[name]
         local = set(here or ())
         lines = [
             f"name = {json.dumps(name)}",
@@ -426,7 +429,7 @@ class ProcessesBackend:
             lines.append(f"\n[{table}{key}]")
             for peer in dialed:
                 address = LOCAL if peer in local and self.running[peer] else self._address_of(peer)
-                role = self.scenario.appliance(peer).role
+                role = self._appliance[peer].role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
         return lines
@@ -621,7 +624,7 @@ class ProcessesBackend:
 
     def _trust_files(self, name: str) -> list[Path]:
         """The files of the roots ``name`` trusts (default: the scenario's root)."""
-        roots = self.scenario.appliance(name).trust
+        roots = self._appliance[name].trust
         if not roots:
             return [self.folder / "root.crt"]
         return [self.folder / f"trust-{slug(root)}.crt" for root in roots]

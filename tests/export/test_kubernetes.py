@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import socket
+import stat
 import tomllib
 from pathlib import Path
 
@@ -22,10 +25,12 @@ import yaml
 from cryptography import x509
 
 import mesh
+from mesh.export import unpack
 from mesh.export.fleet import CONFIG
 from mesh.export.kubernetes import CRL_SERVICE, DEFAULT_IMAGE, KUBERNETES_VERSION
 from mesh.export.objects import OBJECT_BUDGET, RUN_AS
 from mesh.node_config import load_shard
+from mesh.pki.deployment import Pki
 from mesh.scenario.hosts import API_PORT, CRL_PORT, NODE_PORT
 from mesh.scenario.load import load_scenario
 
@@ -221,7 +226,8 @@ def test_secrets_are_mounted_read_only_with_mode_0400(objects):
     mounted = 0
     for template in _templates(objects):
         spec = template["spec"]
-        mounts = {m["name"]: m for c in spec["containers"] for m in c["volumeMounts"]}
+        mounts = {m["name"]: m for c in [*spec.get("initContainers", []), *spec["containers"]]
+                  for m in c["volumeMounts"]}
         for volume in spec["volumes"]:
             if "projected" in volume and any("secret" in s for s in volume["projected"]["sources"]):
                 assert volume["projected"]["defaultMode"] == 0o400
@@ -248,9 +254,10 @@ def test_no_key_or_token_ever_appears_in_a_configmap(objects, exported):
             assert b"PRIVATE KEY" not in value
             assert b"passphrase" not in value
             assert not any(token.strip() in value for token in tokens)
+        assert not any(key.startswith(unpack.PARTS) for key in configmap["data"])  # the PKI's keys
     keys = [k for s in _named(objects, "Secret").values() for k, v in _data(s).items()
             if b"PRIVATE KEY" in v]
-    assert len(keys) > 13  # every appliance's, and the CAs' for the driver
+    assert len(keys) == 12  # every appliance with a certificate; the driver's are in its archive
 
 
 def test_no_configmap_or_secret_passes_the_size_budget(objects):
@@ -469,22 +476,39 @@ def test_pods_may_resolve_names_through_the_cluster_dns(network):
 
 @pytest.fixture(scope="module")
 def driver_folder(objects, tmp_path_factory):
+    """The Job's pod spec, its mounted folder as the pod sees it, and that folder unpacked."""
     spec = _named(objects, "Job")["driver"]["spec"]["template"]["spec"]
     volume = next(v for v in spec["volumes"] if v["name"] == "driver")
-    return spec, _materialize(volume, objects, tmp_path_factory.mktemp("driver"))
+    source = _materialize(volume, objects, tmp_path_factory.mktemp("driver"))
+    work = tmp_path_factory.mktemp("work")
+    unpack.unpack(source, work)
+    return spec, source, work
 
 
-def test_the_jobs_inventory_names_every_console_by_service_with_its_token(
-        driver_folder, objects, exported, scenario):
-    spec, folder = driver_folder
+def test_the_job_unpacks_its_folder_into_memory_then_runs_the_driver_there(driver_folder):
+    spec, _, _ = driver_folder
+    (init,) = spec["initContainers"]
     (container,) = spec["containers"]
-    mount = container["volumeMounts"][0]["mountPath"]
-    assert container["command"] == ["mesh", "run", "--inventory", f"{mount}/inventory.toml",
-                                    f"{mount}/scenario.toml"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["work"]["emptyDir"] == {"medium": "Memory"}
+    work = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "work")
+    source = next(m["mountPath"] for m in init["volumeMounts"] if m["name"] == "driver")
+    assert init["command"] == ["python", "-m", "mesh.export.unpack", source, work]
+    assert container["command"] == ["mesh", "run", "--inventory", f"{work}/inventory.toml",
+                                    f"{work}/scenario.toml"]
+    assert spec["restartPolicy"] == "Never"
+
+
+def test_the_inventory_names_every_console_by_service_with_its_token_and_the_pki(
+        driver_folder, objects, exported, scenario):
+    _, _, folder = driver_folder
     assert load_scenario(folder / "scenario.toml").appliances == scenario.appliances
     inventory = tomllib.loads((folder / "inventory.toml").read_text())
     assert set(inventory) == {"pki", "node"}
-    assert (folder / inventory["pki"] / "pki.json").is_file()
+    pki = Pki.load(folder / inventory["pki"])
+    assert set(pki.appliances) == {a.name for a in scenario.appliances}
+    for key in (folder / inventory["pki"]).rglob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
     nodes = {n["name"]: n for n in inventory["node"]}
     consoles = {a.name for a in scenario.appliances if a.role != "forwarding-target"}
     assert set(nodes) == consoles  # every sensor and console serves its API in the export
@@ -495,20 +519,38 @@ def test_the_jobs_inventory_names_every_console_by_service_with_its_token(
         host, port = node["api"].removeprefix("https://").split(":")
         assert services[host]["metadata"]["annotations"]["mesh/appliance"] == name
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"] if p["name"] == "api"}
-        assert (folder / node["token_file"]).read_bytes() == tokens[f"{name}.api-token"]
+        token = folder / node["token_file"]
+        assert token.read_bytes() == tokens[f"{name}.api-token"]
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
 
-def test_the_job_waits_for_every_console_and_the_crl_server_first(driver_folder, objects):
-    spec, folder = driver_folder
-    (wait,) = spec["initContainers"]
-    assert wait["command"][0] == "python"
-    targets = [line.split() for line in (folder / "fleet.txt").read_text().splitlines()]
+def test_the_fleet_it_waits_for_is_every_console_and_the_crl_server(driver_folder, objects):
+    _, source, _ = driver_folder
+    targets = [line.split() for line in (source / "fleet.txt").read_text().splitlines()]
     services = _named(objects, "Service")
+    assert len(targets) == 1 + 12  # the CRL server and every sensor and console
     for host, port in targets:
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
-    compile((folder / "wait-for-fleet.py").read_text(), "wait-for-fleet.py", "exec")
-    assert spec["restartPolicy"] == "Never"
-    assert _named(objects, "Job")["driver"]["spec"]["backoffLimit"] == 0
+
+
+def test_unpack_runs_once_the_fleet_answers(driver_folder, tmp_path, capsys):
+    _, source, _ = driver_folder
+    copy = tmp_path / "source"
+    shutil.copytree(source, copy)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        (copy / "fleet.txt").write_text(f"127.0.0.1 {listener.getsockname()[1]}\n")
+        (tmp_path / "work").mkdir()
+        assert unpack.main([str(copy), str(tmp_path / "work")]) == 0
+    assert capsys.readouterr().err == f"mesh: {tmp_path / 'work'} unpacked; 1 services answer\n"
+    assert (tmp_path / "work" / "pki" / "pki.json").is_file()
+
+
+def test_a_fleet_that_does_not_answer_in_time_is_one_line():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    # Nothing listens there now: refused at once, and a deadline already past.
+    assert unpack.wait_for([("127.0.0.1", port)], deadline=-1) == \
+        f"127.0.0.1:{port} did not answer within -1 s"
 
 
 # -- the Containerfile --
