@@ -11,13 +11,13 @@ from mesh.pki import files
 from mesh.pki.key_cache import KeyCache
 from mesh.pki.keys import fresh_keys
 from mesh.scenario.keygen import keys_for
-from mesh.scenario.load import check_scenario, load_scenario
+from mesh.scenario.load import load_scenario
 
 __all__ = ["kubernetes_command"]
 
 
 def kubernetes_command(args: argparse.Namespace) -> int:
-    scenario = check_scenario(load_scenario(args.scenario))
+    scenario = load_scenario(args.scenario)  # checked as it loads
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(args.out, "already exists and is not an empty folder",

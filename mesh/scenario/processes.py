@@ -380,22 +380,23 @@ class ProcessesBackend:
         if len(names) == 1:
             lines += self._settings(names[0], table="")
         else:
+            here = frozenset(names)  # once, not per appliance: a shard may hold thousands
             for name in names:
-                lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
+                lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=here)]
         return "\n".join(lines) + "\n"
 
     def _token_file(self, name: str) -> str | None:
         """The ``api_token_file`` of ``name``'s config (None: the node's default, beside it)."""
         return None
 
-    def _settings(self, name: str, *, table: str, here: list[str] | None = None) -> list[str]:
+    def _settings(self, name: str, *, table: str, here: frozenset[str] | None = None) -> list[str]:
         """``name``'s keys of a node config; its peers in ``[{table}connects_to]`` tables.
 
         ``here``: the appliances of its shard, whose peers are ``"local"`` and
         whose listeners name the dialers in other shards (``accept_from``).
         """
         a = self._appliance[name]
-        local = set(here or ())
+        local = here or frozenset()
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
