@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test run bench clean
+.PHONY: install browser nftables test run bench clean
 
 install: $(STAMP)
 
@@ -25,8 +25,20 @@ browser:
 	  else echo "chromium is not installed; browser tests will skip"; fi; \
 	fi
 
+# mesh run --hosts enforces network policy ([[block]], partition, loss) with Debian's
+# nftables. Install it when this user can (root with apt-get); otherwise those runs
+# say so in one line and their tests skip, saying why.
+nftables:
+	@if ! command -v nft >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's nftables for the hosts tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      nftables >/dev/null) || echo "nftables could not be installed; network policy tests will skip"; \
+	  else echo "nft is not installed; network policy tests will skip"; fi; \
+	fi
+
 # The package is type-checked (strict; pyproject.toml's [tool.mypy]) before the tests run.
-test: $(STAMP) browser
+test: $(STAMP) browser nftables
 	$(PY) -m mypy mesh
 	$(PY) -m pytest -q
 

@@ -87,17 +87,22 @@ class EmulatedClock:
 
     __call__ = now  # a clock is also a ``now`` callable (CrlFetcher(now=clock))
 
-    def jump(self, delta: dt.timedelta) -> dt.datetime:
+    def jump(self, delta: dt.timedelta, *, wake: bool = True) -> dt.datetime:
         """Move emulated time forward by ``delta`` and wake every emulated sleeper.
 
         Returns the new emulated instant. Time never runs backwards: a negative
-        delta is a ValueError.
+        delta is a ValueError. ``wake=False`` leaves the sleepers asleep until
+        the next :meth:`kick`, for a caller that kicks right after changing
+        more of the world (a scenario step: jump, act, then judge every link
+        once, at the new instant; woken at the jump, halted dialers would
+        retry against the world before the step's action).
         """
         if delta < dt.timedelta(0):
             raise ValueError(f"the clock only moves forward; got a jump of {delta}")
         self._elapsed()  # anchor before the jump so elapsed time is not lost
         self._jumped += delta
-        self.kick()
+        if wake:
+            self.kick()
         return self.now()
 
     async def advance(self, delta: dt.timedelta) -> dt.datetime:

@@ -7,10 +7,12 @@ the process that started a node) the URL, as one JSON line among the
 appliance's other events, and the console's token file.
 
 Every console makes its own random token when it opens and writes it to
-``token_file`` (0600, atomically): whoever can read that file may change the
-appliance through the console (:mod:`mesh.web.auth`). The event names the
-file, never the token; a refused request becomes an ``api-denied`` event in
-the same stream.
+``token_file`` (0600, atomically), or uses the token already there (a mounted
+secret, say): whoever can read that file may change the appliance through the
+console (:mod:`mesh.web.auth`). Operator client certificates (``operator_ca``)
+and an admin password (``admin_password_hash``) are the other credentials.
+The event names the file, never the token; a refused request becomes an
+``api-denied`` event in the same stream.
 
 Sensors and consoles serve an API, as the source document's appliances do.
 Forwarding targets are third-party servers (a SIEM, a syslog receiver) that
@@ -36,6 +38,9 @@ from mesh.events import ApiListening
 from mesh.roles import Role
 
 if TYPE_CHECKING:  # mesh.web is imported only when a console opens
+    from cryptography import x509
+
+    from mesh.password_hash import PasswordHash
     from mesh.web.backend import ConsoleBackend
 
 __all__ = ["CONSOLE_ROLES", "ApiListening", "has_console", "open_console", "private_folder"]
@@ -56,6 +61,8 @@ async def open_console(
     events: EventLog,
     now: Callable[[], dt.datetime],
     token_file: Path,
+    operator_cas: tuple[x509.Certificate, ...] = (),
+    admin_password: PasswordHash | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     where: str = "api port",
@@ -69,7 +76,10 @@ async def open_console(
         events: where the ``api-listening`` event goes.
         now: the emulated clock, for the event's instant.
         token_file: where the console's new token is written (0600); its
-            folder must exist and should be private to this user.
+            folder must exist and should be private to this user. When it
+            already holds a token (0600 or 0400), that token is used.
+        operator_cas: the CAs whose client certificates may change the appliance.
+        admin_password: the admin password's hash, for the page's sign-in.
         host, port: where to listen; port 0 picks a free one.
         where: names the setting in the one-line error when the port is taken.
 
@@ -80,11 +90,12 @@ async def open_console(
         InputError: the port is in use, the address is not this machine's, or
             the token file cannot be written.
     """
-    from mesh.web.auth import ConsoleAuth, new_token_file
+    from mesh.web.auth import ConsoleAuth, console_token
     from mesh.web.server import serve_console
 
-    auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
-                       record=events.append)
+    auth = ConsoleAuth(token=console_token(token_file), token_file=token_file,
+                       record=events.append, operator_cas=operator_cas,
+                       admin_password=admin_password)
     address = await nursery.start(
         partial(serve_console, backend, auth=auth, host=host, port=port, where=where)
     )

@@ -650,8 +650,12 @@ class ApiListening(Event):
 class ApiDenied(Event):
     """A console refused a request without a valid credential; nothing changed.
 
-    ``reason`` is ``no-credential``, ``unknown-session`` or ``wrong-token``;
-    what was presented is never recorded.
+    ``reason`` is one of :class:`mesh.web.auth.Denial`'s reasons
+    (``no-credential``, ``wrong-token``, ``operator-cert-expired``, ...);
+    what was presented is never recorded. ``source`` is the client's address.
+    A flood from one source is one event a second for each reason:
+    ``coalesced`` counts the refusals of that source and reason since its
+    previous event that got none of their own.
     """
 
     kind: ClassVar[str] = "api-denied"
@@ -661,9 +665,13 @@ class ApiDenied(Event):
     method: str
     path: str
     reason: str
+    source: str = ""
+    coalesced: int = 0
 
     def describe(self) -> str:
-        return f"{self.appliance}: {self.method} {self.path} refused ({self.reason})"
+        origin = f" from {self.source}" if self.source else ""
+        more = f"; {self.coalesced} more refused since the last report" if self.coalesced else ""
+        return f"{self.appliance}: {self.method} {self.path}{origin} refused ({self.reason}){more}"
 
 
 EVENT_KINDS: dict[str, type[Event]] = {

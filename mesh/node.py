@@ -14,7 +14,7 @@ The config file is read by :mod:`mesh.node_config` and documented in :data:`mesh
 With ``api`` on, an ``api-listening`` event follows ``appliance-started`` and
 carries the console's URL (``https://127.0.0.1:PORT``) and its token file
 (``api_token_file``, default ``<name>.api-token`` beside the config, 0600,
-a new token at every start); ``curl --cacert ROOT URL/api/v1/status``
+a new token at every start unless the file already holds one); ``curl --cacert ROOT URL/api/v1/status``
 answers once the certificate is dated on the wall clock (``start`` near
 now), ``curl -k`` always. Changes need ``-H "Authorization: Bearer $(cat
 FILE)"``.
@@ -128,6 +128,7 @@ async def run_node(
             token_file = config.api_token_file or private_folder(nursery) / "api-token"
             await open_console(
                 nursery, ApplianceConsole(appliance), events=events, now=clock.now,
+                operator_cas=config.operator_cas, admin_password=config.admin_password,
                 token_file=token_file, host=config.spec.host, port=config.api_port,
                 where=f"{config.source or 'node config'}: api_port",
             )
@@ -195,6 +196,7 @@ async def run_shard(
             await open_console(
                 nursery, ApplianceConsole(mesh.appliance(node.spec.name)), events=mesh.events,
                 now=mesh.clock.now, token_file=token_file, host=node.spec.host,
+                operator_cas=node.operator_cas, admin_password=node.admin_password,
                 port=node.api_port,
                 where=f"{node.source or 'node config'}: {node.spec.name}: api_port",
             )

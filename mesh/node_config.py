@@ -20,8 +20,10 @@ from mesh.appliances.appliance import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, Role
 from mesh.consoles import has_console
 from mesh.errors import InputError, ValidationFailed
+from mesh.password_hash import PasswordHash
 from mesh.pki.files import load_certificate, load_certificates, load_key
 from mesh.pki.issue import Issued
+from mesh.pki.operator import load_operator_cas
 from mesh.pki.crl_files import load_crl_files
 from mesh.validation.chain import public_key_der
 from mesh.validation.policy import PROFILES, ValidationPolicy
@@ -37,7 +39,7 @@ _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
     "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "start", "accept_from",
     "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
-    "api_token_file",
+    "api_token_file", "operator_ca", "admin_password_hash",
 }  # fmt: skip
 
 #: A shard config's own keys; everything else is in its ``[[appliance]]`` tables.
@@ -73,6 +75,10 @@ class NodeConfig:
     #: private temporary folder for the node's lifetime. A config file
     #: defaults to ``<name>.api-token`` beside itself.
     api_token_file: Path | None = None
+    #: The CAs whose client certificates are operator credentials (``operator_ca``).
+    operator_cas: tuple[x509.Certificate, ...] = ()
+    #: The admin password's hash (``admin_password_hash``), for the page's sign-in.
+    admin_password: PasswordHash | None = None
     #: The config file it was read from, for messages ("" when built in Python).
     source: str = ""
 
@@ -115,7 +121,7 @@ def _address(text: object, where: str) -> tuple[str, int]:
 
 
 #: Settings whose values are never repeated in an error: only their type is.
-_SECRETS = frozenset({"passphrase"})
+_SECRETS = frozenset({"passphrase", "admin_password_hash"})
 
 
 def _str(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
@@ -454,6 +460,9 @@ def _appliance(
         cap = problems.take(lambda: _backoff_cap(data, where), 60.0)
     api_port = problems.take(lambda: _api_port(data, role, where), None) if role is not None else None
     token_file = problems.take(lambda: _api_token_file(data, base, name, api_port, where), None)
+    operator_cas: tuple[x509.Certificate, ...] = problems.take(
+        lambda: _operator_ca(data, base, api_port, where), ())
+    admin_password = problems.take(lambda: _admin_password(data, api_port, where), None)
     connects_to: tuple[PeerAddress, ...] = problems.take(lambda: _dialed(data, where, local), ())
     forwards_to: tuple[PeerAddress, ...] = problems.take(
         lambda: _peers(data, "forwards_to", where, local), ()
@@ -486,6 +495,8 @@ def _appliance(
         settings=EngineSettings(backoff_initial=min(1.0, cap), backoff_cap=cap),
         api_port=api_port,
         api_token_file=token_file,
+        operator_cas=operator_cas,
+        admin_password=admin_password,
         source=where,
     )
 
@@ -501,6 +512,28 @@ def _api_token_file(
     if api_port is None:
         return None
     return _path(base, value or f"{name}.api-token", f"{where}: api_token_file").absolute()
+
+
+def _operator_ca(data: dict[str, Any], base: Path, api_port: int | None,
+                 where: str) -> tuple[x509.Certificate, ...]:
+    """``operator_ca``: the CA certificate file(s) whose client certificates may change the node."""
+    names = _files(data, "operator_ca", where, '"operator-ca.crt"')
+    if names and api_port is None:
+        raise InputError(f"{where}: operator_ca", "is set but the node serves no API",
+                         "remove operator_ca, or set api = true")
+    return tuple(cert for n in names
+                 for cert in load_operator_cas(_path(base, n, f"{where}: operator_ca")))
+
+
+def _admin_password(data: dict[str, Any], api_port: int | None, where: str) -> PasswordHash | None:
+    """``admin_password_hash``: what ``mesh hash-password`` printed; never the password."""
+    text = _str(data, "admin_password_hash", where)
+    if text is None:
+        return None
+    if api_port is None:
+        raise InputError(f"{where}: admin_password_hash", "is set but the node serves no API",
+                         "remove admin_password_hash, or set api = true")
+    return PasswordHash.parse(text, where=f"{where}: admin_password_hash")
 
 
 def _api_port(data: dict[str, Any], role: Role, where: str) -> int | None:

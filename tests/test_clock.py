@@ -115,3 +115,24 @@ async def test_sleep_until(epoch, autojump_clock):
         nursery.start_soon(jumper)
         await clock.sleep_until(target)
     assert clock.now() == target
+
+
+async def test_a_quiet_jump_leaves_sleepers_asleep_until_the_next_kick(epoch):
+    # What a scenario step does: jump, act, then kick once everything changed.
+    clock = EmulatedClock(epoch)
+    result = []
+
+    async def sleeper():
+        result.append(await clock.sleep(600))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sleeper)
+        await trio.testing.wait_all_tasks_blocked()
+        clock.jump(dt.timedelta(hours=1), wake=False)
+        await trio.testing.wait_all_tasks_blocked()
+        assert result == []
+        clock.kick()
+        with trio.fail_after(5):
+            while not result:
+                await trio.sleep(0)
+    assert result == [True]

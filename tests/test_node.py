@@ -938,3 +938,89 @@ async def test_a_peer_that_stops_cleanly_is_a_normal_close(files, nursery):
             sensor.cancel_scope.cancel()  # what SIGTERM or Ctrl-C does to a node
         [down] = await console_out.wait_for("link-down")
     assert down["reason"] == "sensor-1 closed the link"
+
+
+# -- operator certificates, the admin password and a provided token file --
+
+
+async def test_a_node_takes_operator_certificates_a_password_and_a_provided_token(tmp_path, nursery):
+    from mesh.password_hash import hash_password
+    from mesh.pki.operator import issue_operator
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca, cert, key = issue_operator(tmp_path, "alice", at=now - dt.timedelta(days=1))
+    _, old_cert, old_key = issue_operator(tmp_path, "old", at=now - dt.timedelta(days=9), days=2)
+    provided = tmp_path / "secret-token"
+    provided.write_text("a-token-somebody-else-chose\n")
+    provided.chmod(0o400)
+    config = _write(tmp_path, (
+        'name = "a"\nrole = "sensor"\napi_token_file = "secret-token"\n'
+        'operator_ca = "operator-ca.crt"\n'
+        f'admin_password_hash = "{hash_password("pw-of-the-admin", n=2**10).text()}"\n'))
+    out = Capture()
+    await _started_node(nursery, config, out)
+    (listening,) = [e for e in out.events() if e["kind"] == "api-listening"]
+    assert listening["token_file"] == str(provided.absolute())
+    url = listening["url"]
+
+    # The README's curl lines: the operator certificate, then the token.
+    good = await _curl("-k", "--cert", str(cert), "--key", str(key), "-X", "POST",
+                       f"{url}/api/v1/crls/refresh")
+    assert good.returncode == 0 and json.loads(good.stdout)["refreshed"] is True
+    expired = await _curl("-k", "--cert", str(old_cert), "--key", str(old_key), "-X", "POST",
+                          f"{url}/api/v1/crls/refresh")
+    assert json.loads(expired.stdout)["code"] == "operator_cert_expired"
+    token = await _curl("-k", "-H", "Authorization: Bearer a-token-somebody-else-chose",
+                        "-X", "POST", f"{url}/api/v1/crls/refresh")
+    assert json.loads(token.stdout)["refreshed"] is True
+    assert provided.read_text() == "a-token-somebody-else-chose\n"  # used, not replaced
+    signed_in = await _curl("-k", "-H", "Content-Type: application/json", "-d",
+                            '{"user": "admin", "password": "pw-of-the-admin"}',
+                            f"{url}/api/v1/session")
+    assert json.loads(signed_in.stdout)["signed_in"] is True
+    denied = [e for e in out.events() if e["kind"] == "api-denied"]
+    assert [(e["reason"], e["source"]) for e in denied] == [("operator-cert-expired", "127.0.0.1")]
+    assert [e["kind"] for e in out.events()].count("crls-refreshed") == 2
+    assert "a-token-somebody-else-chose" not in out.getvalue()
+    assert "pw-of-the-admin" not in out.getvalue()
+
+
+def test_a_token_file_open_to_others_stops_the_node_with_one_line(tmp_path):
+    provided = tmp_path / "secret-token"
+    provided.write_text("a-token-somebody-else-chose\n")
+    provided.chmod(0o644)
+    config = _write(tmp_path, 'name = "a"\nrole = "sensor"\napi_token_file = "secret-token"\n')
+    done = subprocess.run([sys.executable, "-m", "mesh", "node", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"mesh: {provided.absolute()}: is open to group or others (mode 0644); "
+        f"chmod 600 {provided.absolute()} (a Kubernetes Secret: defaultMode 0400)")
+    assert "a-token-somebody-else-chose" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('admin_password_hash = "hunter2"', "is not a scrypt$N$r$p$salt$hash password hash"),
+    ('admin_password_hash = "scrypt$3$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"',
+     "asks for scrypt parameters out of bounds (N=3, r=8, p=1)"),
+    ('operator_ca = "missing.crt"', "no such operator CA file"),
+])
+def test_bad_operator_settings_are_one_line(tmp_path, line, problem):
+    path = _write(tmp_path, f'name = "a"\nrole = "sensor"\n{line}\n')
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert problem in info.value.line()
+    assert "hunter2" not in info.value.line()
+
+
+def test_operator_ca_must_be_a_ca(tmp_path):
+    from mesh.pki.operator import issue_operator
+
+    issue_operator(tmp_path, "alice", at=dt.datetime(2027, 1, 15, tzinfo=dt.timezone.utc))
+    path = _write(tmp_path, 'name = "a"\nrole = "sensor"\noperator_ca = "alice.crt"\n')
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert info.value.line().endswith(
+        "not a CA certificate; name the operator CA's certificate (operator-ca.crt), not an operator's")
+    ok = _write(tmp_path, 'name = "a"\nrole = "sensor"\noperator_ca = "operator-ca.crt"\n', "ok.toml")
+    assert len(load_config(ok).operator_cas) == 1

@@ -45,7 +45,7 @@ from mesh.appliances.conversation import Conversation
 from mesh.appliances.dialer import Dialer, RetryGate
 from mesh.appliances.directory import Directory
 from mesh.appliances.ends import LinkEnds
-from mesh.appliances.expiry_watch import ExpiryWatcher
+from mesh.appliances.expiry_watch import ExpiryWatch, ExpiryWatcher
 from mesh.appliances.identity import first_start_identity, open_key, refusal_of
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.settle import MeshNotSettled, Settler
@@ -65,6 +65,7 @@ from mesh.events import (
     ValidationSwitched,
 )
 from mesh.net import tls
+from mesh.net.accepting import serve_listener
 from mesh.pki.issue import Issued, KeySource
 from mesh.upload import APPLIANCE_TRUST, UploadMaterial
 from mesh.validation.verdict import Verdict
@@ -94,8 +95,11 @@ class Appliance:
         dials: Sequence[LinkPair] = (),
         settings: EngineSettings = EngineSettings(),
         keys: KeySource | None = None,
+        expiry_watch: ExpiryWatch | None = None,
     ) -> None:
         self.spec = spec
+        #: The mesh-wide expiry watch (None: this appliance runs its own task).
+        self._expiry_watch = expiry_watch
         self.clock = clock
         self.events = events
         self.book = book
@@ -113,6 +117,11 @@ class Appliance:
         #: a ``mesh node`` process starts from its config again.
         self.trust: tuple[x509.Certificate, ...] = spec.trust
         self.port: int | None = spec.port or None
+        #: Whether it opens a listener when it runs. A ``Mesh`` turns it off
+        #: for a sensor that nothing dials: at thousands of sensors, a
+        #: listening socket each is a descriptor, a task and memory that no
+        #: connection ever uses (real sensors only dial out, too).
+        self.listens = True
         self.running = False
         self.checker = PeerChecker(
             spec.name,
@@ -185,22 +194,45 @@ class Appliance:
 
     # -- lifecycle --
 
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen and dial until cancelled; ``task_status.started(port)`` once listening."""
+    async def run(
+        self,
+        *,
+        task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED,
+        scope: trio.CancelScope | None = None,
+        done: trio.Event | None = None,
+    ) -> None:
+        """Listen and dial until cancelled; ``task_status.started(port)`` once listening.
+
+        The port is None for an appliance that does not listen (:attr:`listens`).
+
+        ``scope`` stops the appliance when cancelled and ``done`` is set once it
+        has stopped: what a ``Mesh`` keeps per appliance, passed in so that it
+        needs no wrapper task per appliance to hold them.
+        """
+        try:
+            with scope or trio.CancelScope():
+                await self._run(task_status)
+        finally:
+            if done is not None:
+                done.set()
+
+    async def _run(self, task_status: trio.TaskStatus[int | None]) -> None:
         if self.identity is None:
             self.identity = first_start_identity(
                 self.directory.hostname_of(self.name), at=self.clock.now(), keys=self._keys
             )
             self.self_signed = True
-        try:
-            listeners = await trio.open_tcp_listeners(self.port or 0, host=self.spec.host)
-        except OSError as exc:
-            raise InputError(
-                f"appliance {self.name!r} address {self.spec.host}:{self.port or 0}",
-                f"cannot listen ({exc.strerror or exc})",
-                "pick a free port or stop whatever holds it",
-            ) from None
-        self.port = int(listeners[0].socket.getsockname()[1])
+        listeners: list[trio.SocketListener] = []
+        if self.listens:
+            try:
+                listeners = await trio.open_tcp_listeners(self.port or 0, host=self.spec.host)
+            except OSError as exc:
+                raise InputError(
+                    f"appliance {self.name!r} address {self.spec.host}:{self.port or 0}",
+                    f"cannot listen ({exc.strerror or exc})",
+                    "pick a free port or stop whatever holds it",
+                ) from None
+            self.port = int(listeners[0].socket.getsockname()[1])
         self.running = True
         self.events.append(
             ApplianceStarted(
@@ -216,13 +248,20 @@ class Appliance:
         self.check_expiry()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.serve_listeners, self.conversation.accept, listeners)
-                nursery.start_soon(self.expiry.watch)
+                for listener in listeners:
+                    nursery.start_soon(serve_listener, listener, self.conversation.accept, nursery,
+                                       self._out_of_room)
+                if self._expiry_watch is None:
+                    nursery.start_soon(self.expiry.watch)
+                else:
+                    self._expiry_watch.add(self.expiry)
                 for pair in self.dials:
                     nursery.start_soon(self.dialer.run, pair)
                 task_status.started(self.port)
         finally:
             self.running = False
+            if self._expiry_watch is not None:
+                self._expiry_watch.discard(self.expiry)
             for link in self.book.of(self.name):
                 if self.ends.owns(link):
                     self.ends.stopped(link, f"{self.name} stopped")
@@ -418,3 +457,7 @@ class Appliance:
 
     def _error(self, line: str) -> None:
         self.errors.append(line)
+
+    def _out_of_room(self, exc: OSError) -> None:
+        self._error(f"{self.name}: cannot accept a connection ({exc.strerror or exc}); "
+                    "retrying: raise the descriptor limit or run fewer appliances here")

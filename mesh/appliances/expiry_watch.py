@@ -20,7 +20,7 @@ from mesh.events import CertificateExpiring
 from mesh.pki.issue import Issued
 from mesh.validation.expiry import expiry_warning
 
-__all__ = ["ExpiryWatcher"]
+__all__ = ["ExpiryWatch", "ExpiryWatcher"]
 
 
 class ExpiryWatcher:
@@ -81,6 +81,19 @@ class ExpiryWatcher:
         self.check()
         if self._sleep is not None:
             self._sleep.cancel()
+        if self.shared is not None:
+            self.shared.changed()
+
+    #: The mesh-wide watch this watcher is part of while its appliance runs
+    #: (:class:`ExpiryWatch`), or None: then :meth:`watch` runs as a task.
+    shared: ExpiryWatch | None = None
+
+    def opens(self) -> dt.datetime | None:
+        """When the current certificate enters the window (None: never, or already warned)."""
+        identity = self._identity()
+        if self.window is None or identity is None or self._warned is identity:
+            return None
+        return identity.cert.not_valid_after_utc - self.window
 
     async def watch(self) -> None:
         """Check again whenever the clock could have carried the certificate into the window.
@@ -103,3 +116,50 @@ class ExpiryWatcher:
                     await trio.sleep_forever()  # until an upload brings a new one
                 else:
                     await self.clock.sleep(max(remaining, 0.001))
+
+
+class ExpiryWatch:
+    """One task watching many appliances' certificates on one clock.
+
+    What a ``Mesh`` runs instead of one :meth:`ExpiryWatcher.watch` task per
+    appliance: thousands of sleeping tasks are memory and scheduling for an
+    event that comes once a year. It sleeps until the earliest window opens;
+    a clock jump or kick, a new watcher and a renewed certificate wake it to
+    look again (every check is :meth:`ExpiryWatcher.check`, once per crossing).
+    """
+
+    def __init__(self, clock: EmulatedClock) -> None:
+        self.clock = clock
+        self._watchers: set[ExpiryWatcher] = set()
+        self._sleep: trio.CancelScope | None = None
+
+    def add(self, watcher: ExpiryWatcher) -> None:
+        watcher.shared = self
+        self._watchers.add(watcher)
+        self.changed()
+
+    def discard(self, watcher: ExpiryWatcher) -> None:
+        watcher.shared = None
+        self._watchers.discard(watcher)
+
+    def changed(self) -> None:
+        """Look again now (a watcher came, or a certificate changed)."""
+        if self._sleep is not None:
+            self._sleep.cancel()
+
+    async def run(self) -> None:
+        """Check every watcher whenever the earliest window may have opened; until cancelled."""
+        while True:
+            opens: dt.datetime | None = None
+            for watcher in list(self._watchers):
+                watcher.check()
+                when = watcher.opens()
+                if when is not None and (opens is None or when < opens):
+                    opens = when
+            with trio.CancelScope() as self._sleep:
+                if opens is None:
+                    await trio.sleep_forever()
+                else:
+                    remaining = (opens - self.clock.now()).total_seconds()
+                    await self.clock.sleep(max(remaining, 0.001))
+            self._sleep = None

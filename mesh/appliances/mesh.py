@@ -75,6 +75,7 @@ back (``pki.revoke`` and ``republish`` without ``revoke``) reaches it then.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import TYPE_CHECKING, Any, Sequence
 
 import trio
@@ -83,6 +84,7 @@ from mesh.appliances.appliance import Appliance
 from mesh.appliances.book import LinkBook
 from mesh.appliances.collector import collector_tuned
 from mesh.appliances.dialer import RetryGate
+from mesh.appliances.expiry_watch import ExpiryWatch
 from mesh.appliances.link_state import LinkState
 from mesh.appliances.settings import EngineSettings
 from mesh.appliances.settle import MeshNotSettled, Settler
@@ -136,6 +138,8 @@ class Mesh:
         self.settings = settings
         self.book = LinkBook()
         self.gate = RetryGate(clock)
+        #: One task watches every appliance's certificate expiry (see ExpiryWatch).
+        self._expiry_watch = ExpiryWatch(clock)
         self._keys = keys
         self._specs: dict[str, ApplianceSpec] = {}
         self._appliances: dict[str, Appliance] = {}
@@ -169,6 +173,7 @@ class Mesh:
             gate=self.gate,
             settings=self.settings,
             keys=self._keys,
+            expiry_watch=self._expiry_watch,
         )
         self._appliances[spec.name] = appliance
         return appliance
@@ -281,6 +286,7 @@ class Mesh:
             with collector_tuned():
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    nursery.start_soon(self._expiry_watch.run)
                     for name in self._listeners_first():
                         await self._launch(name)
                     task_status.started(self)
@@ -324,19 +330,18 @@ class Mesh:
     async def _launch(self, name: str) -> None:
         assert self._nursery is not None
         appliance = self.appliance(name)
+        # A sensor that nothing here dials, and that has no port of its own
+        # for peers elsewhere, listens for nothing (see Appliance.listens).
+        appliance.listens = bool(
+            appliance.spec.port
+            or appliance.role is not Role.SENSOR
+            or self.expected_dialers(name)
+        )
         scope = trio.CancelScope()
         done = trio.Event()
         self._scopes[name] = scope
         self._done[name] = done
-
-        async def one(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-            try:
-                with scope:
-                    await appliance.run(task_status=task_status)
-            finally:
-                done.set()
-
-        await self._nursery.start(one)
+        await self._nursery.start(functools.partial(appliance.run, scope=scope, done=done))
 
     async def start(self, name: str) -> None:
         """Start a stopped (or newly added) appliance on its old port."""
@@ -429,14 +434,16 @@ class Mesh:
         )
         await trio.lowlevel.checkpoint()
 
-    async def advance(self, delta: dt.timedelta) -> dt.datetime:
+    async def advance(self, delta: dt.timedelta, *, wake: bool = True) -> dt.datetime:
         """Jump the clock: validation time, CRL freshness and backoff move together.
 
         Running appliances whose certificate the jump carried into the expiry
         window say so (``certificate-expiring``) before this returns.
+        ``wake=False``: sleepers (backoffs) wake at the next kick, not now
+        (``EmulatedClock.jump``); the caller settles or refreshes next.
         """
         previous = self.clock.now()
-        self.clock.jump(delta)
+        self.clock.jump(delta, wake=wake)
         self.events.append(ClockAdvanced(at=self.clock.now(), delta=delta, previous=previous))
         for appliance in self._appliances.values():
             if appliance.running:

@@ -25,6 +25,8 @@ appliance itself.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import enum
 from collections import Counter, deque
 from functools import partial
@@ -75,6 +77,8 @@ class AlertBoard:
         #: Alerts posted over the whole run (the next alert's position).
         self.count = 0
         self._changed = trio.Event()
+        #: Sleeps that a post ends (:meth:`interrupt_on_post`).
+        self._sleeps: set[trio.CancelScope] = set()
 
     @property
     def alerts(self) -> list[dict[str, Any]]:
@@ -86,6 +90,22 @@ class AlertBoard:
         self.count += 1
         changed, self._changed = self._changed, trio.Event()
         changed.set()
+        for scope in self._sleeps:
+            scope.cancel()
+
+    @contextlib.contextmanager
+    def interrupt_on_post(self) -> Iterator[trio.CancelScope]:
+        """A cancel scope the next :meth:`post` cancels: a sleep in it ends with a new alert.
+
+        How one task waits for two things (the next heartbeat on the
+        emulated clock, or an alert) without a second task to wait on each.
+        """
+        with trio.CancelScope() as scope:
+            self._sleeps.add(scope)
+            try:
+                yield scope
+            finally:
+                self._sleeps.discard(scope)
 
     async def wait_beyond(self, index: int) -> None:
         while self.count <= index:
@@ -202,10 +222,7 @@ def voices(
     if plan is Plan.NOTHING:
         return []
     if plan is Plan.HEARTBEATS_AND_ALERTS:
-        return [
-            partial(_heartbeats, me, framed),
-            partial(_stream_alerts, me, link, framed, FrameType.ALERT, cursor_key),
-        ]
+        return [partial(_heartbeats_and_alerts, me, link, framed, cursor_key)]
     if plan is Plan.REPLICATE:
         return [partial(_replicate, me, link, framed, cursor_key)]
     return [partial(_stream_alerts, me, link, framed, FrameType.FORWARD, cursor_key)]
@@ -224,17 +241,35 @@ async def _replicate(
 LINK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, FrameError)
 
 
-async def _heartbeats(me: TrafficEnd, framed: FramedStream | LineStream) -> None:
+async def _heartbeats_and_alerts(
+    me: TrafficEnd, link: Link, framed: FramedStream | LineStream, cursor_key: str
+) -> None:
+    """A sensor's voice: a heartbeat at once and every interval, each alert as it is posted.
+
+    One task for both, not one each: a sensor link is most of a big mesh,
+    and a task is memory and scheduling. A new alert ends the wait for the
+    next heartbeat (:meth:`AlertBoard.interrupt_on_post`).
+    """
     seq = 0
+    due = me.clock.now()
     while True:
-        seq += 1
-        await framed.send(
-            Frame(
-                type=FrameType.HEARTBEAT,
-                body={"from": me.name, "seq": seq, "at": me.clock.now().isoformat()},
+        if me.clock.now() >= due:
+            seq += 1
+            await framed.send(
+                Frame(
+                    type=FrameType.HEARTBEAT,
+                    body={"from": me.name, "seq": seq, "at": me.clock.now().isoformat()},
+                )
             )
-        )
-        await me.clock.sleep(me.heartbeat_interval, kickable=False)
+            due = me.clock.now() + dt.timedelta(seconds=me.heartbeat_interval)
+        index = link.cursors.get(cursor_key, 0)
+        if me.alerts.count > index:
+            position, alert = me.alerts.at(index)
+            await framed.send(Frame(type=FrameType.ALERT, body=alert))
+            link.cursors[cursor_key] = position + 1
+            continue
+        with me.alerts.interrupt_on_post():
+            await me.clock.sleep_until(due)
 
 
 async def _stream_alerts(

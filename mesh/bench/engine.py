@@ -57,6 +57,7 @@ class BringUp(TypedDict, total=False):
     up: int
     states: dict[str, int]
     rss_per_link: float
+    tasks_per_link: float
     max_fetches_one_appliance_one_url: int
     console_fetches: int
     server_requests: dict[str, int]
@@ -152,6 +153,8 @@ async def bring_up(
         facts["states"] = {s.value: n for s, n in Counter(l.state for l in mesh.links()).items()}
         gc.collect()
         facts["rss_per_link"] = (rss_bytes() - rss0) / max(1, sensors)
+        mesh_task = next(t for t in nursery.child_tasks if t.name.endswith("Mesh.run"))
+        facts["tasks_per_link"] = _tasks_under(mesh_task) / max(1, sensors)
         fetched = mesh.events.of(CrlFetched)
         per_appliance = Counter((e.appliance, e.url) for e in fetched)
         facts["max_fetches_one_appliance_one_url"] = max(per_appliance.values(), default=0)
@@ -203,6 +206,12 @@ async def tls_pair_floor(bench: Bench | _KeysOnly, pairs: int) -> Floor:
         await ours.aclose_forcefully()
         await theirs.aclose_forcefully()
     return facts
+
+
+def _tasks_under(task: trio.lowlevel.Task) -> int:
+    """How many tasks run under ``task`` (itself included)."""
+    return 1 + sum(_tasks_under(child) for nursery in task.child_nurseries
+                   for child in nursery.child_tasks)
 
 
 class _KeysOnly:
@@ -289,6 +298,10 @@ def run(bench: Bench) -> None:
         bench.record(
             NAME, mem_name, facts["rss_per_link"] / 1000, "kB",
             "RSS growth from before the Mesh is built until every link is up",
+        )
+        bench.record(
+            NAME, f"{label}: trio tasks per link", facts["tasks_per_link"], "tasks",
+            "every task the mesh runs once all are up, over the links: memory and scheduling",
         )
         bench.record(
             NAME, f"{label}: RSS per link beyond the TLS floor",

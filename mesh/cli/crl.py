@@ -22,3 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.set_defaults(func="mesh.net.crl_commands:_serve")
+    proxy = crl_sub.add_parser(
+        "proxy",
+        help="run a forwarding HTTP proxy for CRL fetches until interrupted",
+        description="Forward absolute-form http:// GET/HEAD requests (CRL fetches) until "
+        "interrupted: the proxy an appliance with crl_proxy fetches through when it cannot "
+        "reach the CRL server itself.",
+    )
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=3128, help="port to listen on (default 3128)")
+    proxy.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds an upstream answer may take before 504 (default 5)")
+    proxy.set_defaults(func="mesh.net.crl_commands:_proxy")

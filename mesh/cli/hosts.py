@@ -18,6 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "`mesh run --hosts` run's (mesh-<6 hex digits>-...), ending the processes still in "
         "them; nothing else is touched. Prints one line per thing removed. Needs root.",
     )
+    clean.add_argument("--run", metavar="ID", default=None,
+                       help="only the run whose objects are named mesh-ID-... (6 hex digits), "
+                       "leaving other runs alone")
     clean.set_defaults(func="mesh.hosts.commands:clean_command")
     hosts.set_defaults(func=lambda args: _help(hosts))
 

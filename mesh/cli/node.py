@@ -37,9 +37,18 @@ api = true                             # REST API and web console over HTTPS
                                        #   forwarding targets have none)
 api_port = 0                           # its port on the listen host; 0 picks one
 api_token_file = "sensor-1.api-token"  # where the console writes its token
-                                       #   (0600, new at every start; default:
-                                       #   NAME.api-token beside this file);
-                                       #   changes through the API need it
+                                       #   (0600; default: NAME.api-token beside
+                                       #   this file); changes through the API
+                                       #   need it. A file that already holds a
+                                       #   token (0600 or 0400: a mounted
+                                       #   secret) is used as it is; delete it
+                                       #   for a new token at the next start
+operator_ca = "operator-ca.crt"        # optional: client certificates from this
+                                       #   CA (mesh pki operator) may change the
+                                       #   node too (mutual TLS)
+admin_password_hash = "scrypt$..."     # optional: the web page's admin user
+                                       #   signs in with this password (the
+                                       #   hash: mesh hash-password prints it)
 
 [connects_to]                          # peers this node dials ([peers] works too)
 console = "127.0.0.1:8443"             # name = "host:port", or a table:

@@ -1,4 +1,4 @@
-"""The arguments of ``mesh pki init|revoke``; the commands are :mod:`mesh.pki.commands`.
+"""The arguments of ``mesh pki init|revoke|issue|crl|operator``; the commands are :mod:`mesh.pki.commands`.
 
 The fault recipes, CA names and CRL URL the help shows are the engine's
 (:mod:`mesh.pki.faults`, :mod:`mesh.pki.deployment`), copied here because
@@ -127,6 +127,29 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_passphrase_options(crl, what="the PKI's passphrase (its keys are encrypted with it)")
     crl.set_defaults(func="mesh.pki.commands:_crl")
+
+    operator = sub.add_parser(
+        "operator",
+        help="issue an operator's client certificate (mutual TLS to the consoles' API)",
+        description="Write DIR/NAME.crt and DIR/NAME.key (0600), a client certificate "
+        "(clientAuth only, EC P-256) from the operator CA in DIR/operator-ca.crt and "
+        "operator-ca.key (0600), made on first use. Consoles whose node config names "
+        "operator_ca = \"operator-ca.crt\" let it change state: "
+        "curl --cert NAME.crt --key NAME.key ...",
+    )
+    operator.add_argument("dir", metavar="DIR", help="folder to write (a PKI folder, or any)")
+    operator.add_argument("--name", default="operator",
+                          help="the operator's name: the certificate's CN and file names "
+                               "(default operator)")
+    operator.add_argument("--days", type=int, default=365,
+                          help="days the certificate is valid from --at (default 365)")
+    operator.add_argument(
+        "--at", default=None, metavar="ISO-TIME",
+        help="the instant it starts, on the appliances' (emulated) clock (default: now)",
+    )
+    operator.add_argument("--force", action="store_true",
+                          help="replace an operator certificate of that name")
+    operator.set_defaults(func="mesh.pki.operator:_command")
 
     pki.set_defaults(func=lambda args: _help(pki))
 

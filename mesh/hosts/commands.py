@@ -21,10 +21,14 @@ def clean_command(args: argparse.Namespace) -> int:
     missing = netns.missing_privilege()
     if missing is not None:
         raise InputError("mesh hosts clean", missing, "run it as root")
-    removed = trio.run(netns.clean)
+    run = getattr(args, "run", None)
+    if run is not None and not netns.RUN_ID.fullmatch(run):
+        raise InputError("--run", f"{run!r} is not a run id",
+                         "give the 6 hex digits after mesh- in its namespaces' names")
+    removed = trio.run(netns.clean, run)
     for line in removed:
         print(f"removed {line}")
     if not removed:
         print("nothing to clean: no network namespace or /etc/netns folder is named "
-              "mesh-<6 hex digits>-")
+              f"mesh-{run or '<6 hex digits>'}-")
     return 0

@@ -18,7 +18,8 @@ a route or a link: every link is created inside a namespace
   id: the third octet is the run id modulo 256. The range exists only inside
   the run's namespaces, so it cannot collide with the machine's networks;
   it was picked as unlikely to be in use anyway, for anyone reading both.
-  The CRL host is ``.1``, appliances ``.2`` onwards.
+  The CRL host is ``.1``, appliances ``.2`` onwards, and the CRL proxy's
+  host, when the scenario has a proxy, ``.254`` (namespace ``<prefix>px``).
 - **Names resolve through hosts files.** ``ip netns exec NS`` bind-mounts
   every file of ``/etc/netns/NS/`` over ``/etc``; each host gets
   ``/etc/netns/NS/hosts`` naming every host of the run, so certificates keep
@@ -72,6 +73,9 @@ NETWORK = ipaddress.IPv4Network("10.213.0.0/16")
 #: What every object of a run is named with; ``mesh hosts clean`` looks for it.
 PREFIX = re.compile(r"^mesh-[0-9a-f]{6}-")
 
+#: A run's id: what its prefix carries between ``mesh-`` and ``-``.
+RUN_ID = re.compile(r"[0-9a-f]{6}")
+
 #: Where ``ip netns exec`` finds the files it mounts over ``/etc``.
 ETC_NETNS = Path("/etc/netns")
 
@@ -81,8 +85,8 @@ FALLBACK_DOMAIN = "mesh.test"
 #: Linux's limit on a link name (IFNAMSIZ - 1).
 _LINK_NAME_MAX = 15
 
-#: Appliances a /24 holds besides the CRL host (.1), with one hex byte per port name.
-MAX_HOSTS = 253
+#: Appliances a /24 holds besides the CRL host (.1) and the proxy host (.254).
+MAX_HOSTS = 252
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -112,10 +116,12 @@ class HostsPlan:
     bridge: str
     crl: Host
     appliances: tuple[Host, ...]
+    #: The CRL proxy's host (None: no appliance fetches through a proxy).
+    proxy: Host | None = None
 
     @property
     def hosts(self) -> tuple[Host, ...]:
-        return (self.crl, *self.appliances)
+        return (self.crl, *self.appliances, *((self.proxy,) if self.proxy else ()))
 
     @property
     def namespaces(self) -> list[str]:
@@ -172,14 +178,15 @@ def _check_dns_name(name: str) -> None:
         )
 
 
-def plan_hosts(names: Sequence[str], *, run_id: str) -> HostsPlan:
-    """Names and addresses for appliances ``names`` (in order) and the CRL host.
+def plan_hosts(names: Sequence[str], *, run_id: str, proxy: bool = False) -> HostsPlan:
+    """Names and addresses for appliances ``names`` (in order), the CRL host and,
+    with ``proxy``, the CRL proxy's host ``proxy.<domain>``.
 
     Raises:
         InputError: a name is not a DNS name, is given twice, is the CRL
             host's name, or there are more than :data:`MAX_HOSTS`.
     """
-    if not re.fullmatch(r"[0-9a-f]{6}", run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"a run id is six hex digits, not {run_id!r}")
     if len(names) > MAX_HOSTS:
         raise InputError(f"{len(names)} appliances", "do not fit one /24 of --hosts",
@@ -191,8 +198,12 @@ def plan_hosts(names: Sequence[str], *, run_id: str) -> HostsPlan:
             raise InputError(f"appliance {name!r}", "is named twice", "give each its own name")
         seen.add(name.lower())
     crl_name = f"crl.{crl_domain(names)}"
+    proxy_name = f"proxy.{crl_domain(names)}"
     if crl_name in seen:
         raise InputError(f"appliance {crl_name!r}", "has the name of the run's CRL host",
+                         "rename the appliance")
+    if proxy and proxy_name in seen:
+        raise InputError(f"appliance {proxy_name!r}", "has the name of the run's CRL proxy host",
                          "rename the appliance")
     prefix = f"mesh-{run_id}-"
     subnet = ipaddress.IPv4Network((int(NETWORK.network_address) + (int(run_id, 16) % 256) * 256, 24))
@@ -210,6 +221,7 @@ def plan_hosts(names: Sequence[str], *, run_id: str) -> HostsPlan:
         bridge=f"{prefix}br",
         crl=host(0, crl_name, f"{prefix}crl"),
         appliances=tuple(host(i, name, f"{prefix}{i}") for i, name in enumerate(names, 1)),
+        proxy=host(len(addresses) - 1, proxy_name, f"{prefix}px") if proxy else None,
     )
 
 
@@ -285,17 +297,19 @@ async def _namespaces() -> list[str]:
     return [line.split()[0] for line in listing.splitlines() if line.strip()]
 
 
-async def leftovers() -> list[str]:
-    """The namespaces and ``/etc/netns`` folders named like a run's (:data:`PREFIX`)."""
-    found = {ns for ns in await _namespaces() if PREFIX.match(ns)}
+async def leftovers(run: str | None = None) -> list[str]:
+    """The namespaces and ``/etc/netns`` folders named like a run's (:data:`PREFIX`),
+    or like run ``run``'s only."""
+    pattern = PREFIX if run is None else re.compile(f"^mesh-{re.escape(run)}-")
+    found = {ns for ns in await _namespaces() if pattern.match(ns)}
     if ETC_NETNS.is_dir():
-        found |= {entry.name for entry in ETC_NETNS.iterdir() if PREFIX.match(entry.name)}
+        found |= {entry.name for entry in ETC_NETNS.iterdir() if pattern.match(entry.name)}
     return sorted(found)
 
 
-async def clean() -> list[str]:
-    """Remove what runs left (``mesh hosts clean``): one line per thing removed."""
-    return await _remove(await leftovers())
+async def clean(run: str | None = None) -> list[str]:
+    """Remove what runs (or run ``run``) left (``mesh hosts clean``): one line per thing removed."""
+    return await _remove(await leftovers(run))
 
 
 async def _remove(namespaces: list[str]) -> list[str]:

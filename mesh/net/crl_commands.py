@@ -1,4 +1,5 @@
-"""``mesh crl serve DIR``: a PKI folder's CRLs over HTTP, for appliances and curl.
+"""``mesh crl serve DIR``: a PKI folder's CRLs over HTTP, for appliances and curl;
+``mesh crl proxy``: the forwarding proxy appliances may fetch them through.
 
 The folder's manifest, ``DIR/pki.json``, maps each CRL Distribution Point URL
 to a CRL file (``{"crls": {url: relative_path}}``). The server answers each URL's
@@ -26,6 +27,7 @@ import trio
 from mesh.errors import InputError
 from mesh.net.crl_server import CrlServer
 from mesh.net.crl_watch import CrlWatch
+from mesh.net.proxy import ForwardProxy
 
 __all__ = ["crl_files", "load_crl_documents"]
 
@@ -135,6 +137,37 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseExceptionGroup as group:
         # Surface what a person caused (port in use, Ctrl-C) the way the CLI
         # renders it, not as an exception group traceback.
+        for kind in (KeyboardInterrupt, InputError):
+            found = group.subgroup(kind)
+            if found is not None:
+                raise _first_leaf(found) from None
+        raise
+    return 0
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    """``mesh crl proxy``: :class:`~mesh.net.proxy.ForwardProxy` until interrupted.
+
+    It resolves names as its host does (on a hosts run, the run's hosts
+    file), so it reaches ``crl.<domain>`` where a firewall keeps the
+    appliances from it. It says ``mesh: proxying at URL`` once it listens.
+    """
+    if not 0 <= args.port <= 65535:
+        raise InputError("--port", f"{args.port} is not a port number", "give 0-65535 (0 picks a free one)")
+    if not args.timeout > 0:
+        raise InputError("--timeout", f"{args.timeout} is not a positive number of seconds",
+                         "give one like 5")
+    proxy = ForwardProxy(host=args.host, port=args.port, timeout=args.timeout)
+    _log_to_stderr()
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(proxy.serve)
+            print(f"mesh: proxying at {proxy.url} (Ctrl-C stops)", flush=True)
+
+    try:
+        trio.run(run)
+    except BaseExceptionGroup as group:
         for kind in (KeyboardInterrupt, InputError):
             found = group.subgroup(kind)
             if found is not None:

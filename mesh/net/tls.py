@@ -599,11 +599,17 @@ class TlsStream(trio.abc.Stream):
             raise trio.ClosedResourceError("this TlsStream was closed")
 
     def _drain_outgoing(self) -> bytes:
+        # A memory BIO hands out everything it holds, up to the size asked:
+        # a short read means it is empty, so no further read (and no
+        # WantReadError, raised and caught once per drain) is needed.
         chunks = []
         while True:
             try:
-                chunks.append(self._conn.bio_read(_BIO_CHUNK))
+                chunk = self._conn.bio_read(_BIO_CHUNK)
             except SSL.WantReadError:
+                break
+            chunks.append(chunk)
+            if len(chunk) < _BIO_CHUNK:
                 break
         return b"".join(chunks)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mesh.scenario.backend import Backend
     from mesh.scenario.model import Step
 
-__all__ = ["Action"]
+__all__ = ["Action", "NETWORK_KEYS"]
 
 
 class Action(enum.StrEnum):
@@ -34,11 +34,29 @@ class Action(enum.StrEnum):
     CRL_GARBAGE = "crl-garbage"
     STOP = "stop"
     START = "start"
+    #: Network policy steps: only a hosts run has a kernel between the
+    #: appliances to enforce them (:attr:`network`).
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    PARTITION = "partition"
+    HEAL = "heal"
+    LOSS = "loss"
+    BANDWIDTH = "bandwidth"
 
     @property
     def targeted(self) -> bool:
         """Does the step name the appliance it acts on?"""
         return self in _TARGETED
+
+    @property
+    def network(self) -> bool:
+        """Does it change the network between hosts (so needs ``--hosts``)?"""
+        return self in NETWORK_KEYS
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The step keys of a network action (``from``, ``to``, ``port``...), else ()."""
+        return NETWORK_KEYS.get(self, ())
 
     async def apply(self, backend: Backend, step: Step) -> Any:
         """Run this action on ``backend``; returns what the backend method returns
@@ -65,4 +83,23 @@ _CALLS: dict[Action, tuple[str, Callable[[Step], tuple[Any, ...]]]] = {
     Action.CRL_GARBAGE: ("crl_fault", lambda step: ("garbage",)),
     Action.STOP: ("stop", lambda step: (step.target,)),
     Action.START: ("start", lambda step: (step.target,)),
+    Action.BLOCK: ("block", lambda step: (step.source, step.destination, step.port, step.drop)),
+    Action.UNBLOCK: ("unblock", lambda step: (step.source, step.destination, step.port)),
+    Action.PARTITION: ("partition", lambda step: (step.between, step.drop)),
+    Action.HEAL: ("heal", lambda step: ()),
+    Action.LOSS: ("loss", lambda step: (step.target, step.percent)),
+    Action.BANDWIDTH: ("bandwidth", lambda step: (step.target, step.rate)),
+}
+
+#: Network action -> the step keys it takes (required ones first; see
+#: :meth:`mesh.scenario.model.Scenario.problems`). ``target`` of ``loss`` and
+#: ``bandwidth`` is any host (an appliance, ``crl``, ``proxy``), not only an
+#: appliance, which is why they are not :attr:`Action.targeted`.
+NETWORK_KEYS: dict[Action, tuple[str, ...]] = {
+    Action.BLOCK: ("from", "to", "port", "drop"),
+    Action.UNBLOCK: ("from", "to", "port"),
+    Action.PARTITION: ("between", "drop"),
+    Action.HEAL: (),
+    Action.LOSS: ("target", "percent"),
+    Action.BANDWIDTH: ("target", "rate"),
 }

@@ -8,8 +8,9 @@ per link or scenario found in only one report; exit 1 when anything differs
 (a CI job can fail on it), 0 when nothing does, 2 when a report is unusable.
 
 Reading. Every format this mesh has written is read: 1 (no ``format`` key,
-no ``notes``), 2, 3 and 4 (:data:`~mesh.scenario.result.REPORT_FORMAT`), which
-adds the table after start and after every step that ``--step N`` compares.
+no ``notes``), 2, 3 (which adds the table after start and after every step
+that ``--step N`` compares), 4 and 5 (:data:`~mesh.scenario.result.REPORT_FORMAT`,
+whose rows add ``reason``: a down link's network cause, compared when given).
 Their link rows share ``from``, ``to``, ``state``, ``code`` and ``message``,
 and those are what is compared; ``notes`` is not, since the message already
 carries the notes' text (and format 1 has none). A newer format is refused in
@@ -71,10 +72,14 @@ class ReportedLink:
     state: str
     code: str | None = None
     message: str = ""
+    #: Format 5: why a down link is down when the network is why.
+    reason: str | None = None
 
     @property
     def outcome(self) -> str:
-        """'up', 'halted/revoked': the form expectations are written in."""
+        """'up', 'halted/revoked', 'down (network: blocked)': the form expectations are written in."""
+        if self.reason:
+            return f"{self.state} ({self.reason})"
         return f"{self.state}/{self.code}" if self.code else self.state
 
     def describe(self) -> str:
@@ -286,7 +291,10 @@ def _table(parent: Mapping[str, Any], where: str, at: str) -> dict[LinkKey, Repo
         message = item.get("message") or ""
         if not isinstance(message, str):
             raise _not_report(where, f"{here}.message is {_shown(message)}, not text")
-        table[key] = ReportedLink(state=state, code=code, message=message)
+        reason = item.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise _not_report(where, f"{here}.reason is {_shown(reason)}, not text")
+        table[key] = ReportedLink(state=state, code=code, message=message, reason=reason)
     return table
 
 

@@ -4,7 +4,8 @@ Theory of operation. The hosts are Linux network namespaces on a private
 switch (:mod:`mesh.hosts.netns`: names, addresses, hosts files, cleanup).
 Everything else is the ``--processes`` backend (:mod:`.processes`): the
 same node configs, restarts at every settle, event parsing and link table.
-What differs is a :class:`~.processes.Placement` and the CRL server:
+What differs is a :class:`~.processes.Placement`, the CRL server and proxy,
+and a network between the hosts:
 
 - **Nodes** run as ``ip netns exec NS python -m mesh node --config ...``,
   listen on their host's address, port :data:`NODE_PORT` (the same on every
@@ -24,40 +25,58 @@ What differs is a :class:`~.processes.Placement` and the CRL server:
   poll would get there too, but a node restarted meanwhile would fetch the
   old ones). ``crl-down`` stops that process (connections are refused),
   ``crl-up`` starts it again.
+- **The CRL proxy**, when an appliance fetches through one, is ``mesh crl
+  proxy`` on a host of its own, ``proxy.<domain>`` port :data:`PROXY_PORT`;
+  nodes with ``crl_proxy`` name it in their configs. It resolves
+  ``crl.<domain>`` through its hosts file like any host. ``crl_proxy_only``
+  becomes a kernel rule: every appliance is refused at the CRL host, so only
+  the proxy reaches it (:func:`network_policy`).
 - **Uploads** are judged on the target's own host: ``mesh cert check`` with
-  the appliance's policy runs in its namespace, so its CRLs come over the
-  run's network, as the node's would.
+  the appliance's policy (and proxy) runs in its namespace, so its CRLs come
+  over the run's network, as the node's would.
+- **Network policy** is the kernel's (:mod:`mesh.hosts.firewall`): the
+  ``[[block]]`` tables are nftables rules loaded before any node starts;
+  ``block`` / ``unblock`` / ``partition`` / ``heal`` / ``loss`` steps change
+  the :class:`~mesh.hosts.firewall.NetworkPolicy` and reload every host's
+  table, ``bandwidth`` puts a tc token bucket on the host's veth. The
+  methods here are one line each: the policy lives in :mod:`mesh.hosts`.
+  A link that is ``down`` between two running nodes, where the policy in
+  force cuts that pair on :data:`NODE_PORT`, gets the policy's ``reason``
+  (``network: blocked``, ``network: partitioned``, ``network: loss``): the
+  state stays ``down``, the report says the network did it. There is no
+  ``latency`` step: the kernel here has no ``netem``, and nftables cannot
+  delay a packet.
 
 Not there yet (each refused in one line before anything is made): the CRL
 server's other faults (``crl-slow``, ``crl-garbage``: ``mesh crl serve`` has
-no faults) and the CRL proxy (it runs in the runner, which no namespace can
-reach). Firewall steps (block, partition, loss, bandwidth) do not exist as
-steps at all yet.
+no faults).
 
-Cleanup is guaranteed by a shielded ``finally``: the node and CRL processes
-are stopped, then every namespace and ``/etc/netns`` folder of the run is
-removed, on a result, an error or Ctrl-C. A run killed with SIGKILL leaves
-them: ``mesh hosts clean`` removes them.
+Cleanup is guaranteed by a shielded ``finally``: the node, CRL and proxy
+processes are stopped, then every namespace and ``/etc/netns`` folder of the run is
+removed (rules and qdiscs live in them, so they go too), on a result, an
+error or Ctrl-C. A run killed with SIGKILL leaves them: ``mesh hosts clean``
+removes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, Mapping, TextIO
+from typing import Mapping, TextIO
 
 import trio
+from attrs import evolve
 from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError
 from mesh.eventlog import EventLog
-from mesh.hosts import netns
+from mesh.hosts import firewall, netns
+from mesh.hosts.firewall import NetworkPolicy, Partition, Rule
 from mesh.hosts.netns import Host, HostsPlan
+from mesh.hosts.service import HostService
 from mesh.pki import files
 from mesh.pki.deployment import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource
@@ -66,7 +85,7 @@ from mesh.scenario.backend import UploadVerdict
 from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario
 from mesh.scenario.processes import NODE_TIMEOUT, ProcessesBackend, check_fleet_size, play_nodes
-from mesh.scenario.result import RunResult
+from mesh.scenario.result import LinkRow, RunResult
 from mesh.scenario.runner import Progress
 from mesh.scenario.world import make_pki
 
@@ -76,6 +95,7 @@ __all__ = [
     "HostsBackend",
     "NODE_PORT",
     "OnHosts",
+    "PROXY_PORT",
     "check_hosts_scenario",
     "crl_base_url",
     "run_on_hosts",
@@ -89,6 +109,9 @@ API_PORT = 9443
 
 #: The CRL server's port: the CRL Distribution Points name no port.
 CRL_PORT = 80
+
+#: The CRL proxy's port on its host (a common forward proxy port).
+PROXY_PORT = 3128
 
 #: Steps a hosts run cannot play yet, and why.
 UNSUPPORTED = {
@@ -114,10 +137,6 @@ def check_hosts_scenario(scenario: Scenario) -> None:
         if why is not None:
             raise InputError(f"{where}: step[{index}] {step.action}",
                              f"is not supported by --hosts yet ({why})", "run it without --hosts")
-    if scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances):
-        raise InputError(f"{where}: crl_proxy", "is not supported by --hosts yet "
-                         "(the CRL proxy runs in the runner, which no host can reach)",
-                         "run it without --hosts")
 
 
 class OnHosts:
@@ -142,21 +161,16 @@ class OnHosts:
         return f"https://{name}:{port}"
 
 
-class CrlHost:
+class CrlHost(HostService):
     """``mesh crl serve`` on the run's CRL host, serving CRL files of ``folder``."""
 
     def __init__(self, host: Host, folder: Path, nursery: trio.Nursery) -> None:
-        self.host = host
+        super().__init__(host, nursery, what="mesh crl serve", timeout=NODE_TIMEOUT)
         self.folder = folder
-        self.nursery = nursery
         #: False between a crl-down and a crl-up.
         self.wanted = True
-        self.process: trio.Process | None = None
         #: CRL URL -> (its file, the bytes last written there).
         self._files: dict[str, tuple[Path, bytes]] = {}
-        self._stdout: list[str] = []
-        self._stderr: list[str] = []
-        self._changed = trio.Event()
         folder.mkdir(parents=True, exist_ok=True)
 
     async def publish(self, documents: Mapping[str, bytes]) -> None:
@@ -207,71 +221,38 @@ class CrlHost:
         Raises:
             InputError: it exited first (one line, with its last words).
         """
-        argv = ["ip", "netns", "exec", self.host.namespace, sys.executable, "-m", "mesh",
-                "crl", "serve", str(self.folder), "--host", str(self.host.address),
-                "--port", str(CRL_PORT)]
-        process = await trio.lowlevel.open_process(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.process = process
-        self._stdout, self._stderr = [], []
-        assert process.stdout is not None and process.stderr is not None
-        self.nursery.start_soon(self._read, process.stdout, self._stdout)
-        self.nursery.start_soon(self._read, process.stderr, self._stderr)
-        with self._within("did not start serving"):
-            while not any(line.startswith("mesh: serving") for line in self._stdout):
-                if process.returncode is not None:
-                    await process.wait()
-                    self.process = None
-                    said = self._stderr[-1] if self._stderr else f"exit status {process.returncode}"
-                    raise InputError(f"mesh crl serve on {self.host.name}", "exited before serving",
-                                     said)
-                await self._changed.wait()
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            if process.returncode is None:
-                process.terminate()
-            await process.wait()
+        await self.launch([sys.executable, "-m", "mesh", "crl", "serve", str(self.folder),
+                           "--host", str(self.host.address), "--port", str(CRL_PORT)],
+                          ready="mesh: serving")
 
     async def _reload(self) -> None:
         """SIGHUP, then wait for the server's answer (its one ``SIGHUP:`` line)."""
         assert self.process is not None
-        seen = len(self._stderr)
+        seen = len(self.stderr)
         self.process.send_signal(signal.SIGHUP)
-        with self._within("did not answer SIGHUP"):
-            while not any(line.startswith("mesh: SIGHUP:") for line in self._stderr[seen:]):
+        with self.within("did not answer SIGHUP"):
+            while not any(line.startswith("mesh: SIGHUP:") for line in self.stderr[seen:]):
                 if self.process.returncode is not None:
                     raise InputError(f"mesh crl serve on {self.host.name}",
                                      "exited instead of reloading its CRL files",
-                                     self._stderr[-1] if self._stderr else "")
-                await self._changed.wait()
+                                     self.stderr[-1] if self.stderr else "")
+                await self.changed()
 
-    @contextlib.contextmanager
-    def _within(self, problem: str) -> Iterator[None]:
-        """At most NODE_TIMEOUT seconds, or one line naming ``problem``."""
-        try:
-            with trio.fail_after(NODE_TIMEOUT):
-                yield
-        except trio.TooSlowError:
-            raise InputError(f"mesh crl serve on {self.host.name}",
-                             f"{problem} within {NODE_TIMEOUT:g} s",
-                             self._stderr[-1] if self._stderr else "") from None
 
-    async def _read(self, stream: trio.abc.ReceiveStream, into: list[str]) -> None:
-        buffer = b""
-        async for chunk in stream:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            into.extend(line.decode(errors="replace") for line in lines)
-            self._poke()
-        self._poke()
+class ProxyHost(HostService):
+    """``mesh crl proxy`` on the run's proxy host: the CRL proxy appliances may fetch through."""
 
-    def _poke(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+    def __init__(self, host: Host, nursery: trio.Nursery) -> None:
+        super().__init__(host, nursery, what="mesh crl proxy", timeout=NODE_TIMEOUT)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host.name}:{PROXY_PORT}"
+
+    async def start(self) -> None:
+        await self.launch([sys.executable, "-m", "mesh", "crl", "proxy",
+                           "--host", str(self.host.address), "--port", str(PROXY_PORT)],
+                          ready="mesh: proxying")
 
 
 class HostsBackend(ProcessesBackend):
@@ -279,17 +260,61 @@ class HostsBackend(ProcessesBackend):
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, plan: HostsPlan,
                  sink: TextIO | None, nursery: trio.Nursery,
-                 settle_timeout: float | None = None) -> None:
-        super().__init__(scenario, pki, folder, proxy_url=None, sink=sink, nursery=nursery,
-                         settle_timeout=settle_timeout, placement=OnHosts(plan))
+                 settle_timeout: float | None = None,
+                 policy: NetworkPolicy | None = None) -> None:
+        proxy = ProxyHost(plan.proxy, nursery) if plan.proxy is not None else None
+        super().__init__(scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
+                         nursery=nursery, settle_timeout=settle_timeout, placement=OnHosts(plan))
         self.plan = plan
         self.crl_host = CrlHost(plan.crl, folder / "crl-server", nursery)
+        self.proxy_host = proxy
+        #: What the network does now: ``[[block]]`` tables, then the steps'.
+        self.policy = policy or network_policy(scenario, plan)
 
     async def publish(self) -> None:
         crls = self.pki.crls(at=self._now)
         await self.crl_host.publish(
             {url: crl.public_bytes(serialization.Encoding.DER) for url, crl in crls.items()}
         )
+        if self.proxy_host is not None and self.proxy_host.process is None:
+            await self.proxy_host.start()
+
+    def links(self) -> list[LinkRow]:
+        """The link table, each ``down`` link between running nodes with the network's part in it."""
+        rows = super().links()
+        return [
+            evolve(row, reason=self.policy.reason(row.dialer, row.listener, NODE_PORT))
+            if row.state == "down" and row.dialer in self.nodes and row.listener in self.nodes
+            else row
+            for row in rows
+        ]
+
+    # -- network policy: the kernel's (mesh.hosts.firewall) --
+
+    async def block(self, source: str, destination: str, port: int | None, drop: bool) -> None:
+        self.policy.block(Rule(source=source, destination=destination, port=port, drop=drop))
+        await firewall.apply(self.policy)
+
+    async def unblock(self, source: str, destination: str, port: int | None) -> None:
+        self.policy.unblock(source, destination, port)
+        await firewall.apply(self.policy)
+
+    async def partition(self, groups: tuple[tuple[str, ...], ...], drop: bool) -> None:
+        self.policy.partition(Partition(groups=groups, drop=drop))
+        await firewall.apply(self.policy)
+
+    async def heal(self) -> None:
+        self.policy.heal()
+        await firewall.apply(self.policy)
+
+    async def loss(self, target: str, percent: int) -> None:
+        self.policy.set_loss(target, percent)
+        await firewall.apply(self.policy)
+
+    async def bandwidth(self, target: str, rate: str) -> None:
+        host = self.policy.host(target)
+        if host is not None:  # "proxy" in a run without one: nothing to slow
+            await firewall.set_bandwidth(self.plan, host, None if rate == "off" else rate)
 
     async def crl_fault(self, fault: str) -> None:
         if fault not in ("down", "ok"):  # check_hosts_scenario refused these
@@ -307,6 +332,8 @@ class HostsBackend(ProcessesBackend):
                 "--revocation", appliance.revocation]
         if "chain" in paths:
             argv += ["--chain", paths["chain"]]
+        if appliance.crl_proxy and self.proxy_url:
+            argv += ["--proxy", self.proxy_url]
         for trust in self._trust_files(target):
             argv += ["--trust", str(trust)]
         if not self.validation[target]:
@@ -333,6 +360,30 @@ class HostsBackend(ProcessesBackend):
     async def aclose(self) -> None:
         await super().aclose()
         await self.crl_host.stop()
+        if self.proxy_host is not None:
+            await self.proxy_host.stop()
+
+
+def uses_proxy(scenario: Scenario) -> bool:
+    """Does any appliance fetch its CRLs through the proxy (so the run needs its host)?"""
+    return scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances)
+
+
+def network_policy(scenario: Scenario, plan: HostsPlan) -> NetworkPolicy:
+    """The rules in force from the start: the ``[[block]]`` tables, and with
+    ``crl_proxy_only`` every appliance blocked from the CRL host (only the
+    proxy reaches it: what the in-process run imitates with an address
+    nothing listens on, the kernel enforces here)."""
+    rules = [Rule(source=b.source, destination=b.destination, port=b.port, drop=b.drop)
+             for b in scenario.blocks]
+    if scenario.pki.crl_proxy_only:
+        rules += [Rule(source=a.name, destination="crl") for a in scenario.appliances]
+    return NetworkPolicy(plan, rules)
+
+
+def has_policy(scenario: Scenario) -> bool:
+    """Does the run load rules or qdiscs (so needs ``nft`` and ``tc``)?"""
+    return scenario.needs_hosts or scenario.pki.crl_proxy_only
 
 
 async def run_on_hosts(
@@ -362,19 +413,24 @@ async def run_on_hosts(
     check_fleet_size(scenario, "--hosts", "run it without --hosts")
     check_hosts_scenario(scenario)
     plan = netns.plan_hosts([a.name for a in scenario.appliances],
-                            run_id=run_id or netns.new_run_id())
+                            run_id=run_id or netns.new_run_id(), proxy=uses_proxy(scenario))
     missing = netns.missing_privilege()
+    if missing is None and has_policy(scenario):
+        missing = firewall.missing_nft()
     if missing is not None:
         raise InputError("mesh run --hosts", missing, "run it as root, or without --hosts")
+    policy = network_policy(scenario, plan)
 
     async def backend(nursery: trio.Nursery, folder: Path) -> ProcessesBackend:
         pki, _ = await make_pki(scenario, crl_base_url=crl_base_url(plan), keys=keys,
                                 progress=progress)
         return HostsBackend(scenario, pki, folder, plan=plan, sink=sink, nursery=nursery,
-                            settle_timeout=settle_timeout)
+                            settle_timeout=settle_timeout, policy=policy)
 
     try:
         await netns.create(plan)
+        if has_policy(scenario):
+            await firewall.apply(policy)  # in force before any node starts
         return await play_nodes(
             scenario, backend, progress=progress, mode="hosts", validation=validation,
             events=events,

@@ -109,8 +109,11 @@ def _offset(at: dt.datetime, start: dt.datetime) -> str:
 
 
 def _table(rows: Sequence[LinkRow]) -> LinkTable:
-    return {(r.dialer, r.listener): ReportedLink(state=r.state, code=r.code, message=r.message)
-            for r in rows}
+    return {(r.dialer, r.listener): _reported(r) for r in rows}
+
+
+def _reported(r: LinkRow) -> ReportedLink:
+    return ReportedLink(state=r.state, code=r.code, message=r.message, reason=r.reason)
 
 
 def _drawing(base: Graph, rows: Sequence[LinkRow], ids: str) -> str:
@@ -122,8 +125,7 @@ def _drawing(base: Graph, rows: Sequence[LinkRow], ids: str) -> str:
 def _change_list(before: Sequence[LinkRow] | None, after: Sequence[LinkRow]) -> str:
     """The links that differ from the moment before (at start: those not up)."""
     if before is None:
-        lines = [f"{r.link}: {ReportedLink(state=r.state, code=r.code, message=r.message).describe()}"
-                 for r in after if r.state != "up"]
+        lines = [f"{r.link}: {_reported(r).describe()}" for r in after if r.state != "up"]
         if not lines:
             return '<p class="changes none" data-testid="changes">every link up</p>'
         heading = "not up at start"

@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mesh.errors import FailureCode, InputError
+from mesh.hosts.firewall import parse_rate
 from mesh.validation.policy import PROFILES
 from mesh.scenario.model import (
     ACTIONS,
     CERTIFICATE_RECIPES,
     DEFAULT_START,
     LINK_STATES,
+    NETWORK_REASONS,
     ROLES,
+    STEP_ATTRIBUTES,
     UPLOAD_VERDICTS,
     VALIDATION_RUNS,
     ApplianceDef,
@@ -49,9 +52,10 @@ __all__ = [
 ]
 
 
-#: The most appliances one ``count`` may stand for (each is a listening
-#: socket, a key and a certificate).
-MAX_COUNT = 2000
+#: The most appliances one ``count`` may stand for (each is a key and a
+#: certificate): a fleet for ``mesh run --workers``. How many one process
+#: can hold is the backend's check (``Scenario.descriptor_line``).
+MAX_COUNT = 20_000
 
 
 class ScenarioInvalid(InputError):
@@ -180,6 +184,35 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+def _percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise _Bad(f"{value!r} is not a percentage", "write a whole number from 0 to 100, like 30")
+    return value
+
+
+def _rate(value: Any) -> str:
+    fix = 'write it like "1mbit", "512kbit" or "off" (no limit)'
+    if not isinstance(value, str):
+        raise _Bad(f"{_type_name(value)} where a rate is needed", fix)
+    if value.strip().lower() == "off":
+        return "off"
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise _Bad(f"{value!r} is not a rate", fix) from None
+    return value.strip().lower()
+
+
+def _groups(value: Any) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, list) or not value or not all(
+        isinstance(group, list) and group and all(isinstance(n, str) and n.strip() for n in group)
+        for group in value
+    ):
+        raise _Bad(f"{_type_name(value)} where groups of host names are needed",
+                   'write it like [["sensor-1.contoso.test"], ["cm.contoso.test", "crl"]]')
+    return tuple(tuple(n.strip() for n in group) for group in value)
+
+
 def _code(value: Any) -> str:
     known = [member.code for member in FailureCode]
     if isinstance(value, str):
@@ -244,6 +277,13 @@ _STEP: _Spec = {
     "certificate": (_choice("a certificate recipe", CERTIFICATE_RECIPES), False, ""),
     "enabled": (_boolean, False, ""),
     "note": (_string('"why this step"'), False, ""),
+    "from": (_string('"sensor-2.contoso.test"'), False, ""),
+    "to": (_string('"crl"'), False, ""),
+    "port": (_port, False, ""),
+    "drop": (_boolean, False, ""),
+    "between": (_groups, False, ""),
+    "percent": (_percent, False, ""),
+    "rate": (_rate, False, ""),
 }
 _EXPECT: _Spec = {
     "link": (_string('"sensor-1.contoso.test -> cm.contoso.test"'), False, ""),
@@ -253,6 +293,7 @@ _EXPECT: _Spec = {
     "upload_step": (_positive_int, False, ""),
     "verdict": (_choice("an upload verdict", UPLOAD_VERDICTS), False, ""),
     "mode": (_choice("a validation run", VALIDATION_RUNS), False, ""),
+    "reason": (_choice("a network reason", NETWORK_REASONS), False, ""),
 }
 _BLOCK: _Spec = {
     "from": (_string('"sensor-2.contoso.test"'), True, 'from = "sensor-2.contoso.test"'),
@@ -369,6 +410,9 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
         if fields is None:
             fields = {}
         fields.setdefault("action", "advance")
+        for key, attribute in STEP_ATTRIBUTES.items():
+            if key in fields:
+                fields[attribute] = fields.pop(key)
         steps.append(Step(**fields))
 
     expectations: list[Expectation] = []
@@ -392,6 +436,9 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>",
         if fields.get("code") and fields.get("state") not in (None, "halted", "up-unvalidated"):
             c.add(f"{path}.code", f"a link that is {fields['state']!r} has no code",
                   "remove code, or expect state = \"halted\"")
+        if fields.get("reason") and fields.get("state") != "down":
+            c.add(f"{path}.reason", f"a link that is {fields.get('state')!r} has no network reason",
+                  "remove reason, or expect state = \"down\"")
         if "after_step" in fields and "upload_step" in fields:
             c.add(f"{path}.after_step", "an upload verdict is checked at its own step",
                   "remove after_step")

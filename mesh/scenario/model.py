@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from typing import Callable
+from typing import Callable, Iterable
 
 from attrs import Attribute, define, evolve, field
 
@@ -41,6 +41,8 @@ __all__ = [
     "Expectation",
     "Block",
     "NETWORK_HOSTS",
+    "NETWORK_REASONS",
+    "STEP_ATTRIBUTES",
     "Scenario",
     "parse_duration",
     "format_duration",
@@ -237,6 +239,10 @@ class ApplianceDef:
         return self.connects_to + tuple(p for p in self.forwards_to if p not in self.connects_to)
 
 
+def _groups(groups: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(group) for group in groups)
+
+
 @define(frozen=True, kw_only=True)
 class Step:
     """One timeline entry: jump the clock by ``after``, then do ``action``."""
@@ -250,6 +256,19 @@ class Step:
     enabled: bool | None = None
     #: A free-text note shown in the report's step list.
     note: str = ""
+    #: For ``block`` / ``unblock`` (the TOML keys ``from`` and ``to``): hosts
+    #: as a ``[[block]]`` names them, and the port (None: every port).
+    source: str | None = None
+    destination: str | None = None
+    port: int | None = None
+    #: For ``block`` and ``partition``: drop silently instead of refusing.
+    drop: bool = False
+    #: For ``partition``: groups of hosts that cannot reach each other.
+    between: tuple[tuple[str, ...], ...] = field(default=(), converter=_groups)
+    #: For ``loss``: percent of the target's packets dropped (0 ends it).
+    percent: int | None = None
+    #: For ``bandwidth``: a tc rate ("1mbit"), or "off".
+    rate: str | None = None
 
     def describe(self) -> str:
         """One line for reports: '+90d revoke sensor-2'."""
@@ -260,6 +279,17 @@ class Step:
             words.append(self.certificate)
         if self.action == "set-validation":
             words.append("on" if self.enabled else "off")
+        if self.action in ("block", "unblock"):
+            port = "" if self.port is None else f":{self.port}"
+            words.append(f"{self.source} -> {self.destination}{port}")
+        if self.action == "partition":
+            words.append(" | ".join(", ".join(group) for group in self.between))
+        if self.action in ("block", "partition") and self.drop:
+            words.append("(dropped)")
+        if self.action == "loss":
+            words.append(f"{self.percent}%")
+        if self.action == "bandwidth":
+            words.append(str(self.rate))
         return " ".join(words)
 
 
@@ -267,7 +297,8 @@ class Step:
 class Expectation:
     """A claim about the mesh at one moment of the timeline.
 
-    Either about a link (``link``, ``state``, optional ``code``) or about the
+    Either about a link (``link``, ``state``, optional ``code``; for a link
+    that is ``down``, optional ``reason``: :data:`NETWORK_REASONS`) or about the
     verdict of an upload step (``upload_step``, ``verdict``, optional ``code``).
     ``after_step`` None means at the end; 0 means once the mesh has started,
     before the first step; N means after step N (counted from 1) settles.
@@ -283,6 +314,8 @@ class Expectation:
     upload_step: int | None = None
     verdict: str | None = None
     mode: str = field(default="on", validator=_one_of(VALIDATION_RUNS))
+    #: Why a ``down`` link is down, when the network is why (:data:`NETWORK_REASONS`).
+    reason: str | None = None
 
     @state.validator
     def _check_state(self, attribute: Attribute[str | None], value: str | None) -> None:
@@ -300,6 +333,8 @@ class Expectation:
     def expected(self) -> str:
         """The expected outcome as one word: 'halted/revoked', 'up', 'refused'."""
         outcome = self.state if self.link is not None else self.verdict
+        if self.reason:
+            return f"{outcome} ({self.reason})"
         return f"{outcome}/{self.code}" if self.code else str(outcome)
 
     @property
@@ -313,6 +348,10 @@ class Expectation:
 #: Hosts a network rule may name besides appliances: the CRL server, the
 #: CRL proxy, and every host (``"*"``).
 NETWORK_HOSTS = ("crl", "proxy", "*")
+
+#: Why a link is ``down`` when the network is why: a row's ``reason``, and what
+#: an expectation's ``reason`` may name. Not new states: the link is down.
+NETWORK_REASONS = ("network: blocked", "network: partitioned", "network: loss")
 
 
 @define(frozen=True, kw_only=True)
@@ -338,6 +377,21 @@ class Block:
         """One line for reports: 'sensor-2.contoso.test -> crl:80 (refused)'."""
         port = "" if self.port is None else f":{self.port}"
         return f"{self.source} -> {self.destination}{port} ({'dropped' if self.drop else 'refused'})"
+
+
+#: Step attribute of each network step key (the TOML keys ``from``/``to``
+#: are Python keywords or read badly as attributes).
+STEP_ATTRIBUTES = {"from": "source", "to": "destination", "port": "port", "drop": "drop",
+                   "between": "between", "percent": "percent", "rate": "rate"}
+
+
+def _step_value(step: Step, key: str) -> object:
+    return getattr(step, STEP_ATTRIBUTES.get(key, key))
+
+
+def _network_keys_set(step: Step) -> list[str]:
+    """The network keys a step was given (``drop`` only when true)."""
+    return [key for key in STEP_ATTRIBUTES if _step_value(step, key) not in (None, (), False)]
 
 
 @define(frozen=True, kw_only=True)
@@ -406,18 +460,90 @@ class Scenario:
         return evolve(self, appliances=[evolve(a, validation=False) for a in self.appliances])
 
     def firewall_line(self, option: str) -> tuple[str, str, str] | None:
-        """(where, problem, fix) when ``option``'s backend cannot enforce the firewall rules.
+        """(where, problem, fix) when ``option``'s backend cannot enforce the network policy.
 
         Only a hosts run has a kernel between the appliances; elsewhere a
-        ``[[block]]`` would silently not hold, and a scenario must fail
-        closed rather than pass for the wrong reason.
+        ``[[block]]`` or a network step (``block``, ``partition``, ``loss``,
+        ``bandwidth``...) would silently not hold, and a scenario must fail
+        closed rather than pass for the wrong reason. The one check every
+        backend without hosts makes; :attr:`needs_hosts` is the same test.
         """
-        if not self.blocks:
+        where = self.source or self.name
+        if self.blocks:
+            block = self.blocks[0]
+            return (f"{where}: {block.origin or 'block[1]'}",
+                    f"firewall rules need hosts of their own, which {option} does not give",
+                    "run it with --hosts (as root)")
+        for index, step in enumerate(self.steps, 1):
+            if step.action.network:
+                return (f"{where}: step[{index}] {step.action}",
+                        f"a network step needs hosts of their own, which {option} does not give",
+                        "run it with --hosts (as root)")
+        return None
+
+    @property
+    def needs_hosts(self) -> bool:
+        """Only ``mesh run --hosts`` can play it (it has network policy: see :meth:`firewall_line`)."""
+        return self.firewall_line("") is not None
+
+    def _network_step_problems(self, where: str, step: Step,
+                               names: list[str]) -> list[tuple[str, str, str]]:
+        """What is wrong with a ``block`` / ``partition`` / ``loss`` / ... step's keys."""
+        out: list[tuple[str, str, str]] = []
+        action = str(step.action)
+        takes = step.action.keys
+        hosts = [*names, *NETWORK_HOSTS[:2]]
+        if step.target is not None and "target" not in takes:
+            out.append((f"{where}.target", f"{action!r} takes no target", "remove target"))
+        for key in _network_keys_set(step):
+            if key not in takes:
+                out.append((f"{where}.{key}", f"{action!r} takes no {key}", "remove " + key))
+        examples = {"from": 'from = "sensor-1.contoso.test"', "to": 'to = "crl"',
+                    "between": 'between = [["sensor-1.contoso.test"], ["cm.contoso.test"]]',
+                    "target": 'target = "crl"', "percent": "percent = 100",
+                    "rate": 'rate = "1mbit"'}
+        for key in takes:
+            if key in examples and _step_value(step, key) in (None, ()):
+                out.append((f"{where}.{key}", f"{action!r} needs {key}", "add " + examples[key]))
+        for key, end in (("from", step.source), ("to", step.destination), ("target", step.target)):
+            allowed = [*names, *NETWORK_HOSTS] if key != "target" else hosts
+            if key in takes and end is not None and end not in allowed:
+                kind = "an appliance or a network host" if key != "target" else "a host"
+                out.append((f"{where}.{key}", f"{end!r} is not {kind}", _suggest(end, allowed)))
+        if step.source is not None and step.source == step.destination and step.source != "*":
+            out.append((f"{where}.to", "a host cannot be blocked from itself", "name another host"))
+        if step.between:
+            seen: set[str] = set()
+            if len(step.between) < 2:
+                out.append((f"{where}.between", "a partition needs two groups of hosts or more",
+                            'write between = [["a"], ["b", "c"]]'))
+            for g, group in enumerate(step.between, 1):
+                for name in group:
+                    if name not in hosts:
+                        out.append((f"{where}.between[{g}]", f"{name!r} is not a host",
+                                    _suggest(name, hosts)))
+                    elif name in seen:
+                        out.append((f"{where}.between[{g}]", f"{name!r} is in two groups",
+                                    "name each host in one group"))
+                    seen.add(name)
+        return out
+
+    def descriptor_line(self, option: str, budget: int) -> tuple[str, str, str] | None:
+        """(where, problem, fix) when one process cannot hold every link's sockets.
+
+        A process may hold at most 20,000 descriptors here (the hard limit);
+        a run in one process holds both ends of every link, one socket each,
+        plus a listener per appliance that is dialed.
+        """
+        links = self.links()
+        listeners = len({listener for _dialer, listener in links})
+        needed = 2 * len(links) + listeners
+        if needed <= budget:
             return None
-        block = self.blocks[0]
-        return (f"{self.source or self.name}: {block.origin or 'block[1]'}",
-                f"firewall rules need hosts of their own, which {option} does not give",
-                "run it with --hosts (as root)")
+        return (self.source or self.name,
+                f"has {len(links):,} links: {option} would hold {needed:,} sockets, "
+                f"more than the {budget:,} one process may",
+                "spread it over processes with --workers N")
 
     def duration(self) -> dt.timedelta:
         """Emulated time the timeline spans."""
@@ -487,8 +613,13 @@ class Scenario:
                 elif step.target not in names:
                     out.append((f"{where}.target", f"{step.target!r} is not an appliance",
                                 use(step.target)))
+            elif step.action.network:
+                out += self._network_step_problems(where, step, names)
             elif step.target is not None:
                 out.append((f"{where}.target", f"{str(step.action)!r} takes no target", "remove target"))
+            if not step.action.network:
+                out += [(f"{where}.{key}", f"{str(step.action)!r} takes no {key}", f"remove {key}")
+                        for key in _network_keys_set(step)]
             if step.action == "set-validation" and step.enabled is None:
                 out.append((f"{where}.enabled", "set-validation needs enabled",
                             "add enabled = true or enabled = false"))

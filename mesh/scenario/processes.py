@@ -78,7 +78,7 @@ from mesh.pki.deployment import ApplianceMaterial, Pki
 from mesh.pki.issue import KeySource, slug
 from mesh.validation.policy import ValidationPolicy
 from mesh.scenario.load import check_scenario
-from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.model import Scenario
@@ -184,7 +184,7 @@ class Loopback:
         return f"https://127.0.0.1:{port}"
 
 
-class ProcessesBackend:
+class ProcessesBackend(NoNetwork):
     """The scenario's appliances as ``mesh node`` processes (see the module docstring)."""
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,

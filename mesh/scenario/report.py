@@ -128,7 +128,7 @@ def render_plain(result: RunResult, max_rows: int = MAX_ROWS) -> str:
     lines = [_header(result), ""]
     rows, folded = visible_rows(result, max_rows)
     table = [("LINK", "STATE", "CODE", "MESSAGE")] + [
-        (r.link, r.state, r.code or "-", r.message) for r in rows
+        (r.link, r.state, r.code or r.reason or "-", r.message) for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
@@ -163,7 +163,7 @@ def _print_rich(result: RunResult, file: IO[str], max_rows: int) -> None:
     table.add_column("message", overflow="fold")
     for r in rows:
         style = _STYLE.get(r.state, "")
-        table.add_row(r.link, Text(r.state, style=style), Text(r.code or "-", style=style), r.message)
+        table.add_row(r.link, Text(r.state, style=style), Text(r.code or r.reason or "-", style=style), r.message)
     if folded:
         table.add_row(Text(f"... and {folded} more links up", style="dim"), "", "", "")
     console.print(table)

@@ -37,7 +37,13 @@ __all__ = [
 #:    expectation for the other run is not: ``actual`` and ``met`` null); a
 #:    ``--validation both`` scenario is one object holding both reports
 #:    (``validation: "both"``, ``runs: {"on", "off"}``).
-REPORT_FORMAT = 4
+#: 5. ``links[].reason``: why a ``down`` link is down when the network is
+#:    why (``network: blocked``, ``network: partitioned``, ``network: loss``;
+#:    null otherwise), so a report tells a link cut by a firewall from one
+#:    halted by validation; an expectation's ``expected``/``actual`` then read
+#:    ``down (network: blocked)``. Only ``mesh run --hosts`` has a network to
+#:    blame; other runs write null.
+REPORT_FORMAT = 5
 
 
 @define(frozen=True, kw_only=True)
@@ -56,6 +62,9 @@ class LinkRow:
     #: Of an up-unvalidated link: every check that would have failed with
     #: validation on (``code`` is the first), for the validation-off column.
     would_fail: tuple[str, ...] = ()
+    #: Of a ``down`` link: the network's part in it (``network: blocked``...;
+    #: :data:`~mesh.scenario.model.NETWORK_REASONS`), None when it had none.
+    reason: str | None = None
 
     @property
     def link(self) -> str:
@@ -63,7 +72,9 @@ class LinkRow:
 
     @property
     def outcome(self) -> str:
-        """'halted/revoked', 'up': the form expectations are written in."""
+        """'halted/revoked', 'up', 'down (network: blocked)': the form expectations are written in."""
+        if self.reason:
+            return f"{self.state} ({self.reason})"
         return f"{self.state}/{self.code}" if self.code else self.state
 
     def to_json(self) -> dict[str, Any]:
@@ -74,6 +85,7 @@ class LinkRow:
             "code": self.code,
             "message": self.message,
             "notes": list(self.notes),
+            "reason": self.reason,
         }
 
 
@@ -268,7 +280,7 @@ def judge(
             actual, message = row.outcome, row.message
             met = row.state == expectation.state and (
                 expectation.code is None or row.code == expectation.code
-            )
+            ) and (expectation.reason is None or row.reason == expectation.reason)
     else:
         record = uploads.get(expectation.upload_step or 0)
         if record is None:

@@ -38,13 +38,14 @@ from attrs import evolve
 
 from mesh.clock import EmulatedClock
 from mesh.errors import InputError, with_notes
+from mesh.scenario.shards import MAX_SOCKETS
 from mesh.eventlog import EventLog
 from mesh.net.crl_server import CrlServer
 from mesh.net.proxy import ForwardProxy
 from mesh.pki.deployment import Pki
 from mesh.pki.issue import KeySource
 from mesh.scenario.consoles import open_scenario_consoles
-from mesh.scenario.backend import UploadVerdict
+from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.load import check_scenario
@@ -179,7 +180,7 @@ def link_rows(statuses: Iterable[LinkStatus]) -> list[LinkRow]:
     return rows
 
 
-class MeshBackend:
+class MeshBackend(NoNetwork):
     """The in-process backend: every appliance a task of one :class:`~mesh.appliances.Mesh`.
 
     ``settle`` is ``Mesh.settle(fresh=True)``: every dialer closes its live
@@ -202,7 +203,12 @@ class MeshBackend:
         return link_rows(self.mesh.links())
 
     async def advance(self, delta: dt.timedelta) -> None:
-        await self.mesh.advance(delta)
+        # Every step ends in a settle that judges each link afresh at the new
+        # instant, after the step's action (and wakes every sleeper). Woken by
+        # the jump itself, every halted dialer whose backoff the jump ended
+        # would first retry against the world before the action: a second
+        # handshake per halted link, whose outcome the settle then replaces.
+        await self.mesh.advance(delta, wake=False)
 
     async def revoke(self, target: str) -> None:
         await self.mesh.revoke(target)
@@ -385,6 +391,8 @@ async def start_scenario(
     check_scenario(scenario)
     if (firewall := scenario.firewall_line("a run in one process")) is not None:
         raise InputError(*firewall)
+    if (crowded := scenario.descriptor_line("a run in one process", MAX_SOCKETS)) is not None:
+        raise InputError(*crowded)
     if validation == "off":
         scenario = scenario.with_validation_off()
     Mesh = _engine()

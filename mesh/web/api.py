@@ -32,22 +32,29 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     keeps only its recent events in memory, so ``dropped`` says how many
     positions after N are no longer there (0 while nothing was missed).
 ``POST /api/v1/session``
-    JSON ``{"token": "..."}``: the page signs in. 200 ``{"signed_in": true}``
-    and a session cookie (``Secure; HttpOnly; SameSite=Strict; Path=/``);
-    403 ``forbidden`` for a wrong token. ``DELETE`` signs out (200, the
-    cookie cleared); ``GET`` says ``{"signed_in": ..., "reads_open": ...}``.
+    JSON ``{"token": "..."}`` or ``{"user": "admin", "password": "..."}``
+    (with ``admin_password_hash`` configured): the page signs in. 200
+    ``{"signed_in": true, "csrf_token": "..."}`` and a session cookie
+    (``Secure; HttpOnly; SameSite=Strict; Path=/``); 403 ``forbidden`` for a
+    wrong token or password. ``DELETE`` signs out (200, the cookie cleared);
+    ``GET`` says ``{"signed_in": ..., "reads_open": ...}`` (and the
+    ``csrf_token`` of a live session).
 ``GET /`` (the console page), ``/console.js``, ``/console.css``, and
 ``GET /graph.svg`` (the topology drawn by :func:`mesh.graph.render_svg`).
 
 Passphrases and keys are read into memory, handed to the backend and never
 logged or echoed: an error names the field, never its content.
 
-Credentials (:mod:`mesh.web.auth`): every request that changes something
-(any method but GET) needs ``Authorization: Bearer <token>`` or the page's
-session cookie: without either (or with an unknown session) 401
-``{"code": "unauthorized"}`` and ``WWW-Authenticate: Bearer``; a wrong token
-403 ``{"code": "forbidden"}``; nothing changes and an ``api-denied`` event is
-recorded. Reads need the credential too when the console does not listen on
+Credentials (:mod:`mesh.web.auth`, whose :meth:`~mesh.web.auth.ConsoleAuth.check`
+decides for every route): every request that changes something (any method
+but GET) needs ``Authorization: Bearer <token>``, an operator client
+certificate, or the page's session cookie with its ``X-CSRF-Token``: without
+any (or with an unknown session) 401 ``{"code": "unauthorized"}`` and
+``WWW-Authenticate: Bearer``; a wrong token 403 ``{"code": "forbidden"}``, a
+bad operator certificate 403 ``operator_cert_*``, a cookie without its CSRF
+token 403 ``forbidden_csrf``, a browser's ``Sec-Fetch-Site: cross-site`` or
+``same-site`` 403 ``forbidden_cross_site``; nothing changes and an
+``api-denied`` event is recorded. Reads need the credential too when the console does not listen on
 loopback (the page and its script and style stay open, to sign in).
 
 Requests that change something (upload, switch, CRL refresh) from a browser must come from
@@ -128,6 +135,28 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"code": "bad_request", "message": message}, status_code=400)
+
+
+_SIGN_IN_SHAPE = '{"token": "..."} or {"user": "admin", "password": "..."}'
+
+
+def _sign_in_credential(body: Any) -> dict[str, str] | None:
+    """The sign-in's one credential: ``token``, or ``user`` and ``password``; else None."""
+    if not isinstance(body, dict):
+        return None
+    if set(body) == {"token"} and isinstance(body["token"], str) and body["token"].strip():
+        return {"token": body["token"].strip()}
+    if (set(body) == {"user", "password"} and isinstance(body["user"], str)
+            and isinstance(body["password"], str) and body["password"]):
+        return {"user": body["user"], "password": body["password"]}
+    return None
+
+
+def _denied(denial: Denial) -> JSONResponse:
+    """The answer to a refused request: its status, stable code and message, nothing presented."""
+    headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
+    return JSONResponse({"code": denial.code, "message": denial.message},
+                        status_code=denial.status, headers=headers)
 
 
 def _own_origins(request: Request, backend: ConsoleBackend) -> set[str]:
@@ -305,18 +334,14 @@ def build_app(
     ``reads_open``: GETs need no credential (a console on loopback only).
     """
 
-    async def refused(request: Request) -> Response | None:
+    async def refused(request: Request, changes: bool = True) -> Response | None:
         """None when the request carries a credential, else the 401/403 answer (and the event)."""
-        denial = auth.judge(request.headers.get("authorization"),
-                            request.cookies.get(_session_cookie(request)))
+        denial = auth.check(request, appliance=backend.name, at=backend.now(), changes=changes,
+                            cookie=_session_cookie(request))
         if denial is None:
             return None
         await _drain(request)
-        auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
-                            path=request.url.path, reason=denial.reason))
-        headers = {"WWW-Authenticate": "Bearer"} if denial.status == 401 else {}
-        return JSONResponse({"code": denial.code, "message": denial.message},
-                            status_code=denial.status, headers=headers)
+        return _denied(denial)
 
     def guarded(handler: _Handler, *, changes: bool) -> _Handler:
         """``handler`` behind the credential check: always when it ``changes``
@@ -327,38 +352,45 @@ def build_app(
         async def check(request: Request) -> Response:
             if changes and (foreign := await _foreign_origin(request, backend)) is not None:
                 return foreign
-            if (denied := await refused(request)) is not None:
+            if (denied := await refused(request, changes)) is not None:
                 return denied
             return await handler(request)
 
         return check
 
     async def session_state(request: Request) -> Response:
-        return JSONResponse(
-            {"signed_in": auth.signed_in(request.cookies.get(_session_cookie(request))),
-             "reads_open": reads_open},
-            headers=_NO_STORE,
-        )
+        session = request.cookies.get(_session_cookie(request))
+        state: dict[str, Any] = {"signed_in": auth.signed_in(session), "reads_open": reads_open}
+        if session is not None and state["signed_in"]:
+            state["csrf_token"] = auth.csrf_token(session)
+        return JSONResponse(state, headers=_NO_STORE)
 
     async def sign_in(request: Request) -> Response:
         if (foreign := await _foreign_origin(request, backend)) is not None:
             return foreign
+        if (cross := auth.cross_site(request, appliance=backend.name, at=backend.now())) is not None:
+            await _drain(request)
+            return _denied(cross)
         try:
             body = json.loads(await _capped(request, MAX_SIGN_IN_BYTES).body())
         except _TooLarge:
-            return _too_large(MAX_SIGN_IN_BYTES, 'send {"token": "..."}')
+            return _too_large(MAX_SIGN_IN_BYTES, _SIGN_IN_SHAPE)
         except (ValueError, RecursionError):
-            return _bad_request('the body is not JSON; send {"token": "..."}')
-        token = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token.strip():
-            return _bad_request('send {"token": "..."} with the token from the console\'s token file')
-        if not auth.token_matches(token.strip()):
+            return _bad_request(f"the body is not JSON; send {_SIGN_IN_SHAPE}")
+        credential = _sign_in_credential(body)
+        if credential is None:
+            return _bad_request(f"send {_SIGN_IN_SHAPE}, with the token from the console's "
+                                "token file or the admin user's password")
+        denial = await auth.sign_in_with(**credential)
+        if denial is not None:
             auth.deny(ApiDenied(at=backend.now(), appliance=backend.name, method=request.method,
-                                path=request.url.path, reason=Denial.WRONG_TOKEN.reason))
-            return JSONResponse({"code": Denial.WRONG_TOKEN.code,
-                                 "message": Denial.WRONG_TOKEN.message}, status_code=403)
-        answer = JSONResponse({"signed_in": True}, headers=_NO_STORE)
-        answer.set_cookie(_session_cookie(request), auth.sign_in(), path="/", secure=True,
+                                path=request.url.path, reason=denial.reason),
+                      source=request.client.host if request.client else "")
+            return _denied(denial)
+        session = auth.sign_in()
+        answer = JSONResponse({"signed_in": True, "csrf_token": auth.csrf_token(session)},
+                              headers=_NO_STORE)
+        answer.set_cookie(_session_cookie(request), session, path="/", secure=True,
                           httponly=True, samesite="strict")
         return answer
 

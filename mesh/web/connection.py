@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import Any
+import ssl
+from typing import Any, cast
 
 import trio
 from hypercorn.config import Config
@@ -79,7 +80,7 @@ class Http11Connection(TCPServer):
             async with TaskGroup() as task_group:
                 self._task_group = task_group
                 self.protocol = _Http11Only(
-                    self.app, self.config, self.context, task_group,
+                    cast(AppWrapper, _WithTls(self.app, _tls_extension(self.stream))), self.config, self.context, task_group,
                     ConnectionState(self.state), True,
                     parse_socket_addr(sock.family, sock.getpeername()),
                     parse_socket_addr(sock.family, sock.getsockname()),
@@ -92,6 +93,35 @@ class Http11Connection(TCPServer):
             pass
         finally:
             await self._close()
+
+
+def _tls_extension(stream: Any) -> dict[str, Any]:
+    """The ASGI TLS extension's ``client_cert_chain`` for this connection (PEM strings).
+
+    hypercorn gives the app nothing of the handshake; the credential check
+    (:func:`mesh.web.auth.peer_certificate`) reads the client's certificate
+    from here. The stdlib hands out the client's own certificate only, not
+    the rest of what it sent: operator certificates come straight from their CA.
+    """
+    try:
+        der = stream.getpeercert(binary_form=True)
+    except (ValueError, AttributeError):
+        der = None
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    return {"client_cert_chain": chain, "client_cert_name": None, "client_cert_error": None}
+
+
+class _WithTls:
+    """The app, with the connection's TLS facts in every request's scope."""
+
+    def __init__(self, app: Any, tls: dict[str, Any]) -> None:
+        self._app = app
+        self._tls = tls
+
+    async def __call__(self, scope: Any, *args: Any) -> None:
+        scope = dict(scope)
+        scope["extensions"] = {**(scope.get("extensions") or {}), "tls": self._tls}
+        await self._app(scope, *args)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:

@@ -1,11 +1,15 @@
 // The console page: reads /api/v1/status, polls /api/v1/events for changes,
 // and redraws. No framework, no build step: the package serves this file as is.
-// Changes need a sign-in with the console's token: the server answers with an
-// HttpOnly session cookie, which this script never sees; it asks
-// /api/v1/session whether it is signed in.
+// Changes need a sign-in with the console's token or the admin password: the
+// server answers with an HttpOnly session cookie, which this script never sees,
+// and the session's CSRF token, which it sends in X-CSRF-Token with every change
+// (a page of another origin can make the browser send the cookie, but can read
+// neither answer nor set that header). It asks /api/v1/session whether it is
+// signed in (and for the CSRF token, after a reload).
 "use strict";
 
-const state = { since: 0, status: null, refreshing: false, promptDismissed: false, signedIn: false };
+const state = { since: 0, status: null, refreshing: false, promptDismissed: false, signedIn: false,
+                csrf: "" };
 // The source document prompts admins at first sign-in to replace the self-signed
 // certificate; a dismissal lasts as long as the browser tab (sessionStorage).
 const PROMPT_DISMISSED = "mesh.self-signed-prompt.dismissed";
@@ -154,7 +158,8 @@ async function upload(event) {
   const verdict = document.getElementById("upload-verdict");
   verdict.className = "";
   verdict.textContent = "checking…";
-  const answer = await getJSON("/api/v1/certificate", { method: "POST", body: new FormData(form) });
+  const answer = await getJSON("/api/v1/certificate", {
+    method: "POST", headers: changeHeaders(), body: new FormData(form) });
   if (answer.ok) {
     verdict.className = "accepted";
     verdict.textContent = "Accepted: " + answer.body.certificate.subject +
@@ -169,8 +174,14 @@ async function upload(event) {
   await refresh();
 }
 
-function showSession(signedIn) {
+// What every change sends besides its body: the session's CSRF token.
+function changeHeaders(extra) {
+  return Object.assign({ "X-CSRF-Token": state.csrf }, extra || {});
+}
+
+function showSession(signedIn, csrf) {
   state.signedIn = signedIn;
+  state.csrf = signedIn ? (csrf || "") : "";
   document.getElementById("sign-in-form").hidden = signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
   const line = document.getElementById("sign-in-state");
@@ -180,20 +191,24 @@ function showSession(signedIn) {
 
 async function checkSession() {
   const answer = await getJSON("/api/v1/session");
-  if (answer.ok) showSession(Boolean(answer.body.signed_in));
+  if (answer.ok) showSession(Boolean(answer.body.signed_in), answer.body.csrf_token);
 }
 
 async function signIn(event) {
   event.preventDefault();
   const field = document.getElementById("sign-in-token");
+  const password = document.getElementById("sign-in-password");
+  const credential = field.value.trim() ? { token: field.value.trim() } :
+    { user: document.getElementById("sign-in-user").value, password: password.value };
   const answer = await getJSON("/api/v1/session", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token: field.value.trim() }),
+    body: JSON.stringify(credential),
   });
   field.value = "";
+  password.value = "";
   if (answer.ok) {
-    showSession(true);
+    showSession(true, answer.body.csrf_token);
     await refresh();
   } else {
     showSession(false);
@@ -212,7 +227,7 @@ async function signOut() {
 async function switchValidation(event) {
   const answer = await getJSON("/api/v1/validation", {
     method: "PUT",
-    headers: { "Content-Type": "application/json" },
+    headers: changeHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify({ enabled: event.target.checked }),
   });
   if (answer.status === 401) showSession(false);

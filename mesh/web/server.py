@@ -100,7 +100,8 @@ async def serve_console(
     Raises:
         InputError: the port is in use or the address is not this machine's.
     """
-    contexts = IdentityContexts(backend.identity, backend.trust_roots)
+    contexts = IdentityContexts(
+        backend.identity, lambda: (*backend.trust_roots(), *auth.operator_cas))
     contexts.context()  # fail here, not at the first handshake, if the identity is unusable
     config = _ConsoleConfig(contexts)
     config.accesslog = None

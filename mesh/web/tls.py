@@ -16,7 +16,15 @@ on disk and never goes anywhere else.
 
 Client certificates are optional (``CERT_OPTIONAL``): a browser or curl
 without one is served; one that sends a certificate must chain to the
-appliance's trusted roots.
+appliance's trusted roots or to its operator CA (``operator_ca``), else the
+handshake fails (as Apache's ``SSLVerifyClient optional`` does: the stdlib
+has no verify callback to let an unknown issuer through to a 403).
+
+OpenSSL's check of the client certificate's dates is off
+(``X509_V_FLAG_NO_CHECK_TIME``): the appliance lives on an emulated clock,
+and :func:`mesh.web.auth.judge_operator_certificate` judges the dates by it,
+so an expired operator certificate is a 403 with its own code rather than a
+handshake failure by the wall clock.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ __all__ = ["IdentityContexts", "build_context"]
 #: on ordinary client behaviour (a body sent after an early answer), so it is
 #: never offered (and never switched to: see :mod:`mesh.web.connection`).
 ALPN = ("http/1.1",)
+
+#: OpenSSL's ``X509_V_FLAG_NO_CHECK_TIME`` (x509_vfy.h), which ``ssl.VerifyFlags`` does not name.
+_NO_CHECK_TIME = 0x200000
 
 
 def _write_private(path: str, data: bytes) -> None:
@@ -79,6 +90,7 @@ def build_context(
             cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in trust)
         )
     context.verify_mode = ssl.CERT_OPTIONAL
+    context.verify_flags |= _NO_CHECK_TIME
     if sni_callback is not None:
         context.sni_callback = sni_callback
     return context

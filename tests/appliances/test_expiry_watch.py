@@ -154,3 +154,34 @@ async def test_elapsed_time_alone_carries_a_certificate_into_the_window(
     mock_clock.jump(120)
     await trio.testing.wait_all_tasks_blocked()
     assert sorted(name for name, _ in _expiring(mesh)) == ["console", "sensor-1"]
+
+
+async def test_one_shared_watch_warns_each_certificate_at_its_own_time(keys, epoch, autojump_clock):
+    # A Mesh runs one ExpiryWatch task for all its appliances.
+    from mesh.appliances.expiry_watch import ExpiryWatch
+
+    clock, events = EmulatedClock(epoch), EventLog()
+    certificates = {"sensor-1": _certificate(keys, epoch, days=40),
+                    "sensor-2": _certificate(keys, epoch, days=50)}
+    watchers = {
+        name: ExpiryWatcher(name, clock=clock, events=events, window=dt.timedelta(days=30),
+                            identity=lambda name=name: certificates[name])
+        for name in certificates
+    }
+    shared = ExpiryWatch(clock)
+    day = dt.timedelta(days=1).total_seconds()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shared.run)
+        for watcher in watchers.values():
+            shared.add(watcher)
+        await trio.sleep(10 * day + 60)
+        assert [e.appliance for e in events.of(CertificateExpiring)] == ["sensor-1"]
+        await trio.sleep(10 * day)
+        assert [e.appliance for e in events.of(CertificateExpiring)] == ["sensor-1", "sensor-2"]
+        certificates["sensor-1"] = _certificate(keys, clock.now(), days=40)
+        watchers["sensor-1"].renewed()
+        shared.discard(watchers["sensor-2"])
+        await trio.sleep(10 * day + 60)
+        assert [e.appliance for e in events.of(CertificateExpiring)] == ["sensor-1", "sensor-2",
+                                                                        "sensor-1"]
+        nursery.cancel_scope.cancel()

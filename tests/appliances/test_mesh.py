@@ -203,3 +203,19 @@ async def test_listeners_start_before_their_dialers_whatever_the_add_order(deplo
     started = [e.appliance for e in mesh.events if e.kind == "appliance-started"]
     assert started.index("ha") < started.index("console") < started.index("sensor-1")
     assert "link-down" not in mesh.events.kinds()
+
+
+async def test_a_sensor_that_nothing_dials_opens_no_listener(deployment, nursery):
+    # Sensors only dial out: a listening socket each would be a descriptor and
+    # a task per sensor for nothing. Consoles, and anything a peer dials, listen.
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh([
+        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+        deployment.spec("console", "management-console"),
+    ])
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    sensor, console = mesh.appliance("sensor-1"), mesh.appliance("console")
+    assert (sensor.listens, sensor.port, sensor.address) == (False, None, None)
+    assert console.listens and console.port
+    assert [link.state.value for link in mesh.links()] == ["up"]

@@ -24,11 +24,32 @@ async def test_every_voice_speaking_into_a_closed_peer_raises_one_plain_link_err
     await theirs.aclose()
     link = mesh.book.get("sensor-1", "console")
     speaking = voices(sensor, link, FramedStream(ours), plan)
-    assert len(speaking) == (2 if plan is Plan.HEARTBEATS_AND_ALERTS else 1)
+    assert len(speaking) == 1  # one task per speaking end, heartbeats and alerts alike
     for voice in speaking:
         with pytest.raises(trio.BrokenResourceError):
             await voice()
     assert voices(sensor, link, FramedStream(ours), Plan.NOTHING) == []
+
+
+async def test_a_sensor_voice_sends_a_heartbeat_at_once_then_each_alert_as_it_is_posted(epoch):
+    # One task waits for both: the next heartbeat (an hour away here) and an alert.
+    mesh = Mesh(start=epoch)
+    sensor = mesh.add(ApplianceSpec(name="sensor-1", role="sensor", connects_to=["console"],
+                                    heartbeat_interval=3600))
+    ours, theirs = trio.testing.memory_stream_pair()
+    link = mesh.book.get("sensor-1", "console")
+    (voice,) = voices(sensor, link, FramedStream(ours), Plan.HEARTBEATS_AND_ALERTS)
+    received = FramedStream(theirs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voice)
+        with trio.fail_after(5):
+            first = await received.receive()
+            mesh.raise_alert("sensor-1", "disk full")
+            second = await received.receive()
+        nursery.cancel_scope.cancel()
+    assert (first.type, first.body["seq"]) == (FrameType.HEARTBEAT, 1)
+    assert second.type is FrameType.ALERT and "disk full" in str(second.body)
+    assert link.cursors == {"sensor-1": 1}
 
 
 def test_the_inbox_counts_every_frame_and_keeps_the_last_few():

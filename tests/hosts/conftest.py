@@ -6,12 +6,18 @@ import subprocess
 
 import pytest
 
+from mesh.hosts.firewall import missing_nft
 from mesh.hosts.netns import missing_privilege
 
 _WHY = missing_privilege()
 
 #: Tests that make namespaces skip, saying why, without root or ip.
 needs_root = pytest.mark.skipif(_WHY is not None, reason=f"mesh run --hosts {_WHY}")
+
+_NO_POLICY = _WHY or missing_nft()
+
+#: Tests that load firewall rules or qdiscs skip, saying why, without root, nft or tc.
+needs_nft = pytest.mark.skipif(_NO_POLICY is not None, reason=f"mesh run --hosts {_NO_POLICY}")
 
 
 def _state() -> tuple[str, str]:

@@ -24,6 +24,30 @@ def test_without_root_it_says_so_in_one_line(capsys, monkeypatch):
     )
 
 
+def test_a_run_id_that_is_not_one_is_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(netns, "missing_privilege", lambda: None)
+    assert main(["hosts", "clean", "--run", "mesh-0f0f0f"]) == 2
+    assert capsys.readouterr().err == (
+        "mesh: --run: 'mesh-0f0f0f' is not a run id; give the 6 hex digits after mesh- in its "
+        "namespaces' names\n"
+    )
+
+
+@needs_root
+def test_clean_of_one_run_leaves_the_others(capsys):
+    ours, theirs = "mesh-0e0e0e-1", "mesh-0d0d0d-1"
+    for name in (ours, theirs):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        assert main(["hosts", "clean", "--run", "0e0e0e"]) == 0
+        assert capsys.readouterr().out == f"removed network namespace {ours}\n"
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert theirs in listed and ours not in listed
+    finally:
+        for name in (ours, theirs):
+            subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+
+
 def test_mesh_hosts_alone_prints_its_help_and_exits_2(capsys):
     assert main(["hosts"]) == 2
     assert capsys.readouterr().err.startswith("usage: mesh hosts [-h] SUBCOMMAND ...\n")

@@ -78,8 +78,8 @@ def test_the_crl_host_is_in_the_appliances_common_domain(names, domain):
          "appliance 'crl.contoso.test': has the name of the run's CRL host; rename the appliance"),
         (["cm.contoso.test", "CM.contoso.test"],
          "appliance 'CM.contoso.test': is named twice; give each its own name"),
-        ([f"s{n}.test" for n in range(254)],
-         "254 appliances: do not fit one /24 of --hosts; run at most 253"),
+        ([f"s{n}.test" for n in range(253)],
+         "253 appliances: do not fit one /24 of --hosts; run at most 252"),
     ],
 )
 def test_names_a_hosts_file_cannot_carry_are_one_line(names, line):
@@ -88,10 +88,29 @@ def test_names_a_hosts_file_cannot_carry_are_one_line(names, line):
     assert info.value.line() == line
 
 
+def test_the_proxy_hosts_name_is_taken_only_when_the_run_has_a_proxy():
+    names = ["cm.contoso.test", "proxy.contoso.test"]
+    assert plan_hosts(names, run_id="000000").proxy is None
+    with pytest.raises(InputError) as info:
+        plan_hosts(names, run_id="000000", proxy=True)
+    assert info.value.line() == ("appliance 'proxy.contoso.test': has the name of the run's "
+                                 "CRL proxy host; rename the appliance")
+
+
+def test_the_proxy_host_is_the_last_address_and_in_every_hosts_file():
+    plan = plan_hosts(["cm.contoso.test"], run_id="0a1b2c", proxy=True)
+    assert plan.proxy is not None
+    assert (plan.proxy.name, str(plan.proxy.address), plan.proxy.namespace) == (
+        "proxy.contoso.test", "10.213.44.254", "mesh-0a1b2c-px")
+    assert plan.namespaces[-1] == "mesh-0a1b2c-px"
+    assert "10.213.44.254\tproxy.contoso.test" in plan.hosts_file()
+    assert plan_hosts(["cm.contoso.test"], run_id="0a1b2c").proxy is None
+
+
 def test_a_port_name_fits_linux_limit_for_the_largest_plan():
-    plan = plan_hosts([f"s{n}.test" for n in range(netns.MAX_HOSTS)], run_id="abcdef")
+    plan = plan_hosts([f"s{n}.test" for n in range(netns.MAX_HOSTS)], run_id="abcdef", proxy=True)
     assert max(len(h.port) for h in plan.hosts) == 15
-    assert len({h.port for h in plan.hosts}) == netns.MAX_HOSTS + 1
+    assert len({h.port for h in plan.hosts}) == netns.MAX_HOSTS + 2  # and the CRL and proxy hosts
 
 
 @needs_root

@@ -1,8 +1,8 @@
 """``mesh run --hosts`` (:mod:`mesh.scenario.hosts`): same link table as in process, nothing left.
 
 Each node is a Python process on a host of its own, so the slow tests are
-few: three small library scenarios (a halt and an upload, an expiry, the CRL
-server down and back) and one run stopped by Ctrl-C. Without root they skip,
+few: four small library scenarios (a halt and an upload, an expiry, the CRL
+server down and back, the CRL proxy on a host of its own) and one run stopped by Ctrl-C. Without root they skip,
 saying why; the refusals need no root.
 """
 
@@ -28,17 +28,20 @@ from tests.hosts.conftest import needs_root
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
-#: The default suite compares three small scenarios; MESH_HOSTS_ALL=1 every
-#: library scenario --hosts plays (those it refuses are left out).
-QUICK = ["troubleshoot-revoked", "troubleshoot-expired", "crl-server-down"]
+#: The default suite compares four small scenarios; MESH_HOSTS_ALL=1 every
+#: library scenario --hosts plays (those it refuses are left out, and the
+#: network ones, which have no in-process run: tests/hosts/test_policy_scenarios.py).
+QUICK = ["troubleshoot-revoked", "troubleshoot-expired", "crl-server-down", "crl-through-proxy"]
 
 
 def _playable(path: Path) -> bool:
+    """--hosts plays it, and in process too (the network scenarios: test_policy_scenarios)."""
+    scenario = load_scenario(path)
     try:
-        check_hosts_scenario(load_scenario(path))
+        check_hosts_scenario(scenario)
     except InputError:
         return False
-    return True
+    return not scenario.needs_hosts
 
 
 PLAYABLE = sorted(p.stem for p in LIBRARY.glob("*.toml") if _playable(p))
@@ -73,9 +76,6 @@ def table(result):
         ('\n[[step]]\naction = "crl-garbage"\n',
          "two.toml: step[1] crl-garbage: is not supported by --hosts yet "
          "(mesh crl serve has no garbage fault); run it without --hosts"),
-        ('\n[pki]\ncrl_proxy_only = true\n',
-         "two.toml: crl_proxy: is not supported by --hosts yet (the CRL proxy runs in the "
-         "runner, which no host can reach); run it without --hosts"),
     ],
 )
 def test_what_hosts_cannot_play_yet_is_one_line(extra, line):

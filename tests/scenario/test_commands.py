@@ -111,6 +111,36 @@ def test_run_refuses_every_file_when_one_is_unusable(tmp_path, capsys):
     assert captured.err.startswith(f"mesh: {bad}: step[1].action: 'explode' is not an action")
 
 
+NETWORK = GOOD + """
+[[block]]
+from = "sensor-1.contoso.test"
+to = "crl"
+port = 80
+"""
+
+
+def test_a_scenario_with_network_policy_alone_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "net.toml"
+    path.write_text(NETWORK)
+    assert main(["run", "--quiet", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"mesh: {path}: block[1]: firewall rules need hosts of their own, which a run in one "
+        "process does not give; run it with --hosts (as root)\n"
+    )
+
+
+def test_among_several_a_scenario_with_network_policy_is_skipped_saying_so(tmp_path, capsys):
+    good, net = tmp_path / "good.toml", tmp_path / "net.toml"
+    good.write_text(GOOD)
+    net.write_text(NETWORK)
+    assert main(["run", "--quiet", str(good), str(net)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"mesh: skipped {net}: it has network policy, which only --hosts "
+                            "enforces; run it with --hosts (as root)\n")
+    assert captured.out.splitlines()[-1].startswith("PASS good: 1/1")
+    assert main(["run", "--quiet", str(net), str(net)]) == 2  # nothing left to play
+
+
 def test_mesh_run_as_a_process(tmp_path):
     import subprocess
     import sys

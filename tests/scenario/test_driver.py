@@ -12,6 +12,7 @@ from mesh.scenario.backend import Backend, UploadVerdict
 from mesh.scenario.driver import Driver
 from mesh.scenario.events import ExpectationsChecked, StepPlayed
 from mesh.scenario.model import ApplianceDef, Expectation, Scenario, Step
+from mesh.scenario.hosts import HostsBackend
 from mesh.scenario.processes import ProcessesBackend
 from mesh.scenario.result import LinkRow
 from mesh.scenario.runner import MeshBackend
@@ -58,6 +59,24 @@ class Recorder:
 
     async def start(self, target: str) -> None:
         self.calls.append(("start", target))
+
+    async def block(self, source, destination, port, drop) -> None:
+        self.calls.append(("block", source, destination, port, drop))
+
+    async def unblock(self, source, destination, port) -> None:
+        self.calls.append(("unblock", source, destination, port))
+
+    async def partition(self, groups, drop) -> None:
+        self.calls.append(("partition", groups, drop))
+
+    async def heal(self) -> None:
+        self.calls.append(("heal",))
+
+    async def loss(self, target, percent) -> None:
+        self.calls.append(("loss", target, percent))
+
+    async def bandwidth(self, target, rate) -> None:
+        self.calls.append(("bandwidth", target, rate))
 
     async def settle(self, where: str) -> None:
         self.calls.append(("settle", where))
@@ -133,8 +152,10 @@ async def test_an_upload_step_records_the_verdict():
 @pytest.mark.parametrize("action", list(Action))
 async def test_every_action_is_one_backend_call(action):
     backend = Recorder()
-    step = Step(action=action, target=S1 if action.targeted else None,
-                enabled=False if action is Action.SET_VALIDATION else None)
+    step = Step(action=action, target=S1 if action.targeted or "target" in action.keys else None,
+                enabled=False if action is Action.SET_VALIDATION else None,
+                source=S1, destination="crl", port=80, drop=True, between=[[S1], [CM]],
+                percent=30, rate="1mbit")
     await action.apply(backend, step)
     expected = {
         Action.ADVANCE: [],
@@ -147,13 +168,29 @@ async def test_every_action_is_one_backend_call(action):
         Action.CRL_GARBAGE: [("crl_fault", "garbage")],
         Action.STOP: [("stop", S1)],
         Action.START: [("start", S1)],
+        Action.BLOCK: [("block", S1, "crl", 80, True)],
+        Action.UNBLOCK: [("unblock", S1, "crl", 80)],
+        Action.PARTITION: [("partition", ((S1,), (CM,)), True)],
+        Action.HEAL: [("heal",)],
+        Action.LOSS: [("loss", S1, 30)],
+        Action.BANDWIDTH: [("bandwidth", S1, "1mbit")],
     }
     assert backend.calls == expected[action]
 
 
-@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend, Recorder])
+@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend, HostsBackend, Recorder])
 def test_every_backend_answers_every_call(backend):
     wanted = {name for name in dir(Backend) if not name.startswith("_")}
     assert wanted <= set(dir(backend)), wanted - set(dir(backend))
     for method, _ in _CALLS.values():
         assert callable(getattr(backend, method))
+
+
+@pytest.mark.parametrize("backend", [MeshBackend, ProcessesBackend])
+async def test_a_backend_without_hosts_fails_closed_on_a_network_step(backend):
+    from mesh.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        await backend.partition(object.__new__(backend), ((S1,), (CM,)), False)
+    assert info.value.line() == ("step partition: needs hosts of their own, which this run does "
+                                 "not give; run it with --hosts (as root)")

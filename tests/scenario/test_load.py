@@ -221,7 +221,7 @@ CASES = [
         "bad-action",
         '[[step]]\naction = "revokee"\ntarget = "cm.contoso.test"\n',
         ["bad.toml: step[1].action: 'revokee' is not an action; use one of advance, revoke, "
-         "upload, set-validation, crl-down, crl-up, crl-slow, crl-garbage, stop, start"],
+         "upload, set-validation, crl-down, crl-up, crl-slow, crl-garbage, stop, start, block, unblock, partition, heal, loss, bandwidth"],
     ),
     (
         "step-target-unknown",
@@ -425,7 +425,7 @@ def test_count_expands_one_table_into_numbered_appliances():
          "or write the name out"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 100000\n',
          "c.toml: appliance[1].count: 100000 is more appliances than one run can hold; "
-         "use at most 2000"),
+         "use at most 20000"),
         ('name = "sensor-{n}.test"\nrole = "sensor"\ncount = 50\nconnects_to = ["cm.tset"]\n',
          "c.toml: appliance[1].connects_to[1]: 'cm.tset' is not an appliance; "
          "use the name of one of the 50 appliances"),
@@ -475,3 +475,103 @@ def test_bad_blocks_give_exact_lines(table, line):
     with pytest.raises(ScenarioInvalid) as info:
         loads_scenario(GOOD + "\n[[block]]\n" + table + "\n", source="bad.toml")
     assert info.value.lines() == [line]
+
+
+def test_network_steps_load_with_their_keys():
+    steps = loads_scenario(GOOD + """
+[[step]]
+action = "block"
+from = "sensor-1.contoso.test"
+to = "crl"
+port = 80
+drop = true
+
+[[step]]
+action = "unblock"
+from = "sensor-1.contoso.test"
+to = "crl"
+port = 80
+
+[[step]]
+action = "partition"
+between = [["sensor-1.contoso.test"], ["cm.contoso.test", "crl"]]
+
+[[step]]
+action = "heal"
+
+[[step]]
+action = "loss"
+target = "proxy"
+percent = 30
+
+[[step]]
+action = "bandwidth"
+target = "crl"
+rate = "2.5Mbit"
+""", source="net.toml").steps[3:]  # after GOOD's three
+    assert [s.describe() for s in steps] == [
+        "+0s block sensor-1.contoso.test -> crl:80 (dropped)",
+        "+0s unblock sensor-1.contoso.test -> crl:80",
+        "+0s partition sensor-1.contoso.test | cm.contoso.test, crl",
+        "+0s heal",
+        "+0s loss proxy 30%",
+        "+0s bandwidth crl 2.5mbit",
+    ]
+    assert steps[2].between == (("sensor-1.contoso.test",), ("cm.contoso.test", "crl"))
+    assert all(s.action.network for s in steps)
+
+
+@pytest.mark.parametrize("step, line", [
+    ('action = "block"\nto = "crl"',
+     "bad.toml: step[4].from: 'block' needs from; add from = \"sensor-1.contoso.test\""),
+    ('action = "block"\nfrom = "crl"\nto = "crl"',
+     "bad.toml: step[4].to: a host cannot be blocked from itself; name another host"),
+    ('action = "unblock"\nfrom = "crl"\nto = "cm.contoso.test"\ndrop = true',
+     "bad.toml: step[4].drop: 'unblock' takes no drop; remove drop"),
+    ('action = "partition"\nbetween = [["cm.contoso.test"]]',
+     "bad.toml: step[4].between: a partition needs two groups of hosts or more; "
+     'write between = [["a"], ["b", "c"]]'),
+    ('action = "partition"\nbetween = [["cm.contoso.test"], ["cm.contoso.test"]]',
+     "bad.toml: step[4].between[2]: 'cm.contoso.test' is in two groups; name each host in one group"),
+    ('action = "partition"\nbetween = [["cm.contoso.test"], ["*"]]',
+     "bad.toml: step[4].between[2]: '*' is not a host; use one of cm.contoso.test, "
+     "ha.contoso.test, siem.contoso.test, sensor-1.contoso.test, crl, proxy"),
+    ('action = "partition"\nbetween = "cm.contoso.test"',
+     "bad.toml: step[4].between: a string where groups of host names are needed; write it like "
+     '[["sensor-1.contoso.test"], ["cm.contoso.test", "crl"]]'),
+    ('action = "loss"\ntarget = "crl"\npercent = 101',
+     "bad.toml: step[4].percent: 101 is not a percentage; write a whole number from 0 to 100, like 30"),
+    ('action = "loss"\npercent = 10',
+     "bad.toml: step[4].target: 'loss' needs target; add target = \"crl\""),
+    ('action = "bandwidth"\ntarget = "crl"\nrate = "fast"',
+     "bad.toml: step[4].rate: 'fast' is not a rate; write it like \"1mbit\", \"512kbit\" or "
+     "\"off\" (no limit)"),
+    ('action = "heal"\ntarget = "crl"', "bad.toml: step[4].target: 'heal' takes no target; remove target"),
+    ('action = "revoke"\ntarget = "cm.contoso.test"\nport = 80',
+     "bad.toml: step[4].port: 'revoke' takes no port; remove port"),
+])
+def test_bad_network_steps_give_exact_lines(step, line):
+    with pytest.raises(ScenarioInvalid) as info:
+        loads_scenario(GOOD + "\n[[step]]\n" + step + "\n", source="bad.toml")
+    assert info.value.lines() == [line]
+
+
+def test_a_down_link_may_be_expected_down_for_a_network_reason_only():
+    scenario = loads_scenario(GOOD + """
+[[expect]]
+link = "sensor-1.contoso.test -> cm.contoso.test"
+state = "down"
+reason = "network: blocked"
+""", source="why.toml")
+    assert scenario.expectations[-1].expected == "down (network: blocked)"
+    with pytest.raises(ScenarioInvalid) as info:
+        loads_scenario(GOOD + """
+[[expect]]
+link = "sensor-1.contoso.test -> cm.contoso.test"
+state = "halted"
+reason = "network: fire"
+""", source="why.toml")
+    assert info.value.lines() == [
+        "why.toml: expect[3].reason: 'network: fire' is not a network reason; use one of "
+        "network: blocked, network: partitioned, network: loss",
+    ]

@@ -104,18 +104,19 @@ def test_json_report_has_the_documented_shape(tmp_path):
         "format", "scenario", "ok", "interrupted", "validation", "start", "links", "expectations",
         "steps",
     }
-    assert report["format"] == REPORT_FORMAT == 4
+    assert report["format"] == REPORT_FORMAT == 5
     assert report["scenario"] == "revoked-sensor" and report["ok"] is False
     assert report["validation"] == "on"
     assert report["links"][0] == {
         "from": "s1.test", "to": "cm.test", "state": "halted", "code": "revoked",
-        "message": FailureCode.REVOKED.message, "notes": [],
+        "message": FailureCode.REVOKED.message, "notes": [], "reason": None,
     }
     assert report["expectations"][1] == {
         "link": "s2.test -> cm.test", "expected": "halted", "actual": "up", "met": False,
         "mode": "on", "judged": True,
     }
-    assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes"}
+    assert set(report["links"][1]) == {"from", "to", "state", "code", "message", "notes",
+                                      "reason"}
     assert report["steps"][1]["outcome"] == "refused"
     assert report["steps"][0]["after"] == "90d"
     # The link table after the start settle and after every step, rows as in links.
@@ -123,9 +124,9 @@ def test_json_report_has_the_documented_shape(tmp_path):
         "at": "2027-01-15T09:00:00+00:00",
         "links": [
             {"from": "s1.test", "to": "cm.test", "state": "up", "code": None, "message": "",
-             "notes": []},
+             "notes": [], "reason": None},
             {"from": "s2.test", "to": "cm.test", "state": "up", "code": None, "message": "",
-             "notes": []},
+             "notes": [], "reason": None},
         ],
     }
     assert [step["links"] for step in report["steps"]] == [report["links"], report["links"]]
@@ -138,7 +139,7 @@ def test_an_interrupted_scenario_has_the_same_keys_with_nothing_in_them():
     assert isinstance(report, list)
     assert set(report[1]) == set(report[0])
     assert report[1] == {
-        "format": 4, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
+        "format": REPORT_FORMAT, "scenario": "stopped", "ok": False, "interrupted": True, "validation": "on",
         "start": {"at": None, "links": []}, "links": [], "expectations": [], "steps": [],
     }
 

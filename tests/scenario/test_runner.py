@@ -294,3 +294,63 @@ async def test_firewall_rules_are_refused_where_nothing_enforces_them(keys):
         await run_scenario(scenario, keys=keys)
     assert info.value.line() == ("small: block[1]: firewall rules need hosts of their own, "
                                  "which a run in one process does not give; run it with --hosts (as root)")
+
+
+async def test_network_steps_are_refused_where_nothing_enforces_them(keys):
+    import pytest
+    from attrs import evolve
+
+    from mesh.errors import InputError
+    from mesh.scenario.model import Step
+    from mesh.scenario.processes import run_in_processes
+
+    scenario = evolve(small(), steps=[Step(action="advance"),
+                                      Step(action="partition", between=[[S2], ["crl"]])])
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == ("small: step[2] partition: a network step needs hosts of their "
+                                 "own, which a run in one process does not give; run it with "
+                                 "--hosts (as root)")
+    with pytest.raises(InputError) as info:
+        await run_in_processes(scenario, keys=keys)
+    assert info.value.line().startswith("small: step[2] partition: a network step needs hosts "
+                                        "of their own, which --processes does not give")
+
+
+async def test_a_step_judges_halted_links_once_after_its_action_not_at_the_jump(keys):
+    # Halted dialers back off; a step's `after` ends their backoff. Woken by
+    # the jump, they would retry while the CRL server is still down (a
+    # crl-fetch-failed before the step's crl-up), then again in the settle.
+    scenario = small(
+        steps=[Step(action="crl-down"), Step(after=dt.timedelta(days=8), action="advance"),
+               Step(after=dt.timedelta(hours=1), action="crl-up")],
+        expectations=[
+            Expectation(link=f"{S1} -> {CM}", state="halted", code="crl_unreachable", after_step=2),
+            Expectation(link=f"{S1} -> {CM}", state="up"),
+        ],
+    )
+    events = EventLog()
+    result = await run_scenario(scenario, keys=keys, events=events)
+    assert result.ok, [v.to_json() for v in result.failures]
+    kinds = events.kinds()
+    last_jump = len(kinds) - 1 - kinds[::-1].index("clock-advanced")
+    step_3 = [i for i, e in enumerate(events) if e.kind == "scenario-step" and e.index == 3][0]
+    assert kinds[last_jump:step_3].count("crl-fetch-failed") == 0
+    assert kinds[last_jump:step_3].count("link-halted") == 0
+
+
+async def test_a_fleet_past_one_process_descriptors_is_one_line_naming_workers(keys):
+    import pytest
+
+    from mesh.errors import InputError
+    from mesh.scenario.load import loads_scenario
+
+    scenario = loads_scenario(
+        '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n'
+        '[[appliance]]\nname = "sensor-{n}.contoso.test"\nrole = "sensor"\ncount = 9000\n'
+        'connects_to = ["cm.contoso.test"]\n', source="fleet.toml")
+    with pytest.raises(InputError) as info:
+        await run_scenario(scenario, keys=keys)
+    assert info.value.line() == (
+        "fleet.toml: has 9,000 links: a run in one process would hold 18,001 sockets, "
+        "more than the 18,000 one process may; spread it over processes with --workers N")

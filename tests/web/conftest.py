@@ -13,6 +13,7 @@ typed errors the engine's check does.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from mesh.events import (
 )
 from mesh.pki.issue import CertificateAuthority, Issued, self_signed_leaf
 from mesh.web import ConsoleAddress, serve_console
-from mesh.web.auth import ConsoleAuth, new_token_file
+from mesh.web.auth import DENIED_EVENT_INTERVAL, ConsoleAuth, new_token_file
 
 NAME = "sensor-1.contoso.test"
 
@@ -225,11 +226,24 @@ class Served:
         return {"Authorization": f"Bearer {self.auth.token}"}
 
 
-async def serve(nursery, backend, token_file: Path, **kwargs) -> Served:
-    """``backend``'s console with a fresh token in ``token_file`` (0600)."""
+def ticking(step: float = DENIED_EVENT_INTERVAL):
+    """A clock for ``ConsoleAuth.monotonic`` that moves ``step`` at every reading:
+    each refusal is far enough from the last to be an event of its own."""
+    readings = itertools.count()
+    return lambda: next(readings) * step
+
+
+async def serve(nursery, backend, token_file: Path, *, operator_cas=(), admin_password=None,
+                monotonic=None, **kwargs) -> Served:
+    """``backend``'s console with a fresh token in ``token_file`` (0600).
+
+    ``monotonic``: what spaces its api-denied events; by default every
+    refusal is one (:func:`ticking`), the rate limit has tests of its own.
+    """
     recorded: list[Event] = []
     auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
-                       record=recorded.append)
+                       record=recorded.append, operator_cas=tuple(operator_cas),
+                       admin_password=admin_password, monotonic=monotonic or ticking())
     address = await nursery.start(lambda task_status: serve_console(
         backend, auth=auth, task_status=task_status, **kwargs))
     return Served(address=address, auth=auth, recorded=recorded)

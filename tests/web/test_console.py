@@ -160,3 +160,155 @@ async def test_a_ca_signed_appliance_does_not_prompt(console, appliance, pki, tm
     assert '<div id="self-signed-prompt" class="prompt" role="alert" hidden="">' in dom
     assert "<main>" in dom  # not the upload-first layout
     assert "self-signed-certificate" not in dom
+
+
+# -- the admin password, and a cross-site form post --
+
+ADMIN_PASSWORD = "page admin password"
+
+
+async def test_the_admin_password_signs_the_page_in_and_its_changes_carry_the_csrf_token(
+    nursery, appliance, pki, tmp_path
+):
+    from mesh.password_hash import hash_password
+    from web.conftest import serve
+
+    console = await serve(nursery, appliance, tmp_path / "pw.api-token",
+                          admin_password=hash_password(ADMIN_PASSWORD, n=2**10))
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#appliance-name", NAME)
+
+    await driver.send_keys("#sign-in-password", "wrong " + ADMIN_PASSWORD)
+    await driver.click("#sign-in-submit")
+    await driver.wait_for_text("#sign-in-state", Denial.WRONG_PASSWORD.message)
+    assert await driver.attribute("#sign-in-state", "data-code") == "forbidden"
+
+    await driver.send_keys("#sign-in-password", ADMIN_PASSWORD)
+    await driver.click("#sign-in-submit")
+    await driver.wait_for_text("#sign-in-state", "signed in")
+    assert await driver.execute("return document.getElementById('sign-in-password').value") == ""
+    await driver.click("#validation-switch")
+    await driver.wait_for_text("#validation-label", "off")
+    assert appliance.validation is False
+
+    # After a reload the page asks for its session's CSRF token again.
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#sign-in-state", "signed in")
+    files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.send_keys("#upload-chain", str(files["chain"]))
+    await driver.click("#upload-submit")
+    await driver.wait_for_text("#upload-verdict", "Accepted: ")
+    assert appliance.current.cert == pki.leaf.cert
+    assert [e.reason for e in console.recorded] == ["wrong-password"]
+    assert ADMIN_PASSWORD not in repr(console.recorded)
+
+
+async def _serve_page(nursery, identity, html: str) -> int:
+    """Another origin on this host (another port: same-site, so a Strict cookie
+    rides along), serving ``html`` over TLS with ``identity``; returns its port."""
+    from functools import partial
+
+    import trio
+
+    from mesh.web.tls import build_context
+
+    body = html.encode()
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+
+    async def one(stream) -> None:
+        try:
+            seen = b""
+            while b"\r\n\r\n" not in seen:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                seen += chunk
+            await stream.send_all(answer)
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    listeners = await nursery.start(partial(
+        trio.serve_ssl_over_tcp, one, 0, build_context(identity), host="127.0.0.1"))
+    return listeners[0].transport_listener.socket.getsockname()[1]
+
+
+async def _cross_site_upload(nursery, console, appliance, pki) -> int:
+    """The port of a page that posts the upload form to ``console`` as soon as it loads,
+    with a certificate, key and chain the appliance would accept."""
+    from html import escape
+
+    from web.conftest import key_pem, pem
+
+    fields = {"crt": pem(pki.leaf.cert), "key": key_pem(pki.leaf),
+              "chain": b"".join(pem(c) for c in pki.leaf.chain)}
+    form = "".join(f'<textarea name="{name}">{escape(value.decode())}</textarea>'
+                   for name, value in fields.items())
+    return await _serve_page(nursery, appliance.current, (
+        f'<form id="f" method="post" action="{console.url}/api/v1/certificate" '
+        f'enctype="multipart/form-data">{form}</form>'
+        '<script>document.getElementById("f").submit()</script>'))
+
+
+async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
+    nursery, console, appliance, pki, tmp_path
+):
+    """A page of another origin auto-submits the upload form, with a certificate
+    the appliance would accept, at a browser signed in to the console."""
+    evil = await _cross_site_upload(nursery, console, appliance, pki)
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await sign_in(driver, console.auth.token)
+
+    await driver.get(f"https://127.0.0.1:{evil}/")
+    await driver.wait_for_text("body", "forbidden_origin")
+    assert await driver.execute("return location.href") == f"{console.url}/api/v1/certificate"
+    assert await driver.execute(
+        "return performance.getEntriesByType('navigation')[0].responseStatus") == 403
+    assert '"code":"forbidden_origin"' in await driver.execute("return document.body.innerText")
+    assert appliance.current is pki.self_signed
+
+    # The same certificate through the console's own page is accepted: the
+    # refusal was the cross-site post's, not the certificate's.
+    await driver.get(f"{console.url}/")
+    await driver.wait_for_text("#sign-in-state", "signed in")
+    files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    await driver.send_keys("#upload-chain", str(files["chain"]))
+    await driver.click("#upload-submit")
+    await driver.wait_for_text("#upload-verdict", "Accepted: ")
+
+
+async def test_behind_the_origin_check_fetch_metadata_and_then_the_csrf_token_refuse_it(
+    nursery, console, appliance, pki, tmp_path, monkeypatch
+):
+    """Each layer alone stops the post: the browser does send the session cookie
+    (another port of this host is the same site), so the layers are what stand."""
+    import mesh.web.api
+    import mesh.web.auth
+
+    async def no_origin_check(request, backend):
+        return None
+
+    evil = await _cross_site_upload(nursery, console, appliance, pki)
+    driver = await open_webdriver(nursery, profile=tmp_path / "profile",
+                                  cert=appliance.current.cert)
+    await driver.get(f"{console.url}/")
+    await sign_in(driver, console.auth.token)
+
+    monkeypatch.setattr(mesh.web.api, "_foreign_origin", no_origin_check)
+    await driver.get(f"https://127.0.0.1:{evil}/")
+    await driver.wait_for_text("body", '"code":"forbidden_cross_site"')
+
+    monkeypatch.setattr(mesh.web.auth, "_cross_site", lambda site: False)
+    await driver.get(f"https://127.0.0.1:{evil}/")
+    await driver.wait_for_text("body", '"code":"forbidden_csrf"')
+    assert appliance.current is pki.self_signed
+    assert [e.reason for e in console.recorded] == ["cross-site", "no-csrf-token"]
