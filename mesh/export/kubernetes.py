@@ -7,7 +7,8 @@ export writes down for a cluster, from the same code (:mod:`.fleet`):
 - per shard a ConfigMap with its node config, Secrets with the files the
   config names (certificates, keys, chains, console tokens), mounted
   read-only with mode 0400 in one folder beside the config, a headless
-  Service and a StatefulSet of one pod running ``mesh node --config``;
+  Service and a StatefulSet of one pod that copies that folder into memory,
+  private to its user (:mod:`.unpack`), and runs ``mesh node --config`` there;
 - per appliance a Service named after it (:mod:`.names`), whose port 8443
   (the mesh) and 9443 (its console) lead to that appliance's ports in its
   shard's pod; every certificate carries the Service name as a DNS SAN
@@ -98,8 +99,8 @@ CLIENT_SIDE_APPLY = 200_000
 NODE_MOUNT = "/etc/mesh/node"
 CRL_MOUNT = "/etc/mesh/crl"
 DRIVER_MOUNT = "/etc/mesh/driver"
-#: The driver's working folder (memory-backed): :mod:`.unpack` fills it.
-DRIVER_WORK = "/run/mesh"
+#: Every pod's working folder (memory-backed): :mod:`.unpack` fills it.
+WORK = "/run/mesh"
 
 _COMPONENT = "app.kubernetes.io/component"
 _SHARD = "mesh/shard"
@@ -287,9 +288,12 @@ def _shard(shard: Shard, namespace: str, image: str, where: str) -> list[dict[st
     secrets, sources = objects.secrets(f"{shard.key}-files", namespace, shard.files,
                                        labels=labels, where=f"{where}: {shard.key}")
     ports = sorted(p for pair in shard.ports.values() for p in pair if p is not None)
-    container = _container("node", image, ["mesh", "node", "--config", f"{NODE_MOUNT}/{CONFIG}"],
-                           [{"name": "node", "mountPath": NODE_MOUNT, "readOnly": True}], ports)
-    volume = projected("node", [{"configMap": {"name": config["metadata"]["name"]}}, *sources])
+    work = {"name": "work", "mountPath": WORK}
+    copy = _container("files", image, ["python", "-m", "mesh.export.unpack", "node", NODE_MOUNT, WORK],
+                      [{"name": "node", "mountPath": NODE_MOUNT, "readOnly": True}, work])
+    container = _container("node", image, ["mesh", "node", "--config", f"{WORK}/{CONFIG}"], [work], ports)
+    volumes = [projected("node", [{"configMap": {"name": config["metadata"]["name"]}}, *sources]),
+               {"name": "work", "emptyDir": {"medium": "Memory"}}]
     return [config, *secrets, {
         "apiVersion": "v1", "kind": "Service", "metadata": metadata(shard.key, namespace, labels),
         "spec": {"clusterIP": "None", "selector": {_SHARD: shard.key, **LABELS}},
@@ -298,7 +302,7 @@ def _shard(shard: Shard, namespace: str, image: str, where: str) -> list[dict[st
         "spec": {
             "serviceName": shard.key, "replicas": 1,
             "selector": {"matchLabels": labels},
-            "template": _pod_template(labels, [container], [volume]),
+            "template": _pod_template(labels, [container], volumes, initContainers=[copy]),
         },
     }]
 
@@ -437,11 +441,11 @@ def _driver(scenario: Scenario, scenario_text: str, pki: Pki, shards: list[Shard
               for shard in shards for name in shard.names if shard.ports[name][1] is not None}
     secrets, sources = objects.secrets("driver-files", namespace, {**_pki_parts(pki), **tokens},
                                        labels=_DRIVER_LABELS, where=f"{where}: the driver's PKI")
-    work = {"name": "work", "mountPath": DRIVER_WORK}
-    unpack = _container("unpack", image, ["python", "-m", "mesh.export.unpack", DRIVER_MOUNT, DRIVER_WORK],
+    work = {"name": "work", "mountPath": WORK}
+    unpack = _container("unpack", image, ["python", "-m", "mesh.export.unpack", "driver", DRIVER_MOUNT, WORK],
                         [{"name": "driver", "mountPath": DRIVER_MOUNT, "readOnly": True}, work])
-    run = _container("driver", image, ["mesh", "run", "--inventory", f"{DRIVER_WORK}/inventory.toml",
-                                       f"{DRIVER_WORK}/scenario.toml"], [work])
+    run = _container("driver", image, ["mesh", "run", "--inventory", f"{WORK}/inventory.toml",
+                                       f"{WORK}/scenario.toml"], [work])
     volumes = [projected("driver", [{"configMap": {"name": "driver"}}, *sources]),
                {"name": "work", "emptyDir": {"medium": "Memory"}}]
     return [config, *secrets, {

@@ -1,8 +1,16 @@
-"""The driver pod's first container: its folder unpacked, then the fleet waited for.
+"""Every pod's first container: its mounted files made its own, in memory.
 
-Run in the pod as ``python -m mesh.export.unpack SOURCE WORK``. Why it exists:
+Run in a pod as ``python -m mesh.export.unpack node|driver SOURCE WORK``.
+Why it exists:
 
-- **The PKI folder does not fit a Secret.** ``mesh run --inventory`` needs
+- **Mounted Secrets are not private to the pod's user.** Kubernetes mounts
+  a Secret's files owned by root; with the pod's ``fsGroup`` they become
+  mode 0440 of that group, and a console refuses a token file that its group
+  may read (``mesh.web.auth.console_token``), as it should. So each pod's
+  files are copied into WORK, a memory-backed emptyDir, owned by the pod's
+  user with mode 0600, and the node runs from there (``node``).
+
+- **The driver's PKI folder does not fit a Secret** (``driver``). ``mesh run --inventory`` needs
   the whole PKI folder (``pki.json`` names every appliance: 7 MB at 20,000),
   and no ConfigMap or Secret may hold 1 MiB. The export sends it as a gzip'd
   tar cut into parts (``pki.tar.gz.000``, ...) spread over Secrets; this
@@ -29,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["DEADLINE", "PARTS", "main", "unpack", "wait_for"]
+__all__ = ["DEADLINE", "PARTS", "copy_private", "main", "unpack", "wait_for"]
 
 #: Real seconds the fleet may take to listen.
 DEADLINE = 900.0
@@ -41,16 +49,30 @@ PARTS = "pki.tar.gz."
 COPIED = ("inventory.toml", "scenario.toml")
 
 
+def copy_private(source: Path, work: Path) -> None:
+    """Every file of the mounted folder ``source`` into ``work``, mode 0600.
+
+    Skips the volume's own ``..data`` bookkeeping; follows its symlinks.
+    """
+    for entry in sorted(source.iterdir()):
+        if entry.name.startswith(".."):
+            continue
+        target = work / entry.name
+        if entry.is_dir():
+            target.mkdir(mode=0o700, exist_ok=True)
+            copy_private(entry, target)
+        else:
+            target.touch(mode=0o600)
+            target.chmod(0o600)
+            target.write_bytes(entry.read_bytes())
+
+
 def unpack(source: Path, work: Path) -> None:
     """The inventory, scenario, tokens and PKI folder of ``source``, writable, in ``work``."""
     for name in COPIED:
         shutil.copyfile(source / name, work / name)
-    tokens = work / "tokens"
-    tokens.mkdir(mode=0o700, exist_ok=True)
-    for token in sorted((source / "tokens").iterdir()):
-        target = tokens / token.name
-        target.write_bytes(token.read_bytes())
-        target.chmod(0o600)
+    (work / "tokens").mkdir(mode=0o700, exist_ok=True)
+    copy_private(source / "tokens", work / "tokens")
     parts = sorted(p for p in os.listdir(source) if p.startswith(PARTS))
     archive = b"".join((source / part).read_bytes() for part in parts)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
@@ -73,7 +95,13 @@ def wait_for(targets: Sequence[tuple[str, int]], *, deadline: float = DEADLINE) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    source, work = (Path(a) for a in (argv if argv is not None else sys.argv[1:]))
+    """``node SOURCE WORK``: copy; ``driver SOURCE WORK``: unpack, then wait for the fleet."""
+    kind, *folders = argv if argv is not None else sys.argv[1:]
+    source, work = (Path(f) for f in folders)
+    if kind == "node":
+        copy_private(source, work)
+        print(f"mesh: {work} holds the node's files, 0600", file=sys.stderr)
+        return 0
     unpack(source, work)
     lines = (source / "fleet.txt").read_text(encoding="utf-8").split("\n")
     targets = [(host, int(port)) for host, port in (line.split() for line in lines if line.strip())]

@@ -29,6 +29,7 @@ from mesh.export import unpack
 from mesh.export.fleet import CONFIG
 from mesh.export.kubernetes import CRL_SERVICE, DEFAULT_IMAGE, KUBERNETES_VERSION
 from mesh.export.objects import OBJECT_BUDGET, RUN_AS
+from mesh.errors import InputError
 from mesh.node_config import load_shard
 from mesh.pki.deployment import Pki
 from mesh.scenario.hosts import API_PORT, CRL_PORT, NODE_PORT
@@ -98,10 +99,12 @@ def _volume_files(volume, objects):
 
 
 def _materialize(volume, objects, folder: Path) -> Path:
+    """The volume as the pod sees it: with the pod's fsGroup, kubelet makes 0400 files 0440."""
     for path, data in _volume_files(volume, objects).items():
         target = folder / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+        target.chmod(0o440)
     return folder
 
 
@@ -277,19 +280,44 @@ def shard_configs(objects, tmp_path_factory):
     out = {}
     for name, statefulset in _named(objects, "StatefulSet").items():
         spec = statefulset["spec"]["template"]["spec"]
+        (copy,) = spec["initContainers"]
         (container,) = spec["containers"]
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "node")
-        assert container["command"] == ["mesh", "node", "--config", f"{mount['mountPath']}/{CONFIG}"]
+        mount = next(m["mountPath"] for m in copy["volumeMounts"] if m["name"] == "node")
+        work = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "work")
+        assert copy["command"] == ["python", "-m", "mesh.export.unpack", "node", mount, work]
+        assert container["command"] == ["mesh", "node", "--config", f"{work}/{CONFIG}"]
+        assert {v["name"]: v for v in spec["volumes"]}["work"]["emptyDir"] == {"medium": "Memory"}
         volume = next(v for v in spec["volumes"] if v["name"] == "node")
-        folder = _materialize(volume, objects, tmp_path_factory.mktemp(name))
-        out[name] = (load_shard(folder / CONFIG), _volume_files(volume, objects))
+        mounted = _materialize(volume, objects, tmp_path_factory.mktemp(name))
+        folder = tmp_path_factory.mktemp(f"{name}-work")
+        unpack.copy_private(mounted, folder)  # what its first container does
+        out[name] = (load_shard(folder / CONFIG), _volume_files(volume, objects), mounted, folder)
     return out
 
 
+def test_every_console_takes_its_token_from_its_copy_and_refuses_the_mount(shard_configs, exported):
+    from mesh.web.auth import console_token
+
+    tokens = {name: data.decode().strip() for shard in exported.shards
+              for name, data in shard.files.items() if name.endswith(".api-token")}
+    checked = 0
+    for shard, _, mounted, folder in shard_configs.values():
+        for node in shard.nodes:
+            if node.api_token_file is None:
+                continue
+            assert node.api_token_file.parent == folder
+            assert console_token(node.api_token_file) == tokens[node.api_token_file.name]
+            with pytest.raises(InputError) as caught:
+                console_token(mounted / node.api_token_file.name)
+            assert "is open to group or others (mode 0440)" in caught.value.line()
+            checked += 1
+    assert checked == 12
+
+
 def test_every_node_config_loads_with_the_projects_own_loader(shard_configs, scenario):
-    names = sorted(n.spec.name for shard, _ in shard_configs.values() for n in shard.nodes)
+    names = sorted(n.spec.name for shard, *_ in shard_configs.values() for n in shard.nodes)
     assert names == sorted(a.name for a in scenario.appliances)
-    for shard, _ in shard_configs.values():
+    for shard, *_ in shard_configs.values():
         assert shard.start == scenario.start
 
 
@@ -297,9 +325,9 @@ def test_every_appliance_has_a_service_whose_name_its_certificate_carries(
         objects, shard_configs, exported):
     services = {s["metadata"]["annotations"]["mesh/appliance"]: s
                 for s in _named(objects, "Service").values() if "annotations" in s["metadata"]}
-    assert set(services) == {n.spec.name for shard, _ in shard_configs.values() for n in shard.nodes}
+    assert set(services) == {n.spec.name for shard, *_ in shard_configs.values() for n in shard.nodes}
     checked = 0
-    for shard, _ in shard_configs.values():
+    for shard, *_ in shard_configs.values():
         for node in shard.nodes:
             service = services[node.spec.name]["metadata"]["name"]
             assert service == node.spec.name.lower().replace(".", "-")
@@ -319,7 +347,7 @@ def test_node_configs_listen_where_their_services_lead_and_dial_service_names(ob
     services = {s["metadata"]["annotations"]["mesh/appliance"]: s
                 for s in _named(objects, "Service").values() if "annotations" in s["metadata"]}
     by_name = {s["metadata"]["name"]: s for s in services.values()}
-    for shard, _ in shard_configs.values():
+    for shard, *_ in shard_configs.values():
         here = shard.names()
         for node in shard.nodes:
             ports = {p["port"]: p["targetPort"] for p in services[node.spec.name]["spec"]["ports"]}
@@ -335,7 +363,7 @@ def test_node_configs_listen_where_their_services_lead_and_dial_service_names(ob
 def test_every_certificates_crl_distribution_point_names_the_crl_service(objects, shard_configs):
     crl = _named(objects, "ConfigMap")[CRL_SERVICE]
     served = json.loads(crl["data"]["pki.json"])["crls"]
-    for shard, _ in shard_configs.values():
+    for shard, *_ in shard_configs.values():
         for node in shard.nodes:
             if node.spec.identity is None:
                 continue
@@ -493,7 +521,7 @@ def test_the_job_unpacks_its_folder_into_memory_then_runs_the_driver_there(drive
     assert volumes["work"]["emptyDir"] == {"medium": "Memory"}
     work = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "work")
     source = next(m["mountPath"] for m in init["volumeMounts"] if m["name"] == "driver")
-    assert init["command"] == ["python", "-m", "mesh.export.unpack", source, work]
+    assert init["command"] == ["python", "-m", "mesh.export.unpack", "driver", source, work]
     assert container["command"] == ["mesh", "run", "--inventory", f"{work}/inventory.toml",
                                     f"{work}/scenario.toml"]
     assert spec["restartPolicy"] == "Never"
@@ -540,7 +568,7 @@ def test_unpack_runs_once_the_fleet_answers(driver_folder, tmp_path, capsys):
     with socket.create_server(("127.0.0.1", 0)) as listener:
         (copy / "fleet.txt").write_text(f"127.0.0.1 {listener.getsockname()[1]}\n")
         (tmp_path / "work").mkdir()
-        assert unpack.main([str(copy), str(tmp_path / "work")]) == 0
+        assert unpack.main(["driver", str(copy), str(tmp_path / "work")]) == 0
     assert capsys.readouterr().err == f"mesh: {tmp_path / 'work'} unpacked; 1 services answer\n"
     assert (tmp_path / "work" / "pki" / "pki.json").is_file()
 
