@@ -604,3 +604,22 @@ def test_objects_too_big_for_client_side_apply_are_deployed_server_side(objects,
     assert exported.apply_command("fleet") == "kubectl apply -k fleet"
     big = evolve(exported, largest=CLIENT_SIDE_APPLY + 1)
     assert big.apply_command("fleet") == "kubectl apply --server-side -k fleet"
+
+
+LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.stem)
+def test_every_library_scenario_exports_schema_valid_or_is_refused_in_one_line(path, key_pool):
+    from mesh.export.kubernetes import export_kubernetes
+
+    scenario = load_scenario(path)
+    try:
+        export = export_kubernetes(scenario, scenario_text=path.read_text(), keys=key_pool.cursor(),
+                                   workers=2)
+    except InputError as refused:
+        assert "\n" not in refused.line() and "cannot be exported to Kubernetes" in refused.line()
+        return
+    for name in yaml.safe_load(export.files["kustomization.yaml"])["resources"]:
+        for obj in yaml.safe_load_all(export.files[name]):
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
