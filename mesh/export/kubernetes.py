@@ -79,9 +79,9 @@ CRL_SERVICE = "crl"
 #: so the pod needs no privilege to bind a low port).
 CRL_POD_PORT = 8080
 
-#: Timeline steps that change the network: a NetworkPolicy is fixed when it
-#: is applied, and the driver has no access to the cluster to change one.
-NETWORK_STEPS = ("block", "unblock", "partition", "heal", "loss", "bandwidth")
+#: Timeline steps that change the network (``Action.network``): a NetworkPolicy
+#: is fixed when it is applied, and the driver has no access to the cluster to change one.
+NETWORK_STEPS = tuple(str(action) for action in Action if action.network)
 
 #: Other steps a Kubernetes fleet cannot play, and why.
 UNSUPPORTED = {
@@ -159,7 +159,7 @@ def check_exportable(scenario: Scenario) -> None:
     fix = "remove it, or play the scenario with mesh run"
     for index, step in enumerate(scenario.steps, 1):
         word = str(step.action)
-        if word in NETWORK_STEPS:
+        if step.action.network:
             raise InputError(f"{where}: step[{index}] {word}",
                              "cannot be exported to Kubernetes (NetworkPolicies are fixed when "
                              "applied; write it as a [[block]] in force from the start)", fix)
