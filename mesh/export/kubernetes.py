@@ -22,7 +22,7 @@ export writes down for a cluster, from the same code (:mod:`.fleet`):
   (:mod:`.unpack`), then runs the scenario driver against it, ``mesh run
   --inventory``, with an inventory built from the Services (the format of
   ``mesh run --inventory``: every console's API and token, the PKI folder
-  revoke and upload steps draw on, sent as a gzip'd tar in parts);
+  revoke and upload steps draw on; all of it a gzip'd tar in Secret parts);
 - a Containerfile that installs mesh from this source tree.
 
 What cannot be a manifest is refused in one line before anything is made
@@ -398,26 +398,30 @@ def _inventory(shards: list[Shard], services: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pki_parts(pki: Pki) -> dict[str, bytes]:
-    """The PKI folder (``Pki.write``'s layout) as a gzip'd tar cut into Secret-sized parts.
+def _driver_parts(pki: Pki, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The driver's folder (``files`` and the PKI folder under ``pki/``) as a gzip'd tar
+    cut into Secret-sized parts.
 
-    One file of it, ``pki.json``, names every appliance: too big for any one
-    Secret in a big fleet (:mod:`.unpack` joins the parts in the pod).
+    Why an archive: in a big fleet the inventory (a table per console) and
+    the PKI's ``pki.json`` (every appliance) are each far past what one
+    ConfigMap or Secret may hold; :mod:`.unpack` joins the parts in the pod.
     """
     buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory(prefix="mesh-export-") as tmp:
-        pki.write(tmp)
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+
+    def add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), mode
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            add(tar, name, data, 0o600 if name.startswith("tokens/") else 0o644)
+        with tempfile.TemporaryDirectory(prefix="mesh-export-") as tmp:
+            pki.write(tmp)
             for path in sorted(Path(tmp).rglob("*")):
-                info = tar.gettarinfo(str(path), arcname=f"pki/{path.relative_to(tmp).as_posix()}")
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mtime = 0
                 if path.is_file():
-                    with open(path, "rb") as data:
-                        tar.addfile(info, data)
-                else:
-                    tar.addfile(info)
+                    add(tar, f"pki/{path.relative_to(tmp).as_posix()}", path.read_bytes(),
+                        path.stat().st_mode & 0o777)
     archive = buffer.getvalue()
     size = objects.OBJECT_BUDGET // 4 * 3  # its base64 fits the budget
     return {f"{PARTS}{n:03d}": archive[at:at + size]
@@ -427,28 +431,29 @@ def _pki_parts(pki: Pki) -> dict[str, bytes]:
 def _driver(scenario: Scenario, scenario_text: str, pki: Pki, shards: list[Shard],
             services: Mapping[str, str], namespace: str, image: str,
             where: str) -> list[dict[str, Any]]:
-    """The driver's ConfigMap (inventory, scenario, fleet), Secrets (PKI, tokens) and Job."""
+    """The driver's Secrets (its folder: inventory, scenario, fleet, tokens, PKI) and Job."""
     fleet = [f"{CRL_SERVICE} {CRL_PORT}"] + [
         f"{services[name]} {API_PORT}" for shard in shards for name in shard.names
         if shard.ports[name][1] is not None
     ]
-    config = config_map("driver", namespace, {
-        "inventory.toml": _inventory(shards, services),
-        "scenario.toml": scenario_text,
-        "fleet.txt": "\n".join(fleet) + "\n",
-    }, labels=_DRIVER_LABELS, where=f"{where}: the driver's inventory")
     tokens = {f"tokens/{name}.token": shard.files[f"{name}.api-token"]
               for shard in shards for name in shard.names if shard.ports[name][1] is not None}
-    secrets, sources = objects.secrets("driver-files", namespace, {**_pki_parts(pki), **tokens},
-                                       labels=_DRIVER_LABELS, where=f"{where}: the driver's PKI")
+    parts = _driver_parts(pki, {
+        "inventory.toml": _inventory(shards, services).encode(),
+        "scenario.toml": scenario_text.encode(),
+        "fleet.txt": ("\n".join(fleet) + "\n").encode(),
+        **tokens,
+    })
+    secrets, sources = objects.secrets("driver-files", namespace, parts, labels=_DRIVER_LABELS,
+                                       where=f"{where}: the driver's folder")
     work = {"name": "work", "mountPath": WORK}
     unpack = _container("unpack", image, ["python", "-m", "mesh.export.unpack", "driver", DRIVER_MOUNT, WORK],
                         [{"name": "driver", "mountPath": DRIVER_MOUNT, "readOnly": True}, work])
     run = _container("driver", image, ["mesh", "run", "--inventory", f"{WORK}/inventory.toml",
                                        f"{WORK}/scenario.toml"], [work])
-    volumes = [projected("driver", [{"configMap": {"name": "driver"}}, *sources]),
+    volumes = [projected("driver", sources),
                {"name": "work", "emptyDir": {"medium": "Memory"}}]
-    return [config, *secrets, {
+    return [*secrets, {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": metadata("driver", namespace, _DRIVER_LABELS),
         "spec": {
             # A failed run is not replayed: its steps changed the fleet.

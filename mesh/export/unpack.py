@@ -10,12 +10,13 @@ Why it exists:
   files are copied into WORK, a memory-backed emptyDir, owned by the pod's
   user with mode 0600, and the node runs from there (``node``).
 
-- **The driver's PKI folder does not fit a Secret** (``driver``). ``mesh run --inventory`` needs
-  the whole PKI folder (``pki.json`` names every appliance: 7 MB at 20,000),
-  and no ConfigMap or Secret may hold 1 MiB. The export sends it as a gzip'd
-  tar cut into parts (``pki.tar.gz.000``, ...) spread over Secrets; this
-  joins and unpacks them into WORK, a memory-backed emptyDir, with keys 0600
-  and owned by the pod's user, writable as a PKI folder may need to be.
+- **The driver's folder does not fit a Secret** (``driver``). ``mesh run
+  --inventory`` needs the inventory (a table per console: 2.8 MB at 15,000)
+  and the whole PKI folder (``pki.json`` names every appliance), and no
+  ConfigMap or Secret may hold 1 MiB. The export sends the folder as a
+  gzip'd tar cut into parts (``driver.tar.gz.000``, ...) spread over Secrets;
+  this joins and unpacks them into WORK, a memory-backed emptyDir, keys and
+  tokens 0600 and owned by the pod's user, writable as a PKI folder may need.
 - **The fleet starts in any order.** The driver's run begins only once every
   console and the CRL server accept connections (``fleet.txt``: one
   ``host port`` a line), within :data:`DEADLINE` seconds, else one line and
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import socket
 import sys
 import tarfile
@@ -42,12 +42,8 @@ __all__ = ["DEADLINE", "PARTS", "copy_private", "main", "unpack", "wait_for"]
 #: Real seconds the fleet may take to listen.
 DEADLINE = 900.0
 
-#: The parts of the PKI folder's archive: ``pki.tar.gz.000``, ``pki.tar.gz.001``, ...
-PARTS = "pki.tar.gz."
-
-#: Files copied as they are (relative to SOURCE).
-COPIED = ("inventory.toml", "scenario.toml")
-
+#: The parts of the driver folder's archive: ``driver.tar.gz.000``, ``driver.tar.gz.001``, ...
+PARTS = "driver.tar.gz."
 
 def copy_private(source: Path, work: Path) -> None:
     """Every file of the mounted folder ``source`` into ``work``, mode 0600.
@@ -68,11 +64,8 @@ def copy_private(source: Path, work: Path) -> None:
 
 
 def unpack(source: Path, work: Path) -> None:
-    """The inventory, scenario, tokens and PKI folder of ``source``, writable, in ``work``."""
-    for name in COPIED:
-        shutil.copyfile(source / name, work / name)
-    (work / "tokens").mkdir(mode=0o700, exist_ok=True)
-    copy_private(source / "tokens", work / "tokens")
+    """The driver's archive in ``source`` (inventory, scenario, fleet, tokens 0600, PKI
+    folder), joined and unpacked into ``work``, writable and owned by this user."""
     parts = sorted(p for p in os.listdir(source) if p.startswith(PARTS))
     archive = b"".join((source / part).read_bytes() for part in parts)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
@@ -103,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mesh: {work} holds the node's files, 0600", file=sys.stderr)
         return 0
     unpack(source, work)
-    lines = (source / "fleet.txt").read_text(encoding="utf-8").split("\n")
+    lines = (work / "fleet.txt").read_text(encoding="utf-8").split("\n")
     targets = [(host, int(port)) for host, port in (line.split() for line in lines if line.strip())]
     late = wait_for(targets)
     if late is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import socket
 import stat
 import tomllib
@@ -261,6 +260,7 @@ def test_no_key_or_token_ever_appears_in_a_configmap(objects, exported):
     keys = [k for s in _named(objects, "Secret").values() for k, v in _data(s).items()
             if b"PRIVATE KEY" in v]
     assert len(keys) == 12  # every appliance with a certificate; the driver's are in its archive
+    assert "driver" not in _named(objects, "ConfigMap")  # its folder is all in Secrets
 
 
 def test_no_configmap_or_secret_passes_the_size_budget(objects):
@@ -553,24 +553,27 @@ def test_the_inventory_names_every_console_by_service_with_its_token_and_the_pki
 
 
 def test_the_fleet_it_waits_for_is_every_console_and_the_crl_server(driver_folder, objects):
-    _, source, _ = driver_folder
-    targets = [line.split() for line in (source / "fleet.txt").read_text().splitlines()]
+    _, _, work = driver_folder
+    targets = [line.split() for line in (work / "fleet.txt").read_text().splitlines()]
     services = _named(objects, "Service")
     assert len(targets) == 1 + 12  # the CRL server and every sensor and console
     for host, port in targets:
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
 
 
-def test_unpack_runs_once_the_fleet_answers(driver_folder, tmp_path, capsys):
+def test_unpack_unpacks_then_waits_for_the_fleet(driver_folder, tmp_path, capsys, monkeypatch):
     _, source, _ = driver_folder
-    copy = tmp_path / "source"
-    shutil.copytree(source, copy)
+    waited = []
+    monkeypatch.setattr(unpack, "wait_for", lambda targets: waited.append(targets))
+    assert unpack.main(["driver", str(source), str(tmp_path)]) == 0
+    assert capsys.readouterr().err == f"mesh: {tmp_path} unpacked; 13 services answer\n"
+    assert waited[0][0] == (CRL_SERVICE, CRL_PORT) and len(waited[0]) == 13
+    assert (tmp_path / "pki" / "pki.json").is_file()
+
+
+def test_waiting_ends_once_a_service_answers():
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        (copy / "fleet.txt").write_text(f"127.0.0.1 {listener.getsockname()[1]}\n")
-        (tmp_path / "work").mkdir()
-        assert unpack.main(["driver", str(copy), str(tmp_path / "work")]) == 0
-    assert capsys.readouterr().err == f"mesh: {tmp_path / 'work'} unpacked; 1 services answer\n"
-    assert (tmp_path / "work" / "pki" / "pki.json").is_file()
+        assert unpack.wait_for([("127.0.0.1", listener.getsockname()[1])]) is None
 
 
 def test_a_fleet_that_does_not_answer_in_time_is_one_line():
