@@ -27,6 +27,7 @@ FORBIDDEN = {
     "mesh.web": ("mesh.scenario",),
     "mesh.graph": ("mesh.scenario",),  # the web console draws with it
     "mesh.hosts": ("mesh.appliances", "mesh.scenario", "mesh.web", "mesh.net"),
+    "mesh.scenario": ("mesh.export",),
 }
 
 #: What the command-line parsers may import besides the standard library.

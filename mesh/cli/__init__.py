@@ -26,14 +26,14 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from mesh.cli import cert, console, crl, diff, graph, hosts, node, password, pki, scenario
+from mesh.cli import cert, console, crl, diff, export, graph, hosts, node, password, pki, scenario
 from mesh.errors import InputError
 
 __all__ = ["main", "build_parser", "handler"]
 
 #: The command groups, in the order ``mesh --help`` lists them. Each has
 #: ``add_parser(subparsers)``.
-_GROUPS = (cert, pki, scenario, diff, graph, console, password, crl, node, hosts)
+_GROUPS = (cert, pki, scenario, diff, graph, console, password, crl, node, hosts, export)
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 

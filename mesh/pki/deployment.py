@@ -88,6 +88,9 @@ class ApplianceRequest:
     role: str = "sensor"
     fault: str = HEALTHY
     common_name: str | None = None
+    #: More DNS names for its certificate's SAN, beside the common name (the
+    #: name it is reached by elsewhere: an in-cluster Service name, say).
+    dns_names: tuple[str, ...] = ()
 
 
 @define(frozen=True, kw_only=True)
@@ -113,6 +116,9 @@ class ApplianceMaterial:
     passphrase: str | None
     key_passphrase: str | None
     issuer: str | None
+    #: The DNS names its certificate carries beside the common name (kept
+    #: for a reissue: ``ApplianceRequest.dns_names``).
+    dns_names: tuple[str, ...] = ()
 
     @property
     def recipe(self) -> Recipe:
@@ -259,7 +265,8 @@ class Pki:
                 "use e.g. sensor or management-console",
             )
         material = self._issue(
-            request.name, request.role, request.fault, request.common_name, self.at
+            request.name, request.role, request.fault, request.common_name, self.at,
+            dns_names=request.dns_names,
         )
         self.appliances[request.name] = material
         return material
@@ -273,7 +280,8 @@ class Pki:
         The old certificate stays valid (revoke it first if it should not).
         """
         old = self.material(name)
-        material = self._issue(name, old.role, fault, old.common_name, _utc(at or self.at))
+        material = self._issue(name, old.role, fault, old.common_name, _utc(at or self.at),
+                               dns_names=old.dns_names)
         self.appliances[name] = material
         return material
 
@@ -481,7 +489,8 @@ class Pki:
         return self.authorities[_UNRELATED]
 
     def _issue(
-        self, name: str, role: str, fault_name: str, common_name: str | None, at: dt.datetime
+        self, name: str, role: str, fault_name: str, common_name: str | None, at: dt.datetime,
+        *, dns_names: tuple[str, ...] = (),
     ) -> ApplianceMaterial:
         fault = recipe(fault_name, where=f"appliance {name!r}")
         cn = common_name or (name if "." in name else f"{name}.{self.domain}")
@@ -494,6 +503,7 @@ class Pki:
             keys=self.keys,
             key_size=self.key_size,
             self_signed_cdp=self.issuing.crl_url,
+            dns_names=dns_names,
         )
         chain = issued.chain
         if self.cross is not None and issuer is not None and issuer.root_ca is self.root:
@@ -511,6 +521,7 @@ class Pki:
             passphrase=self.passphrase,
             key_passphrase=self.passphrase,
             issuer=issuer.name if issuer else None,
+            dns_names=dns_names,
         )
         if fault.files is not None:
             material = break_files(fault, material, issuer=issuer, keys=self.keys,

@@ -43,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 
 from types import EllipsisType
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TYPE_CHECKING, Sequence, TypedDict, Unpack
 
 from attrs import define, evolve, field, validators
 from cryptography import x509
@@ -378,6 +378,7 @@ def issue_leaf(
     key_size: int = 2048,
     subject: SubjectFields = SubjectFields(),
     self_signed_cdp: str | None = None,
+    dns_names: Sequence[str] = (),
 ) -> Issued:
     """The appliance certificate for ``fault``, signed by ``issuer``.
 
@@ -386,7 +387,8 @@ def issue_leaf(
     ``key-mismatch``, ``wrong-passphrase``) get a healthy certificate here;
     the folder breaks the file. ``self_signed_cdp`` is the CRL Distribution
     Point a self-signed certificate names (one of the PKI's CRLs, so that the
-    only thing wrong with it is who signed it).
+    only thing wrong with it is who signed it). ``dns_names``: more DNS names
+    for its SAN (:meth:`CertificateAuthority.issue`).
     """
     not_before = at + dt.timedelta(days=fault.valid_from)
     not_after = not_before + dt.timedelta(days=fault.valid_days)
@@ -401,6 +403,7 @@ def issue_leaf(
             key=keys(bits),
             subject=subject,
             cdp_url=self_signed_cdp,
+            dns_names=dns_names,
         )
     if issuer is None:
         raise ValueError(f"recipe {fault.name!r} needs an issuing CA")
@@ -416,6 +419,7 @@ def issue_leaf(
         key=keys(bits),
         subject=subject,
         cdp_url=cdp,
+        dns_names=dns_names,
     )
     if fault.signature == "sha1":
         issued = Issued(

@@ -16,7 +16,7 @@ import datetime as dt
 import ipaddress
 import re
 from types import EllipsisType
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 from attrs import define, field
 from cryptography import x509
@@ -251,11 +251,14 @@ class CertificateAuthority:
         san: bool = True,
         server_auth: bool = True,
         client_auth: bool = True,
+        dns_names: Sequence[str] = (),
     ) -> Issued:
         """An appliance (leaf) certificate.
 
         ``cdp_url`` defaults to this CA's CRL URL; pass None for a certificate
         without a CRL Distribution Point, or any URL to point elsewhere.
+        ``dns_names``: more DNS names for the SAN beside ``common_name`` (an
+        in-cluster Service name, say).
         """
         key = key or new_key(key_size)
         if cdp_url is ...:
@@ -272,6 +275,7 @@ class CertificateAuthority:
             san=san,
             server_auth=server_auth,
             client_auth=client_auth,
+            dns_names=dns_names,
         )
         cert = builder.sign(self.key, hash_algorithm or hashes.SHA256())
         return Issued(cert=cert, key=key, chain=self.chain)
@@ -346,6 +350,7 @@ def self_signed_leaf(
     subject: SubjectFields = SubjectFields(),
     cdp_url: str | None = None,
     hash_algorithm: SigningHash | None = None,
+    dns_names: Sequence[str] = (),
 ) -> Issued:
     """An appliance certificate signed by its own key, like the one every
     appliance generates at first start: the same fields as a CA-signed leaf,
@@ -363,6 +368,7 @@ def self_signed_leaf(
         san=True,
         server_auth=True,
         client_auth=True,
+        dns_names=dns_names,
     )
     return Issued(cert=builder.sign(key, hash_algorithm or hashes.SHA256()), key=key)
 
@@ -380,6 +386,7 @@ def _leaf_builder(
     san: bool,
     server_auth: bool,
     client_auth: bool,
+    dns_names: Sequence[str] = (),
 ) -> x509.CertificateBuilder:
     builder = (
         x509.CertificateBuilder()
@@ -421,9 +428,11 @@ def _leaf_builder(
         # The DNS name the source document asks for, plus the loopback address
         # every emulated appliance listens on, so that a person can point curl
         # or a browser at https://127.0.0.1:PORT and have the name check pass.
+        # ``dns_names`` adds the names it is reached by elsewhere (a Service name).
+        extra = [x509.DNSName(name) for name in dns_names if name != common_name]
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName(common_name), x509.IPAddress(_LOOPBACK)]
+                [x509.DNSName(common_name), *extra, x509.IPAddress(_LOOPBACK)]
             ),
             critical=False,
         )

@@ -63,6 +63,7 @@ from typing import Awaitable, Callable, Protocol, TextIO
 
 import trio
 from attrs import evolve
+from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
@@ -196,7 +197,7 @@ class ProcessesBackend(NoNetwork):
     backoff_cap = 1.0
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
-                 sink: TextIO | None, nursery: trio.Nursery,
+                 sink: TextIO | None, nursery: trio.Nursery | None,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
                  placement: Placement | None = None, workers: int | None = None) -> None:
         self.scenario = scenario
@@ -211,6 +212,9 @@ class ProcessesBackend(NoNetwork):
         # The topology never changes during a run: computed once, not per config
         # line (a console's config names every sensor that dials it).
         self._link_list = scenario.links()
+        #: {name: appliance}: a config line looks an appliance up by name, and
+        #: ``Scenario.appliance`` scans the list (quadratic over a big fleet).
+        self._appliance = {a.name: a for a in scenario.appliances}
         self._link_set = set(self._link_list)
         self._dialers_of: dict[str, list[str]] = {}
         for dialer, listener in self._link_list:
@@ -244,16 +248,16 @@ class ProcessesBackend(NoNetwork):
         # Each node writes its token beside its config (the run's private folder),
         # a new one at every node generation.
         self.console_tokens = {n: str(folder / f"{n}.api-token") for n in self.api_port_of}
-        files.save_certificate(folder / "root.crt", pki.root.cert)
+        self._save(folder / "root.crt", files.certificate_bytes(pki.root.cert))
         for ca in pki.authorities.values():
             if ca.parent is None:
-                files.save_certificate(folder / f"trust-{slug(ca.name)}.crt", ca.cert)
+                self._save(folder / f"trust-{slug(ca.name)}.crt", files.certificate_bytes(ca.cert))
         # CRL files handed out of band: the CRLs as published at the start.
         self.crl_files = []
         if any(a.crl_files for a in scenario.appliances):
             for number, crl in enumerate(pki.crls(at=scenario.start).values()):
                 path = folder / f"start-{number}.crl"
-                files.save_crl(path, crl)
+                self._save(path, crl.public_bytes(serialization.Encoding.DER))
                 self.crl_files.append(str(path))
 
     # -- the Backend protocol --
@@ -293,7 +297,7 @@ class ProcessesBackend(NoNetwork):
         """
         from mesh.upload import check_upload
 
-        appliance = self.scenario.appliance(target)
+        appliance = self._appliance[target]
         proxy = self.proxy_url if appliance.crl_proxy else None
         verdict = await trio.to_thread.run_sync(
             lambda: check_upload(
@@ -348,39 +352,60 @@ class ProcessesBackend(NoNetwork):
 
     # -- files --
 
+    def _save(self, path: Path, data: bytes, *, private: bool = False) -> None:
+        """Write one file a node config names (``private``: it holds a key, 0600).
+
+        The one place node files are made, so another writer (the Kubernetes
+        export's Secrets) keeps the same configs.
+        """
+        if private:
+            files.write_file(path, data, mode=files.KEY_MODE)
+        else:
+            files.write_file(path, data)
+
     def _write_identity(self, name: str, material: ApplianceMaterial, tag: str) -> dict[str, str]:
         base = self.folder / f"{name}.{tag}"
-        files.save_certificate(f"{base}.crt", material.cert)
-        files.save_key(f"{base}.key", material.key_file_key, passphrase=material.key_passphrase)
+        self._save(Path(f"{base}.crt"), files.certificate_bytes(material.cert))
+        self._save(Path(f"{base}.key"),
+                   files.key_bytes(material.key_file_key, passphrase=material.key_passphrase),
+                   private=True)
         out = {"certificate": f"{base}.crt", "key": f"{base}.key"}
         if material.chain:
-            files.save_chain(f"{base}.pem", material.chain)
+            self._save(Path(f"{base}.pem"), files.chain_bytes(material.chain))
             out["chain"] = f"{base}.pem"
         return out
 
     def _config(self, names: list[str]) -> Path:
         """The node config of a process running ``names``: one appliance's, or a shard's."""
-        if len(names) == 1:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}",
-                     *self._settings(names[0], table="")]
-            config = self.folder / f"{names[0]}.toml"
-        else:
-            lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}"]
-            for name in names:
-                lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=names)]
-            config = self.folder / f"shard-{self.shard_of[names[0]]}.toml"
+        name = names[0] if len(names) == 1 else f"shard-{self.shard_of[names[0]]}"
+        config = self.folder / f"{name}.toml"
         # It may name the key's passphrase: as private as the key itself.
-        files.write_file(config, ("\n".join(lines) + "\n").encode(), mode=files.KEY_MODE)
+        files.write_file(config, self.config_text(names).encode(), mode=files.KEY_MODE)
         return config
 
-    def _settings(self, name: str, *, table: str, here: list[str] | None = None) -> list[str]:
+    def config_text(self, names: list[str]) -> str:
+        """The node config of a process running ``names`` (its files saved by ``_save``)."""
+        lines = [f"start = {json.dumps(self._now.isoformat())}", f"backoff_cap = {self.backoff_cap:g}"]
+        if len(names) == 1:
+            lines += self._settings(names[0], table="")
+        else:
+            here = frozenset(names)  # once, not per appliance: a shard may hold thousands
+            for name in names:
+                lines += ["", "[[appliance]]", *self._settings(name, table="appliance.", here=here)]
+        return "\n".join(lines) + "\n"
+
+    def _token_file(self, name: str) -> str | None:
+        """The ``api_token_file`` of ``name``'s config (None: the node's default, beside it)."""
+        return None
+
+    def _settings(self, name: str, *, table: str, here: frozenset[str] | None = None) -> list[str]:
         """``name``'s keys of a node config; its peers in ``[{table}connects_to]`` tables.
 
         ``here``: the appliances of its shard, whose peers are ``"local"`` and
         whose listeners name the dialers in other shards (``accept_from``).
         """
-        a = self.scenario.appliance(name)
-        local = set(here or ())
+        a = self._appliance[name]
+        local = here or frozenset()
         lines = [
             f"name = {json.dumps(name)}",
             f"role = {json.dumps(a.role)}",
@@ -391,6 +416,8 @@ class ProcessesBackend(NoNetwork):
             f"validator = {json.dumps(a.validator)}",
             f"api_port = {self.api_port_of[name]}" if name in self.api_port_of else "api = false",
         ]
+        if name in self.api_port_of and (token := self._token_file(name)) is not None:
+            lines.append(f"api_token_file = {json.dumps(token)}")
         if here is not None:
             dialers = self._dialers_of.get(name, [])
             if any(d not in local for d in dialers):
@@ -412,7 +439,7 @@ class ProcessesBackend(NoNetwork):
             lines.append(f"\n[{table}{key}]")
             for peer in dialed:
                 address = LOCAL if peer in local and self.running[peer] else self._address_of(peer)
-                role = self.scenario.appliance(peer).role
+                role = self._appliance[peer].role
                 lines.append(f"{json.dumps(peer)} = {{ address = {json.dumps(address)}, "
                              f"role = {json.dumps(role)} }}")
         return lines
@@ -433,6 +460,7 @@ class ProcessesBackend(NoNetwork):
     async def _spawn(self, names: list[str]) -> None:
         """One process running ``names`` (one appliance, or a shard's running ones)."""
         config = self._config(names)
+        assert self.nursery is not None  # a backend that runs nodes has one
         process = await trio.lowlevel.open_process(
             self.placement.command(names[0], [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -606,7 +634,7 @@ class ProcessesBackend(NoNetwork):
 
     def _trust_files(self, name: str) -> list[Path]:
         """The files of the roots ``name`` trusts (default: the scenario's root)."""
-        roots = self.scenario.appliance(name).trust
+        roots = self._appliance[name].trust
         if not roots:
             return [self.folder / "root.crt"]
         return [self.folder / f"trust-{slug(root)}.crt" for root in roots]

@@ -10,7 +10,7 @@ writes node configs from the same PKI.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import trio
 from attrs import evolve
@@ -64,15 +64,22 @@ def upload_files(material: ApplianceMaterial) -> tuple[Issued, bytes, str | None
     return issued, key_pem, material.passphrase
 
 
-def build_pki(scenario: Scenario, *, crl_base_url: str, keys: KeySource) -> Pki:
-    """The scenario's PKI, certificates issued at its start instant."""
+def build_pki(scenario: Scenario, *, crl_base_url: str, keys: KeySource,
+              dns_names: Mapping[str, Sequence[str]] | None = None) -> Pki:
+    """The scenario's PKI, certificates issued at its start instant.
+
+    ``dns_names``: more DNS names for an appliance's certificate, by
+    appliance name (the Kubernetes export's Service names).
+    """
+    more = dns_names or {}
     spec = scenario.pki
     pki = Pki.build(
         at=scenario.start,
         root=spec.root,
         intermediate=spec.intermediate,
         appliances=[
-            ApplianceRequest(name=a.name, role=a.role, fault=a.certificate)
+            ApplianceRequest(name=a.name, role=a.role, fault=a.certificate,
+                             dns_names=tuple(more.get(a.name, ())))
             for a in scenario.appliances
         ],
         key_size=spec.key_size,
@@ -93,7 +100,7 @@ def _shorten(pki: Pki, appliance: ApplianceDef, keys: KeySource) -> None:
     assert appliance.valid_for is not None
     issued = pki.issuing.issue(
         old.common_name, not_before=pki.at, not_after=pki.at + appliance.valid_for,
-        key=keys(pki.key_size),
+        key=keys(pki.key_size), dns_names=old.dns_names,
     )
     pki.appliances[appliance.name] = evolve(old, issued=issued, key_file_key=issued.key,
                                             chain=issued.chain)

@@ -37,6 +37,8 @@ COMMANDS = [
     ["node"],
     ["hosts"],
     ["hosts", "clean"],
+    ["export"],
+    ["export", "kubernetes"],
 ]
 
 HEAVY = ("trio", "OpenSSL", "cryptography", "pytest")
@@ -139,6 +141,7 @@ def test_every_handler_names_a_function():
         "crl proxy": "mesh.net.crl_commands:_proxy",
         "node": "mesh.node:_command",
         "hosts clean": "mesh.hosts.commands:clean_command",
+        "export kubernetes": "mesh.export.commands:kubernetes_command",
     }
     for name in named.values():
         assert callable(handler(name)), name

@@ -62,6 +62,25 @@ def test_reissue_replaces_material(pki):
         pki.reissue("nobody")
 
 
+def _dns_names(cert):
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return san.get_values_for_type(x509.DNSName)
+
+
+@pytest.mark.parametrize("fault", ["ca-signed", "self-signed", "untrusted", "expired"])
+def test_more_dns_names_go_into_the_san_beside_the_common_name_and_survive_a_reissue(
+        keys, epoch, fault):
+    pki = Pki.build(at=epoch, keys=keys, appliances=[
+        ApplianceRequest(name="cm.contoso.test", role="management-console", fault=fault,
+                         dns_names=("cm-contoso-test", "cm-contoso-test.mesh.svc")),
+        ApplianceRequest(name="sensor-1"),
+    ])
+    names = ["cm.contoso.test", "cm-contoso-test", "cm-contoso-test.mesh.svc"]
+    assert _dns_names(pki.appliances["cm.contoso.test"].cert) == names
+    assert _dns_names(pki.reissue("cm.contoso.test", "expired").cert) == names
+    assert _dns_names(pki.appliances["sensor-1"].cert) == ["sensor-1.contoso.test"]
+
+
 def test_write_and_load(pki, tmp_path):
     pki.revoke("console")
     manifest_path = pki.write(tmp_path)
