@@ -9,9 +9,13 @@ because the network layer does not import the consoles' web stack.
 
 The API presents a self-signed certificate made at start for ``--api-host``
 (nothing to configure; clients use ``curl -k`` or trust it on the token). Its
-token is new at every start, written to ``--api-token-file`` (default
-``DIR/crl-api.token``, 0600); the startup line names the URL and the file,
-never the token. Refused requests are printed as ``api-denied`` JSON lines.
+token is the consoles' (:func:`mesh.web.auth.console_token`): a
+``--api-token-file`` (default ``DIR/crl-api.token``) that already holds one
+is used as it is, so whatever deploys the server (a Kubernetes Secret, for
+one) knows the token beforehand; otherwise a new one is written there, 0600.
+A file that group or others may read is refused in one line before anything
+listens. The startup line names the URL and the file, never the token.
+Refused requests are printed as ``api-denied`` JSON lines.
 """
 
 from __future__ import annotations
@@ -56,17 +60,19 @@ async def serve_crl_api(
     """Serve ``server``'s control API over HTTPS until cancelled; started with its URL.
 
     ``record`` receives the ``api-denied`` events; ``operator_cas``: the CAs whose
-    client certificates may change the server, as on a console.
+    client certificates may change the server, as on a console; ``token_file``:
+    the token's file, used as it is when it holds one (see the module docstring).
 
     Raises:
-        InputError: the port is in use, or the token file cannot be written.
+        InputError: the port is in use, or the token file is open to group or
+            others, holds no token, or cannot be read or written.
     """
     from mesh.pki.issue import self_signed_leaf
-    from mesh.web.auth import ConsoleAuth, new_token_file
+    from mesh.web.auth import ConsoleAuth, console_token
     from mesh.web.crl_api import build_crl_app
     from mesh.web.server import serve_api
 
-    auth = ConsoleAuth(token=new_token_file(token_file), token_file=token_file,
+    auth = ConsoleAuth(token=console_token(token_file), token_file=token_file,
                        record=record or (lambda event: None), operator_cas=operator_cas)
     name = host if host not in ("0.0.0.0", "::", "") else "localhost"
     identity = self_signed_leaf(name, not_before=_wall_clock() - dt.timedelta(minutes=5), days=365)
@@ -108,6 +114,12 @@ def serve_command(args: argparse.Namespace) -> int:
         raise _unreadable(Path(exc.filename), exc) from None
     _log_to_stderr()
     token_file = Path(args.api_token_file or Path(args.dir) / "crl-api.token")
+    if args.api_port is not None:
+        from mesh.web.auth import console_token
+
+        # Settled before anything listens: a refused token file is one line,
+        # not a CRL server that starts and then falls over.
+        console_token(token_file)
 
     def record(event: Event) -> None:
         print(json.dumps(event.as_dict()), flush=True)

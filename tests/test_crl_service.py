@@ -61,15 +61,20 @@ class Served:
             return await client.get(f"http://127.0.0.1:{self.port}{PATH}")
 
 
-@pytest.fixture
-async def served(tmp_path, ca, epoch, nursery):
+def _pki_folder(folder: Path, ca, epoch) -> int:
+    """A CRL folder as ``mesh pki init`` lays it out; returns the CRL port its manifest names."""
     port = _free_port()
-    (tmp_path / "crl").mkdir()
-    (tmp_path / "crl" / "issuing.crl").write_bytes(_der(ca.crl(this_update=epoch)))
-    (tmp_path / "pki.json").write_text(json.dumps(
+    (folder / "crl").mkdir()
+    (folder / "crl" / "issuing.crl").write_bytes(_der(ca.crl(this_update=epoch)))
+    (folder / "pki.json").write_text(json.dumps(
         {"crls": {f"http://127.0.0.1:{port}{PATH}": "crl/issuing.crl"}}))
+    return port
+
+
+async def _serve(folder: Path, port: int, *options: str) -> Served:
+    """``mesh crl serve FOLDER --api-port 0 OPTIONS`` as its own process, once its API listens."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "mesh", "crl", "serve", str(tmp_path), "--api-port", "0"],
+        [sys.executable, "-m", "mesh", "crl", "serve", str(folder), "--api-port", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     buffer = b""
     with trio.fail_after(30):
@@ -79,9 +84,15 @@ async def served(tmp_path, ca, epoch, nursery):
             buffer += chunk
     match = re.search(r"control API at (https://\S+)/api/v1/ \(token in (.+)\)", buffer.decode())
     assert match, buffer
-    yield Served(process, port, match.group(1), Path(match.group(2)))
-    process.terminate()
-    await process.wait()
+    return Served(process, port, match.group(1), Path(match.group(2)))
+
+
+@pytest.fixture
+async def served(tmp_path, ca, epoch, nursery):
+    served = await _serve(tmp_path, _pki_folder(tmp_path, ca, epoch))
+    yield served
+    served.process.terminate()
+    await served.process.wait()
 
 
 async def test_the_token_file_is_private_and_named_by_the_startup_line(served, tmp_path):
@@ -163,3 +174,37 @@ def test_a_token_file_without_the_api_is_one_line(tmp_path, capsys):
     assert main(["crl", "serve", str(tmp_path), "--api-token-file", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--api-port" in err
+
+
+async def test_a_provided_private_token_file_is_used_as_it_is(tmp_path, ca, epoch):
+    """Whatever deploys the server (a Kubernetes Secret, copied 0600) knows its token beforehand."""
+    port = _pki_folder(tmp_path, ca, epoch)
+    token_file = tmp_path / "provided.token"
+    token = "provided-token-0123456789abcdef"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    served = await _serve(tmp_path, port, "--api-token-file", str(token_file))
+    try:
+        assert served.token_file == token_file
+        assert token_file.read_text() == token + "\n"  # not replaced
+        answer = await served.call("PUT", "/api/v1/fault", json={"fault": "down"},
+                                   headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json() == {"fault": "down"}
+    finally:
+        served.process.terminate()
+        await served.process.wait()
+
+
+def test_a_token_file_others_may_read_is_one_line_and_nothing_listens(tmp_path, ca, epoch, capsys):
+    port = _pki_folder(tmp_path, ca, epoch)
+    token_file = tmp_path / "open.token"
+    token_file.write_text("provided-token-0123456789abcdef\n")
+    token_file.chmod(0o644)
+    assert main(["crl", "serve", str(tmp_path), "--api-port", "0",
+                 "--api-token-file", str(token_file)]) == 2
+    out, err = capsys.readouterr()
+    assert err == (f"mesh: {token_file}: is open to group or others (mode 0644); chmod 600 "
+                   f"{token_file} (a Kubernetes Secret: defaultMode 0400)\n")
+    assert "serving" not in out
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

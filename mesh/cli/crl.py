@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        help="address of the control API (default: --host)")
     serve.add_argument(
         "--api-token-file", default=None,
-        help="where the control API's token is written, 0600 (default DIR/crl-api.token)",
+        help="the control API's token file: used as it is when it holds a token (0600 or "
+             "0400), else a new token is written there, 0600 (default DIR/crl-api.token)",
     )
     serve.add_argument(
         "--operator-ca", default=None, metavar="FILE",
