@@ -26,11 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "runs the scenario's appliances as `mesh node` shards on Kubernetes: a Namespace; per "
         "shard a ConfigMap (node config), Secrets (keys, certificates, tokens; mode 0400) and a "
         "StatefulSet; a Service per appliance (its name, dots as dashes, is in its certificate); "
-        "the CRL server behind the Service `crl` on port 80; the [[block]] rules as "
-        "NetworkPolicies; a Job running `mesh run --inventory` against the fleet; and a "
-        "Containerfile that installs mesh from this source tree. Timeline network steps, CRL "
-        f"faults and the CRL proxy are refused (exit 2). Checked against Kubernetes "
-        f"{KUBERNETES_VERSION}'s schemas.",
+        "the CRL server behind the Service `crl` on port 80, its control API on 9443; the "
+        "[[block]] rules as NetworkPolicies; a Job running `mesh run --inventory` against the "
+        "fleet (revokes, clock moves and CRL faults included); and a Containerfile that "
+        "installs mesh from this source tree. Timeline network steps and the CRL proxy are "
+        f"refused (exit 2). Checked against Kubernetes {KUBERNETES_VERSION}'s schemas.",
     )
     kubernetes.add_argument("scenario", metavar="SCENARIO", help="scenario .toml file")
     kubernetes.add_argument("--out", required=True, metavar="DIR",

@@ -16,22 +16,28 @@ export writes down for a cluster, from the same code (:mod:`.fleet`):
   Service name;
 - the CRL server, ``mesh crl serve`` on a ConfigMap of the CRLs as published
   at the scenario's start, behind the Service ``crl`` on port 80; every CRL
-  Distribution Point reads ``http://crl/crl/<ca>.crl``;
+  Distribution Point reads ``http://crl/crl/<ca>.crl``. Its control API
+  (publish CRLs, faults) listens on the Service's port 9443, with a token
+  from a Secret that its first container copies to a 0600 file
+  (:mod:`.unpack`), the token the driver's inventory names;
 - the scenario's ``[[block]]`` rules as NetworkPolicies (:mod:`.policies`);
 - a Job that unpacks its folder and waits for the fleet to listen
   (:mod:`.unpack`), then runs the scenario driver against it, ``mesh run
   --inventory``, with an inventory built from the Services (the format of
-  ``mesh run --inventory``: every console's API and token, the PKI folder
-  revoke and upload steps draw on; all of it a gzip'd tar in Secret parts);
+  ``mesh run --inventory``: every console's API and token, the CRL
+  server's API and token, the PKI folder revoke and upload steps draw on;
+  all of it a gzip'd tar in Secret parts), so it revokes, moves the clock
+  (republishing the CRLs) and switches the CRL server's faults as a run in
+  one process does;
 - a Containerfile that installs mesh from this source tree.
 
 What cannot be a manifest is refused in one line before anything is made
 (:func:`check_exportable`): timeline network steps (a NetworkPolicy is
-fixed at deploy time, and the driver has no access to the cluster's API),
-CRL server faults and stops (``mesh crl serve`` has no faults, and the
-driver cannot stop its pod), the CRL proxy (it runs inside a runner), and
-keys that need a passphrase (a node config is a ConfigMap, which must hold
-no secret).
+fixed at deploy time, and the driver, ``mesh run --inventory``, has no
+network between the appliances to change), the CRL proxy (it runs inside a
+runner), and keys that need a passphrase (a node config is a ConfigMap,
+which must hold no secret). Every other step is a request the driver sends
+to a console or to the CRL server's control API.
 
 Pure apart from the temporary folder the PKI is written through: it returns
 the files' text; :mod:`.commands` writes them.
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import tarfile
 import tempfile
 from pathlib import Path
@@ -63,8 +70,8 @@ from mesh.scenario.model import Scenario
 from mesh.scenario.world import build_pki
 
 __all__ = [
-    "CRL_SERVICE", "DEFAULT_IMAGE", "Export", "KUBERNETES_VERSION", "NETWORK_STEPS",
-    "UNSUPPORTED", "check_exportable", "export_kubernetes",
+    "CRL_SERVICE", "CRL_TOKEN", "DEFAULT_IMAGE", "Export", "KUBERNETES_VERSION", "NETWORK_STEPS",
+    "check_exportable", "export_kubernetes",
 ]
 
 #: The Kubernetes release whose schemas the manifests are checked against.
@@ -78,18 +85,18 @@ CRL_SERVICE = "crl"
 #: Where ``mesh crl serve`` listens in its pod (the Service maps port 80 to it,
 #: so the pod needs no privilege to bind a low port).
 CRL_POD_PORT = 8080
+#: The CRL server's control API: the port of its pod and of the Service ``crl``
+#: (a console's port: unprivileged, so the same in both).
+CRL_API_PORT = API_PORT
+#: The token file of the CRL server's control API, in its Secret and its pod's work folder.
+CRL_TOKEN = "crl-api.token"
 
 #: Timeline steps that change the network (``Action.network``): a NetworkPolicy
-#: is fixed when it is applied, and the driver has no access to the cluster to change one.
+#: is fixed when it is applied, and the driver (``mesh run --inventory``, a
+#: backend without a network of its own) cannot change one. They are the only
+#: steps it cannot play: the others are requests to a console or to the CRL
+#: server's control API.
 NETWORK_STEPS = tuple(str(action) for action in Action if action.network)
-
-#: Other steps a Kubernetes fleet cannot play, and why.
-UNSUPPORTED = {
-    Action.CRL_SLOW: "mesh crl serve has no slow fault",
-    Action.CRL_GARBAGE: "mesh crl serve has no garbage fault",
-    Action.CRL_DOWN: "the driver cannot stop the CRL server's pod",
-    Action.CRL_UP: "the driver cannot stop or start the CRL server's pod",
-}
 
 #: ``kubectl apply`` (client side) keeps a copy of each object in an annotation
 #: of at most 256 KiB; an object bigger than this needs ``--server-side``.
@@ -98,6 +105,7 @@ CLIENT_SIDE_APPLY = 200_000
 #: Where things are mounted in the pods.
 NODE_MOUNT = "/etc/mesh/node"
 CRL_MOUNT = "/etc/mesh/crl"
+CRL_TOKEN_MOUNT = "/etc/mesh/crl-token"
 DRIVER_MOUNT = "/etc/mesh/driver"
 #: Every pod's working folder (memory-backed): :mod:`.unpack` fills it.
 WORK = "/run/mesh"
@@ -153,7 +161,7 @@ def check_exportable(scenario: Scenario) -> None:
     """One line naming the first thing of ``scenario`` that cannot be a manifest.
 
     Raises:
-        InputError: a timeline network step, a CRL fault or stop, the CRL proxy.
+        InputError: a timeline network step, the CRL proxy, a block naming the proxy.
     """
     where = scenario.source or scenario.name
     fix = "remove it, or play the scenario with mesh run"
@@ -163,10 +171,6 @@ def check_exportable(scenario: Scenario) -> None:
             raise InputError(f"{where}: step[{index}] {word}",
                              "cannot be exported to Kubernetes (NetworkPolicies are fixed when "
                              "applied; write it as a [[block]] in force from the start)", fix)
-        why = UNSUPPORTED.get(step.action)
-        if why is not None:
-            raise InputError(f"{where}: step[{index}] {word}",
-                             f"cannot be exported to Kubernetes ({why})", fix)
     if scenario.pki.crl_proxy_only or any(a.crl_proxy for a in scenario.appliances):
         raise InputError(f"{where}: crl_proxy", "cannot be exported to Kubernetes "
                          "(the CRL proxy runs inside a runner)", fix)
@@ -232,7 +236,9 @@ def export_kubernetes(
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": namespace, "labels": dict(LABELS)},
     }])
-    files["crl-server.yaml"] = render(_crl_server(pki, scenario, namespace, image))
+    crl_token = secrets.token_urlsafe(32)
+    files["crl-server.yaml"] = render(_crl_server(pki, scenario, namespace, image, crl_token))
+    private.add("crl-server.yaml")
     for shard in shards:
         name = f"{shard.key}.yaml"
         files[name] = render(_shard(shard, namespace, image, where))
@@ -240,7 +246,7 @@ def export_kubernetes(
     files["services.yaml"] = render(_services(shards, services, namespace))
     files["network-policies.yaml"] = render(_policies(scenario, shards, namespace))
     files["driver.yaml"] = render(_driver(scenario, scenario_text, pki, shards, services,
-                                          namespace, image, where))
+                                          namespace, image, where, crl_token))
     private.add("driver.yaml")
     files["kustomization.yaml"] = render([{
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
@@ -325,8 +331,16 @@ def _services(shards: list[Shard], services: Mapping[str, str], namespace: str) 
     return out
 
 
-def _crl_server(pki: Pki, scenario: Scenario, namespace: str, image: str) -> list[dict[str, Any]]:
-    """``mesh crl serve`` on the CRLs as published at the start, behind the Service ``crl``."""
+def _crl_server(pki: Pki, scenario: Scenario, namespace: str, image: str,
+                token: str) -> list[dict[str, Any]]:
+    """``mesh crl serve`` on the CRLs as published at the start, with its control API
+    (``token``), behind the Service ``crl``.
+
+    The token's Secret is mounted 0400 (0440 with the pod's ``fsGroup``),
+    which ``mesh crl serve`` refuses as a console does: the first container
+    copies it to a 0600 file in memory (:mod:`.unpack`), as on a node.
+    """
+    where = scenario.source or scenario.name
     crls: dict[str, bytes] = {}
     manifest: dict[str, str] = {}
     for url, document in sorted(pki.crl_documents(at=scenario.start).items()):
@@ -336,28 +350,44 @@ def _crl_server(pki: Pki, scenario: Scenario, namespace: str, image: str) -> lis
         crls[file] = document
         manifest[f"http://{CRL_SERVICE}{url}"] = file
     config = config_map(CRL_SERVICE, namespace, {"pki.json": json.dumps({"crls": manifest}, indent=2)},
-                        binary=crls, labels=_CRL_LABELS, where=f"{scenario.source or scenario.name}: CRLs")
+                        binary=crls, labels=_CRL_LABELS, where=f"{where}: CRLs")
+    token_secrets, sources = objects.secrets(f"{CRL_SERVICE}-token", namespace,
+                                             {CRL_TOKEN: (token + "\n").encode()},
+                                             labels=_CRL_LABELS, where=f"{where}: the CRL server")
+    work = {"name": "work", "mountPath": WORK}
+    copy = _container("files", image, ["python", "-m", "mesh.export.unpack", "crl", CRL_TOKEN_MOUNT, WORK],
+                      [{"name": "token", "mountPath": CRL_TOKEN_MOUNT, "readOnly": True}, work])
     container = _container(
         "crl", image,
-        ["mesh", "crl", "serve", CRL_MOUNT, "--host", "0.0.0.0", "--port", str(CRL_POD_PORT)],
-        [{"name": "crl", "mountPath": CRL_MOUNT, "readOnly": True}], [CRL_POD_PORT],
+        ["mesh", "crl", "serve", CRL_MOUNT, "--host", "0.0.0.0", "--port", str(CRL_POD_PORT),
+         "--api-port", str(CRL_API_PORT), "--api-host", "0.0.0.0",
+         "--api-token-file", f"{WORK}/{CRL_TOKEN}"],
+        [{"name": "crl", "mountPath": CRL_MOUNT, "readOnly": True}, work], [CRL_POD_PORT, CRL_API_PORT],
     )
-    volume = {"name": "crl", "configMap": {"name": CRL_SERVICE, "defaultMode": 0o444}}
-    return [config, {
+    volumes = [{"name": "crl", "configMap": {"name": CRL_SERVICE, "defaultMode": 0o444}},
+               projected("token", sources),
+               {"name": "work", "emptyDir": {"medium": "Memory"}}]
+    return [config, *token_secrets, {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": metadata(CRL_SERVICE, namespace, _CRL_LABELS),
         "spec": {"replicas": 1, "selector": {"matchLabels": dict(_CRL_LABELS)},
-                 "template": _pod_template(_CRL_LABELS, [container], [volume])},
+                 "template": _pod_template(_CRL_LABELS, [container], volumes,
+                                           initContainers=[copy])},
     }, {
         "apiVersion": "v1", "kind": "Service", "metadata": metadata(CRL_SERVICE, namespace, _CRL_LABELS),
         "spec": {"selector": dict(_CRL_LABELS),
                  "ports": [{"name": "http", "protocol": "TCP", "port": CRL_PORT,
-                            "targetPort": CRL_POD_PORT}]},
+                            "targetPort": CRL_POD_PORT},
+                           {"name": "api", "protocol": "TCP", "port": CRL_API_PORT,
+                            "targetPort": CRL_API_PORT}]},
     }]
 
 
 def _endpoints(shards: list[Shard]) -> list[Endpoint]:
-    out = [Endpoint(host=CRL_SERVICE, pod=CRL_SERVICE, port=CRL_PORT, pod_port=CRL_POD_PORT, kind="crl")]
+    out = [Endpoint(host=CRL_SERVICE, pod=CRL_SERVICE, port=CRL_PORT, pod_port=CRL_POD_PORT, kind="crl"),
+           # Its control API: the driver's only, like a console's.
+           Endpoint(host=CRL_SERVICE, pod=CRL_SERVICE, port=CRL_API_PORT, pod_port=CRL_API_PORT,
+                    kind="api")]
     for shard in shards:
         for name in shard.names:
             mesh_port, api_port = shard.ports[name]
@@ -381,12 +411,21 @@ def _policies(scenario: Scenario, shards: list[Shard], namespace: str) -> list[d
                             namespace=namespace, labels=LABELS, node_labels=_NODE_LABELS)
 
 
+#: Where the driver's folder holds the CRL server's token.
+_CRL_TOKEN_FILE = "tokens/crl.token"
+
+
 def _inventory(shards: list[Shard], services: Mapping[str, str]) -> str:
     """The driver's inventory (the format ``mesh run --inventory`` reads)."""
     lines = [
-        "# The fleet `mesh export kubernetes` deployed: every console by its Service name.",
+        "# The fleet `mesh export kubernetes` deployed: the CRL server's control API and",
+        "# every console, by their Service names.",
         "# Paths are relative to this file's folder (the driver's mounted folder).",
         'pki = "pki"',
+        "",
+        "[crl]",
+        f"api = {json.dumps(f'https://{CRL_SERVICE}:{CRL_API_PORT}')}",
+        f"token_file = {json.dumps(_CRL_TOKEN_FILE)}",
     ]
     for shard in shards:
         for name in shard.names:
@@ -430,14 +469,15 @@ def _driver_parts(pki: Pki, files: Mapping[str, bytes]) -> dict[str, bytes]:
 
 def _driver(scenario: Scenario, scenario_text: str, pki: Pki, shards: list[Shard],
             services: Mapping[str, str], namespace: str, image: str,
-            where: str) -> list[dict[str, Any]]:
+            where: str, crl_token: str) -> list[dict[str, Any]]:
     """The driver's Secrets (its folder: inventory, scenario, fleet, tokens, PKI) and Job."""
-    fleet = [f"{CRL_SERVICE} {CRL_PORT}"] + [
+    fleet = [f"{CRL_SERVICE} {CRL_PORT}", f"{CRL_SERVICE} {CRL_API_PORT}"] + [
         f"{services[name]} {API_PORT}" for shard in shards for name in shard.names
         if shard.ports[name][1] is not None
     ]
     tokens = {f"tokens/{name}.token": shard.files[f"{name}.api-token"]
               for shard in shards for name in shard.names if shard.ports[name][1] is not None}
+    tokens[_CRL_TOKEN_FILE] = (crl_token + "\n").encode()
     parts = _driver_parts(pki, {
         "inventory.toml": _inventory(shards, services).encode(),
         "scenario.toml": scenario_text.encode(),

@@ -18,7 +18,8 @@ come between its ends.
 
 Who may reach what: the appliances (node pods) reach each other's mesh ports
 and the CRL server, unless a block says otherwise; the scenario driver (the
-Job) reaches every console API and the CRL server always, as the run's
+Job) reaches every console API and the CRL server (its CRLs and its control
+API) always, as the run's
 control plane, which no ``[[block]]`` names ("*" means every scenario host,
 not the driver). Nothing else listens. Kubernetes has no "refuse": how a
 denied connection fails (dropped, mostly) is the network plugin's choice, so
@@ -65,7 +66,8 @@ class Endpoint:
     port: int
     #: Where it listens in its pod (what a NetworkPolicy names).
     pod_port: int
-    #: "mesh" (links), "api" (a console, for the driver only) or "crl".
+    #: "mesh" (links), "api" (a console's or the CRL server's control API, for
+    #: the driver only) or "crl" (CRL fetches).
     kind: str
 
 

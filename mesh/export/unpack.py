@@ -1,14 +1,16 @@
 """Every pod's first container: its mounted files made its own, in memory.
 
-Run in a pod as ``python -m mesh.export.unpack node|driver SOURCE WORK``.
+Run in a pod as ``python -m mesh.export.unpack node|crl|driver SOURCE WORK``.
 Why it exists:
 
 - **Mounted Secrets are not private to the pod's user.** Kubernetes mounts
   a Secret's files owned by root; with the pod's ``fsGroup`` they become
-  mode 0440 of that group, and a console refuses a token file that its group
-  may read (``mesh.web.auth.console_token``), as it should. So each pod's
-  files are copied into WORK, a memory-backed emptyDir, owned by the pod's
-  user with mode 0600, and the node runs from there (``node``).
+  mode 0440 of that group, and a console (or the CRL server's control API)
+  refuses a token file that its group may read
+  (``mesh.web.auth.console_token``), as it should. So each pod's files are
+  copied into WORK, a memory-backed emptyDir, owned by the pod's user with
+  mode 0600, and the node (``node``) or the CRL server (``crl``: its API
+  token) runs from there.
 
 - **The driver's folder does not fit a Secret** (``driver``). ``mesh run
   --inventory`` needs the inventory (a table per console: 2.8 MB at 15,000)
@@ -44,6 +46,9 @@ DEADLINE = 900.0
 
 #: The parts of the driver folder's archive: ``driver.tar.gz.000``, ``driver.tar.gz.001``, ...
 PARTS = "driver.tar.gz."
+
+#: The pods whose mounted folder is copied, and whose files they are.
+_COPIES = {"node": "node's", "crl": "CRL server's"}
 
 def copy_private(source: Path, work: Path) -> None:
     """Every file of the mounted folder ``source`` into ``work``, mode 0600.
@@ -88,12 +93,12 @@ def wait_for(targets: Sequence[tuple[str, int]], *, deadline: float = DEADLINE) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``node SOURCE WORK``: copy; ``driver SOURCE WORK``: unpack, then wait for the fleet."""
+    """``node|crl SOURCE WORK``: copy; ``driver SOURCE WORK``: unpack, then wait for the fleet."""
     kind, *folders = argv if argv is not None else sys.argv[1:]
     source, work = (Path(f) for f in folders)
-    if kind == "node":
+    if kind in _COPIES:
         copy_private(source, work)
-        print(f"mesh: {work} holds the node's files, 0600", file=sys.stderr)
+        print(f"mesh: {work} holds the {_COPIES[kind]} files, 0600", file=sys.stderr)
         return 0
     unpack(source, work)
     lines = (work / "fleet.txt").read_text(encoding="utf-8").split("\n")

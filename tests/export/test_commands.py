@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import yaml
 
 from mesh.cli import export as cli_export
 from mesh.cli import main
-from mesh.export import kubernetes
+from mesh.export import kubernetes, unpack
 from tests.export.conftest import FLEET
 
 SIMPLE = """\
@@ -69,12 +70,6 @@ def test_a_folder_that_is_not_empty_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, line", [
-    ('[[step]]\nafter = "1h"\naction = "crl-down"\n',
-     "s.toml: step[1] crl-down: cannot be exported to Kubernetes (the driver cannot stop the CRL "
-     "server's pod); remove it, or play the scenario with mesh run"),
-    ('[[step]]\nafter = "1h"\naction = "crl-garbage"\n',
-     "s.toml: step[1] crl-garbage: cannot be exported to Kubernetes (mesh crl serve has no garbage "
-     "fault); remove it, or play the scenario with mesh run"),
     ('[[block]]\nfrom = "sensor-1.contoso.test"\nto = "proxy"\n',
      "s.toml: block[1]: names the proxy, which a Kubernetes fleet does not have; remove it, or play "
      "the scenario with mesh run"),
@@ -108,6 +103,30 @@ def test_timeline_network_steps_are_refused_in_one_line(tmp_path, capsys, monkey
         "fixed when applied; write it as a [[block]] in force from the start); remove it, "
         "or play the scenario with mesh run\n")
     assert word in kubernetes.NETWORK_STEPS
+
+
+def test_crl_fault_steps_export_for_the_driver_to_play_through_the_crl_servers_api(tmp_path):
+    """crl-down/up/slow/garbage: ``mesh run --inventory`` switches them with ``[crl]``."""
+    from mesh.scenario.inventory import check_inventory, load_inventory
+    from mesh.scenario.load import load_scenario
+
+    steps = "".join(f'[[step]]\nafter = "1h"\naction = "{word}"\n'
+                    for word in ("crl-down", "crl-up", "crl-slow", "crl-garbage", "crl-up"))
+    path = _scenario(tmp_path, SIMPLE + steps)
+    out = tmp_path / "out"
+    assert main(["export", "kubernetes", str(path), "--out", str(out), "--workers", "1"]) == 0
+    driver = [d for d in yaml.safe_load_all((out / "driver.yaml").read_text()) if d]
+    parts = {k: v for d in driver if d["kind"] == "Secret" for k, v in d["data"].items()}
+    source, work = tmp_path / "mounted", tmp_path / "work"
+    source.mkdir()
+    work.mkdir()
+    for key, value in parts.items():
+        (source / key).write_bytes(base64.b64decode(value))
+    unpack.unpack(source, work)  # what the Job's first container does
+    inventory = load_inventory(work / "inventory.toml")
+    assert inventory.crl is not None
+    check_inventory(inventory, load_scenario(work / "scenario.toml"))
+    assert not (set(kubernetes.NETWORK_STEPS) & {"crl-down", "crl-up", "crl-slow", "crl-garbage"})
 
 
 def test_a_starting_key_with_a_passphrase_is_refused(tmp_path, capsys):

@@ -26,7 +26,7 @@ from cryptography import x509
 import mesh
 from mesh.export import unpack
 from mesh.export.fleet import CONFIG
-from mesh.export.kubernetes import CRL_SERVICE, DEFAULT_IMAGE, KUBERNETES_VERSION
+from mesh.export.kubernetes import CRL_SERVICE, CRL_TOKEN, DEFAULT_IMAGE, KUBERNETES_VERSION
 from mesh.export.objects import OBJECT_BUDGET, RUN_AS
 from mesh.errors import InputError
 from mesh.node_config import load_shard
@@ -236,7 +236,7 @@ def test_secrets_are_mounted_read_only_with_mode_0400(objects):
                 assert mounts[volume["name"]]["readOnly"] is True
                 mounted += 1
             assert "secret" not in volume  # every Secret goes through a projected volume
-    assert mounted == len(_named(objects, "StatefulSet")) + 1  # every shard and the driver
+    assert mounted == len(_named(objects, "StatefulSet")) + 2  # every shard, the CRL server, the driver
 
 
 def test_every_pod_runs_as_the_containerfiles_user_and_the_files_are_its_groups(objects):
@@ -250,7 +250,8 @@ def test_every_pod_runs_as_the_containerfiles_user_and_the_files_are_its_groups(
 def test_no_key_or_token_ever_appears_in_a_configmap(objects, exported):
     tokens = {data for shard in exported.shards for name, data in shard.files.items()
               if name.endswith(".api-token")}
-    assert tokens
+    tokens.add(_data(_named(objects, "Secret")[f"{CRL_SERVICE}-token-0"])[CRL_TOKEN])
+    assert len(tokens) == 13
     for configmap in _named(objects, "ConfigMap").values():
         for value in _data(configmap).values():
             assert b"PRIVATE KEY" not in value
@@ -374,11 +375,48 @@ def test_every_certificates_crl_distribution_point_names_the_crl_service(objects
     for file in served.values():
         x509.load_der_x509_crl(base64.b64decode(crl["binaryData"][file]))
     (service,) = [s for s in _named(objects, "Service").values() if s["metadata"]["name"] == CRL_SERVICE]
-    (port,) = service["spec"]["ports"]
-    assert port["port"] == CRL_PORT
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert set(ports) == {"http", "api"}
+    assert ports["http"]["port"] == CRL_PORT and ports["api"]["port"] == API_PORT
     container = _pod_of(objects, service["spec"]["selector"])["spec"]["containers"][0]
     command = container["command"]
-    assert command[:3] == ["mesh", "crl", "serve"] and int(command[command.index("--port") + 1]) == port["targetPort"]
+    assert command[:3] == ["mesh", "crl", "serve"]
+    assert int(command[command.index("--port") + 1]) == ports["http"]["targetPort"]
+    assert int(command[command.index("--api-port") + 1]) == ports["api"]["targetPort"]
+    assert command[command.index("--api-host") + 1] == "0.0.0.0"
+
+
+@pytest.fixture(scope="module")
+def crl_pod(objects, tmp_path_factory):
+    """The CRL server's pod spec, its token as mounted, and as its first container copies it."""
+    spec = _pod_of(objects, _named(objects, "Service")[CRL_SERVICE]["spec"]["selector"])["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounted = _materialize(volumes["token"], objects, tmp_path_factory.mktemp("crl-token"))
+    work = tmp_path_factory.mktemp("crl-work")
+    (copy,) = spec["initContainers"]
+    source = next(m["mountPath"] for m in copy["volumeMounts"] if m["name"] == "token")
+    target = next(m["mountPath"] for m in copy["volumeMounts"] if m["name"] == "work")
+    assert copy["command"] == ["python", "-m", "mesh.export.unpack", "crl", source, target]
+    assert unpack.main(["crl", str(mounted), str(work)]) == 0  # what its first container does
+    return spec, mounted, work, target
+
+
+def test_the_crl_server_takes_its_api_token_from_its_copy_and_refuses_the_mount(crl_pod):
+    from mesh.web.auth import console_token
+
+    spec, mounted, work, target = crl_pod
+    (container,) = spec["containers"]
+    assert {v["name"]: v for v in spec["volumes"]}["work"]["emptyDir"] == {"medium": "Memory"}
+    assert next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "work") == target
+    command = container["command"]
+    token_file = command[command.index("--api-token-file") + 1]
+    assert token_file == f"{target}/{CRL_TOKEN}"
+    copied = work / CRL_TOKEN
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+    assert console_token(copied) == (mounted / CRL_TOKEN).read_text().strip()
+    with pytest.raises(InputError) as caught:
+        console_token(mounted / CRL_TOKEN)
+    assert "is open to group or others (mode 0440)" in caught.value.line()
 
 
 def test_the_commands_the_pods_run_are_commands_mesh_knows(objects):
@@ -476,9 +514,13 @@ def test_everything_the_mesh_needs_that_no_block_forbids_is_allowed(network, sce
         verdict = _connects(policies, pods[dialer], pods[listener], ports[(listener, NODE_PORT)])
         assert verdict is not blocked(dialer, listener, NODE_PORT), (dialer, listener)
     assert crossing >= 8
+    # The CRL server's control API: the driver's, and nobody else's.
+    assert _connects(policies, driver, pods[CRL_SERVICE], ports[(CRL_SERVICE, API_PORT)])
     for appliance in scenario.appliances:
         verdict = _connects(policies, pods[appliance.name], pods[CRL_SERVICE], ports[(CRL_SERVICE, CRL_PORT)])
         assert verdict is not blocked(appliance.name, CRL_SERVICE, CRL_PORT), appliance.name
+        assert not _connects(policies, pods[appliance.name], pods[CRL_SERVICE],
+                             ports[(CRL_SERVICE, API_PORT)]), appliance.name
         if (appliance.name, API_PORT) in ports:
             # The driver reaches every console; no appliance does.
             assert _connects(policies, driver, pods[appliance.name], ports[(appliance.name, API_PORT)])
@@ -528,7 +570,7 @@ def test_the_inventory_names_every_console_by_service_with_its_token_and_the_pki
     _, _, folder = driver_folder
     assert load_scenario(folder / "scenario.toml").appliances == scenario.appliances
     inventory = tomllib.loads((folder / "inventory.toml").read_text())
-    assert set(inventory) == {"pki", "node"}
+    assert set(inventory) == {"pki", "crl", "node"}
     pki = Pki.load(folder / inventory["pki"])
     assert set(pki.appliances) == {a.name for a in scenario.appliances}
     for key in (folder / inventory["pki"]).rglob("*.key"):
@@ -548,11 +590,124 @@ def test_the_inventory_names_every_console_by_service_with_its_token_and_the_pki
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
 
+def test_the_inventory_names_the_crl_servers_api_with_the_token_its_pod_uses(
+        driver_folder, crl_pod, objects):
+    from mesh.web.auth import console_token
+
+    _, _, folder = driver_folder
+    _, _, work, _ = crl_pod
+    crl = tomllib.loads((folder / "inventory.toml").read_text())["crl"]
+    assert set(crl) == {"api", "token_file"}
+    host, port = crl["api"].removeprefix("https://").split(":")
+    service = _named(objects, "Service")[host]
+    assert host == CRL_SERVICE
+    assert int(port) == API_PORT == next(p["port"] for p in service["spec"]["ports"] if p["name"] == "api")
+    token = folder / crl["token_file"]
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert token.read_text().strip() == console_token(work / CRL_TOKEN)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_the_driver_switches_and_republishes_the_crl_server_started_as_its_pod_starts_it(
+        crl_pod, driver_folder, objects, scenario, tmp_path):
+    """The pod's own command (its folders and addresses made local), driven with the inventory."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx
+    import trio
+    from attrs import evolve
+
+    from mesh.scenario.fleet import RemoteCrl
+    from mesh.scenario.fleet_client import FleetClient
+    from mesh.scenario.inventory import load_inventory
+
+    spec, _, work, target = crl_pod
+    (container,) = spec["containers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "crl")
+    served = _materialize(volumes["crl"], objects, tmp_path / "crl")
+    port = _free_port()
+    command = list(container["command"])
+    assert command[3] == mount
+    command[3] = str(served)
+    local = {"--host": "127.0.0.1", "--port": str(port), "--api-port": "0", "--api-host": "127.0.0.1",
+             "--api-token-file": str(work / CRL_TOKEN)}
+    assert command[command.index("--api-token-file") + 1] == f"{target}/{CRL_TOKEN}"
+    for option, value in local.items():
+        command[command.index(option) + 1] = value
+    command = [sys.executable, "-m", *command]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        buffer = b""
+        with trio.fail_after(30):
+            while b"control API at" not in buffer:
+                chunk = await process.stdout.receive_some(4096)
+                assert chunk, (await process.stderr.receive_some(4096)).decode()
+                buffer += chunk
+        api_url = re.search(rb"control API at (https://\S+)/api/v1/", buffer).group(1).decode()
+        _, _, folder = driver_folder
+        inventory = load_inventory(folder / "inventory.toml")
+        assert inventory.crl is not None
+        crl = RemoteCrl(FleetClient(operator=inventory.operator), evolve(inventory.crl, url=api_url))
+        # A revoke, as the driver makes it (on a copy: the folder is the module's).
+        shutil.copytree(folder / "pki", tmp_path / "pki")
+        pki = Pki.load(tmp_path / "pki")
+        pki.revoke("sensor-1.contoso.test", at=scenario.start)
+        documents = pki.crl_documents(at=scenario.start)
+        start = {f"/crl/{name}": data for name, data in _volume_files(volumes["crl"], objects).items()
+                 if name.endswith(".crl")}
+        (path,) = [p for p, data in documents.items() if data != start[p]]  # the issuer's CRL
+        async with crl.client, httpx.AsyncClient(trust_env=False, timeout=5) as fetch:
+            assert (await fetch.get(f"http://127.0.0.1:{port}{path}")).content == start[path]
+            await crl.fault("down")
+            with pytest.raises(httpx.ConnectError):
+                await fetch.get(f"http://127.0.0.1:{port}{path}")
+            await crl.fault("ok")
+            await crl.publish(documents)
+            answer = await fetch.get(f"http://127.0.0.1:{port}{path}")
+            assert answer.status_code == 200 and answer.content == documents[path]
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def test_the_inventory_loads_and_fits_the_scenario_with_the_drivers_own_checks(driver_folder, scenario):
+    """What ``mesh run --inventory`` checks first: without [crl], the revoke step is refused."""
+    from mesh.scenario.inventory import check_inventory, load_inventory
+
+    _, _, folder = driver_folder
+    inventory = load_inventory(folder / "inventory.toml")
+    assert inventory.crl is not None and inventory.crl.url == f"https://{CRL_SERVICE}:{API_PORT}"
+    assert inventory.crl.token == (folder / "tokens" / "crl.token").read_text().strip()
+    assert "revoke" in [str(step.action) for step in scenario.steps]
+    check_inventory(inventory, scenario)
+
+
+def test_the_driver_publishes_where_the_crl_server_serves(driver_folder, objects, scenario):
+    """The paths a revoke publishes (the inventory's PKI) are the paths the server serves."""
+    _, _, folder = driver_folder
+    served = json.loads(_named(objects, "ConfigMap")[CRL_SERVICE]["data"]["pki.json"])["crls"]
+    published = Pki.load(folder / "pki").crl_documents(at=scenario.start)
+    assert {f"http://{CRL_SERVICE}{path}" for path in published} == set(served)
+
+
 def test_the_fleet_it_waits_for_is_every_console_and_the_crl_server(driver_folder, objects):
     _, _, work = driver_folder
     targets = [line.split() for line in (work / "fleet.txt").read_text().splitlines()]
     services = _named(objects, "Service")
-    assert len(targets) == 1 + 12  # the CRL server and every sensor and console
+    assert len(targets) == 2 + 12  # the CRL server (CRLs and API) and every sensor and console
+    assert [CRL_SERVICE, str(API_PORT)] in targets
     for host, port in targets:
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
 
@@ -562,8 +717,8 @@ def test_unpack_unpacks_then_waits_for_the_fleet(driver_folder, tmp_path, capsys
     waited = []
     monkeypatch.setattr(unpack, "wait_for", lambda targets: waited.append(targets))
     assert unpack.main(["driver", str(source), str(tmp_path)]) == 0
-    assert capsys.readouterr().err == f"mesh: {tmp_path} unpacked; 13 services answer\n"
-    assert waited[0][0] == (CRL_SERVICE, CRL_PORT) and len(waited[0]) == 13
+    assert capsys.readouterr().err == f"mesh: {tmp_path} unpacked; 14 services answer\n"
+    assert waited[0][:2] == [(CRL_SERVICE, CRL_PORT), (CRL_SERVICE, API_PORT)] and len(waited[0]) == 14
     assert (tmp_path / "pki" / "pki.json").is_file()
 
 

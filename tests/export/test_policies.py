@@ -66,3 +66,18 @@ def test_a_blocked_source_is_absent_and_a_fully_blocked_port_has_no_rule():
     ]
     # Nobody reaches cm's mesh port; the driver still reaches its console.
     assert [rule["ports"] for rule in to_a["spec"]["ingress"]] == [[{"protocol": "TCP", "port": 21000}]]
+
+
+def test_the_crl_servers_control_api_admits_the_driver_only():
+    pods = [Pod(key="a", kind="node", labels={"pod": "a", "node": "y"}, hosts=("cm",)),
+            Pod(key="crl", kind="crl", labels={"pod": "crl"}, hosts=("crl",)),
+            Pod(key="driver", kind="driver", labels={"pod": "driver"})]
+    endpoints = [Endpoint(host="crl", pod="crl", port=80, pod_port=8080, kind="crl"),
+                 Endpoint(host="crl", pod="crl", port=9443, pod_port=9443, kind="api")]
+    # A block of everything to the CRL server closes its CRLs, not the driver's API.
+    *_, to_crl = network_policies(pods, endpoints, [Block(source="*", destination="crl")],
+                                  namespace="ns", labels={"app": "mesh"}, node_labels={"node": "y"})
+    assert to_crl["spec"]["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"pod": "driver"}}}],
+         "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 9443}]},
+    ]
