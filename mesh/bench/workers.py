@@ -63,6 +63,10 @@ WORKERS = 4
 #: RSA keys the appliances share (certificates stay unique).
 _KEY_POOL = 16
 
+#: Real seconds the start and each step may take: 20,000 links on two shared
+#: cores take minutes; this only stops a run that hangs.
+_SETTLE = 1200.0
+
 
 def scenario_file(directory: Path, per_console: int | None = None) -> Path:
     """Write the bench's scenario into ``directory``, with ``per_console`` sensors per console."""
@@ -128,7 +132,7 @@ async def _play(path: Path, keys: KeySource, workers: int) -> dict[str, Any]:
 
     began = time.perf_counter()
     result = await run_in_processes(scenario, keys=keys, workers=workers, events=arrivals,
-                                    progress=progress)
+                                    progress=progress, settle_timeout=_SETTLE)
     facts["ok"] = result.ok
     facts["total_seconds"] = time.perf_counter() - began
     started = dict(marks).get("started")

@@ -83,3 +83,51 @@ def test_a_key_within_the_limits_opens(keys):
     with pytest.raises(ValidationFailed) as info:
         key_input.key_from_bytes(data, "wrong")
     assert info.value.code is FailureCode.PASSPHRASE_MISMATCH
+
+
+def _der_integer(value):
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return b"\x02" + _der_length(len(body)) + body
+
+
+def _der_length(size):
+    if size < 0x80:
+        return bytes([size])
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _damaged(key, **changes):
+    """``key`` as a PKCS#1 PEM file with some of its numbers moved (as a bad export might)."""
+    import base64
+
+    n = key.private_numbers()
+    fields = dict(n=n.public_numbers.n, e=n.public_numbers.e, d=n.d, p=n.p, q=n.q,
+                  dmp1=n.dmp1, dmq1=n.dmq1, iqmp=n.iqmp)
+    fields.update({name: fields[name] + delta for name, delta in changes.items()})
+    body = _der_integer(0) + b"".join(_der_integer(fields[k]) for k in
+                                      ("n", "e", "d", "p", "q", "dmp1", "dmq1", "iqmp"))
+    der = b"\x30" + _der_length(len(body)) + body
+    lines = [base64.b64encode(der[i:i + 48]).decode() for i in range(0, len(der), 48)]
+    return ("-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines)
+            + "\n-----END RSA PRIVATE KEY-----\n").encode()
+
+
+@pytest.mark.parametrize("changes", [{"p": 2}, {"d": 2}, {"dmp1": 2}, {"iqmp": 1}])
+def test_a_damaged_key_is_refused_in_one_line(material, changes):
+    # Checked by arithmetic, not by OpenSSL's primality tests (~100 ms a key):
+    # a shard loads thousands of keys.
+    _, _, leaf = material
+    with pytest.raises(InputError) as info:
+        key_input.key_from_bytes(_damaged(leaf.key, **changes), where="a.key")
+    line = info.value.line()
+    assert line.startswith("a.key: holds a damaged private key (") and line.endswith(
+        "; export the key again"), line
+
+
+def test_the_arithmetic_check_names_what_does_not_add_up(material):
+    _, _, leaf = material
+    assert key_input._inconsistency(leaf.key) == ""
+    moved = serialization.load_pem_private_key(_damaged(leaf.key, d=2), None,
+                                               unsafe_skip_rsa_key_validation=True)
+    assert key_input._inconsistency(moved) == "its private exponent does not invert its public one"
