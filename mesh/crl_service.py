@@ -32,7 +32,7 @@ import trio
 
 from mesh.errors import InputError
 from mesh.events import Event
-from mesh.net.crl_commands import _first_leaf, _log_to_stderr, _unreadable, crl_files
+from mesh.net.crl_commands import _log_to_stderr, _unreadable, crl_files, run_command
 from mesh.net.crl_server import CrlServer
 from mesh.net.crl_watch import CrlWatch
 
@@ -141,15 +141,6 @@ def serve_command(args: argparse.Namespace) -> int:
                     port=args.api_port, record=record, operator_cas=operator_cas))
                 print(f"mesh: control API at {url}/api/v1/ (token in {token_file})", flush=True)
 
-    try:
-        trio.run(run)
-    except BaseExceptionGroup as group:
-        # Surface what a person caused (port in use, Ctrl-C) the way the CLI
-        # renders it, not as an exception group traceback.
-        for kind in (KeyboardInterrupt, InputError):
-            found = group.subgroup(kind)
-            if found is not None:
-                raise _first_leaf(found) from None
-        raise
+    run_command(run)
     sys.stdout.flush()
     return 0

@@ -75,21 +75,28 @@ class Play:
     cache_digest: str
 
 
-def scenario_file(directory: Path, sensors: int | None = None) -> Path:
-    """Write the bench's scenario into ``directory``, with ``sensors`` sensors if given.
+def packaged_scenario(name: str, directory: Path, count: re.Pattern[str], lines: int,
+                      replacement: int | None = None) -> Path:
+    """Write the bench's scenario file ``name`` into ``directory``, its ``count`` lines
+    (exactly ``lines`` of them) set to ``replacement`` if given.
 
     A copy, even at full size, so both sizes run the same way; the packaged
     file is read through ``importlib.resources`` so an installed mesh finds it.
     """
-    text = resources.files("mesh.bench").joinpath(SCENARIO).read_text(encoding="utf-8")
-    if sensors is not None:
-        text, found = _COUNT.subn(f"count = {sensors}", text)
-        if found != 1:
-            raise RuntimeError(f"{SCENARIO} has {found} count lines; the bench rewrites exactly one")
+    text = resources.files("mesh.bench").joinpath(name).read_text(encoding="utf-8")
+    if replacement is not None:
+        text, found = count.subn(f"count = {replacement}", text)
+        if found != lines:
+            raise RuntimeError(f"{name} has {found} count lines; the bench rewrites {lines}")
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / SCENARIO
+    path = directory / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def scenario_file(directory: Path, sensors: int | None = None) -> Path:
+    """Write the bench's scenario into ``directory``, with ``sensors`` sensors if given."""
+    return packaged_scenario(SCENARIO, directory, _COUNT, 1, sensors)
 
 
 def _environment(cache: Path) -> dict[str, str]:

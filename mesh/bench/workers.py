@@ -32,7 +32,6 @@ import itertools
 import os
 import re
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ import trio
 from mesh.bench.context import Bench
 from mesh.bench.engine import floor_in_child
 from mesh.bench.procstat import rss_bytes
+from mesh.bench.scenario_run import packaged_scenario
 from mesh.bench.targets import Key
 from mesh.eventlog import EventLog
 from mesh.events import Event
@@ -70,15 +70,7 @@ _SETTLE = 1200.0
 
 def scenario_file(directory: Path, per_console: int | None = None) -> Path:
     """Write the bench's scenario into ``directory``, with ``per_console`` sensors per console."""
-    text = resources.files("mesh.bench").joinpath(SCENARIO).read_text(encoding="utf-8")
-    if per_console is not None:
-        text, found = _SENSORS.subn(f"count = {per_console}", text)
-        if found != 4:
-            raise RuntimeError(f"{SCENARIO} has {found} sensor count lines; the bench rewrites four")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / SCENARIO
-    path.write_text(text, encoding="utf-8")
-    return path
+    return packaged_scenario(SCENARIO, directory, _SENSORS, 4, per_console)
 
 
 class _Arrivals(EventLog):

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Awaitable, Callable, TextIO
 
 import httpx
 import trio
@@ -123,14 +123,7 @@ def _proxy(args: argparse.Namespace) -> int:
             await nursery.start(proxy.serve)
             print(f"mesh: proxying at {proxy.url} (Ctrl-C stops)", flush=True)
 
-    try:
-        trio.run(run)
-    except BaseExceptionGroup as group:
-        for kind in (KeyboardInterrupt, InputError):
-            found = group.subgroup(kind)
-            if found is not None:
-                raise _first_leaf(found) from None
-        raise
+    run_command(run)
     return 0
 
 
@@ -146,6 +139,19 @@ def _log_to_stderr() -> None:
         handler = _CliHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mesh: %(message)s"))
         logger.addHandler(handler)
+
+
+def run_command(run: Callable[[], Awaitable[None]]) -> None:
+    """``trio.run(run)`` for a command: what a person caused (a port in use,
+    Ctrl-C) surfaces as the CLI renders it, not as an exception group traceback."""
+    try:
+        trio.run(run)
+    except BaseExceptionGroup as group:
+        for kind in (KeyboardInterrupt, InputError):
+            found = group.subgroup(kind)
+            if found is not None:
+                raise _first_leaf(found) from None
+        raise
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:
