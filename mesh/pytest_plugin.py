@@ -141,7 +141,7 @@ def mesh_run(mesh_key_pool: KeyPool) -> Callable[..., Awaitable[RunResult]]:
 @pytest.fixture
 def mesh_start(mesh_key_pool: KeyPool) -> Callable[..., Any]:
     """``async with mesh_start(source) as run:`` a running mesh to act on step by step."""
-    from mesh.scenario.runner import ScenarioRun, start_scenario
+    from mesh.scenario.runner import start_scenario
 
     @contextlib.asynccontextmanager
     async def start(

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from mesh import cli
-from mesh.errors import FailureCode, InputError, Severity
+from mesh.errors import FailureCode, InputError
 from mesh.net.crl_fetch import CrlFetcher
 from mesh.net.crl_server import CrlServer
 from mesh.pki import files

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Mapping, Protocol
 
 import trio
 from attrs import evolve
@@ -54,7 +54,7 @@ from mesh.scenario.result import LinkRow, RunResult, StepRecord
 from mesh.scenario.world import appliance_specs, start_world, upload_files
 
 if TYPE_CHECKING:  # the engine is imported when a run starts
-    from mesh.appliances import ApplianceSpec, EngineSettings, LinkStatus, Mesh
+    from mesh.appliances import EngineSettings, LinkStatus, Mesh
     from mesh.validation.verdict import Verdict
 
 __all__ = [

@@ -90,7 +90,7 @@ async def test_page_updates_as_events_arrive_and_refuses_an_upload(
 
     # A revocation halts the link; the page picks it up from the event stream.
     appliance.halt(PEER, FailureCode.REVOKED)
-    await driver.wait_for_text(f'#links tr[data-state="halted"] td.message',
+    await driver.wait_for_text('#links tr[data-state="halted"] td.message',
                                FailureCode.REVOKED.message)
     await driver.wait_for_text("#graph .link-halted title", FailureCode.REVOKED.message)
 
