@@ -37,3 +37,26 @@ def leaves_nothing_behind(request):
     before = _state()
     yield
     assert _state() == before
+
+
+def sigkill_once_started(scenario, appliances: int, cwd) -> None:
+    """Run ``mesh run --hosts scenario`` and SIGKILL it once its appliances have started:
+    what a killed run leaves is what ``mesh hosts clean`` is for."""
+    import signal
+    import sys
+
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mesh", "run", "--hosts", str(scenario)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
+    )
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:
+            if f"started {appliances} appliances" in line:
+                break
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        run.kill()
+        if run.stderr is not None:
+            run.stderr.close()

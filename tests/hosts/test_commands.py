@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 
 import pytest
 
 from mesh.cli import main
 from mesh.hosts import netns
 
-from tests.hosts.conftest import needs_root
+from tests.hosts.conftest import needs_root, sigkill_once_started
 
 
 def test_without_root_it_says_so_in_one_line(capsys, monkeypatch):
@@ -90,19 +88,7 @@ def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(t
         '[[appliance]]\nname = "sensor-1.contoso.test"\nrole = "sensor"\n'
         'connects_to = ["cm.contoso.test"]\n\n[[step]]\nafter = "1d"\naction = "advance"\n'
     )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "mesh", "run", "--hosts", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    try:
-        for line in run.stderr:
-            if "started 2 appliances" in line:
-                break
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-    finally:
-        run.kill()
-        run.stderr.close()
+    sigkill_once_started(path, 2, tmp_path)
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert left.count("mesh-") == 4  # switch, CRL host, two appliances
     assert main(["hosts", "clean"]) == 0

@@ -7,9 +7,7 @@ root with nft and tc they run (CI does); otherwise they skip, saying why.
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from mesh.hosts import firewall
 from mesh.scenario.hosts import run_on_hosts
 from mesh.scenario.load import load_scenario, loads_scenario
 
-from tests.hosts.conftest import needs_nft, needs_root
+from tests.hosts.conftest import needs_nft, needs_root, sigkill_once_started
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 PORT_80 = LIBRARY / "port-80-blocked-proxy-saves-the-day.toml"
@@ -192,19 +190,7 @@ def _in_namespace(namespace: str, *argv: str) -> str:
 @pytest.mark.slow
 def test_a_sigkilled_runs_rules_live_in_its_namespaces_and_clean_takes_them(tmp_path, capsys):
     root_rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    run = subprocess.Popen(
-        [sys.executable, "-m", "mesh", "run", "--hosts", str(PORT_80)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    try:
-        for line in run.stderr:
-            if "started 3 appliances" in line:
-                break
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-    finally:
-        run.kill()
-        run.stderr.close()
+    sigkill_once_started(PORT_80, 3, tmp_path)
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     sensors = [ns for ns in left if ns.startswith("mesh-") and ns.endswith(("-2", "-3"))]
     assert len(sensors) == 2, left
