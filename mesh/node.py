@@ -120,7 +120,7 @@ async def run_node(
         events=events,
         book=LinkBook(),
         directory=NodeDirectory(config),
-        gate=RetryGate(clock),
+        gate=RetryGate(clock, dial_slots=config.settings.dial_slots),
         dials=dials,
         settings=config.settings,
     )

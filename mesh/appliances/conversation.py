@@ -263,12 +263,14 @@ class Conversation:
         pair: LinkPair | None,
         generation: int | None,
         address: str = "a client",
+        judged: Callable[[], None] | None = None,
     ) -> bool:
         """Judge, exchange verdicts, then carry traffic; True if the link came up.
 
         ``pair`` is the link this end dials (None: an inbound connection, from
         ``address``); ``generation`` the dialer's attempt (None on the
-        listener's end).
+        listener's end). ``judged`` is called once the link has its outcome
+        (the dialer gives back its ``DialSlot``).
         """
         as_dialer = pair is not None
         clean = False
@@ -354,6 +356,8 @@ class Conversation:
                     mutual=link.mutual,
                 )
             self.ends.judged(link, outcome, mine, theirs, generation=generation)
+            if judged is not None:
+                judged()
             if outcome.state is LinkState.HALTED:
                 return False
             # The peer's parsed chain is kept for the link's life only when

@@ -38,7 +38,7 @@ from mesh.events import RECHECK_REASON
 from mesh.net import tls
 from mesh.net.links import tls_refusal
 
-__all__ = ["Backoff", "RetryGate", "Dialer"]
+__all__ = ["Backoff", "DialSlot", "RetryGate", "Dialer"]
 
 
 @define(kw_only=True)
@@ -69,8 +69,11 @@ class RetryGate:
     redials at once (``Mesh.refresh``).
     """
 
-    def __init__(self, clock: EmulatedClock) -> None:
+    def __init__(self, clock: EmulatedClock, *, dial_slots: int = EngineSettings().dial_slots) -> None:
         self.clock = clock
+        #: Dial attempts between connect and verdict, at most this many at once
+        #: (``EngineSettings.dial_slots``: why).
+        self.dial_slots = trio.CapacityLimiter(dial_slots)
         self.generation = 0
         #: The generation of the latest :meth:`recheck` (0: none yet).
         self.recheck_generation = 0
@@ -126,6 +129,31 @@ class RetryGate:
             await trio.lowlevel.checkpoint()
             return
         await self.clock.sleep(seconds)
+
+
+class DialSlot:
+    """One attempt's hold on a ``RetryGate.dial_slots`` slot, given back once.
+
+    Given back as soon as the attempt has its outcome, not when the
+    connection ends: a live link holds no slot.
+    """
+
+    def __init__(self, limiter: trio.CapacityLimiter) -> None:
+        self._limiter = limiter
+        self._held = False
+
+    async def __aenter__(self) -> "DialSlot":
+        await self._limiter.acquire_on_behalf_of(self)
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limiter.release_on_behalf_of(self)
 
 
 class Dialer:
@@ -187,6 +215,11 @@ class Dialer:
         if address is None:
             self.ends.lost(link, f"{pair.listener} has no known address", generation=generation)
             return False
+        async with DialSlot(self.gate.dial_slots) as slot:
+            return await self._dial(pair, link, generation, address, slot)
+
+    async def _dial(self, pair: LinkPair, link: Link, generation: int,
+                    address: tuple[str, int], slot: DialSlot) -> bool:
         host, port = address
         context, credentials = self._contexts(server=False)
         try:
@@ -217,7 +250,9 @@ class Dialer:
                 generation=generation,
             )
             return False
-        return await self.conversation.converse(stream, pair=pair, generation=generation)
+        return await self.conversation.converse(
+            stream, pair=pair, generation=generation, judged=slot.release
+        )
 
 
 def _os_reason(exc: OSError) -> str:

@@ -137,7 +137,7 @@ class Mesh:
         self.crl_server = crl_server
         self.settings = settings
         self.book = LinkBook()
-        self.gate = RetryGate(clock)
+        self.gate = RetryGate(clock, dial_slots=settings.dial_slots)
         #: One task watches every appliance's certificate expiry (see ExpiryWatch).
         self._expiry_watch = ExpiryWatch(clock)
         self._keys = keys

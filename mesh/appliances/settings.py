@@ -29,6 +29,14 @@ class EngineSettings:
 
     ``expiry_window``: an appliance whose own certificate comes this close to
     its notAfter says so with a ``certificate-expiring`` event (None: never).
+
+    ``dial_slots``: how many of a process's dial attempts may be connecting,
+    handshaking or exchanging verdicts at once (``RetryGate``); the others
+    wait for a slot before their ``handshake_timeout`` starts. Why: a
+    re-check or a start makes every dialer of a process dial at once, and
+    thousands of handshakes sharing the CPU all finish late together, past
+    their timeout, reporting links down that nothing is wrong with. With a
+    bound, each handshake takes its share of the CPU in turn.
     """
 
     handshake_timeout: float = 10.0
@@ -39,3 +47,4 @@ class EngineSettings:
     backoff_cap: float = 60.0
     max_frame: int = MAX_FRAME
     expiry_window: dt.timedelta | None = DEFAULT_EXPIRY_WINDOW
+    dial_slots: int = 32

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
+import attrs
 import trio
 import trio.testing
 
+from meshlab import FAST, Deployment
+
 from mesh.appliances import LinkState
-from mesh.appliances.dialer import Backoff, RetryGate
+from mesh.appliances.dialer import Backoff, DialSlot, RetryGate
 from mesh.clock import EmulatedClock
-from mesh.events import LinkDown
+from mesh.events import ConnectionDropped, LinkDown
 
 AB = ("a", "b")  # a link, (dialer, listener)
 
@@ -100,3 +104,41 @@ async def test_a_listener_that_does_not_listen_is_not_reachable(deployment, nurs
     assert (link.state, link.reason) == (
         LinkState.DOWN, f"console at 127.0.0.1:{port} is not reachable (Connection refused)"
     )
+
+
+async def test_a_dial_slot_is_given_back_once():
+    limiter = trio.CapacityLimiter(1)
+    async with DialSlot(limiter) as slot:
+        assert limiter.borrowed_tokens == 1
+        slot.release()  # the attempt has its outcome: the slot is free at once
+        assert limiter.borrowed_tokens == 0
+        async with DialSlot(limiter):
+            assert limiter.borrowed_tokens == 1
+    assert limiter.borrowed_tokens == 0
+
+
+async def test_a_recheck_of_a_big_mesh_does_not_time_its_handshakes_out(
+    crl_server, key_pool, epoch, nursery
+):
+    """Every dialer redials at once; with a few slots each handshake has the CPU
+    in turn, so none of them runs past a timeout that one alone meets easily.
+
+    Without slots, 200 handshakes sharing one core all finished late together
+    (a 1,000-sensor shard: half its links reported down after a re-check).
+    """
+    cursor = key_pool.cursor()
+    few = [cursor(2048) for _ in range(4)]  # keys shared: certificates stay unique
+    cycle = itertools.cycle(few)
+    deployment = Deployment(crl_server, lambda bits: next(cycle), epoch)
+    names = [f"sensor-{i}" for i in range(200)]
+    deployment.build(("console", "management-console"), *((n, "sensor") for n in names))
+    specs = [deployment.spec("console", "management-console")]
+    specs += [deployment.spec(n, "sensor", connects_to=["console"]) for n in names]
+    settings = attrs.evolve(FAST, handshake_timeout=0.3, dial_slots=4)
+    mesh = deployment.mesh(specs, settings=settings)
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    await mesh.refresh()
+    assert {link.state for link in mesh.links()} == {LinkState.UP}
+    assert mesh.events.of(LinkDown) == [] and mesh.events.of(ConnectionDropped) == []
+    assert mesh.events.kinds().count("link-recheck") == 200
