@@ -100,9 +100,10 @@ class LiveNodesBackend(ProcessesBackend):
         start_timeout = max(self.settle_timeout, NODE_TIMEOUT)
         with trio.move_on_after(start_timeout) as waiting:
             await self.start_all()
-            while self._unsettled() or self._without_api():
+            while self._without_api():
                 self._check_alive()
                 await self._changed.wait()
+            await self.until_settled(self._check_alive)
         if waiting.cancelled_caught:
             pending = [f"{d} -> {l}" for d, l in self._unsettled()] + self._without_api()
             raise ScenarioNotSettled(self.scenario.name, where,
@@ -124,18 +125,14 @@ class LiveNodesBackend(ProcessesBackend):
 
     def _listening(self, name: str) -> ApiListening | None:
         node = self.nodes.get(name)
-        if node is None:
-            return None
-        for _, event in node.events:
-            if isinstance(event, ApiListening) and event.appliance == name:
-                return event
-        return None
+        return None if node is None else node.api
 
     def _without_api(self) -> list[str]:
         return [f"{name}'s console" for name in self.api_port_of if self._listening(name) is None]
 
     def _check_alive(self) -> None:
-        for node in self.nodes.values():
+        # One look per process, not per appliance: a shard holds thousands.
+        for node in {id(node.process): node for node in self.nodes.values()}.values():
             if node.process.returncode is not None:
                 detail = node.stderr.decode(errors="replace").strip().splitlines()
                 raise InputError(f"mesh node {node.name}", "exited during the run",
@@ -212,7 +209,7 @@ class LiveNodesBackend(ProcessesBackend):
         self._now = self._fleet().now()
         await self._spawn([name])
         with trio.fail_after(self.settle_timeout):
-            await self._started(self.nodes[name])
+            await self._started([self.nodes[name]])
 
     async def aclose(self) -> None:
         try:

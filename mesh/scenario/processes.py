@@ -59,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Awaitable, Callable, Protocol, TextIO
+from typing import Awaitable, Callable, Iterable, Protocol, TextIO
 
 import trio
 from attrs import evolve
@@ -69,6 +69,7 @@ from mesh.errors import FailureCode, InputError, with_notes
 from mesh.eventlog import EventLog
 from mesh.node_config import LOCAL
 from mesh.events import (
+    ApiListening,
     ApplianceStarted,
     Event,
     LinkDown,
@@ -134,6 +135,8 @@ class _Node:
         self.address: str | None = None
         #: Arrival number of its ``appliance-started`` event (None: not yet).
         self.started_at: int | None = None
+        #: Its console's ``api-listening`` event (None: none yet, or no console).
+        self.api: ApiListening | None = None
         self.stderr = b""
 
 
@@ -335,8 +338,7 @@ class ProcessesBackend(NoNetwork):
         await self.stop_all()
         with trio.move_on_after(self.settle_timeout) as waiting:
             await self.start_all()
-            while self._unsettled():
-                await self._changed.wait()
+            await self.until_settled()
         if waiting.cancelled_caught:
             pending = [f"{d} -> {l}" for d, l in self._unsettled()]
             problem = f"the mesh nodes did not settle within {self.settle_timeout:g} s"
@@ -471,9 +473,17 @@ class ProcessesBackend(NoNetwork):
         self.nursery.start_soon(self._read, group)
         self.nursery.start_soon(self._read_stderr, group)
 
-    async def _started(self, node: _Node) -> None:
-        """Wait until ``node`` reported its address (or died: one line)."""
-        while node.address is None:
+    async def _started(self, nodes: list[_Node]) -> None:
+        """Wait until every one of ``nodes`` (one process's) reported its address
+        (or the process died: one line).
+
+        One waiter per process, not per appliance, and only the appliances
+        still unheard of are looked at again: every chunk a shard prints
+        wakes this, and a shard holds thousands of appliances.
+        """
+        waiting = nodes
+        while waiting := [node for node in waiting if node.address is None]:
+            node = waiting[0]
             if node.process.returncode is not None:
                 await trio.sleep(0)
                 detail = node.stderr.decode(errors="replace").strip().splitlines()
@@ -514,6 +524,8 @@ class ProcessesBackend(NoNetwork):
                     node = group[event.appliance]
                     node.address = self.last_address[node.name] = event.address
                     node.started_at = self._arrivals
+                elif isinstance(event, ApiListening) and event.appliance in group:
+                    group[event.appliance].api = event
             self._poke()
         self._poke()
 
@@ -549,8 +561,7 @@ class ProcessesBackend(NoNetwork):
             waiting = [shard for shard in waiting if shard not in wave]
             async with trio.open_nursery() as nursery:
                 for shard in wave:
-                    for name in shard:
-                        nursery.start_soon(self._started, self.nodes[name])
+                    nursery.start_soon(self._started, [self.nodes[name] for name in shard])
 
     async def aclose(self) -> None:
         """Stop every process this backend started (the run's shielded cleanup)."""
@@ -574,10 +585,24 @@ class ProcessesBackend(NoNetwork):
         arrival, event = node.outcomes.get(link, (0, None))
         return event if event is not None and arrival > after else None
 
-    def _unsettled(self) -> list[tuple[str, str]]:
-        """The links of running dialers that have no outcome yet from both ends."""
+    async def until_settled(self, check: Callable[[], None] = lambda: None) -> None:
+        """Return once no link is :meth:`_unsettled`; ``check()`` at every wake may raise.
+
+        Once a link has its outcomes it keeps them (nodes do not restart
+        while this waits), so each wake looks again only at the links still
+        waiting: a fleet's thousands of lines would otherwise cost a pass
+        over every link each.
+        """
+        waiting = self._unsettled()
+        while waiting:
+            check()
+            await self._changed.wait()
+            waiting = self._unsettled(waiting)
+
+    def _unsettled(self, among: Iterable[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+        """The links (of ``among``: all) of running dialers that have no outcome yet from both ends."""
         waiting = []
-        for dialer, listener in self._link_list:
+        for dialer, listener in self._link_list if among is None else among:
             if dialer not in self.nodes:
                 continue
             link = (dialer, listener)
