@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from attrs import define, evolve, field
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mesh.appliances.appliance import EngineSettings
 from mesh.appliances.spec import ApplianceSpec, Role
@@ -26,6 +27,7 @@ from mesh.pki.issue import Issued
 from mesh.pki.operator import load_operator_cas
 from mesh.pki.crl_files import load_crl_files
 from mesh.validation.chain import public_key_der
+from mesh.validation.memo import certificate_from_der
 from mesh.validation.policy import PROFILES, ValidationPolicy
 
 __all__ = [
@@ -294,8 +296,14 @@ def _files(data: dict[str, Any], key: str, where: str, example: str) -> list[str
 
 
 def _trust(data: dict[str, Any], base: Path, where: str) -> tuple[x509.Certificate, ...]:
+    """The anchors, interned by their DER: the appliances of a shard that trust
+    the same certificates then hold the same objects, and so share one
+    verifier and its memos (``verifier_for`` knows anchors by identity).
+    Each with anchors of its own, 1,000 sensors each searched the console's
+    chain themselves, and a 64-entry memo of verifiers thrashed."""
     names = _files(data, "trust", where, '["root.crt"]')
-    return tuple(cert for t in names for cert in load_certificates(_path(base, t, f"{where}: trust")))
+    return tuple(certificate_from_der(cert.public_bytes(Encoding.DER))
+                 for t in names for cert in load_certificates(_path(base, t, f"{where}: trust")))
 
 
 def _crl_files(data: dict[str, Any], base: Path, where: str) -> tuple[Any, ...]:

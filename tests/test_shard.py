@@ -139,3 +139,18 @@ console = "local"
     # Both self-signed, trusting nothing: the link has an outcome all the same.
     assert outcome is not None and outcome["listener"] == "console"
     assert process.returncode == 0
+
+
+def test_appliances_trusting_the_same_file_hold_the_same_anchor_objects(tmp_path, keys, epoch):
+    """So they share one verifier and its memos: each with its own parsed
+    anchors, every sensor of a shard searched the console's chain itself."""
+    from mesh.pki import files
+    from mesh.pki.issue import CertificateAuthority
+
+    root = CertificateAuthority.root("Shard Root CA", not_before=epoch, key=keys(2048))
+    (tmp_path / "root.crt").write_bytes(files.certificate_bytes(root.cert))
+    text = SHARD.replace('role = "management-console"', 'role = "management-console"\ntrust = "root.crt"')
+    text = text.replace('role = "sensor"', 'role = "sensor"\ntrust = ["root.crt"]')
+    shard = load_shard(_write(tmp_path, text))
+    console, sensor = (node.spec.trust for node in shard.nodes)
+    assert len(console) == 1 and console[0] is sensor[0]
