@@ -136,6 +136,8 @@ class _Round:
     def __init__(self) -> None:
         self.done = trio.Event()
         self.pending: tuple[str, ...] = ()
+        #: The stall timeout of the round: the longest its callers asked for.
+        self.timeout: float | None = None
 
 
 class ShardRefresh:
@@ -148,19 +150,27 @@ class ShardRefresh:
         self._waiting: _Round | None = None
         self._busy = False
 
-    async def refresh(self) -> tuple[str, ...]:
+    async def refresh(self, timeout: float | None = None) -> tuple[str, ...]:
         """Once a whole-shard refresh that started after this call has ended:
-        the links still without an outcome (() when all have one)."""
+        the links still without an outcome (() when all have one).
+
+        ``timeout``: how long the refresh may go without any link getting
+        its outcome (None: the shard's own limit); a round serving several
+        callers waits the longest any of them asked for.
+        """
         if self._waiting is None:
             self._waiting = _Round()
         joined = self._waiting
+        if timeout is not None:
+            joined.timeout = max(timeout, joined.timeout or 0.0)
         if not self._busy:
             self._busy = True
             current: _Round | None = None
             try:
                 while self._waiting is not None:
                     current, self._waiting = self._waiting, None
-                    current.pending = await self._refresh_all()
+                    current.pending = await self._refresh_all(
+                        self._timeout if current.timeout is None else current.timeout)
                     current.done.set()
             finally:
                 self._busy = False
@@ -174,7 +184,7 @@ class ShardRefresh:
         await joined.done.wait()
         return joined.pending
 
-    async def _refresh_all(self) -> tuple[str, ...]:
+    async def _refresh_all(self, timeout: float) -> tuple[str, ...]:
         mesh = self._mesh
 
         async def no_wait(seconds: float) -> None:
@@ -185,9 +195,9 @@ class ShardRefresh:
             if appliance.running:
                 # Its CRLs refetched at the next check and the links it accepted
                 # from other processes judged again; the waiting is the shard's.
-                await appliance.refresh_crls(timeout=self._timeout, settle=no_wait)
+                await appliance.refresh_crls(timeout=timeout, settle=no_wait)
         try:
-            await mesh.settle(timeout=self._timeout, quiet=0.0, fresh=True, idle=False)
+            await mesh.settle(timeout=timeout, quiet=0.0, fresh=True, idle=False)
         except MeshNotSettled as exc:
             return exc.pending
         return ()

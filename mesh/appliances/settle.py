@@ -79,8 +79,14 @@ class Settler:
         waits for (its web server is never idle, and ``trio.testing`` needs
         pytest, which a node need not have).
 
+        ``timeout`` bounds a stall, not the whole wait: it runs again each
+        time a link settles. A re-check of thousands of links takes as long
+        as their handshakes take (minutes, in a big shard), and only a wait
+        in which nothing moves for ``timeout`` seconds is a failure.
+
         Raises:
-            MeshNotSettled: some link had no outcome after ``timeout`` trio seconds.
+            MeshNotSettled: some link had no outcome, and no link a new one,
+                for ``timeout`` trio seconds.
         """
         if fresh:
             generation = self.gate.recheck()
@@ -93,7 +99,10 @@ class Settler:
             # confirm with one full pass, as a settled link can drop again.
             pending = list(self._pairs())
             while True:
+                before = len(pending)
                 pending = [p for p in pending if not self.settled(p, generation)]
+                if len(pending) < before:  # progress: the stall timeout starts again
+                    waiting.deadline = trio.current_time() + timeout
                 if not pending:
                     pending = [p for p in self._pairs() if not self.settled(p, generation)]
                     if not pending:

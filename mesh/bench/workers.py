@@ -117,6 +117,13 @@ async def _play(path: Path, keys: KeySource, workers: int) -> dict[str, Any]:
         if run is not None:
             rows = run.links()
             facts[f"up after {kind} {len(marks)}"] = sum(1 for row in rows if row.state == "up")
+            # Besides the one halted on purpose: a link down or halted for
+            # anything else is a failure of the run, not a figure.
+            odd = [row for row in rows if row.state != "up" and row.code != "revoked"]
+            facts.setdefault("not up", []).append(len(odd))
+            if odd:
+                facts.setdefault("first not up", f"{odd[0].dialer} -> {odd[0].listener}: "
+                                 f"{odd[0].state} {odd[0].code or ''} {odd[0].message}")
         if kind == "step" and record is not None and record.index == len(scenario.steps):
             pids = _worker_pids()
             facts["workers_seen"] = len(pids)
@@ -154,6 +161,9 @@ def run(bench: Bench) -> None:
     label = f"{4 * per_console:,} sensors over {WORKERS} workers"
     if not facts["ok"]:
         bench.log(f"  {label}: the scenario's expectation did not hold: {facts}")
+    not_up = sum(facts.get("not up", []))
+    bench.record(NAME, f"{label}: links neither up nor the revoked one, summed over milestones",
+                 not_up, "links", facts.get("first not up", "every link up at every milestone"))
     bench.record(NAME, f"{label}: links", links, "links", f"up after start: {facts.get('up after started 1')}")
     bench.record(NAME, f"{label}: keys, PKI and configs before the first node", facts.get(
         "before_nodes_seconds", float("nan")), "s")

@@ -94,6 +94,7 @@ class FleetClient:
             verify.check_hostname = False
         # Idle connections are dropped well before the consoles drop them (120 s):
         # reusing one the server is closing fails the request.
+        self._timeout = timeout
         self._client = httpx.AsyncClient(
             verify=verify, timeout=timeout, trust_env=False,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None,
@@ -143,9 +144,18 @@ class FleetClient:
     async def status(self, api: Api) -> dict[str, Any]:
         return await self._json(api, "GET", "/api/v1/status")
 
-    async def refresh(self, api: Api) -> dict[str, Any]:
-        """``POST /api/v1/crls/refresh``: ``{"pending": [...], "links": [...]}`` once settled."""
-        return await self._json(api, "POST", "/api/v1/crls/refresh")
+    async def refresh(self, api: Api, stall: float | None = None) -> dict[str, Any]:
+        """``POST /api/v1/crls/refresh``: ``{"pending": [...], "links": [...]}`` once settled.
+
+        ``stall``: the node answers (with what is still pending) once no link
+        has had a new outcome for this many seconds. The answer itself then
+        has no time limit: a shard of thousands of links re-checks for
+        minutes, and it is the node that knows whether it still progresses.
+        """
+        if stall is None:
+            return await self._json(api, "POST", "/api/v1/crls/refresh")
+        return await self._json(api, "POST", "/api/v1/crls/refresh", params={"timeout": f"{stall:g}"},
+                                timeout=httpx.Timeout(self._timeout, read=None))
 
     async def move_clock(self, api: Api, to: dt.datetime) -> dt.datetime:
         body = await self._json(api, "POST", "/api/v1/clock", json={"now": instant(to)})

@@ -21,7 +21,10 @@ Routes (the API's contract; see ``mesh.web.status`` for the status shape):
     ``{"refreshed": true, "pending": [...], "links": [...]}`` once every link
     has its new outcome; ``links`` as in the status document, ``pending``
     the ``"dialer -> listener"`` names still without one when it stopped
-    waiting (:data:`mesh.appliances.appliance.REFRESH_TIMEOUT`).
+    waiting: when no link had had a new outcome for ``?timeout=S``
+    seconds (up to 3,600; default
+    :data:`mesh.appliances.appliance.REFRESH_TIMEOUT`), so a refresh that
+    keeps making progress takes as long as its handshakes need.
     ``process_links``: the same for every appliance of this process: in a
     shard (several appliances in one ``mesh node``, one console each) a
     refresh through any console refreshes the whole shard, which shares one
@@ -104,6 +107,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from importlib import resources
 from typing import Any, Awaitable, Callable, Literal, overload
 
@@ -144,6 +148,9 @@ MAX_SWITCH_BYTES = 1024
 
 #: Largest ``POST /api/v1/clock`` or ``PUT /api/v1/running`` body.
 MAX_CONTROL_BYTES = 1024
+
+#: The longest ``crls/refresh?timeout=`` may ask a refresh to wait without progress.
+MAX_REFRESH_TIMEOUT = 3600.0
 
 #: Largest ``POST /api/v1/session`` body.
 MAX_SIGN_IN_BYTES = 1024
@@ -512,7 +519,17 @@ def build_app(
         return JSONResponse({"enabled": bool(backend.validation_enabled())})
 
     async def refresh_crls(request: Request) -> Response:
-        pending = await backend.refresh_crls()
+        raw = request.query_params.get("timeout")
+        timeout = None
+        if raw is not None:
+            try:
+                timeout = float(raw)
+            except ValueError:
+                timeout = math.nan
+            if not 0 < timeout <= MAX_REFRESH_TIMEOUT:
+                return _bad_request(f"timeout={raw!r} is not a number of seconds above 0 "
+                                    f"and up to {MAX_REFRESH_TIMEOUT:g}")
+        pending = await backend.refresh_crls(timeout)
         return JSONResponse(
             {"refreshed": True, "pending": list(pending),
              "links": [link_document(link) for link in backend.links()],

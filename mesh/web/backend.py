@@ -133,12 +133,13 @@ class ConsoleBackend(Protocol):
         (a shard's, or a mesh's; a lone appliance's own): what a driver that
         refreshed a whole shard through one console reads back."""
 
-    async def refresh_crls(self) -> Sequence[str]:
+    async def refresh_crls(self, timeout: float | None = None) -> Sequence[str]:
         """Refetch the cached CRLs now and judge every live link afresh.
 
         An appliance otherwise keeps a CRL until its nextUpdate. Returns once
         every link has its new outcome, or with the links (``"a -> b"``) that
-        had none within the backend's time limit.
+        had none when no link had had a new one for ``timeout`` seconds
+        (None: the backend's own limit).
         """
 
 

@@ -54,7 +54,7 @@ class ApplianceConsole:
     """:class:`~mesh.web.backend.ConsoleBackend` for one engine ``Appliance``."""
 
     def __init__(self, appliance: Appliance, *,
-                 refresh: Callable[[], Awaitable[Sequence[str]]] | None = None,
+                 refresh: Callable[[float | None], Awaitable[Sequence[str]]] | None = None,
                  process_links: Callable[[], Sequence[LinkStatus]] | None = None) -> None:
         self._appliance = appliance
         self._process_links = process_links
@@ -131,10 +131,12 @@ class ApplianceConsole:
     def process_links(self) -> Sequence[LinkStatus]:
         return self._process_links() if self._process_links is not None else self.links()
 
-    async def refresh_crls(self) -> Sequence[str]:
+    async def refresh_crls(self, timeout: float | None = None) -> Sequence[str]:
         if self._refresh is not None:
-            return await self._refresh()
-        return await self._appliance.refresh_crls()
+            return await self._refresh(timeout)
+        if timeout is None:
+            return await self._appliance.refresh_crls()
+        return await self._appliance.refresh_crls(timeout=timeout)
 
 
 class MeshConsole(ApplianceConsole):
@@ -147,10 +149,12 @@ class MeshConsole(ApplianceConsole):
     def process_links(self) -> Sequence[LinkStatus]:
         return self._mesh.links()
 
-    async def refresh_crls(self) -> Sequence[str]:
+    async def refresh_crls(self, timeout: float | None = None) -> Sequence[str]:
         # Every link of the mesh judged afresh (Mesh.refresh), not only this
         # appliance's dials: its inbound links are dialed by its neighbours here.
-        return await self._mesh.refresh_crls(self.name)
+        if timeout is None:
+            return await self._mesh.refresh_crls(self.name)
+        return await self._mesh.refresh_crls(self.name, timeout=timeout)
 
     def roles(self) -> Mapping[str, str]:
         out = {n: _role_name(self._mesh.role_of(n)) for n in self._mesh.names}

@@ -71,6 +71,8 @@ class Appliance:
     dropped: int = 0
     #: Links ``refresh_crls`` reports as still without a new outcome.
     still_pending: tuple[str, ...] = ()
+    #: The stall timeout each refresh was asked with (None: the default).
+    refresh_timeouts: list[float | None] = field(factory=list)
 
     def identity(self) -> Issued:
         return self.current
@@ -111,8 +113,9 @@ class Appliance:
     def process_links(self) -> list[Link]:
         return self.links()
 
-    async def refresh_crls(self) -> tuple[str, ...]:
+    async def refresh_crls(self, timeout: float | None = None) -> tuple[str, ...]:
         await trio.lowlevel.checkpoint()
+        self.refresh_timeouts.append(timeout)
         self.log.append(CrlsRefreshed(at=self.instant, appliance=self.name))
         return self.still_pending
 

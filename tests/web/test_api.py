@@ -243,6 +243,20 @@ async def test_crl_refresh(console, appliance):
     assert len(appliance.log) == 2
 
 
+async def test_a_crl_refresh_takes_its_stall_timeout_from_the_request(console, appliance):
+    async with _client(console, verify=False) as client:
+        assert (await client.post("/api/v1/crls/refresh?timeout=2.5")).status_code == 200
+        for bad in ("0", "-1", "nan", "inf", "3601", "soon"):
+            answer = await client.post(f"/api/v1/crls/refresh?timeout={bad}")
+            assert answer.status_code == 400
+            assert answer.json() == {
+                "code": "bad_request",
+                "message": f"timeout='{bad}' is not a number of seconds above 0 and up to 3600",
+            }
+    assert appliance.refresh_timeouts == [2.5]
+    assert [e.kind for e in appliance.log] == ["crls-refreshed"]
+
+
 async def test_events_since(console, appliance):
     async with _client(console, verify=False) as client:
         first = (await client.get("/api/v1/events", params={"since": 0})).json()
