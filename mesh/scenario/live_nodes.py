@@ -103,7 +103,7 @@ class LiveNodesBackend(ProcessesBackend):
             while self._without_api():
                 self._check_alive()
                 await self._changed.wait()
-            await self.until_settled(self._check_alive)
+            await self.until_settled(waiting, start_timeout, self._check_alive)
         if waiting.cancelled_caught:
             pending = [f"{d} -> {l}" for d, l in self._unsettled()] + self._without_api()
             raise ScenarioNotSettled(self.scenario.name, where,

@@ -338,7 +338,7 @@ class ProcessesBackend(NoNetwork):
         await self.stop_all()
         with trio.move_on_after(self.settle_timeout) as waiting:
             await self.start_all()
-            await self.until_settled()
+            await self.until_settled(waiting, self.settle_timeout)
         if waiting.cancelled_caught:
             pending = [f"{d} -> {l}" for d, l in self._unsettled()]
             problem = f"the mesh nodes did not settle within {self.settle_timeout:g} s"
@@ -585,9 +585,13 @@ class ProcessesBackend(NoNetwork):
         arrival, event = node.outcomes.get(link, (0, None))
         return event if event is not None and arrival > after else None
 
-    async def until_settled(self, check: Callable[[], None] = lambda: None) -> None:
+    async def until_settled(self, scope: trio.CancelScope, stall: float,
+                            check: Callable[[], None] = lambda: None) -> None:
         """Return once no link is :meth:`_unsettled`; ``check()`` at every wake may raise.
 
+        Each link that settles moves ``scope``'s deadline to at least
+        ``stall`` seconds from now: a fleet of thousands of links comes up
+        for minutes, and only a wait in which nothing moves is a failure.
         Once a link has its outcomes it keeps them (nodes do not restart
         while this waits), so each wake looks again only at the links still
         waiting: a fleet's thousands of lines would otherwise cost a pass
@@ -597,7 +601,9 @@ class ProcessesBackend(NoNetwork):
         while waiting:
             check()
             await self._changed.wait()
-            waiting = self._unsettled(waiting)
+            before, waiting = len(waiting), self._unsettled(waiting)
+            if len(waiting) < before:
+                scope.deadline = max(scope.deadline, trio.current_time() + stall)
 
     def _unsettled(self, among: Iterable[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
         """The links (of ``among``: all) of running dialers that have no outcome yet from both ends."""
