@@ -36,7 +36,7 @@ from cryptography import x509
 from mesh.errors import FailureCode, Severity, ValidationFailed
 from mesh.validation.chain import FirstPath, is_self_issued, malformation
 from mesh.validation.finding import Finding
-from mesh.validation.memo import IdentityMemo
+from mesh.validation.memo import MEMO_SIZE, IdentityMemo
 from mesh.validation.openssl_profile import openssl_crl_urls, openssl_verdict
 from mesh.validation.paths import candidate_paths
 from mesh.validation.period import as_utc
@@ -95,7 +95,7 @@ class Verifier:
         self._anchors = tuple(c for c in self.trust if malformation(c) is None)
         self._checker = StrictChecker()
         self._first_path = FirstPath()
-        self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=4096)
+        self._chosen: IdentityMemo[_Choices] = IdentityMemo(maxsize=MEMO_SIZE)
         self._lock = threading.Lock()
 
     @property
