@@ -116,7 +116,7 @@ async def _play(path: Path, keys: KeySource, workers: int) -> dict[str, Any]:
         marks.append((kind, time.perf_counter()))
         if run is not None:
             rows = run.links()
-            facts[f"up after {kind} {len(marks)}"] = sum(1 for row in rows if row.state == "up")
+            facts.setdefault(f"up after {kind}", []).append(sum(1 for row in rows if row.state == "up"))
             # Besides the one halted on purpose: a link down or halted for
             # anything else is a failure of the run, not a figure.
             odd = [row for row in rows if row.state != "up" and row.code != "revoked"]
@@ -164,7 +164,7 @@ def run(bench: Bench) -> None:
     not_up = sum(facts.get("not up", []))
     bench.record(NAME, f"{label}: links neither up nor the revoked one, summed over milestones",
                  not_up, "links", facts.get("first not up", "every link up at every milestone"))
-    bench.record(NAME, f"{label}: links", links, "links", f"up after start: {facts.get('up after started 1')}")
+    bench.record(NAME, f"{label}: links", links, "links", f"up after start: {(facts.get('up after started') or ['?'])[0]}")
     bench.record(NAME, f"{label}: keys, PKI and configs before the first node", facts.get(
         "before_nodes_seconds", float("nan")), "s")
     bring_up = facts.get("bring_up_seconds")
