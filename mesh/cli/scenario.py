@@ -77,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--hosts", action="store_true",
         help="run every appliance as a `mesh node` on a host of its own: a Linux network "
         "namespace on a private switch (10.213.0.0/16), the CRL server on crl.<domain>:80; "
-        "needs root and ip",
+        "with --workers N, a host per shard; needs root and ip",
     )
     run.add_argument(
         "--inventory", metavar="FLEET.toml",

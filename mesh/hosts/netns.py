@@ -43,10 +43,10 @@ import secrets
 import shutil
 import signal
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import trio
-from attrs import define
+from attrs import define, field
 
 from mesh.errors import InputError
 
@@ -118,6 +118,10 @@ class HostsPlan:
     appliances: tuple[Host, ...]
     #: The CRL proxy's host (None: no appliance fetches through a proxy).
     proxy: Host | None = None
+    #: Appliance name -> the name of the host it runs on, for appliances
+    #: sharing a host (``--hosts --workers``: a host per shard, named after
+    #: its first appliance). An appliance not here has a host of its own.
+    members: Mapping[str, str] = field(factory=dict, hash=False)
 
     @property
     def hosts(self) -> tuple[Host, ...]:
@@ -129,10 +133,16 @@ class HostsPlan:
         return [self.switch, *(h.namespace for h in self.hosts)]
 
     def host(self, name: str) -> Host:
+        """The host appliance (or CRL or proxy host) ``name`` is on."""
+        name = self.members.get(name, name)
         for host in self.hosts:
             if host.name == name:
                 return host
         raise KeyError(name)
+
+    def names_on(self, host: Host) -> list[str]:
+        """Every name that resolves to ``host``: its own, then its other appliances'."""
+        return [host.name, *(n for n, h in self.members.items() if h == host.name and n != host.name)]
 
     def hosts_file(self) -> str:
         """The ``/etc/hosts`` every namespace of the run sees."""
@@ -141,7 +151,9 @@ class HostsPlan:
             "127.0.0.1\tlocalhost",
             "::1\tlocalhost",
         ]
-        lines += [f"{h.address}\t{h.name}" for h in self.hosts]
+        # A line per name, not one alias list per host: a shard's host carries
+        # thousands of names, more than a resolver should have to take in one entry.
+        lines += [f"{h.address}\t{name}" for h in self.hosts for name in self.names_on(h)]
         return "\n".join(lines) + "\n"
 
 
@@ -178,19 +190,26 @@ def _check_dns_name(name: str) -> None:
         )
 
 
-def plan_hosts(names: Sequence[str], *, run_id: str, proxy: bool = False) -> HostsPlan:
+def plan_hosts(names: Sequence[str], *, run_id: str, proxy: bool = False,
+               groups: Sequence[Sequence[str]] | None = None) -> HostsPlan:
     """Names and addresses for appliances ``names`` (in order), the CRL host and,
     with ``proxy``, the CRL proxy's host ``proxy.<domain>``.
 
+    ``groups`` (``--hosts --workers``): one host per group of ``names``,
+    named after its first appliance; every appliance's name resolves to its
+    group's host. None: a host per appliance.
+
     Raises:
         InputError: a name is not a DNS name, is given twice, is the CRL
-            host's name, or there are more than :data:`MAX_HOSTS`.
+            host's name, or there are more than :data:`MAX_HOSTS` hosts.
     """
     if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"a run id is six hex digits, not {run_id!r}")
-    if len(names) > MAX_HOSTS:
-        raise InputError(f"{len(names)} appliances", "do not fit one /24 of --hosts",
-                         f"run at most {MAX_HOSTS}")
+    groups = [[name] for name in names] if groups is None else [list(g) for g in groups if g]
+    if len(groups) > MAX_HOSTS:
+        raise InputError(f"{len(groups)} hosts", "do not fit one /24 of --hosts",
+                         f"run at most {MAX_HOSTS}, or add --workers N to put a shard of "
+                         "appliances on each host")
     seen: set[str] = set()
     for name in names:
         _check_dns_name(name)
@@ -220,8 +239,9 @@ def plan_hosts(names: Sequence[str], *, run_id: str, proxy: bool = False) -> Hos
         switch=f"{prefix}sw",
         bridge=f"{prefix}br",
         crl=host(0, crl_name, f"{prefix}crl"),
-        appliances=tuple(host(i, name, f"{prefix}{i}") for i, name in enumerate(names, 1)),
+        appliances=tuple(host(i, group[0], f"{prefix}{i}") for i, group in enumerate(groups, 1)),
         proxy=host(len(addresses) - 1, proxy_name, f"{prefix}px") if proxy else None,
+        members={name: group[0] for group in groups if len(group) > 1 for name in group},
     )
 
 

@@ -142,7 +142,7 @@ async def _play(
         from mesh.scenario.hosts import run_on_hosts
 
         return await run_on_hosts(scenario, keys=keys, sink=sink, progress=progress,
-                                  validation=validation, events=events)
+                                  validation=validation, events=events, workers=args.workers)
     if args.processes or args.workers:
         from mesh.scenario.processes import run_in_processes
 
@@ -270,10 +270,9 @@ def run_command(args: argparse.Namespace) -> int:
         if args.live and getattr(args, option):
             raise InputError("--live", f"cannot be combined with --{option}",
                              "drop one of them (the live view follows the in-process run)")
-    for option in ("processes", "hosts"):
-        if args.workers and getattr(args, option):
-            raise InputError("--workers", f"cannot be combined with --{option}",
-                             "drop one of them (--workers runs shard processes on this machine)")
+    if args.workers and args.processes:
+        raise InputError("--workers", "cannot be combined with --processes",
+                         "drop one of them (--processes is one appliance per process)")
     if args.live and args.workers:
         raise InputError("--live", "cannot be combined with --workers",
                          "drop one of them (the live view follows the in-process run)")

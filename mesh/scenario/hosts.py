@@ -47,6 +47,15 @@ and a network between the hosts:
   ``latency`` step: the kernel here has no ``netem``, and nftables cannot
   delay a packet.
 
+**Shards on hosts** (``--hosts --workers N``): the appliances are planned
+into shards as ``--workers`` plans them (:mod:`.shards`), one ``mesh node``
+process and one host per shard, so a fleet of thousands needs a few hosts,
+not one each (a run's /24 holds 252). Every appliance's name resolves to its
+shard's host; the first listens on :data:`NODE_PORT`, the others on
+``SHARD_PORTS + i`` (:class:`OnHosts`). The kernel's rules are per host, so
+every appliance a ``[[block]]`` or a network step names gets a shard (a
+host) of its own: a rule on sensor-7's host cuts sensor-7 alone.
+
 Not there yet (each refused in one line before anything is made): the CRL
 server's other faults (``crl-slow``, ``crl-garbage``: ``mesh crl serve`` has
 no faults).
@@ -86,6 +95,7 @@ from mesh.scenario.load import check_scenario
 from mesh.scenario.model import Scenario
 from mesh.scenario.processes import NODE_TIMEOUT, ProcessesBackend, check_fleet_size, play_nodes
 from mesh.scenario.result import LinkRow, RunResult
+from mesh.scenario.shards import plan_shards
 from mesh.scenario.runner import Progress
 from mesh.scenario.world import make_pki
 
@@ -106,6 +116,10 @@ NODE_PORT = 8443
 
 #: The port a console's API listens on, on its host.
 API_PORT = 9443
+
+#: Where the ports of a shard's other appliances start (``--hosts --workers``):
+#: its second appliance listens on 10001, and 20,000 end below 32768.
+SHARD_PORTS = 10_000
 
 #: The CRL server's port: the CRL Distribution Points name no port.
 CRL_PORT = 80
@@ -140,22 +154,42 @@ def check_hosts_scenario(scenario: Scenario) -> None:
 
 
 class OnHosts:
-    """The :class:`~.processes.Placement` of a hosts run: a namespace each, DNS names, fixed ports."""
+    """The :class:`~.processes.Placement` of a hosts run: a namespace each, DNS names, fixed ports.
+
+    On a host shared by a shard's appliances (``--workers``), the first
+    listens on :data:`NODE_PORT` and the others on ``SHARD_PORTS + i``; the
+    consoles' APIs on ``API_PORT``, ``API_PORT + 1``, ... Fixed numbers below
+    Linux's ephemeral range, so no outgoing connection can hold one.
+    """
 
     def __init__(self, plan: HostsPlan) -> None:
         self.plan = plan
+        self._port: dict[str, int] = {}
+        for host in plan.appliances:
+            for index, name in enumerate(plan.names_on(host)):
+                self._port[name] = NODE_PORT if index == 0 else SHARD_PORTS + index
+
+    def port(self, name: str) -> int:
+        """The port ``name`` listens on, on its host."""
+        return self._port.get(name, NODE_PORT)
 
     def listen(self, name: str) -> str:
-        return f"{self.plan.host(name).address}:{NODE_PORT}"
+        return f"{self.plan.host(name).address}:{self.port(name)}"
 
     def dial(self, name: str, reported: str | None) -> str:
-        return f"{name}:{NODE_PORT}"
+        return f"{name}:{self.port(name)}"
 
     def command(self, name: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.plan.host(name).namespace, *argv]
 
     def api_ports(self, consoles: list[str]) -> dict[str, int]:
-        return {name: API_PORT for name in consoles}
+        taken: dict[str, int] = {}
+        ports = {}
+        for name in consoles:
+            host = self.plan.host(name).name
+            ports[name] = API_PORT + taken.get(host, 0)
+            taken[host] = taken.get(host, 0) + 1
+        return ports
 
     def console_url(self, name: str, port: int) -> str:
         return f"https://{name}:{port}"
@@ -261,10 +295,13 @@ class HostsBackend(ProcessesBackend):
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, plan: HostsPlan,
                  sink: TextIO | None, nursery: trio.Nursery,
                  settle_timeout: float | None = None,
-                 policy: NetworkPolicy | None = None) -> None:
+                 policy: NetworkPolicy | None = None,
+                 shards: list[list[str]] | None = None) -> None:
         proxy = ProxyHost(plan.proxy, nursery) if plan.proxy is not None else None
+        self.on_hosts = OnHosts(plan)
         super().__init__(scenario, pki, folder, proxy_url=proxy.url if proxy else None, sink=sink,
-                         nursery=nursery, settle_timeout=settle_timeout, placement=OnHosts(plan))
+                         nursery=nursery, settle_timeout=settle_timeout, placement=self.on_hosts,
+                         shards=shards)
         self.plan = plan
         self.crl_host = CrlHost(plan.crl, folder / "crl-server", nursery)
         self.proxy_host = proxy
@@ -282,8 +319,9 @@ class HostsBackend(ProcessesBackend):
     def links(self) -> list[LinkRow]:
         """The link table, each ``down`` link between running nodes with the network's part in it."""
         rows = super().links()
+        port = self.on_hosts.port
         return [
-            evolve(row, reason=self.policy.reason(row.dialer, row.listener, NODE_PORT))
+            evolve(row, reason=self.policy.reason(row.dialer, row.listener, port(row.listener)))
             if row.state == "down" and row.dialer in self.nodes and row.listener in self.nodes
             else row
             for row in rows
@@ -396,11 +434,15 @@ async def run_on_hosts(
     run_id: str | None = None,
     validation: str = "on",
     events: EventLog | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Play ``scenario`` with every appliance a ``mesh node`` on a host of its own.
 
     ``validation="off"`` plays the validation off run, and ``events`` gets the
-    nodes' events, as ``run_in_processes`` does.
+    nodes' events, as ``run_in_processes`` does. ``workers``: the appliances
+    in shards as ``mesh run --workers`` plans them, a host per shard; every
+    appliance the network policy names gets a shard (a host) of its own, as
+    the kernel's rules are per host.
 
     Raises:
         InputError: no root or no ``ip`` (one line); a step or setting hosts
@@ -410,10 +452,16 @@ async def run_on_hosts(
     check_scenario(scenario)
     if validation == "off":
         scenario = scenario.with_validation_off()
-    check_fleet_size(scenario, "--hosts", "run it without --hosts")
+    names = [a.name for a in scenario.appliances]
+    shards = None
+    if workers is None:
+        check_fleet_size(scenario, "--hosts", "run it with --workers N too, or without --hosts")
+    else:
+        shards = plan_shards(names, scenario.links(), workers, where=scenario.source or scenario.name,
+                             alone=scenario.policy_names)
     check_hosts_scenario(scenario)
-    plan = netns.plan_hosts([a.name for a in scenario.appliances],
-                            run_id=run_id or netns.new_run_id(), proxy=uses_proxy(scenario))
+    plan = netns.plan_hosts(names, run_id=run_id or netns.new_run_id(), proxy=uses_proxy(scenario),
+                            groups=shards)
     missing = netns.missing_privilege()
     if missing is None and has_policy(scenario):
         missing = firewall.missing_nft()
@@ -425,7 +473,7 @@ async def run_on_hosts(
         pki, _ = await make_pki(scenario, crl_base_url=crl_base_url(plan), keys=keys,
                                 progress=progress)
         return HostsBackend(scenario, pki, folder, plan=plan, sink=sink, nursery=nursery,
-                            settle_timeout=settle_timeout, policy=policy)
+                            settle_timeout=settle_timeout, policy=policy, shards=shards)
 
     try:
         await netns.create(plan)

@@ -482,6 +482,21 @@ class Scenario:
         return None
 
     @property
+    def policy_names(self) -> frozenset[str]:
+        """The appliances a ``[[block]]`` or a network step names (not ``crl``,
+        ``proxy`` or ``*``): the kernel's rules are per host, so on hosts
+        shared by several appliances (``--hosts --workers``) each of these
+        needs a host of its own."""
+        names: set[str] = set()
+        for block in self.blocks:
+            names.update((block.source, block.destination))
+        for step in self.steps:
+            if step.action.network:
+                names.update(n for n in (step.source, step.destination, step.target) if n)
+                names.update(n for group in step.between for n in group)
+        return frozenset(names - set(NETWORK_HOSTS))
+
+    @property
     def needs_hosts(self) -> bool:
         """Only ``mesh run --hosts`` can play it (it has network policy: see :meth:`firewall_line`)."""
         return self.firewall_line("") is not None

@@ -202,13 +202,15 @@ class ProcessesBackend(NoNetwork):
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery | None,
                  crl_server: CrlServer | None = None, settle_timeout: float | None = None,
-                 placement: Placement | None = None, workers: int | None = None) -> None:
+                 placement: Placement | None = None, workers: int | None = None,
+                 shards: list[list[str]] | None = None) -> None:
         self.scenario = scenario
         names = [a.name for a in scenario.appliances]
-        #: The appliances each process runs: one each (``--processes``,
-        #: ``workers=None``) or a plan of at most ``workers`` shards.
+        #: The appliances each process runs: ``shards`` as given, one each
+        #: (``--processes``, ``workers=None``) or a plan of at most ``workers``.
         self.shards: list[list[str]] = (
-            [[name] for name in names] if workers is None
+            shards if shards is not None
+            else [[name] for name in names] if workers is None
             else plan_shards(names, scenario.links(), workers, where=scenario.source or scenario.name)
         )
         self.shard_of = {name: number for number, shard in enumerate(self.shards) for name in shard}

@@ -17,7 +17,7 @@ alone has more links than that is one line.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 
 from mesh.errors import InputError
 
@@ -106,8 +106,12 @@ def _cut(order: list[str], degree: dict[str, int], count: int) -> list[list[str]
 
 
 def plan_shards(names: Sequence[str], links: Sequence[tuple[str, str]], workers: int, *,
-                where: str) -> list[list[str]]:
+                where: str, alone: Collection[str] = ()) -> list[list[str]]:
     """``names`` in at most ``workers`` shards (more when a worker would exceed the budget).
+
+    ``alone``: appliances that each get a shard of their own, besides the
+    ``workers`` (on hosts, those the network policy names: its rules are per
+    host).
 
     ``workers`` at or above the number of appliances is one appliance per
     shard: the ``--processes`` case. When every group of linked appliances
@@ -130,6 +134,13 @@ def plan_shards(names: Sequence[str], links: Sequence[tuple[str, str]], workers:
                 f"(at most {MAX_SOCKETS} of its 20,000 file descriptors)",
                 "spread its links over more appliances",
             )
+    if alone:
+        rest = [name for name in names if name not in alone]
+        lone = [[name] for name in _listeners_first([n for n in names if n in alone], links)]
+        if not rest:
+            return lone
+        inside = [(d, l) for d, l in links if d not in alone and l not in alone]
+        return lone + plan_shards(rest, inside, workers, where=where)
     count = max(1, min(workers, len(names)))
     if count >= len(names):
         return [[name] for name in _listeners_first(names, links)]

@@ -52,6 +52,37 @@ def test_the_hosts_file_names_every_host_of_the_run():
     assert text.startswith("# mesh run --hosts, run mesh-ffffff-")
 
 
+def test_with_shards_a_host_carries_every_name_of_its_shard():
+    names = [*NAMES, "sensor-3.contoso.test"]
+    plan = plan_hosts(names, run_id="ffffff", groups=[["cm.contoso.test"], names[1:]])
+    assert [h.name for h in plan.appliances] == ["cm.contoso.test", "sensor-1.contoso.test"]
+    assert plan.hosts_file().splitlines()[4:] == [
+        "10.213.255.2\tcm.contoso.test",
+        "10.213.255.3\tsensor-1.contoso.test",
+        "10.213.255.3\tsensor-2.contoso.test",
+        "10.213.255.3\tsensor-3.contoso.test",
+    ]
+    assert plan.host("sensor-3.contoso.test") == plan.host("sensor-1.contoso.test")
+    assert plan.namespaces == ["mesh-ffffff-sw", "mesh-ffffff-crl", "mesh-ffffff-1", "mesh-ffffff-2"]
+    # 20,000 appliances on a few hosts fit; it is hosts that a /24 counts.
+    many = [f"s{n}.test" for n in range(20_000)]
+    assert len(plan_hosts(many, run_id="000000", groups=[many[:10_000], many[10_000:]]).hosts) == 3
+
+
+def test_on_shared_hosts_each_appliance_has_a_port_of_its_own():
+    from mesh.scenario.hosts import API_PORT, NODE_PORT, SHARD_PORTS, OnHosts
+
+    names = [*NAMES, "sensor-3.contoso.test"]
+    on = OnHosts(plan_hosts(names, run_id="ffffff", groups=[["cm.contoso.test"], names[1:]]))
+    assert [on.listen(n) for n in names] == [
+        f"10.213.255.2:{NODE_PORT}", f"10.213.255.3:{NODE_PORT}",
+        f"10.213.255.3:{SHARD_PORTS + 1}", f"10.213.255.3:{SHARD_PORTS + 2}"]
+    assert on.dial("sensor-2.contoso.test", None) == f"sensor-2.contoso.test:{SHARD_PORTS + 1}"
+    assert on.api_ports(names) == {"cm.contoso.test": API_PORT, "sensor-1.contoso.test": API_PORT,
+                                   "sensor-2.contoso.test": API_PORT + 1,
+                                   "sensor-3.contoso.test": API_PORT + 2}
+
+
 @pytest.mark.parametrize(
     ("names", "domain"),
     [
@@ -79,7 +110,8 @@ def test_the_crl_host_is_in_the_appliances_common_domain(names, domain):
         (["cm.contoso.test", "CM.contoso.test"],
          "appliance 'CM.contoso.test': is named twice; give each its own name"),
         ([f"s{n}.test" for n in range(253)],
-         "253 appliances: do not fit one /24 of --hosts; run at most 252"),
+         "253 hosts: do not fit one /24 of --hosts; run at most 252, or add --workers N to put "
+         "a shard of appliances on each host"),
     ],
 )
 def test_names_a_hosts_file_cannot_carry_are_one_line(names, line):

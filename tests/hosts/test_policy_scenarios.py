@@ -88,6 +88,60 @@ async def test_a_partition_is_down_for_the_network_and_heals_while_validation_ha
     assert result.to_json()["steps"][0]["links"][0]["reason"] == "network: partitioned"
 
 
+FLEET = f"""
+[scenario]
+name = "fleet"
+start = 2027-01-15T09:00:00Z
+
+[[appliance]]
+name = "{CM}"
+role = "management-console"
+
+[[appliance]]
+name = "sensor-{{n}}.contoso.test"
+role = "sensor"
+count = 24
+connects_to = ["{CM}"]
+
+[[block]]
+from = "sensor-7.contoso.test"
+to = "{CM}"
+
+[[step]]
+after = "1h"
+action = "partition"
+between = [["sensor-9.contoso.test"], ["{CM}"]]
+
+[[step]]
+after = "1h"
+action = "revoke"
+target = "{S1}"
+
+[[step]]
+after = "1h"
+action = "heal"
+"""
+
+
+@needs_nft
+@pytest.mark.slow
+async def test_with_workers_shards_share_hosts_and_the_policy_still_holds_per_appliance(key_pool):
+    """``--hosts --workers 2``: two shard hosts, and a host of its own for each
+    appliance a rule names (the console, sensor-7, sensor-9): the rule on
+    sensor-7's host cuts it alone, not the sensors beside it."""
+    result = await run_on_hosts(loads_scenario(FLEET, source="fleet.toml"), keys=key_pool.cursor(),
+                                workers=2)
+    cut, revoked, healed = result.steps
+    odd = {"sensor-7.contoso.test": ("down", None, "network: blocked"),
+           "sensor-9.contoso.test": ("down", None, "network: partitioned")}
+    assert {r.dialer: (r.state, r.code, r.reason) for r in cut.links if r.state != "up"} == odd
+    assert sum(r.state == "up" for r in cut.links) == 22
+    final = {r.dialer: (r.state, r.code, r.reason) for r in healed.links}
+    assert {d: v for d, v in final.items() if v != ("up", None, None)} == {
+        "sensor-7.contoso.test": ("down", None, "network: blocked"), S1: ("halted", "revoked", None)}
+    assert len(final) == 24
+
+
 @needs_nft
 @pytest.mark.slow
 async def test_total_loss_on_the_crl_host_times_the_fetch_out_and_ending_it_brings_the_link_back(

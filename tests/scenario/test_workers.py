@@ -61,14 +61,22 @@ def test_an_appliance_over_the_budget_on_its_own_is_one_line():
     )
 
 
-@pytest.mark.parametrize("option", ["--processes", "--hosts"])
-def test_workers_with_processes_or_hosts_is_one_line(option, capsys):
+def test_workers_with_processes_is_one_line(capsys):
     path = str(LIBRARY / "showcase.toml")
-    assert main(["run", "--workers", "2", option, path]) == 2
+    assert main(["run", "--workers", "2", "--processes", path]) == 2
     assert capsys.readouterr().err == (
-        f"mesh: --workers: cannot be combined with {option}; drop one of them "
-        "(--workers runs shard processes on this machine)\n"
+        "mesh: --workers: cannot be combined with --processes; drop one of them "
+        "(--processes is one appliance per process)\n"
     )
+
+
+def test_appliances_the_network_policy_names_get_shards_of_their_own():
+    """On hosts a kernel rule is per host: a blocked appliance must not share one."""
+    names = ["cm", "a", "b", "c", "d"]
+    links = [(n, "cm") for n in names[1:]]
+    assert plan_shards(names, links, 1, where="x.toml", alone={"b", "cm"}) == [
+        ["cm"], ["b"], ["a", "c", "d"]]
+    assert plan_shards(names, links, 3, where="x.toml", alone=set(names)) == [[n] for n in names]
 
 
 def test_workers_must_be_a_count_or_auto(capsys):
