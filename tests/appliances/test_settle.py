@@ -35,6 +35,18 @@ def _up(book, epoch, *, attempt):
     return end
 
 
+async def _come_up(book, gate, epoch, pairs, every: float) -> None:
+    """Each of ``pairs`` up in turn, ``every`` trio seconds apart, each a change of the book."""
+    accepted = Judgement(by="x", accepted=True)
+    for pair in pairs:
+        await trio.sleep(every)
+        end = LinkEnd(me=pair.dialer, link=book.get(pair.dialer, pair.listener))
+        end.handle(Attempted(), owner=True, at=epoch)
+        end.handle(Judged(outcome=decide(accepted, accepted), mine=accepted, theirs=accepted,
+                          attempt=gate.generation), owner=True, at=epoch)
+        book.touch()
+
+
 def test_a_link_settles_with_an_outcome_from_an_attempt_after_the_request(epoch):
     settler, book, gate = _settler(epoch)
     generation = gate.request()
@@ -113,19 +125,8 @@ async def test_waiting_for_many_links_looks_at_each_a_bounded_number_of_times(ep
             return super().settled(pair, generation)
 
     settler = Counting(book=book, gate=gate, pairs=lambda: pairs, running=lambda name: True)
-    accepted = Judgement(by="x", accepted=True)
-
-    async def come_up():
-        for pair in pairs:
-            await trio.sleep(0)
-            end = LinkEnd(me=pair.dialer, link=book.get(pair.dialer, pair.listener))
-            end.handle(Attempted(), owner=True, at=epoch)
-            end.handle(Judged(outcome=decide(accepted, accepted), mine=accepted, theirs=accepted,
-                              attempt=gate.generation), owner=True, at=epoch)
-            book.touch()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(come_up)
+        nursery.start_soon(_come_up, book, gate, epoch, pairs, 0)
         with trio.fail_after(10):
             await settler.settle(timeout=10, quiet=0, fresh=False, idle=False)
     assert looked[0] < 20 * len(pairs)
@@ -136,25 +137,14 @@ async def test_the_timeout_bounds_a_stall_not_a_wait_that_makes_progress(epoch, 
     pairs = [LinkPair(dialer=f"sensor-{n}", listener="console") for n in range(40)]
     book, gate = LinkBook(), RetryGate(EmulatedClock(epoch))
     settler = Settler(book=book, gate=gate, pairs=lambda: pairs, running=lambda name: True)
-    accepted = Judgement(by="x", accepted=True)
-
-    async def come_up(among):
-        for pair in among:
-            await trio.sleep(1)  # one link a second: 40 s in all
-            end = LinkEnd(me=pair.dialer, link=book.get(pair.dialer, pair.listener))
-            end.handle(Attempted(), owner=True, at=epoch)
-            end.handle(Judged(outcome=decide(accepted, accepted), mine=accepted, theirs=accepted,
-                              attempt=gate.generation), owner=True, at=epoch)
-            book.touch()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(come_up, pairs)
+        nursery.start_soon(_come_up, book, gate, epoch, pairs, 1)  # one a second: 40 s in all
         started = trio.current_time()
         await settler.settle(timeout=5, quiet=0, fresh=False, idle=False)
         assert trio.current_time() - started == pytest.approx(40)
     # The last link never comes: 5 s after the one before it, that is a failure.
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(come_up, pairs[:-1])
+        nursery.start_soon(_come_up, book, gate, epoch, pairs[:-1], 1)
         started = trio.current_time()
         with pytest.raises(MeshNotSettled) as info:
             await settler.settle(timeout=5, quiet=0, fresh=True, idle=False)
