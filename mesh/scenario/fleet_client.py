@@ -75,6 +75,11 @@ def instant(value: dt.datetime) -> str:
 #: appliance (the node gives up on its own after REFRESH_TIMEOUT).
 REQUEST_TIMEOUT = 120.0
 
+#: Real seconds a refresh with a stall limit may take in all before the
+#: driver gives up on the node: 20,000 links re-check in about two minutes
+#: on two cores, so only a node that hangs reaches it.
+REFRESH_BACKSTOP = 3600.0
+
 
 class FleetClient:
     """``async with FleetClient(...) as client``: requests to the fleet's APIs."""
@@ -148,14 +153,15 @@ class FleetClient:
         """``POST /api/v1/crls/refresh``: ``{"pending": [...], "links": [...]}`` once settled.
 
         ``stall``: the node answers (with what is still pending) once no link
-        has had a new outcome for this many seconds. The answer itself then
-        has no time limit: a shard of thousands of links re-checks for
-        minutes, and it is the node that knows whether it still progresses.
+        has had a new outcome for this many seconds. The answer itself may
+        then take up to :data:`REFRESH_BACKSTOP`: a shard of thousands of
+        links re-checks for minutes, and it is the node that knows whether
+        it still progresses.
         """
         if stall is None:
             return await self._json(api, "POST", "/api/v1/crls/refresh")
         return await self._json(api, "POST", "/api/v1/crls/refresh", params={"timeout": f"{stall:g}"},
-                                timeout=httpx.Timeout(self._timeout, read=None))
+                                timeout=httpx.Timeout(self._timeout, read=REFRESH_BACKSTOP))
 
     async def move_clock(self, api: Api, to: dt.datetime) -> dt.datetime:
         body = await self._json(api, "POST", "/api/v1/clock", json={"now": instant(to)})
