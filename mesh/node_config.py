@@ -39,7 +39,8 @@ T = TypeVar("T")
 
 _KEYS = {
     "name", "hostname", "role", "listen", "certificate", "key", "chain", "passphrase",
-    "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "start", "accept_from",
+    "trust", "validation", "revocation", "validator", "crl_files", "crl_proxy", "crl_cache", "start",
+    "accept_from",
     "backoff_cap", "connects_to", "peers", "forwards_to", "api", "api_port",
     "api_token_file", "operator_ca", "admin_password_hash",
 }  # fmt: skip
@@ -311,6 +312,18 @@ def _crl_files(data: dict[str, Any], base: Path, where: str) -> tuple[Any, ...]:
     return load_crl_files(_path(base, c, f"{where}: crl_files") for c in names)
 
 
+def _crl_cache(data: dict[str, Any], base: Path, where: str) -> Path | None:
+    """The folder the appliance keeps its fetched CRLs in across restarts (None: memory only)."""
+    value = _str(data, "crl_cache", where)
+    if value is None:
+        return None
+    path = _path(base, value, f"{where}: crl_cache")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{where}: crl_cache", f"{str(path)!r} is not a folder",
+                         "name a folder (it is made when the first CRL is kept)")
+    return path
+
+
 def _validation(data: dict[str, Any], where: str) -> bool:
     validation = data.get("validation", True)
     if not isinstance(validation, bool):
@@ -477,6 +490,7 @@ def _appliance(
     )
     hostname = problems.take(lambda: _str(data, "hostname", where), None)
     crl_proxy = problems.take(lambda: _str(data, "crl_proxy", where), None)
+    crl_cache = problems.take(lambda: _crl_cache(data, base, where), None)
     if len(problems.problems) > before or role is None or start is None:
         return None
     spec = ApplianceSpec(
@@ -490,6 +504,7 @@ def _appliance(
         forwards_to=[p.name for p in forwards_to],
         crl_proxy=crl_proxy,
         crl_files=crl_files,
+        crl_cache=crl_cache,
         policy=ValidationPolicy(revocation=revocation, validator=validator),  # type: ignore[arg-type]
         host=host,
         port=port,

@@ -47,6 +47,8 @@ def _write(tmp_path, text, name="node.toml"):
         ('name = "a"\nrole = "sensor"\nvalidation = "yes"\n', "validation", "true or false"),
         ('name = "a"\nrole = "sensor"\nstart = "soon"\n', "start", "is not an instant"),
         ('name = "a"\nrole = = "sensor"\n', "node.toml", "is not valid TOML"),
+        ('name = "a"\nrole = "sensor"\ncrl_cache = "node.toml"\n', "crl_cache", "is not a folder"),
+        ('name = "a"\nrole = "sensor"\ncrl_cache = 3\n', "crl_cache", "must be a string"),
         (
             'name = "a"\nrole = "sensor"\n[peers]\nb = "127.0.0.1:1"\n[connects_to]\nc = "127.0.0.1:2"\n',
             "peers",
@@ -61,6 +63,12 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, text, where, proble
     assert err.count("\n") == 1 and err.startswith("mesh: ")
     assert where in err and problem in err
     assert "Traceback" not in err
+
+
+def test_crl_cache_is_a_folder_beside_the_config(tmp_path):
+    config = load_config(_write(tmp_path, 'name = "a"\nrole = "sensor"\ncrl_cache = "crls/a"\n'))
+    assert config.spec.crl_cache == tmp_path / "crls" / "a"
+    assert load_config(_write(tmp_path, 'name = "a"\nrole = "sensor"\n')).spec.crl_cache is None
 
 
 def test_missing_files_name_the_file(tmp_path, capsys):

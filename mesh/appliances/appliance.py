@@ -66,6 +66,7 @@ from mesh.events import (
 )
 from mesh.net import tls
 from mesh.net.accepting import serve_listener
+from mesh.net.crl_store import CrlStore
 from mesh.pki.issue import Issued, KeySource
 from mesh.upload import APPLIANCE_TRUST, UploadMaterial
 from mesh.validation.verdict import Verdict
@@ -129,6 +130,7 @@ class Appliance:
             events=events,
             proxy=spec.crl_proxy,
             crl_timeout=settings.crl_timeout,
+            crl_store=None if spec.crl_cache is None else CrlStore(spec.crl_cache),
         )
         self.alerts = AlertBoard()
         self.inbox = Inbox()

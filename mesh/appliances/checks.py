@@ -19,6 +19,7 @@ from mesh.errors import FailureCode, ValidationFailed
 from mesh.eventlog import EventLog
 from mesh.events import CrlFetched, CrlFetchFailed
 from mesh.net.crl_fetch import CrlFetcher, FetchRecord
+from mesh.net.crl_store import CrlStore
 from mesh.validation.finding import Finding
 from mesh.validation.policy import ValidationPolicy
 from mesh.upload import UploadMaterial, judge_upload
@@ -40,6 +41,7 @@ class PeerChecker:
         events: EventLog,
         proxy: str | None = None,
         crl_timeout: float = 5.0,
+        crl_store: CrlStore | None = None,
     ) -> None:
         self.name = name
         self.clock = clock
@@ -50,6 +52,7 @@ class PeerChecker:
             timeout=crl_timeout,
             trust_env=False,
             on_fetch=self._on_fetch,
+            store=crl_store,
         )
         #: Has a prefetch run yet? Until then, judging from memory only misses.
         self._fetched = False

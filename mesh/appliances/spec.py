@@ -20,6 +20,7 @@ Both ends validate either way, so which end dials changes no verdict.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from attrs import define, field, validators
@@ -63,6 +64,8 @@ class ApplianceSpec:
         crl_proxy: an HTTP proxy URL for CRL fetches.
         crl_files: CRLs given out of band; a certificate whose issuer has one
             is judged against it instead of fetching its CDP.
+        crl_cache: a folder where its fetched CRLs are kept across restarts
+            (:mod:`mesh.net.crl_store`); None: in memory only.
         policy: validation knobs beyond the switch (revocation hard/soft,
             allow_weak, ...); ``enabled``, ``purpose`` and ``expected_name``
             are set per link by the engine.
@@ -86,6 +89,7 @@ class ApplianceSpec:
     forwards_to: tuple[str, ...] = field(default=(), converter=_names)
     crl_proxy: str | None = None
     crl_files: tuple[CrlIndex, ...] = field(default=(), converter=tuple[CrlIndex, ...])
+    crl_cache: Path | None = None
     policy: ValidationPolicy = field(factory=ValidationPolicy)
     check_names: bool = True
     host: str = "127.0.0.1"

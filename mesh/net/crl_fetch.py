@@ -42,6 +42,7 @@ from mesh.errors import FailureCode, ValidationFailed
 from mesh.net.crl_cache import CrlCache
 from mesh.net.crl_http import CrlHttp, Route
 from mesh.net.crl_parse import signed_by
+from mesh.net.crl_store import CrlStore
 from mesh.net.crl_url import check_crl_url, check_proxy
 from mesh.net.single_flight import Flight, SingleFlight
 from mesh.validation.revocation import CrlIndex, CrlLookup, crl_lookup
@@ -93,6 +94,8 @@ class CrlFetcher:
         trust_env: honour ``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` when no
             ``proxy`` is given (read when the first fetch is made).
         on_fetch: called with a :class:`FetchRecord` after every HTTP fetch.
+        store: CRLs kept on disk (:mod:`mesh.net.crl_store`): the cache starts
+            with them, each marked for refresh, and every CRL cached is saved.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class CrlFetcher:
         max_bytes: int = DEFAULT_MAX_BYTES,
         trust_env: bool = True,
         on_fetch: Callable[[FetchRecord], None] | None = None,
+        store: CrlStore | None = None,
     ) -> None:
         if proxy is not None:
             proxy = check_proxy(proxy)
@@ -117,6 +121,11 @@ class CrlFetcher:
         #: exchanges alike: what "one fetch per URL" counts per appliance.
         self.fetches = 0
         self._cache = CrlCache(now)
+        self._store = store
+        if store is not None:
+            for url, index in store.load().items():
+                self._cache.take(url, index, issuer=None)
+            self._cache.invalidate()  # refetched at first use; kept if that fails
         self._http = CrlHttp(
             Route(proxy=proxy, trust_env=trust_env, timeout=float(timeout), max_bytes=int(max_bytes))
         )
@@ -268,6 +277,8 @@ class CrlFetcher:
         if kept is not None:
             return self._cache.keep(url)
         self._cache.take(url, fetched, issuer=issuer, now=now)
+        if self._store is not None and self._cache.cached(url) is fetched:
+            self._store.save(url, fetched)
         return fetched
 
     def _record(

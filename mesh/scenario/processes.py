@@ -31,9 +31,10 @@ Every line a node prints is parsed into its typed event
 link outcome, with ``validation-skipped`` naming what an unvalidated link
 would have failed. Settling waits for events, not for time.
 
-One difference is inherent: a node starts with an empty CRL cache, so a CRL
-server that is down halts links at once, where a long-running in-process
-appliance keeps using its cached CRL until its nextUpdate.
+A node restarted for a step starts with the CRLs it had fetched: each node
+keeps them in the run's folder (``crl_cache``, :mod:`mesh.net.crl_store`),
+marked for refresh, so a CRL server that is down leaves its links on their
+current cached CRLs, as in a long-running in-process appliance.
 
 Which appliances a process runs is ``ProcessesBackend.shards``: one each
 (``--processes``), or the plan of :mod:`.shards` (``--workers N``), whose
@@ -198,6 +199,12 @@ class ProcessesBackend(NoNetwork):
     #: Seconds a node's dialer waits at most before redialing a failed link:
     #: short, as a node lives for one step here.
     backoff_cap = 1.0
+
+    #: Nodes keep their fetched CRLs on disk (``crl_cache``), so a node
+    #: restarted for the next step starts with them, as a restarted appliance
+    #: would, and a CRL server that is down does not halt links that a
+    #: long-running appliance keeps up on its cached CRL.
+    keeps_crls = True
 
     def __init__(self, scenario: Scenario, pki: Pki, folder: Path, *, proxy_url: str | None,
                  sink: TextIO | None, nursery: trio.Nursery | None,
@@ -436,6 +443,8 @@ class ProcessesBackend(NoNetwork):
             lines.append(f"crl_proxy = {json.dumps(self.proxy_url)}")
         if a.crl_files:
             lines.append(f"crl_files = {json.dumps(self.crl_files)}")
+        if self.keeps_crls:
+            lines.append(f"crl_cache = {json.dumps(str(self.folder / 'crl-cache' / slug(name)))}")
         for key, peers in (("connects_to", a.connects_to), ("forwards_to", a.forwards_to)):
             dialed = [p for p in peers if (name, p) in self._links]
             if not dialed:
