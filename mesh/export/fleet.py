@@ -80,8 +80,11 @@ class InCluster:
 class NodeFiles(ProcessesBackend):
     """The ``--workers`` backend's node configs, with their files kept in memory.
 
-    Never started: it has no nursery and no CRL server.
+    Never started: it has no nursery and no CRL server. Its pods run for the
+    whole scenario, their CRLs in memory (a ConfigMap's folder is read-only).
     """
+
+    keeps_crls = False
 
     def __init__(self, scenario: Scenario, pki: Pki, shards: list[list[str]],
                  placement: InCluster) -> None:

@@ -22,7 +22,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from mesh.errors import ValidationFailed
+from mesh.errors import InputError, ValidationFailed
 from mesh.pki.file_output import write_file
 from mesh.validation.revocation import CrlIndex
 
@@ -56,12 +56,22 @@ class CrlStore:
         return out
 
     def save(self, url: str, index: CrlIndex) -> None:
-        """Keep ``index`` for ``url`` (a CRL known only parsed, without its DER, is not kept)."""
+        """Keep ``index`` for ``url`` (a CRL known only parsed, without its DER, is not kept).
+
+        Best effort: a folder that cannot be written (read-only, full) keeps
+        nothing, and the fetch that brought the CRL goes on as without a store.
+        """
         if index.der is None:
             return
+        try:
+            self._save(url, index.der)
+        except (OSError, InputError):
+            return
+
+    def _save(self, url: str, der: bytes) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = hashlib.sha256(url.encode()).hexdigest()[:32] + ".crl"
-        write_file(self.folder / name, index.der, mode=0o600)
+        write_file(self.folder / name, der, mode=0o600)
         try:
             names = json.loads((self.folder / _INDEX).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -320,6 +320,8 @@ def test_every_node_config_loads_with_the_projects_own_loader(shard_configs, sce
     assert names == sorted(a.name for a in scenario.appliances)
     for shard, *_ in shard_configs.values():
         assert shard.start == scenario.start
+        # Pods run for the whole scenario: CRLs in memory, never beside a read-only ConfigMap.
+        assert all(node.spec.crl_cache is None for node in shard.nodes)
 
 
 def test_every_appliance_has_a_service_whose_name_its_certificate_carries(

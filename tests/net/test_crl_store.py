@@ -66,3 +66,10 @@ async def test_a_new_fetcher_on_the_store_keeps_the_crl_while_the_server_is_down
         with pytest.raises(ValidationFailed) as info:
             await much_later.get(url)
         assert info.value.code is FailureCode.CRL_UNREACHABLE
+
+
+def test_a_folder_that_cannot_be_written_keeps_nothing_and_raises_nothing(tmp_path, ca, epoch):
+    (tmp_path / "file").write_text("not a folder")
+    store = CrlStore(tmp_path / "file" / "cache")
+    store.save("http://crl.test/a.crl", CrlIndex.from_bytes(_der(ca, epoch)))
+    assert store.load() == {}
