@@ -148,9 +148,14 @@ async def test_total_loss_on_the_crl_host_times_the_fetch_out_and_ending_it_brin
         key_pool):
     scenario = loads_scenario(TWO + """
 [[step]]
+after = "1h"
 action = "loss"
 target = "crl"
 percent = 100
+
+[[step]]
+after = "8d"
+action = "advance"
 
 [[step]]
 action = "loss"
@@ -158,8 +163,11 @@ target = "crl"
 percent = 0
 """, source="loss.toml")
     result = await run_on_hosts(scenario, keys=key_pool.cursor())
-    lost, back = result.steps
-    # The nodes reach each other; neither reaches the CRL host: a validation halt.
+    cached, lost, back = result.steps
+    # The refetch times out, and the nodes' cached CRLs are current: they stand in.
+    assert table(cached.links) == [(f"{S1} -> {CM}", "up", None, None)]
+    # Past the cached CRLs' next update: the nodes reach each other, neither
+    # reaches the CRL host, and that is a validation halt.
     assert table(lost.links) == [(f"{S1} -> {CM}", "halted", "crl_unreachable", None)]
     assert table(back.links) == [(f"{S1} -> {CM}", "up", None, None)]
 
@@ -169,6 +177,7 @@ percent = 0
 async def test_a_dropping_block_costs_a_timeout_and_still_ends_in_the_same_halt(key_pool):
     scenario = loads_scenario(TWO + f"""
 [[step]]
+after = "8d"
 action = "block"
 from = "{S1}"
 to = "crl"
