@@ -118,8 +118,12 @@ NODE_PORT = 8443
 API_PORT = 9443
 
 #: Where the ports of a shard's other appliances start (``--hosts --workers``):
-#: its second appliance listens on 10001, and 20,000 end below 32768.
+#: its second appliance listens on 10001, and 20,000 end by 30000.
 SHARD_PORTS = 10_000
+
+#: Where the API ports of a shard's other consoles start: 31001 onwards, up to
+#: 1,766 consoles on one host below Linux's ephemeral range (32768).
+SHARD_API_PORTS = 31_000
 
 #: The CRL server's port: the CRL Distribution Points name no port.
 CRL_PORT = 80
@@ -158,8 +162,9 @@ class OnHosts:
 
     On a host shared by a shard's appliances (``--workers``), the first
     listens on :data:`NODE_PORT` and the others on ``SHARD_PORTS + i``; the
-    consoles' APIs on ``API_PORT``, ``API_PORT + 1``, ... Fixed numbers below
-    Linux's ephemeral range, so no outgoing connection can hold one.
+    first console's API on :data:`API_PORT`, the others' on
+    ``SHARD_API_PORTS + j``. Fixed numbers below Linux's ephemeral range, so
+    no outgoing connection can hold one.
     """
 
     def __init__(self, plan: HostsPlan) -> None:
@@ -187,8 +192,8 @@ class OnHosts:
         ports = {}
         for name in consoles:
             host = self.plan.host(name).name
-            ports[name] = API_PORT + taken.get(host, 0)
-            taken[host] = taken.get(host, 0) + 1
+            index = taken[host] = taken.get(host, -1) + 1
+            ports[name] = API_PORT if index == 0 else SHARD_API_PORTS + index
         return ports
 
     def console_url(self, name: str, port: int) -> str:

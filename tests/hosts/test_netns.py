@@ -70,7 +70,7 @@ def test_with_shards_a_host_carries_every_name_of_its_shard():
 
 
 def test_on_shared_hosts_each_appliance_has_a_port_of_its_own():
-    from mesh.scenario.hosts import API_PORT, NODE_PORT, SHARD_PORTS, OnHosts
+    from mesh.scenario.hosts import API_PORT, NODE_PORT, SHARD_API_PORTS, SHARD_PORTS, OnHosts
 
     names = [*NAMES, "sensor-3.contoso.test"]
     on = OnHosts(plan_hosts(names, run_id="ffffff", groups=[["cm.contoso.test"], names[1:]]))
@@ -79,8 +79,8 @@ def test_on_shared_hosts_each_appliance_has_a_port_of_its_own():
         f"10.213.255.3:{SHARD_PORTS + 1}", f"10.213.255.3:{SHARD_PORTS + 2}"]
     assert on.dial("sensor-2.contoso.test", None) == f"sensor-2.contoso.test:{SHARD_PORTS + 1}"
     assert on.api_ports(names) == {"cm.contoso.test": API_PORT, "sensor-1.contoso.test": API_PORT,
-                                   "sensor-2.contoso.test": API_PORT + 1,
-                                   "sensor-3.contoso.test": API_PORT + 2}
+                                   "sensor-2.contoso.test": SHARD_API_PORTS + 1,
+                                   "sensor-3.contoso.test": SHARD_API_PORTS + 2}
 
 
 @pytest.mark.parametrize(
