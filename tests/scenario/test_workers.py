@@ -27,6 +27,17 @@ def _star(sensors):
     return names, [(f"s{n}", "console") for n in range(sensors)]
 
 
+def _four_consoles(sensors):
+    """Consoles a-d, each with ``sensors`` sensors a0, a1, ... dialing it."""
+    names, links = [], []
+    for console in "abcd":
+        names.append(console)
+        for n in range(sensors):
+            names.append(f"{console}{n}")
+            links.append((f"{console}{n}", console))
+    return names, links
+
+
 def test_listeners_come_first_and_shards_are_even():
     names = ["s1", "s2", "s3", "console", "siem"]
     links = [("s1", "console"), ("s2", "console"), ("s3", "console"), ("console", "siem")]
@@ -128,12 +139,7 @@ async def test_more_workers_than_make_sense_is_one_line():
 
 def test_groups_of_linked_appliances_stay_whole_when_each_fits_its_share():
     # Four consoles with their sensors over four workers: no link between workers.
-    names, links = [], []
-    for console in "abcd":
-        names.append(console)
-        for n in range(3):
-            names.append(f"{console}{n}")
-            links.append((f"{console}{n}", console))
+    names, links = _four_consoles(3)
     shards = plan_shards(names, links, 4, where="x")
     assert shards == [[c, f"{c}0", f"{c}1", f"{c}2"] for c in "abcd"]
     assert sum(sockets(shard, links) for shard in shards) == 2 * len(links)
@@ -142,12 +148,7 @@ def test_groups_of_linked_appliances_stay_whole_when_each_fits_its_share():
 def test_a_fleet_of_four_big_consoles_plans_quickly_and_within_the_budget():
     # 20,000 sensors: the plan that once took minutes (all consoles in the
     # first run of a contiguous cut, then one more worker at a time).
-    names, links = [], []
-    for console in "abcd":
-        names.append(console)
-        for n in range(5_000):
-            names.append(f"{console}{n}")
-            links.append((f"{console}{n}", console))
+    names, links = _four_consoles(5_000)
     for workers in (1, 2, 4):
         shards = plan_shards(names, links, workers, where="x")
         assert [len(shard) for shard in shards] == [5_001] * 4

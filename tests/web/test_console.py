@@ -12,6 +12,15 @@ PROMPT = ("This appliance uses a locally generated self-signed certificate. "
           "Upload the CA-signed certificate, key and chain below.")
 
 
+async def _submit(driver, files, *, chain: bool = True) -> None:
+    """Fill the upload form with ``files`` (and the chain, unless not) and submit it."""
+    await driver.send_keys("#upload-crt", str(files["crt"]))
+    await driver.send_keys("#upload-key", str(files["key"]))
+    if chain:
+        await driver.send_keys("#upload-chain", str(files["chain"]))
+    await driver.click("#upload-submit")
+
+
 async def test_page_loads_over_https_and_shows_a_halted_link(console, appliance, tmp_path):
     appliance.halt(PEER, FailureCode.REVOKED)
     dom = await dump_dom(f"{console.url}/", profile=tmp_path / "profile",
@@ -40,10 +49,7 @@ async def test_the_upload_form_is_refused_before_signing_in_and_works_after(
     files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
 
     # Signed out: refused, nothing changes, the refusal is an event.
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.send_keys("#upload-chain", str(files["chain"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files)
     assert await driver.wait_for_text("#upload-verdict", Denial.MISSING.message) == Denial.MISSING.message
     assert await driver.attribute("#upload-verdict", "data-code") == "unauthorized"
     assert appliance.current is pki.self_signed
@@ -59,10 +65,7 @@ async def test_the_upload_form_is_refused_before_signing_in_and_works_after(
 
     # Signed in with the token file's token: the same form is accepted.
     await sign_in(driver, console.auth.token)
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.send_keys("#upload-chain", str(files["chain"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files)
     await driver.wait_for_text("#upload-verdict", "Accepted: ")
     assert appliance.current.cert == pki.leaf.cert
     # The session cookie is HttpOnly: the page's script never sees it.
@@ -71,9 +74,7 @@ async def test_the_upload_form_is_refused_before_signing_in_and_works_after(
     # Signed out again: refused again.
     await driver.click("#sign-out")
     await driver.wait_for_text("#sign-in-state", "signed out")
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files, chain=False)
     await driver.wait_for_text("#upload-verdict", Denial.MISSING.message)
     assert [e.reason for e in console.recorded] == ["no-credential", "wrong-token", "no-credential"]
 
@@ -97,9 +98,7 @@ async def test_page_updates_as_events_arrive_and_refuses_an_upload(
     # An upload through the form with a certificate from a root nobody trusts.
     await sign_in(driver, console.auth.token)
     files = write_files(tmp_path / "upload", pki.stranger)
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files, chain=False)
     verdict = await driver.wait_for_text("#upload-verdict", FailureCode.CHAIN_UNTRUSTED.message)
     assert verdict == FailureCode.CHAIN_UNTRUSTED.message
     assert await driver.attribute("#upload-verdict", "data-code") == "chain_untrusted"
@@ -197,10 +196,7 @@ async def test_the_admin_password_signs_the_page_in_and_its_changes_carry_the_cs
     await driver.get(f"{console.url}/")
     await driver.wait_for_text("#sign-in-state", "signed in")
     files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.send_keys("#upload-chain", str(files["chain"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files)
     await driver.wait_for_text("#upload-verdict", "Accepted: ")
     assert appliance.current.cert == pki.leaf.cert
     assert [e.reason for e in console.recorded] == ["wrong-password"]
@@ -279,10 +275,7 @@ async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
     await driver.get(f"{console.url}/")
     await driver.wait_for_text("#sign-in-state", "signed in")
     files = write_files(tmp_path / "upload", pki.leaf, root=pki.root.cert)
-    await driver.send_keys("#upload-crt", str(files["crt"]))
-    await driver.send_keys("#upload-key", str(files["key"]))
-    await driver.send_keys("#upload-chain", str(files["chain"]))
-    await driver.click("#upload-submit")
+    await _submit(driver, files)
     await driver.wait_for_text("#upload-verdict", "Accepted: ")
 
 
