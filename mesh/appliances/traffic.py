@@ -295,6 +295,7 @@ async def listen(
     ``greeted`` is called once the link's awaited first frame (``Link.greeting``) came.
     """
     while True:
+        await framed.wait_readable()  # idle links wait here, shallowly
         frame = await framed.receive()
         if frame is None:
             return f"{peer} closed the link"

@@ -34,6 +34,7 @@ import trio
 from attrs import define, field
 
 from mesh.errors import MeshError
+from mesh.net.lean_lock import LeanLock
 
 __all__ = [
     "FrameType",
@@ -110,7 +111,7 @@ class FramedStream:
         self.stream = stream
         self.max_frame = max_frame
         self._buffer = bytearray()
-        self._send_lock = trio.Lock()
+        self._send_lock = LeanLock()
 
     async def send(self, frame: Frame) -> None:
         data = encode(frame, max_frame=self.max_frame)
@@ -129,6 +130,16 @@ class FramedStream:
                 return False
             self._buffer += chunk
         return True
+
+    async def wait_readable(self) -> None:
+        """Return once :meth:`receive` may have a frame: a shallow wait for an idle link.
+
+        See ``TlsStream.wait_readable``; on other streams a checkpoint.
+        """
+        if self._buffer:
+            await trio.lowlevel.checkpoint()
+        else:
+            await _wait_readable(self.stream)
 
     async def receive(self) -> Frame | None:
         """The next frame, or None if the peer closed cleanly between frames."""
@@ -153,7 +164,7 @@ class LineStream:
     def __init__(self, stream: trio.abc.Stream, *, max_frame: int = MAX_FRAME) -> None:
         self.stream = stream
         self.max_frame = max_frame
-        self._send_lock = trio.Lock()
+        self._send_lock = LeanLock()
 
     async def send(self, frame: Frame) -> None:
         line = json.dumps({"type": frame.type.label, **frame.body}, separators=(",", ":"))
@@ -163,6 +174,10 @@ class LineStream:
         async with self._send_lock:
             await self.stream.send_all(data)
 
+    async def wait_readable(self) -> None:
+        """As :meth:`FramedStream.wait_readable`."""
+        await _wait_readable(self.stream)
+
     async def receive(self) -> Frame | None:
         """Drain the peer's bytes until it closes; always None (nothing to count)."""
         while await self.stream.receive_some(65536):
@@ -171,3 +186,11 @@ class LineStream:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+async def _wait_readable(stream: trio.abc.Stream) -> None:
+    wait = getattr(stream, "wait_readable", None)
+    if wait is None:
+        await trio.lowlevel.checkpoint()
+    else:
+        await wait()

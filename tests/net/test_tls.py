@@ -8,7 +8,9 @@ import hashlib
 import random
 import shutil
 import subprocess
+from contextlib import asynccontextmanager
 from functools import partial
+from typing import AsyncIterator
 
 import pytest
 import trio
@@ -752,3 +754,77 @@ async def test_connect_to_a_closed_port_is_the_plain_refusal(client_ctx: SSL.Con
     with pytest.raises(ConnectionRefusedError) as info:
         await tls.connect("127.0.0.1", port, client_ctx, handshake_timeout=5)
     assert info.value.errno == errno.ECONNREFUSED
+
+
+# -- an idle reader's shallow wait --
+
+
+@asynccontextmanager
+async def socket_handshake_pair(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> AsyncIterator[tuple[TlsStream, TlsStream]]:
+    """Both ends over a real socket pair (``wait_readable`` waits on the socket)."""
+    a, b = trio.socket.socketpair()
+    client = TlsStream.client(trio.SocketStream(a), client_ctx)
+    server = TlsStream.server(trio.SocketStream(b), server_ctx)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.do_handshake)
+            nursery.start_soon(server.do_handshake)
+        yield client, server
+    finally:
+        await client.aclose_forcefully()
+        await server.aclose_forcefully()
+
+
+async def test_wait_readable_returns_at_once_for_a_record_already_received(
+    autojump_clock: trio.testing.MockClock, client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    async with socket_handshake_pair(client_ctx, server_ctx) as (client, server):
+        await server.send_all(b"one")
+        await server.send_all(b"two")
+        await trio.testing.wait_all_tasks_blocked()
+        # Both records came in with one socket read; the second waits in OpenSSL.
+        assert await receive_exactly(client, 3) == b"one"
+        with trio.fail_after(5):  # waiting on the socket would never end: nothing more comes
+            await client.wait_readable()
+        assert await client.receive_some() == b"two"
+
+
+async def test_wait_readable_waits_for_the_peer_then_the_data_is_there(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    async with socket_handshake_pair(client_ctx, server_ctx) as (client, server):
+        woke: list[bytes] = []
+
+        async def idle_reader() -> None:
+            await client.wait_readable()
+            woke.append(await client.receive_some())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(idle_reader)
+            await trio.testing.wait_all_tasks_blocked()
+            assert woke == []  # the session ticket is not data: it still waits
+            await server.send_all(b"heartbeat")
+        assert woke == [b"heartbeat"]
+
+
+async def test_wait_readable_wakes_for_close_notify(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    async with socket_handshake_pair(client_ctx, server_ctx) as (client, server):
+        await server.aclose()
+        await client.wait_readable()
+        assert await client.receive_some() == b""
+
+
+async def test_wait_readable_beside_a_receive_is_a_usage_error(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    async with socket_handshake_pair(client_ctx, server_ctx) as (client, server):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.receive_some)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BusyResourceError):
+                await client.wait_readable()
+            await server.send_all(b"x")
