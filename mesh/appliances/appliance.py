@@ -37,6 +37,7 @@ import attrs
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from mesh.appliances.book import LinkBook
@@ -134,7 +135,9 @@ class Appliance:
         )
         self.alerts = AlertBoard()
         self.inbox = Inbox()
-        self.errors: deque[str] = deque(maxlen=ERROR_LINES)
+        #: Made at the first error (an empty deque is ~0.8 kB, and most never get one).
+        self._errors: deque[str] | None = None
+        self._subject: tuple[x509.Certificate, str] | None = None
         self._contexts: dict[bool, tuple[SSL.Context, tls.Credentials]] = {}
         self.ends = LinkEnds(
             spec.name,
@@ -242,7 +245,7 @@ class Appliance:
                 appliance=self.name,
                 role=self.role.value,
                 address=self.address or "",
-                subject=self.identity.cert.subject.rfc4514_string(),
+                subject=self.subject_text(self.identity.cert),
                 serial=self.identity.cert.serial_number,
                 self_signed=self.self_signed,
             )
@@ -421,11 +424,11 @@ class Appliance:
             running=self.running,
             address=self.address,
             validation=self.validation,
-            subject=identity.cert.subject.rfc4514_string() if identity else "",
+            subject=self.subject_text(identity.cert) if identity else "",
             serial=identity.cert.serial_number if identity else None,
             self_signed=self.self_signed,
             links=tuple(LinkStatus.of(link) for link in self.book.of(self.name)),
-            errors=tuple(self.errors),
+            errors=tuple(self._errors or ()),
             conflicts=self.conversation.claims.conflicts(),
         )
 
@@ -457,8 +460,23 @@ class Appliance:
             cached = self._contexts[server] = (ctx, credentials)
         return cached
 
+    def subject_text(self, cert: x509.Certificate) -> str:
+        """``cert``'s subject as RFC 4514 text, read from a copy of it.
+
+        Why a copy: ``cryptography`` keeps a parsed name on the certificate
+        object for the object's life (~2.7 kB), and an appliance's own
+        certificate lives as long as the appliance, which only ever needs
+        this text. Worked out once per certificate.
+        """
+        if self._subject is None or self._subject[0] is not cert:
+            copy = x509.load_der_x509_certificate(cert.public_bytes(Encoding.DER))
+            self._subject = (cert, copy.subject.rfc4514_string())
+        return self._subject[1]
+
     def _error(self, line: str) -> None:
-        self.errors.append(line)
+        if self._errors is None:
+            self._errors = deque(maxlen=ERROR_LINES)
+        self._errors.append(line)
 
     def _out_of_room(self, exc: OSError) -> None:
         self._error(f"{self.name}: cannot accept a connection ({exc.strerror or exc}); "

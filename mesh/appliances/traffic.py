@@ -73,7 +73,9 @@ class AlertBoard:
     positions counted over the whole run; wakes speakers when one is added."""
 
     def __init__(self, window: int = ALERT_WINDOW) -> None:
-        self._recent: deque[dict[str, Any]] = deque(maxlen=window)
+        self.window = window
+        #: Made at the first alert (an empty deque is ~0.8 kB a sensor).
+        self._recent: deque[dict[str, Any]] | None = None
         #: Alerts posted over the whole run (the next alert's position).
         self.count = 0
         self._changed = trio.Event()
@@ -83,9 +85,11 @@ class AlertBoard:
     @property
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts still kept, oldest first."""
-        return list(self._recent)
+        return list(self._recent or ())
 
     def post(self, alert: dict[str, Any]) -> None:
+        if self._recent is None:
+            self._recent = deque(maxlen=self.window)
         self._recent.append(dict(alert))
         self.count += 1
         changed, self._changed = self._changed, trio.Event()
@@ -114,9 +118,11 @@ class AlertBoard:
     def at(self, index: int) -> tuple[int, dict[str, Any]]:
         """The alert at position ``index``, or the oldest kept if that one is gone;
         with its position."""
-        first = self.count - len(self._recent)
+        recent = self._recent
+        assert recent is not None, "no alert posted yet (wait_beyond first)"
+        first = self.count - len(recent)
         position = max(index, first)
-        return position, self._recent[position - first]
+        return position, recent[position - first]
 
 
 class Inbox:

@@ -110,7 +110,10 @@ async def test_first_start_is_self_signed_then_uploads_bring_the_link_up(deploym
 
     verdict = await mesh.upload("sensor-1", _issued(pki.appliances["sensor-1"]))
     assert verdict.accepted
-    assert not mesh.status("sensor-1").self_signed
+    status = mesh.status("sensor-1")
+    assert not status.self_signed
+    # The status names the uploaded certificate, not the self-signed one it replaced.
+    assert status.subject == pki.appliances["sensor-1"].cert.subject.rfc4514_string()
     assert len(mesh.events.of(CertificateUploaded)) == 2
     await mesh.settle()
     assert mesh.link("sensor-1", "console").state is LinkState.UP
