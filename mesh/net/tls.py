@@ -85,7 +85,7 @@ from OpenSSL import SSL, crypto
 from mesh.errors import FailureCode, ValidationFailed
 from mesh.net.lean_lock import LeanLock
 from mesh.pki.issue import Issued
-from mesh.validation.memo import certificate_from_der
+from mesh.validation.memo import IdentityMemo, certificate_from_der
 
 __all__ = [
     "TlsStream",
@@ -313,11 +313,18 @@ class Credentials:
         self._x509 = crypto.X509.from_cryptography(cert)
         self._pkey = crypto.PKey.from_cryptography_key(key)
 
-    def apply(self, conn: SSL.Connection) -> None:
+    def apply(self, conn: SSL.Connection, *, key: bool = True) -> None:
+        """Load the certificate (and, unless ``key`` is False, the key) on ``conn``.
+
+        Raises:
+          SSL.Error: OpenSSL refuses the certificate at the context's
+            security level, or the key is not the certificate's.
+        """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             conn.use_certificate(self._x509)
-            conn.use_privatekey(self._pkey)
+            if key:
+                conn.use_privatekey(self._pkey)
 
 
 class _Held:
@@ -396,8 +403,13 @@ _SHARED: weakref.WeakValueDictionary[
 ] = weakref.WeakValueDictionary()
 
 
-def _fingerprints(certs: Iterable[x509.Certificate]) -> tuple[bytes, ...]:
-    return tuple(c.fingerprint(hashes.SHA256()) for c in certs)
+#: Fingerprints of the chains and trust sets appliances bring: the same few
+#: objects for a whole fleet, each hashed once.
+_FINGERPRINTS: IdentityMemo[tuple[bytes, ...]] = IdentityMemo(maxsize=64)
+
+
+def _fingerprints(certs: Sequence[x509.Certificate]) -> tuple[bytes, ...]:
+    return _FINGERPRINTS.get(certs, lambda: tuple(c.fingerprint(hashes.SHA256()) for c in certs))
 
 
 def shared_context(
@@ -439,7 +451,7 @@ def shared_context(
             _SHARED[key] = ctx
         probe = SSL.Connection(ctx, None)
         try:
-            probe.use_certificate(credentials.cert)
+            credentials.apply(probe, key=False)
         except SSL.Error:
             if weak:
                 raise

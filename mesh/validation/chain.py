@@ -158,6 +158,24 @@ PARSE_ERRORS = (
 _CERT_MEMO = 256
 
 
+_OPENSSL_COPIES: IdentityMemo[crypto.X509] = IdentityMemo(maxsize=_CERT_MEMO)
+
+
+def openssl_copy(cert: x509.Certificate) -> crypto.X509:
+    """``cert`` as OpenSSL's object, converted once for every check that needs it.
+
+    :func:`malformation` converts each certificate (OpenSSL must parse it
+    too), and both OpenSSL verifiers (the ``openssl`` profile's
+    :class:`FirstPath`, the strict profile's per-path check) want the same
+    copies a moment later: one memo, so a new peer's leaf is converted once,
+    not three times.
+
+    Raises:
+        crypto.Error: OpenSSL cannot parse it (nothing is remembered).
+    """
+    return _OPENSSL_COPIES.get((cert,), lambda: crypto.X509.from_cryptography(cert))
+
+
 @functools.lru_cache(maxsize=_CERT_MEMO)
 def malformation(cert: x509.Certificate) -> str | None:
     """Why ``cert`` cannot be judged, or None.
@@ -178,7 +196,7 @@ def malformation(cert: x509.Certificate) -> str | None:
         cert.public_key()
         for extension in cert.extensions:
             extension.value
-        crypto.X509.from_cryptography(cert)
+        openssl_copy(cert)
     except x509.DuplicateExtension as exc:
         return (
             "RFC 5280 4.2: a certificate must not include more than one instance "
@@ -220,7 +238,6 @@ class FirstPath:
     def __init__(self) -> None:
         self._paths: IdentityMemo[PathResult] = IdentityMemo(maxsize=256)
         self._stores: IdentityMemo[crypto.X509Store] = IdentityMemo(maxsize=16)
-        self._x509: IdentityMemo[crypto.X509] = IdentityMemo(maxsize=_CERT_MEMO)
 
     def build(
         self, chain: Sequence[x509.Certificate], trust: Sequence[x509.Certificate]
@@ -271,7 +288,7 @@ class FirstPath:
                 ),
             )
         context = crypto.X509StoreContext(
-            self._store(trust), self._openssl(leaf), [self._openssl(c) for c in chain[1:]]
+            self._store(trust), openssl_copy(leaf), [openssl_copy(c) for c in chain[1:]]
         )
         try:
             verified = context.get_verified_chain()
@@ -296,11 +313,8 @@ class FirstPath:
         def build() -> crypto.X509Store:
             store = crypto.X509Store()
             for anchor in trust:
-                store.add_cert(self._openssl(anchor))
+                store.add_cert(openssl_copy(anchor))
             store.set_flags(_NO_CHECK_TIME)
             return store
 
         return self._stores.get(trust, build)
-
-    def _openssl(self, cert: x509.Certificate) -> crypto.X509:
-        return self._x509.get((cert,), lambda: crypto.X509.from_cryptography(cert))

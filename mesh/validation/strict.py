@@ -62,7 +62,7 @@ from cryptography.x509.verification import (
 from OpenSSL import crypto
 
 from mesh.errors import FailureCode, Severity
-from mesh.validation.chain import VERIFY_ERROR_NAMES, malformation
+from mesh.validation.chain import VERIFY_ERROR_NAMES, malformation, openssl_copy
 from mesh.validation.finding import Finding
 from mesh.validation.identity import (
     check_constrained_cn,
@@ -119,7 +119,6 @@ class StrictChecker:
 
     def __init__(self) -> None:
         self._stores: dict[int, tuple[x509.Certificate, crypto.X509Store]] = {}
-        self._x509: dict[int, tuple[x509.Certificate, crypto.X509]] = {}
 
     def judge(
         self, candidate: Candidate, *, at: dt.datetime | None, policy: ValidationPolicy
@@ -214,7 +213,7 @@ class StrictChecker:
         """OpenSSL's verdict on exactly this path (anchor last), or None if it holds."""
         anchor = path[-1]
         context = crypto.X509StoreContext(
-            self._store(anchor), self._to_openssl(path[0]), [self._to_openssl(c) for c in path[1:-1]]
+            self._store(anchor), openssl_copy(path[0]), [openssl_copy(c) for c in path[1:-1]]
         )
         try:
             context.verify_certificate()
@@ -238,17 +237,9 @@ class StrictChecker:
         entry = self._stores.get(id(anchor))
         if entry is None:
             store = crypto.X509Store()
-            store.add_cert(self._to_openssl(anchor))
+            store.add_cert(openssl_copy(anchor))
             store.set_flags(_X509_STRICT | _PARTIAL_CHAIN | _NO_CHECK_TIME)
             entry = self._stores[id(anchor)] = (anchor, store)
-        return entry[1]
-
-    def _to_openssl(self, cert: x509.Certificate) -> crypto.X509:
-        entry = self._x509.get(id(cert))
-        if entry is None:
-            if len(self._x509) > 1024:
-                self._x509.clear()
-            entry = self._x509[id(cert)] = (cert, crypto.X509.from_cryptography(cert))
         return entry[1]
 
 
