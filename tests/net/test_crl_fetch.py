@@ -9,6 +9,7 @@ autojumping clock would then fire timeouts that never happened.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -253,6 +254,23 @@ async def test_fetchers_on_different_routes_do_not_share(server, proxy, clock, d
             await server.wait_requests(2, PATH)
             nursery.cancel_scope.cancel()
     assert proxy.forwarded(url) == (differs == "proxy")
+
+
+async def test_more_appliances_than_a_connection_pool_holds_all_reach_the_server(server, clock):
+    """Appliances' fetchers share one HTTP client per route: it has no connection cap
+    (httpx's default of 100 would hold the 101st request back until its deadline)."""
+    server.set_fault("slow")
+    async with contextlib.AsyncExitStack() as stack:
+        fetchers = [
+            await stack.enter_async_context(CrlFetcher(now=clock, trust_env=False))
+            for _ in range(120)
+        ]
+        async with trio.open_nursery() as nursery:
+            for n, fetcher in enumerate(fetchers):  # distinct URLs: nobody joins anybody
+                nursery.start_soon(fetcher.get, server.url(PATH) + f"?appliance={n}")
+            with trio.fail_after(4):  # within the fetchers' own 5 s deadline
+                await server.wait_requests(120, PATH)
+            nursery.cancel_scope.cancel()
 
 
 async def test_joiners_keep_their_own_deadline_on_a_server_that_never_answers(
