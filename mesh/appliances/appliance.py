@@ -252,6 +252,14 @@ class Appliance:
         )
         self.check_expiry()
         try:
+            if not listeners and len(self.dials) == 1 and self._expiry_watch is not None:
+                # A sensor: one dial, nothing to listen on, its expiry watched
+                # by the mesh. It dials in this task: a nursery and a task of
+                # its own are ~3.5 kB a sensor, at thousands of sensors.
+                self._expiry_watch.add(self.expiry)
+                task_status.started(self.port)
+                await self.dialer.run(self.dials[0])
+                return
             async with trio.open_nursery() as nursery:
                 for listener in listeners:
                     nursery.start_soon(serve_listener, listener, self.conversation.accept, nursery,

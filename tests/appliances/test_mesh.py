@@ -219,3 +219,31 @@ async def test_a_sensor_that_nothing_dials_opens_no_listener(deployment, nursery
     assert (sensor.listens, sensor.port, sensor.address) == (False, None, None)
     assert console.listens and console.port
     assert [link.state.value for link in mesh.links()] == ["up"]
+
+
+async def test_a_sensor_dials_in_its_own_task_and_stops_like_any_appliance(deployment, nursery):
+    # One dial and nothing to listen on: no nursery and no task of its own
+    # for the dialer (memory at thousands of sensors); stop and start still work.
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh([
+        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+        deployment.spec("console", "management-console"),
+    ])
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    tasks = [t.name for t in _all_tasks(nursery.parent_task)]
+    assert not [name for name in tasks if name.endswith("Dialer.run")], tasks
+    await mesh.stop("sensor-1")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state.value == "down"
+    await mesh.start("sensor-1")
+    await mesh.settle()
+    assert mesh.link("sensor-1", "console").state.value == "up"
+
+
+def _all_tasks(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    found = [task]
+    for child_nursery in task.child_nurseries:
+        for child in child_nursery.child_tasks:
+            found += _all_tasks(child)
+    return found
