@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import trio
 from attrs import define, field
@@ -139,7 +139,7 @@ class FramedStream:
         if self._buffer:
             await trio.lowlevel.checkpoint()
         else:
-            await _wait_readable(self.stream)
+            await _readable(self.stream)
 
     async def receive(self) -> Frame | None:
         """The next frame, or None if the peer closed cleanly between frames."""
@@ -176,7 +176,7 @@ class LineStream:
 
     async def wait_readable(self) -> None:
         """As :meth:`FramedStream.wait_readable`."""
-        await _wait_readable(self.stream)
+        await _readable(self.stream)
 
     async def receive(self) -> Frame | None:
         """Drain the peer's bytes until it closes; always None (nothing to count)."""
@@ -188,9 +188,10 @@ class LineStream:
         await self.stream.aclose()
 
 
-async def _wait_readable(stream: trio.abc.Stream) -> None:
-    wait = getattr(stream, "wait_readable", None)
-    if wait is None:
-        await trio.lowlevel.checkpoint()
-    else:
-        await wait()
+def _readable(stream: trio.abc.Stream) -> Awaitable[None]:
+    """``stream.wait_readable()`` where it has one, else a checkpoint.
+
+    Returned, not awaited here: one coroutine frame less under every idle link.
+    """
+    wait: Callable[[], Awaitable[None]] | None = getattr(stream, "wait_readable", None)
+    return trio.lowlevel.checkpoint() if wait is None else wait()
