@@ -796,8 +796,13 @@ class TlsStream(trio.abc.Stream):
                         self._conn.recv(1, socket.MSG_PEEK)
                     except SSL.WantReadError:
                         self._maybe_buffered = False  # all fed records are used
-                    except SSL.Error:
-                        pass  # the receive that follows reports it
+                    except SSL.ZeroReturnError:
+                        pass  # close_notify: the receive that follows returns b""
+                    except SSL.Error as exc:
+                        # Reported here, as _retry would: OpenSSL says why only once.
+                        self._state = _State.BROKEN
+                        await self._send_alert()
+                        raise trio.BrokenResourceError(_describe(exc)) from exc
                 if not self._maybe_buffered:
                     await trio.lowlevel.wait_readable(self.transport_stream.socket)
                     return

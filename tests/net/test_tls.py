@@ -828,3 +828,17 @@ async def test_wait_readable_beside_a_receive_is_a_usage_error(
             with pytest.raises(trio.BusyResourceError):
                 await client.wait_readable()
             await server.send_all(b"x")
+
+
+async def test_wait_readable_reports_a_broken_record_already_received_with_its_reason(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    async with socket_handshake_pair(client_ctx, server_ctx) as (client, server):
+        await server.send_all(b"one")
+        # An application-data record that does not decrypt, right behind it.
+        await server.transport_stream.send_all(b"\x17\x03\x03\x00\x20" + bytes(32))
+        await trio.testing.wait_all_tasks_blocked()
+        assert await receive_exactly(client, 3) == b"one"
+        with pytest.raises(trio.BrokenResourceError) as info:
+            await client.wait_readable()
+        assert "bad record mac" in reasons(info.value)
