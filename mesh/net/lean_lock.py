@@ -7,7 +7,8 @@ for its whole life, almost never contended. This lock makes its parking lot
 on the first wait and drops it when the queue empties: measured, ~4 kB less
 per link. Semantics are ``trio.Lock``'s (and ``trio.StrictFIFOLock``'s):
 FIFO hand-over to the longest waiter, only the holder may release,
-``acquire`` is a checkpoint, a cancelled waiter leaves the queue.
+``acquire`` is a checkpoint, a cancelled waiter leaves the queue, and (as
+trio's own locks) a Ctrl-C never lands half way through a hand-over.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class LeanLock:
     def locked(self) -> bool:
         return self._owner is not None
 
+    @trio.lowlevel.enable_ki_protection
     def acquire_nowait(self) -> None:
         """Take the lock if it is free and nobody queues for it.
 
@@ -43,6 +45,7 @@ class LeanLock:
             raise trio.WouldBlock
         self._owner = task
 
+    @trio.lowlevel.enable_ki_protection
     async def acquire(self) -> None:
         """Take the lock, waiting in FIFO order; a checkpoint either way."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -56,6 +59,7 @@ class LeanLock:
         else:
             await trio.lowlevel.cancel_shielded_checkpoint()
 
+    @trio.lowlevel.enable_ki_protection
     def release(self) -> None:
         """Hand the lock to the longest waiter, or free it.
 
