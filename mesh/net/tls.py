@@ -69,8 +69,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import socket
 import operator
+import socket
 import warnings
 import weakref
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
