@@ -208,13 +208,7 @@ async def test_listeners_start_before_their_dialers_whatever_the_add_order(deplo
 async def test_a_sensor_that_nothing_dials_opens_no_listener(deployment, nursery):
     # Sensors only dial out: a listening socket each would be a descriptor and
     # a task per sensor for nothing. Consoles, and anything a peer dials, listen.
-    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
-    mesh = deployment.mesh([
-        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
-        deployment.spec("console", "management-console"),
-    ])
-    await nursery.start(mesh.run)
-    await mesh.settle()
+    mesh = await _sensor_and_console(deployment, nursery)
     sensor, console = mesh.appliance("sensor-1"), mesh.appliance("console")
     assert (sensor.listens, sensor.port, sensor.address) == (False, None, None)
     assert console.listens and console.port
@@ -224,13 +218,7 @@ async def test_a_sensor_that_nothing_dials_opens_no_listener(deployment, nursery
 async def test_a_sensor_dials_in_its_own_task_and_stops_like_any_appliance(deployment, nursery):
     # One dial and nothing to listen on: no nursery and no task of its own
     # for the dialer (memory at thousands of sensors); stop and start still work.
-    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
-    mesh = deployment.mesh([
-        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
-        deployment.spec("console", "management-console"),
-    ])
-    await nursery.start(mesh.run)
-    await mesh.settle()
+    mesh = await _sensor_and_console(deployment, nursery)
     tasks = [t.name for t in _all_tasks(nursery.parent_task)]
     assert not [name for name in tasks if name.endswith("Dialer.run")], tasks
     await mesh.stop("sensor-1")
@@ -247,3 +235,15 @@ def _all_tasks(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
         for child in child_nursery.child_tasks:
             found += _all_tasks(child)
     return found
+
+
+async def _sensor_and_console(deployment, nursery):
+    """sensor-1 dialing a management console, running and settled."""
+    deployment.build(("sensor-1", "sensor"), ("console", "management-console"))
+    mesh = deployment.mesh([
+        deployment.spec("sensor-1", "sensor", connects_to=["console"]),
+        deployment.spec("console", "management-console"),
+    ])
+    await nursery.start(mesh.run)
+    await mesh.settle()
+    return mesh
