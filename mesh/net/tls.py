@@ -68,6 +68,7 @@ leaves in the memory BIOs.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import operator
 import socket
@@ -387,6 +388,21 @@ def _release_handshake_buffers(conn: SSL.Connection) -> None:
         lib.BIO_write(new_in, data, len(data))
 
 
+def _held(bio: Any) -> int | None:
+    """How many bytes a memory BIO of a Connection holds; None if it cannot tell.
+
+    pyOpenSSL has no call for it (``bio_read`` raises ``WantReadError`` on an
+    empty one); ``BIO_get_mem_data`` answers without raising. None when a
+    pyOpenSSL release renames the Connection's BIO handles: callers then
+    read as if something were there.
+    """
+    if bio is None:
+        return None
+    lib, ffi = _openssl_binding()
+    return int(lib.BIO_get_mem_data(bio, ffi.NULL))
+
+
+@functools.cache
 def _openssl_binding() -> tuple[Any, Any]:
     from OpenSSL._util import ffi, lib
 
@@ -517,9 +533,6 @@ class TlsStream(trio.abc.Stream):
         self._holding_send = _Held(self._inner_send_lock)
         self._holding_recv = _Held(self._inner_recv_lock)
         self._inner_recv_count = 0
-        #: Ciphertext may wait in the incoming BIO (fed, not yet found
-        #: wanting): :meth:`wait_readable` must ask OpenSSL before the socket.
-        self._maybe_buffered = True
         self._send_conflict = _ConflictDetector("another task is sending on this TlsStream")
         self._recv_conflict = _ConflictDetector("another task is receiving on this TlsStream")
 
@@ -621,7 +634,10 @@ class TlsStream(trio.abc.Stream):
     def _drain_outgoing(self) -> bytes:
         # A memory BIO hands out everything it holds, up to the size asked:
         # a short read means it is empty, so no further read (and no
-        # WantReadError, raised and caught once per drain) is needed.
+        # WantReadError, raised and caught once per drain) is needed. An
+        # empty one is not read at all (9 WantReadErrors a link, otherwise).
+        if _held(getattr(self._conn, "_from_ssl", None)) == 0:
+            return b""
         chunks = []
         while True:
             try:
@@ -726,7 +742,6 @@ class TlsStream(trio.abc.Stream):
                         # A cancelled receive consumed nothing: the stream stays
                         # usable (a read under move_on_after is fine).
                         data = await self.transport_stream.receive_some()
-                        self._maybe_buffered = True
                         if data:
                             self._conn.bio_write(data)
                         else:
@@ -780,8 +795,9 @@ class TlsStream(trio.abc.Stream):
         return early (a partial record, a session ticket): the receive that
         follows then waits as usual.
 
-        Before the socket, OpenSSL is asked (``SSL_peek``) whether records
-        fed earlier hold data, so nothing already received is left waiting.
+        Ciphertext already received and not yet read (a record behind the
+        last one, or the session ticket after the handshake) is put through
+        OpenSSL first (``SSL_peek``), so nothing received is left waiting.
         On a transport other than a socket this is just a checkpoint.
         """
         with self._recv_conflict:
@@ -791,11 +807,12 @@ class TlsStream(trio.abc.Stream):
                 and isinstance(self.transport_stream, trio.SocketStream)
                 and not self._conn.pending()
             ):
-                if self._maybe_buffered:
+                fed = _held(getattr(self._conn, "_into_ssl", None))
+                if fed is None or fed:
                     try:
                         self._conn.recv(1, socket.MSG_PEEK)
                     except SSL.WantReadError:
-                        self._maybe_buffered = False  # all fed records are used
+                        fed = 0  # part of a record, or none with data: the rest comes
                     except SSL.ZeroReturnError:
                         pass  # close_notify: the receive that follows returns b""
                     except SSL.Error as exc:
@@ -803,7 +820,7 @@ class TlsStream(trio.abc.Stream):
                         self._state = _State.BROKEN
                         await self._send_alert()
                         raise trio.BrokenResourceError(_describe(exc)) from exc
-                if not self._maybe_buffered:
+                if fed == 0:
                     await trio.lowlevel.wait_readable(self.transport_stream.socket)
                     return
             await trio.lowlevel.checkpoint()
