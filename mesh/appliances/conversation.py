@@ -491,6 +491,24 @@ class Conversation:
         rechecked = False
         rechecks = link.rechecks
 
+        async def hear() -> str:
+            try:
+                return await listen(self.me, link, framed, peer, greeted=self.book.touch)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
+            except FrameError as exc:
+                return f"{peer} broke the protocol: {exc}"
+
+        # Only the tasks this end needs: at thousands of links every task is
+        # memory and scheduling. A console's end of a sensor link says
+        # nothing, re-checks nothing, and needs no nursery at all (nor the
+        # functions below, which its frame would hold for the link's life).
+        speaking = voices(self.me, link, framed, plan)
+        revalidating = self.spec.revalidate_every is not None and recheck is not None
+        if not speaking and not revalidating and generation is None and again is None:
+            self._lost(link, await hear(), rechecks)
+            return False
+
         watch: object | None = None
 
         def recheck_now(scope: trio.CancelScope, reason: str) -> None:
@@ -547,24 +565,9 @@ class Conversation:
             except LINK_ERRORS:
                 pass
 
-        async def hear() -> str:
-            try:
-                return await listen(self.me, link, framed, peer, greeted=self.book.touch)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                return f"connection to {peer} broke ({exc.__cause__ or exc or 'closed'})"
-            except FrameError as exc:
-                return f"{peer} broke the protocol: {exc}"
-
-        # Only the tasks this end needs: at thousands of links every task is
-        # memory and scheduling. A console's end of a sensor link says
-        # nothing, re-checks nothing, and needs no nursery at all.
         reason = "the link was halted"
-        speaking = voices(self.me, link, framed, plan)
-        revalidating = self.spec.revalidate_every is not None and recheck is not None
         handle = object()
-        if not speaking and not revalidating and generation is None and again is None:
-            reason = await hear()
-        elif not speaking and not revalidating and generation is None:
+        if not speaking and not revalidating and generation is None:
             with trio.CancelScope() as scope:
                 self._accepted[handle] = judge_again_in(scope, handle)
                 self._remade[handle] = functools.partial(recheck_now, scope)
@@ -596,8 +599,12 @@ class Conversation:
                 nursery.cancel_scope.cancel()
         if rechecked:
             return True
-        if link.rechecks != rechecks and not self.ends.owns(link):
-            return False  # our dialer closed it to validate afresh
         if not halted_live:
-            self.ends.lost(link, reason)
+            self._lost(link, reason, rechecks)
         return False
+
+    def _lost(self, link: Link, reason: str, rechecks: int) -> None:
+        """A live link ended for ``reason``: it is down, unless our dialer
+        closed it to validate afresh (``link.rechecks`` moved on from ``rechecks``)."""
+        if link.rechecks == rechecks or self.ends.owns(link):
+            self.ends.lost(link, reason)
