@@ -30,6 +30,14 @@ from mesh.validation.verdict import Verdict, crl_urls, validate_peer
 __all__ = ["PeerChecker"]
 
 
+class _NotCached(Exception):
+    """A CRL the cache cannot answer: the judgement from memory stops here.
+
+    Raised by the lookup :meth:`PeerChecker.check` hands the core; the core
+    catches only ``ValidationFailed`` from a lookup, so this ends the call.
+    """
+
+
 class PeerChecker:
     """Validates chains for one appliance, at the emulated time, with its CRL cache."""
 
@@ -100,32 +108,33 @@ class PeerChecker:
             return Verdict.judge([finding], enabled=policy.enabled)
         # First from memory: validate_peer asks for exactly the CRLs of the
         # trusted path, so if the cache answers every one of them the verdict
-        # is the one a prefetch would have led to. Only on a miss (nothing
-        # cached, stale, or marked for refresh) are the URLs gathered and
-        # fetched, and the chain judged again with the fresh lookup. This
-        # saves a second path build and a task per URL on every connection.
-        # Before the first fetch the memory cannot answer: go straight to it
-        # (a sensor's first link would otherwise be judged twice).
+        # is the one a prefetch would have led to. The first URL it cannot
+        # answer (nothing cached, stale, or marked for refresh) ends that
+        # pass at once, before any finding about it is built (a step that
+        # republishes CRLs would otherwise judge every link twice); the URLs
+        # are then gathered and fetched, and the chain judged with the fresh
+        # lookup. This saves a second path build and a task per URL on every
+        # connection. Before the first fetch the memory cannot answer: go
+        # straight to it (a sensor's first link would otherwise be judged twice).
         if not self._fetched:
             return await self._fetch_and_judge(chain, trust=trust, policy=policy, crl_files=crl_files)
-        missing: list[str] = []
         ready = self.fetcher.ready
 
-        def from_memory(url: str) -> CrlIndex | ValidationFailed:
+        def from_memory(url: str) -> CrlIndex:
             index = ready(url)
             if index is None:
-                missing.append(url)
-                return ValidationFailed(FailureCode.CRL_UNREACHABLE, f"{url} is not cached")
+                raise _NotCached(url)
             return index
 
-        at = self.clock.now()
-        verdict = validate_peer(
-            chain, trust=trust, at=at, crls=from_memory, policy=policy, crl_files=crl_files
-        )
-        if not missing:
-            await trio.lowlevel.checkpoint()
-            return verdict
-        return await self._fetch_and_judge(chain, trust=trust, policy=policy, crl_files=crl_files)
+        try:
+            verdict = validate_peer(
+                chain, trust=trust, at=self.clock.now(), crls=from_memory, policy=policy,
+                crl_files=crl_files,
+            )
+        except _NotCached:
+            return await self._fetch_and_judge(chain, trust=trust, policy=policy, crl_files=crl_files)
+        await trio.lowlevel.checkpoint()
+        return verdict
 
     async def _fetch_and_judge(
         self,

@@ -50,6 +50,8 @@ __all__ = [
 
 #: ``url -> CrlIndex`` (already fetched), or the fetch failure carrying its
 #: code. A lookup may also raise ValidationFailed; both are treated alike.
+#: Anything else it raises ends the verification and reaches the caller (the
+#: engine's judgement from memory stops that way at its first cache miss).
 CrlLookup = Callable[[str], "CrlIndex | ValidationFailed"]
 
 _PEM_MARK = b"-----BEGIN X509 CRL-----"

@@ -61,3 +61,29 @@ async def test_a_chain_that_does_not_lead_to_trust_fetches_nothing(deployment):
         assert deployment.crl_server.requests() == 0
     finally:
         await checker.aclose()
+
+
+async def test_a_cache_miss_stops_the_judgement_from_memory_at_once(deployment):
+    """The first CRL memory cannot answer ends the pass from memory: no finding
+    is built for it and no later CRL is asked for; the fetch and the one
+    judgement that counts follow."""
+    pki = deployment.build(("sensor-1", "sensor"))
+    trust = tuple(pki.trust_roots())
+    checker = PeerChecker("console", clock=EmulatedClock(deployment.epoch), events=EventLog())
+    try:
+        chain = _chain(pki.appliances["sensor-1"])
+        assert (await checker.check(chain, trust=trust, policy=POLICY)).accepted
+        asked: list[str] = []
+        ready = checker.fetcher.ready
+
+        def counting(url: str):
+            asked.append(url)
+            return ready(url)
+
+        checker.fetcher.ready = counting  # type: ignore[method-assign]
+        checker.invalidate()  # both CRLs (the issuing CA's and the root's) to refresh
+        again = await checker.check(chain, trust=trust, policy=POLICY)
+        assert again.accepted
+        assert len(asked) == 1
+    finally:
+        await checker.aclose()
