@@ -70,6 +70,13 @@ def test_quick_run_of_every_measurement(tmp_path, keys):
     # Ratios within the run exist even in quick mode; their verdicts are not asserted.
     assert by_name["validated handshakes vs openssl s_server/s_time pair"]["value"] is not None
     assert "two mesh node processes vs one" not in by_name  # replaced by the workers figure
+    # The engine's targets are ratios to the floor measured in the same run.
+    engine = {f["name"]: f["value"] for f in data["figures"] if f["measurement"] == "engine"}
+    assert engine["20 sensors: bring-up / floor"] > 0
+    assert "20 sensors: RSS per link beyond the TLS floor" in engine
+    assert {"5,000 sensors up in one process vs the handshake floor",
+            "memory per link beyond the TLS floor at 5,000 sensors"} <= set(by_name)
+    assert not {"5,000 sensors up in one process", "memory per link at 5,000 sensors"} & set(by_name)
     figures = {f["name"]: f["value"] for f in data["figures"] if f["measurement"] == "workers"}
     assert figures["20 sensors over 4 workers: links"] == 21
     assert figures["20 sensors over 4 workers: bring-up rate / two cores' floor"] > 0
