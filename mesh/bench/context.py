@@ -35,8 +35,12 @@ class Bench:
         results: Results,
         log: Callable[[str], object] = print,
         keys: KeySource | None = None,
+        profile: Path | None = None,
     ) -> None:
         self.quick = quick
+        #: ``--profile DIR``: a measurement whose work runs in a child process
+        #: profiles the child there (the harness profiles this process).
+        self.profile = profile
         self.workdir = workdir
         self.results = results
         self.log = log

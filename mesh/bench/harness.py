@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR",
-        help="run each measurement under cProfile; write DIR/NAME.pstats and print where time goes",
+        help="run each measurement under cProfile; write DIR/NAME.pstats and print where time "
+        "goes (the scenario's second `mesh run` is profiled in its own process too)",
     )
     parser.add_argument(
         "--workdir", type=Path, default=None,
@@ -89,7 +90,7 @@ def run(
     ``keys`` lets a test session share its pre-made keys with the run.
     """
     results = Results(quick=quick, started=dt.datetime.now(dt.timezone.utc))
-    bench = Bench(quick=quick, workdir=workdir, results=results, log=log, keys=keys)
+    bench = Bench(quick=quick, workdir=workdir, results=results, log=log, keys=keys, profile=profile)
     began = time.perf_counter()
     for name in names:
         log(f"[{name}]")

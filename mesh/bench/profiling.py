@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["profiled", "by_package"]
+__all__ = ["profiled", "summarize", "by_package"]
 
 
 def _bucket(filename: str, function: str) -> str:
@@ -45,13 +45,18 @@ def profiled(fn: Callable[[], None], path: Path, log: Callable[[str], object]) -
     finally:
         path.parent.mkdir(parents=True, exist_ok=True)
         profile.dump_stats(str(path))
-        stats = pstats.Stats(str(path))
-        log(f"  profile written to {path}; own time by package:")
-        for name, secs, share in by_package(stats):
-            log(f"    {secs:8.2f} s {share:6.1%}  {name}")
-        rows = sorted(
-            stats.stats.items(), key=lambda item: item[1][2], reverse=True  # type: ignore[attr-defined]
-        )[:10]
-        log("  top functions by own time:")
-        for (filename, line, function), row in rows:
-            log(f"    {row[2]:8.2f} s  {row[1]:>9} calls  {_bucket(filename, function)}:{line} {function}")
+        summarize(path, log)
+
+
+def summarize(path: Path, log: Callable[[str], object]) -> None:
+    """Log where a written profile's time went: the top packages and functions."""
+    stats = pstats.Stats(str(path))
+    log(f"  profile written to {path}; own time by package:")
+    for name, secs, share in by_package(stats):
+        log(f"    {secs:8.2f} s {share:6.1%}  {name}")
+    rows = sorted(
+        stats.stats.items(), key=lambda item: item[1][2], reverse=True  # type: ignore[attr-defined]
+    )[:10]
+    log("  top functions by own time:")
+    for (filename, line, function), row in rows:
+        log(f"    {row[2]:8.2f} s  {row[1]:>9} calls  {_bucket(filename, function)}:{line} {function}")

@@ -16,6 +16,9 @@ includes the interpreter's start-up and the imports as a user's does, and the
 child's CPU (its own and its key workers', from ``RUSAGE_CHILDREN``). A run
 that does not exit 0 (a broken run, or the expectation not holding) fails the
 measurement: a figure of a run that did not do its work would mean nothing.
+Under ``--profile DIR`` the second run runs under cProfile in its own process
+(``DIR/scenario-second-run.pstats``, summarized in the log): the harness's
+profile of this process would show only the wait for the child.
 
 The floor is what the TLS of that run's links costs at the least, measured
 in the same bench run: links x (steps + 1) x the CPU of one mutual-TLS
@@ -45,6 +48,7 @@ from attrs import define
 import mesh
 from mesh.bench.context import Bench
 from mesh.bench.engine import handshake_floor
+from mesh.bench.profiling import summarize
 from mesh.bench.targets import Key
 from mesh.pki.key_cache import ENVIRONMENT, KeyCache
 from mesh.roles import Role
@@ -117,17 +121,21 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def play(scenario: Path, cache: Path) -> Play:
+def play(scenario: Path, cache: Path, *, profile: Path | None = None) -> Play:
     """Run ``mesh run -q scenario`` as a user would, the key cache at ``cache``.
+
+    ``profile``: run it under cProfile, its stats written there (the
+    figures of such a run are the profiler's, not the run's).
 
     Raises RuntimeError with the end of the run's output when it does not
     exit 0.
     """
+    profiler = [] if profile is None else ["-m", "cProfile", "-o", str(profile)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "mesh", "run", "-q", str(scenario)],
+            [sys.executable, *profiler, "-m", "mesh", "run", "-q", str(scenario)],
             capture_output=True, text=True, check=False, env=_environment(cache), timeout=_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
@@ -166,7 +174,14 @@ def run(bench: Bench) -> None:
     with tempfile.TemporaryDirectory(prefix="key-cache-", dir=bench.workdir) as tmp:
         cache = Path(tmp)
         first = play(path, cache)
-        second = play(path, cache)
+        # Under --profile, the run users repeat is the one profiled.
+        where = None if bench.profile is None else bench.profile / f"{NAME}-second-run.pstats"
+        if where is not None:
+            where.parent.mkdir(parents=True, exist_ok=True)
+        second = play(path, cache, profile=where)
+    if where is not None:
+        bench.log(f"  the second run of `mesh run -q {path.name}`, profiled in its own process:")
+        summarize(where, bench.log)
 
     pairs = bench.pick(300, 20)
     tries = bench.pick(3, 1)

@@ -7,6 +7,8 @@ Nothing here asserts on timing.
 
 from __future__ import annotations
 
+import pstats
+
 import pytest
 
 from mesh.bench.harness import run
@@ -61,3 +63,15 @@ def test_a_run_that_does_not_exit_0_fails_with_the_end_of_its_output(tmp_path):
     )
     with pytest.raises(RuntimeError, match=r"mesh run -q wrong.toml exited 1:\n(.|\n)*FAIL"):
         play(scenario, tmp_path / "keys")
+
+
+
+def test_profile_profiles_the_second_run_in_its_own_process(tmp_path, keys):
+    lines: list[str] = []
+    results = run(["scenario"], quick=True, workdir=tmp_path / "w", log=lines.append, keys=keys,
+                  profile=tmp_path / "prof")
+    assert results.status == {"scenario": "ok"}
+    stats = tmp_path / "prof" / "scenario-second-run.pstats"
+    assert f"profile written to {stats}" in "\n".join(lines)
+    profiled = pstats.Stats(str(stats)).stats  # type: ignore[attr-defined]
+    assert any(filename.endswith("mesh/scenario/runner.py") for filename, _, _ in profiled)
