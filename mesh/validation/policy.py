@@ -33,7 +33,7 @@ def _normalise_name(value: str | None) -> str | None:
     return text
 
 
-@define(frozen=True, kw_only=True)
+@define(frozen=True, kw_only=True, cache_hash=True)
 class ValidationPolicy:
     """The validation knobs of one appliance (frozen; build a new one to change).
 
@@ -59,6 +59,10 @@ class ValidationPolicy:
             OpenSSL-based appliance gives (its first path, no strict rules).
         max_depth: the most intermediate certificates a path may hold
             between the leaf and the trust anchor (strict profile; 8).
+
+    Its hash is kept (``cache_hash``): every validation looks its verifier
+    up by the policy, and hashing nine fields afresh was a fifth of a
+    repeat peer's validation.
     """
 
     enabled: bool = field(default=True, validator=validators.instance_of(bool))

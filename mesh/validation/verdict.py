@@ -220,14 +220,14 @@ def verifier_for(
 ) -> Verifier:
     """The :class:`~mesh.validation.verifier.Verifier` for these anchors, policy
     and CRL files, built once and kept (so its memos serve every later call)."""
-    from mesh.validation.verifier import Verifier
-
     crl_files = tuple(crl_files)
     by_policy = _VERIFIERS.get((*trust, None, *crl_files), dict)
     verifier = by_policy.get(policy)
     if verifier is None:
         if len(by_policy) >= 64:
             by_policy.clear()
+        from mesh.validation.verifier import Verifier  # it imports this module
+
         verifier = by_policy[policy] = Verifier(trust, policy, crl_files=crl_files)
     return verifier
 
