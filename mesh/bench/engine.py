@@ -285,10 +285,14 @@ def run(bench: Bench) -> None:
         floor["rss_per_pair"] / 1000, "kB",
         "RSS per handshaken pair of TlsStreams: what a link's TLS alone holds",
     )
+    # The lowest of this child and three shorter ones, as the scenario takes
+    # its floor: one child's figure moved 7 % between runs (1.99, 2.14 ms).
+    tries = bench.pick(3, 1)
+    cpu = min(floor["cpu_per_pair"], handshake_floor(bench, bench.pick(300, 20), tries=tries))
     bench.record(
-        NAME, "floor: CPU per mutual-TLS handshake, both ends here",
-        floor["cpu_per_pair"] * 1000, "ms",
-        "no validation; 5,000 links cannot come up faster than 5,000 of these",
+        NAME, "floor: CPU per mutual-TLS handshake, both ends here", cpu * 1000, "ms",
+        f"no validation; 5,000 links cannot come up faster than 5,000 of these; the lowest of "
+        f"{tries + 1} child processes",
     )
     for sensors in sizes:
         label = f"{sensors:,} sensors"
@@ -312,9 +316,8 @@ def run(bench: Bench) -> None:
             "" if facts["up"] == sensors else f"not all up within the deadline: {facts['states']}",
         )
         bench.record(
-            NAME, ratio_name, facts["up_seconds"] / (sensors * floor["cpu_per_pair"]), "x",
-            f"over {sensors:,} x {floor['cpu_per_pair'] * 1000:.2f} ms: no link can come up "
-            "before its handshake",
+            NAME, ratio_name, facts["up_seconds"] / (sensors * cpu), "x",
+            f"over {sensors:,} x {cpu * 1000:.2f} ms: no link can come up before its handshake",
         )
         bench.record(
             NAME, f"{label}: RSS per link", facts["rss_per_link"] / 1000, "kB",
