@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="remove what a killed `mesh run --hosts` left",
         description="Remove the network namespaces and /etc/netns folders named like a "
         "`mesh run --hosts` run's (mesh-<6 hex digits>-...), ending the processes still in "
-        "them; nothing else is touched. Prints one line per thing removed. Needs root.",
+        "them; nothing else is touched. A run still going is left alone and named. Prints one "
+        "line per thing removed or kept. Needs root.",
     )
     clean.add_argument("--run", metavar="ID", default=None,
                        help="only the run whose objects are named mesh-ID-... (6 hex digits), "

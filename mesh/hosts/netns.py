@@ -49,8 +49,10 @@ import trio
 from attrs import define, field
 
 from mesh.errors import InputError
+from mesh.hosts import run_lock
 
 __all__ = [
+    "Cleaned",
     "ETC_NETNS",
     "FALLBACK_DOMAIN",
     "Host",
@@ -122,6 +124,11 @@ class HostsPlan:
     #: sharing a host (``--hosts --workers``: a host per shard, named after
     #: its first appliance). An appliance not here has a host of its own.
     members: Mapping[str, str] = field(factory=dict, hash=False)
+
+    @property
+    def run_id(self) -> str:
+        """The six hex digits of :attr:`prefix` (``mesh-<id>-``)."""
+        return self.prefix[len("mesh-"):-1]
 
     @property
     def hosts(self) -> tuple[Host, ...]:
@@ -327,9 +334,39 @@ async def leftovers(run: str | None = None) -> list[str]:
     return sorted(found)
 
 
-async def clean(run: str | None = None) -> list[str]:
-    """Remove what runs (or run ``run``) left (``mesh hosts clean``): one line per thing removed."""
-    return await _remove(await leftovers(run))
+@define(frozen=True)
+class Cleaned:
+    """What ``mesh hosts clean`` did: one line per thing removed, and the live runs kept."""
+
+    removed: list[str]
+    #: Run id -> the PID of its ``mesh run`` (0: unknown), for runs still going.
+    kept: dict[str, int]
+
+
+async def clean(run: str | None = None) -> Cleaned:
+    """Remove what killed runs (or run ``run``) left (``mesh hosts clean``).
+
+    A run whose ``mesh run`` is still going (it holds its lock,
+    :mod:`mesh.hosts.run_lock`) is left alone: its objects have the same names
+    as a killed run's, and removing them would end its nodes under it.
+    """
+    found = await leftovers(run)
+    kept: dict[str, int] = {}
+    for run_id in sorted({_run_of(name) for name in found}):
+        pid = run_lock.holder(run_id)
+        if pid is not None:
+            kept[run_id] = pid
+    removed = await _remove([name for name in found if _run_of(name) not in kept])
+    for run_id in sorted({_run_of(name) for name in found} - set(kept)):
+        lock = run_lock.stale(run_id)
+        if lock is not None:
+            removed.append(f"lock file {lock}")
+    return Cleaned(removed=removed, kept=kept)
+
+
+def _run_of(name: str) -> str:
+    """The run id in an object's name (``mesh-<id>-...``)."""
+    return name.split("-", 2)[1]
 
 
 async def _remove(namespaces: list[str]) -> list[str]:

@@ -82,7 +82,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mesh.errors import FailureCode, InputError
 from mesh.eventlog import EventLog
-from mesh.hosts import firewall, netns
+from mesh.hosts import firewall, netns, run_lock
 from mesh.hosts.firewall import NetworkPolicy, Partition, Rule
 from mesh.hosts.netns import Host, HostsPlan
 from mesh.hosts.service import HostService
@@ -480,14 +480,17 @@ async def run_on_hosts(
         return HostsBackend(scenario, pki, folder, plan=plan, sink=sink, nursery=nursery,
                             settle_timeout=settle_timeout, policy=policy, shards=shards)
 
-    try:
-        await netns.create(plan)
-        if has_policy(scenario):
-            await firewall.apply(policy)  # in force before any node starts
-        return await play_nodes(
-            scenario, backend, progress=progress, mode="hosts", validation=validation,
-            events=events,
-        )
-    finally:
-        with trio.CancelScope(shield=True):
-            await netns.destroy(plan)
+    # Held from before the first namespace until after the last is gone:
+    # `mesh hosts clean` leaves a run that holds it alone.
+    with run_lock.held(plan.run_id):
+        try:
+            await netns.create(plan)
+            if has_policy(scenario):
+                await firewall.apply(policy)  # in force before any node starts
+            return await play_nodes(
+                scenario, backend, progress=progress, mode="hosts", validation=validation,
+                events=events,
+            )
+        finally:
+            with trio.CancelScope(shield=True):
+                await netns.destroy(plan)

@@ -39,9 +39,13 @@ def leaves_nothing_behind(request):
     assert _state() == before
 
 
-def sigkill_once_started(scenario, appliances: int, cwd) -> None:
+def sigkill_once_started(scenario, appliances: int, cwd, while_alive=None) -> None:
     """Run ``mesh run --hosts scenario`` and SIGKILL it once its appliances have started:
-    what a killed run leaves is what ``mesh hosts clean`` is for."""
+    what a killed run leaves is what ``mesh hosts clean`` is for.
+
+    ``while_alive(pid)``: called first with the run stopped (SIGSTOP), alive and
+    holding everything it made, as a run that is still going does.
+    """
     import signal
     import sys
 
@@ -54,6 +58,9 @@ def sigkill_once_started(scenario, appliances: int, cwd) -> None:
         for line in run.stderr:
             if f"started {appliances} appliances" in line:
                 break
+        if while_alive is not None:
+            run.send_signal(signal.SIGSTOP)
+            while_alive(run.pid)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
     finally:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import pytest
 
 from mesh.cli import main
-from mesh.hosts import netns
+from mesh.hosts import netns, run_lock
 
 from tests.hosts.conftest import needs_root, sigkill_once_started
 
@@ -88,7 +90,20 @@ def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(t
         '[[appliance]]\nname = "sensor-1.contoso.test"\nrole = "sensor"\n'
         'connects_to = ["cm.contoso.test"]\n\n[[step]]\nafter = "1d"\naction = "advance"\n'
     )
-    sigkill_once_started(path, 2, tmp_path)
+    kept: list[str] = []
+
+    def clean_while_it_runs(pid: int) -> None:
+        assert main(["hosts", "clean"]) == 0
+        kept.extend(capsys.readouterr().out.splitlines())
+        kept.append(f"pid {pid}")
+
+    sigkill_once_started(path, 2, tmp_path, while_alive=clean_while_it_runs)
+    # While it ran, clean removed nothing and named it.
+    line, pid = kept
+    assert re.fullmatch(
+        rf"kept run [0-9a-f]{{6}}: its mesh run \({pid}\) is still going; "
+        "stop it and it removes its namespaces itself", line
+    ), kept
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert left.count("mesh-") == 4  # switch, CRL host, two appliances
     assert main(["hosts", "clean"]) == 0
@@ -97,3 +112,30 @@ def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(t
     assert sum(line.startswith("removed process ") for line in out) == 3, out
     assert sum(line.startswith("removed network namespace mesh-") for line in out) == 4, out
     assert sum(line.startswith("removed folder /etc/netns/mesh-") for line in out) == 4, out
+    assert sum(line.startswith("removed lock file /run/mesh/hosts-") for line in out) == 1, out
+
+
+@needs_root
+def test_clean_leaves_a_run_that_is_still_going_and_names_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_lock, "LOCKS", tmp_path / "locks")
+    live, left = "mesh-0c0c0c-1", "mesh-0b0b0b-1"
+    for name in (live, left):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        with run_lock.held("0c0c0c"):
+            assert main(["hosts", "clean"]) == 0
+            assert capsys.readouterr().out == (
+                f"removed network namespace {left}\n"
+                f"kept run 0c0c0c: its mesh run (pid {os.getpid()}) is still going; "
+                "stop it and it removes its namespaces itself\n"
+            )
+            assert main(["hosts", "clean", "--run", "0c0c0c"]) == 0
+            assert capsys.readouterr().out.startswith("kept run 0c0c0c: ")
+            listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            assert live in listed and left not in listed
+        assert main(["hosts", "clean"]) == 0  # its run is gone now
+        assert capsys.readouterr().out == f"removed network namespace {live}\n"
+    finally:
+        for name in (live, left):
+            subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+
