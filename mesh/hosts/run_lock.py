@@ -4,11 +4,10 @@ Why. ``mesh hosts clean`` removes what a killed run left, and it finds that
 by name (``mesh-<id>-``). A run that is still going has objects named the
 same way; removing them ends its nodes under it, so on a machine two people
 share, one person's clean would end the other's run. Each run therefore holds
-an exclusive ``flock`` on ``/run/mesh/hosts-<id>.lock`` from before it makes
-its first namespace until it has removed its last. The kernel drops the lock
-when the process ends, however it ends (SIGKILL included), so a lock that can
-be taken belongs to a run that is gone, and a lock that cannot be taken to a
-run that is alive. The file holds the run's PID, for the message only.
+an exclusive lock (:mod:`mesh.held_lock`) on ``/run/mesh/hosts-<id>.lock``
+from before it makes its first namespace until it has removed its last: a
+lock that can be taken belongs to a run that is gone, and a lock that cannot
+be taken to a run that is alive. The file holds the run's PID, for the message only.
 
 Root only (so is ``--hosts``): the folder is 0700 and the files 0600.
 """
@@ -16,13 +15,12 @@ Root only (so is ``--hosts``): the folder is 0700 and the files 0600.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 from pathlib import Path
 from typing import Iterator
 
 from mesh.errors import InputError
+from mesh.held_lock import try_lock
 
 __all__ = ["LOCKS", "held", "holder", "stale"]
 
@@ -45,7 +43,7 @@ def held(run_id: str) -> Iterator[None]:
     path = _path(run_id)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd):
             raise InputError(
                 "mesh run --hosts",
                 f"run id {run_id} is in use by a run still going (pid {_read_pid(fd) or 'unknown'})",
@@ -71,7 +69,7 @@ def holder(run_id: str) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        if _try_lock(fd):
+        if try_lock(fd):
             return None  # nobody holds it: the run is gone
         return _read_pid(fd)
     finally:
@@ -86,23 +84,13 @@ def stale(run_id: str) -> Path | None:
     except FileNotFoundError:
         return None
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd):
             return None
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return path
     finally:
         os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    return True
 
 
 def _read_pid(fd: int) -> int:

@@ -58,7 +58,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, Protocol, TextIO
 
@@ -89,6 +88,7 @@ from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
 from mesh.scenario.model import Scenario
+from mesh.scenario.node_folder import node_folder
 from mesh.scenario.result import LinkRow, RunResult
 from mesh.scenario.runner import (
     Progress,
@@ -798,7 +798,9 @@ async def play_nodes(
     certificate as the backend's PKI had it before the first step.
 
     The loop of every node backend (``--processes``, ``--hosts``): a private
-    temporary folder for the node configs and files, the driver, and on every
+    temporary folder for the node configs and files (:mod:`.node_folder`: held
+    while the run lives, swept by a later run if this one is killed), the
+    driver, and on every
     way out (a result, an error, Ctrl-C) the backend's processes stopped
     under a shield before the folder goes.
 
@@ -806,8 +808,7 @@ async def play_nodes(
         ScenarioNotSettled: the nodes did not settle at start or after a step.
     """
     try:
-        with tempfile.TemporaryDirectory(prefix="mesh-nodes-") as tmp:
-            folder = Path(tmp)
+        with node_folder() as folder:
             async with trio.open_nursery() as nursery:
                 backend: ProcessesBackend | None = None
                 try:

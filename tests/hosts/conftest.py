@@ -8,6 +8,7 @@ import pytest
 
 from mesh.hosts.firewall import missing_nft
 from mesh.hosts.netns import missing_privilege
+from mesh.scenario.node_folder import sweep
 
 _WHY = missing_privilege()
 
@@ -67,3 +68,5 @@ def sigkill_once_started(scenario, appliances: int, cwd, while_alive=None) -> No
         run.kill()
         if run.stderr is not None:
             run.stderr.close()
+    # Its private folder (keys included) stayed; the next node run sweeps it.
+    assert sweep(), "the killed run left no node folder to sweep"
