@@ -30,8 +30,9 @@ FORBIDDEN = {
     "mesh.scenario": ("mesh.export",),
 }
 
-#: What the command-line parsers may import besides the standard library.
-CLI_ALLOWED = ("mesh.cli", "mesh.errors", "mesh.passphrase")
+#: What the command-line parsers may import besides the standard library
+#: (each of these imports nothing but the standard library itself).
+CLI_ALLOWED = ("mesh.cli", "mesh.errors", "mesh.passphrase", "mesh.parent_watch")
 
 
 def _modules(layer: str) -> list[Path]:

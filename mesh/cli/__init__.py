@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 from mesh.cli import cert, console, crl, diff, export, graph, hosts, node, password, pki, scenario
 from mesh.errors import InputError
+from mesh.parent_watch import follow_parent
 
 __all__ = ["main", "build_parser", "handler"]
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    follow_parent()  # a run's child ends with the run (mesh.parent_watch)
     try:
         return int(handler(args.func)(args) or 0)
     except InputError as exc:

@@ -18,6 +18,7 @@ import trio
 
 from mesh.errors import InputError
 from mesh.hosts.netns import Host
+from mesh.parent_watch import for_child
 
 __all__ = ["HostService"]
 
@@ -43,10 +44,10 @@ class HostService:
             InputError: it exited first, or said nothing within ``timeout``
                 seconds (one line, with its last words).
         """
+        env, fds = for_child({**os.environ, "PYTHONUNBUFFERED": "1"})  # ends if we are killed
         process = await trio.lowlevel.open_process(
             ["ip", "netns", "exec", self.host.namespace, *argv],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=fds,
         )
         self.process = process
         self.stdout, self.stderr = [], []

@@ -87,6 +87,7 @@ from mesh.scenario.load import check_scenario
 from mesh.scenario.backend import NoNetwork, UploadVerdict
 from mesh.scenario.certificates import certificates_in_play
 from mesh.scenario.driver import Driver
+from mesh.parent_watch import for_child
 from mesh.scenario.model import Scenario
 from mesh.scenario.node_folder import node_folder
 from mesh.scenario.result import LinkRow, RunResult
@@ -474,10 +475,10 @@ class ProcessesBackend(NoNetwork):
         """One process running ``names`` (one appliance, or a shard's running ones)."""
         config = self._config(names)
         assert self.nursery is not None  # a backend that runs nodes has one
+        env, fds = for_child({**os.environ, "PYTHONUNBUFFERED": "1"})  # ends if we are killed
         process = await trio.lowlevel.open_process(
             self.placement.command(names[0], [sys.executable, "-m", "mesh", "node", "--config", str(config)]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=fds,
         )
         group = {name: _Node(name, process) for name in names}
         self.nodes.update(group)

@@ -70,3 +70,18 @@ def sigkill_once_started(scenario, appliances: int, cwd, while_alive=None) -> No
             run.stderr.close()
     # Its private folder (keys included) stayed; the next node run sweeps it.
     assert sweep(), "the killed run left no node folder to sweep"
+
+
+def processes_end_in(namespaces, within: float = 30.0) -> bool:
+    """Whether every process in ``namespaces`` ended within ``within`` seconds (polled:
+    they are another process's children, nothing here can wait for them)."""
+    import time
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pids = [subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+                for ns in namespaces]
+        if not any(pids):
+            return True
+        time.sleep(0.1)
+    return False

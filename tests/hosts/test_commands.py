@@ -11,7 +11,7 @@ import pytest
 from mesh.cli import main
 from mesh.hosts import netns, run_lock
 
-from tests.hosts.conftest import needs_root, sigkill_once_started
+from tests.hosts.conftest import needs_root, processes_end_in, sigkill_once_started
 
 
 def test_without_root_it_says_so_in_one_line(capsys, monkeypatch):
@@ -83,7 +83,7 @@ def test_clean_removes_a_leftover_with_the_prefix_and_nothing_else(capsys):
 
 @needs_root
 @pytest.mark.slow
-def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(tmp_path, capsys):
+def test_after_a_sigkilled_run_its_nodes_end_and_clean_removes_its_namespaces(tmp_path, capsys):
     path = tmp_path / "two.toml"
     path.write_text(
         '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n\n'
@@ -105,11 +105,13 @@ def test_clean_after_a_sigkilled_run_ends_its_nodes_and_removes_its_namespaces(t
         "stop it and it removes its namespaces itself", line
     ), kept
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert left.count("mesh-") == 4  # switch, CRL host, two appliances
+    namespaces = [line.split()[0] for line in left.splitlines() if line.startswith("mesh-")]
+    assert len(namespaces) == 4  # switch, CRL host, two appliances
+    # The two nodes and the CRL server end on their own: their run is gone.
+    assert processes_end_in(namespaces), namespaces
     assert main(["hosts", "clean"]) == 0
     out = capsys.readouterr().out.splitlines()
-    # the two nodes and the CRL server were still running in their namespaces
-    assert sum(line.startswith("removed process ") for line in out) == 3, out
+    assert not [line for line in out if line.startswith("removed process ")], out
     assert sum(line.startswith("removed network namespace mesh-") for line in out) == 4, out
     assert sum(line.startswith("removed folder /etc/netns/mesh-") for line in out) == 4, out
     assert sum(line.startswith("removed lock file /run/mesh/hosts-") for line in out) == 1, out
@@ -139,3 +141,19 @@ def test_clean_leaves_a_run_that_is_still_going_and_names_it(capsys, tmp_path, m
         for name in (live, left):
             subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
 
+
+
+@needs_root
+def test_clean_ends_what_still_runs_in_a_leftover_namespace(capsys):
+    namespace = "mesh-0a0a0a-1"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    stray = subprocess.Popen(["ip", "netns", "exec", namespace, "sleep", "600"])
+    try:
+        assert main(["hosts", "clean", "--run", "0a0a0a"]) == 0
+        assert capsys.readouterr().out == (
+            f"removed process {stray.pid} in {namespace}\nremoved network namespace {namespace}\n"
+        )
+        assert stray.wait(timeout=30) == -9
+    finally:
+        stray.kill()
+        subprocess.run(["ip", "netns", "del", namespace], stderr=subprocess.DEVNULL)
