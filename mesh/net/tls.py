@@ -925,7 +925,16 @@ class TlsStream(trio.abc.Stream):
     async def aclose_forcefully(self) -> None:
         """Close the transport at once, without close_notify (a halted link)."""
         self._state = _State.CLOSED
-        await trio.aclose_forcefully(self.transport_stream)
+        transport = self.transport_stream
+        if type(transport) is trio.SocketStream:
+            # What trio.aclose_forcefully(transport) comes to for a socket (its
+            # aclose closes the socket, then a checkpoint that the cancelled
+            # scope swallows), without the scope: trio's cancel() formats the
+            # current task's repr for its reason, on every link that closes.
+            transport.socket.close()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            await trio.aclose_forcefully(transport)
 
 
 class _ConflictDetector:

@@ -655,6 +655,32 @@ async def test_aclose_tolerates_a_peer_that_vanished(
         nursery.cancel_scope.cancel()
 
 
+
+async def test_a_forceful_close_in_a_cancelled_scope_closes_and_does_not_raise(
+    client_ctx: SSL.Context, server_ctx: SSL.Context
+) -> None:
+    """What ``trio.aclose_forcefully`` promises, kept by the socket fast path: the
+    socket is closed at once, the call is a schedule point, and it does not
+    raise the cancellation (a cleanup path in a cancelled task runs on)."""
+
+    async def idle(stream: TlsStream) -> None:
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        server = await Server().start(nursery, server_ctx, idle)
+        client = await tls.connect("127.0.0.1", server.port, client_ctx, handshake_timeout=5)
+        sock = client.transport_stream.socket
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await client.aclose_forcefully()
+            assert sock.fileno() == -1
+            await trio.lowlevel.checkpoint()  # still cancelled: this one raises
+        assert scope.cancelled_caught
+        with pytest.raises(trio.ClosedResourceError):
+            await client.send_all(b"x")
+        nursery.cancel_scope.cancel()
+
+
 # -- the openssl CLI as an independent peer --
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
