@@ -16,6 +16,8 @@ from typing import Awaitable, Callable, NoReturn
 
 import trio
 
+from mesh.net.close_now import close_now
+
 __all__ = ["ACCEPT_CAPACITY_ERRNOS", "serve_listener"]
 
 #: What accept(2) returns when the process or system is out of room for a
@@ -59,4 +61,4 @@ async def _handle(
     try:
         await handler(stream)
     finally:
-        await trio.aclose_forcefully(stream)
+        await close_now(stream)

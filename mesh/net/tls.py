@@ -84,6 +84,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import SSL, crypto
 
 from mesh.errors import FailureCode, ValidationFailed
+from mesh.net.close_now import close_now
 from mesh.net.lean_lock import LeanLock
 from mesh.pki.issue import Issued
 from mesh.validation.memo import IdentityMemo, certificate_from_der
@@ -915,7 +916,7 @@ class TlsStream(trio.abc.Stream):
             except (trio.BrokenResourceError, trio.BusyResourceError):
                 pass
         except:
-            await trio.aclose_forcefully(self.transport_stream)
+            await close_now(self.transport_stream)
             raise
         else:
             await self.transport_stream.aclose()
@@ -925,16 +926,7 @@ class TlsStream(trio.abc.Stream):
     async def aclose_forcefully(self) -> None:
         """Close the transport at once, without close_notify (a halted link)."""
         self._state = _State.CLOSED
-        transport = self.transport_stream
-        if type(transport) is trio.SocketStream:
-            # What trio.aclose_forcefully(transport) comes to for a socket (its
-            # aclose closes the socket, then a checkpoint that the cancelled
-            # scope swallows), without the scope: trio's cancel() formats the
-            # current task's repr for its reason, on every link that closes.
-            transport.socket.close()
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        else:
-            await trio.aclose_forcefully(transport)
+        await close_now(self.transport_stream)
 
 
 class _ConflictDetector:
