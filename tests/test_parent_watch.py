@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 from mesh import parent_watch
+from tests.killed_runs import ended, wait_ended
 
 #: A run: starts one child that must not outlive it, prints the child's pid, waits.
 _RUN = """
@@ -25,29 +25,15 @@ time.sleep(600)
 _CHILD = "from mesh.parent_watch import follow_parent; follow_parent(); import time; time.sleep(600)"
 
 
-def _gone(pid: int, within: float = 20.0) -> bool:
-    """Whether ``pid`` ended within ``within`` seconds (it is not our child: polled)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().split(") ", 1)[1].startswith("Z"):
-                    return True  # ended, not yet reaped by its new parent
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_child_ends_when_its_run_is_killed():
     run = subprocess.Popen([sys.executable, "-c", _RUN, _CHILD], stdout=subprocess.PIPE, text=True)
     try:
         assert run.stdout is not None
         child = int(run.stdout.readline())
-        assert not _gone(child, within=0.3)  # alive while the run is
+        assert not ended(child)  # alive while the run is
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
-        assert _gone(child)
+        assert wait_ended([child])
     finally:
         run.kill()
         if run.stdout is not None:

@@ -8,7 +8,7 @@ import pytest
 
 from mesh.hosts.firewall import missing_nft
 from mesh.hosts.netns import missing_privilege
-from mesh.scenario.node_folder import sweep
+from tests.killed_runs import sigkill_once_started  # noqa: F401 (the hosts tests' import)
 
 _WHY = missing_privilege()
 
@@ -38,38 +38,6 @@ def leaves_nothing_behind(request):
     before = _state()
     yield
     assert _state() == before
-
-
-def sigkill_once_started(scenario, appliances: int, cwd, while_alive=None) -> None:
-    """Run ``mesh run --hosts scenario`` and SIGKILL it once its appliances have started:
-    what a killed run leaves is what ``mesh hosts clean`` is for.
-
-    ``while_alive(pid)``: called first with the run stopped (SIGSTOP), alive and
-    holding everything it made, as a run that is still going does.
-    """
-    import signal
-    import sys
-
-    run = subprocess.Popen(
-        [sys.executable, "-m", "mesh", "run", "--hosts", str(scenario)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
-    )
-    try:
-        assert run.stderr is not None
-        for line in run.stderr:
-            if f"started {appliances} appliances" in line:
-                break
-        if while_alive is not None:
-            run.send_signal(signal.SIGSTOP)
-            while_alive(run.pid)
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-    finally:
-        run.kill()
-        if run.stderr is not None:
-            run.stderr.close()
-    # Its private folder (keys included) stayed; the next node run sweeps it.
-    assert sweep(), "the killed run left no node folder to sweep"
 
 
 def processes_end_in(namespaces, within: float = 30.0) -> bool:

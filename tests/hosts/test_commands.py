@@ -11,7 +11,8 @@ import pytest
 from mesh.cli import main
 from mesh.hosts import netns, run_lock
 
-from tests.hosts.conftest import needs_root, processes_end_in, sigkill_once_started
+from tests.hosts.conftest import needs_root, processes_end_in
+from tests.killed_runs import TWO_APPLIANCES, sigkill_once_started
 
 
 def test_without_root_it_says_so_in_one_line(capsys, monkeypatch):
@@ -85,11 +86,7 @@ def test_clean_removes_a_leftover_with_the_prefix_and_nothing_else(capsys):
 @pytest.mark.slow
 def test_after_a_sigkilled_run_its_nodes_end_and_clean_removes_its_namespaces(tmp_path, capsys):
     path = tmp_path / "two.toml"
-    path.write_text(
-        '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n\n'
-        '[[appliance]]\nname = "sensor-1.contoso.test"\nrole = "sensor"\n'
-        'connects_to = ["cm.contoso.test"]\n\n[[step]]\nafter = "1d"\naction = "advance"\n'
-    )
+    path.write_text(TWO_APPLIANCES)
     kept: list[str] = []
 
     def clean_while_it_runs(pid: int) -> None:

@@ -154,6 +154,7 @@ async def test_a_soft_fail_upload_is_judged_alike_in_process_and_in_processes(ke
     assert inside.ok and apart.ok
 
 
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -162,54 +163,28 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _ended(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1].startswith("Z")  # ended, not yet reaped
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.slow
 def test_a_sigkilled_runs_nodes_end_with_it_and_its_folder_is_swept(tmp_path):
     """SIGKILL is the one way out a run cannot see: its nodes must not run on, and
     its private folder (keys included) goes at the next node run."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from mesh.scenario.node_folder import sweep
+    from tests.killed_runs import TWO_APPLIANCES, sigkill_once_started, wait_ended
 
     path = tmp_path / "two.toml"
-    path.write_text(
-        '[[appliance]]\nname = "cm.contoso.test"\nrole = "management-console"\n\n'
-        '[[appliance]]\nname = "sensor-1.contoso.test"\nrole = "sensor"\n'
-        'connects_to = ["cm.contoso.test"]\n\n[[step]]\nafter = "1d"\naction = "advance"\n'
-    )
-    run = subprocess.Popen([sys.executable, "-m", "mesh", "run", "--processes", str(path)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        assert run.stderr is not None
-        for line in run.stderr:
-            if "started 2 appliances" in line:
-                break
-        run.send_signal(signal.SIGSTOP)  # alive, its nodes running: as a run still going
-        nodes = _children(run.pid)
+    path.write_text(TWO_APPLIANCES)
+    nodes: list[int] = []
+    folders: list[Path] = []
+
+    def while_alive(pid: int) -> None:
+        nodes.extend(_children(pid))
         assert len(nodes) == 2, nodes
         with open(f"/proc/{nodes[0]}/cmdline") as cmdline:
             config = Path(cmdline.read().split("\0")[-2])  # ... --config FOLDER/NAME.toml
         assert config.parent not in sweep()  # held by its run: left alone
         assert config.exists()
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-    finally:
-        run.kill()
-        if run.stderr is not None:
-            run.stderr.close()
-    deadline = time.monotonic() + 30  # they are init's children now: polled
-    while not all(_ended(pid) for pid in nodes) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(_ended(pid) for pid in nodes), nodes
-    assert config.parent in sweep()
-    assert not config.parent.exists()
+        folders.append(config.parent)
+
+    sigkill_once_started(path, 2, tmp_path, mode="--processes", while_alive=while_alive)
+    # The helper's own sweep took the folder; the nodes ended with their run.
+    assert folders and not folders[0].exists()
+    assert wait_ended(nodes)
