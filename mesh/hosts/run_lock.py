@@ -39,9 +39,15 @@ def held(run_id: str) -> Iterator[None]:
     Raises:
         InputError: a live run holds it already (its id was used twice).
     """
-    LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = _path(run_id)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise InputError(
+            "mesh run --hosts", f"cannot make its lock {path} ({exc.strerror or exc})",
+            f"make {LOCKS} writable by root",
+        ) from None
     try:
         if not try_lock(fd):
             raise InputError(

@@ -52,3 +52,14 @@ def test_a_run_id_in_use_is_one_line(locks):
         f"mesh run --hosts: run id 0d0d0d is in use by a run still going (pid {os.getpid()}); "
         "run it again: each run picks a new id"
     )
+
+
+def test_a_lock_that_cannot_be_made_is_one_line(locks):
+    locks.write_text("a file where the folder should be")
+    with pytest.raises(InputError) as caught:
+        with run_lock.held("0e0e0e"):
+            pass
+    assert caught.value.line() == (
+        f"mesh run --hosts: cannot make its lock {locks}/hosts-0e0e0e.lock (File exists); "
+        f"make {locks} writable by root"
+    )
