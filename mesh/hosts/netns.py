@@ -351,15 +351,11 @@ async def clean(run: str | None = None) -> Cleaned:
     as a killed run's, and removing them would end its nodes under it.
     """
     found = await leftovers(run)
-    kept: dict[str, int] = {}
-    for run_id in sorted({_run_of(name) for name in found}):
-        pid = run_lock.holder(run_id)
-        if pid is not None:
-            kept[run_id] = pid
+    runs = sorted({_run_of(name) for name in found})
+    kept = {run_id: pid for run_id in runs if (pid := run_lock.holder(run_id)) is not None}
     removed = await _remove([name for name in found if _run_of(name) not in kept])
-    for run_id in sorted({_run_of(name) for name in found} - set(kept)):
-        lock = run_lock.stale(run_id)
-        if lock is not None:
+    for run_id in runs:
+        if run_id not in kept and (lock := run_lock.stale(run_id)) is not None:
             removed.append(f"lock file {lock}")
     return Cleaned(removed=removed, kept=kept)
 
