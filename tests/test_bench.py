@@ -74,6 +74,8 @@ def test_quick_run_of_every_measurement(tmp_path, keys):
     engine = {f["name"]: f["value"] for f in data["figures"] if f["measurement"] == "engine"}
     assert engine["20 sensors: bring-up / floor"] > 0
     assert "20 sensors: RSS per link beyond the TLS floor" in engine
+    assert engine["bare link / floor"] > 0  # how much of the 2x a link's transport takes
+    assert engine["bare link: CPU per link, both ends here"] > 0
     assert {"5,000 sensors up in one process vs the handshake floor",
             "memory per link beyond the TLS floor at 5,000 sensors"} <= set(by_name)
     assert not {"5,000 sensors up in one process", "memory per link at 5,000 sensors"} & set(by_name)

@@ -34,6 +34,7 @@ from typing import Literal, Sequence, TypedDict, overload
 import trio
 
 from mesh.appliances import ApplianceSpec, Mesh
+from mesh.bench.bare_link import bare_links
 from mesh.bench.context import Bench
 from mesh.bench.procstat import rss_bytes
 from mesh.bench.targets import Key
@@ -46,6 +47,11 @@ from mesh.pki.issue import KeySource
 __all__ = ["NAME", "run", "bring_up", "floor_in_child", "handshake_floor", "tls_pair_floor"]
 
 NAME = "engine"
+
+#: The bare link's figures (:mod:`mesh.bench.bare_link`): no target reads
+#: them; they tell how much of twice the floor a link's transport takes.
+BARE_LINK = "bare link: CPU per link, both ends here"
+BARE_LINK_RATIO = "bare link / floor"
 
 _KEY_POOL = 16
 
@@ -227,12 +233,16 @@ class _KeysOnly:
         self.keys: KeySource = KeyPool().cursor()
 
 
-def _in_this_process(kind: str, size: int, bench: Bench | _KeysOnly | None = None) -> Floor | BringUp:
+def _in_this_process(
+    kind: str, size: int, bench: Bench | _KeysOnly | None = None
+) -> Floor | BringUp | float:
     _raise_fd_limit(4 * size + 256)
     if bench is None:
         bench = _KeysOnly()
     if kind == "floor":
         return trio.run(tls_pair_floor, bench, size)
+    if kind == "bare-link":
+        return trio.run(bare_links, bench.keys, size)
     return trio.run(bring_up, bench, size)
 
 
@@ -240,7 +250,11 @@ def _in_this_process(kind: str, size: int, bench: Bench | _KeysOnly | None = Non
 def _measure(kind: Literal["floor"], size: int, bench: Bench) -> Floor: ...
 @overload
 def _measure(kind: Literal["bring-up"], size: int, bench: Bench) -> BringUp: ...
-def _measure(kind: Literal["floor", "bring-up"], size: int, bench: Bench) -> Floor | BringUp:
+@overload
+def _measure(kind: Literal["bare-link"], size: int, bench: Bench) -> float: ...
+def _measure(
+    kind: Literal["floor", "bring-up", "bare-link"], size: int, bench: Bench
+) -> Floor | BringUp | float:
     """One measurement in a fresh child process, so its memory figure is its own.
 
     RSS growth is only meaningful from a clean heap: in one process, memory
@@ -293,6 +307,18 @@ def run(bench: Bench) -> None:
         NAME, "floor: CPU per mutual-TLS handshake, both ends here", cpu * 1000, "ms",
         f"no validation; 5,000 links cannot come up faster than 5,000 of these; the lowest of "
         f"{tries + 1} child processes",
+    )
+    bare_count = bench.pick(1_000, 50)
+    bare = _measure("bare-link", bare_count, bench)
+    bench.record(
+        NAME, BARE_LINK, bare * 1000, "ms",
+        f"{bare_count:,} links, 32 dialing at a time: TCP connect and accept, the handshake, "
+        "a record each way, close_notify; nothing else of mesh (mesh.bench.bare_link)",
+    )
+    bench.record(
+        NAME, BARE_LINK_RATIO, bare / cpu, "x",
+        "what a link's transport alone costs over the floor; the 2x targets leave the rest "
+        "of twice the floor for everything mesh does besides",
     )
     for sensors in sizes:
         label = f"{sensors:,} sensors"
