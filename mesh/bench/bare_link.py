@@ -7,7 +7,8 @@ whatever mesh does besides: its dialer connects to a listening port and the
 listener accepts, each end sends one record and reads the other's (the
 verdicts), and the dialer closes with close_notify. Here those steps run with
 mesh's own parts (``tls.connect``, ``accepting.serve_listener``, shared
-contexts with credentials per connection, ``dial_slots`` dials at a time) and
+contexts with credentials per connection, as many dialing at once as the engine's
+``EngineSettings.dial_slots``) and
 none of the rest: no validation, CRLs, events, link records or frames. The
 figure tells how much of a link's cost is its transport, so what is left of
 twice the floor for mesh's own work is a figure of the run, not a guess.
@@ -21,6 +22,7 @@ import time
 
 import trio
 
+from mesh.appliances.settings import EngineSettings
 from mesh.net import tls
 from mesh.net.accepting import serve_listener
 from mesh.pki.deployment import ApplianceRequest, Pki
@@ -37,7 +39,9 @@ _KEY_POOL = 16
 _ROUND_LIMIT = 60.0
 
 
-async def bare_links(keys: KeySource, links: int, *, at_once: int = 32) -> float:
+async def bare_links(
+    keys: KeySource, links: int, *, at_once: int = EngineSettings().dial_slots
+) -> float:
     """CPU seconds per link for ``links`` bare links, ``at_once`` dialing at a time.
 
     Both ends run in this process, as in the floor. A warm-up of ``at_once``

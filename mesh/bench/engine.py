@@ -312,7 +312,7 @@ def run(bench: Bench) -> None:
     bare = _measure("bare-link", bare_count, bench)
     bench.record(
         NAME, BARE_LINK, bare * 1000, "ms",
-        f"{bare_count:,} links, 32 dialing at a time: TCP connect and accept, the handshake, "
+        f"{bare_count:,} links, as many dialing at once as the dial slots: TCP connect and accept, the handshake, "
         "a record each way, close_notify; nothing else of mesh (mesh.bench.bare_link)",
     )
     bench.record(
