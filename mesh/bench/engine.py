@@ -8,7 +8,9 @@ process's resident memory per link; each beside the floor measured in the
 same run (a child process handshaking pairs of TLS streams with nothing
 else): the time over sensors x the CPU of one handshake, both ends here, and
 the memory beyond what one idle handshaken pair holds. The targets read those
-two ratios, never a time or a size on its own. At 1,000 sensors, the CRL fetches: how
+two ratios, never a time or a size on its own. Beside the floor, the bare link
+(:mod:`mesh.bench.bare_link`): what a link's transport alone costs, a figure no
+target reads. At 1,000 sensors, the CRL fetches: how
 many HTTP requests reached the CRL server per URL, and how many times any one
 appliance fetched the same URL (its own single flight: one is the goal, as
 each appliance keeps its own CRL cache).
@@ -312,8 +314,9 @@ def run(bench: Bench) -> None:
     bare = _measure("bare-link", bare_count, bench)
     bench.record(
         NAME, BARE_LINK, bare * 1000, "ms",
-        f"{bare_count:,} links, as many dialing at once as the dial slots: TCP connect and accept, the handshake, "
-        "a record each way, close_notify; nothing else of mesh (mesh.bench.bare_link)",
+        f"{bare_count:,} links, as many dialing at once as the dial slots: TCP connect and "
+        "accept, the handshake, a record each way, close_notify; nothing else of mesh "
+        "(mesh.bench.bare_link)",
     )
     bench.record(
         NAME, BARE_LINK_RATIO, bare / cpu, "x",
